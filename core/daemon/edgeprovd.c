@@ -1,0 +1,100 @@
+/* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "log.h"
+#include "site.h"
+
+static const char usage_text[] =
+    "Usage: edgeprovd [--config FILE] [--log-level LEVEL] [--check]\n"
+    "\n"
+    "The edgeprov orchestrator daemon. Without a config file it runs on embedded defaults.\n"
+    "\n"
+    "Options:\n"
+    "  --config FILE      site config (default: $" EP_SITE_CONFIG_ENV ", else " EP_SITE_CONFIG_SYSTEM
+    "\n"
+    "                     if it exists, else the embedded defaults)\n"
+    "  --log-level LEVEL  error, warn, info (default) or debug\n"
+    "  --check            load the config and plugins, then exit (0 when startup would succeed)\n"
+    "  --version          print the version\n"
+    "  -h, --help         print this help\n";
+
+int main(int argc, char **argv) {
+  const char *config_path = NULL;
+  int level = EP_LOG_INFO;
+  int check_only = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs(usage_text, stdout);
+      return EXIT_SUCCESS;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      printf("edgeprovd %s (plugin ABI %d.%d)\n", EP_VERSION, EP_ABI_MAJOR, EP_ABI_MINOR);
+      return EXIT_SUCCESS;
+    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc && ep_log_level_parse(argv[i + 1]) >= 0) {
+      level = ep_log_level_parse(argv[++i]);
+    } else if (strcmp(argv[i], "--check") == 0) {
+      check_only = 1;
+    } else {
+      fprintf(stderr, "edgeprovd: bad argument '%s'\n%s", argv[i], usage_text);
+      return 2;
+    }
+  }
+  ep_log_setup(stderr, level);
+
+  /* Block the stop signals before any plugin starts a thread, so every thread inherits the
+   * mask and only sigwait below receives them. */
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+  const char *path = ep_site_config_path(config_path);
+  ep_log(EP_LOG_INFO, "edgeprovd", "starting version=%s config=%s", EP_VERSION, path ? path : "(embedded defaults)");
+  ep_diags diags = {0};
+  ep_site *site = NULL;
+  int r = ep_site_open(&site, path, &diags);
+  for (size_t i = 0; i < diags.count; i++) {
+    const ep_diag *d = &diags.items[i];
+    ep_log(d->severity == EP_DIAG_ERROR ? EP_LOG_ERROR : EP_LOG_WARN, "config", "%s%s%.0d%s%s",
+           d->file ? d->file : "", d->file ? ":" : "", d->line, d->file ? ": " : "", d->message);
+  }
+  size_t errors = diags.errors;
+  ep_diags_clear(&diags);
+  if (r < 0 || errors > 0) {
+    ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: the config has %zu error(s); run: edgeprov config check %s",
+           errors, path ? path : "FILE");
+    ep_site_free(site);
+    return EXIT_FAILURE;
+  }
+  if (ep_plugins_start(site->plugins, site->config) < 0) {
+    ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
+    ep_site_free(site);
+    return EXIT_FAILURE;
+  }
+  char line[EP_ERROR_MESSAGE_MAX + 512];
+  for (size_t i = 0; i < site->plugins->count; i++)
+    if (ep_site_plugin_problem(site->plugins->items[i], line, sizeof line))
+      ep_log(EP_LOG_WARN, "loader", "%s (skipped)", line);
+  for (size_t i = 0; i < site->plugins->started_count; i++) {
+    const ep_plugin *p = site->plugins->started[i];
+    ep_log(EP_LOG_INFO, "loader", "plugin %s %s active (%s)", p->entry->id, p->entry->version, p->path);
+  }
+  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu", ep_provisioning_mode_name(site->config->mode),
+         site->plugins->started_count);
+
+  if (!check_only) {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  }
+  ep_site_free(site);
+  ep_log(EP_LOG_INFO, "edgeprovd", "stopped");
+  return EXIT_SUCCESS;
+}

@@ -1,0 +1,80 @@
+/* core: the site config (edgeprov.conf, libconfig syntax): core keys, embedded defaults,
+ * and validation of each plugin's section against the plugin's declared settings. */
+#ifndef EP_CORE_CONFIG_H
+#define EP_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "diag.h"
+#include "fields.h"
+
+#define EP_CONFIG_FILE_MAX (1024 * 1024) /* largest config file read */
+#define EP_CONFIG_LIST_MAX 64            /* most entries in one list (plugin dirs, plugins) */
+#define EP_CONFIG_PATH_MAX 1024          /* longest path or address value */
+
+typedef enum { EP_MODE_NZTP, EP_MODE_NON_ZTP } ep_provisioning_mode;
+
+typedef struct ep_strv {
+  char **items;
+  size_t count;
+} ep_strv;
+
+typedef struct ep_config_source ep_config_source;
+
+/* A validated site config. Every field is set (defaults fill what the file leaves out). */
+typedef struct ep_config {
+  char *path; /* the file read, or NULL for embedded defaults */
+  char *listen_management; /* "unix:/path" or "host:port" */
+  char *listen_grpc;       /* southbound gRPC, "host:port" */
+  char *listen_https;      /* embedded HTTPS server, "host:port" */
+  char *data_dir;
+  ep_strv plugin_dirs; /* searched in order; the first plugin with an ID wins */
+  char *tls_cert;      /* PEM files, NULL when unset */
+  char *tls_key;
+  char *tls_ca;
+  ep_provisioning_mode mode;
+  bool plugins_enabled_set; /* false: every plugin found is enabled */
+  ep_strv plugins_enabled;  /* in init order */
+  ep_strv plugins_required;
+  ep_config_source *source; /* the parsed file, NULL for embedded defaults */
+} ep_config;
+
+/* Embedded defaults: what edgeprovd runs on without a config file. plugin_dir is the
+ * default plugin directory (see ep_config_default_plugin_dir). */
+int ep_config_new_defaults(ep_config **out, const char *plugin_dir);
+
+/* Reads path and validates its core keys. Every problem is added to diags with file and
+ * line. Returns 0 with *out set when the file could be read and parsed: the config is valid
+ * only if diags gained no error (a bad value keeps its default so checking can go on).
+ * Returns EP_ENOENT or EP_EINVAL when the file cannot be read or parsed (in diags too).
+ * Plugin sections are checked later with ep_config_check_plugin_section. */
+int ep_config_load(ep_config **out, const char *path, const char *default_plugin_dir, ep_diags *diags);
+
+void ep_config_free(ep_config *config);
+
+/* Validates the section named plugin_id (if present) into settings (prepared with
+ * ep_fields_init): unknown keys with a suggestion, wrong types, bounds, missing required
+ * settings. Returns the number of errors added to diags. */
+size_t ep_config_check_plugin_section(const ep_config *config, const char *plugin_id, ep_fields *settings,
+                                      ep_diags *diags);
+
+/* Reports top-level sections that are neither core keys nor one of known_ids (error, with a
+ * suggestion), and sections of known plugins that are not enabled (warning). */
+void ep_config_check_sections(const ep_config *config, const char *const *known_ids, size_t known_count,
+                              ep_diags *diags);
+
+/* True when the plugin is enabled by this config. */
+bool ep_config_plugin_enabled(const ep_config *config, const char *plugin_id);
+bool ep_config_plugin_required(const ep_config *config, const char *plugin_id);
+
+/* The plugin directory next to the running program: <exe dir>/../lib/edgeprov/plugins,
+ * which is right both in the build tree and under an install prefix. Caller frees. */
+char *ep_config_default_plugin_dir(void);
+
+/* True when id is a valid plugin ID: [a-z][a-z0-9-]*, at most 63 characters. */
+bool ep_plugin_id_valid(const char *id);
+
+const char *ep_provisioning_mode_name(ep_provisioning_mode mode);
+
+#endif

@@ -1,0 +1,102 @@
+/* core: the host-services table, see host.h. */
+#include "host.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "plugin.h"
+
+/* Largest single allocation a plugin may ask for (1 GiB). */
+#define HOST_ALLOC_MAX (UINT64_C(1) << 30)
+
+static void host_log(ep_ctx *ctx, int32_t level, const char *message) {
+  ep_log_message(level, ctx && ctx->plugin_id ? ctx->plugin_id : "plugin", message ? message : "");
+}
+
+static void *host_alloc(ep_ctx *ctx, uint64_t size) {
+  (void)ctx;
+  if (size == 0 || size > HOST_ALLOC_MAX) return NULL;
+  return malloc((size_t)size);
+}
+
+static void host_free(ep_ctx *ctx, void *ptr) {
+  (void)ctx;
+  free(ptr);
+}
+
+static int32_t host_setting_string(ep_ctx *ctx, const char *name, const char **out) {
+  return ctx && ctx->settings ? ep_fields_get_string(ctx->settings, name, out) : EP_EINVAL;
+}
+
+static int32_t host_setting_int(ep_ctx *ctx, const char *name, int64_t *out) {
+  return ctx && ctx->settings ? ep_fields_get_int(ctx->settings, name, out) : EP_EINVAL;
+}
+
+static int32_t host_setting_bool(ep_ctx *ctx, const char *name, int32_t *out) {
+  return ctx && ctx->settings ? ep_fields_get_bool(ctx->settings, name, out) : EP_EINVAL;
+}
+
+static int32_t host_param_string(ep_ctx *ctx, const char *name, const char **out) {
+  return ctx && ctx->params ? ep_fields_get_string(ctx->params, name, out) : EP_EINVAL;
+}
+
+static int32_t host_param_int(ep_ctx *ctx, const char *name, int64_t *out) {
+  return ctx && ctx->params ? ep_fields_get_int(ctx->params, name, out) : EP_EINVAL;
+}
+
+static int32_t host_param_bool(ep_ctx *ctx, const char *name, int32_t *out) {
+  return ctx && ctx->params ? ep_fields_get_bool(ctx->params, name, out) : EP_EINVAL;
+}
+
+static void host_set_error(ep_ctx *ctx, int32_t code, const char *message) {
+  if (!ctx) return;
+  ctx->error_code = code;
+  snprintf(ctx->error_message, sizeof ctx->error_message, "%s", message ? message : "");
+}
+
+static void host_progress(ep_ctx *ctx, uint64_t done, uint64_t total, const char *message) {
+  if (ctx && ctx->progress) ctx->progress(ctx->progress_data, done, total, message);
+}
+
+static int32_t host_cancelled(ep_ctx *ctx) {
+  return ctx && ctx->cancel && atomic_load(ctx->cancel) ? 1 : 0;
+}
+
+static const void *host_capability(ep_ctx *ctx, const char *capability_id) {
+  if (!ctx || !ctx->plugins || !capability_id) return NULL;
+  return ep_plugins_capability(ctx->plugins, capability_id, NULL);
+}
+
+static const ep_host host_table = {
+    .struct_size = sizeof(ep_host),
+    .abi_major = EP_ABI_MAJOR,
+    .abi_minor = EP_ABI_MINOR,
+    .log = host_log,
+    .alloc = host_alloc,
+    .free = host_free,
+    .setting_string = host_setting_string,
+    .setting_int = host_setting_int,
+    .setting_bool = host_setting_bool,
+    .set_error = host_set_error,
+    .progress = host_progress,
+    .cancelled = host_cancelled,
+    .param_string = host_param_string,
+    .param_int = host_param_int,
+    .param_bool = host_param_bool,
+    .capability = host_capability,
+};
+
+const ep_host *ep_host_table(void) { return &host_table; }
+
+void ep_ctx_init(ep_ctx *ctx, const char *plugin_id, const ep_fields *settings,
+                 const struct ep_plugin_set *plugins) {
+  memset(ctx, 0, sizeof *ctx);
+  ctx->plugin_id = plugin_id;
+  ctx->settings = settings;
+  ctx->plugins = plugins;
+}
+
+const char *ep_ctx_error(const ep_ctx *ctx, const char *fallback) {
+  return ctx->error_message[0] ? ctx->error_message : fallback;
+}

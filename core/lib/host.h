@@ -1,0 +1,41 @@
+/* core: the host-services table handed to plugins, and the contexts behind it. */
+#ifndef EP_CORE_HOST_H
+#define EP_CORE_HOST_H
+
+#include <stdatomic.h>
+
+#include <edgeprov/host.h>
+
+#include "error.h"
+#include "fields.h"
+
+struct ep_plugin_set;
+
+/* Receives progress reports of an action run (from the plugin's thread). */
+typedef void (*ep_progress_fn)(void *data, uint64_t done, uint64_t total, const char *message);
+
+/* A context: one per loaded plugin (settings, log name) and one per action run (adds
+ * parameters, progress and cancellation). Owned by the core; plugins see it as opaque. */
+struct ep_ctx {
+  const char *plugin_id;              /* names log lines and errors */
+  const ep_fields *settings;          /* the plugin's validated settings */
+  const ep_fields *params;            /* the run's validated parameters, NULL outside a run */
+  ep_progress_fn progress;            /* NULL: progress is dropped */
+  void *progress_data;
+  const atomic_int *cancel;           /* non-zero asks the run to stop; NULL: never */
+  const struct ep_plugin_set *plugins; /* for capability lookups */
+  int32_t error_code;                 /* last set_error, 0 when none */
+  char error_message[EP_ERROR_MESSAGE_MAX];
+};
+
+/* The table handed to every plugin's init; static, valid for the life of the process. */
+const ep_host *ep_host_table(void);
+
+/* Prepares a plugin's context. */
+void ep_ctx_init(ep_ctx *ctx, const char *plugin_id, const ep_fields *settings,
+                 const struct ep_plugin_set *plugins);
+
+/* The message the plugin set with set_error, or fallback when it set none. */
+const char *ep_ctx_error(const ep_ctx *ctx, const char *fallback);
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs every build and test dependency of edgeprov from Debian packages.
+# The one place that lists them. Idempotent and non-interactive: safe to run again.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  # core libraries
+  libconfig-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
+  libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev
+  # tests
+  libcmocka-dev openssl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

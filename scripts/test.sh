@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test command: installs what is needed, then builds edgeprov twice, plainly and with
+# AddressSanitizer + UndefinedBehaviorSanitizer, and runs the whole suite (ctest) in both.
+# Usage: scripts/test.sh            (build trees go to build/release and build/sanitize)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/install-deps.sh
+
+jobs=$(nproc)
+run_suite() {
+  local name=$1
+  shift
+  echo "==> $name: configure and build"
+  cmake -S . -B "build/$name" -G Ninja "$@" >/dev/null
+  cmake --build "build/$name" -j "$jobs"
+  echo "==> $name: test"
+  ctest --test-dir "build/$name" --output-on-failure -j "$jobs"
+}
+
+run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# Sanitizer findings fail the run (-fno-sanitize-recover=all, halt_on_error).
+export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DEP_SANITIZE=ON

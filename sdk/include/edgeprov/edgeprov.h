@@ -1,0 +1,10 @@
+/* edgeprov SDK: everything a plugin includes. */
+#ifndef EDGEPROV_EDGEPROV_H
+#define EDGEPROV_EDGEPROV_H
+
+#include "abi.h"
+#include "actions.h"
+#include "host.h"
+#include "plugin.h"
+
+#endif

@@ -1,0 +1,104 @@
+/* edgeprov SDK: the host-services table the core hands to every plugin. */
+#ifndef EDGEPROV_HOST_H
+#define EDGEPROV_HOST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A context owned by the host. init receives the plugin's context; an action's run receives
+ * a context for that one run. Every host service takes the context it was handed, so the
+ * host knows whose settings to look up and whose progress to report. A plugin never frees
+ * or dereferences a context, and uses a run's context only during that run. */
+typedef struct ep_ctx ep_ctx;
+
+/* Host services. All functions are safe to call from any thread the host called the plugin
+ * on. Strings handed to the host are copied; strings handed out by the host are owned by
+ * the host and stay valid for the lifetime of the context they came from.
+ * Appended fields arrive with a newer minor: check struct_size before using them
+ * (EP_HOST_HAS). */
+typedef struct ep_host {
+  uint32_t struct_size;
+  uint16_t abi_major;
+  uint16_t abi_minor;
+
+  /* Writes one log line attributed to the plugin. message is plain text; the host adds
+   * time, level and plugin name. Never pass secrets. */
+  void (*log)(ep_ctx *ctx, int32_t level, const char *message);
+
+  /* Memory that crosses the ABI: allocate with alloc, release with free. alloc returns NULL
+   * when out of memory; free accepts NULL. */
+  void *(*alloc)(ep_ctx *ctx, uint64_t size);
+  void (*free)(ep_ctx *ctx, void *ptr);
+
+  /* Typed lookup of the plugin's validated settings (declared defaults applied).
+   * Return 0 and set *out, EP_ENOENT when the setting is unset and has no default, or
+   * EP_EINVAL when name is not declared with that type. *out is untouched on failure. */
+  int32_t (*setting_string)(ep_ctx *ctx, const char *name, const char **out);
+  int32_t (*setting_int)(ep_ctx *ctx, const char *name, int64_t *out);
+  int32_t (*setting_bool)(ep_ctx *ctx, const char *name, int32_t *out);
+
+  /* Records why the current call fails; the host shows it with the plugin's name. Call it
+   * before returning a negative code from init or run. */
+  void (*set_error)(ep_ctx *ctx, int32_t code, const char *message);
+
+  /* Reports progress of the running action: done and total in bytes or steps (total 0 when
+   * unknown), message a short phrase or NULL. No-op outside a run. */
+  void (*progress)(ep_ctx *ctx, uint64_t done, uint64_t total, const char *message);
+
+  /* Returns non-zero once the host wants the current run to stop (cancel, deadline or
+   * shutdown). Long loops check it and return EP_ECANCELED. */
+  int32_t (*cancelled)(ep_ctx *ctx);
+
+  /* Typed lookup of the current action run's validated parameters; same contract as the
+   * setting lookups. EP_EINVAL outside a run. */
+  int32_t (*param_string)(ep_ctx *ctx, const char *name, const char **out);
+  int32_t (*param_int)(ep_ctx *ctx, const char *name, int64_t *out);
+  int32_t (*param_bool)(ep_ctx *ctx, const char *name, int32_t *out);
+
+  /* Finds a capability another plugin (or the host) registered, by ID with revision
+   * ("edgeprov.storage/1"). Returns the capability's table, or NULL if none is loaded.
+   * Valid until the caller's deinit. */
+  const void *(*capability)(ep_ctx *ctx, const char *capability_id);
+} ep_host;
+
+/* True when the host table is new enough to carry the named member. */
+#define EP_HOST_HAS(host, member)                                                          \
+  ((host)->struct_size >= (uint32_t)(offsetof(ep_host, member) + sizeof((host)->member)))
+
+/* Formats and logs one line through host->log. Lines longer than 1 KiB are cut. */
+static inline void ep_logf(const ep_host *host, ep_ctx *ctx, int32_t level, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static inline void ep_logf(const ep_host *host, ep_ctx *ctx, int32_t level, const char *fmt, ...) {
+  char line[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  host->log(ctx, level, line);
+}
+
+/* Formats a message, records it with host->set_error and returns code, so a failure path
+ * reads `return ep_failf(host, ctx, EP_EINVAL, "...", ...);`. */
+static inline int32_t ep_failf(const ep_host *host, ep_ctx *ctx, int32_t code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static inline int32_t ep_failf(const ep_host *host, ep_ctx *ctx, int32_t code, const char *fmt, ...) {
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  host->set_error(ctx, code, message);
+  return code;
+}
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,208 @@
+/* Unit tests of core/lib/config.c (and the config side of site.c): core keys, defaults,
+ * file:line diagnostics, did-you-mean, plugin sections checked against declared settings. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "site.h"
+#include "support/testutil.h"
+
+static int setup(void **state) {
+  *state = tu_mkdtemp();
+  return *state ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  tu_rmdir(*state);
+  return 0;
+}
+
+static void embedded_defaults(void **state) {
+  (void)state;
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_new_defaults(&c, "/opt/plugins"), 0);
+  assert_null(c->path);
+  assert_string_equal(c->listen_management, "unix:/run/edgeprov/edgeprov.sock");
+  assert_string_equal(c->data_dir, "/var/lib/edgeprov");
+  assert_int_equal(c->mode, EP_MODE_NZTP);
+  assert_int_equal(c->plugin_dirs.count, 1);
+  assert_string_equal(c->plugin_dirs.items[0], "/opt/plugins");
+  assert_false(c->plugins_enabled_set);
+  assert_true(ep_config_plugin_enabled(c, "anything"));
+  ep_config_free(c);
+}
+
+static void reads_every_core_key(void **state) {
+  char *cert = tu_write(*state, "cert.pem", "x");
+  char *key = tu_write(*state, "key.pem", "x");
+  char text[2048];
+  snprintf(text, sizeof text,
+           "listen = { management = \"127.0.0.1:7001\"; grpc = \"[::1]:7443\"; https = \"0.0.0.0:0\"; };\n"
+           "paths = { data = \"/srv/edgeprov\"; plugins = [ \"/a\", \"/b\" ]; };\n"
+           "tls = { cert = \"%s\"; key = \"%s\"; };\n"
+           "provisioning = { mode = \"non-ZTP\"; };\n"
+           "plugins = { enabled = [ \"beta\", \"alpha\" ]; required = [ \"alpha\" ]; };\n",
+           cert, key);
+  char *path = tu_write(*state, "good.conf", text);
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_load(&c, path, "/default", &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  assert_string_equal(c->listen_management, "127.0.0.1:7001");
+  assert_string_equal(c->listen_grpc, "[::1]:7443");
+  assert_string_equal(c->data_dir, "/srv/edgeprov");
+  assert_int_equal(c->plugin_dirs.count, 2);
+  assert_string_equal(c->plugin_dirs.items[1], "/b");
+  assert_string_equal(c->tls_cert, cert);
+  assert_int_equal(c->mode, EP_MODE_NON_ZTP);
+  assert_true(c->plugins_enabled_set);
+  assert_string_equal(c->plugins_enabled.items[0], "beta");
+  assert_true(ep_config_plugin_required(c, "alpha"));
+  assert_false(ep_config_plugin_enabled(c, "gamma"));
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(cert);
+  free(key);
+  free(path);
+}
+
+static void core_errors_name_line_and_reason(void **state) {
+  char *path = tu_write(*state, "bad.conf",
+                        "listen = {\n"
+                        "  managment = \"unix:/run/x.sock\";\n" /* 2: misspelt */
+                        "  grpc = \"nohostport\";\n"            /* 3: bad address */
+                        "  https = \"unix:/run/https.sock\";\n" /* 4: unix not allowed */
+                        "};\n"
+                        "paths = { data = 5; plugins = \"/one\"; };\n" /* 6: wrong types */
+                        "provisioning = { mode = \"zero\"; };\n"       /* 7: bad enum */
+                        "plugins = { enabled = [ \"Bad_ID\" ]; required = [ \"other\" ]; };\n" /* 8 */
+                        "tls = { ca = \"relative.pem\"; key = \"/etc/passwd\"; };\n"); /* 9 */
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 2, "unknown key 'listen.managment' (did you mean 'management'?)"));
+  assert_true(tu_has_diag(&diags, 3, "'listen.grpc': \"nohostport\": expected host:port"));
+  assert_true(tu_has_diag(&diags, 4, "UNIX sockets are not allowed here"));
+  assert_true(tu_has_diag(&diags, 6, "'paths.data': expected a string, got an integer"));
+  assert_true(tu_has_diag(&diags, 6, "'paths.plugins': expected a list of strings"));
+  assert_true(tu_has_diag(&diags, 7, "must be \"nztp\" or \"non-ztp\""));
+  assert_true(tu_has_diag(&diags, 8, "not a plugin ID"));
+  assert_true(tu_has_diag(&diags, 8, "plugin 'other' is required but not in plugins.enabled"));
+  assert_true(tu_has_diag(&diags, 9, "must be an absolute path"));
+  assert_true(tu_has_diag(&diags, 0, "cert and key must be set together"));
+  assert_int_equal(diags.errors, 10);
+  assert_string_equal(c->data_dir, "/var/lib/edgeprov"); /* a bad value keeps its default */
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+}
+
+static void syntax_and_io_errors(void **state) {
+  char *path = tu_write(*state, "syntax.conf", "listen = {\n  grpc = \"a:1\";\n  = 5;\n};\n");
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), EP_EINVAL);
+  assert_null(c);
+  assert_true(tu_has_diag(&diags, 3, "syntax:"));
+  ep_diags_clear(&diags);
+
+  assert_int_equal(ep_config_load(&c, "/nonexistent/edgeprov.conf", NULL, &diags), EP_ENOENT);
+  assert_true(tu_has_diag(&diags, 0, "cannot read: No such file or directory"));
+  ep_diags_clear(&diags);
+
+  char *big = malloc(EP_CONFIG_FILE_MAX + 2);
+  memset(big, '#', EP_CONFIG_FILE_MAX + 1);
+  big[EP_CONFIG_FILE_MAX + 1] = '\0';
+  char *big_path = tu_write(*state, "big.conf", big);
+  assert_int_equal(ep_config_load(&c, big_path, NULL, &diags), EP_EINVAL);
+  assert_true(tu_has_diag(&diags, 0, "larger than the"));
+  ep_diags_clear(&diags);
+  free(big);
+  free(big_path);
+  free(path);
+}
+
+/* Writes a config whose plugin directory holds gamma (required 'endpoint' setting). */
+static char *gamma_config(const char *dir, const char *name, const char *body) {
+  char text[2048];
+  snprintf(text, sizeof text, "paths = { plugins = [ \"%s\" ]; };\n%s", TEST_PLUGIN_REQUIRED_DIR, body);
+  return tu_write(dir, name, text);
+}
+
+static void plugin_sections_follow_declared_settings(void **state) {
+  char *path = gamma_config(*state, "gamma.conf",
+                            "gamma = {\n"                 /* 2 */
+                            "  endpont = \"https://x\";\n" /* 3: misspelt */
+                            "  timeout_s = 99999;\n"      /* 4: out of range */
+                            "  verbose = \"yes\";\n"      /* 5: wrong type */
+                            "};\n"
+                            "gama = { };\n"               /* 7: misspelt section */
+                            "plugns = { };\n");           /* 8: misspelt core key */
+  ep_diags diags = {0};
+  ep_site *site = NULL;
+  assert_int_equal(ep_site_open(&site, path, &diags), 0);
+  assert_true(tu_has_diag(&diags, 3, "unknown key 'gamma.endpont' (did you mean 'endpoint'?)"));
+  assert_true(tu_has_diag(&diags, 4, "'timeout_s': 99999 is out of range [1, 3600]"));
+  assert_true(tu_has_diag(&diags, 5, "'verbose': expected bool, got a string"));
+  assert_true(tu_has_diag(&diags, 2, "plugin 'gamma': missing required setting 'endpoint' (string)"));
+  assert_true(tu_has_diag(&diags, 7, "unknown key 'gama' (did you mean 'gamma'?)"));
+  assert_true(tu_has_diag(&diags, 8, "unknown key 'plugns' (did you mean 'plugins'?)"));
+  assert_int_equal(diags.errors, 6);
+  ep_plugin *gamma = ep_plugins_find(site->plugins, "gamma");
+  assert_non_null(gamma);
+  assert_int_equal(gamma->state, EP_PLUGIN_REFUSED);
+  ep_site_free(site);
+  ep_diags_clear(&diags);
+  free(path);
+}
+
+static void good_plugin_section_reaches_the_plugin(void **state) {
+  char *path = gamma_config(*state, "gamma-ok.conf", "gamma = { endpoint = \"https://vendor\"; verbose = true; };\n");
+  ep_diags diags = {0};
+  ep_site *site = NULL;
+  assert_int_equal(ep_site_open(&site, path, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  ep_plugin *gamma = ep_plugins_find(site->plugins, "gamma");
+  assert_int_equal(gamma->state, EP_PLUGIN_READY);
+  const char *endpoint = NULL;
+  int64_t timeout = 0;
+  int32_t verbose = 0;
+  assert_int_equal(ep_fields_get_string(&gamma->settings, "endpoint", &endpoint), 0);
+  assert_string_equal(endpoint, "https://vendor");
+  assert_int_equal(ep_fields_get_int(&gamma->settings, "timeout_s", &timeout), 0);
+  assert_int_equal(timeout, 30);
+  assert_int_equal(ep_fields_get_bool(&gamma->settings, "verbose", &verbose), 0);
+  assert_int_equal(verbose, 1);
+  ep_site_free(site);
+  free(path);
+}
+
+static void missing_section_and_missing_plugins(void **state) {
+  char *path = gamma_config(*state, "missing.conf",
+                            "plugins = { enabled = [ \"gamma\", \"delta\" ]; required = [ \"delta\" ]; };\n");
+  ep_diags diags = {0};
+  ep_site *site = NULL;
+  assert_int_equal(ep_site_open(&site, path, &diags), 0);
+  assert_true(tu_has_diag(&diags, 0, "plugin 'gamma': missing required setting 'endpoint' (string): add gamma = {"));
+  assert_true(tu_has_diag(&diags, 0, "required plugin 'delta' missing: not found in " TEST_PLUGIN_REQUIRED_DIR));
+  assert_int_equal(diags.errors, 2);
+  ep_site_free(site);
+  ep_diags_clear(&diags);
+  free(path);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(embedded_defaults),
+      cmocka_unit_test_setup_teardown(reads_every_core_key, setup, teardown),
+      cmocka_unit_test_setup_teardown(core_errors_name_line_and_reason, setup, teardown),
+      cmocka_unit_test_setup_teardown(syntax_and_io_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(plugin_sections_follow_declared_settings, setup, teardown),
+      cmocka_unit_test_setup_teardown(good_plugin_section_reaches_the_plugin, setup, teardown),
+      cmocka_unit_test_setup_teardown(missing_section_and_missing_plugins, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}
