@@ -130,9 +130,7 @@ int ep_action_params_parse(ep_fields *params, const ep_action_ref *ref, const ch
     name[len] = '\0';
     ep_field_value *field = ep_fields_find(params, name);
     if (!field) {
-      const char *names[EP_FIELDS_MAX];
-      uint32_t n = ep_fields_names(params, names, EP_FIELDS_MAX);
-      const char *hint = ep_suggest(name, names, n);
+      const char *hint = ep_fields_suggest(params, name);
       if (hint)
         return ep_error_set(EP_EINVAL, "action %s: unknown parameter '%s' (did you mean '%s'?)", ref->action->name,
                             name, hint);

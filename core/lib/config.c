@@ -451,9 +451,7 @@ size_t ep_config_check_plugin_section(const ep_config *config, const char *plugi
       const char *name = config_setting_name(s);
       ep_field_value *field = ep_fields_find(settings, name);
       if (!field) {
-        const char *names[EP_FIELDS_MAX];
-        uint32_t count = ep_fields_names(settings, names, EP_FIELDS_MAX);
-        const char *hint = ep_suggest(name, names, count);
+        const char *hint = ep_fields_suggest(settings, name);
         if (hint)
           DIAG_AT(diags, EP_DIAG_ERROR, s, config->path, "unknown key '%s.%s' (did you mean '%s'?)", plugin_id,
                   name, hint);

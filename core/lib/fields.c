@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "error.h"
+#include "suggest.h"
 
 bool ep_field_name_valid(const char *name) {
   size_t len = name ? strnlen(name, EP_FIELD_NAME_MAX + 1) : 0;
@@ -215,8 +216,9 @@ int ep_fields_get_bool(const ep_fields *fields, const char *name, int32_t *out) 
   return r;
 }
 
-uint32_t ep_fields_names(const ep_fields *fields, const char **names, uint32_t capacity) {
+const char *ep_fields_suggest(const ep_fields *fields, const char *name) {
+  const char *names[EP_FIELDS_MAX];
   uint32_t n = 0;
-  for (uint32_t i = 0; i < fields->count && n < capacity; i++) names[n++] = fields->items[i].decl->name;
-  return n;
+  for (uint32_t i = 0; i < fields->count && n < EP_FIELDS_MAX; i++) names[n++] = fields->items[i].decl->name;
+  return ep_suggest(name, names, n);
 }

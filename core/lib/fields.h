@@ -61,8 +61,8 @@ int ep_fields_get_string(const ep_fields *fields, const char *name, const char *
 int ep_fields_get_int(const ep_fields *fields, const char *name, int64_t *out);
 int ep_fields_get_bool(const ep_fields *fields, const char *name, int32_t *out);
 
-/* Fills names with the declared names (at most capacity) for suggestions; returns the count. */
-uint32_t ep_fields_names(const ep_fields *fields, const char **names, uint32_t capacity);
+/* The declared name closest to name, for "did you mean" (NULL when none is close). */
+const char *ep_fields_suggest(const ep_fields *fields, const char *name);
 
 /* True when name is a valid field name: [a-z][a-z0-9_]*, at most EP_FIELD_NAME_MAX bytes. */
 bool ep_field_name_valid(const char *name);
