@@ -149,6 +149,7 @@ int ep_action_run(const ep_action_ref *ref, const ep_fields *params, const ep_ac
   const ep_plugin *p = ref->plugin;
   ep_ctx ctx;
   ep_ctx_init(&ctx, p->entry->id, &p->settings, p->ctx.plugins);
+  ctx.config = p->ctx.config;
   ctx.params = params;
   if (opts) {
     ctx.progress = opts->progress;

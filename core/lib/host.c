@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "log.h"
 #include "plugin.h"
 
@@ -68,6 +69,19 @@ static const void *host_capability(ep_ctx *ctx, const char *capability_id) {
   return ep_plugins_capability(ctx->plugins, capability_id, NULL);
 }
 
+static int32_t host_site_string(ep_ctx *ctx, const char *name, const char **out) {
+  if (!ctx || !ctx->config || !name) return EP_EINVAL;
+  if (strcmp(name, "paths.data") == 0) {
+    *out = ctx->config->data_dir;
+    return 0;
+  }
+  if (strcmp(name, "provisioning.mode") == 0) {
+    *out = ep_provisioning_mode_name(ctx->config->mode);
+    return 0;
+  }
+  return EP_EINVAL;
+}
+
 static const ep_host host_table = {
     .struct_size = sizeof(ep_host),
     .abi_major = EP_ABI_MAJOR,
@@ -85,6 +99,7 @@ static const ep_host host_table = {
     .param_int = host_param_int,
     .param_bool = host_param_bool,
     .capability = host_capability,
+    .site_string = host_site_string,
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }

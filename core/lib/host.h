@@ -9,6 +9,7 @@
 #include "error.h"
 #include "fields.h"
 
+struct ep_config;
 struct ep_plugin_set;
 
 /* Receives progress reports of an action run (from the plugin's thread). */
@@ -24,6 +25,7 @@ struct ep_ctx {
   void *progress_data;
   const atomic_int *cancel;           /* non-zero asks the run to stop; NULL: never */
   const struct ep_plugin_set *plugins; /* for capability lookups */
+  const struct ep_config *config;     /* site values; NULL: none */
   int32_t error_code;                 /* last set_error, 0 when none */
   char error_message[EP_ERROR_MESSAGE_MAX];
 };

@@ -349,6 +349,7 @@ static int check_capabilities(const ep_plugin_set *set, const ep_plugin *p) {
 
 static int start_one(ep_plugin_set *set, ep_plugin *p) {
   ep_ctx_init(&p->ctx, p->entry->id, &p->settings, set);
+  p->ctx.config = set->config;
   void *instance = NULL;
   int32_t r = p->entry->init(ep_host_table(), &p->ctx, &instance);
   if (r < 0) {
@@ -369,6 +370,7 @@ static int start_one(ep_plugin_set *set, ep_plugin *p) {
 }
 
 int ep_plugins_start(ep_plugin_set *set, const ep_config *config) {
+  set->config = config;
   if (!set->started) {
     set->started = calloc(set->count + 1, sizeof *set->started);
     if (!set->started) return ep_error_set(EP_ENOMEM, "out of memory");

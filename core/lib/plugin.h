@@ -46,6 +46,7 @@ typedef struct ep_plugin_set {
   ep_plugin **started;  /* ACTIVE plugins in init order */
   size_t started_count;
   ep_strv notes;        /* scan problems not tied to a file ("directory not found") */
+  const ep_config *config; /* the site config of the last start, for host site values */
 } ep_plugin_set;
 
 /* Scans every directory in dirs for *.so files and checks each (dlopen with

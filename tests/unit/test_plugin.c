@@ -164,6 +164,10 @@ static void capabilities_are_registered_and_looked_up(void **state) {
   ep_plugin *beta = ep_plugins_find(site->plugins, "beta");
   assert_ptr_equal(ep_host_table()->capability(&beta->ctx, EP_CAP_ACTIONS), actions);
   assert_null(ep_host_table()->capability(&beta->ctx, EP_CAP_STORAGE));
+  const char *data_dir = NULL;
+  assert_int_equal(ep_host_table()->site_string(&beta->ctx, "paths.data", &data_dir), 0);
+  assert_string_equal(data_dir, "/var/lib/edgeprov");
+  assert_int_equal(ep_host_table()->site_string(&beta->ctx, "paths.nothing", &data_dir), EP_EINVAL);
   ep_site_free(site);
   free(trace);
 }

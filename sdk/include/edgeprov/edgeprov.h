@@ -6,5 +6,6 @@
 #include "actions.h"
 #include "host.h"
 #include "plugin.h"
+#include "storage.h"
 
 #endif

@@ -66,6 +66,11 @@ typedef struct ep_host {
    * ("edgeprov.storage/1"). Returns the capability's table, or NULL if none is loaded.
    * Valid until the caller's deinit. */
   const void *(*capability)(ep_ctx *ctx, const char *capability_id);
+
+  /* Site-wide values from the core config, by name: "paths.data" (the data directory),
+   * "provisioning.mode" ("nztp" or "non-ztp"). Same contract as the setting lookups;
+   * EP_EINVAL for an unknown name. */
+  int32_t (*site_string)(ep_ctx *ctx, const char *name, const char **out);
 } ep_host;
 
 /* True when the host table is new enough to carry the named member. */
