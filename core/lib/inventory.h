@@ -1,0 +1,110 @@
+/* core: the inventory (Host and Instance, desired vs current state) on the site's storage
+ * capability. Records are encoded edgeprov.v1 messages under "hosts/<uuid>" and
+ * "instances/<id>", with a unique index "serials/<serial>" -> uuid. Every change is a
+ * store revision, readable as an event. */
+#ifndef EP_CORE_INVENTORY_H
+#define EP_CORE_INVENTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edgeprov/v1/inventory.pb-c.h"
+
+struct ep_plugin_set;
+
+typedef Edgeprov__V1__Host ep_inv_host;
+typedef Edgeprov__V1__Instance ep_inv_instance;
+typedef Edgeprov__V1__Event ep_inv_event;
+typedef Edgeprov__V1__HostState ep_host_state;
+typedef Edgeprov__V1__InstanceState ep_instance_state;
+typedef Edgeprov__V1__StatusIndicator ep_status_indicator;
+
+#define EP_INVENTORY_PAGE_DEFAULT 100
+#define EP_INVENTORY_PAGE_MAX 1000
+
+typedef struct ep_inventory ep_inventory;
+
+/* What an operator gives to register a host. uuid is required; the others may be NULL/0. */
+typedef struct ep_host_spec {
+  const char *uuid;
+  const char *serial;
+  const char *const *macs;
+  size_t mac_count;
+  const char *ip;
+  const char *site;
+  const char *os_profile;
+  bool auto_onboard;
+} ep_host_spec;
+
+/* Opens the inventory on the first active edgeprov.storage/1 plugin of plugins, which must
+ * outlive it. Returns 0, or EP_ENOENT when no storage plugin is active. Thread-safe after. */
+int ep_inventory_new(ep_inventory **out, const struct ep_plugin_set *plugins);
+void ep_inventory_free(ep_inventory *inv);
+
+/* Registers a host: validates every field (EP_EINVAL naming it), refuses a UUID or serial
+ * already known (EP_EEXIST). Desired state ONBOARDED with auto_onboard, else REGISTERED.
+ * *ret_host (free with ep_inv_host_free) is the stored record. */
+int ep_inventory_add_host(ep_inventory *inv, const ep_host_spec *spec, ep_inv_host **ret_host);
+
+/* Finds a host by UUID or by serial; EP_ENOENT when none. */
+int ep_inventory_get_host(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host);
+int ep_inventory_find_host_by_serial(ep_inventory *inv, const char *serial, ep_inv_host **ret_host);
+
+/* One page of hosts in UUID order after page_token ("" for the first). *ret_next is "" on
+ * the last page. Free the array with ep_inv_hosts_free and *ret_next with free. */
+int ep_inventory_list_hosts(ep_inventory *inv, const char *page_token, uint32_t page_size, ep_inv_host ***ret_hosts,
+                            size_t *ret_count, char **ret_next);
+
+/* Removes a host and its serial index. Refused (EP_EPERM) while it has an instance. */
+int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_revision);
+
+/* Moves a host's current state, refusing an illegal transition (EP_EPERM with the reason),
+ * and sets its host status text and indicator. */
+int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
+                                ep_status_indicator indicator, ep_inv_host **ret_host);
+
+/* Creates the host's instance (one per host) with os_profile, or the host's profile when
+ * os_profile is NULL or "". */
+int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile,
+                                 ep_inv_instance **ret_instance);
+int ep_inventory_get_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance);
+int ep_inventory_delete_instance(ep_inventory *inv, const char *id, uint64_t *ret_revision);
+int ep_inventory_list_instances(ep_inventory *inv, const char *page_token, uint32_t page_size,
+                                ep_inv_instance ***ret_instances, size_t *ret_count, char **ret_next);
+
+/* Moves an instance's current state (illegal transitions refused) and sets its
+ * provisioning status. */
+int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instance_state current, const char *status,
+                                    ep_status_indicator indicator, ep_inv_instance **ret_instance);
+
+/* Calls visit for each inventory change after after_revision (at most limit), in order.
+ * The event is valid during the call only. visit returns non-zero to stop. */
+int ep_inventory_events(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
+                        int (*visit)(void *data, const ep_inv_event *event), void *data);
+
+/* The store's current revision. */
+int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision);
+
+/* Blocks until the store revision exceeds after_revision (0), timeout_ms passes
+ * (EP_ETIMEDOUT) or ep_inventory_wake is called (0). */
+int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms);
+
+/* Wakes every ep_inventory_wait (for shutdown). */
+void ep_inventory_wake(ep_inventory *inv);
+
+/* Transition rules; reason (when not NULL) gets why a transition is refused. */
+bool ep_host_transition_allowed(ep_host_state from, ep_host_state to, const char **reason);
+bool ep_instance_transition_allowed(ep_instance_state from, ep_instance_state to, const char **reason);
+
+/* Names: "REGISTERED", "RUNNING", "IN_PROGRESS"... ("-" for UNSPECIFIED). */
+const char *ep_host_state_name(ep_host_state state);
+const char *ep_instance_state_name(ep_instance_state state);
+const char *ep_status_indicator_name(ep_status_indicator indicator);
+
+void ep_inv_host_free(ep_inv_host *host);
+void ep_inv_instance_free(ep_inv_instance *instance);
+void ep_inv_hosts_free(ep_inv_host **hosts, size_t count);
+void ep_inv_instances_free(ep_inv_instance **instances, size_t count);
+
+#endif
