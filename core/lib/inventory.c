@@ -305,7 +305,7 @@ static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_host_sp
   }
   if (spec->mac_count > EP_MACS_MAX) return ep_error_set(EP_EINVAL, "macs: %zu given, at most %d", spec->mac_count, EP_MACS_MAX);
   for (size_t i = 0; i < spec->mac_count; i++) {
-    char field[16];
+    char field[32];
     snprintf(field, sizeof field, "macs[%zu]", i);
     if (ep_validate_mac(canon->macs[i], field, spec->macs[i]) < 0) return EP_EINVAL;
     for (size_t j = 0; j < i; j++)
