@@ -51,6 +51,9 @@ static int32_t host_param_bool(ep_ctx *ctx, const char *name, int32_t *out) {
 }
 
 static void host_set_error(ep_ctx *ctx, int32_t code, const char *message) {
+  /* The calling thread's error is what a caller of a capability function reads: it cannot
+   * be overwritten by another thread using the same plugin. */
+  ep_error_set(code, "%s", message ? message : "");
   if (!ctx) return;
   ctx->error_code = code;
   snprintf(ctx->error_message, sizeof ctx->error_message, "%s", message ? message : "");

@@ -23,7 +23,6 @@
 struct ep_inventory {
   const ep_storage *st;
   void *state;
-  const ep_plugin *plugin;
   pthread_mutex_t lock;
   pthread_cond_t changed;
   uint64_t wakes;   /* bumped by ep_inventory_wake */
@@ -98,7 +97,6 @@ int ep_inventory_new(ep_inventory **out, const ep_plugin_set *plugins) {
   if (!inv) return ep_error_set(EP_ENOMEM, "out of memory");
   inv->st = st;
   inv->state = plugin->instance;
-  inv->plugin = plugin;
   pthread_mutex_init(&inv->lock, NULL);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
@@ -116,8 +114,9 @@ void ep_inventory_free(ep_inventory *inv) {
   free(inv);
 }
 
-static int storage_failed(const ep_inventory *inv, int r, const char *what) {
-  return ep_error_set(r, "storage: %s: %s", what, ep_ctx_error(&inv->plugin->ctx, "failed without a message"));
+static int storage_failed(int r, const char *what) {
+  /* The plugin recorded its message on this thread through host->set_error. */
+  return ep_error_prefix(r, "storage: %s", what);
 }
 
 typedef struct blob {
@@ -141,7 +140,7 @@ static int load(ep_inventory *inv, const char *key, blob *out) {
   blob b = {0};
   int32_t r = inv->st->get(inv->state, key, copy_record, &b);
   if (r == EP_ENOENT) return EP_ENOENT;
-  if (r < 0) return storage_failed(inv, r, key);
+  if (r < 0) return storage_failed(r, key);
   if (!b.data) return ep_error_set(EP_ENOMEM, "out of memory reading %s", key);
   *out = b;
   return 0;
@@ -158,7 +157,7 @@ static int commit(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_
     if (ret_failed) *ret_failed = failed;
     return EP_ECONFLICT;
   }
-  if (r < 0) return storage_failed(inv, r, "write");
+  if (r < 0) return storage_failed(r, "write");
   pthread_mutex_lock(&inv->lock);
   inv->commits++;
   pthread_cond_broadcast(&inv->changed);
@@ -433,7 +432,7 @@ static int list_page(ep_inventory *inv, const char *prefix, bool instances, cons
   int32_t r = inv->st->list(inv->state, prefix, start_after, page_size, collect, &p, &revision, &more);
   free(start_after);
   if (r == 0 && p.error) r = p.error;
-  else if (r < 0) r = storage_failed(inv, r, "list");
+  else if (r < 0) r = storage_failed(r, "list");
   char *next = strdup(more && p.last_key ? p.last_key + strlen(prefix) : "");
   if (r == 0 && !next) r = ep_error_set(EP_ENOMEM, "out of memory");
   if (r < 0) {
@@ -723,13 +722,13 @@ int ep_inventory_events(ep_inventory *inv, uint64_t after_revision, uint32_t lim
                         int (*visit)(void *data, const ep_inv_event *event), void *data) {
   event_walk w = {.visit = visit, .data = data};
   int32_t r = inv->st->changes(inv->state, after_revision, limit, visit_change, &w);
-  if (r < 0) return storage_failed(inv, r, "events");
+  if (r < 0) return storage_failed(r, "events");
   return w.error;
 }
 
 int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision) {
   int32_t r = inv->st->revision(inv->state, ret_revision);
-  return r < 0 ? storage_failed(inv, r, "revision") : 0;
+  return r < 0 ? storage_failed(r, "revision") : 0;
 }
 
 int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms) {

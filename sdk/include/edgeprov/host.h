@@ -45,7 +45,8 @@ typedef struct ep_host {
   int32_t (*setting_bool)(ep_ctx *ctx, const char *name, int32_t *out);
 
   /* Records why the current call fails; the host shows it with the plugin's name. Call it
-   * before returning a negative code from init or run. */
+   * on the thread the host called, before returning a negative code (from init, run or a
+   * capability function): the host keeps the message per calling thread. */
   void (*set_error)(ep_ctx *ctx, int32_t code, const char *message);
 
   /* Reports progress of the running action: done and total in bytes or steps (total 0 when

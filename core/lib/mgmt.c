@@ -1,0 +1,230 @@
+/* core: the management API without its transport, see mgmt.h. */
+#include "mgmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <edgeprov/storage.h>
+
+#include "edgeprov/v1/management.pb-c.h"
+#include "error.h"
+
+int ep_status_from_error(int code) {
+  switch (code) {
+  case 0: return EP_STATUS_OK;
+  case EP_EINVAL:
+  case EP_ERANGE: return EP_STATUS_INVALID_ARGUMENT;
+  case EP_ENOENT: return EP_STATUS_NOT_FOUND;
+  case EP_EEXIST: return EP_STATUS_ALREADY_EXISTS;
+  case EP_EPERM: return EP_STATUS_FAILED_PRECONDITION;
+  case EP_ECONFLICT: return EP_STATUS_ABORTED;
+  case EP_ENOMEM: return EP_STATUS_RESOURCE_EXHAUSTED;
+  case EP_ETIMEDOUT: return EP_STATUS_DEADLINE_EXCEEDED;
+  case EP_ECANCELED: return EP_STATUS_CANCELLED;
+  case EP_ENOTSUP: return EP_STATUS_UNIMPLEMENTED;
+  default: return EP_STATUS_INTERNAL;
+  }
+}
+
+void ep_mgmt_reply_clear(ep_mgmt_reply *reply) {
+  free(reply->data);
+  memset(reply, 0, sizeof *reply);
+}
+
+static void reply_error(ep_mgmt_reply *reply, int code) {
+  reply->status = ep_status_from_error(code);
+  snprintf(reply->message, sizeof reply->message, "%s", ep_error_message());
+}
+
+static void reply_status(ep_mgmt_reply *reply, int status, const char *message) {
+  reply->status = status;
+  snprintf(reply->message, sizeof reply->message, "%s", message);
+}
+
+static void reply_message(ep_mgmt_reply *reply, const ProtobufCMessage *message) {
+  size_t len = protobuf_c_message_get_packed_size(message);
+  if (len > EP_MGMT_MESSAGE_MAX) {
+    reply_status(reply, EP_STATUS_RESOURCE_EXHAUSTED, "reply larger than the message limit; use a smaller page_size");
+    return;
+  }
+  reply->data = malloc(len ? len : 1);
+  if (!reply->data) {
+    reply_status(reply, EP_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  protobuf_c_message_pack(message, reply->data);
+  reply->len = len;
+  reply->status = EP_STATUS_OK;
+}
+
+/* Decodes request as descriptor's message; on failure fills reply and returns NULL. */
+static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *descriptor, const uint8_t *request, size_t len,
+                                ep_mgmt_reply *reply) {
+  if (len > EP_MGMT_MESSAGE_MAX) {
+    reply_status(reply, EP_STATUS_RESOURCE_EXHAUSTED, "request larger than the message limit");
+    return NULL;
+  }
+  ProtobufCMessage *message = protobuf_c_message_unpack(descriptor, NULL, len, request);
+  if (!message) {
+    char text[160];
+    snprintf(text, sizeof text, "request is not a valid %s message", descriptor->name);
+    reply_status(reply, EP_STATUS_INVALID_ARGUMENT, text);
+  }
+  return message;
+}
+
+/* ---- methods ----------------------------------------------------------------------------- */
+
+static void add_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__AddHostRequest *req = (const void *)m;
+  ep_host_spec spec = {.uuid = req->uuid,
+                       .serial = req->serial,
+                       .macs = (const char *const *)req->macs,
+                       .mac_count = req->n_macs,
+                       .ip = req->ip,
+                       .site = req->site,
+                       .os_profile = req->os_profile,
+                       .auto_onboard = req->auto_onboard};
+  ep_inv_host *host = NULL;
+  int r = ep_inventory_add_host(inv, &spec, &host);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
+  resp.host = host;
+  reply_message(reply, &resp.base);
+  ep_inv_host_free(host);
+}
+
+static void get_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__GetHostRequest *req = (const void *)m;
+  ep_inv_host *host = NULL;
+  int r;
+  if (req->uuid[0])
+    r = ep_inventory_get_host(inv, req->uuid, &host);
+  else if (req->serial[0])
+    r = ep_inventory_find_host_by_serial(inv, req->serial, &host);
+  else
+    r = ep_error_set(EP_EINVAL, "uuid: required (or serial)");
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
+  resp.host = host;
+  reply_message(reply, &resp.base);
+  ep_inv_host_free(host);
+}
+
+static void list_hosts(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__ListRequest *req = (const void *)m;
+  ep_inv_host **hosts = NULL;
+  size_t count = 0;
+  char *next = NULL;
+  int r = ep_inventory_list_hosts(inv, req->page_token, req->page_size, &hosts, &count, &next);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__ListHostsResponse resp = EDGEPROV__V1__LIST_HOSTS_RESPONSE__INIT;
+  resp.hosts = hosts;
+  resp.n_hosts = count;
+  resp.next_page_token = next;
+  reply_message(reply, &resp.base);
+  ep_inv_hosts_free(hosts, count);
+  free(next);
+}
+
+static void delete_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__DeleteHostRequest *req = (const void *)m;
+  Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
+  int r = ep_inventory_delete_host(inv, req->uuid, &resp.revision);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  reply_message(reply, &resp.base);
+}
+
+static void create_instance(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__CreateInstanceRequest *req = (const void *)m;
+  ep_inv_instance *instance = NULL;
+  int r = ep_inventory_create_instance(inv, req->host_uuid, req->os_profile, &instance);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
+  resp.instance = instance;
+  reply_message(reply, &resp.base);
+  ep_inv_instance_free(instance);
+}
+
+static void delete_instance(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__DeleteInstanceRequest *req = (const void *)m;
+  Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
+  int r = ep_inventory_delete_instance(inv, req->id, &resp.revision);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  reply_message(reply, &resp.base);
+}
+
+static void list_instances(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__ListRequest *req = (const void *)m;
+  ep_inv_instance **instances = NULL;
+  size_t count = 0;
+  char *next = NULL;
+  int r = ep_inventory_list_instances(inv, req->page_token, req->page_size, &instances, &count, &next);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__ListInstancesResponse resp = EDGEPROV__V1__LIST_INSTANCES_RESPONSE__INIT;
+  resp.instances = instances;
+  resp.n_instances = count;
+  resp.next_page_token = next;
+  reply_message(reply, &resp.base);
+  ep_inv_instances_free(instances, count);
+  free(next);
+}
+
+typedef struct method {
+  const char *name;
+  const ProtobufCMessageDescriptor *request;
+  void (*handle)(ep_inventory *inv, const ProtobufCMessage *request, ep_mgmt_reply *reply);
+} method;
+
+static const method methods[] = {
+    {"AddHost", &edgeprov__v1__add_host_request__descriptor, add_host},
+    {"GetHost", &edgeprov__v1__get_host_request__descriptor, get_host},
+    {"ListHosts", &edgeprov__v1__list_request__descriptor, list_hosts},
+    {"DeleteHost", &edgeprov__v1__delete_host_request__descriptor, delete_host},
+    {"CreateInstance", &edgeprov__v1__create_instance_request__descriptor, create_instance},
+    {"DeleteInstance", &edgeprov__v1__delete_instance_request__descriptor, delete_instance},
+    {"ListInstances", &edgeprov__v1__list_request__descriptor, list_instances},
+};
+
+const char *const ep_mgmt_unary_methods[] = {"AddHost",        "GetHost",        "ListHosts",     "DeleteHost",
+                                             "CreateInstance", "DeleteInstance", "ListInstances", NULL};
+
+int ep_mgmt_is_watch(const char *name) { return strcmp(name, "WatchEvents") == 0; }
+
+void ep_mgmt_unary(ep_inventory *inv, const char *name, const uint8_t *request, size_t len, ep_mgmt_reply *reply) {
+  memset(reply, 0, sizeof *reply);
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+    if (strcmp(methods[i].name, name) != 0) continue;
+    ProtobufCMessage *message = decode(methods[i].request, request, len, reply);
+    if (!message) return;
+    ep_error_clear();
+    methods[i].handle(inv, message, reply);
+    protobuf_c_message_free_unpacked(message, NULL);
+    return;
+  }
+  char text[160];
+  snprintf(text, sizeof text, "unknown method edgeprov.v1.Management/%.64s", name);
+  reply_status(reply, EP_STATUS_UNIMPLEMENTED, text);
+}
