@@ -1,4 +1,5 @@
 /* edgeprov: the operator CLI (config check, plugins, actions). */
+#define _GNU_SOURCE /* explicit_bzero */
 #include <inttypes.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -9,7 +10,9 @@
 
 #include "action.h"
 #include "error.h"
+#include "inventory_cmds.h"
 #include "log.h"
+#include "mgmt_server.h"
 #include "site.h"
 #include "suggest.h"
 
@@ -29,8 +32,23 @@ static const char usage_text[] =
     "  actions list               node actions offered by the loaded plugins\n"
     "  actions run NAME [PARAM=VALUE ...]\n"
     "                             run one node action here and show its progress\n"
+    "  host add --uuid UUID [--serial SERIAL] [--mac MAC ...] [--ip IP] [--site SITE]\n"
+    "           [--os PROFILE] [--auto-onboard]\n"
+    "                             pre-register a host\n"
+    "  host list [--json]         every host with its desired and current state\n"
+    "  host show UUID|SERIAL [--json]\n"
+    "  host delete UUID\n"
+    "  instance create HOST_UUID [--os PROFILE] [--json]\n"
+    "  instance list [--json]\n"
+    "  instance delete ID\n"
+    "  events [--follow] [--after REVISION] [--json]\n"
+    "                             inventory changes, each with its revision\n"
     "\n"
     "Options:\n"
+    "  --server ADDRESS           edgeprovd's management API (default: $EDGEPROV_SERVER, else\n"
+    "                             listen.management of the config: unix:/run/edgeprov/edgeprov.sock)\n"
+    "  --ca FILE                  CA of a TCP server (PEM)\n"
+    "  --token-file FILE          operator token for a TCP server\n"
     "  --config FILE   site config to use (default: $" EP_SITE_CONFIG_ENV ", else " EP_SITE_CONFIG_SYSTEM
     "\n"
     "                  if it exists, else the embedded defaults)\n"
@@ -245,10 +263,65 @@ out:
   return status;
 }
 
+/* ---- inventory commands ---------------------------------------------------------------- */
+
+typedef struct server_options {
+  const char *server;
+  const char *ca_file;
+  const char *token_file;
+} server_options;
+
+/* Connects to the management API: --server, else $EDGEPROV_SERVER, else the config's
+ * listen.management. Returns NULL after printing why. */
+static ep_mgmt_client *connect_server(const char *config_path, const server_options *opts) {
+  const char *address = opts->server ? opts->server : getenv("EDGEPROV_SERVER");
+  ep_config *config = NULL;
+  char *token = NULL;
+  ep_mgmt_client *client = NULL;
+  if (!address || !*address) {
+    ep_diags diags = {0};
+    const char *path = ep_site_config_path(config_path);
+    int r = path ? ep_config_load(&config, path, NULL, &diags) : ep_config_new_defaults(&config, NULL);
+    ep_diags_print(&diags, stderr);
+    ep_diags_clear(&diags);
+    if (r < 0) {
+      fprintf(stderr, "edgeprov: cannot read %s to find the server; pass --server ADDRESS\n", path);
+      return NULL;
+    }
+    address = config->listen_management;
+  }
+  if (opts->token_file && ep_read_secret_file(&token, opts->token_file, EP_OPERATOR_TOKEN_MAX, true) < 0)
+    fprintf(stderr, "edgeprov: --token-file: %s\n", ep_error_message());
+  else if (ep_mgmt_client_new(&client, address, opts->ca_file, token) < 0)
+    fprintf(stderr, "edgeprov: %s\n", ep_error_message());
+  if (token) {
+    explicit_bzero(token, strlen(token));
+    free(token);
+  }
+  ep_config_free(config);
+  return client;
+}
+
+static int run_inventory_command(const char *config_path, const server_options *opts, const char *group, int argc,
+                                 char **argv) {
+  ep_mgmt_client *client = connect_server(config_path, opts);
+  if (!client) return EXIT_FAILURE;
+  int status;
+  if (strcmp(group, "host") == 0)
+    status = ep_cli_host(client, argc, argv);
+  else if (strcmp(group, "instance") == 0)
+    status = ep_cli_instance(client, argc, argv);
+  else
+    status = ep_cli_events(client, argc, argv);
+  ep_mgmt_client_free(client);
+  return status;
+}
+
 /* ---- main ----------------------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
+  server_options server = {0};
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; i++) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
@@ -260,6 +333,15 @@ int main(int argc, char **argv) {
     } else if (strcmp(argv[i], "--config") == 0) {
       if (++i >= argc) return usage_error("%s needs a file", "--config");
       config_path = argv[i];
+    } else if (strcmp(argv[i], "--server") == 0) {
+      if (++i >= argc) return usage_error("%s needs an address", "--server");
+      server.server = argv[i];
+    } else if (strcmp(argv[i], "--ca") == 0) {
+      if (++i >= argc) return usage_error("%s needs a file", "--ca");
+      server.ca_file = argv[i];
+    } else if (strcmp(argv[i], "--token-file") == 0) {
+      if (++i >= argc) return usage_error("%s needs a file", "--token-file");
+      server.token_file = argv[i];
     } else {
       return usage_error("unknown option '%s'", argv[i]);
     }
@@ -274,6 +356,8 @@ int main(int argc, char **argv) {
   int rest = argc - i - 2;
   char **args = argv + i + 2;
 
+  if (strcmp(group, "host") == 0 || strcmp(group, "instance") == 0 || strcmp(group, "events") == 0)
+    return run_inventory_command(config_path, &server, group, argc - i - 1, argv + i + 1);
   if (strcmp(group, "config") == 0) {
     if (verb && strcmp(verb, "check") == 0) {
       if (rest != 1) return usage_error("%s needs exactly one FILE", "config check");

@@ -6,8 +6,13 @@
 #include <string.h>
 
 #include "error.h"
+#include "inventory.h"
 #include "log.h"
+#include "mgmt_server.h"
 #include "site.h"
+
+/* How long running calls get to end when the daemon stops. */
+#define SHUTDOWN_GRACE_MS 2000
 
 static const char usage_text[] =
     "Usage: edgeprovd [--config FILE] [--log-level LEVEL] [--check]\n"
@@ -62,8 +67,12 @@ int main(int argc, char **argv) {
   int r = ep_site_open(&site, path, &diags);
   for (size_t i = 0; i < diags.count; i++) {
     const ep_diag *d = &diags.items[i];
-    ep_log(d->severity == EP_DIAG_ERROR ? EP_LOG_ERROR : EP_LOG_WARN, "config", "%s%s%.0d%s%s",
-           d->file ? d->file : "", d->file ? ":" : "", d->line, d->file ? ": " : "", d->message);
+    char where[600] = "";
+    if (d->file && d->line > 0)
+      snprintf(where, sizeof where, "%s:%d: ", d->file, d->line);
+    else if (d->file)
+      snprintf(where, sizeof where, "%s: ", d->file);
+    ep_log(d->severity == EP_DIAG_ERROR ? EP_LOG_ERROR : EP_LOG_WARN, "config", "%s%s", where, d->message);
   }
   size_t errors = diags.errors;
   ep_diags_clear(&diags);
@@ -86,14 +95,26 @@ int main(int argc, char **argv) {
     const ep_plugin *p = site->plugins->started[i];
     ep_log(EP_LOG_INFO, "loader", "plugin %s %s active (%s)", p->entry->id, p->entry->version, p->path);
   }
-  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu", ep_provisioning_mode_name(site->config->mode),
-         site->plugins->started_count);
+  ep_inventory *inv = NULL;
+  ep_mgmt_server *mgmt = NULL;
+  if (ep_inventory_new(&inv, site->plugins) < 0 ||
+      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->config) < 0)) {
+    ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
+    ep_inventory_free(inv);
+    ep_site_free(site);
+    return EXIT_FAILURE;
+  }
+  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu management=%s",
+         ep_provisioning_mode_name(site->config->mode), site->plugins->started_count,
+         site->config->listen_management);
 
   if (!check_only) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
+  ep_mgmt_server_stop(mgmt, SHUTDOWN_GRACE_MS);
+  ep_inventory_free(inv);
   ep_site_free(site);
   ep_log(EP_LOG_INFO, "edgeprovd", "stopped");
   return EXIT_SUCCESS;

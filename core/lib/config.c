@@ -170,12 +170,13 @@ static const core_key core_keys[] = {
     {"tls", "key", KEY_STRING, offsetof(ep_config, tls_key), check_readable_file},
     {"tls", "ca", KEY_STRING, offsetof(ep_config, tls_ca), check_readable_file},
     {"provisioning", "mode", KEY_STRING, 0, check_mode},
+    {"auth", "operator_token_file", KEY_STRING, offsetof(ep_config, operator_token_file), check_readable_file},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
 };
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "plugins"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "auth", "plugins"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -210,6 +211,7 @@ void ep_config_free(ep_config *c) {
   free(c->tls_cert);
   free(c->tls_key);
   free(c->tls_ca);
+  free(c->operator_token_file);
   strv_free(&c->plugin_dirs);
   strv_free(&c->plugins_enabled);
   strv_free(&c->plugins_required);
@@ -412,6 +414,12 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
       const config_setting_t *s = config_lookup(&c->source->lc, "plugins.required");
       DIAG_AT(diags, EP_DIAG_ERROR, s, path, "plugin '%s' is required but not in plugins.enabled", id);
     }
+  }
+  if (strncmp(c->listen_management, "unix:", 5) != 0 && (!c->tls_cert || !c->operator_token_file)) {
+    const config_setting_t *s = config_lookup(&c->source->lc, "listen.management");
+    DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+            "'listen.management': a TCP address needs tls.cert, tls.key and auth.operator_token_file "
+            "(or use unix:/path)");
   }
   if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
     const config_setting_t *s = config_lookup(&c->source->lc, "tls");

@@ -33,6 +33,7 @@ typedef struct ep_config {
   char *tls_cert;      /* PEM files, NULL when unset */
   char *tls_key;
   char *tls_ca;
+  char *operator_token_file; /* bearer token operators present over TCP; NULL when unset */
   ep_provisioning_mode mode;
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */

@@ -29,8 +29,12 @@ enum {
   EP_STATUS_UNAUTHENTICATED = 16,
 };
 
-/* The gRPC status that reports a negative EP_E* code. */
+/* The gRPC status that reports a negative EP_E* code, and back. */
 int ep_status_from_error(int code);
+int ep_error_from_status(int status);
+
+/* Name of a gRPC status code ("NOT_FOUND"). */
+const char *ep_status_name(int status);
 
 /* A unary reply: status, its message (empty on OK) and the encoded response (malloc'd,
  * freed by ep_mgmt_reply_clear). */

@@ -9,6 +9,10 @@ edgeprovd=$build/bin/edgeprovd
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 unset EDGEPROV_CONFIG
+# Every site below also loads the in-tree plugins (edgeprovd needs a storage plugin) and
+# keeps its data and socket in the temporary directory.
+site="listen = { management = \"unix:$tmp/mgmt.sock\"; grpc = \"127.0.0.1:0\"; https = \"127.0.0.1:0\"; };"
+dirs="paths = { data = \"$tmp/data\"; plugins = [ \"$mixed\", \"$build/lib/edgeprov/plugins\" ]; };"
 
 # ---- config check ------------------------------------------------------------------------
 cat >"$tmp/misspelt.conf" <<CONF
@@ -22,20 +26,22 @@ check "config check: file:line and suggestion" contains "$tmp/out" \
   "$tmp/misspelt.conf:3: error: unknown key 'plugns' (did you mean 'plugins'?)"
 
 cat >"$tmp/site.conf" <<CONF
-paths = { plugins = [ "$mixed" ]; };
-plugins = { enabled = [ "beta", "alpha", "flaky" ]; };
+$site
+$dirs
+plugins = { enabled = [ "storage-sqlite", "beta", "alpha", "flaky" ]; };
 alpha = { workers = 8; wokers = 2; };
 CONF
 check "config check: misspelt plugin setting exits 1" run_status 1 "$tmp/out" "$edgeprov" config check "$tmp/site.conf"
 check "config check: plugin setting suggestion" contains "$tmp/out" \
-  "$tmp/site.conf:3: error: unknown key 'alpha.wokers' (did you mean 'workers'?)"
+  "$tmp/site.conf:4: error: unknown key 'alpha.wokers' (did you mean 'workers'?)"
 sed -i 's/ wokers = 2;//' "$tmp/site.conf"
 check "config check: good config" run_status 0 "$tmp/out" "$edgeprov" config check "$tmp/site.conf"
-check "config check: says ok" contains "$tmp/out" "$tmp/site.conf: ok (mode nztp, 3 plugins enabled)"
+check "config check: says ok" contains "$tmp/out" "$tmp/site.conf: ok (mode nztp, 4 plugins enabled)"
 
 # ---- plugins list / describe ---------------------------------------------------------------
 cat >"$tmp/all.conf" <<CONF
-paths = { plugins = [ "$mixed" ]; };
+$site
+$dirs
 CONF
 check "plugins list: runs" run_status 0 "$tmp/out" "$edgeprov" --config "$tmp/all.conf" plugins list
 check "plugins list: alpha active" grep -qE '^alpha +0\.0\.1 +active +edgeprov\.actions/1' "$tmp/out"
@@ -74,11 +80,12 @@ check "unknown command exits 2" run_status 2 "$tmp/out" "$edgeprov" frobnicate
 check "edgeprovd --check: optional failures skipped" run_status 0 "$tmp/out" "$edgeprovd" --check --config "$tmp/all.conf"
 check "edgeprovd: refused plugin logged with file" contains "$tmp/out" \
   "plugin $mixed/no-entry.so: refused: not a plugin (no entry symbol 'ep_plugin') (skipped)"
-check "edgeprovd: ready" contains "$tmp/out" "msg=\"ready mode=nztp plugins=2\""
+check "edgeprovd: ready" contains "$tmp/out" "msg=\"ready mode=nztp plugins=3 management=unix:$tmp/mgmt.sock\""
 
 cat >"$tmp/required.conf" <<CONF
-paths = { plugins = [ "$mixed" ]; };
-plugins = { enabled = [ "alpha", "flaky" ]; required = [ "flaky" ]; };
+$site
+$dirs
+plugins = { enabled = [ "storage-sqlite", "alpha", "flaky" ]; required = [ "flaky" ]; };
 CONF
 check "edgeprovd: required failure stops startup" run_status 1 "$tmp/out" "$edgeprovd" --check --config "$tmp/required.conf"
 check "edgeprovd: says why" contains "$tmp/out" "not starting: required plugin 'flaky' ($mixed/init-fails.so): init failed"

@@ -44,8 +44,9 @@ static void reads_every_core_key(void **state) {
            "paths = { data = \"/srv/edgeprov\"; plugins = [ \"/a\", \"/b\" ]; };\n"
            "tls = { cert = \"%s\"; key = \"%s\"; };\n"
            "provisioning = { mode = \"non-ZTP\"; };\n"
-           "plugins = { enabled = [ \"beta\", \"alpha\" ]; required = [ \"alpha\" ]; };\n",
-           cert, key);
+           "plugins = { enabled = [ \"beta\", \"alpha\" ]; required = [ \"alpha\" ]; };\n"
+           "auth = { operator_token_file = \"%s\"; };\n",
+           cert, key, key);
   char *path = tu_write(*state, "good.conf", text);
   ep_diags diags = {0};
   ep_config *c = NULL;
@@ -57,6 +58,7 @@ static void reads_every_core_key(void **state) {
   assert_int_equal(c->plugin_dirs.count, 2);
   assert_string_equal(c->plugin_dirs.items[1], "/b");
   assert_string_equal(c->tls_cert, cert);
+  assert_string_equal(c->operator_token_file, key);
   assert_int_equal(c->mode, EP_MODE_NON_ZTP);
   assert_true(c->plugins_enabled_set);
   assert_string_equal(c->plugins_enabled.items[0], "beta");
@@ -95,6 +97,18 @@ static void core_errors_name_line_and_reason(void **state) {
   assert_true(tu_has_diag(&diags, 0, "cert and key must be set together"));
   assert_int_equal(diags.errors, 10);
   assert_string_equal(c->data_dir, "/var/lib/edgeprov"); /* a bad value keeps its default */
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+}
+
+static void tcp_management_needs_tls_and_a_token(void **state) {
+  char *path = tu_write(*state, "tcp.conf", "listen = {\n  management = \"127.0.0.1:7001\";\n};\n");
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 2, "'listen.management': a TCP address needs tls.cert, tls.key and "
+                                     "auth.operator_token_file"));
   ep_config_free(c);
   ep_diags_clear(&diags);
   free(path);
@@ -199,6 +213,7 @@ int main(void) {
       cmocka_unit_test(embedded_defaults),
       cmocka_unit_test_setup_teardown(reads_every_core_key, setup, teardown),
       cmocka_unit_test_setup_teardown(core_errors_name_line_and_reason, setup, teardown),
+      cmocka_unit_test_setup_teardown(tcp_management_needs_tls_and_a_token, setup, teardown),
       cmocka_unit_test_setup_teardown(syntax_and_io_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(plugin_sections_follow_declared_settings, setup, teardown),
       cmocka_unit_test_setup_teardown(good_plugin_section_reaches_the_plugin, setup, teardown),

@@ -1,0 +1,414 @@
+/* edgeprov CLI: the inventory commands (host, instance, events) over the management API. */
+#define _GNU_SOURCE /* getopt_long */
+#include "inventory_cmds.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "edgeprov/v1/management.pb-c.h"
+#include "error.h"
+#include "mgmt_client.h"
+#include "validate.h"
+
+#define EXIT_USAGE 2
+
+static int fail(void) {
+  fprintf(stderr, "edgeprov: %s\n", ep_error_message());
+  return EXIT_FAILURE;
+}
+
+static int usage(const char *text) {
+  fprintf(stderr, "%s", text);
+  return EXIT_USAGE;
+}
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+static void time_text(int64_t t, char *buf, size_t len) {
+  if (t <= 0) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *status_json(const Edgeprov__V1__Status *s) {
+  if (!s) return json_null();
+  char when[32];
+  time_text(s->timestamp, when, sizeof when);
+  return json_pack("{s:s, s:s, s:s}", "message", s->message, "indicator", ep_status_indicator_name(s->indicator), "time",
+                   when);
+}
+
+static json_t *host_json(const ep_inv_host *h) {
+  json_t *macs = json_array();
+  for (size_t i = 0; i < h->n_macs; i++) json_array_append_new(macs, json_string(h->macs[i]));
+  char created[32];
+  time_text(h->created_at, created, sizeof created);
+  return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:I}", "uuid", h->uuid,
+                   "serial", h->serial, "macs", macs, "ip", h->ip, "site", h->site, "os_profile", h->os_profile,
+                   "desired_state", ep_host_state_name(h->desired_state), "current_state",
+                   ep_host_state_name(h->current_state), "auto_onboard", h->auto_onboard, "instance_id", h->instance_id,
+                   "host_status", status_json(h->host_status), "onboarding_status", status_json(h->onboarding_status),
+                   "registration_status", status_json(h->registration_status), "created_at", created, "revision",
+                   (json_int_t)h->revision);
+}
+
+static json_t *instance_json(const ep_inv_instance *i) {
+  char created[32];
+  time_text(i->created_at, created, sizeof created);
+  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:I}", "id", i->id, "host_uuid", i->host_uuid, "os_profile",
+                   i->os_profile, "desired_state", ep_instance_state_name(i->desired_state), "current_state",
+                   ep_instance_state_name(i->current_state), "provisioning_status", status_json(i->provisioning_status),
+                   "created_at", created, "revision", (json_int_t)i->revision);
+}
+
+static void print_json(json_t *value) {
+  char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  if (text) puts(text);
+  free(text);
+  json_decref(value);
+}
+
+static const char *status_text(const Edgeprov__V1__Status *s) { return s && s->message[0] ? s->message : "-"; }
+
+static void print_host(const ep_inv_host *h) {
+  char created[32];
+  time_text(h->created_at, created, sizeof created);
+  printf("uuid:          %s\n", h->uuid);
+  printf("serial:        %s\n", h->serial[0] ? h->serial : "-");
+  printf("macs:         ");
+  for (size_t i = 0; i < h->n_macs; i++) printf(" %s", h->macs[i]);
+  printf("%s\n", h->n_macs ? "" : " -");
+  printf("ip:            %s\n", h->ip[0] ? h->ip : "-");
+  printf("site:          %s\n", h->site[0] ? h->site : "-");
+  printf("os profile:    %s\n", h->os_profile[0] ? h->os_profile : "-");
+  printf("state:         desired %s, current %s%s\n", ep_host_state_name(h->desired_state),
+         ep_host_state_name(h->current_state), h->auto_onboard ? " (auto-onboard)" : "");
+  printf("host status:   %s [%s]\n", status_text(h->host_status),
+         ep_status_indicator_name(h->host_status ? h->host_status->indicator : 0));
+  printf("onboarding:    %s\n", status_text(h->onboarding_status));
+  printf("registration:  %s\n", status_text(h->registration_status));
+  printf("instance:      %s\n", h->instance_id[0] ? h->instance_id : "-");
+  printf("created:       %s (revision %" PRIu64 ")\n", created, h->revision);
+}
+
+static void print_instance(const ep_inv_instance *i) {
+  printf("id:            %s\n", i->id);
+  printf("host:          %s\n", i->host_uuid);
+  printf("os profile:    %s\n", i->os_profile);
+  printf("state:         desired %s, current %s\n", ep_instance_state_name(i->desired_state),
+         ep_instance_state_name(i->current_state));
+  printf("provisioning:  %s\n", status_text(i->provisioning_status));
+}
+
+/* ---- host ------------------------------------------------------------------------------------ */
+
+static const char host_usage[] =
+    "Usage: edgeprov host add --uuid UUID [--serial SERIAL] [--mac MAC ...] [--ip IP] [--site SITE]\n"
+    "                         [--os PROFILE] [--auto-onboard]\n"
+    "       edgeprov host list [--json]\n"
+    "       edgeprov host show UUID|SERIAL [--json]\n"
+    "       edgeprov host delete UUID\n";
+
+static int host_add(ep_mgmt_client *client, int argc, char **argv) {
+  static const struct option options[] = {{"uuid", required_argument, NULL, 'u'}, {"serial", required_argument, NULL, 's'},
+                                          {"mac", required_argument, NULL, 'm'},  {"ip", required_argument, NULL, 'i'},
+                                          {"site", required_argument, NULL, 'S'}, {"os", required_argument, NULL, 'o'},
+                                          {"auto-onboard", no_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
+                                          {NULL, 0, NULL, 0}};
+  Edgeprov__V1__AddHostRequest req = EDGEPROV__V1__ADD_HOST_REQUEST__INIT;
+  char *macs[EP_MACS_MAX];
+  int json = 0, c;
+  while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    switch (c) {
+    case 'u': req.uuid = optarg; break;
+    case 's': req.serial = optarg; break;
+    case 'm':
+      if (req.n_macs == EP_MACS_MAX) {
+        fprintf(stderr, "edgeprov: --mac: at most %d\n", EP_MACS_MAX);
+        return EXIT_USAGE;
+      }
+      macs[req.n_macs++] = optarg;
+      break;
+    case 'i': req.ip = optarg; break;
+    case 'S': req.site = optarg; break;
+    case 'o': req.os_profile = optarg; break;
+    case 'a': req.auto_onboard = 1; break;
+    case 'j': json = 1; break;
+    default: return usage(host_usage);
+    }
+  }
+  if (optind != argc || !req.uuid[0]) return usage(host_usage);
+  req.macs = macs;
+  Edgeprov__V1__HostResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "AddHost", &req.base, &edgeprov__v1__host_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  if (json)
+    print_json(host_json(resp->host));
+  else
+    printf("host %s added (desired %s)\n", resp->host->uuid, ep_host_state_name(resp->host->desired_state));
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
+static int host_list(ep_mgmt_client *client, int json) {
+  Edgeprov__V1__ListRequest req = EDGEPROV__V1__LIST_REQUEST__INIT;
+  json_t *all = json ? json_array() : NULL;
+  char *token = NULL;
+  size_t total = 0;
+  bool header = !json;
+  do {
+    req.page_size = EP_INVENTORY_PAGE_DEFAULT;
+    req.page_token = token ? token : "";
+    Edgeprov__V1__ListHostsResponse *resp = NULL;
+    int r = ep_mgmt_client_call(client, "ListHosts", &req.base, &edgeprov__v1__list_hosts_response__descriptor,
+                                (ProtobufCMessage **)&resp);
+    free(token);
+    token = NULL;
+    if (r < 0) {
+      json_decref(all);
+      return fail();
+    }
+    if (header) {
+      printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", "UUID", "SERIAL", "DESIRED", "CURRENT", "OS", "STATUS");
+      header = false;
+    }
+    for (size_t i = 0; i < resp->n_hosts; i++) {
+      const ep_inv_host *h = resp->hosts[i];
+      if (json)
+        json_array_append_new(all, host_json(h));
+      else
+        printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", h->uuid, h->serial[0] ? h->serial : "-",
+               ep_host_state_name(h->desired_state), ep_host_state_name(h->current_state),
+               h->os_profile[0] ? h->os_profile : "-", status_text(h->host_status));
+    }
+    total += resp->n_hosts;
+    if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+  } while (token);
+  if (json)
+    print_json(all);
+  else if (total == 0)
+    printf("(no hosts; add one with: edgeprov host add --uuid UUID --serial SERIAL)\n");
+  return EXIT_SUCCESS;
+}
+
+static int host_show(ep_mgmt_client *client, const char *which, int json) {
+  Edgeprov__V1__GetHostRequest req = EDGEPROV__V1__GET_HOST_REQUEST__INIT;
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(uuid, "uuid", which) == 0)
+    req.uuid = uuid;
+  else
+    req.serial = (char *)which;
+  Edgeprov__V1__HostResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "GetHost", &req.base, &edgeprov__v1__host_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  if (json)
+    print_json(host_json(resp->host));
+  else
+    print_host(resp->host);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
+static int host_delete(ep_mgmt_client *client, const char *uuid) {
+  Edgeprov__V1__DeleteHostRequest req = EDGEPROV__V1__DELETE_HOST_REQUEST__INIT;
+  req.uuid = (char *)uuid;
+  Edgeprov__V1__DeleteResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "DeleteHost", &req.base, &edgeprov__v1__delete_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  printf("host %s deleted (revision %" PRIu64 ")\n", uuid, resp->revision);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
+static int has_json_flag(int argc, char **argv, int *rest) {
+  int json = 0, n = 0;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else
+      argv[n++] = argv[i];
+  }
+  *rest = n;
+  return json;
+}
+
+int ep_cli_host(ep_mgmt_client *client, int argc, char **argv) {
+  if (argc < 1) return usage(host_usage);
+  const char *verb = argv[0];
+  if (strcmp(verb, "add") == 0) {
+    optind = 1;
+    return host_add(client, argc, argv);
+  }
+  int rest = 0;
+  int json = has_json_flag(argc - 1, argv + 1, &rest);
+  if (strcmp(verb, "list") == 0 && rest == 0) return host_list(client, json);
+  if (strcmp(verb, "show") == 0 && rest == 1) return host_show(client, argv[1], json);
+  if (strcmp(verb, "delete") == 0 && rest == 1 && !json) return host_delete(client, argv[1]);
+  return usage(host_usage);
+}
+
+/* ---- instance --------------------------------------------------------------------------------- */
+
+static const char instance_usage[] =
+    "Usage: edgeprov instance create HOST_UUID [--os PROFILE] [--json]\n"
+    "       edgeprov instance list [--json]\n"
+    "       edgeprov instance delete ID\n";
+
+static int instance_create(ep_mgmt_client *client, int argc, char **argv) {
+  Edgeprov__V1__CreateInstanceRequest req = EDGEPROV__V1__CREATE_INSTANCE_REQUEST__INIT;
+  int json = 0;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--os") == 0 && i + 1 < argc)
+      req.os_profile = argv[++i];
+    else if (strcmp(argv[i], "--json") == 0)
+      json = 1;
+    else if (argv[i][0] != '-' && !req.host_uuid[0])
+      req.host_uuid = argv[i];
+    else
+      return usage(instance_usage);
+  }
+  if (!req.host_uuid[0]) return usage(instance_usage);
+  Edgeprov__V1__InstanceResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "CreateInstance", &req.base, &edgeprov__v1__instance_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  if (json) {
+    print_json(instance_json(resp->instance));
+  } else {
+    printf("instance %s created for host %s\n", resp->instance->id, resp->instance->host_uuid);
+    print_instance(resp->instance);
+  }
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
+static int instance_list(ep_mgmt_client *client, int json) {
+  Edgeprov__V1__ListRequest req = EDGEPROV__V1__LIST_REQUEST__INIT;
+  json_t *all = json ? json_array() : NULL;
+  char *token = NULL;
+  bool header = !json;
+  do {
+    req.page_token = token ? token : "";
+    Edgeprov__V1__ListInstancesResponse *resp = NULL;
+    int r = ep_mgmt_client_call(client, "ListInstances", &req.base, &edgeprov__v1__list_instances_response__descriptor,
+                                (ProtobufCMessage **)&resp);
+    free(token);
+    token = NULL;
+    if (r < 0) {
+      json_decref(all);
+      return fail();
+    }
+    if (header) {
+      printf("%-36s  %-36s  %-14s  %-12s  %s\n", "ID", "HOST", "OS", "CURRENT", "PROVISIONING");
+      header = false;
+    }
+    for (size_t i = 0; i < resp->n_instances; i++) {
+      const ep_inv_instance *in = resp->instances[i];
+      if (json)
+        json_array_append_new(all, instance_json(in));
+      else
+        printf("%-36s  %-36s  %-14s  %-12s  %s\n", in->id, in->host_uuid, in->os_profile,
+               ep_instance_state_name(in->current_state), status_text(in->provisioning_status));
+    }
+    if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
+    protobuf_c_message_free_unpacked(&resp->base, NULL);
+  } while (token);
+  if (json) print_json(all);
+  return EXIT_SUCCESS;
+}
+
+static int instance_delete(ep_mgmt_client *client, const char *id) {
+  Edgeprov__V1__DeleteInstanceRequest req = EDGEPROV__V1__DELETE_INSTANCE_REQUEST__INIT;
+  req.id = (char *)id;
+  Edgeprov__V1__DeleteResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "DeleteInstance", &req.base, &edgeprov__v1__delete_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  printf("instance %s deleted (revision %" PRIu64 ")\n", id, resp->revision);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
+int ep_cli_instance(ep_mgmt_client *client, int argc, char **argv) {
+  if (argc < 1) return usage(instance_usage);
+  if (strcmp(argv[0], "create") == 0) return instance_create(client, argc, argv);
+  int rest = 0;
+  int json = has_json_flag(argc - 1, argv + 1, &rest);
+  if (strcmp(argv[0], "list") == 0 && rest == 0) return instance_list(client, json);
+  if (strcmp(argv[0], "delete") == 0 && rest == 1 && !json) return instance_delete(client, argv[1]);
+  return usage(instance_usage);
+}
+
+/* ---- events ----------------------------------------------------------------------------------- */
+
+static const char events_usage[] = "Usage: edgeprov events [--follow] [--after REVISION] [--json]\n";
+
+typedef struct event_printer {
+  int json;
+} event_printer;
+
+static int print_event(void *data, const ep_inv_event *e) {
+  const event_printer *p = data;
+  int put = e->kind == EDGEPROV__V1__EVENT__KIND__KIND_PUT;
+  if (p->json) {
+    json_t *o = json_pack("{s:I, s:s}", "revision", (json_int_t)e->revision, "kind", put ? "put" : "delete");
+    if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST)
+      json_object_set_new(o, "host", put ? host_json(e->host) : json_pack("{s:s}", "uuid", e->host->uuid));
+    else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE)
+      json_object_set_new(o, "instance", put ? instance_json(e->instance) : json_pack("{s:s}", "id", e->instance->id));
+    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    if (text) puts(text);
+    free(text);
+    json_decref(o);
+  } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
+    if (put)
+      printf("%" PRIu64 " host %s put: desired %s, current %s, %s\n", e->revision, e->host->uuid,
+             ep_host_state_name(e->host->desired_state), ep_host_state_name(e->host->current_state),
+             status_text(e->host->host_status));
+    else
+      printf("%" PRIu64 " host %s deleted\n", e->revision, e->host->uuid);
+  } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
+    if (put)
+      printf("%" PRIu64 " instance %s put: host %s, %s, %s\n", e->revision, e->instance->id, e->instance->host_uuid,
+             ep_instance_state_name(e->instance->current_state), status_text(e->instance->provisioning_status));
+    else
+      printf("%" PRIu64 " instance %s deleted\n", e->revision, e->instance->id);
+  }
+  fflush(stdout);
+  return 0;
+}
+
+int ep_cli_events(ep_mgmt_client *client, int argc, char **argv) {
+  int follow = 0;
+  uint64_t after = 0;
+  event_printer printer = {0};
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--follow") == 0 || strcmp(argv[i], "-f") == 0) {
+      follow = 1;
+    } else if (strcmp(argv[i], "--json") == 0) {
+      printer.json = 1;
+    } else if (strcmp(argv[i], "--after") == 0 && i + 1 < argc) {
+      char *end = NULL;
+      after = strtoull(argv[++i], &end, 10);
+      if (!end || *end) return usage(events_usage);
+    } else {
+      return usage(events_usage);
+    }
+  }
+  if (ep_mgmt_client_watch(client, after, follow, print_event, &printer) < 0) return fail();
+  return EXIT_SUCCESS;
+}

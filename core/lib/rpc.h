@@ -1,0 +1,133 @@
+/* core: the one helper over the gRPC core C API (Debian's libgrpc 1.51). Servers, channels
+ * and calls that move opaque byte messages; the caller encodes them. No other file includes
+ * a gRPC header, so a gRPC upgrade touches this room only.
+ *
+ * Model: every call gets its own completion queue and is driven synchronously by one
+ * thread. On the server each accepted call runs its handler on a thread of its own (at most
+ * EP_RPC_CALLS_MAX at once), so a handler may block (a streaming handler waits for events)
+ * without stalling other calls; sends are synchronous, so a slow reader pushes back on its
+ * own handler only and nothing queues without bound. */
+#ifndef EP_CORE_RPC_H
+#define EP_CORE_RPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EP_RPC_CALLS_MAX 1024            /* calls a server handles at once; more get RESOURCE_EXHAUSTED */
+#define EP_RPC_MESSAGE_MAX_DEFAULT (4u << 20)
+#define EP_RPC_METADATA_VALUE_MAX 4096   /* longest metadata value handed to a handler */
+
+/* TLS material as PEM text (not file names). Server: cert_pem + key_pem, and client_ca_pem
+ * to require and verify client certificates (mutual TLS). Client: ca_pem to verify the
+ * server, cert_pem + key_pem to present a client certificate, target_name to check the
+ * server certificate against instead of the address's host. */
+typedef struct ep_rpc_tls {
+  const char *ca_pem;
+  const char *cert_pem;
+  const char *key_pem;
+  const char *client_ca_pem;
+  const char *target_name;
+} ep_rpc_tls;
+
+typedef enum { EP_RPC_UNARY, EP_RPC_SERVER_STREAMING } ep_rpc_kind;
+
+/* ---- server ------------------------------------------------------------------------------ */
+
+typedef struct ep_rpc_server ep_rpc_server;
+typedef struct ep_rpc_call ep_rpc_call;
+
+/* Handles one call on its own thread. request is the client's (only) message, valid during
+ * the call. The handler must end the call with ep_rpc_call_finish before returning. */
+typedef void (*ep_rpc_handler)(void *data, ep_rpc_call *call, const uint8_t *request, size_t len);
+
+typedef struct ep_rpc_method {
+  const char *path; /* "/package.Service/Method" */
+  ep_rpc_kind kind;
+  ep_rpc_handler handler;
+  void *data;
+} ep_rpc_method;
+
+/* Creates a server that refuses messages longer than max_message bytes (0: the default). */
+int ep_rpc_server_new(ep_rpc_server **out, size_t max_message);
+
+/* Registers a method (before ep_rpc_server_start; the path is copied). Calls to paths not
+ * registered are answered UNIMPLEMENTED. */
+int ep_rpc_server_add_method(ep_rpc_server *server, const ep_rpc_method *method);
+
+/* Listens on address ("host:port", port 0 picks one; or "unix:/path"), in plaintext or with
+ * tls. *ret_port (when not NULL) gets the port bound. Before ep_rpc_server_start. */
+int ep_rpc_server_listen(ep_rpc_server *server, const char *address, const ep_rpc_tls *tls, int *ret_port);
+
+/* Starts serving on a thread of the server's own. */
+int ep_rpc_server_start(ep_rpc_server *server);
+
+/* Stops accepting calls, gives running calls up to grace_ms to end, cancels the rest, waits
+ * for every handler to return, then frees. Accepts NULL. */
+void ep_rpc_server_free(ep_rpc_server *server, int grace_ms);
+
+/* Copies the value of the request metadata key (lower case, e.g. "authorization") into buf;
+ * returns its length, or -1 when absent or longer than len - 1. */
+int ep_rpc_call_metadata(const ep_rpc_call *call, const char *key, char *buf, size_t len);
+
+/* True once the client cancelled, the deadline passed or the server is stopping. */
+bool ep_rpc_call_cancelled(ep_rpc_call *call);
+
+/* The path of the method called. */
+const char *ep_rpc_call_method(const ep_rpc_call *call);
+
+/* Sends one message of a streaming call, waiting until gRPC took it (flow control makes a
+ * slow client slow this handler down). Returns 0, or EP_ECANCELED when the call is over. */
+int ep_rpc_call_send(ep_rpc_call *call, const uint8_t *data, size_t len);
+
+/* Ends the call with status (a gRPC status code) and message; for a unary call with
+ * status 0, data/len is the reply. Call exactly once. Returns 0 or EP_ECANCELED. */
+int ep_rpc_call_finish(ep_rpc_call *call, int status, const char *message, const uint8_t *data, size_t len);
+
+/* ---- client ------------------------------------------------------------------------------ */
+
+typedef struct ep_rpc_channel ep_rpc_channel;
+
+/* Opens a channel to target ("host:port" or "unix:/path"), plaintext when tls is NULL. The
+ * connection is made on the first call. Thread-safe: calls may share a channel. */
+int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tls *tls, size_t max_message);
+void ep_rpc_channel_free(ep_rpc_channel *channel);
+
+/* One metadata entry sent with a call ("authorization", "Bearer ..."). */
+typedef struct ep_rpc_metadata {
+  const char *key;
+  const char *value;
+} ep_rpc_metadata;
+
+/* The end of a call: gRPC status code, the server's message, and for a unary call the
+ * reply (malloc'd; ep_rpc_result_clear frees it). */
+typedef struct ep_rpc_result {
+  int status;
+  char message[512];
+  uint8_t *data;
+  size_t len;
+} ep_rpc_result;
+
+void ep_rpc_result_clear(ep_rpc_result *result);
+
+/* Makes a unary call that gives up after timeout_ms. Returns 0 when the call ran (whatever
+ * its status, in *out), or a negative code when it could not be started. */
+int ep_rpc_unary(ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata, size_t metadata_count,
+                 const uint8_t *request, size_t len, int timeout_ms, ep_rpc_result *out);
+
+typedef struct ep_rpc_stream ep_rpc_stream;
+
+/* Starts a server-streaming call with one request; timeout_ms 0 means no deadline. */
+int ep_rpc_stream_open(ep_rpc_stream **out, ep_rpc_channel *channel, const char *path,
+                       const ep_rpc_metadata *metadata, size_t metadata_count, const uint8_t *request, size_t len,
+                       int timeout_ms);
+
+/* Receives the next message into *ret_data and *ret_len (malloc'd, caller frees). Returns 1 for
+ * a message, 0 at the end of the stream (the status is then in ep_rpc_stream_close). */
+int ep_rpc_stream_read(ep_rpc_stream *stream, uint8_t **ret_data, size_t *ret_len);
+
+/* Cancels the call if it is still running, stores its final status in *out (when not NULL)
+ * and frees the stream. */
+void ep_rpc_stream_close(ep_rpc_stream *stream, ep_rpc_result *out);
+
+#endif

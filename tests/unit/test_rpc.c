@@ -1,0 +1,310 @@
+/* Unit tests of core/lib/rpc.c: a real gRPC server and client on loopback and on a UNIX
+ * socket, in plaintext and TLS (certificates made with the openssl CLI at test time). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "error.h"
+#include "rpc.h"
+#include "support/testutil.h"
+
+#define STATUS_OK 0
+#define STATUS_DEADLINE_EXCEEDED 4
+#define STATUS_PERMISSION_DENIED 7
+#define STATUS_RESOURCE_EXHAUSTED 8
+#define STATUS_UNIMPLEMENTED 12
+#define STATUS_UNAVAILABLE 14
+
+typedef struct fixture {
+  char *dir;
+  ep_rpc_server *server;
+  char tcp[64];
+  char unix_address[128];
+  atomic_int stream_ended_cancelled;
+  atomic_int stream_running;
+} fixture;
+
+/* Echo: replies with the request; "sleep" waits 2 s first; answers PERMISSION_DENIED unless
+ * the metadata x-key is "open". */
+static void echo(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  (void)data;
+  char key[32];
+  if (ep_rpc_call_metadata(call, "x-key", key, sizeof key) < 0 || strcmp(key, "open") != 0) {
+    ep_rpc_call_finish(call, STATUS_PERMISSION_DENIED, "x-key must be open", NULL, 0);
+    return;
+  }
+  if (len == 5 && memcmp(request, "sleep", 5) == 0) sleep(2);
+  ep_rpc_call_finish(call, STATUS_OK, "", request, len);
+}
+
+/* Count: sends request[0] messages "0", "1", ...; with 0 it streams until cancelled. */
+static void count(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  fixture *f = data;
+  int n = len ? request[0] : 0;
+  atomic_store(&f->stream_running, 1);
+  for (int i = 0; n == 0 || i < n; i++) {
+    char text[16];
+    int l = snprintf(text, sizeof text, "%d", i);
+    if (n == 0) usleep(20000);
+    if (ep_rpc_call_cancelled(call) || ep_rpc_call_send(call, (const uint8_t *)text, (size_t)l) < 0) {
+      atomic_store(&f->stream_ended_cancelled, 1);
+      ep_rpc_call_finish(call, 1, "cancelled", NULL, 0);
+      return;
+    }
+  }
+  ep_rpc_call_finish(call, STATUS_OK, "", NULL, 0);
+}
+
+static int start_server(fixture *f, const ep_rpc_tls *tls) {
+  ep_rpc_method methods[] = {{"/test.Echo/Echo", EP_RPC_UNARY, echo, f},
+                             {"/test.Echo/Count", EP_RPC_SERVER_STREAMING, count, f}};
+  int port = 0;
+  if (ep_rpc_server_new(&f->server, 1024 * 1024) < 0) return -1;
+  for (int i = 0; i < 2; i++)
+    if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
+  if (ep_rpc_server_listen(f->server, "127.0.0.1:0", tls, &port) < 0) return -1;
+  snprintf(f->tcp, sizeof f->tcp, "127.0.0.1:%d", port);
+  snprintf(f->unix_address, sizeof f->unix_address, "unix:%s/rpc.sock", f->dir);
+  if (!tls && ep_rpc_server_listen(f->server, f->unix_address, NULL, NULL) < 0) return -1;
+  return ep_rpc_server_start(f->server);
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  f->dir = tu_mkdtemp();
+  *state = f;
+  return start_server(f, NULL);
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ep_rpc_server_free(f->server, 1000);
+  tu_rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+static const ep_rpc_metadata open_key[] = {{"x-key", "open"}};
+
+static void unary_over_tcp_and_unix(void **state) {
+  fixture *f = *state;
+  const char *targets[] = {f->tcp, f->unix_address};
+  for (int t = 0; t < 2; t++) {
+    ep_rpc_channel *ch = NULL;
+    assert_int_equal(ep_rpc_channel_new(&ch, targets[t], NULL, 0), 0);
+    ep_rpc_result r;
+    assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"hello", 5, 5000, &r), 0);
+    assert_int_equal(r.status, STATUS_OK);
+    assert_int_equal(r.len, 5);
+    assert_memory_equal(r.data, "hello", 5);
+    ep_rpc_result_clear(&r);
+    /* Metadata reaches the handler: without the key the handler refuses. */
+    assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", NULL, 0, (const uint8_t *)"x", 1, 5000, &r), 0);
+    assert_int_equal(r.status, STATUS_PERMISSION_DENIED);
+    assert_string_equal(r.message, "x-key must be open");
+    ep_rpc_result_clear(&r);
+    ep_rpc_channel_free(ch);
+  }
+}
+
+static void unknown_method_oversized_and_deadline(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel *ch = NULL;
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, NULL, 0), 0);
+  ep_rpc_result r;
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Nope", open_key, 1, (const uint8_t *)"x", 1, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_UNIMPLEMENTED);
+  assert_string_equal(r.message, "unknown method /test.Echo/Nope");
+  ep_rpc_result_clear(&r);
+
+  size_t big = 2 * 1024 * 1024; /* the server takes at most 1 MiB */
+  uint8_t *payload = calloc(1, big);
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, payload, big, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_RESOURCE_EXHAUSTED);
+  ep_rpc_result_clear(&r);
+  free(payload);
+
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"sleep", 5, 300, &r), 0);
+  assert_int_equal(r.status, STATUS_DEADLINE_EXCEEDED);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+}
+
+static void server_streaming_in_order(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel *ch = NULL;
+  assert_int_equal(ep_rpc_channel_new(&ch, f->unix_address, NULL, 0), 0);
+  ep_rpc_stream *s = NULL;
+  uint8_t n = 50;
+  assert_int_equal(ep_rpc_stream_open(&s, ch, "/test.Echo/Count", NULL, 0, &n, 1, 5000), 0);
+  uint8_t *data = NULL;
+  size_t len = 0;
+  int got = 0;
+  while (ep_rpc_stream_read(s, &data, &len) == 1) {
+    char expect[16];
+    snprintf(expect, sizeof expect, "%d", got++);
+    assert_int_equal(len, strlen(expect));
+    assert_memory_equal(data, expect, len);
+    free(data);
+  }
+  assert_int_equal(got, 50);
+  ep_rpc_result r;
+  ep_rpc_stream_close(s, &r);
+  assert_int_equal(r.status, STATUS_OK);
+  ep_rpc_channel_free(ch);
+}
+
+static void client_cancel_reaches_the_handler(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel *ch = NULL;
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, NULL, 0), 0);
+  ep_rpc_stream *s = NULL;
+  uint8_t forever = 0;
+  assert_int_equal(ep_rpc_stream_open(&s, ch, "/test.Echo/Count", NULL, 0, &forever, 1, 0), 0);
+  uint8_t *data = NULL;
+  size_t len = 0;
+  assert_int_equal(ep_rpc_stream_read(s, &data, &len), 1);
+  free(data);
+  ep_rpc_stream_close(s, NULL);
+  for (int i = 0; i < 200 && !atomic_load(&f->stream_ended_cancelled); i++) usleep(10000);
+  assert_true(atomic_load(&f->stream_ended_cancelled));
+  ep_rpc_channel_free(ch);
+}
+
+static void shutdown_with_an_open_stream(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel *ch = NULL;
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, NULL, 0), 0);
+  ep_rpc_stream *s = NULL;
+  uint8_t forever = 0;
+  assert_int_equal(ep_rpc_stream_open(&s, ch, "/test.Echo/Count", NULL, 0, &forever, 1, 0), 0);
+  uint8_t *data = NULL;
+  size_t len = 0;
+  assert_int_equal(ep_rpc_stream_read(s, &data, &len), 1);
+  free(data);
+  ep_rpc_server_free(f->server, 500); /* returns although the client still reads */
+  f->server = NULL;
+  while (ep_rpc_stream_read(s, &data, &len) == 1) free(data);
+  ep_rpc_result r;
+  ep_rpc_stream_close(s, &r);
+  assert_int_not_equal(r.status, STATUS_OK);
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"x", 1, 1000, &r), 0);
+  assert_int_equal(r.status, STATUS_UNAVAILABLE);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+}
+
+static char *slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  char *text = calloc(1, 65536);
+  size_t n = fread(text, 1, 65535, f);
+  text[n] = '\0';
+  fclose(f);
+  return text;
+}
+
+static void tls_and_wrong_ca(void **state) {
+  fixture *f = *state;
+  ep_rpc_server_free(f->server, 0);
+  char cmd[2048];
+  snprintf(cmd, sizeof cmd,
+           "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca "
+           ">/dev/null 2>&1 && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost "
+           ">/dev/null 2>&1 && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > ext && openssl x509 -req -in server.csr "
+           "-CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile ext >/dev/null 2>&1 && "
+           "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other >/dev/null 2>&1",
+           f->dir);
+  assert_int_equal(system(cmd), 0);
+  char path[256];
+  snprintf(path, sizeof path, "%s/ca.pem", f->dir);
+  char *ca = slurp(path);
+  snprintf(path, sizeof path, "%s/server.pem", f->dir);
+  char *cert = slurp(path);
+  snprintf(path, sizeof path, "%s/server.key", f->dir);
+  char *key = slurp(path);
+  snprintf(path, sizeof path, "%s/other.pem", f->dir);
+  char *other = slurp(path);
+  ep_rpc_tls server_tls = {.cert_pem = cert, .key_pem = key};
+  assert_int_equal(start_server(f, &server_tls), 0);
+
+  ep_rpc_channel *ch = NULL;
+  ep_rpc_tls client_tls = {.ca_pem = ca};
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, &client_tls, 0), 0);
+  ep_rpc_result r;
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"tls", 3, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_OK);
+  assert_memory_equal(r.data, "tls", 3);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+
+  ep_rpc_tls wrong = {.ca_pem = other};
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, &wrong, 0), 0);
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"tls", 3, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_UNAVAILABLE); /* the server's certificate is not trusted */
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, NULL, 0), 0); /* plaintext to a TLS port */
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"x", 1, 3000, &r), 0);
+  assert_int_not_equal(r.status, STATUS_OK);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+  free(ca);
+  free(cert);
+  free(key);
+  free(other);
+}
+
+typedef struct load {
+  ep_rpc_channel *ch;
+  int ok;
+} load;
+
+static void *hammer(void *arg) {
+  load *l = arg;
+  for (int i = 0; i < 200; i++) {
+    ep_rpc_result r;
+    char text[32];
+    int n = snprintf(text, sizeof text, "call-%d", i);
+    if (ep_rpc_unary(l->ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)text, (size_t)n, 5000, &r) == 0 &&
+        r.status == STATUS_OK && r.len == (size_t)n && memcmp(r.data, text, (size_t)n) == 0)
+      l->ok++;
+    ep_rpc_result_clear(&r);
+  }
+  return NULL;
+}
+
+static void concurrent_calls_share_a_channel(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel *ch = NULL;
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, NULL, 0), 0);
+  pthread_t threads[8];
+  load loads[8];
+  for (int i = 0; i < 8; i++) {
+    loads[i] = (load){.ch = ch};
+    pthread_create(&threads[i], NULL, hammer, &loads[i]);
+  }
+  for (int i = 0; i < 8; i++) {
+    pthread_join(threads[i], NULL);
+    assert_int_equal(loads[i].ok, 200);
+  }
+  ep_rpc_channel_free(ch);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(unary_over_tcp_and_unix, setup, teardown),
+      cmocka_unit_test_setup_teardown(unknown_method_oversized_and_deadline, setup, teardown),
+      cmocka_unit_test_setup_teardown(server_streaming_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(client_cancel_reaches_the_handler, setup, teardown),
+      cmocka_unit_test_setup_teardown(shutdown_with_an_open_stream, setup, teardown),
+      cmocka_unit_test_setup_teardown(tls_and_wrong_ca, setup, teardown),
+      cmocka_unit_test_setup_teardown(concurrent_calls_share_a_channel, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
+}
