@@ -450,13 +450,18 @@ int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tl
   ep_rpc_channel *channel = calloc(1, sizeof *channel);
   if (!channel) return ep_error_set(EP_ENOMEM, "out of memory");
   rpc_init();
-  grpc_arg args[2] = {
+  /* Reconnect within a second of a server coming back (gRPC's default backoff grows to
+   * two minutes, far too slow for a restarted daemon). */
+  grpc_arg args[5] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
        .value.integer = (int)(max_message ? max_message : EP_RPC_MESSAGE_MAX_DEFAULT)},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
       {.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
        .value.string = tls && tls->target_name ? (char *)tls->target_name : NULL},
   };
-  grpc_channel_args channel_args = {.num_args = tls && tls->target_name ? 2 : 1, .args = args};
+  grpc_channel_args channel_args = {.num_args = tls && tls->target_name ? 5 : 4, .args = args};
   grpc_channel_credentials *creds;
   if (tls) {
     grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem, .cert_chain = tls->cert_pem};

@@ -9,7 +9,7 @@
 #include "action.h"
 #include "error.h"
 #include "site.h"
-#include "support/testutil.h"
+#include "testutil.h"
 
 typedef struct fixture {
   char *dir;

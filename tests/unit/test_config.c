@@ -8,7 +8,7 @@
 
 #include "config.h"
 #include "site.h"
-#include "support/testutil.h"
+#include "testutil.h"
 
 static int setup(void **state) {
   *state = tu_mkdtemp();

@@ -9,7 +9,7 @@
 #include "error.h"
 #include "inventory.h"
 #include "site.h"
-#include "support/testutil.h"
+#include "testutil.h"
 
 typedef struct fixture {
   char *dir;

@@ -9,7 +9,7 @@
 #include "action.h"
 #include "error.h"
 #include "site.h"
-#include "support/testutil.h"
+#include "testutil.h"
 
 static ep_plugin *by_file(const ep_plugin_set *set, const char *file) {
   for (size_t i = 0; i < set->count; i++) {

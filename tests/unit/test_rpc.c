@@ -10,7 +10,7 @@
 
 #include "error.h"
 #include "rpc.h"
-#include "support/testutil.h"
+#include "testutil.h"
 
 #define STATUS_OK 0
 #define STATUS_DEADLINE_EXCEEDED 4

@@ -21,7 +21,7 @@
 
 #include "host.h"
 #include "site.h"
-#include "support/testutil.h"
+#include "testutil.h"
 
 #define DB_FILE "inventory.sqlite"
 
