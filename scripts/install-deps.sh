@@ -10,7 +10,7 @@ packages=(
   libconfig-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
   libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev libjansson-dev
   # tests
-  libcmocka-dev openssl
+  libcmocka-dev openssl sqlite3 curl
 )
 
 missing=()

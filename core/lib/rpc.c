@@ -21,6 +21,8 @@
 /* Request slots kept open at once: how many new calls gRPC can hand over without waiting
  * for the serving thread. */
 #define SERVER_SLOTS 16
+/* Threads that run unary handlers; streaming handlers get a thread of their own. */
+#define UNARY_WORKERS 64
 
 /* ---- shared ------------------------------------------------------------------------------ */
 
@@ -98,8 +100,12 @@ struct ep_rpc_server {
   bool started;
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int active;        /* calls whose handler thread runs */
+  int active;        /* calls accepted and not yet freed */
   bool stopping;
+  struct ep_rpc_call *queue_head, *queue_tail; /* unary calls waiting for a worker */
+  pthread_cond_t queue_cond;
+  pthread_t workers[UNARY_WORKERS];
+  int worker_count;
   bool shutdown_done;
   char shutdown_tag;
 };
@@ -118,6 +124,7 @@ struct ep_rpc_call {
   bool initial_sent; /* initial metadata is out */
   /* Distinct addresses used as batch tags. */
   char recv_tag, send_tag, finish_tag, close_tag;
+  struct ep_rpc_call *next; /* in the unary queue */
 };
 
 static void call_free(ep_rpc_call *c) {
@@ -155,6 +162,7 @@ int ep_rpc_server_new(ep_rpc_server **out, size_t max_message) {
   grpc_server_register_completion_queue(server->grpc, server->cq, NULL);
   pthread_mutex_init(&server->lock, NULL);
   pthread_cond_init(&server->cond, NULL);
+  pthread_cond_init(&server->queue_cond, NULL);
   *out = server;
   return 0;
 }
@@ -263,6 +271,24 @@ static void refuse_call(ep_rpc_call *c, grpc_status_code status, const char *mes
   call_free(c);
 }
 
+/* Runs queued unary calls until the server stops and the queue is empty. */
+static void *worker_main(void *arg) {
+  ep_rpc_server *server = arg;
+  pthread_mutex_lock(&server->lock);
+  for (;;) {
+    while (!server->queue_head && !server->stopping) pthread_cond_wait(&server->queue_cond, &server->lock);
+    ep_rpc_call *c = server->queue_head;
+    if (!c) break;
+    server->queue_head = c->next;
+    if (!server->queue_head) server->queue_tail = NULL;
+    pthread_mutex_unlock(&server->lock);
+    call_main(c);
+    pthread_mutex_lock(&server->lock);
+  }
+  pthread_mutex_unlock(&server->lock);
+  return NULL;
+}
+
 static void dispatch(ep_rpc_server *server, ep_rpc_call *c) {
   char *method = grpc_slice_to_c_string(c->details.method);
   snprintf(c->path, sizeof c->path, "%s", method ? method : "");
@@ -271,6 +297,16 @@ static void dispatch(ep_rpc_server *server, ep_rpc_call *c) {
   pthread_mutex_lock(&server->lock);
   bool room = server->active < EP_RPC_CALLS_MAX;
   if (room) server->active++;
+  if (room && (!c->method || c->method->kind == EP_RPC_UNARY) && server->worker_count > 0) {
+    if (server->queue_tail)
+      server->queue_tail->next = c;
+    else
+      server->queue_head = c;
+    server->queue_tail = c;
+    pthread_cond_signal(&server->queue_cond);
+    pthread_mutex_unlock(&server->lock);
+    return;
+  }
   pthread_mutex_unlock(&server->lock);
   pthread_t thread;
   pthread_attr_t attr;
@@ -318,6 +354,8 @@ int ep_rpc_server_start(ep_rpc_server *server) {
   grpc_server_start(server->grpc);
   for (int i = 0; i < SERVER_SLOTS; i++)
     if (request_slot(server) < 0) return ep_error_set(EP_EIO, "cannot wait for calls");
+  for (; server->worker_count < UNARY_WORKERS; server->worker_count++)
+    if (pthread_create(&server->workers[server->worker_count], NULL, worker_main, server) != 0) break;
   if (pthread_create(&server->thread, NULL, serve_main, server) != 0)
     return ep_error_set(EP_ENOMEM, "cannot start the serving thread");
   server->started = true;
@@ -358,6 +396,10 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
     wait_until(server, is_shut_down, -1);
     wait_until(server, is_idle, -1);
   }
+  pthread_mutex_lock(&server->lock);
+  pthread_cond_broadcast(&server->queue_cond);
+  pthread_mutex_unlock(&server->lock);
+  for (int i = 0; i < server->worker_count; i++) pthread_join(server->workers[i], NULL);
   grpc_server_destroy(server->grpc);
   grpc_completion_queue_shutdown(server->cq);
   if (server->started) {
@@ -370,6 +412,7 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
   for (size_t i = 0; i < server->method_count; i++) free((char *)server->methods[i].path);
   free(server->methods);
   pthread_cond_destroy(&server->cond);
+  pthread_cond_destroy(&server->queue_cond);
   pthread_mutex_destroy(&server->lock);
   free(server);
   grpc_shutdown();

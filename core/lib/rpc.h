@@ -3,10 +3,11 @@
  * a gRPC header, so a gRPC upgrade touches this room only.
  *
  * Model: every call gets its own completion queue and is driven synchronously by one
- * thread. On the server each accepted call runs its handler on a thread of its own (at most
- * EP_RPC_CALLS_MAX at once), so a handler may block (a streaming handler waits for events)
- * without stalling other calls; sends are synchronous, so a slow reader pushes back on its
- * own handler only and nothing queues without bound. */
+ * thread. On the server unary handlers run on a fixed pool of worker threads and each
+ * streaming handler on a thread of its own (at most EP_RPC_CALLS_MAX calls at once), so a
+ * streaming handler may block waiting for events without stalling other calls; sends are
+ * synchronous, so a slow reader pushes back on its own handler only and nothing queues
+ * without bound. */
 #ifndef EP_CORE_RPC_H
 #define EP_CORE_RPC_H
 
@@ -37,7 +38,7 @@ typedef enum { EP_RPC_UNARY, EP_RPC_SERVER_STREAMING } ep_rpc_kind;
 typedef struct ep_rpc_server ep_rpc_server;
 typedef struct ep_rpc_call ep_rpc_call;
 
-/* Handles one call on its own thread. request is the client's (only) message, valid during
+/* Handles one call (on a worker or a thread of its own, see above). request is the client's (only) message, valid during
  * the call. The handler must end the call with ep_rpc_call_finish before returning. */
 typedef void (*ep_rpc_handler)(void *data, ep_rpc_call *call, const uint8_t *request, size_t len);
 

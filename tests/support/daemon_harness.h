@@ -48,7 +48,9 @@ static inline int harness_start(harness *h) {
   if (pid < 0) return -1;
   if (pid == 0) {
     if (!freopen(h->log_path, "a", stderr)) _exit(126);
-    execl(h->daemon_path, h->daemon_path, "--config", h->config_path, "--log-level", "warn", (char *)NULL);
+    const char *level = getenv("EDGEPROV_HARNESS_LOG_LEVEL"); /* default: warnings only */
+    execl(h->daemon_path, h->daemon_path, "--config", h->config_path, "--log-level", level ? level : "warn",
+          (char *)NULL);
     _exit(127);
   }
   h->pid = pid;
