@@ -236,6 +236,14 @@ static void *call_main(void *arg) {
     call_done(c);
     return NULL;
   }
+  if (c->method->kind == EP_RPC_BIDI_STREAMING) {
+    grpc_op initial = {.op = GRPC_OP_SEND_INITIAL_METADATA};
+    c->initial_sent = true;
+    if (run_batch(c->grpc, c->cq, &initial, 1, &c->send_tag)) c->method->handler(c->method->data, c, NULL, 0);
+    if (!c->finished) ep_rpc_call_finish(c, GRPC_STATUS_CANCELLED, "the call ended before the handler replied", NULL, 0);
+    call_done(c);
+    return NULL;
+  }
   grpc_byte_buffer *request = NULL;
   grpc_op ops[2] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_RECV_MESSAGE}};
   ops[1].data.recv_message.recv_message = &request;
@@ -448,6 +456,16 @@ bool ep_rpc_call_cancelled(ep_rpc_call *c) {
   return (c->closed && c->close_cancelled) || (c->closed && !c->finished) || stopping;
 }
 
+int ep_rpc_call_recv(ep_rpc_call *c, uint8_t **ret_data, size_t *ret_len) {
+  grpc_byte_buffer *message = NULL;
+  grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+  op.data.recv_message.recv_message = &message;
+  if (!run_batch(c->grpc, c->cq, &op, 1, &c->recv_tag) || !message) return 0;
+  int r = buffer_to_bytes(message, ret_data, ret_len);
+  grpc_byte_buffer_destroy(message);
+  return r < 0 ? r : 1;
+}
+
 int ep_rpc_call_send(ep_rpc_call *c, const uint8_t *data, size_t len) {
   if (c->finished) return EP_ECANCELED;
   grpc_byte_buffer *buffer = bytes_to_buffer(data, len);
@@ -545,7 +563,8 @@ typedef struct client_call {
   grpc_metadata_array trailing;
   grpc_status_code status;
   grpc_slice details;
-  char tag;
+  char tag;      /* receiving batches */
+  char send_tag; /* sending batches, which may run beside a receive */
 } client_call;
 
 static int client_call_start(client_call *cc, ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata,
@@ -631,6 +650,7 @@ int ep_rpc_unary(ep_rpc_channel *channel, const char *path, const ep_rpc_metadat
 struct ep_rpc_stream {
   client_call cc;
   bool ended;
+  bool initial_received;
 };
 
 int ep_rpc_stream_open(ep_rpc_stream **out, ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata,
@@ -643,31 +663,54 @@ int ep_rpc_stream_open(ep_rpc_stream **out, ep_rpc_channel *channel, const char 
     free(s);
     return r;
   }
-  grpc_byte_buffer *send = bytes_to_buffer(request, len);
-  grpc_op ops[4];
+  grpc_op ops[3];
+  size_t n = 0;
   memset(ops, 0, sizeof ops);
-  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-  ops[0].data.send_initial_metadata.count = s->cc.metadata_count;
-  ops[0].data.send_initial_metadata.metadata = s->cc.metadata;
-  ops[1].op = GRPC_OP_SEND_MESSAGE;
-  ops[1].data.send_message.send_message = send;
-  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-  ops[3].data.recv_initial_metadata.recv_initial_metadata = &s->cc.initial;
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].data.send_initial_metadata.count = s->cc.metadata_count;
+  ops[n++].data.send_initial_metadata.metadata = s->cc.metadata;
+  grpc_byte_buffer *send = request ? bytes_to_buffer(request, len) : NULL;
+  if (send) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = send;
+    ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  }
   /* A failed batch means the call already ended; read then reports the end and close the
    * status. */
-  if (!run_batch(s->cc.grpc, s->cc.cq, ops, 4, &s->cc.tag)) s->ended = true;
-  grpc_byte_buffer_destroy(send);
+  if (!run_batch(s->cc.grpc, s->cc.cq, ops, n, &s->cc.send_tag)) s->ended = true;
+  if (send) grpc_byte_buffer_destroy(send);
   *out = s;
   return 0;
+}
+
+int ep_rpc_stream_send(ep_rpc_stream *s, const uint8_t *data, size_t len) {
+  grpc_byte_buffer *buffer = bytes_to_buffer(data, len);
+  grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+  op.data.send_message.send_message = buffer;
+  int ok = run_batch(s->cc.grpc, s->cc.cq, &op, 1, &s->cc.send_tag);
+  grpc_byte_buffer_destroy(buffer);
+  return ok ? 0 : EP_ECANCELED;
+}
+
+int ep_rpc_stream_half_close(ep_rpc_stream *s) {
+  grpc_op op = {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT};
+  return run_batch(s->cc.grpc, s->cc.cq, &op, 1, &s->cc.send_tag) ? 0 : EP_ECANCELED;
 }
 
 int ep_rpc_stream_read(ep_rpc_stream *s, uint8_t **ret_data, size_t *ret_len) {
   if (s->ended) return 0;
   grpc_byte_buffer *message = NULL;
-  grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
-  op.data.recv_message.recv_message = &message;
-  if (!run_batch(s->cc.grpc, s->cc.cq, &op, 1, &s->cc.tag) || !message) {
+  grpc_op ops[2];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!s->initial_received) {
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->cc.initial;
+    s->initial_received = true;
+  }
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n++].data.recv_message.recv_message = &message;
+  if (!run_batch(s->cc.grpc, s->cc.cq, ops, n, &s->cc.tag) || !message) {
     s->ended = true;
     return 0;
   }
@@ -680,6 +723,11 @@ void ep_rpc_stream_close(ep_rpc_stream *s, ep_rpc_result *out) {
   if (!s) return;
   if (out) memset(out, 0, sizeof *out);
   if (!s->ended) grpc_call_cancel(s->cc.grpc, NULL); /* the caller stops reading early */
+  if (!s->initial_received) { /* status must not be asked before the initial metadata */
+    grpc_op initial = {.op = GRPC_OP_RECV_INITIAL_METADATA};
+    initial.data.recv_initial_metadata.recv_initial_metadata = &s->cc.initial;
+    run_batch(s->cc.grpc, s->cc.cq, &initial, 1, &s->cc.tag);
+  }
   grpc_op op = {.op = GRPC_OP_RECV_STATUS_ON_CLIENT};
   op.data.recv_status_on_client.trailing_metadata = &s->cc.trailing;
   op.data.recv_status_on_client.status = &s->cc.status;

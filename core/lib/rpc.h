@@ -31,15 +31,17 @@ typedef struct ep_rpc_tls {
   const char *target_name;
 } ep_rpc_tls;
 
-typedef enum { EP_RPC_UNARY, EP_RPC_SERVER_STREAMING } ep_rpc_kind;
+typedef enum { EP_RPC_UNARY, EP_RPC_SERVER_STREAMING, EP_RPC_BIDI_STREAMING } ep_rpc_kind;
 
 /* ---- server ------------------------------------------------------------------------------ */
 
 typedef struct ep_rpc_server ep_rpc_server;
 typedef struct ep_rpc_call ep_rpc_call;
 
-/* Handles one call (on a worker or a thread of its own, see above). request is the client's (only) message, valid during
- * the call. The handler must end the call with ep_rpc_call_finish before returning. */
+/* Handles one call (on a worker or a thread of its own, see above). request is the
+ * client's (only) message of a unary or server-streaming call, valid during the call; a
+ * bidirectional handler gets NULL and reads with ep_rpc_call_recv. The handler must end the
+ * call with ep_rpc_call_finish before returning. */
 typedef void (*ep_rpc_handler)(void *data, ep_rpc_call *call, const uint8_t *request, size_t len);
 
 typedef struct ep_rpc_method {
@@ -77,8 +79,14 @@ bool ep_rpc_call_cancelled(ep_rpc_call *call);
 /* The path of the method called. */
 const char *ep_rpc_call_method(const ep_rpc_call *call);
 
+/* Receives the next client message of a bidirectional call into *ret_data and *ret_len
+ * (malloc'd, caller frees). Returns 1 for a message, 0 when the client half-closed or the
+ * call is over. May run on one thread while another sends. */
+int ep_rpc_call_recv(ep_rpc_call *call, uint8_t **ret_data, size_t *ret_len);
+
 /* Sends one message of a streaming call, waiting until gRPC took it (flow control makes a
- * slow client slow this handler down). Returns 0, or EP_ECANCELED when the call is over. */
+ * slow client slow this handler down). Returns 0, or EP_ECANCELED when the call is over.
+ * One sender at a time; it may run while another thread receives. */
 int ep_rpc_call_send(ep_rpc_call *call, const uint8_t *data, size_t len);
 
 /* Ends the call with status (a gRPC status code) and message; for a unary call with
@@ -118,10 +126,20 @@ int ep_rpc_unary(ep_rpc_channel *channel, const char *path, const ep_rpc_metadat
 
 typedef struct ep_rpc_stream ep_rpc_stream;
 
-/* Starts a server-streaming call with one request; timeout_ms 0 means no deadline. */
+/* Starts a streaming call; timeout_ms 0 means no deadline. With a request (len may be 0
+ * for an empty message) it is a server-streaming call: the request is sent and the client
+ * half-closes. With request NULL it is a bidirectional call: send with ep_rpc_stream_send,
+ * end the sending side with ep_rpc_stream_half_close. */
 int ep_rpc_stream_open(ep_rpc_stream **out, ep_rpc_channel *channel, const char *path,
                        const ep_rpc_metadata *metadata, size_t metadata_count, const uint8_t *request, size_t len,
                        int timeout_ms);
+
+/* Sends one message of a bidirectional call. Returns 0, or EP_ECANCELED when the call is
+ * over. One sender at a time; it may run while another thread reads. */
+int ep_rpc_stream_send(ep_rpc_stream *stream, const uint8_t *data, size_t len);
+
+/* Tells the server the client sends no more (bidirectional calls). */
+int ep_rpc_stream_half_close(ep_rpc_stream *stream);
 
 /* Receives the next message into *ret_data and *ret_len (malloc'd, caller frees). Returns 1 for
  * a message, 0 at the end of the stream (the status is then in ep_rpc_stream_close). */

@@ -59,12 +59,35 @@ static void count(void *data, ep_rpc_call *call, const uint8_t *request, size_t 
   ep_rpc_call_finish(call, STATUS_OK, "", NULL, 0);
 }
 
+/* Chat: answers each message with "re:" + message until the client half-closes, then
+ * reports how many it got in the status message. */
+static void chat(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  (void)data;
+  assert_null(request);
+  assert_int_equal(len, 0);
+  uint8_t *message = NULL;
+  size_t message_len = 0;
+  int count = 0;
+  while (ep_rpc_call_recv(call, &message, &message_len) == 1) {
+    uint8_t reply[64] = "re:";
+    size_t n = message_len < 60 ? message_len : 60;
+    memcpy(reply + 3, message, n);
+    free(message);
+    count++;
+    if (ep_rpc_call_send(call, reply, n + 3) < 0) break;
+  }
+  char status[32];
+  snprintf(status, sizeof status, "%d messages", count);
+  ep_rpc_call_finish(call, STATUS_OK, status, NULL, 0);
+}
+
 static int start_server(fixture *f, const ep_rpc_tls *tls) {
   ep_rpc_method methods[] = {{"/test.Echo/Echo", EP_RPC_UNARY, echo, f},
-                             {"/test.Echo/Count", EP_RPC_SERVER_STREAMING, count, f}};
+                             {"/test.Echo/Count", EP_RPC_SERVER_STREAMING, count, f},
+                             {"/test.Echo/Chat", EP_RPC_BIDI_STREAMING, chat, f}};
   int port = 0;
   if (ep_rpc_server_new(&f->server, 1024 * 1024) < 0) return -1;
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 3; i++)
     if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
   if (ep_rpc_server_listen(f->server, "127.0.0.1:0", tls, &port) < 0) return -1;
   snprintf(f->tcp, sizeof f->tcp, "127.0.0.1:%d", port);
@@ -158,6 +181,35 @@ static void server_streaming_in_order(void **state) {
   ep_rpc_channel_free(ch);
 }
 
+static void bidirectional_stream(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel *ch = NULL;
+  assert_int_equal(ep_rpc_channel_new(&ch, f->unix_address, NULL, 0), 0);
+  ep_rpc_stream *s = NULL;
+  assert_int_equal(ep_rpc_stream_open(&s, ch, "/test.Echo/Chat", NULL, 0, NULL, 0, 5000), 0);
+  for (int i = 0; i < 10; i++) {
+    char text[16], expect[20];
+    int n = snprintf(text, sizeof text, "m%d", i);
+    snprintf(expect, sizeof expect, "re:m%d", i);
+    assert_int_equal(ep_rpc_stream_send(s, (const uint8_t *)text, (size_t)n), 0);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ep_rpc_stream_read(s, &data, &len), 1);
+    assert_int_equal(len, strlen(expect));
+    assert_memory_equal(data, expect, len);
+    free(data);
+  }
+  assert_int_equal(ep_rpc_stream_half_close(s), 0);
+  uint8_t *data = NULL;
+  size_t len = 0;
+  assert_int_equal(ep_rpc_stream_read(s, &data, &len), 0);
+  ep_rpc_result r;
+  ep_rpc_stream_close(s, &r);
+  assert_int_equal(r.status, STATUS_OK);
+  assert_string_equal(r.message, "10 messages");
+  ep_rpc_channel_free(ch);
+}
+
 static void client_cancel_reaches_the_handler(void **state) {
   fixture *f = *state;
   ep_rpc_channel *ch = NULL;
@@ -208,7 +260,7 @@ static char *slurp(const char *path) {
   return text;
 }
 
-static void tls_and_wrong_ca(void **state) {
+static void tls_mutual_tls_and_wrong_ca(void **state) {
   fixture *f = *state;
   ep_rpc_server_free(f->server, 0);
   char cmd[2048];
@@ -254,6 +306,33 @@ static void tls_and_wrong_ca(void **state) {
   assert_int_not_equal(r.status, STATUS_OK);
   ep_rpc_result_clear(&r);
   ep_rpc_channel_free(ch);
+  /* Mutual TLS: the server requires a client certificate signed by the CA. */
+  ep_rpc_server_free(f->server, 0);
+  snprintf(cmd, sizeof cmd,
+           "cd %s && openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=node-1 "
+           ">/dev/null 2>&1 && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "
+           "-days 1 >/dev/null 2>&1",
+           f->dir);
+  assert_int_equal(system(cmd), 0);
+  snprintf(path, sizeof path, "%s/client.pem", f->dir);
+  char *client_cert = slurp(path);
+  snprintf(path, sizeof path, "%s/client.key", f->dir);
+  char *client_key = slurp(path);
+  ep_rpc_tls mutual = {.cert_pem = cert, .key_pem = key, .client_ca_pem = ca};
+  assert_int_equal(start_server(f, &mutual), 0);
+  ep_rpc_tls with_cert = {.ca_pem = ca, .cert_pem = client_cert, .key_pem = client_key};
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, &with_cert, 0), 0);
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"mtls", 4, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_OK);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+  assert_int_equal(ep_rpc_channel_new(&ch, f->tcp, &client_tls, 0), 0); /* no client certificate */
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"mtls", 4, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_UNAVAILABLE);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+  free(client_cert);
+  free(client_key);
   free(ca);
   free(cert);
   free(key);
@@ -301,9 +380,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(unary_over_tcp_and_unix, setup, teardown),
       cmocka_unit_test_setup_teardown(unknown_method_oversized_and_deadline, setup, teardown),
       cmocka_unit_test_setup_teardown(server_streaming_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(bidirectional_stream, setup, teardown),
       cmocka_unit_test_setup_teardown(client_cancel_reaches_the_handler, setup, teardown),
       cmocka_unit_test_setup_teardown(shutdown_with_an_open_stream, setup, teardown),
-      cmocka_unit_test_setup_teardown(tls_and_wrong_ca, setup, teardown),
+      cmocka_unit_test_setup_teardown(tls_mutual_tls_and_wrong_ca, setup, teardown),
       cmocka_unit_test_setup_teardown(concurrent_calls_share_a_channel, setup, teardown),
   };
   return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
