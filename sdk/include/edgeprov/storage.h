@@ -91,10 +91,17 @@ typedef int32_t (*ep_storage_change_fn)(void *data, const ep_storage_change *cha
  * list: visits records whose key starts with prefix and sorts after start_after ("" for
  *   the first page), in key order, at most limit (1..10000) of them; *ret_revision is the
  *   store revision the page was read at, *ret_more is 1 when records remain.
- * changes: visits changes with revision > after_revision in revision order, at most limit;
- *   EP_ECOMPACTED when after_revision is older than the log keeps.
+ * changes: visits changes with revision > after_revision in revision order. limit
+ *   (1..10000) is a target: a transaction's changes are never split across calls, so one
+ *   call may go past limit by the rest of the last transaction (callers resume from the
+ *   last revision they saw). EP_ECOMPACTED when changes after after_revision were dropped.
+ *   Deleting a key that does not exist writes nothing to the log.
  * revision: the store's current revision (0 when empty).
- * compact: drops change-log entries with revision < before_revision. */
+ * compact: drops change-log entries with revision < before_revision; a before_revision at
+ *   or below an earlier compaction does nothing, one past the current revision + 1 is
+ *   EP_ERANGE.
+ * Visitors must not call back into the store. NULL visitors and NULL ret_* pointers are
+ * accepted; NULL keys, prefixes and start_after are EP_EINVAL. */
 typedef struct ep_storage {
   uint32_t struct_size;
   uint32_t reserved;
