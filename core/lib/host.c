@@ -67,9 +67,12 @@ static int32_t host_cancelled(ep_ctx *ctx) {
   return ctx && ctx->cancel && atomic_load(ctx->cancel) ? 1 : 0;
 }
 
-static const void *host_capability(ep_ctx *ctx, const char *capability_id) {
+static const void *host_capability(ep_ctx *ctx, const char *capability_id, void **ret_state) {
   if (!ctx || !ctx->plugins || !capability_id) return NULL;
-  return ep_plugins_capability(ctx->plugins, capability_id, NULL);
+  ep_plugin *provider = NULL;
+  const void *table = ep_plugins_capability(ctx->plugins, capability_id, &provider);
+  if (table && ret_state) *ret_state = provider->instance;
+  return table;
 }
 
 static int32_t host_site_string(ep_ctx *ctx, const char *name, const char **out) {

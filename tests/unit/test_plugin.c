@@ -162,8 +162,10 @@ static void capabilities_are_registered_and_looked_up(void **state) {
   assert_string_equal(owner->entry->id, "alpha");
   assert_int_equal(actions->actions_count, 1);
   ep_plugin *beta = ep_plugins_find(site->plugins, "beta");
-  assert_ptr_equal(ep_host_table()->capability(&beta->ctx, EP_CAP_ACTIONS), actions);
-  assert_null(ep_host_table()->capability(&beta->ctx, EP_CAP_STORAGE));
+  void *provider_state = NULL;
+  assert_ptr_equal(ep_host_table()->capability(&beta->ctx, EP_CAP_ACTIONS, &provider_state), actions);
+  assert_ptr_equal(provider_state, owner->instance);
+  assert_null(ep_host_table()->capability(&beta->ctx, EP_CAP_STORAGE, &provider_state));
   const char *data_dir = NULL;
   assert_int_equal(ep_host_table()->site_string(&beta->ctx, "paths.data", &data_dir), 0);
   assert_string_equal(data_dir, "/var/lib/edgeprov");

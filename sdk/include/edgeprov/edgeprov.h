@@ -5,6 +5,7 @@
 #include "abi.h"
 #include "actions.h"
 #include "host.h"
+#include "identity.h"
 #include "plugin.h"
 #include "storage.h"
 

@@ -63,10 +63,12 @@ typedef struct ep_host {
   int32_t (*param_int)(ep_ctx *ctx, const char *name, int64_t *out);
   int32_t (*param_bool)(ep_ctx *ctx, const char *name, int32_t *out);
 
-  /* Finds a capability another plugin (or the host) registered, by ID with revision
-   * ("edgeprov.storage/1"). Returns the capability's table, or NULL if none is loaded.
-   * Valid until the caller's deinit. */
-  const void *(*capability)(ep_ctx *ctx, const char *capability_id);
+  /* Finds a capability another plugin registered, by ID with revision
+   * ("edgeprov.storage/1"). Returns the capability's table and stores in *ret_state the
+   * state its functions take, or returns NULL if none is active. Look it up when needed
+   * rather than in init: the provider may start after the caller, and both stay valid only
+   * while the provider is active (never use them in deinit). */
+  const void *(*capability)(ep_ctx *ctx, const char *capability_id, void **ret_state);
 
   /* Site-wide values from the core config, by name: "paths.data" (the data directory),
    * "provisioning.mode" ("nztp" or "non-ztp"). Same contract as the setting lookups;
