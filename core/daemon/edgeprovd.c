@@ -9,6 +9,7 @@
 #include "inventory.h"
 #include "log.h"
 #include "mgmt_server.h"
+#include "onboarding.h"
 #include "site.h"
 
 /* How long running calls get to end when the daemon stops. */
@@ -97,22 +98,26 @@ int main(int argc, char **argv) {
   }
   ep_inventory *inv = NULL;
   ep_mgmt_server *mgmt = NULL;
+  ep_onboarding *onboarding = NULL;
   if (ep_inventory_new(&inv, site->plugins) < 0 ||
-      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->config) < 0)) {
+      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->config) < 0) ||
+      (!check_only && ep_onboarding_start(&onboarding, inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
+    ep_mgmt_server_stop(mgmt, 0);
     ep_inventory_free(inv);
     ep_site_free(site);
     return EXIT_FAILURE;
   }
-  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu management=%s",
+  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu management=%s onboarding=%s port=%d",
          ep_provisioning_mode_name(site->config->mode), site->plugins->started_count,
-         site->config->listen_management);
+         site->config->listen_management, site->config->listen_grpc, onboarding ? ep_onboarding_port(onboarding) : 0);
 
   if (!check_only) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
+  ep_onboarding_stop(onboarding, SHUTDOWN_GRACE_MS);
   ep_mgmt_server_stop(mgmt, SHUTDOWN_GRACE_MS);
   ep_inventory_free(inv);
   ep_site_free(site);

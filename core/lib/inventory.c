@@ -526,6 +526,36 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_sta
   return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
 }
 
+int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,
+                                         ep_status_indicator indicator, const char *ip) {
+  char canonical_ip[EP_IP_TEXT_MAX + 1] = "";
+  if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_host *host = NULL;
+    int r = ep_inventory_get_host(inv, uuid, &host);
+    if (r < 0) return r;
+    uint64_t expect = host->revision;
+    host->revision = 0;
+    char *old_ip = host->ip;
+    if (canonical_ip[0]) host->ip = canonical_ip;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char *key = key_of(HOSTS_PREFIX, host->uuid);
+    r = key ? set_status(&host->registration_status, status, indicator) : ep_error_set(EP_ENOMEM, "out of memory");
+    if (r == 0) r = pack_host(host, &data, &len);
+    host->ip = old_ip;
+    if (r == 0) {
+      ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len, .expect_mod_revision = expect};
+      r = commit(inv, &op, 1, NULL, NULL);
+    }
+    free(data);
+    free(key);
+    ep_inv_host_free(host);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
+}
+
 /* ---- instances ----------------------------------------------------------------------------- */
 
 int ep_inventory_get_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance) {

@@ -64,6 +64,11 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
 int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
                                 ep_status_indicator indicator, ep_inv_host **ret_host);
 
+/* Records the outcome of a node's registration attempt in the host's registration status
+ * (and its reported IP when ip is not NULL). */
+int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,
+                                         ep_status_indicator indicator, const char *ip);
+
 /* Creates the host's instance (one per host) with os_profile, or the host's profile when
  * os_profile is NULL or "". */
 int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile,

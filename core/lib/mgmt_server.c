@@ -54,8 +54,7 @@ int ep_read_secret_file(char **out, const char *path, size_t max, bool private_f
   return 0;
 }
 
-/* Compares without an early exit, so timing does not tell how much of a guess was right. */
-static bool same_secret(const char *a, const char *b) {
+bool ep_secret_equal(const char *a, const char *b) {
   size_t la = strlen(a), lb = strlen(b);
   unsigned char diff = (unsigned char)(la != lb);
   for (size_t i = 0; i < la && i < lb; i++) diff |= (unsigned char)(a[i] ^ b[i]);
@@ -67,7 +66,7 @@ static bool authorized(const ep_mgmt_server *server, ep_rpc_call *call) {
   if (!server->token) return true;
   char value[EP_OPERATOR_TOKEN_MAX + 16];
   bool ok = ep_rpc_call_metadata(call, "authorization", value, sizeof value) > 7 &&
-            strncmp(value, "Bearer ", 7) == 0 && same_secret(value + 7, server->token);
+            strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, server->token);
   explicit_bzero(value, sizeof value);
   if (!ok)
     ep_rpc_call_finish(call, EP_STATUS_UNAUTHENTICATED,

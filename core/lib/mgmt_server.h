@@ -26,4 +26,8 @@ void ep_mgmt_server_stop(ep_mgmt_server *server, int grace_ms);
  * dropped. The caller frees (and should clear) *out. */
 int ep_read_secret_file(char **out, const char *path, size_t max, bool private_file);
 
+/* Compares two secrets without an early exit, so timing does not tell how much of a guess
+ * was right. */
+bool ep_secret_equal(const char *a, const char *b);
+
 #endif

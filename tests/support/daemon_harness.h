@@ -22,8 +22,18 @@ typedef struct harness {
   pid_t pid;
 } harness;
 
-/* Makes the directory and the config: data and socket in dir, plugins from plugin_dir. */
+/* Makes the directory and the config: data and socket in dir, plugins from plugin_dir,
+ * onboarding on 127.0.0.1:<grpc_port> (0: any), extra appended to the config. */
+static inline int harness_init_with(harness *h, const char *daemon_path, const char *plugin_dir, int grpc_port,
+                                    const char *plugins_group, const char *extra);
+
 static inline int harness_init(harness *h, const char *daemon_path, const char *plugin_dir) {
+  return harness_init_with(h, daemon_path, plugin_dir, 0,
+                           "plugins = { enabled = [ \"storage-sqlite\" ]; required = [ \"storage-sqlite\" ]; };", "");
+}
+
+static inline int harness_init_with(harness *h, const char *daemon_path, const char *plugin_dir, int grpc_port,
+                                    const char *plugins_group, const char *extra) {
   memset(h, 0, sizeof *h);
   h->daemon_path = daemon_path;
   snprintf(h->dir, sizeof h->dir, "/tmp/edgeprov-harness-XXXXXX");
@@ -34,10 +44,9 @@ static inline int harness_init(harness *h, const char *daemon_path, const char *
   FILE *conf = fopen(h->config_path, "w");
   if (!conf) return -1;
   fprintf(conf,
-          "listen = { management = \"%s\"; grpc = \"127.0.0.1:0\"; https = \"127.0.0.1:0\"; };\n"
-          "paths = { data = \"%s\"; plugins = [ \"%s\" ]; };\n"
-          "plugins = { enabled = [ \"storage-sqlite\" ]; required = [ \"storage-sqlite\" ]; };\n",
-          h->address, h->dir, plugin_dir);
+          "listen = { management = \"%s\"; grpc = \"127.0.0.1:%d\"; https = \"127.0.0.1:0\"; };\n"
+          "paths = { data = \"%s\"; plugins = [ \"%s\" ]; };\n%s\n%s\n",
+          h->address, grpc_port, h->dir, plugin_dir, plugins_group, extra);
   fclose(conf);
   return 0;
 }
