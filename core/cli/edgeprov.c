@@ -37,6 +37,8 @@ static const char usage_text[] =
     "                             pre-register a host\n"
     "  host list [--json]         every host with its desired and current state\n"
     "  host show UUID|SERIAL [--json]\n"
+    "  host approve UUID          let a registered node onboard\n"
+    "  host invalidate UUID       revoke a node's credentials (UNTRUSTED)\n"
     "  host delete UUID\n"
     "  instance create HOST_UUID [--os PROFILE] [--json]\n"
     "  instance list [--json]\n"

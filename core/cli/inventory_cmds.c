@@ -117,7 +117,23 @@ static const char host_usage[] =
     "                         [--os PROFILE] [--auto-onboard]\n"
     "       edgeprov host list [--json]\n"
     "       edgeprov host show UUID|SERIAL [--json]\n"
+    "       edgeprov host approve UUID      (let the node onboard: desired ONBOARDED)\n"
+    "       edgeprov host invalidate UUID   (revoke its credentials: UNTRUSTED)\n"
     "       edgeprov host delete UUID\n";
+
+static int host_set_desired(ep_mgmt_client *client, const char *uuid, ep_host_state desired) {
+  Edgeprov__V1__SetDesiredStateRequest req = EDGEPROV__V1__SET_DESIRED_STATE_REQUEST__INIT;
+  req.uuid = (char *)uuid;
+  req.desired_state = desired;
+  Edgeprov__V1__HostResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "SetDesiredState", &req.base, &edgeprov__v1__host_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  printf("host %s: desired %s, current %s\n", resp->host->uuid, ep_host_state_name(resp->host->desired_state),
+         ep_host_state_name(resp->host->current_state));
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
 
 static int host_add(ep_mgmt_client *client, int argc, char **argv) {
   static const struct option options[] = {{"uuid", required_argument, NULL, 'u'}, {"serial", required_argument, NULL, 's'},
@@ -258,6 +274,10 @@ int ep_cli_host(ep_mgmt_client *client, int argc, char **argv) {
   if (strcmp(verb, "list") == 0 && rest == 0) return host_list(client, json);
   if (strcmp(verb, "show") == 0 && rest == 1) return host_show(client, argv[1], json);
   if (strcmp(verb, "delete") == 0 && rest == 1 && !json) return host_delete(client, argv[1]);
+  if (strcmp(verb, "approve") == 0 && rest == 1 && !json)
+    return host_set_desired(client, argv[1], EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED);
+  if (strcmp(verb, "invalidate") == 0 && rest == 1 && !json)
+    return host_set_desired(client, argv[1], EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED);
   return usage(host_usage);
 }
 

@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
   ep_mgmt_server *mgmt = NULL;
   ep_onboarding *onboarding = NULL;
   if (ep_inventory_new(&inv, site->plugins) < 0 ||
-      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->config) < 0) ||
+      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->plugins, site->config) < 0) ||
       (!check_only && ep_onboarding_start(&onboarding, inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
     ep_mgmt_server_stop(mgmt, 0);

@@ -487,30 +487,25 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
   return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
 }
 
-int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
-                                ep_status_indicator indicator, ep_inv_host **ret_host) {
+/* Read-modify-write of one host with compare-and-set, retried under contention. mutate
+ * changes the decoded record (strings it sets must be malloc'd or outlive the call, see
+ * set_status) or returns a negative code to refuse. */
+static int update_host(ep_inventory *inv, const char *uuid, int (*mutate)(ep_inv_host *host, void *data), void *data,
+                       ep_inv_host **ret_host) {
   for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
     ep_inv_host *host = NULL;
     int r = ep_inventory_get_host(inv, uuid, &host);
     if (r < 0) return r;
-    const char *why = NULL;
-    if (!ep_host_transition_allowed(host->current_state, current, &why)) {
-      r = ep_error_set(EP_EPERM, "host %s: %s -> %s refused: %s", host->uuid, ep_host_state_name(host->current_state),
-                       ep_host_state_name(current), why);
-      ep_inv_host_free(host);
-      return r;
-    }
-    host->current_state = current;
     uint64_t expect = host->revision;
-    host->revision = 0;
-    uint8_t *data = NULL;
-    size_t len = 0;
     char *key = key_of(HOSTS_PREFIX, host->uuid);
-    r = key ? set_status(&host->host_status, status, indicator) : ep_error_set(EP_ENOMEM, "out of memory");
-    if (r == 0) r = pack_host(host, &data, &len);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    r = key ? mutate(host, data) : ep_error_set(EP_ENOMEM, "out of memory");
+    host->revision = 0;
+    if (r == 0) r = pack_host(host, &bytes, &len);
     uint64_t revision = 0;
     if (r == 0) {
-      ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len, .expect_mod_revision = expect};
+      ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = bytes, .value_len = len, .expect_mod_revision = expect};
       r = commit(inv, &op, 1, &revision, NULL);
     }
     if (r == 0 && ret_host) {
@@ -518,7 +513,7 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_sta
       *ret_host = host;
       host = NULL;
     }
-    free(data);
+    free(bytes);
     free(key);
     ep_inv_host_free(host);
     if (r != EP_ECONFLICT) return r;
@@ -526,34 +521,69 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_sta
   return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
 }
 
+typedef struct state_change {
+  ep_host_state state;
+  const char *status;
+  ep_status_indicator indicator;
+} state_change;
+
+static int change_current(ep_inv_host *host, void *data) {
+  const state_change *c = data;
+  const char *why = NULL;
+  if (!ep_host_transition_allowed(host->current_state, c->state, &why))
+    return ep_error_set(EP_EPERM, "host %s: %s -> %s refused: %s", host->uuid, ep_host_state_name(host->current_state),
+                        ep_host_state_name(c->state), why);
+  host->current_state = c->state;
+  return set_status(&host->host_status, c->status, c->indicator);
+}
+
+int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
+                                ep_status_indicator indicator, ep_inv_host **ret_host) {
+  state_change c = {current, status, indicator};
+  return update_host(inv, uuid, change_current, &c, ret_host);
+}
+
+static int change_desired(ep_inv_host *host, void *data) {
+  const state_change *c = data;
+  if (c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED && c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED &&
+      c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED)
+    return ep_error_set(EP_EINVAL, "desired_state: %s cannot be asked for", ep_host_state_name(c->state));
+  host->desired_state = c->state;
+  if (c->state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+    host->current_state = c->state;
+    return set_status(&host->host_status, c->status, c->indicator);
+  }
+  return 0;
+}
+
+int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_state desired, ep_inv_host **ret_host) {
+  state_change c = {desired, "Invalidated by an operator", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR};
+  return update_host(inv, uuid, change_desired, &c, ret_host);
+}
+
+typedef struct registration {
+  const char *status;
+  ep_status_indicator indicator;
+  char *ip; /* canonical, "" to keep */
+} registration;
+
+static int change_registration(ep_inv_host *host, void *data) {
+  registration *g = data;
+  if (g->ip[0]) {
+    char *copy = strdup(g->ip);
+    if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+    if (host->ip != protobuf_c_empty_string) free(host->ip);
+    host->ip = copy;
+  }
+  return set_status(&host->registration_status, g->status, g->indicator);
+}
+
 int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,
                                          ep_status_indicator indicator, const char *ip) {
   char canonical_ip[EP_IP_TEXT_MAX + 1] = "";
   if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
-  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
-    ep_inv_host *host = NULL;
-    int r = ep_inventory_get_host(inv, uuid, &host);
-    if (r < 0) return r;
-    uint64_t expect = host->revision;
-    host->revision = 0;
-    char *old_ip = host->ip;
-    if (canonical_ip[0]) host->ip = canonical_ip;
-    uint8_t *data = NULL;
-    size_t len = 0;
-    char *key = key_of(HOSTS_PREFIX, host->uuid);
-    r = key ? set_status(&host->registration_status, status, indicator) : ep_error_set(EP_ENOMEM, "out of memory");
-    if (r == 0) r = pack_host(host, &data, &len);
-    host->ip = old_ip;
-    if (r == 0) {
-      ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len, .expect_mod_revision = expect};
-      r = commit(inv, &op, 1, NULL, NULL);
-    }
-    free(data);
-    free(key);
-    ep_inv_host_free(host);
-    if (r != EP_ECONFLICT) return r;
-  }
-  return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
+  registration g = {status, indicator, canonical_ip};
+  return update_host(inv, uuid, change_registration, &g, NULL);
 }
 
 /* ---- instances ----------------------------------------------------------------------------- */

@@ -5,10 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <edgeprov/identity.h>
 #include <edgeprov/storage.h>
 
 #include "edgeprov/v1/management.pb-c.h"
 #include "error.h"
+#include "log.h"
+#include "plugin.h"
+#include "validate.h"
 
 int ep_status_from_error(int code) {
   switch (code) {
@@ -102,7 +106,23 @@ static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *descriptor, co
 
 /* ---- methods ----------------------------------------------------------------------------- */
 
-static void add_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+/* What a method handler works on. */
+typedef struct mgmt_site {
+  ep_inventory *inv;
+  const ep_plugin_set *plugins;
+} mgmt_site;
+
+/* Revokes the host's credentials at the identity plugin, if one is active; a failure is
+ * logged (the host is gone or untrusted either way, and a stale client cannot onboard). */
+static void revoke_credentials(const mgmt_site *site, const char *uuid) {
+  ep_plugin *provider = NULL;
+  const ep_identity *identity = site->plugins ? ep_plugins_capability(site->plugins, EP_CAP_IDENTITY, &provider) : NULL;
+  if (identity && identity->revoke(provider->instance, uuid) < 0)
+    ep_log(EP_LOG_WARN, "mgmt", "host %s: credentials not revoked: %s", uuid, ep_error_message());
+}
+
+static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
   const Edgeprov__V1__AddHostRequest *req = (const void *)m;
   ep_host_spec spec = {.uuid = req->uuid,
                        .serial = req->serial,
@@ -124,7 +144,8 @@ static void add_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply
   ep_inv_host_free(host);
 }
 
-static void get_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+static void get_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
   const Edgeprov__V1__GetHostRequest *req = (const void *)m;
   ep_inv_host *host = NULL;
   int r;
@@ -144,7 +165,8 @@ static void get_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply
   ep_inv_host_free(host);
 }
 
-static void list_hosts(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+static void list_hosts(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
   const Edgeprov__V1__ListRequest *req = (const void *)m;
   ep_inv_host **hosts = NULL;
   size_t count = 0;
@@ -163,18 +185,37 @@ static void list_hosts(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_rep
   free(next);
 }
 
-static void delete_host(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+static void delete_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
   const Edgeprov__V1__DeleteHostRequest *req = (const void *)m;
   Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
-  int r = ep_inventory_delete_host(inv, req->uuid, &resp.revision);
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  int r = ep_validate_uuid(uuid, "uuid", req->uuid);
+  if (r == 0) r = ep_inventory_delete_host(site->inv, uuid, &resp.revision);
   if (r < 0) {
     reply_error(reply, r);
     return;
   }
+  revoke_credentials(site, uuid);
   reply_message(reply, &resp.base);
 }
 
-static void create_instance(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+static void set_desired_state(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__SetDesiredStateRequest *req = (const void *)m;
+  ep_inv_host *host = NULL;
+  int r = ep_inventory_set_desired_state(site->inv, req->uuid, req->desired_state, &host);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  if (req->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) revoke_credentials(site, host->uuid);
+  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
+  resp.host = host;
+  reply_message(reply, &resp.base);
+  ep_inv_host_free(host);
+}
+
+static void create_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
   const Edgeprov__V1__CreateInstanceRequest *req = (const void *)m;
   ep_inv_instance *instance = NULL;
   int r = ep_inventory_create_instance(inv, req->host_uuid, req->os_profile, &instance);
@@ -188,7 +229,8 @@ static void create_instance(ep_inventory *inv, const ProtobufCMessage *m, ep_mgm
   ep_inv_instance_free(instance);
 }
 
-static void delete_instance(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+static void delete_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
   const Edgeprov__V1__DeleteInstanceRequest *req = (const void *)m;
   Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
   int r = ep_inventory_delete_instance(inv, req->id, &resp.revision);
@@ -199,7 +241,8 @@ static void delete_instance(ep_inventory *inv, const ProtobufCMessage *m, ep_mgm
   reply_message(reply, &resp.base);
 }
 
-static void list_instances(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
   const Edgeprov__V1__ListRequest *req = (const void *)m;
   ep_inv_instance **instances = NULL;
   size_t count = 0;
@@ -221,7 +264,7 @@ static void list_instances(ep_inventory *inv, const ProtobufCMessage *m, ep_mgmt
 typedef struct method {
   const char *name;
   const ProtobufCMessageDescriptor *request;
-  void (*handle)(ep_inventory *inv, const ProtobufCMessage *request, ep_mgmt_reply *reply);
+  void (*handle)(const mgmt_site *site, const ProtobufCMessage *request, ep_mgmt_reply *reply);
 } method;
 
 static const method methods[] = {
@@ -232,21 +275,24 @@ static const method methods[] = {
     {"CreateInstance", &edgeprov__v1__create_instance_request__descriptor, create_instance},
     {"DeleteInstance", &edgeprov__v1__delete_instance_request__descriptor, delete_instance},
     {"ListInstances", &edgeprov__v1__list_request__descriptor, list_instances},
+    {"SetDesiredState", &edgeprov__v1__set_desired_state_request__descriptor, set_desired_state},
 };
 
 const char *const ep_mgmt_unary_methods[] = {"AddHost",        "GetHost",        "ListHosts",     "DeleteHost",
-                                             "CreateInstance", "DeleteInstance", "ListInstances", NULL};
+                                             "CreateInstance", "DeleteInstance", "ListInstances", "SetDesiredState", NULL};
 
 int ep_mgmt_is_watch(const char *name) { return strcmp(name, "WatchEvents") == 0; }
 
-void ep_mgmt_unary(ep_inventory *inv, const char *name, const uint8_t *request, size_t len, ep_mgmt_reply *reply) {
+void ep_mgmt_unary(ep_inventory *inv, const ep_plugin_set *plugins, const char *name, const uint8_t *request, size_t len,
+                   ep_mgmt_reply *reply) {
+  const mgmt_site site = {inv, plugins};
   memset(reply, 0, sizeof *reply);
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
     if (strcmp(methods[i].name, name) != 0) continue;
     ProtobufCMessage *message = decode(methods[i].request, request, len, reply);
     if (!message) return;
     ep_error_clear();
-    methods[i].handle(inv, message, reply);
+    methods[i].handle(&site, message, reply);
     protobuf_c_message_free_unpacked(message, NULL);
     return;
   }

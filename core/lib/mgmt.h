@@ -8,6 +8,8 @@
 
 #include "inventory.h"
 
+struct ep_plugin_set;
+
 #define EP_MGMT_SERVICE "/edgeprov.v1.Management/"
 #define EP_MGMT_MESSAGE_MAX (4 * 1024 * 1024) /* largest request or reply accepted */
 
@@ -48,9 +50,12 @@ typedef struct ep_mgmt_reply {
 void ep_mgmt_reply_clear(ep_mgmt_reply *reply);
 
 /* Handles one unary call of method (the name after EP_MGMT_SERVICE, e.g. "AddHost").
+ * plugins gives the identity plugin, whose credentials of a host are revoked when the host
+ * is deleted or invalidated.
  * Always fills *reply: UNIMPLEMENTED for an unknown method, INVALID_ARGUMENT for a request
  * that does not decode or a field that does not validate (the message names it). */
-void ep_mgmt_unary(ep_inventory *inv, const char *method, const uint8_t *request, size_t len, ep_mgmt_reply *reply);
+void ep_mgmt_unary(ep_inventory *inv, const struct ep_plugin_set *plugins, const char *method, const uint8_t *request,
+                   size_t len, ep_mgmt_reply *reply);
 
 /* True when method is the streaming WatchEvents. */
 int ep_mgmt_is_watch(const char *method);

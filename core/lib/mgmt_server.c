@@ -22,6 +22,7 @@
 struct ep_mgmt_server {
   ep_rpc_server *rpc;
   ep_inventory *inv;
+  const struct ep_plugin_set *plugins;
   char *token; /* NULL on a UNIX socket */
 };
 
@@ -80,7 +81,7 @@ static void handle_unary(void *data, ep_rpc_call *call, const uint8_t *request, 
   if (!authorized(server, call)) return;
   const char *name = ep_rpc_call_method(call) + strlen(EP_MGMT_SERVICE);
   ep_mgmt_reply reply;
-  ep_mgmt_unary(server->inv, name, request, len, &reply);
+  ep_mgmt_unary(server->inv, server->plugins, name, request, len, &reply);
   ep_rpc_call_finish(call, reply.status, reply.message, reply.data, reply.len);
   ep_mgmt_reply_clear(&reply);
 }
@@ -157,10 +158,12 @@ static int load_tls(const ep_config *config, char **cert, char **key) {
   return r;
 }
 
-int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const ep_config *config) {
+int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct ep_plugin_set *plugins,
+                         const ep_config *config) {
   ep_mgmt_server *server = calloc(1, sizeof *server);
   if (!server) return ep_error_set(EP_ENOMEM, "out of memory");
   server->inv = inv;
+  server->plugins = plugins;
   char *cert = NULL, *key = NULL;
   bool tcp = strncmp(config->listen_management, "unix:", 5) != 0;
   int r = ep_rpc_server_new(&server->rpc, EP_MGMT_MESSAGE_MAX);

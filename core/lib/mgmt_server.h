@@ -7,6 +7,8 @@
 #include "config.h"
 #include "inventory.h"
 
+struct ep_plugin_set;
+
 #define EP_OPERATOR_TOKEN_MIN 16   /* shortest operator token accepted */
 #define EP_OPERATOR_TOKEN_MAX 4096
 
@@ -15,8 +17,10 @@ typedef struct ep_mgmt_server ep_mgmt_server;
 /* Starts serving inv at config->listen_management. For a UNIX socket, its directory is
  * created (0750) and the socket is 0660. For TCP, TLS uses config->tls_* and every call
  * must carry "authorization: Bearer <token>" with the token of auth.operator_token_file.
- * Returns 0 or a negative code with a message. */
-int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const ep_config *config);
+ * plugins (the identity plugin) must outlive the server. Returns 0 or a negative code with a
+ * message. */
+int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct ep_plugin_set *plugins,
+                         const ep_config *config);
 
 /* Stops: open event streams end, running calls get grace_ms. Accepts NULL. */
 void ep_mgmt_server_stop(ep_mgmt_server *server, int grace_ms);

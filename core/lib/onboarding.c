@@ -126,7 +126,16 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   if (!identity) return ep_error_set(EP_EIO, "no identity plugin is active (enable auth-local)");
   id_state = provider->instance;
   if (identity->get(id_state, host->uuid, NULL, NULL) == 0)
-    return ep_error_set(EP_EPERM, "host %s already has credentials; an operator must re-arm it first", host->uuid);
+    return ep_error_set(EP_EPERM,
+                        "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
+                        "then edgeprov host approve %s",
+                        host->uuid, host->uuid, host->uuid);
+  /* An invalidated host that an operator approved again registers before it onboards. */
+  if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+    int r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
+                                        "Registered again", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, NULL);
+    if (r < 0) return r;
+  }
   issued creds;
   memset(&creds, 0, sizeof creds);
   int r = identity->create(id_state, host->uuid, keep_credentials, &creds);

@@ -92,6 +92,16 @@ static void add_host(site *s, const char *uuid, const char *serial, bool auto_on
   protobuf_c_message_free_unpacked(reply, NULL);
 }
 
+static void set_desired(site *s, const char *uuid, Edgeprov__V1__HostState desired) {
+  Edgeprov__V1__SetDesiredStateRequest req = EDGEPROV__V1__SET_DESIRED_STATE_REQUEST__INIT;
+  req.uuid = (char *)uuid;
+  req.desired_state = desired;
+  ProtobufCMessage *reply = NULL;
+  if (ep_mgmt_client_call(s->mgmt, "SetDesiredState", &req.base, &edgeprov__v1__host_response__descriptor, &reply) < 0)
+    fail_msg("SetDesiredState: %s", ep_error_message());
+  protobuf_c_message_free_unpacked(reply, NULL);
+}
+
 static Edgeprov__V1__HostResponse *get_host(site *s, const char *uuid) {
   Edgeprov__V1__GetHostRequest req = EDGEPROV__V1__GET_HOST_REQUEST__INIT;
   req.uuid = (char *)uuid;
@@ -209,11 +219,53 @@ static void registered_node_waits(void **state) {
     assert_string_equal(resp->client_secret, "");
     onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
   }
-  close_stream(stream);
   Edgeprov__V1__HostResponse *host = get_host(s, UUID_A);
   assert_int_equal(host->host->current_state, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED);
   assert_string_equal(host->host->host_status->message, "Registered, waiting for approval");
   protobuf_c_message_free_unpacked(&host->base, NULL);
+
+  /* The operator approves; the node's next attempt on the same stream onboards. */
+  set_desired(s, UUID_A, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED);
+  send_identity(stream, UUID_A, "SERIALA1");
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(stream);
+  assert_int_equal(resp->node_state, NODE_ONBOARDED);
+  onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  close_stream(stream);
+}
+
+static char *onboard_once(site *s, const char *uuid, const char *serial) {
+  ep_rpc_stream *stream = open_stream(s);
+  send_identity(stream, uuid, serial);
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(stream);
+  char *secret = resp && resp->node_state == NODE_ONBOARDED ? strdup(resp->client_secret) : NULL;
+  if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  close_stream(stream);
+  return secret;
+}
+
+static void invalidate_then_approve_rearms_and_delete_revokes(void **state) {
+  site *s = *state;
+  add_host(s, UUID_A, "SERIALA1", true, NULL);
+  char *first = onboard_once(s, UUID_A, "SERIALA1");
+  assert_non_null(first);
+  assert_null(onboard_once(s, UUID_A, "SERIALA1")); /* issued once */
+  set_desired(s, UUID_A, EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED);
+  set_desired(s, UUID_A, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED);
+  char *second = onboard_once(s, UUID_A, "SERIALA1");
+  assert_non_null(second);
+  assert_string_not_equal(first, second);
+  /* Deleting the host revokes its credentials: added again, it onboards again. */
+  Edgeprov__V1__DeleteHostRequest del = EDGEPROV__V1__DELETE_HOST_REQUEST__INIT;
+  del.uuid = UUID_A;
+  ProtobufCMessage *reply = NULL;
+  assert_int_equal(ep_mgmt_client_call(s->mgmt, "DeleteHost", &del.base, &edgeprov__v1__delete_response__descriptor, &reply), 0);
+  protobuf_c_message_free_unpacked(reply, NULL);
+  add_host(s, UUID_A, "SERIALA1", true, NULL);
+  char *third = onboard_once(s, UUID_A, "SERIALA1");
+  assert_non_null(third);
+  free(first);
+  free(second);
+  free(third);
 }
 
 static void mismatched_serial_is_refused_and_recorded(void **state) {
@@ -271,6 +323,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(mismatched_serial_is_refused_and_recorded, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(invalid_fields_are_named, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(non_ztp_waits_for_the_operator, setup_non_ztp, teardown),
+      cmocka_unit_test_setup_teardown(invalidate_then_approve_rearms_and_delete_revokes, setup_non_ztp, teardown),
   };
   return cmocka_run_group_tests_name("onboarding", tests, NULL, NULL);
 }
