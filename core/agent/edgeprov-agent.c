@@ -1,0 +1,228 @@
+/* edgeprov-agent: the node agent. In the Micro-OS it discovers the node, onboards it at the
+ * orchestrator (onboardingmgr.v1 OnboardNodeStream) and keeps the credentials it receives. */
+#define _GNU_SOURCE /* explicit_bzero, getrandom */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "discovery.h"
+#include "error.h"
+#include "log.h"
+#include "mgmt.h"
+#include "mgmt_server.h"
+#include "onboarding.h"
+#include "onboardingmgr/v1/onboarding.pb-c.h"
+#include "rpc.h"
+
+#define CREDENTIALS_FILE "credentials"
+
+static const char usage_text[] =
+    "Usage: edgeprov-agent --orchestrator HOST:PORT [--ca FILE] [--sysroot DIR] [--state-dir DIR]\n"
+    "                      [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS] [--log-level LEVEL]\n"
+    "\n"
+    "Discovers this node (SMBIOS UUID and serial, MACs, IPs, disks, CPUs, memory), onboards it at\n"
+    "the orchestrator and stores the credentials it receives (mode 0600) in the state directory.\n"
+    "While the node is unknown or waits for approval it asks again, backing off from 2 s to 32 s\n"
+    "with jitter.\n"
+    "\n"
+    "  --orchestrator HOST:PORT  the orchestrator's onboarding service\n"
+    "  --ca FILE                 CA that signed the orchestrator's certificate (TLS); required\n"
+    "                            unless the orchestrator is on loopback\n"
+    "  --sysroot DIR             read sysfs and procfs under DIR (default /)\n"
+    "  --state-dir DIR           where the credentials are kept (default /var/lib/edgeprov-agent)\n"
+    "  --host-ip IP              report this IP instead of the discovered one\n";
+
+typedef struct agent {
+  const char *orchestrator;
+  char *ca_pem;
+  const char *sysroot;
+  const char *state_dir;
+  const char *host_ip;
+  int backoff_ms;
+  int backoff_max_ms;
+  ep_discovery node;
+} agent;
+
+/* Sleeps for the attempt's backoff: base doubling up to max, with the upper half jittered. */
+static void back_off(const agent *a, int attempt) {
+  long delay = a->backoff_ms;
+  for (int i = 0; i < attempt && delay < a->backoff_max_ms; i++) delay *= 2;
+  if (delay > a->backoff_max_ms) delay = a->backoff_max_ms;
+  unsigned int r = 0;
+  if (getrandom(&r, sizeof r, 0) != sizeof r) r = (unsigned int)time(NULL);
+  long sleep_ms = delay / 2 + (long)(r % (unsigned int)(delay / 2 + 1));
+  struct timespec ts = {.tv_sec = sleep_ms / 1000, .tv_nsec = (sleep_ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Writes the credentials atomically (temporary file, fsync, rename), mode 0600. */
+static int store_credentials(const agent *a, const Onboardingmgr__V1__OnboardNodeStreamResponse *resp) {
+  if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
+    return ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
+  char path[1024], tmp[1100];
+  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  unlink(tmp);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return ep_error_set(-errno, "cannot write %s: %s", tmp, strerror(errno));
+  char text[1024];
+  int len = snprintf(text, sizeof text, "client_id=%s\nclient_secret=%s\nproject_id=%s\n", resp->client_id,
+                     resp->client_secret, resp->project_id);
+  int r = len > 0 && (size_t)len < sizeof text && write(fd, text, (size_t)len) == len && fsync(fd) == 0 ? 0 : -1;
+  explicit_bzero(text, sizeof text);
+  close(fd);
+  if (r < 0 || rename(tmp, path) < 0) {
+    unlink(tmp);
+    return ep_error_set(EP_EIO, "cannot store the credentials in %s", path);
+  }
+  return 0;
+}
+
+/* One connection: sends the identity until ONBOARDED (returns 1), the stream ends (0), or
+ * storing fails (<0). *attempt counts answers that said "not yet". */
+static int onboard_once(agent *a, int *attempt) {
+  ep_rpc_channel *channel = NULL;
+  ep_rpc_tls tls = {.ca_pem = a->ca_pem};
+  if (ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0) < 0) return 0;
+  ep_rpc_stream *stream = NULL;
+  int result = 0;
+  if (ep_rpc_stream_open(&stream, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, 0) < 0) {
+    ep_rpc_channel_free(channel);
+    return 0;
+  }
+  Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
+  req.uuid = a->node.uuid;
+  req.serialnum = a->node.serial;
+  req.mac_id = a->node.primary_mac;
+  req.host_ip = (char *)(a->host_ip ? a->host_ip : a->node.primary_ip);
+  uint8_t buf[512];
+  size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf);
+  for (;;) {
+    if (ep_rpc_stream_send(stream, buf, len) < 0) break;
+    uint8_t *data = NULL;
+    size_t data_len = 0;
+    if (ep_rpc_stream_read(stream, &data, &data_len) != 1) break;
+    Onboardingmgr__V1__OnboardNodeStreamResponse *resp =
+        onboardingmgr__v1__onboard_node_stream_response__unpack(NULL, data_len, data);
+    explicit_bzero(data, data_len);
+    free(data);
+    if (!resp) {
+      ep_log(EP_LOG_WARN, "agent", "the orchestrator sent an undecodable response");
+      break;
+    }
+    int code = resp->status ? resp->status->code : 0;
+    if (resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED) {
+      result = store_credentials(a, resp) < 0 ? -1 : 1;
+      if (result == 1)
+        ep_log(EP_LOG_INFO, "agent", "onboarded as %s (project %s); credentials in %s/%s", resp->client_id,
+               resp->project_id, a->state_dir, CREDENTIALS_FILE);
+      explicit_bzero(resp->client_secret, strlen(resp->client_secret));
+      onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+      break;
+    }
+    if (code == EP_STATUS_NOT_FOUND)
+      ep_log(EP_LOG_INFO, "agent", "not registered yet (%s); asking again", resp->status->message);
+    else
+      ep_log(EP_LOG_INFO, "agent", "registered, waiting for approval; asking again");
+    onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+    back_off(a, (*attempt)++);
+  }
+  ep_rpc_result status;
+  ep_rpc_stream_close(stream, &status);
+  if (result == 0 && status.status != EP_STATUS_OK)
+    ep_log(EP_LOG_WARN, "agent", "onboarding at %s: %s: %s", a->orchestrator, ep_status_name(status.status),
+           status.message);
+  ep_rpc_channel_free(channel);
+  return result;
+}
+
+static bool loopback(const char *target) {
+  return !strncmp(target, "127.", 4) || !strncmp(target, "localhost:", 10) || !strncmp(target, "[::1]:", 6);
+}
+
+int main(int argc, char **argv) {
+  agent a = {.sysroot = "/", .state_dir = "/var/lib/edgeprov-agent", .backoff_ms = 2000, .backoff_max_ms = 32000};
+  const char *ca_file = NULL;
+  int level = EP_LOG_INFO;
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+      fputs(usage_text, stdout);
+      return 0;
+    }
+    if (!value) {
+      fprintf(stderr, "edgeprov-agent: bad or incomplete argument '%s'\n%s", arg, usage_text);
+      return 2;
+    }
+    i++;
+    if (!strcmp(arg, "--orchestrator")) a.orchestrator = value;
+    else if (!strcmp(arg, "--ca")) ca_file = value;
+    else if (!strcmp(arg, "--sysroot")) a.sysroot = value;
+    else if (!strcmp(arg, "--state-dir")) a.state_dir = value;
+    else if (!strcmp(arg, "--host-ip")) a.host_ip = value;
+    else if (!strcmp(arg, "--backoff-ms")) a.backoff_ms = atoi(value);
+    else if (!strcmp(arg, "--backoff-max-ms")) a.backoff_max_ms = atoi(value);
+    else if (!strcmp(arg, "--log-level") && ep_log_level_parse(value) >= 0) level = ep_log_level_parse(value);
+    else {
+      fprintf(stderr, "edgeprov-agent: bad argument '%s'\n%s", arg, usage_text);
+      return 2;
+    }
+  }
+  ep_log_setup(stderr, level);
+  if (!a.orchestrator) {
+    fprintf(stderr, "edgeprov-agent: --orchestrator HOST:PORT is required\n%s", usage_text);
+    return 2;
+  }
+  if (a.backoff_ms < 1 || a.backoff_max_ms < a.backoff_ms) {
+    fprintf(stderr, "edgeprov-agent: --backoff-ms must be >= 1 and <= --backoff-max-ms\n");
+    return 2;
+  }
+  if (ca_file && ep_read_secret_file(&a.ca_pem, ca_file, 1 << 20, false) < 0) {
+    fprintf(stderr, "edgeprov-agent: --ca: %s\n", ep_error_message());
+    return 1;
+  }
+  if (!a.ca_pem && !loopback(a.orchestrator)) {
+    fprintf(stderr, "edgeprov-agent: --ca FILE is required for %s (only loopback may go without TLS)\n", a.orchestrator);
+    return 2;
+  }
+  char existing[1024];
+  snprintf(existing, sizeof existing, "%s/%s", a.state_dir, CREDENTIALS_FILE);
+  if (access(existing, F_OK) == 0) {
+    ep_log(EP_LOG_INFO, "agent", "already onboarded: %s exists", existing);
+    return 0;
+  }
+  ep_discover(&a.node, a.sysroot);
+  char ip_text[EP_IP_TEXT_MAX + 1];
+  if (a.host_ip && ep_validate_ip(ip_text, "--host-ip", a.host_ip) < 0) {
+    fprintf(stderr, "edgeprov-agent: %s\n", ep_error_message());
+    return 2;
+  }
+  ep_log(EP_LOG_INFO, "agent", "node uuid=%s serial=%s mac=%s ip=%s nics=%zu disks=%zu cpus=%u memory=%" PRIu64 "MiB",
+         a.node.uuid[0] ? a.node.uuid : "-", a.node.serial[0] ? a.node.serial : "-",
+         a.node.primary_mac[0] ? a.node.primary_mac : "-", a.host_ip ? a.host_ip : (a.node.primary_ip[0] ? a.node.primary_ip : "-"),
+         a.node.nic_count, a.node.disk_count, a.node.cpus, a.node.memory_bytes >> 20);
+  if (!a.node.uuid[0] && !a.node.serial[0]) {
+    ep_log(EP_LOG_ERROR, "agent", "the firmware gives neither a UUID nor a serial number: nothing to onboard with");
+    return 1;
+  }
+  int attempt = 0;
+  for (;;) {
+    int r = onboard_once(&a, &attempt);
+    if (r == 1) break;
+    if (r < 0) {
+      ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
+      free(a.ca_pem);
+      return 1;
+    }
+    back_off(&a, attempt++);
+  }
+  free(a.ca_pem);
+  return 0;
+}

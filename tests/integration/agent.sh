@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Integration test: real edgeprov-agent processes on fake sysroots onboard at a real
+# edgeprovd (storage-sqlite, auth-local): pre-registered, unknown then added, REGISTERED then
+# approved, mismatched serial, nZTP and non-ZTP; the secret shows nowhere but on the node.
+# Usage: agent.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2
+. "$src/tests/integration/lib.sh"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+unset EDGEPROV_CONFIG EDGEPROV_SERVER
+
+# make_node DIR UUID SERIAL MAC IP: a sysroot as the agent reads it on a real node.
+make_node() {
+  local d=$tmp/$1
+  mkdir -p "$d/sys/class/dmi/id" "$d/sys/class/net/eth0" "$d/sys/class/net/lo" "$d/sys/block/vda" "$d/proc/net"
+  echo "$2" >"$d/sys/class/dmi/id/product_uuid"
+  echo "$3" >"$d/sys/class/dmi/id/product_serial"
+  echo "$4" >"$d/sys/class/net/eth0/address"
+  echo up >"$d/sys/class/net/eth0/operstate"
+  echo 00:00:00:00:00:00 >"$d/sys/class/net/lo/address"
+  echo 67108864 >"$d/sys/block/vda/size"
+  echo 0 >"$d/sys/block/vda/removable"
+  printf 'processor\t: 0\nprocessor\t: 1\n' >"$d/proc/cpuinfo"
+  printf 'MemTotal:        4030464 kB\n' >"$d/proc/meminfo"
+  printf 'Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 127.0.0.1\n        /32 host LOCAL\n     |-- %s\n        /32 host LOCAL\n' "$5" \
+    >"$d/proc/net/fib_trie"
+}
+
+start_daemon() { # NAME MODE
+  local name=$1 port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$tmp/$name.conf" <<CONF
+listen = { management = "unix:$tmp/$name.sock"; grpc = "127.0.0.1:$port"; https = "127.0.0.1:0"; };
+paths = { data = "$tmp/$name-data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+plugins = { enabled = [ "storage-sqlite", "auth-local" ]; };
+provisioning = { mode = "$2"; };
+CONF
+  "$build/bin/edgeprovd" --config "$tmp/$name.conf" >"$tmp/$name.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$name.log" && break; sleep 0.05; done
+  eval "${name}_port=$port"
+}
+
+agent() { # NAME SITE_PORT NODE_DIR: runs an agent in the background, pid in $agent_pid
+  "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$2" --sysroot "$tmp/$3" --state-dir "$tmp/$3/state" \
+    --backoff-ms 100 --backoff-max-ms 400 >"$tmp/$1.agent.log" 2>&1 &
+  agent_pid=$!
+  pids+=($agent_pid)
+}
+
+wait_exit() { # PID SECONDS: waits for the process to end with status 0
+  for _ in $(seq $(($2 * 20))); do kill -0 "$1" 2>/dev/null || { wait "$1"; return $?; }; sleep 0.05; done
+  return 124
+}
+
+running() { kill -0 "$1" 2>/dev/null; }
+
+start_daemon zt nztp
+E="$build/bin/edgeprov --config $tmp/zt.conf"
+U1=aaaaaaaa-0000-4000-8000-000000000001
+U2=aaaaaaaa-0000-4000-8000-000000000002
+U3=aaaaaaaa-0000-4000-8000-000000000003
+U4=aaaaaaaa-0000-4000-8000-000000000004
+make_node n1 $U1 NODESER01 52:54:00:aa:00:01 10.0.2.11
+make_node n2 $U2 NODESER02 52:54:00:aa:00:02 10.0.2.12
+make_node n3 $U3 NODESER03 52:54:00:aa:00:03 10.0.2.13
+make_node n4 $U4 NODESER04 52:54:00:aa:00:04 10.0.2.14
+
+# 1. A pre-registered node onboards at once; nZTP creates its instance.
+$E host add --uuid $U1 --serial NODESER01 --os ubuntu-22.04 --auto-onboard >/dev/null
+agent a1 $zt_port n1
+check "pre-registered: agent onboards and exits 0" wait_exit $agent_pid 10
+check "agent logged what it discovered" contains "$tmp/a1.agent.log" "node uuid=$U1 serial=NODESER01 mac=52:54:00:aa:00:01 ip=10.0.2.11 nics=1 disks=1 cpus=2 memory=3936MiB"
+check "credentials stored 0600" test "$(stat -c %a "$tmp/n1/state/credentials")" = 600
+check "credentials hold the client id" grep -q "^client_id=edgenode-$U1$" "$tmp/n1/state/credentials"
+$E host show $U1 >"$tmp/out"
+check "host is ONBOARDED" contains "$tmp/out" "desired ONBOARDED, current ONBOARDED"
+check "reported IP recorded" contains "$tmp/out" "ip:            10.0.2.11"
+check "nZTP created the instance" grep -qE "^instance: +[0-9a-f-]{36}$" "$tmp/out"
+check "a second run sees its credentials" run_status 0 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$zt_port" \
+  --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
+check "and does not onboard again" contains "$tmp/out" "already onboarded"
+
+# 2. An unknown node waits, then onboards once an operator adds it.
+agent a2 $zt_port n2
+sleep 1
+check "unknown node keeps waiting" running $agent_pid
+check "it was told it is not registered" contains "$tmp/a2.agent.log" "not registered yet"
+$E host add --uuid $U2 --serial NODESER02 --auto-onboard >/dev/null
+check "once added it onboards" wait_exit $agent_pid 10
+check "no profile, no instance" sh -c "$E host show $U2 | grep -q '^instance: *-$'"
+
+# 3. A REGISTERED node waits until an operator approves it.
+$E host add --uuid $U3 --serial NODESER03 >/dev/null
+agent a3 $zt_port n3
+sleep 1
+check "registered node keeps waiting" running $agent_pid
+check "it waits for approval" contains "$tmp/a3.agent.log" "waiting for approval"
+check "host shows REGISTERED" sh -c "$E host show $U3 | grep -q 'desired REGISTERED, current REGISTERED'"
+$E host approve $U3 >/dev/null
+check "approved, it onboards" wait_exit $agent_pid 10
+
+# 4. A mismatched serial is refused and recorded.
+$E host add --uuid $U4 --serial OTHERSER4 --auto-onboard >/dev/null
+agent a4 $zt_port n4
+sleep 1
+check "mismatched node is not onboarded" running $agent_pid
+kill $agent_pid
+check "agent was told why" contains "$tmp/a4.agent.log" "UUID/serial mismatch"
+check "mismatch recorded on the host" sh -c "$E host show $U4 | grep -q 'registration:  UUID/serial mismatch'"
+check "no credentials on the node" test ! -e "$tmp/n4/state/credentials"
+
+# 5. Non-ZTP: onboarding does not create the instance; the operator does.
+start_daemon nz non-ztp
+N="$build/bin/edgeprov --config $tmp/nz.conf"
+make_node n5 $U1 NODESER01 52:54:00:aa:00:01 10.0.2.11
+$N host add --uuid $U1 --serial NODESER01 --os ubuntu-22.04 --auto-onboard >/dev/null
+agent a5 $nz_port n5
+check "non-ZTP: onboards" wait_exit $agent_pid 10
+check "non-ZTP: no instance yet" sh -c "$N host show $U1 | grep -q '^instance: *-$'"
+check "non-ZTP: operator creates it" run_status 0 "$tmp/out" $N instance create $U1
+
+# 6. The secret is on the node only.
+secret=$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials")
+check "secret is 43 characters" test ${#secret} -eq 43
+$E host show $U1 --json >"$tmp/show.json"
+$E events --json >"$tmp/events.json"
+check "not in host show" lacks "$tmp/show.json" "$secret"
+check "not in events" lacks "$tmp/events.json" "$secret"
+check "not in any daemon or agent log" sh -c "! grep -rqF -- '$secret' $tmp/*.log"
+check "not in the store" sh -c "! grep -rqaF -- '$secret' $tmp/zt-data"
+
+finish
