@@ -29,7 +29,7 @@ make_node() {
     >"$d/proc/net/fib_trie"
 }
 
-start_daemon() { # NAME MODE
+start_daemon() { # NAME MODE [EXTRA CONFIG]
   local name=$1 port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   cat >"$tmp/$name.conf" <<CONF
@@ -37,6 +37,7 @@ listen = { management = "unix:$tmp/$name.sock"; grpc = "127.0.0.1:$port"; https 
 paths = { data = "$tmp/$name-data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
 plugins = { enabled = [ "storage-sqlite", "auth-local" ]; };
 provisioning = { mode = "$2"; };
+${3:-}
 CONF
   "$build/bin/edgeprovd" --config "$tmp/$name.conf" >"$tmp/$name.log" 2>&1 &
   pids+=($!)
@@ -123,7 +124,35 @@ check "non-ZTP: onboards" wait_exit $agent_pid 10
 check "non-ZTP: no instance yet" sh -c "$N host show $U1 | grep -q '^instance: *-$'"
 check "non-ZTP: operator creates it" run_status 0 "$tmp/out" $N instance create $U1
 
-# 6. The secret is on the node only.
+# 6. Over TLS: the agent trusts the orchestrator's CA and nothing else.
+( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
+    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
+    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
+    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext \
+    && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.pem -days 1 \
+    -subj /CN=other ) >/dev/null 2>&1
+chmod 600 "$tmp/tls.key"
+start_daemon tl nztp "tls = { cert = \"$tmp/tls.pem\"; key = \"$tmp/tls.key\"; };"
+T="$build/bin/edgeprov --config $tmp/tl.conf"
+make_node n6 $U2 NODESER02 52:54:00:aa:00:02 10.0.2.12
+$T host add --uuid $U2 --serial NODESER02 --auto-onboard >/dev/null
+"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$tl_port" --ca "$tmp/other.pem" --sysroot "$tmp/n6" \
+  --state-dir "$tmp/n6/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a6.agent.log" 2>&1 &
+agent_pid=$!
+pids+=($agent_pid)
+sleep 1
+check "TLS: a wrong CA is not trusted" running $agent_pid
+kill $agent_pid
+check "TLS: nothing was issued to it" test ! -e "$tmp/n6/state/credentials"
+"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$tl_port" --ca "$tmp/ca.pem" --sysroot "$tmp/n6" \
+  --state-dir "$tmp/n6/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a7.agent.log" 2>&1 &
+agent_pid=$!
+pids+=($agent_pid)
+check "TLS: with the orchestrator's CA it onboards" wait_exit $agent_pid 10
+check "agent refuses plaintext off loopback" run_status 2 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator 10.0.0.1:7443 \
+  --sysroot "$tmp/n6"
+
+# 7. The secret is on the node only.
 secret=$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials")
 check "secret is 43 characters" test ${#secret} -eq 43
 $E host show $U1 --json >"$tmp/show.json"
