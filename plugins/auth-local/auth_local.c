@@ -1,6 +1,8 @@
 /* auth-local: the embedded identity provider. Issues per-node client credentials and keeps
  * only a SHA-256 hash of each secret, in the site's store (edgeprov.storage/1) under
- * "identity/local/<node>". */
+ * "identity/local/<node>"; issues and verifies ES256 JWTs (the client-credentials grant done
+ * in process; the HTTPS token endpoint and JWKS document come with the embedded HTTPS
+ * server). */
 #define _GNU_SOURCE /* getrandom, explicit_bzero */
 #include <errno.h>
 #include <stdbool.h>
@@ -12,7 +14,16 @@
 #include <time.h>
 
 #include <edgeprov/edgeprov.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define KEY_PREFIX "identity/local/"
 #define SECRET_BYTES 32     /* 256 random bits per node secret */
@@ -22,6 +33,10 @@ typedef struct auth_state {
   const ep_host *host;
   ep_ctx *ctx;
   const char *project_id;
+  const char *issuer;
+  int64_t token_ttl;
+  EVP_PKEY *key; /* ES256 signing key, created on first start */
+  char kid[24];  /* key ID: the start of the base64url SHA-256 of the public key */
 } auth_state;
 
 /* ---- helpers -------------------------------------------------------------------------- */
@@ -181,20 +196,159 @@ static int32_t local_revoke(void *state, const char *node_id) {
   return st->txn(st_state, &op, 1, sizeof op, NULL, NULL);
 }
 
-/* Tokens come with the embedded HTTPS server (token endpoint and JWKS); until then this
- * provider says so instead of pretending. */
+/* ---- tokens (JWT, ES256) ------------------------------------------------------------------ */
+
+#define TOKEN_MAX 4096
+
+static int base64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *ret_len) {
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t o = 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = in[i];
+    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+            : c == '-' ? 62 : c == '_' ? 63 : -1;
+    if (v < 0) return -1;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      if (o >= cap) return -1;
+      out[o++] = (unsigned char)(acc >> bits);
+    }
+  }
+  *ret_len = o;
+  return 0;
+}
+
+/* Claims and audiences are plain identifiers: nothing that needs escaping in JSON. */
+static bool token_text_valid(const char *text, size_t max) {
+  size_t len = text ? strnlen(text, max + 1) : 0;
+  if (len == 0 || len > max) return false;
+  for (size_t i = 0; i < len; i++) {
+    char c = text[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("._:/-", c))) return false;
+  }
+  return true;
+}
+
+/* Signs "header.payload" and appends ".signature" (raw r||s, base64url). */
+static int32_t sign_jwt(auth_state *s, char *token, size_t cap) {
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  unsigned char der[128], raw[64];
+  size_t der_len = sizeof der;
+  int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, s->key) == 1 &&
+           EVP_DigestSign(md, der, &der_len, (const unsigned char *)token, strlen(token)) == 1;
+  EVP_MD_CTX_free(md);
+  const unsigned char *p = der;
+  ECDSA_SIG *sig = ok ? d2i_ECDSA_SIG(NULL, &p, (long)der_len) : NULL;
+  ok = sig && BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32) == 32 && BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32) == 32;
+  ECDSA_SIG_free(sig);
+  if (!ok) return ep_failf(s->host, s->ctx, EP_EIO, "cannot sign the token");
+  size_t used = strlen(token);
+  if (used + 2 + 88 > cap) return ep_failf(s->host, s->ctx, EP_ERANGE, "token too long");
+  token[used++] = '.';
+  base64url(raw, sizeof raw, token + used);
+  return 0;
+}
+
+static bool verify_signature(auth_state *s, const char *signed_part, size_t signed_len, const unsigned char raw[64]) {
+  ECDSA_SIG *sig = ECDSA_SIG_new();
+  BIGNUM *r = BN_bin2bn(raw, 32, NULL), *sv = BN_bin2bn(raw + 32, 32, NULL);
+  if (!sig || !r || !sv || ECDSA_SIG_set0(sig, r, sv) != 1) {
+    BN_free(r);
+    BN_free(sv);
+    ECDSA_SIG_free(sig);
+    return false;
+  }
+  unsigned char *der = NULL;
+  int der_len = i2d_ECDSA_SIG(sig, &der);
+  ECDSA_SIG_free(sig);
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  bool ok = der_len > 0 && md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, s->key) == 1 &&
+            EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)signed_part, signed_len) == 1;
+  EVP_MD_CTX_free(md);
+  OPENSSL_free(der);
+  return ok;
+}
+
+/* The node ID in a client ID "edgenode-<node>", or NULL. */
+static const char *node_of(const char *client_id) {
+  return client_id && !strncmp(client_id, "edgenode-", 9) && node_id_valid(client_id + 9) ? client_id + 9 : NULL;
+}
+
 static int32_t local_issue_token(void *state, const char *client_id, const char *client_secret, const char *audience,
                                  ep_identity_credentials_fn visit, void *data) {
-  (void)client_id, (void)client_secret, (void)audience, (void)visit, (void)data;
   auth_state *s = state;
-  return ep_failf(s->host, s->ctx, EP_ENOTSUP, "auth-local does not issue tokens yet");
+  const char *node = node_of(client_id);
+  record rec;
+  char hash[65];
+  if (!token_text_valid(audience, 128)) return ep_failf(s->host, s->ctx, EP_EINVAL, "audience: not an identifier");
+  if (!node || !client_secret || strnlen(client_secret, 256) > 255 || load(s, node, &rec) < 0 ||
+      sha256_hex(s, client_secret, hash) < 0 || CRYPTO_memcmp(hash, rec.hash, 64) != 0 || strcmp(rec.client_id, client_id))
+    return ep_failf(s->host, s->ctx, EP_EPERM, "invalid client credentials");
+  char header[128], payload[512], header64[200], payload64[700], token[TOKEN_MAX];
+  int64_t now = (int64_t)time(NULL);
+  snprintf(header, sizeof header, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", s->kid);
+  snprintf(payload, sizeof payload,
+           "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", s->issuer,
+           client_id, audience, now, now + s->token_ttl);
+  base64url((const unsigned char *)header, strlen(header), header64);
+  base64url((const unsigned char *)payload, strlen(payload), payload64);
+  snprintf(token, sizeof token, "%s.%s", header64, payload64);
+  int32_t r = sign_jwt(s, token, sizeof token);
+  if (r == 0 && visit) {
+    ep_identity_credentials c = {.struct_size = sizeof c, .client_id = client_id, .client_secret = token,
+                                 .project_id = s->project_id, .created_at = now};
+    visit(data, &c);
+  }
+  return r;
 }
 
 static int32_t local_verify_token(void *state, const char *token, const char *audience, ep_identity_claims_fn visit,
                                   void *data) {
-  (void)token, (void)audience, (void)visit, (void)data;
   auth_state *s = state;
-  return ep_failf(s->host, s->ctx, EP_ENOTSUP, "auth-local does not verify tokens yet");
+  size_t len = token ? strnlen(token, TOKEN_MAX + 1) : 0;
+  if (len == 0 || len > TOKEN_MAX) return ep_failf(s->host, s->ctx, EP_EPERM, "token missing or too long");
+  const char *dot1 = memchr(token, '.', len);
+  const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
+  if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
+    return ep_failf(s->host, s->ctx, EP_EPERM, "token is not a JWS compact serialization");
+  unsigned char header[512], payload[1024], sig[80];
+  size_t header_len = 0, payload_len = 0, sig_len = 0;
+  if (base64url_decode(token, (size_t)(dot1 - token), header, sizeof header - 1, &header_len) < 0 ||
+      base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof payload - 1, &payload_len) < 0 ||
+      base64url_decode(dot2 + 1, strlen(dot2 + 1), sig, sizeof sig, &sig_len) < 0 || sig_len != 64)
+    return ep_failf(s->host, s->ctx, EP_EPERM, "token encoding is invalid");
+  header[header_len] = payload[payload_len] = '\0';
+  if (!verify_signature(s, token, (size_t)(dot2 - token), sig))
+    return ep_failf(s->host, s->ctx, EP_EPERM, "token signature does not verify");
+  json_error_t jerr;
+  json_t *h = json_loads((const char *)header, 0, &jerr), *p = json_loads((const char *)payload, 0, &jerr);
+  const char *alg = json_string_value(json_object_get(h, "alg")), *kid = json_string_value(json_object_get(h, "kid"));
+  const char *iss = json_string_value(json_object_get(p, "iss")), *sub = json_string_value(json_object_get(p, "sub"));
+  const char *aud = json_string_value(json_object_get(p, "aud"));
+  json_t *exp_value = json_object_get(p, "exp");
+  int64_t exp = json_is_integer(exp_value) ? (int64_t)json_integer_value(exp_value) : 0;
+  record rec;
+  int32_t r = 0;
+  if (!alg || strcmp(alg, "ES256") || !kid || strcmp(kid, s->kid))
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: unexpected algorithm or key");
+  else if (!iss || strcmp(iss, s->issuer))
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: wrong issuer");
+  else if (!aud || !audience || strcmp(aud, audience))
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: wrong audience");
+  else if (exp <= (int64_t)time(NULL))
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: expired");
+  else if (!node_of(sub) || load(s, node_of(sub), &rec) < 0)
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: the node's credentials were revoked");
+  if (r == 0 && visit) {
+    ep_identity_claims c = {.struct_size = sizeof c, .subject = sub, .audience = aud, .expires_at = exp};
+    visit(data, &c);
+  }
+  json_decref(h);
+  json_decref(p);
+  return r;
 }
 
 static const char *local_token_url(void *state) {
@@ -215,22 +369,82 @@ static const ep_identity local_identity = {
 
 /* ---- the plugin ---------------------------------------------------------------------------- */
 
-static int32_t auth_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
-  const char *project = NULL;
-  if (host->setting_string(ctx, "project_id", &project) < 0 || !*project)
-    return ep_failf(host, ctx, EP_EINVAL, "setting 'project_id' must not be empty");
-  auth_state *s = host->alloc(ctx, sizeof *s);
-  if (!s) return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
-  s->host = host;
-  s->ctx = ctx;
-  s->project_id = project;
-  *ret_state = s;
+/* Loads the signing key from path, or creates one there (0600) on first start. */
+static int32_t load_or_create_key(auth_state *s, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f) {
+    s->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    if (!s->key || EVP_PKEY_get_base_id(s->key) != EVP_PKEY_EC)
+      return ep_failf(s->host, s->ctx, EP_EINVAL, "%s is not an EC private key", path);
+  } else {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = '\0';
+    if (slash && mkdir(dir, 0700) < 0 && errno != EEXIST)
+      return ep_failf(s->host, s->ctx, -errno, "cannot create %s: %s", dir, strerror(errno));
+    s->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    int fd = s->key ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    bool written = out && PEM_write_PrivateKey(out, s->key, NULL, NULL, 0, NULL, NULL) == 1 && fflush(out) == 0 &&
+                   fsync(fileno(out)) == 0;
+    if (out) fclose(out);
+    else if (fd >= 0) close(fd);
+    if (!written) return ep_failf(s->host, s->ctx, EP_EIO, "cannot create the signing key %s", path);
+    ep_logf(s->host, s->ctx, EP_LOG_INFO, "created the token signing key %s", path);
+  }
+  unsigned char *der = NULL, digest[32];
+  int der_len = i2d_PUBKEY(s->key, &der);
+  unsigned int digest_len = 0;
+  char kid64[48];
+  if (der_len <= 0 || EVP_Digest(der, (size_t)der_len, digest, &digest_len, EVP_sha256(), NULL) != 1) {
+    OPENSSL_free(der);
+    return ep_failf(s->host, s->ctx, EP_EIO, "cannot derive the key ID");
+  }
+  OPENSSL_free(der);
+  base64url(digest, 16, kid64);
+  snprintf(s->kid, sizeof s->kid, "%.22s", kid64);
   return 0;
 }
 
 static void auth_deinit(void *state) {
   auth_state *s = state;
+  EVP_PKEY_free(s->key);
   s->host->free(s->ctx, s);
+}
+
+static int32_t auth_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
+  const char *project = NULL, *issuer = NULL, *key_file = NULL, *data_dir = NULL;
+  int64_t ttl = 0;
+  if (host->setting_string(ctx, "project_id", &project) < 0 || !*project)
+    return ep_failf(host, ctx, EP_EINVAL, "setting 'project_id' must not be empty");
+  if (host->setting_string(ctx, "issuer", &issuer) < 0 || !token_text_valid(issuer, 128))
+    return ep_failf(host, ctx, EP_EINVAL, "setting 'issuer' must be an identifier ([A-Za-z0-9._:/-])");
+  if (host->setting_int(ctx, "token_ttl_s", &ttl) < 0 || host->setting_string(ctx, "key_file", &key_file) < 0)
+    return ep_failf(host, ctx, EP_EINVAL, "settings are unavailable");
+  char path[1024];
+  if (*key_file)
+    snprintf(path, sizeof path, "%s", key_file);
+  else if (host->site_string(ctx, "paths.data", &data_dir) == 0)
+    snprintf(path, sizeof path, "%s/auth-local/signing-key.pem", data_dir);
+  else
+    return ep_failf(host, ctx, EP_EINVAL, "setting 'key_file' is empty and the site has no paths.data");
+  auth_state *s = host->alloc(ctx, sizeof *s);
+  if (!s) return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
+  memset(s, 0, sizeof *s);
+  s->host = host;
+  s->ctx = ctx;
+  s->project_id = project;
+  s->issuer = issuer;
+  s->token_ttl = ttl;
+  int32_t r = load_or_create_key(s, path);
+  if (r < 0) {
+    auth_deinit(s);
+    return r;
+  }
+  *ret_state = s;
+  return 0;
 }
 
 static const void *auth_get_capability(void *state, const char *id) {
@@ -240,6 +454,10 @@ static const void *auth_get_capability(void *state, const char *id) {
 
 static const ep_field_decl auth_settings[] = {
     EP_FIELD_STRING_DECL("project_id", "edgeprov", EP_FIELD_OPTIONAL, 63, "project (tenant) named in onboarding replies"),
+    EP_FIELD_STRING_DECL("issuer", "edgeprov-auth-local", EP_FIELD_OPTIONAL, 128, "iss claim of the tokens"),
+    EP_FIELD_INT_DECL("token_ttl_s", "3600", EP_FIELD_OPTIONAL, 60, 86400, "lifetime of a token in seconds"),
+    EP_FIELD_STRING_DECL("key_file", "", EP_FIELD_OPTIONAL, 1023,
+                         "ES256 signing key (PEM); empty: <paths.data>/auth-local/signing-key.pem, created on first start"),
 };
 
 static const char *const auth_capabilities[] = {EP_CAP_IDENTITY, NULL};
@@ -248,7 +466,7 @@ EP_PLUGIN_EXPORT const ep_plugin_entry ep_plugin = {
     EP_PLUGIN_ENTRY_HEADER,
     .id = "auth-local",
     .version = "0.1.0",
-    .description = "Embedded identity provider: per-node client credentials (only hashes stored)",
+    .description = "Embedded identity provider: per-node client credentials (only hashes stored), ES256 tokens",
     .capabilities = auth_capabilities,
     .settings = auth_settings,
     .settings_count = EP_COUNT(auth_settings),
