@@ -9,8 +9,8 @@ packages=(
   # core libraries
   libconfig-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
   libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev libjansson-dev
-  # tests
-  libcmocka-dev openssl sqlite3 curl
+  # tests (clang and its runtime for the libFuzzer targets)
+  libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
 )
 
 missing=()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, then builds edgeprov twice, plainly and with
-# AddressSanitizer + UndefinedBehaviorSanitizer, and runs the whole suite (ctest) in both.
+# AddressSanitizer + UndefinedBehaviorSanitizer, and runs the whole suite (ctest) in both;
+# then runs the libFuzzer targets of tests/fuzz for a bounded time each.
 # Usage: scripts/test.sh            (build trees go to build/release and build/sanitize)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +24,10 @@ run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DEP_SANITIZE=ON
+
+# The fuzzers (libFuzzer needs clang), each for a bounded time on its seed corpus.
+echo "==> fuzz: configure and build (clang)"
+CC=clang cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEP_SANITIZE=ON -DEP_FUZZ=ON >/dev/null
+cmake --build build/fuzz -j "$jobs" --target fuzz_validate fuzz_config fuzz_records
+echo "==> fuzz: run"
+ctest --test-dir build/fuzz -R '^fuzz\.' --output-on-failure
