@@ -152,10 +152,17 @@ static int prepare_socket_dir(const char *address) {
   return r;
 }
 
-static int load_tls(const ep_config *config, char **cert, char **key) {
-  int r = ep_read_secret_file(cert, config->tls_cert, 1 << 20, false);
-  if (r == 0) r = ep_read_secret_file(key, config->tls_key, 1 << 20, true);
-  return r;
+int ep_read_tls_files(const ep_config *config, char **ret_cert, char **ret_key) {
+  char *cert = NULL, *key = NULL;
+  int r = ep_read_secret_file(&cert, config->tls_cert, 1 << 20, false);
+  if (r == 0) r = ep_read_secret_file(&key, config->tls_key, 1 << 20, true);
+  if (r < 0) {
+    free(cert);
+    return r;
+  }
+  *ret_cert = cert;
+  *ret_key = key;
+  return 0;
 }
 
 int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct ep_plugin_set *plugins,
@@ -183,7 +190,7 @@ int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct e
     if (r == 0 && strlen(server->token) < EP_OPERATOR_TOKEN_MIN)
       r = ep_error_set(EP_EINVAL, "%s: the operator token is shorter than %d characters", config->operator_token_file,
                        EP_OPERATOR_TOKEN_MIN);
-    if (r == 0) r = load_tls(config, &cert, &key);
+    if (r == 0) r = ep_read_tls_files(config, &cert, &key);
     if (r == 0) {
       ep_rpc_tls tls = {.cert_pem = cert, .key_pem = key};
       r = ep_rpc_server_listen(server->rpc, config->listen_management, &tls, NULL);

@@ -30,6 +30,10 @@ void ep_mgmt_server_stop(ep_mgmt_server *server, int grace_ms);
  * dropped. The caller frees (and should clear) *out. */
 int ep_read_secret_file(char **out, const char *path, size_t max, bool private_file);
 
+/* Reads the site's TLS certificate chain and private key (tls.cert, tls.key; the key must
+ * be private to its owner). The caller frees both and should clear the key. */
+int ep_read_tls_files(const ep_config *config, char **ret_cert, char **ret_key);
+
 /* Compares two secrets without an early exit, so timing does not tell how much of a guess
  * was right. */
 bool ep_secret_equal(const char *a, const char *b);

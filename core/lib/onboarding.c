@@ -275,8 +275,7 @@ int ep_onboarding_start(ep_onboarding **out, ep_inventory *inv, const ep_plugin_
   if (r == 0 && config->operator_token_file)
     r = ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true);
   if (r == 0 && config->tls_cert) {
-    r = ep_read_secret_file(&cert, config->tls_cert, 1 << 20, false);
-    if (r == 0) r = ep_read_secret_file(&key, config->tls_key, 1 << 20, true);
+    r = ep_read_tls_files(config, &cert, &key);
     ep_rpc_tls tls = {.cert_pem = cert, .key_pem = key};
     if (r == 0) r = ep_rpc_server_listen(ob->rpc, config->listen_grpc, &tls, &ob->port);
   } else if (r == 0 && loopback(config->listen_grpc)) {

@@ -3,17 +3,15 @@
  * nodes/s and the p50/p99 latency from opening the stream to holding credentials.
  * Usage: bench_onboarding EDGEPROVD PLUGIN_DIR [NODES] [CONCURRENT] */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "daemon_harness.h"
+#include "testutil.h"
 #include "error.h"
 #include "onboarding.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
@@ -73,26 +71,6 @@ static int compare_doubles(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  bind(fd, (struct sockaddr *)&a, sizeof a);
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  char *text = calloc(1, 65536);
-  size_t n = fread(text, 1, 65535, f);
-  text[n] = '\0';
-  fclose(f);
-  return text;
-}
-
 int main(int argc, char **argv) {
   if (argc < 3) {
     fprintf(stderr, "usage: bench_onboarding EDGEPROVD PLUGIN_DIR [NODES] [CONCURRENT]\n");
@@ -115,7 +93,7 @@ int main(int argc, char **argv) {
            dir);
   if (system(cmd) != 0) return 1;
   snprintf(extra, sizeof extra, "tls = { cert = \"%s/tls.pem\"; key = \"%s/tls.key\"; };", dir, dir);
-  int port = free_port();
+  int port = tu_free_port();
   if (harness_init_with(&h, argv[1], argv[2], port, "plugins = { enabled = [ \"storage-sqlite\", \"auth-local\" ]; };",
                         extra) < 0 ||
       harness_start(&h) < 0) {
@@ -143,7 +121,7 @@ int main(int argc, char **argv) {
   ep_mgmt_client_free(mgmt);
 
   snprintf(cmd, sizeof cmd, "%s/ca.pem", dir);
-  char *ca = slurp(cmd);
+  char *ca = tu_slurp(cmd);
   char target[64];
   snprintf(target, sizeof target, "127.0.0.1:%d", port);
   ep_rpc_tls tls = {.ca_pem = ca};

@@ -3,16 +3,14 @@
  * already-onboarded nodes, nZTP and non-ZTP, and no secret in logs or the inventory.
  * Usage: test_onboarding EDGEPROVD PLUGIN_DIR */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "daemon_harness.h"
+#include "testutil.h"
 #include "error.h"
 #include "mgmt.h"
 #include "onboarding.h"
@@ -32,20 +30,10 @@ typedef struct site {
   ep_rpc_channel *south;
 } site;
 
-static int free_port(void) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t len = sizeof a;
-  bind(fd, (struct sockaddr *)&a, sizeof a);
-  getsockname(fd, (struct sockaddr *)&a, &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 static int start_site(site *s, const char *mode) {
   char extra[128];
   snprintf(extra, sizeof extra, "provisioning = { mode = \"%s\"; };", mode);
-  s->port = free_port();
+  s->port = tu_free_port();
   if (harness_init_with(&s->h, daemon_path, plugin_dir, s->port,
                         "plugins = { enabled = [ \"storage-sqlite\", \"auth-local\" ]; };", extra) < 0 ||
       harness_start(&s->h) < 0)

@@ -2,7 +2,10 @@
 #ifndef EP_TEST_UTIL_H
 #define EP_TEST_UTIL_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +34,28 @@ static inline void tu_rmdir(char *dir) {
   if (dir && asprintf(&cmd, "rm -rf '%s'", dir) >= 0 && system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", dir);
   free(cmd);
   free(dir);
+}
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (for configs that need one). */
+static inline int tu_free_port(void) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  bind(fd, (struct sockaddr *)&a, sizeof a);
+  getsockname(fd, (struct sockaddr *)&a, &len);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+/* The contents of a small text file (at most 64 KiB), or NULL; caller frees. */
+static inline char *tu_slurp(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return NULL;
+  char *text = calloc(1, 65536);
+  size_t n = text ? fread(text, 1, 65535, f) : 0;
+  if (text) text[n] = '\0';
+  fclose(f);
+  return text;
 }
 
 /* True when diags holds a diagnostic at line (0: any line) whose message contains text. */

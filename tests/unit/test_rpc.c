@@ -250,16 +250,6 @@ static void shutdown_with_an_open_stream(void **state) {
   ep_rpc_channel_free(ch);
 }
 
-static char *slurp(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  char *text = calloc(1, 65536);
-  size_t n = fread(text, 1, 65535, f);
-  text[n] = '\0';
-  fclose(f);
-  return text;
-}
-
 static void tls_mutual_tls_and_wrong_ca(void **state) {
   fixture *f = *state;
   ep_rpc_server_free(f->server, 0);
@@ -274,13 +264,13 @@ static void tls_mutual_tls_and_wrong_ca(void **state) {
   assert_int_equal(system(cmd), 0);
   char path[256];
   snprintf(path, sizeof path, "%s/ca.pem", f->dir);
-  char *ca = slurp(path);
+  char *ca = tu_slurp(path);
   snprintf(path, sizeof path, "%s/server.pem", f->dir);
-  char *cert = slurp(path);
+  char *cert = tu_slurp(path);
   snprintf(path, sizeof path, "%s/server.key", f->dir);
-  char *key = slurp(path);
+  char *key = tu_slurp(path);
   snprintf(path, sizeof path, "%s/other.pem", f->dir);
-  char *other = slurp(path);
+  char *other = tu_slurp(path);
   ep_rpc_tls server_tls = {.cert_pem = cert, .key_pem = key};
   assert_int_equal(start_server(f, &server_tls), 0);
 
@@ -315,9 +305,9 @@ static void tls_mutual_tls_and_wrong_ca(void **state) {
            f->dir);
   assert_int_equal(system(cmd), 0);
   snprintf(path, sizeof path, "%s/client.pem", f->dir);
-  char *client_cert = slurp(path);
+  char *client_cert = tu_slurp(path);
   snprintf(path, sizeof path, "%s/client.key", f->dir);
-  char *client_key = slurp(path);
+  char *client_key = tu_slurp(path);
   ep_rpc_tls mutual = {.cert_pem = cert, .key_pem = key, .client_ca_pem = ca};
   assert_int_equal(start_server(f, &mutual), 0);
   ep_rpc_tls with_cert = {.ca_pem = ca, .cert_pem = client_cert, .key_pem = client_key};
