@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # core libraries
   libconfig-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
-  libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev libjansson-dev
+  libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev libjansson-dev libmicrohttpd-dev
   # tests (clang and its runtime for the libFuzzer targets)
   libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
 )

@@ -1,5 +1,7 @@
 /* edgeprov-agent: the node agent. In the Micro-OS it discovers the node, onboards it at the
- * orchestrator (onboardingmgr.v1 OnboardNodeStream) and keeps the credentials it receives. */
+ * orchestrator (onboardingmgr.v1 OnboardNodeStream), keeps the credentials it receives,
+ * obtains a bearer token with them (OAuth2 client-credentials grant) and reports in on the
+ * node API with that token. */
 #define _GNU_SOURCE /* explicit_bzero, getrandom */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,36 +14,51 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "discovery.h"
+#include "edgeprov/v1/node.pb-c.h"
 #include "error.h"
+#include "http_client.h"
 #include "log.h"
 #include "mgmt.h"
 #include "mgmt_server.h"
+#include "node_auth.h"
+#include "node_service.h"
 #include "onboarding.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
 #include "rpc.h"
 
 #define CREDENTIALS_FILE "credentials"
+#define CREDENTIAL_MAX 512         /* longest client_id, client_secret or project_id kept */
+#define TOKEN_ATTEMPTS_MAX 8       /* token requests before giving up on a reachable server */
+#define TOKEN_PORT_DEFAULT "8443"  /* listen.https's default port */
 
 static const char usage_text[] =
-    "Usage: edgeprov-agent --orchestrator HOST:PORT [--ca FILE] [--sysroot DIR] [--state-dir DIR]\n"
-    "                      [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS] [--log-level LEVEL]\n"
+    "Usage: edgeprov-agent --orchestrator HOST:PORT [--ca FILE] [--token-url URL] [--sysroot DIR]\n"
+    "                      [--state-dir DIR] [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS]\n"
+    "                      [--log-level LEVEL]\n"
     "\n"
     "Discovers this node (SMBIOS UUID and serial, MACs, IPs, disks, CPUs, memory), onboards it at\n"
     "the orchestrator and stores the credentials it receives (mode 0600) in the state directory.\n"
     "While the node is unknown or waits for approval it asks again, backing off from 2 s to 32 s\n"
-    "with jitter.\n"
+    "with jitter. With its credentials it obtains a bearer token at the token URL (OAuth2\n"
+    "client-credentials grant) and reports in on the orchestrator's node API.\n"
     "\n"
     "  --orchestrator HOST:PORT  the orchestrator's onboarding service\n"
     "  --ca FILE                 CA that signed the orchestrator's certificate (TLS); required\n"
     "                            unless the orchestrator is on loopback\n"
     "  --sysroot DIR             read sysfs and procfs under DIR (default /)\n"
+    "  --token-url URL           the identity provider's token endpoint (default\n"
+    "                            https://HOST:" TOKEN_PORT_DEFAULT "/oauth2/token, HOST from --orchestrator)\n"
     "  --state-dir DIR           where the credentials are kept (default /var/lib/edgeprov-agent)\n"
     "  --host-ip IP              report this IP instead of the discovered one\n";
 
 typedef struct agent {
   const char *orchestrator;
+  const char *ca_file;
   char *ca_pem;
+  char token_url[1024];
   const char *sysroot;
   const char *state_dir;
   const char *host_ip;
@@ -143,13 +160,133 @@ static int onboard_once(agent *a, int *attempt) {
   return result;
 }
 
+/* The node's stored credentials. */
+typedef struct credentials {
+  char client_id[CREDENTIAL_MAX];
+  char client_secret[CREDENTIAL_MAX];
+} credentials;
+
+static int load_credentials(const agent *a, credentials *out) {
+  char path[1024], *text = NULL;
+  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  int r = ep_read_secret_file(&text, path, 4 * CREDENTIAL_MAX, true);
+  if (r < 0) return r;
+  memset(out, 0, sizeof *out);
+  for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+    if (!strncmp(line, "client_id=", 10)) snprintf(out->client_id, sizeof out->client_id, "%s", line + 10);
+    else if (!strncmp(line, "client_secret=", 14)) snprintf(out->client_secret, sizeof out->client_secret, "%s", line + 14);
+  }
+  explicit_bzero(text, strlen(text));
+  free(text);
+  if (!out->client_id[0] || !out->client_secret[0])
+    return ep_error_set(EP_EINVAL, "%s lacks client_id or client_secret", path);
+  return 0;
+}
+
+/* One client-credentials grant: 0 with the token in token, EP_EPERM when the credentials
+ * are refused (they were revoked), another negative code when the server could not say. */
+static int request_token(const agent *a, const credentials *c, char *token, size_t cap) {
+  static const char form[] = "grant_type=client_credentials";
+  const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL};
+  ep_http_call call = {.method = "POST", .url = a->token_url, .headers = headers, .body = (const uint8_t *)form,
+                       .body_len = sizeof form - 1, .ca_file = a->ca_file, .basic_user = c->client_id,
+                       .basic_password = c->client_secret, .timeout_ms = 15000, .response_max = 64 * 1024};
+  ep_http_reply reply;
+  int r = ep_http_perform(&call, &reply);
+  if (r < 0) return r;
+  json_error_t err;
+  json_t *doc = reply.status == 200 ? json_loadb(reply.body, reply.len, 0, &err) : NULL;
+  const char *value = json_string_value(json_object_get(doc, "access_token"));
+  if (reply.status == 400 || reply.status == 401)
+    r = ep_error_set(EP_EPERM, "%s refused the credentials of %s (HTTP %d)", a->token_url, c->client_id, reply.status);
+  else if (reply.status != 200)
+    r = ep_error_set(EP_EIO, "%s answered HTTP %d", a->token_url, reply.status);
+  else if (!value || !*value || strlen(value) >= cap || strlen(value) > EP_NODE_TOKEN_MAX)
+    r = ep_error_set(EP_EIO, "%s: the answer holds no usable access_token", a->token_url);
+  else
+    memcpy(token, value, strlen(value) + 1);
+  json_decref(doc);
+  ep_http_reply_clear(&reply);
+  return r;
+}
+
+/* Reports status on the node API with the bearer token. */
+static int report_status(const agent *a, const char *token, const char *status) {
+  ep_rpc_channel *channel = NULL;
+  ep_rpc_tls tls = {.ca_pem = a->ca_pem};
+  int r = ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0);
+  if (r < 0) return r;
+  char bearer[EP_NODE_TOKEN_MAX + 16];
+  snprintf(bearer, sizeof bearer, "Bearer %s", token);
+  ep_rpc_metadata auth = {"authorization", bearer};
+  Edgeprov__V1__ReportStatusRequest req = EDGEPROV__V1__REPORT_STATUS_REQUEST__INIT;
+  req.status = (char *)status;
+  uint8_t buf[256];
+  size_t len = edgeprov__v1__report_status_request__pack(&req, buf);
+  ep_rpc_result result;
+  r = ep_rpc_unary(channel, EP_NODE_SERVICE_REPORT_STATUS, &auth, 1, buf, len, 15000, &result);
+  explicit_bzero(bearer, sizeof bearer);
+  ep_rpc_channel_free(channel);
+  if (r < 0) return r;
+  if (result.status != EP_STATUS_OK)
+    r = ep_error_set(ep_error_from_status(result.status), "ReportStatus: %s: %s", ep_status_name(result.status),
+                     result.message);
+  ep_rpc_result_clear(&result);
+  return r;
+}
+
+/* With the stored credentials: obtains a token (retrying while the server cannot answer)
+ * and reports in. Returns 0, or < 0 with the message set. */
+static int report_in(agent *a) {
+  credentials c;
+  int r = load_credentials(a, &c);
+  if (r < 0) return r;
+  char *token = calloc(1, EP_NODE_TOKEN_MAX + 1);
+  if (!token) return ep_error_set(EP_ENOMEM, "out of memory");
+  for (int attempt = 0; attempt < TOKEN_ATTEMPTS_MAX; attempt++) {
+    r = request_token(a, &c, token, EP_NODE_TOKEN_MAX + 1);
+    if (r == 0 || r == EP_EPERM) break;
+    ep_log(EP_LOG_WARN, "agent", "no token yet: %s; asking again", ep_error_message());
+    back_off(a, attempt);
+  }
+  explicit_bzero(&c, sizeof c);
+  if (r == 0) ep_log(EP_LOG_INFO, "agent", "obtained a bearer token at %s", a->token_url);
+  for (int attempt = 0; r == 0 && attempt < TOKEN_ATTEMPTS_MAX; attempt++) {
+    r = report_status(a, token, "Micro-OS: onboarded, token obtained");
+    if (r == 0 || r == EP_EPERM || r == EP_EINVAL) break;
+    ep_log(EP_LOG_WARN, "agent", "report: %s; trying again", ep_error_message());
+    back_off(a, attempt);
+    r = 0;
+  }
+  if (r == 0) ep_log(EP_LOG_INFO, "agent", "reported in on the node API");
+  explicit_bzero(token, EP_NODE_TOKEN_MAX + 1);
+  free(token);
+  return r;
+}
+
+/* The default token URL: the orchestrator's host on listen.https's default port. */
+static int default_token_url(agent *a) {
+  const char *colon = strrchr(a->orchestrator, ':');
+  size_t host_len = colon ? (size_t)(colon - a->orchestrator) : strlen(a->orchestrator);
+  int n = snprintf(a->token_url, sizeof a->token_url, "https://%.*s:" TOKEN_PORT_DEFAULT "/oauth2/token", (int)host_len,
+                   a->orchestrator);
+  return n > 0 && (size_t)n < sizeof a->token_url ? 0 : EP_ERANGE;
+}
+
 static bool loopback(const char *target) {
   return !strncmp(target, "127.", 4) || !strncmp(target, "localhost:", 10) || !strncmp(target, "[::1]:", 6);
 }
 
+/* After onboarding: obtains a token and reports in; the exit status. */
+static int finish(agent *a) {
+  int r = report_in(a);
+  if (r < 0) ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
+  free(a->ca_pem);
+  return r < 0 ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
   agent a = {.sysroot = "/", .state_dir = "/var/lib/edgeprov-agent", .backoff_ms = 2000, .backoff_max_ms = 32000};
-  const char *ca_file = NULL;
   int level = EP_LOG_INFO;
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
@@ -163,7 +300,9 @@ int main(int argc, char **argv) {
     }
     i++;
     if (!strcmp(arg, "--orchestrator")) a.orchestrator = value;
-    else if (!strcmp(arg, "--ca")) ca_file = value;
+    else if (!strcmp(arg, "--ca")) a.ca_file = value;
+    else if (!strcmp(arg, "--token-url") && strlen(value) < sizeof a.token_url)
+      snprintf(a.token_url, sizeof a.token_url, "%s", value);
     else if (!strcmp(arg, "--sysroot")) a.sysroot = value;
     else if (!strcmp(arg, "--state-dir")) a.state_dir = value;
     else if (!strcmp(arg, "--host-ip")) a.host_ip = value;
@@ -184,7 +323,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "edgeprov-agent: --backoff-ms must be >= 1 and <= --backoff-max-ms\n");
     return 2;
   }
-  if (ca_file && ep_read_secret_file(&a.ca_pem, ca_file, 1 << 20, false) < 0) {
+  if (!a.token_url[0] && default_token_url(&a) < 0) {
+    fprintf(stderr, "edgeprov-agent: --orchestrator is too long\n");
+    return 2;
+  }
+  if (strncmp(a.token_url, "https://", 8) != 0 && !(strncmp(a.token_url, "http://", 7) == 0 && loopback(a.token_url + 7))) {
+    fprintf(stderr, "edgeprov-agent: --token-url must be https:// (http:// only on loopback)\n");
+    return 2;
+  }
+  if (a.ca_file && ep_read_secret_file(&a.ca_pem, a.ca_file, 1 << 20, false) < 0) {
     fprintf(stderr, "edgeprov-agent: --ca: %s\n", ep_error_message());
     return 1;
   }
@@ -196,7 +343,7 @@ int main(int argc, char **argv) {
   snprintf(existing, sizeof existing, "%s/%s", a.state_dir, CREDENTIALS_FILE);
   if (access(existing, F_OK) == 0) {
     ep_log(EP_LOG_INFO, "agent", "already onboarded: %s exists", existing);
-    return 0;
+    return finish(&a);
   }
   ep_discover(&a.node, a.sysroot);
   char ip_text[EP_IP_TEXT_MAX + 1];
@@ -223,6 +370,5 @@ int main(int argc, char **argv) {
     }
     back_off(&a, attempt++);
   }
-  free(a.ca_pem);
-  return 0;
+  return finish(&a);
 }

@@ -1,4 +1,5 @@
 /* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT. */
+#define _GNU_SOURCE /* explicit_bzero */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -6,11 +7,13 @@
 #include <string.h>
 
 #include "error.h"
+#include "https.h"
 #include "inventory.h"
 #include "log.h"
 #include "mgmt_server.h"
-#include "onboarding.h"
+#include "southbound.h"
 #include "site.h"
+#include "token_endpoint.h"
 
 /* How long running calls get to end when the daemon stops. */
 #define SHUTDOWN_GRACE_MS 2000
@@ -28,6 +31,28 @@ static const char usage_text[] =
     "  --check            load the config and plugins, then exit (0 when startup would succeed)\n"
     "  --version          print the version\n"
     "  -h, --help         print this help\n";
+
+/* The embedded HTTPS server: the identity plugin's token endpoint and JWKS. */
+static int start_https(ep_https_server **out, int *ret_port, const ep_site *site) {
+  char *cert = NULL, *key = NULL;
+  int r = site->config->tls_cert ? ep_read_tls_files(site->config, &cert, &key) : 0;
+  ep_https_server *server = NULL;
+  if (r == 0) r = ep_https_server_new(&server, site->config->listen_https, cert, key);
+  if (key) explicit_bzero(key, strlen(key));
+  free(cert);
+  free(key);
+  if (r == 0 && !site->config->tls_cert)
+    ep_log(EP_LOG_WARN, "https", "no tls.cert: the token endpoint is served without TLS on %s (loopback only)",
+           site->config->listen_https);
+  if (r == 0) r = ep_token_endpoint_route(server, site->plugins);
+  if (r == 0) r = ep_https_server_start(server, ret_port);
+  if (r < 0) {
+    ep_https_server_free(server);
+    return r;
+  }
+  *out = server;
+  return 0;
+}
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
@@ -98,26 +123,32 @@ int main(int argc, char **argv) {
   }
   ep_inventory *inv = NULL;
   ep_mgmt_server *mgmt = NULL;
-  ep_onboarding *onboarding = NULL;
+  ep_southbound *southbound = NULL;
+  ep_https_server *https = NULL;
+  int https_port = 0;
   if (ep_inventory_new(&inv, site->plugins) < 0 ||
       (!check_only && ep_mgmt_server_start(&mgmt, inv, site->plugins, site->config) < 0) ||
-      (!check_only && ep_onboarding_start(&onboarding, inv, site->plugins, site->config) < 0)) {
+      (!check_only && ep_southbound_start(&southbound, inv, site->plugins, site->config) < 0) ||
+      (!check_only && start_https(&https, &https_port, site) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
+    ep_southbound_stop(southbound, 0);
     ep_mgmt_server_stop(mgmt, 0);
     ep_inventory_free(inv);
     ep_site_free(site);
     return EXIT_FAILURE;
   }
-  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu management=%s onboarding=%s port=%d",
+  ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu management=%s southbound=%s port=%d https=%s port=%d",
          ep_provisioning_mode_name(site->config->mode), site->plugins->started_count,
-         site->config->listen_management, site->config->listen_grpc, onboarding ? ep_onboarding_port(onboarding) : 0);
+         site->config->listen_management, site->config->listen_grpc, southbound ? ep_southbound_port(southbound) : 0,
+         site->config->listen_https, https_port);
 
   if (!check_only) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
-  ep_onboarding_stop(onboarding, SHUTDOWN_GRACE_MS);
+  ep_https_server_free(https);
+  ep_southbound_stop(southbound, SHUTDOWN_GRACE_MS);
   ep_mgmt_server_stop(mgmt, SHUTDOWN_GRACE_MS);
   ep_inventory_free(inv);
   ep_site_free(site);

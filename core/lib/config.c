@@ -191,7 +191,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   c->mode = EP_MODE_NZTP;
   if (replace_string(&c->listen_management, "unix:/run/edgeprov/edgeprov.sock") < 0 ||
       replace_string(&c->listen_grpc, "127.0.0.1:7443") < 0 ||
-      replace_string(&c->listen_https, "0.0.0.0:8443") < 0 ||
+      replace_string(&c->listen_https, "127.0.0.1:8443") < 0 ||
       replace_string(&c->data_dir, "/var/lib/edgeprov") < 0 ||
       (plugin_dir && strv_push(&c->plugin_dirs, plugin_dir) < 0)) {
     ep_config_free(c);

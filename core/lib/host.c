@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "http_client.h"
 #include "log.h"
 #include "plugin.h"
 
@@ -59,6 +60,12 @@ static void host_set_error(ep_ctx *ctx, int32_t code, const char *message) {
   snprintf(ctx->error_message, sizeof ctx->error_message, "%s", message ? message : "");
 }
 
+/* Records an error for the plugin's caller, as set_error does, and returns code. */
+static int32_t plugin_error(ep_ctx *ctx, int32_t code, const char *message) {
+  host_set_error(ctx, code, message);
+  return code;
+}
+
 static void host_progress(ep_ctx *ctx, uint64_t done, uint64_t total, const char *message) {
   if (ctx && ctx->progress) ctx->progress(ctx->progress_data, done, total, message);
 }
@@ -88,6 +95,25 @@ static int32_t host_site_string(ep_ctx *ctx, const char *name, const char **out)
   return EP_EINVAL;
 }
 
+static int32_t host_http_request(ep_ctx *ctx, const ep_http_request *request, ep_http_response_fn visit, void *data) {
+  if (!request || request->struct_size < offsetof(ep_http_request, response_max) + sizeof request->response_max)
+    return plugin_error(ctx, EP_EINVAL, "http_request: request struct too small");
+  ep_http_call call = {.method = request->method, .url = request->url, .headers = request->headers,
+                       .body = request->body, .body_len = (size_t)request->body_len, .ca_file = request->ca_file,
+                       .basic_user = request->basic_user, .basic_password = request->basic_password,
+                       .timeout_ms = request->timeout_ms > 0 && request->timeout_ms < INT32_MAX ? (int)request->timeout_ms : 0,
+                       .response_max = (size_t)request->response_max};
+  ep_http_reply reply;
+  int32_t r = ep_http_perform(&call, &reply);
+  if (r < 0) return plugin_error(ctx, r, ep_error_message());
+  ep_http_response response = {.struct_size = sizeof response, .status = reply.status,
+                               .body = (const uint8_t *)reply.body, .body_len = reply.len,
+                               .location = reply.location, .content_type = reply.content_type};
+  r = visit ? visit(data, &response) : 0;
+  ep_http_reply_clear(&reply);
+  return r;
+}
+
 static const ep_host host_table = {
     .struct_size = sizeof(ep_host),
     .abi_major = EP_ABI_MAJOR,
@@ -106,6 +132,7 @@ static const ep_host host_table = {
     .param_bool = host_param_bool,
     .capability = host_capability,
     .site_string = host_site_string,
+    .http_request = host_http_request,
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }

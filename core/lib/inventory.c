@@ -543,6 +543,17 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_sta
   return update_host(inv, uuid, change_current, &c, ret_host);
 }
 
+static int change_status(ep_inv_host *host, void *data) {
+  const state_change *c = data;
+  return set_status(&host->host_status, c->status, c->indicator);
+}
+
+int ep_inventory_set_host_status(ep_inventory *inv, const char *uuid, const char *status,
+                                 ep_status_indicator indicator, ep_inv_host **ret_host) {
+  state_change c = {EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED, status, indicator};
+  return update_host(inv, uuid, change_status, &c, ret_host);
+}
+
 static int change_desired(ep_inv_host *host, void *data) {
   const state_change *c = data;
   if (c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED && c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED &&

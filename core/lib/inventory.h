@@ -68,6 +68,10 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_sta
  * UNTRUSTED invalidates it (current state too; its credentials must be revoked). */
 int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_state desired, ep_inv_host **ret_host);
 
+/* Sets a host's status text and indicator (what the node last reported), state unchanged. */
+int ep_inventory_set_host_status(ep_inventory *inv, const char *uuid, const char *status,
+                                 ep_status_indicator indicator, ep_inv_host **ret_host);
+
 /* Records the outcome of a node's registration attempt in the host's registration status
  * (and its reported IP when ip is not NULL). */
 int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,

@@ -16,18 +16,14 @@
 #include "rpc.h"
 #include "validate.h"
 
-#define ONBOARDING_MESSAGE_MAX (64 * 1024) /* a node's request is four short strings */
-
 typedef Onboardingmgr__V1__OnboardNodeStreamRequest stream_request;
 typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
 
 struct ep_onboarding {
-  ep_rpc_server *rpc;
   ep_inventory *inv;
   const ep_plugin_set *plugins;
   const ep_config *config;
   char *operator_token; /* NULL: CreateNodes is refused */
-  int port;
 };
 
 /* Sends one response on the stream; status is a gRPC code with its message. */
@@ -257,52 +253,33 @@ static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *re
   onboardingmgr__v1__create_nodes_request__free_unpacked(req, NULL);
 }
 
-static bool loopback(const char *address) {
-  return strncmp(address, "127.", 4) == 0 || strncmp(address, "[::1]:", 6) == 0 || strncmp(address, "localhost:", 10) == 0;
-}
-
-int ep_onboarding_start(ep_onboarding **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config) {
+int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config) {
   ep_onboarding *ob = calloc(1, sizeof *ob);
   if (!ob) return ep_error_set(EP_ENOMEM, "out of memory");
   ob->inv = inv;
   ob->plugins = plugins;
   ob->config = config;
-  char *cert = NULL, *key = NULL;
-  int r = ep_rpc_server_new(&ob->rpc, ONBOARDING_MESSAGE_MAX);
-  ep_rpc_method methods[] = {{EP_ONBOARDING_SERVICE_STREAM, EP_RPC_BIDI_STREAMING, handle_stream, ob},
-                             {EP_ONBOARDING_SERVICE_CREATE, EP_RPC_UNARY, handle_create_nodes, ob}};
-  for (size_t i = 0; r == 0 && i < 2; i++) r = ep_rpc_server_add_method(ob->rpc, &methods[i]);
-  if (r == 0 && config->operator_token_file)
-    r = ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true);
-  if (r == 0 && config->tls_cert) {
-    r = ep_read_tls_files(config, &cert, &key);
-    ep_rpc_tls tls = {.cert_pem = cert, .key_pem = key};
-    if (r == 0) r = ep_rpc_server_listen(ob->rpc, config->listen_grpc, &tls, &ob->port);
-  } else if (r == 0 && loopback(config->listen_grpc)) {
-    ep_log(EP_LOG_WARN, "onboarding", "no tls.cert: onboarding is served without TLS on %s (loopback only)",
-           config->listen_grpc);
-    r = ep_rpc_server_listen(ob->rpc, config->listen_grpc, NULL, &ob->port);
-  } else if (r == 0) {
-    r = ep_error_set(EP_EINVAL, "'listen.grpc' %s is not a loopback address: onboarding needs tls.cert and tls.key",
-                     config->listen_grpc);
-  }
-  if (r == 0) r = ep_rpc_server_start(ob->rpc);
-  if (key) explicit_bzero(key, strlen(key));
-  free(cert);
-  free(key);
-  if (r < 0) {
-    ep_onboarding_stop(ob, 0);
-    return r;
+  if (config->operator_token_file) {
+    int r = ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true);
+    if (r < 0) {
+      ep_onboarding_free(ob);
+      return r;
+    }
   }
   *out = ob;
   return 0;
 }
 
-int ep_onboarding_port(const ep_onboarding *ob) { return ob->port; }
+int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
+  ep_rpc_method methods[] = {{EP_ONBOARDING_SERVICE_STREAM, EP_RPC_BIDI_STREAMING, handle_stream, ob},
+                             {EP_ONBOARDING_SERVICE_CREATE, EP_RPC_UNARY, handle_create_nodes, ob}};
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < sizeof methods / sizeof methods[0]; i++) r = ep_rpc_server_add_method(server, &methods[i]);
+  return r;
+}
 
-void ep_onboarding_stop(ep_onboarding *ob, int grace_ms) {
+void ep_onboarding_free(ep_onboarding *ob) {
   if (!ob) return;
-  ep_rpc_server_free(ob->rpc, grace_ms);
   if (ob->operator_token) {
     explicit_bzero(ob->operator_token, strlen(ob->operator_token));
     free(ob->operator_token);

@@ -8,21 +8,21 @@
 #include "config.h"
 #include "inventory.h"
 #include "plugin.h"
+#include "rpc.h"
 
 #define EP_ONBOARDING_SERVICE_STREAM "/onboardingmgr.v1.NonInteractiveOnboardingService/OnboardNodeStream"
 #define EP_ONBOARDING_SERVICE_CREATE "/onboardingmgr.v1.InteractiveOnboardingService/CreateNodes"
 
 typedef struct ep_onboarding ep_onboarding;
 
-/* Serves onboarding on config->listen_grpc: with TLS when tls.cert and tls.key are set;
- * without, only on a loopback address (a warning is logged). CreateNodes needs the operator
- * token of auth.operator_token_file. inv and plugins must outlive the service. */
-int ep_onboarding_start(ep_onboarding **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config);
+/* Creates the service over inv, plugins and config (all must outlive it). CreateNodes needs
+ * the operator token of auth.operator_token_file (read here; refused when there is none). */
+int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config);
 
-/* The port the service listens on (for an address with port 0). */
-int ep_onboarding_port(const ep_onboarding *onboarding);
+/* Registers both services' methods on server (before it starts). */
+int ep_onboarding_register(ep_onboarding *onboarding, ep_rpc_server *server);
 
-/* Stops: open streams end, running calls get grace_ms. Accepts NULL. */
-void ep_onboarding_stop(ep_onboarding *onboarding, int grace_ms);
+/* Frees the service (after the server that calls it stopped). Accepts NULL. */
+void ep_onboarding_free(ep_onboarding *onboarding);
 
 #endif

@@ -96,6 +96,16 @@ int ep_validate_name(const char *field, const char *text) {
   return 0;
 }
 
+int ep_validate_text(const char *field, const char *text, size_t max) {
+  size_t len = text ? strnlen(text, max + 1) : 0;
+  if (len == 0 || len > max) return ep_error_set(EP_EINVAL, "%s: must have 1 to %zu bytes", field, max);
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)text[i];
+    if (c < 0x20 || c == 0x7f) return ep_error_set(EP_EINVAL, "%s: control character at byte %zu", field, i);
+  }
+  return 0;
+}
+
 int ep_uuid_random(char out[EP_UUID_TEXT_LEN + 1]) {
   unsigned char b[16];
   size_t got = 0;

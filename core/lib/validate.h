@@ -28,6 +28,10 @@ int ep_validate_ip(char out[EP_IP_TEXT_MAX + 1], const char *field, const char *
 /* A name (OS profile, site): [a-z0-9][a-z0-9._-]*, at most EP_NAME_MAX bytes. */
 int ep_validate_name(const char *field, const char *text);
 
+/* Status text from a node: 1 to max bytes of printable text (UTF-8 allowed; no control
+ * characters, so it cannot forge log lines or terminal output). */
+int ep_validate_text(const char *field, const char *text, size_t max);
+
 /* Writes a new random (version 4) UUID in text form. Returns 0 or -errno. */
 int ep_uuid_random(char out[EP_UUID_TEXT_LEN + 1]);
 

@@ -21,6 +21,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/core_names.h>
 #include <openssl/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -343,7 +344,8 @@ static int32_t local_verify_token(void *state, const char *token, const char *au
   else if (!node_of(sub) || load(s, node_of(sub), &rec) < 0)
     r = ep_failf(s->host, s->ctx, EP_EPERM, "token: the node's credentials were revoked");
   if (r == 0 && visit) {
-    ep_identity_claims c = {.struct_size = sizeof c, .subject = sub, .audience = aud, .expires_at = exp};
+    ep_identity_claims c = {.struct_size = sizeof c, .subject = sub, .audience = aud, .expires_at = exp,
+                            .node_id = node_of(sub)};
     visit(data, &c);
   }
   json_decref(h);
@@ -356,6 +358,26 @@ static const char *local_token_url(void *state) {
   return "";
 }
 
+static int32_t local_jwks(void *state, ep_identity_text_fn visit, void *data) {
+  auth_state *s = state;
+  BIGNUM *x = NULL, *y = NULL;
+  unsigned char xb[32], yb[32];
+  char x64[48], y64[48], text[512];
+  int ok = EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
+           EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 && BN_bn2binpad(x, xb, 32) == 32 &&
+           BN_bn2binpad(y, yb, 32) == 32;
+  BN_free(x);
+  BN_free(y);
+  if (!ok) return ep_failf(s->host, s->ctx, EP_EIO, "cannot export the public key");
+  base64url(xb, 32, x64);
+  base64url(yb, 32, y64);
+  snprintf(text, sizeof text,
+           "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"ES256\",\"use\":\"sig\",\"kid\":\"%s\","
+           "\"x\":\"%s\",\"y\":\"%s\"}]}",
+           s->kid, x64, y64);
+  return visit ? visit(data, text) : 0;
+}
+
 static const ep_identity local_identity = {
     .struct_size = sizeof(ep_identity),
     .create = local_create,
@@ -365,6 +387,7 @@ static const ep_identity local_identity = {
     .issue_token = local_issue_token,
     .verify_token = local_verify_token,
     .token_url = local_token_url,
+    .jwks = local_jwks,
 };
 
 /* ---- the plugin ---------------------------------------------------------------------------- */
@@ -380,10 +403,13 @@ static int32_t load_or_create_key(auth_state *s, const char *path) {
   } else {
     char dir[1024];
     snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash) *slash = '\0';
-    if (slash && mkdir(dir, 0700) < 0 && errno != EEXIST)
-      return ep_failf(s->host, s->ctx, -errno, "cannot create %s: %s", dir, strerror(errno));
+    /* Create the key's directory and any missing parents (mkdir -p), 0700. */
+    for (char *slash = strchr(dir + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+      *slash = '\0';
+      if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+        return ep_failf(s->host, s->ctx, -errno, "cannot create %s: %s", dir, strerror(errno));
+      *slash = '/';
+    }
     s->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     int fd = s->key ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
     FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;

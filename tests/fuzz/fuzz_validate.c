@@ -28,5 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (ep_validate_ip(ip, "ip", text) == 0 && (ep_validate_ip(again_ip, "ip", ip) != 0 || strcmp(ip, again_ip))) abort();
   if (ep_validate_serial("serial", text) == 0 && (strlen(text) < 5 || strlen(text) > 20)) abort();
   if (ep_validate_name("name", text) == 0 && (strlen(text) > EP_NAME_MAX || strchr(text, '/'))) abort();
+  if (ep_validate_text("status", text, 128) == 0)
+    for (const char *p = text; *p; p++)
+      if ((unsigned char)*p < 0x20 || *p == 0x7f || p - text >= 128) abort();
   return 0;
 }

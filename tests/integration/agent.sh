@@ -29,11 +29,13 @@ make_node() {
     >"$d/proc/net/fib_trie"
 }
 
-start_daemon() { # NAME MODE [EXTRA CONFIG]
-  local name=$1 port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_daemon() { # NAME MODE [EXTRA CONFIG] [SCHEME]: sets NAME_port and NAME_token (the token URL)
+  local name=$1 port https
+  port=$(free_port) https=$(free_port)
   cat >"$tmp/$name.conf" <<CONF
-listen = { management = "unix:$tmp/$name.sock"; grpc = "127.0.0.1:$port"; https = "127.0.0.1:0"; };
+listen = { management = "unix:$tmp/$name.sock"; grpc = "127.0.0.1:$port"; https = "127.0.0.1:$https"; };
 paths = { data = "$tmp/$name-data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
 plugins = { enabled = [ "storage-sqlite", "auth-local" ]; };
 provisioning = { mode = "$2"; };
@@ -43,10 +45,13 @@ CONF
   pids+=($!)
   for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$name.log" && break; sleep 0.05; done
   eval "${name}_port=$port"
+  eval "${name}_token=${4:-http}://127.0.0.1:$https/oauth2/token"
 }
 
-agent() { # NAME SITE_PORT NODE_DIR: runs an agent in the background, pid in $agent_pid
-  "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$2" --sysroot "$tmp/$3" --state-dir "$tmp/$3/state" \
+agent() { # NAME DAEMON NODE_DIR: runs an agent in the background, pid in $agent_pid
+  local port token
+  eval "port=\$${2}_port token=\$${2}_token"
+  "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$port" --token-url "$token" --sysroot "$tmp/$3" --state-dir "$tmp/$3/state" \
     --backoff-ms 100 --backoff-max-ms 400 >"$tmp/$1.agent.log" 2>&1 &
   agent_pid=$!
   pids+=($agent_pid)
@@ -72,7 +77,7 @@ make_node n4 $U4 NODESER04 52:54:00:aa:00:04 10.0.2.14
 
 # 1. A pre-registered node onboards at once; nZTP creates its instance.
 $E host add --uuid $U1 --serial NODESER01 --os ubuntu-22.04 --auto-onboard >/dev/null
-agent a1 $zt_port n1
+agent a1 zt n1
 check "pre-registered: agent onboards and exits 0" wait_exit $agent_pid 10
 check "agent logged what it discovered" contains "$tmp/a1.agent.log" "node uuid=$U1 serial=NODESER01 mac=52:54:00:aa:00:01 ip=10.0.2.11 nics=1 disks=1 cpus=2 memory=3936MiB"
 check "credentials stored 0600" test "$(stat -c %a "$tmp/n1/state/credentials")" = 600
@@ -81,12 +86,20 @@ $E host show $U1 >"$tmp/out"
 check "host is ONBOARDED" contains "$tmp/out" "desired ONBOARDED, current ONBOARDED"
 check "reported IP recorded" contains "$tmp/out" "ip:            10.0.2.11"
 check "nZTP created the instance" grep -qE "^instance: +[0-9a-f-]{36}$" "$tmp/out"
+check "agent obtained a token" contains "$tmp/a1.agent.log" "obtained a bearer token at $zt_token"
+check "agent reported in with it" contains "$tmp/a1.agent.log" "reported in on the node API"
+check "its report is the host's status" contains "$tmp/out" "Micro-OS: onboarded, token obtained"
 check "a second run sees its credentials" run_status 0 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$zt_port" \
-  --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
+  --token-url "$zt_token" --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
 check "and does not onboard again" contains "$tmp/out" "already onboarded"
+check "but reports in again" contains "$tmp/out" "reported in on the node API"
+$E host invalidate $U1 >/dev/null
+check "revoked credentials: the agent fails" run_status 1 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$zt_port" \
+  --token-url "$zt_token" --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
+check "and says the token endpoint refused them" contains "$tmp/out" "refused the credentials of edgenode-$U1 (HTTP 401)"
 
 # 2. An unknown node waits, then onboards once an operator adds it.
-agent a2 $zt_port n2
+agent a2 zt n2
 sleep 1
 check "unknown node keeps waiting" running $agent_pid
 check "it was told it is not registered" contains "$tmp/a2.agent.log" "not registered yet"
@@ -96,7 +109,7 @@ check "no profile, no instance" sh -c "$E host show $U2 | grep -q '^instance: *-
 
 # 3. A REGISTERED node waits until an operator approves it.
 $E host add --uuid $U3 --serial NODESER03 >/dev/null
-agent a3 $zt_port n3
+agent a3 zt n3
 sleep 1
 check "registered node keeps waiting" running $agent_pid
 check "it waits for approval" contains "$tmp/a3.agent.log" "waiting for approval"
@@ -106,7 +119,7 @@ check "approved, it onboards" wait_exit $agent_pid 10
 
 # 4. A mismatched serial is refused and recorded.
 $E host add --uuid $U4 --serial OTHERSER4 --auto-onboard >/dev/null
-agent a4 $zt_port n4
+agent a4 zt n4
 sleep 1
 check "mismatched node is not onboarded" running $agent_pid
 kill $agent_pid
@@ -119,7 +132,7 @@ start_daemon nz non-ztp
 N="$build/bin/edgeprov --config $tmp/nz.conf"
 make_node n5 $U1 NODESER01 52:54:00:aa:00:01 10.0.2.11
 $N host add --uuid $U1 --serial NODESER01 --os ubuntu-22.04 --auto-onboard >/dev/null
-agent a5 $nz_port n5
+agent a5 nz n5
 check "non-ZTP: onboards" wait_exit $agent_pid 10
 check "non-ZTP: no instance yet" sh -c "$N host show $U1 | grep -q '^instance: *-$'"
 check "non-ZTP: operator creates it" run_status 0 "$tmp/out" $N instance create $U1
@@ -132,7 +145,7 @@ check "non-ZTP: operator creates it" run_status 0 "$tmp/out" $N instance create 
     && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.pem -days 1 \
     -subj /CN=other ) >/dev/null 2>&1
 chmod 600 "$tmp/tls.key"
-start_daemon tl nztp "tls = { cert = \"$tmp/tls.pem\"; key = \"$tmp/tls.key\"; };"
+start_daemon tl nztp "tls = { cert = \"$tmp/tls.pem\"; key = \"$tmp/tls.key\"; };" https
 T="$build/bin/edgeprov --config $tmp/tl.conf"
 make_node n6 $U2 NODESER02 52:54:00:aa:00:02 10.0.2.12
 $T host add --uuid $U2 --serial NODESER02 --auto-onboard >/dev/null
@@ -144,11 +157,12 @@ sleep 1
 check "TLS: a wrong CA is not trusted" running $agent_pid
 kill $agent_pid
 check "TLS: nothing was issued to it" test ! -e "$tmp/n6/state/credentials"
-"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$tl_port" --ca "$tmp/ca.pem" --sysroot "$tmp/n6" \
+"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$tl_port" --token-url "$tl_token" --ca "$tmp/ca.pem" --sysroot "$tmp/n6" \
   --state-dir "$tmp/n6/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a7.agent.log" 2>&1 &
 agent_pid=$!
 pids+=($agent_pid)
 check "TLS: with the orchestrator's CA it onboards" wait_exit $agent_pid 10
+check "TLS: and gets its token over HTTPS" contains "$tmp/a7.agent.log" "obtained a bearer token at https://"
 check "agent refuses plaintext off loopback" run_status 2 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator 10.0.0.1:7443 \
   --sysroot "$tmp/n6"
 

@@ -47,7 +47,7 @@ check "plugins list: runs" run_status 0 "$tmp/out" "$edgeprov" --config "$tmp/al
 check "plugins list: alpha active" grep -qE '^alpha +0\.0\.1 +active +edgeprov\.actions/1' "$tmp/out"
 check "plugins list: beta active" grep -qE '^beta +0\.0\.1 +active' "$tmp/out"
 check "plugins list: no entry symbol" contains "$tmp/out" "why: not a plugin (no entry symbol 'ep_plugin')"
-check "plugins list: ABI major" contains "$tmp/out" "why: ABI major mismatch: plugin built for ABI 2.0, host is 1.0"
+check "plugins list: ABI major" contains "$tmp/out" "why: ABI major mismatch: plugin built for ABI 2.1, host is 1.1"
 check "plugins list: ABI minor" contains "$tmp/out" "why: ABI minor newer than the host"
 check "plugins list: signature" contains "$tmp/out" "why: bad build signature"
 check "plugins list: duplicate" contains "$tmp/out" "why: duplicate plugin ID 'alpha'"

@@ -9,12 +9,7 @@ src=$1 build=$2
 tmp=$(mktemp -d)
 daemon=
 trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$tmp"' EXIT
-# The npm packages are installed once per build tree (scripts/install-deps.sh has node/npm).
-modules=$build/interop
-if [ ! -d "$modules/node_modules/@grpc/grpc-js" ]; then
-  mkdir -p "$modules" && cp "$src/tests/interop/package.json" "$modules/"
-  (cd "$modules" && npm install --no-audit --no-fund --silent) || { echo "npm install failed"; exit 1; }
-fi
+. "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/onboard.js" "$src/tests/interop/onboarding_client.proto" "$modules/"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

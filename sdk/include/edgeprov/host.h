@@ -18,6 +18,35 @@ extern "C" {
  * or dereferences a context, and uses a run's context only during that run. */
 typedef struct ep_ctx ep_ctx;
 
+/* An HTTP(S) request a plugin makes through the host (ABI 1.1), so plugins need not link an
+ * HTTP library. Strings are NUL-terminated; body may be NULL. */
+typedef struct ep_http_request {
+  uint32_t struct_size;
+  uint32_t reserved;
+  const char *method;          /* "GET", "POST", "PUT" or "DELETE" */
+  const char *url;             /* http:// or https:// */
+  const char *const *headers;  /* "Name: value" lines, NULL-terminated, at most 16; or NULL */
+  const uint8_t *body;
+  uint64_t body_len;
+  const char *ca_file;         /* PEM CA file trusted for https; NULL or "": the system's */
+  const char *basic_user;      /* HTTP Basic credentials, or NULL */
+  const char *basic_password;
+  int64_t timeout_ms;          /* 0: 30 s */
+  uint64_t response_max;       /* largest response body accepted; 0: 1 MiB */
+} ep_http_request;
+
+/* The response, valid only during the visitor call. body is NUL-terminated. */
+typedef struct ep_http_response {
+  uint32_t struct_size;
+  int32_t status;              /* HTTP status code */
+  const uint8_t *body;
+  uint64_t body_len;
+  const char *location;        /* Location header, "" when none */
+  const char *content_type;    /* "" when none */
+} ep_http_response;
+
+typedef int32_t (*ep_http_response_fn)(void *data, const ep_http_response *response);
+
 /* Host services. All functions are safe to call from any thread the host called the plugin
  * on. Strings handed to the host are copied; strings handed out by the host are owned by
  * the host and stay valid for the lifetime of the context they came from.
@@ -74,6 +103,14 @@ typedef struct ep_host {
    * "provisioning.mode" ("nztp" or "non-ztp"). Same contract as the setting lookups;
    * EP_EINVAL for an unknown name. */
   int32_t (*site_string)(ep_ctx *ctx, const char *name, const char **out);
+
+  /* ---- ABI 1.1 ---- */
+
+  /* Makes an HTTP request and visits the response, whatever its status; returns what visit
+   * returns. Fails with EP_EIO (connection or TLS), EP_ETIMEDOUT, EP_ERANGE (response too
+   * large) or EP_EINVAL (bad method or URL), message set. Blocking; any thread. The host
+   * never logs requests or responses (they may carry secrets). */
+  int32_t (*http_request)(ep_ctx *ctx, const ep_http_request *request, ep_http_response_fn visit, void *data);
 } ep_host;
 
 /* True when the host table is new enough to carry the named member. */

@@ -2,6 +2,8 @@
 #ifndef EDGEPROV_IDENTITY_H
 #define EDGEPROV_IDENTITY_H
 
+#include <stddef.h>
+
 #include "abi.h"
 
 #ifdef __cplusplus
@@ -31,9 +33,13 @@ typedef struct ep_identity_claims {
   const char *subject;  /* the node's client_id */
   const char *audience;
   int64_t expires_at;   /* Unix seconds */
+  const char *node_id;  /* the node the credentials were made for (ABI 1.1) */
 } ep_identity_claims;
 
 typedef int32_t (*ep_identity_claims_fn)(void *data, const ep_identity_claims *claims);
+
+/* Receives a text (valid only during the call). */
+typedef int32_t (*ep_identity_text_fn)(void *data, const char *text);
 
 /* The table get_capability returns for EP_CAP_IDENTITY. state is the plugin's state.
  * Functions return 0 or a negative code after host->set_error; they may be called from
@@ -49,7 +55,9 @@ typedef int32_t (*ep_identity_claims_fn)(void *data, const ep_identity_claims *c
  *   credentials visitor (client_secret then carries the token). EP_EPERM on bad credentials.
  * verify_token: checks a bearer token's signature, issuer, audience and expiry and visits
  *   its claims; EP_EPERM with the reason when it is not acceptable.
- * token_url: the URL nodes post the client-credentials grant to. */
+ * token_url: the URL nodes post the client-credentials grant to ("" when the host serves
+ *   the grant itself on its HTTPS server).
+ * jwks: visits the JSON Web Key Set (RFC 7517) of the keys that sign tokens. */
 typedef struct ep_identity {
   uint32_t struct_size;
   uint32_t reserved;
@@ -62,7 +70,15 @@ typedef struct ep_identity {
   int32_t (*verify_token)(void *state, const char *token, const char *audience, ep_identity_claims_fn visit,
                           void *data);
   const char *(*token_url)(void *state);
+  int32_t (*jwks)(void *state, ep_identity_text_fn visit, void *data);
 } ep_identity;
+
+/* True when the plugin's table, or the claims it visits, are new enough to carry the named
+ * member (jwks and node_id came with ABI 1.1). */
+#define EP_IDENTITY_HAS(table, member) \
+  ((table)->struct_size >= (uint32_t)(offsetof(ep_identity, member) + sizeof((table)->member)))
+#define EP_IDENTITY_HAS_CLAIM(claims, member) \
+  ((claims)->struct_size >= (uint32_t)(offsetof(ep_identity_claims, member) + sizeof((claims)->member)))
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,44 @@
+/* core: the one HTTP client (libcurl), for the agent and for plugins (through the host
+ * service http_request). Bounded: a response body larger than the caller's limit fails. */
+#ifndef EP_CORE_HTTP_CLIENT_H
+#define EP_CORE_HTTP_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define EP_HTTP_TIMEOUT_MS_DEFAULT 30000
+#define EP_HTTP_RESPONSE_MAX_DEFAULT (1u << 20)
+#define EP_HTTP_HEADERS_MAX 16
+#define EP_HTTP_LOCATION_MAX 2048
+
+typedef struct ep_http_call {
+  const char *method;                  /* "GET", "POST", "PUT", "DELETE" */
+  const char *url;                     /* http:// or https:// only */
+  const char *const *headers;          /* "Name: value", NULL-terminated; may be NULL */
+  const uint8_t *body;                 /* request body or NULL */
+  size_t body_len;
+  const char *ca_file;                 /* PEM file to trust for https; NULL: the system's */
+  const char *basic_user;              /* HTTP Basic credentials, or NULL */
+  const char *basic_password;
+  int timeout_ms;                      /* 0: EP_HTTP_TIMEOUT_MS_DEFAULT */
+  size_t response_max;                 /* 0: EP_HTTP_RESPONSE_MAX_DEFAULT */
+} ep_http_call;
+
+typedef struct ep_http_reply {
+  int status;                          /* the HTTP status */
+  char *body;                          /* malloc'd, NUL-terminated; ep_http_reply_clear frees */
+  size_t len;
+  char location[EP_HTTP_LOCATION_MAX]; /* the Location header, "" when none */
+  char content_type[128];
+} ep_http_reply;
+
+/* Makes the request. Returns 0 when a response arrived (whatever its status, in *out),
+ * EP_ETIMEDOUT, EP_ERANGE (response larger than response_max), EP_EINVAL (bad method or
+ * URL scheme) or EP_EIO (connection or TLS failure), with a message naming the URL.
+ * Thread-safe. Never logs: bodies and headers may carry secrets. */
+int ep_http_perform(const ep_http_call *call, ep_http_reply *out);
+
+/* Frees the body (zeroed first: it may carry a token) and resets the reply. */
+void ep_http_reply_clear(ep_http_reply *reply);
+
+#endif

@@ -1,0 +1,70 @@
+/* core: the embedded HTTPS server (libmicrohttpd), on which the core publishes endpoints:
+ * the identity plugin's token endpoint and JWKS now, the boot artifacts later. */
+#ifndef EP_CORE_HTTPS_H
+#define EP_CORE_HTTPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EP_HTTPS_BODY_MAX (64 * 1024) /* largest request body accepted */
+#define EP_HTTPS_ROUTES_MAX 32
+#define EP_HTTPS_FORM_FIELDS_MAX 16       /* fields kept of an urlencoded form */
+#define EP_HTTPS_FORM_NAME_MAX 64         /* longest field name kept, with its NUL */
+#define EP_HTTPS_FORM_VALUE_MAX 1024      /* longest field value, with its NUL */
+
+/* One field of an application/x-www-form-urlencoded body, decoded by the HTTP library. */
+typedef struct ep_https_form_field {
+  char name[EP_HTTPS_FORM_NAME_MAX];
+  char value[EP_HTTPS_FORM_VALUE_MAX];
+} ep_https_form_field;
+
+/* A request as a handler sees it; valid during the handler call. A form body is decoded
+ * into form (form_invalid when a field was too long or there were too many); any other
+ * body is in body. basic_user/basic_password are the decoded HTTP Basic credentials, or
+ * NULL. */
+typedef struct ep_https_request {
+  const char *method;
+  const char *path;
+  const char *content_type;  /* "" when absent */
+  const char *authorization; /* "" when absent */
+  const uint8_t *body;
+  size_t body_len;
+  const ep_https_form_field *form;
+  size_t form_count;
+  bool form_invalid;
+  const char *basic_user;
+  const char *basic_password;
+} ep_https_request;
+
+/* The value of the form field name, or NULL when the form lacks it. */
+const char *ep_https_form_value(const ep_https_request *request, const char *name);
+
+/* What a handler answers: status, content type, and a malloc'd body the server frees. */
+typedef struct ep_https_response {
+  int status;
+  const char *content_type;
+  char *body;
+  size_t len;
+} ep_https_response;
+
+typedef void (*ep_https_handler)(void *data, const ep_https_request *request, ep_https_response *response);
+
+typedef struct ep_https_server ep_https_server;
+
+/* Creates a server for address ("host:port"; port 0 picks one) with TLS from the PEM texts,
+ * or in plaintext when cert_pem is NULL (then only on a loopback address). */
+int ep_https_server_new(ep_https_server **out, const char *address, const char *cert_pem, const char *key_pem);
+
+/* Routes method + exact path to handler (before start). Others get 404 (405 for a known
+ * path with another method). */
+int ep_https_server_route(ep_https_server *server, const char *method, const char *path, ep_https_handler handler,
+                          void *data);
+
+/* Starts serving on the server's own threads; *ret_port gets the bound port. */
+int ep_https_server_start(ep_https_server *server, int *ret_port);
+
+/* Stops (in-flight requests finish) and frees. Accepts NULL. */
+void ep_https_server_free(ep_https_server *server);
+
+#endif

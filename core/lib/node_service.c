@@ -1,0 +1,71 @@
+/* core: the southbound node API, see node_service.h. */
+#include "node_service.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeprov/v1/node.pb-c.h"
+#include "error.h"
+#include "log.h"
+#include "mgmt.h"
+#include "node_auth.h"
+#include "validate.h"
+
+struct ep_node_service {
+  ep_inventory *inv;
+  const struct ep_plugin_set *plugins;
+};
+
+/* Authenticates the call; on failure finishes it (UNAUTHENTICATED) and returns < 0. */
+static int authenticate(ep_node_service *ns, ep_rpc_call *call, char node_id[EP_IDENTITY_NODE_ID_MAX + 1]) {
+  int r = ep_node_auth(ns->plugins, call, node_id);
+  if (r == 0) return 0;
+  ep_log(EP_LOG_WARN, "node-api", "%s refused: %s", ep_rpc_call_method(call), ep_error_message());
+  ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL,
+                     0);
+  return r;
+}
+
+static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  ep_node_service *ns = data;
+  char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
+  if (authenticate(ns, call, node_id) < 0) return;
+  Edgeprov__V1__ReportStatusRequest *req = edgeprov__v1__report_status_request__unpack(NULL, len, request);
+  if (!req) {
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid ReportStatusRequest", NULL, 0);
+    return;
+  }
+  ep_inv_host *host = NULL;
+  int r = ep_validate_text("status", req->status, EP_NODE_STATUS_MAX);
+  if (r == 0)
+    r = ep_inventory_set_host_status(ns->inv, node_id, req->status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
+                                     &host);
+  edgeprov__v1__report_status_request__free_unpacked(req, NULL);
+  if (r < 0) {
+    ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    return;
+  }
+  Edgeprov__V1__ReportStatusResponse resp = EDGEPROV__V1__REPORT_STATUS_RESPONSE__INIT;
+  resp.host_uuid = host->uuid;
+  resp.current_state = host->current_state;
+  uint8_t out[128];
+  size_t out_len = edgeprov__v1__report_status_response__pack(&resp, out); /* a UUID and an enum */
+  ep_rpc_call_finish(call, EP_STATUS_OK, "", out, out_len);
+  ep_inv_host_free(host);
+}
+
+int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins) {
+  ep_node_service *ns = calloc(1, sizeof *ns);
+  if (!ns) return ep_error_set(EP_ENOMEM, "out of memory");
+  ns->inv = inv;
+  ns->plugins = plugins;
+  *out = ns;
+  return 0;
+}
+
+int ep_node_service_register(ep_node_service *ns, ep_rpc_server *server) {
+  ep_rpc_method method = {EP_NODE_SERVICE_REPORT_STATUS, EP_RPC_UNARY, handle_report_status, ns};
+  return ep_rpc_server_add_method(server, &method);
+}
+
+void ep_node_service_free(ep_node_service *ns) { free(ns); }

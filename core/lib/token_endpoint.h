@@ -1,0 +1,20 @@
+/* core: the OAuth2 token endpoint (client-credentials grant, RFC 6749 section 4.4) and the
+ * JWKS document of the active identity plugin, published on the embedded HTTPS server:
+ *   POST /oauth2/token                (client_secret_post or client_secret_basic)
+ *   GET  /.well-known/jwks.json */
+#ifndef EP_CORE_TOKEN_ENDPOINT_H
+#define EP_CORE_TOKEN_ENDPOINT_H
+
+#include "https.h"
+
+struct ep_plugin_set;
+
+#define EP_TOKEN_PATH "/oauth2/token"
+#define EP_JWKS_PATH "/.well-known/jwks.json"
+#define EP_TOKEN_AUDIENCE "edgeprov" /* the audience when the request names none */
+
+/* Routes both endpoints on server to the first active identity plugin of plugins (which
+ * must outlive the server). */
+int ep_token_endpoint_route(ep_https_server *server, const struct ep_plugin_set *plugins);
+
+#endif
