@@ -520,6 +520,12 @@ bool ep_config_plugin_enabled(const ep_config *config, const char *plugin_id) {
   return !config->plugins_enabled_set || strv_contains(&config->plugins_enabled, plugin_id);
 }
 
+bool ep_config_plugins_listed(const ep_config *config) { return config->plugins_enabled_set; }
+
+bool ep_config_has_section(const ep_config *config, const char *plugin_id) {
+  return config->source && config_setting_get_member(config_root_setting(&config->source->lc), plugin_id) != NULL;
+}
+
 bool ep_config_plugin_required(const ep_config *config, const char *plugin_id) {
   return strv_contains(&config->plugins_required, plugin_id);
 }

@@ -67,6 +67,13 @@ void ep_config_check_sections(const ep_config *config, const char *const *known_
 
 /* True when the plugin is enabled by this config. */
 bool ep_config_plugin_enabled(const ep_config *config, const char *plugin_id);
+
+/* True when the site lists its plugins (plugins.enabled); false when every plugin found is
+ * enabled implicitly. */
+bool ep_config_plugins_listed(const ep_config *config);
+
+/* True when the config has a settings section for plugin_id. */
+bool ep_config_has_section(const ep_config *config, const char *plugin_id);
 bool ep_config_plugin_required(const ep_config *config, const char *plugin_id);
 
 /* The plugin directory next to the running program: <exe dir>/../lib/edgeprov/plugins,

@@ -290,6 +290,13 @@ static void dirs_text(const ep_config *config, char *buf, size_t len) {
   if (!config->plugin_dirs.count) snprintf(buf, len, "(no plugin directory configured)");
 }
 
+/* The name of the first required setting without a value, or NULL. */
+static const char *first_required_setting(const ep_fields *settings) {
+  for (uint32_t i = 0; i < settings->count; i++)
+    if (ep_field_missing(&settings->items[i])) return settings->items[i].decl->name;
+  return NULL;
+}
+
 int ep_plugins_configure(ep_plugin_set *set, const ep_config *config, ep_diags *diags) {
   size_t errors_before = diags->errors;
   const char *file = config->path;
@@ -304,6 +311,14 @@ int ep_plugins_configure(ep_plugin_set *set, const ep_config *config, ep_diags *
     p->required = ep_config_plugin_required(config, p->entry->id);
     if (!ep_config_plugin_enabled(config, p->entry->id)) {
       p->state = EP_PLUGIN_DISABLED;
+      continue;
+    }
+    /* Enabled only because it was found (no plugins.enabled), needing settings the site
+     * never gave (no section): installed but not set up, so left off rather than an error. */
+    const char *needed = first_required_setting(&p->settings);
+    if (needed && !p->required && !ep_config_plugins_listed(config) && !ep_config_has_section(config, p->entry->id)) {
+      set_reason(p, EP_PLUGIN_DISABLED, "not set up: needs setting '%s' (see: edgeprov plugins describe %s)", needed,
+                 p->entry->id);
       continue;
     }
     if (ep_config_check_plugin_section(config, p->entry->id, &p->settings, diags) > 0)

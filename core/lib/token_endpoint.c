@@ -11,6 +11,7 @@
 #include <edgeprov/identity.h>
 
 #include "error.h"
+#include "node_auth.h"
 #include "plugin.h"
 
 #define FIELD_MAX 512
@@ -76,7 +77,7 @@ static int grant_token(const ep_plugin_set *plugins, const ep_https_request *req
   const char *secret = req->basic_user ? req->basic_password : grant_field(req, "client_secret");
   if (!client_id || !secret) return oauth_error(resp, 401, "invalid_client", "client_id and client_secret are required");
   const char *audience = ep_https_form_value(req, "audience");
-  if (!audience) audience = EP_TOKEN_AUDIENCE;
+  if (!audience) audience = EP_NODE_AUDIENCE;
   issued out;
   int64_t expires_at = 0;
   int r = id->issue_token(state, client_id, secret, audience, keep_token, &out);
@@ -122,7 +123,10 @@ static void handle_jwks(void *data, const ep_https_request *req, ep_https_respon
 }
 
 int ep_token_endpoint_route(ep_https_server *server, const ep_plugin_set *plugins) {
-  int r = ep_https_server_route(server, "POST", EP_TOKEN_PATH, handle_token, (void *)plugins);
+  void *state = NULL;
+  const ep_identity *id = identity_of(plugins, &state);
+  int r = 0;
+  if (id && !id->token_url(state)[0]) r = ep_https_server_route(server, "POST", EP_TOKEN_PATH, handle_token, (void *)plugins);
   if (r == 0) r = ep_https_server_route(server, "GET", EP_JWKS_PATH, handle_jwks, (void *)plugins);
   return r;
 }

@@ -11,10 +11,11 @@ struct ep_plugin_set;
 
 #define EP_TOKEN_PATH "/oauth2/token"
 #define EP_JWKS_PATH "/.well-known/jwks.json"
-#define EP_TOKEN_AUDIENCE "edgeprov" /* the audience when the request names none */
 
-/* Routes both endpoints on server to the first active identity plugin of plugins (which
- * must outlive the server). */
+/* Routes the endpoints on server to the first active identity plugin of plugins (which must
+ * outlive the server): the JWKS always, the token endpoint when the plugin has the host
+ * serve it (its token_url is ""; Keycloak serves its own). A grant without an audience
+ * gets EP_NODE_AUDIENCE. */
 int ep_token_endpoint_route(ep_https_server *server, const struct ep_plugin_set *plugins);
 
 #endif

@@ -26,6 +26,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "jose.h"
+#include "node_client.h"
+
 #define KEY_PREFIX "identity/local/"
 #define SECRET_BYTES 32     /* 256 random bits per node secret */
 #define RECORD_MAX 512
@@ -42,19 +45,6 @@ typedef struct auth_state {
 
 /* ---- helpers -------------------------------------------------------------------------- */
 
-static void base64url(const unsigned char *in, size_t len, char *out) {
-  static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  size_t o = 0;
-  for (size_t i = 0; i < len; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < len ? (uint32_t)in[i + 1] << 8 : 0) | (i + 2 < len ? in[i + 2] : 0);
-    out[o++] = alphabet[(v >> 18) & 63];
-    out[o++] = alphabet[(v >> 12) & 63];
-    if (i + 1 < len) out[o++] = alphabet[(v >> 6) & 63];
-    if (i + 2 < len) out[o++] = alphabet[v & 63];
-  }
-  out[o] = '\0';
-}
-
 static int32_t sha256_hex(auth_state *s, const char *text, char out[65]) {
   unsigned char digest[32];
   unsigned int len = 0;
@@ -62,14 +52,6 @@ static int32_t sha256_hex(auth_state *s, const char *text, char out[65]) {
     return ep_failf(s->host, s->ctx, EP_EIO, "SHA-256 failed");
   for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", digest[i]);
   return 0;
-}
-
-static bool node_id_valid(const char *id) {
-  size_t len = id ? strnlen(id, EP_IDENTITY_NODE_ID_MAX + 1) : 0;
-  if (len == 0 || len > EP_IDENTITY_NODE_ID_MAX) return false;
-  for (size_t i = 0; i < len; i++)
-    if (!((id[i] >= 'a' && id[i] <= 'z') || (id[i] >= '0' && id[i] <= '9') || id[i] == '-')) return false;
-  return true;
 }
 
 static const ep_storage *store(auth_state *s, void **ret_state) {
@@ -124,11 +106,11 @@ static int32_t issue(auth_state *s, const char *node_id, uint64_t expect, ep_ide
   if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
     return ep_failf(s->host, s->ctx, EP_EIO, "getrandom: %s", strerror(errno));
   char secret[SECRET_BYTES * 2], hash[65], client_id[96], key[128], value[RECORD_MAX];
-  base64url(raw, sizeof raw, secret);
+  ep_b64url_encode(raw, sizeof raw, secret);
   explicit_bzero(raw, sizeof raw);
   int32_t r = sha256_hex(s, secret, hash);
   int64_t now = (int64_t)time(NULL);
-  snprintf(client_id, sizeof client_id, "edgenode-%s", node_id);
+  snprintf(client_id, sizeof client_id, EP_NODE_CLIENT_PREFIX "%s", node_id);
   snprintf(key, sizeof key, KEY_PREFIX "%s", node_id);
   int len = snprintf(value, sizeof value, "%s\n%s\n%" PRId64 "\n", client_id, hash, now);
   if (r == 0) {
@@ -150,21 +132,16 @@ static int32_t issue(auth_state *s, const char *node_id, uint64_t expect, ep_ide
 
 /* ---- the identity table ------------------------------------------------------------------ */
 
-static int32_t check_node(auth_state *s, const char *node_id) {
-  if (node_id_valid(node_id)) return 0;
-  return ep_failf(s->host, s->ctx, EP_EINVAL, "node id '%.64s' is not [a-z0-9-]{1,63}", node_id ? node_id : "(null)");
-}
-
 static int32_t local_create(void *state, const char *node_id, ep_identity_credentials_fn visit, void *data) {
   auth_state *s = state;
-  int32_t r = check_node(s, node_id);
+  int32_t r = ep_node_id_check(s->host, s->ctx, node_id);
   return r < 0 ? r : issue(s, node_id, EP_STORAGE_EXPECT_ABSENT, visit, data);
 }
 
 static int32_t local_get(void *state, const char *node_id, ep_identity_credentials_fn visit, void *data) {
   auth_state *s = state;
   record rec;
-  int32_t r = check_node(s, node_id);
+  int32_t r = ep_node_id_check(s->host, s->ctx, node_id);
   if (r == 0) r = load(s, node_id, &rec);
   if (r == EP_ENOENT) return ep_failf(s->host, s->ctx, EP_ENOENT, "node %s has no credentials", node_id);
   if (r < 0) return r;
@@ -177,7 +154,7 @@ static int32_t local_get(void *state, const char *node_id, ep_identity_credentia
 static int32_t local_rotate(void *state, const char *node_id, ep_identity_credentials_fn visit, void *data) {
   auth_state *s = state;
   record rec;
-  int32_t r = check_node(s, node_id);
+  int32_t r = ep_node_id_check(s->host, s->ctx, node_id);
   if (r == 0) r = load(s, node_id, &rec);
   if (r == EP_ENOENT) return ep_failf(s->host, s->ctx, EP_ENOENT, "node %s has no credentials to rotate", node_id);
   return r < 0 ? r : issue(s, node_id, rec.revision, visit, data);
@@ -185,7 +162,7 @@ static int32_t local_rotate(void *state, const char *node_id, ep_identity_creden
 
 static int32_t local_revoke(void *state, const char *node_id) {
   auth_state *s = state;
-  int32_t r = check_node(s, node_id);
+  int32_t r = ep_node_id_check(s->host, s->ctx, node_id);
   if (r < 0) return r;
   void *st_state = NULL;
   const ep_storage *st = store(s, &st_state);
@@ -199,28 +176,7 @@ static int32_t local_revoke(void *state, const char *node_id) {
 
 /* ---- tokens (JWT, ES256) ------------------------------------------------------------------ */
 
-#define TOKEN_MAX 4096
-
-static int base64url_decode(const char *in, size_t len, unsigned char *out, size_t cap, size_t *ret_len) {
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t o = 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = in[i];
-    int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
-            : c == '-' ? 62 : c == '_' ? 63 : -1;
-    if (v < 0) return -1;
-    acc = acc << 6 | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      if (o >= cap) return -1;
-      out[o++] = (unsigned char)(acc >> bits);
-    }
-  }
-  *ret_len = o;
-  return 0;
-}
+#define TOKEN_MAX EP_JOSE_TOKEN_MAX
 
 /* Claims and audiences are plain identifiers: nothing that needs escaping in JSON. */
 static bool token_text_valid(const char *text, size_t max) {
@@ -233,55 +189,10 @@ static bool token_text_valid(const char *text, size_t max) {
   return true;
 }
 
-/* Signs "header.payload" and appends ".signature" (raw r||s, base64url). */
-static int32_t sign_jwt(auth_state *s, char *token, size_t cap) {
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  unsigned char der[128], raw[64];
-  size_t der_len = sizeof der;
-  int ok = md && EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, s->key) == 1 &&
-           EVP_DigestSign(md, der, &der_len, (const unsigned char *)token, strlen(token)) == 1;
-  EVP_MD_CTX_free(md);
-  const unsigned char *p = der;
-  ECDSA_SIG *sig = ok ? d2i_ECDSA_SIG(NULL, &p, (long)der_len) : NULL;
-  ok = sig && BN_bn2binpad(ECDSA_SIG_get0_r(sig), raw, 32) == 32 && BN_bn2binpad(ECDSA_SIG_get0_s(sig), raw + 32, 32) == 32;
-  ECDSA_SIG_free(sig);
-  if (!ok) return ep_failf(s->host, s->ctx, EP_EIO, "cannot sign the token");
-  size_t used = strlen(token);
-  if (used + 2 + 88 > cap) return ep_failf(s->host, s->ctx, EP_ERANGE, "token too long");
-  token[used++] = '.';
-  base64url(raw, sizeof raw, token + used);
-  return 0;
-}
-
-static bool verify_signature(auth_state *s, const char *signed_part, size_t signed_len, const unsigned char raw[64]) {
-  ECDSA_SIG *sig = ECDSA_SIG_new();
-  BIGNUM *r = BN_bin2bn(raw, 32, NULL), *sv = BN_bin2bn(raw + 32, 32, NULL);
-  if (!sig || !r || !sv || ECDSA_SIG_set0(sig, r, sv) != 1) {
-    BN_free(r);
-    BN_free(sv);
-    ECDSA_SIG_free(sig);
-    return false;
-  }
-  unsigned char *der = NULL;
-  int der_len = i2d_ECDSA_SIG(sig, &der);
-  ECDSA_SIG_free(sig);
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  bool ok = der_len > 0 && md && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, s->key) == 1 &&
-            EVP_DigestVerify(md, der, (size_t)der_len, (const unsigned char *)signed_part, signed_len) == 1;
-  EVP_MD_CTX_free(md);
-  OPENSSL_free(der);
-  return ok;
-}
-
-/* The node ID in a client ID "edgenode-<node>", or NULL. */
-static const char *node_of(const char *client_id) {
-  return client_id && !strncmp(client_id, "edgenode-", 9) && node_id_valid(client_id + 9) ? client_id + 9 : NULL;
-}
-
 static int32_t local_issue_token(void *state, const char *client_id, const char *client_secret, const char *audience,
                                  ep_identity_credentials_fn visit, void *data) {
   auth_state *s = state;
-  const char *node = node_of(client_id);
+  const char *node = ep_node_of_client(client_id);
   record rec;
   char hash[65];
   if (!token_text_valid(audience, 128)) return ep_failf(s->host, s->ctx, EP_EINVAL, "audience: not an identifier");
@@ -294,10 +205,10 @@ static int32_t local_issue_token(void *state, const char *client_id, const char 
   snprintf(payload, sizeof payload,
            "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", s->issuer,
            client_id, audience, now, now + s->token_ttl);
-  base64url((const unsigned char *)header, strlen(header), header64);
-  base64url((const unsigned char *)payload, strlen(payload), payload64);
+  ep_b64url_encode((const unsigned char *)header, strlen(header), header64);
+  ep_b64url_encode((const unsigned char *)payload, strlen(payload), payload64);
   snprintf(token, sizeof token, "%s.%s", header64, payload64);
-  int32_t r = sign_jwt(s, token, sizeof token);
+  int32_t r = ep_jws_sign_es256(token, sizeof token, s->key) == 0 ? 0 : ep_failf(s->host, s->ctx, EP_EIO, "cannot sign the token");
   if (r == 0 && visit) {
     ep_identity_credentials c = {.struct_size = sizeof c, .client_id = client_id, .client_secret = token,
                                  .project_id = s->project_id, .created_at = now};
@@ -309,47 +220,26 @@ static int32_t local_issue_token(void *state, const char *client_id, const char 
 static int32_t local_verify_token(void *state, const char *token, const char *audience, ep_identity_claims_fn visit,
                                   void *data) {
   auth_state *s = state;
-  size_t len = token ? strnlen(token, TOKEN_MAX + 1) : 0;
-  if (len == 0 || len > TOKEN_MAX) return ep_failf(s->host, s->ctx, EP_EPERM, "token missing or too long");
-  const char *dot1 = memchr(token, '.', len);
-  const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-  if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)))
-    return ep_failf(s->host, s->ctx, EP_EPERM, "token is not a JWS compact serialization");
-  unsigned char header[512], payload[1024], sig[80];
-  size_t header_len = 0, payload_len = 0, sig_len = 0;
-  if (base64url_decode(token, (size_t)(dot1 - token), header, sizeof header - 1, &header_len) < 0 ||
-      base64url_decode(dot1 + 1, (size_t)(dot2 - dot1 - 1), payload, sizeof payload - 1, &payload_len) < 0 ||
-      base64url_decode(dot2 + 1, strlen(dot2 + 1), sig, sizeof sig, &sig_len) < 0 || sig_len != 64)
-    return ep_failf(s->host, s->ctx, EP_EPERM, "token encoding is invalid");
-  header[header_len] = payload[payload_len] = '\0';
-  if (!verify_signature(s, token, (size_t)(dot2 - token), sig))
-    return ep_failf(s->host, s->ctx, EP_EPERM, "token signature does not verify");
-  json_error_t jerr;
-  json_t *h = json_loads((const char *)header, 0, &jerr), *p = json_loads((const char *)payload, 0, &jerr);
-  const char *alg = json_string_value(json_object_get(h, "alg")), *kid = json_string_value(json_object_get(h, "kid"));
-  const char *iss = json_string_value(json_object_get(p, "iss")), *sub = json_string_value(json_object_get(p, "sub"));
-  const char *aud = json_string_value(json_object_get(p, "aud"));
-  json_t *exp_value = json_object_get(p, "exp");
-  int64_t exp = json_is_integer(exp_value) ? (int64_t)json_integer_value(exp_value) : 0;
+  ep_jws jws;
+  const char *why = NULL;
+  if (ep_jws_parse(&jws, token, &why) < 0) return ep_failf(s->host, s->ctx, EP_EPERM, "%s", why);
+  const char *kid = json_string_value(json_object_get(jws.header, "kid"));
+  const char *sub = json_string_value(json_object_get(jws.payload, "sub"));
   record rec;
   int32_t r = 0;
-  if (!alg || strcmp(alg, "ES256") || !kid || strcmp(kid, s->kid))
-    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: unexpected algorithm or key");
-  else if (!iss || strcmp(iss, s->issuer))
-    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: wrong issuer");
-  else if (!aud || !audience || strcmp(aud, audience))
-    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: wrong audience");
-  else if (exp <= (int64_t)time(NULL))
-    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: expired");
-  else if (!node_of(sub) || load(s, node_of(sub), &rec) < 0)
+  if (!ep_jws_verify(&jws, s->key) || !kid || strcmp(kid, s->kid) != 0)
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token signature does not verify");
+  else if (ep_jwt_check_claims(jws.payload, s->issuer, audience, (int64_t)time(NULL), &why) < 0)
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "%s", why);
+  else if (!ep_node_of_client(sub) || load(s, ep_node_of_client(sub), &rec) < 0)
     r = ep_failf(s->host, s->ctx, EP_EPERM, "token: the node's credentials were revoked");
   if (r == 0 && visit) {
-    ep_identity_claims c = {.struct_size = sizeof c, .subject = sub, .audience = aud, .expires_at = exp,
-                            .node_id = node_of(sub)};
+    ep_identity_claims c = {.struct_size = sizeof c, .subject = sub, .audience = audience,
+                            .expires_at = (int64_t)json_integer_value(json_object_get(jws.payload, "exp")),
+                            .node_id = ep_node_of_client(sub)};
     visit(data, &c);
   }
-  json_decref(h);
-  json_decref(p);
+  ep_jws_clear(&jws);
   return r;
 }
 
@@ -360,22 +250,13 @@ static const char *local_token_url(void *state) {
 
 static int32_t local_jwks(void *state, ep_identity_text_fn visit, void *data) {
   auth_state *s = state;
-  BIGNUM *x = NULL, *y = NULL;
-  unsigned char xb[32], yb[32];
-  char x64[48], y64[48], text[512];
-  int ok = EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_X, &x) == 1 &&
-           EVP_PKEY_get_bn_param(s->key, OSSL_PKEY_PARAM_EC_PUB_Y, &y) == 1 && BN_bn2binpad(x, xb, 32) == 32 &&
-           BN_bn2binpad(y, yb, 32) == 32;
-  BN_free(x);
-  BN_free(y);
-  if (!ok) return ep_failf(s->host, s->ctx, EP_EIO, "cannot export the public key");
-  base64url(xb, 32, x64);
-  base64url(yb, 32, y64);
-  snprintf(text, sizeof text,
-           "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"alg\":\"ES256\",\"use\":\"sig\",\"kid\":\"%s\","
-           "\"x\":\"%s\",\"y\":\"%s\"}]}",
-           s->kid, x64, y64);
-  return visit ? visit(data, text) : 0;
+  json_t *key = ep_jwk_from_ec_key(s->key, s->kid);
+  json_t *set = key ? json_pack("{s:[o]}", "keys", key) : NULL;
+  char *text = set ? json_dumps(set, JSON_COMPACT) : NULL;
+  json_decref(set);
+  int32_t r = text ? (visit ? visit(data, text) : 0) : ep_failf(s->host, s->ctx, EP_EIO, "cannot export the public key");
+  free(text);
+  return r;
 }
 
 static const ep_identity local_identity = {
@@ -429,7 +310,7 @@ static int32_t load_or_create_key(auth_state *s, const char *path) {
     return ep_failf(s->host, s->ctx, EP_EIO, "cannot derive the key ID");
   }
   OPENSSL_free(der);
-  base64url(digest, 16, kid64);
+  ep_b64url_encode(digest, 16, kid64);
   snprintf(s->kid, sizeof s->kid, "%.22s", kid64);
   return 0;
 }

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# Integration test of auth-keycloak: a real edgeprovd with the plugin against the Keycloak
+# stand-in (tests/interop/keycloak_server.mjs: oidc-provider, a certified OpenID provider,
+# for the token and JWKS side; a contract server written from Keycloak's Admin REST
+# documentation for the client side), and a real edgeprov-agent that onboards, gets its
+# token from "Keycloak" and reports in with it. Keycloak itself is not in Debian.
+# Usage: keycloak.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2
+. "$src/tests/integration/lib.sh"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+unset EDGEPROV_CONFIG EDGEPROV_SERVER
+. "$src/tests/interop/npm_install.sh"
+cp "$src/tests/interop/keycloak_server.mjs" "$src/tests/interop/node_call.mjs" "$modules/"
+
+( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
+    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
+    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
+    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
+chmod 600 "$tmp/tls.key"
+admin_secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+printf '%s\n' "$admin_secret" >"$tmp/admin.secret"
+chmod 600 "$tmp/admin.secret"
+
+# "Keycloak": tokens live 8 s here so that expiry can be seen.
+node "$modules/keycloak_server.mjs" --cert "$tmp/tls.pem" --key "$tmp/tls.key" --realm edgeprov \
+  --admin-client-id edgeprov-admin --admin-secret-file "$tmp/admin.secret" --port-file "$tmp/kc.port" \
+  --token-ttl 8 2>"$tmp/keycloak.log" &
+pids+=($!)
+for _ in $(seq 200); do [ -s "$tmp/kc.port" ] && break; sleep 0.05; done
+kc=https://127.0.0.1:$(cat "$tmp/kc.port")
+token_url=$kc/realms/edgeprov/protocol/openid-connect/token
+C="curl -sS --cacert $tmp/ca.pem"
+admin_token() { $C -u "edgeprov-admin:$admin_secret" -d grant_type=client_credentials "$token_url" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
+kc_clients() { $C -H "Authorization: Bearer $(admin_token)" "$kc/admin/realms/edgeprov/clients?clientId=$1"; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+grpc=$(free_port) https=$(free_port)
+cat >"$tmp/site.conf" <<CONF
+listen = { management = "unix:$tmp/mgmt.sock"; grpc = "127.0.0.1:$grpc"; https = "127.0.0.1:$https"; };
+paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+plugins = { enabled = [ "storage-sqlite", "auth-keycloak" ]; required = [ "auth-keycloak" ]; };
+tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; };
+auth-keycloak = { base_url = "$kc"; realm = "edgeprov"; admin_client_id = "edgeprov-admin";
+                  admin_client_secret_file = "$tmp/admin.secret"; ca_file = "$tmp/ca.pem"; };
+CONF
+"$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && break; sleep 0.05; done
+check "edgeprovd starts with auth-keycloak" grep -q 'msg="ready' "$tmp/daemon.log"
+E="$build/bin/edgeprov --config $tmp/site.conf"
+$E plugins describe auth-keycloak >"$tmp/out"
+check "plugins describe documents the settings" contains "$tmp/out" "admin_client_secret_file"
+
+make_node() { # DIR UUID SERIAL
+  mkdir -p "$tmp/$1/sys/class/dmi/id"
+  echo "$2" >"$tmp/$1/sys/class/dmi/id/product_uuid"
+  echo "$3" >"$tmp/$1/sys/class/dmi/id/product_serial"
+}
+agent() { # NODE_DIR: onboards, gets a token from Keycloak, reports in
+  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "$token_url" \
+    --sysroot "$tmp/$1" --state-dir "$tmp/$1/state" --backoff-ms 100 --backoff-max-ms 200
+}
+U1=dddddddd-0000-4000-8000-000000000001
+U2=dddddddd-0000-4000-8000-000000000002
+make_node n1 $U1 KCNODE001
+$E host add --uuid $U1 --serial KCNODE001 --auto-onboard >/dev/null
+check "a node onboards through Keycloak" run_status 0 "$tmp/a1.log" agent n1
+check "it got its token from Keycloak" contains "$tmp/a1.log" "obtained a bearer token at $token_url"
+check "edgeprovd accepted Keycloak's token (RS256, via JWKS)" contains "$tmp/a1.log" "reported in on the node API"
+check "the credentials are Keycloak's client" grep -q "^client_id=edgenode-$U1$" "$tmp/n1/state/credentials"
+kc_clients "edgenode-$U1" >"$tmp/client.json"
+check "Keycloak holds a confidential client for the node" python3 -c '
+import json,sys; c=json.load(open(sys.argv[1]))[0]
+assert c["clientId"]=="edgenode-"+sys.argv[2] and not c["publicClient"] and c["serviceAccountsEnabled"] and not c["standardFlowEnabled"]
+m=[m for m in c["protocolMappers"] if m["protocolMapper"]=="oidc-audience-mapper"][0]
+assert m["config"]["included.custom.audience"]=="edgeprov"' "$tmp/client.json" $U1
+secret=$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials")
+check "the node's secret is Keycloak's (the stand-in generates 32 alphanumerics)" test ${#secret} -eq 32
+check "edgeprovd publishes Keycloak's JWKS" sh -c "$C https://127.0.0.1:$https/.well-known/jwks.json | grep -q '\"kty\":\"RSA\"'"
+check "edgeprovd serves no token endpoint of its own" test "$($C -o /dev/null -w '%{http_code}' -d grant_type=client_credentials \
+  "https://127.0.0.1:$https/oauth2/token")" = 404
+
+N="env NODE_NO_WARNINGS=1 node $modules/node_call.mjs $src/core/proto 127.0.0.1:$grpc $tmp/ca.pem"
+token=$($C -u "edgenode-$U1:$secret" -d grant_type=client_credentials "$token_url" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+$N "$token" "Micro-OS: via Keycloak" >"$tmp/call"
+check "node API: Keycloak's token is accepted" contains "$tmp/call" "code=0 "
+check "node API: it names the node's host" contains "$tmp/call" "\"hostUuid\":\"$U1\""
+tampered=$(python3 -c 'import sys; t=sys.argv[1].split("."); s=t[2]; t[2]=("A" if s[0]!="A" else "B")+s[1:]; print(".".join(t))' "$token")
+$N "$tampered" "x" >"$tmp/call"
+check "node API: a tampered signature: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token signature does not verify"
+$N "$(admin_token)" "x" >"$tmp/call"
+check "node API: the admin client's token (another audience): UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: wrong audience"
+
+# A client made in Keycloak by hand, without edgeprov's audience mapper.
+$C -o /dev/null -H "Authorization: Bearer $(admin_token)" -H 'content-type: application/json' \
+  -d "{\"clientId\":\"edgenode-$U2\",\"secret\":\"handmade-secret-0001\",\"serviceAccountsEnabled\":true,\"publicClient\":false}" \
+  "$kc/admin/realms/edgeprov/clients"
+other=$($C -u "edgenode-$U2:handmade-secret-0001" -d grant_type=client_credentials "$token_url" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+$N "$other" "x" >"$tmp/call"
+check "node API: a node token without edgeprov's audience: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: wrong audience"
+
+sleep 9
+$N "$token" "x" >"$tmp/call"
+check "node API: an expired Keycloak token: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: expired"
+
+# Credentials are issued once; invalidation deletes the client in Keycloak.
+fresh=$($C -u "edgenode-$U1:$secret" -d grant_type=client_credentials "$token_url" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+$E host invalidate $U1 >/dev/null
+check "invalidation deletes the node's client in Keycloak" test "$(kc_clients "edgenode-$U1")" = "[]"
+check "Keycloak then refuses the node's secret" test "$($C -o /dev/null -w '%{http_code}' -u "edgenode-$U1:$secret" \
+  -d grant_type=client_credentials "$token_url")" = 401
+$N "$fresh" "x" >"$tmp/call"
+check "a token issued before the revocation is refused" contains "$tmp/call" "code=16 token refused: token: the node's credentials were revoked"
+$E host approve $U1 >/dev/null
+rm -rf "$tmp/n1/state"
+check "approved again, the node onboards with a new client" run_status 0 "$tmp/a2.log" agent n1
+check "and reports in with its new token" contains "$tmp/a2.log" "reported in on the node API"
+check "the new secret differs" test "$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials")" != "$secret"
+
+# Wrong admin credentials: onboarding fails with a message that says what to fix.
+printf 'not-the-secret\n' >"$tmp/wrong.secret"
+sed "s|$tmp/admin.secret|$tmp/wrong.secret|; s|$tmp/mgmt.sock|$tmp/mgmt2.sock|; s|127.0.0.1:$grpc|127.0.0.1:0|; s|127.0.0.1:$https|127.0.0.1:0|; s|$tmp/data|$tmp/data2|" \
+  "$tmp/site.conf" >"$tmp/wrong.conf"
+"$build/bin/edgeprovd" --config "$tmp/wrong.conf" --log-level debug >"$tmp/wrong.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/wrong.log" && break; sleep 0.05; done
+wport=$(sed -n 's/.*southbound=127.0.0.1:0 port=\([0-9]*\).*/\1/p' "$tmp/wrong.log")
+W="$build/bin/edgeprov --config $tmp/wrong.conf"
+$W host add --uuid $U2 --serial KCNODE002 --auto-onboard >/dev/null
+make_node n2 $U2 KCNODE002
+timeout 5 "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$wport --ca "$tmp/ca.pem" --token-url "$token_url" \
+  --sysroot "$tmp/n2" --state-dir "$tmp/n2/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a3.log" 2>&1
+check "wrong admin secret: the node is told why" contains "$tmp/a3.log" "Keycloak refused the admin client edgeprov-admin: check admin_client_secret_file"
+check "wrong admin secret: nothing issued" test ! -e "$tmp/n2/state/credentials"
+
+# Installed but not set up (no plugins.enabled, no section): left off, and the listing says why.
+printf 'paths = { data = "%s/bare"; plugins = [ "%s/lib/edgeprov/plugins" ]; };\n' "$tmp" "$build" >"$tmp/bare.conf"
+check "not set up: edgeprov plugins list still works" run_status 0 "$tmp/out" $build/bin/edgeprov --config "$tmp/bare.conf" plugins list
+check "not set up: auth-keycloak is left off, with the reason" contains "$tmp/out" "why: not set up: needs setting 'base_url'"
+check "not set up: auth-local serves identity" grep -qE "^auth-local +[0-9.]+ +active" "$tmp/out"
+
+check "no secret or token in the daemon logs" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' $tmp/daemon.log $tmp/wrong.log"
+check "no secret or token in Keycloak's log" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' $tmp/keycloak.log"
+finish
