@@ -320,6 +320,7 @@ static void dispatch(ep_rpc_server *server, ep_rpc_call *c) {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, EP_RPC_STREAM_STACK);
   if (!room || pthread_create(&thread, &attr, call_main, c) != 0) {
     if (room) {
       pthread_mutex_lock(&server->lock);

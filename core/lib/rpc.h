@@ -15,7 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EP_RPC_CALLS_MAX 1024            /* calls a server handles at once; more get RESOURCE_EXHAUSTED */
+#define EP_RPC_CALLS_MAX 16384           /* calls a server handles at once; more get RESOURCE_EXHAUSTED */
+#define EP_RPC_STREAM_STACK (512u << 10) /* stack of a streaming handler's thread (thousands may wait) */
 #define EP_RPC_MESSAGE_MAX_DEFAULT (4u << 20)
 #define EP_RPC_METADATA_VALUE_MAX 4096   /* longest metadata value handed to a handler */
 
