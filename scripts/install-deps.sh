@@ -8,9 +8,16 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   # core libraries
   libconfig-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
-  libcurl4-openssl-dev libssl-dev libzstd-dev libsqlite3-dev libjansson-dev libmicrohttpd-dev
+  libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev libblkid-dev libsqlite3-dev libjansson-dev libmicrohttpd-dev
+  # libyaml: the cloud-init user-data and meta-data are emitted with its emitter
+  libyaml-dev
   # tests (clang and its runtime for the libFuzzer targets)
   libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
+  # cloud-init: its schema check validates the rendered user-data (brings python3-yaml)
+  cloud-init
+  # the image.stream and disk.erase tests: a real HTTP(S) server and proxy, zstd and
+  # partitioning tools, a loop device's util-linux
+  nginx-light zstd gdisk e2fsprogs util-linux
 )
 
 missing=()

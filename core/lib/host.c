@@ -1,6 +1,8 @@
 /* core: the host-services table, see host.h. */
 #include "host.h"
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,11 +55,14 @@ static int32_t host_param_bool(ep_ctx *ctx, const char *name, int32_t *out) {
 
 static void host_set_error(ep_ctx *ctx, int32_t code, const char *message) {
   /* The calling thread's error is what a caller of a capability function reads: it cannot
-   * be overwritten by another thread using the same plugin. */
-  ep_error_set(code, "%s", message ? message : "");
+   * be overwritten by another thread using the same plugin. message may be that very
+   * thread's error text (the host relaying a core error), so it is copied first. */
+  char copy[EP_ERROR_MESSAGE_MAX];
+  snprintf(copy, sizeof copy, "%s", message ? message : "");
+  ep_error_set(code, "%s", copy);
   if (!ctx) return;
   ctx->error_code = code;
-  snprintf(ctx->error_message, sizeof ctx->error_message, "%s", message ? message : "");
+  snprintf(ctx->error_message, sizeof ctx->error_message, "%s", copy);
 }
 
 /* Records an error for the plugin's caller, as set_error does, and returns code. */
@@ -114,6 +119,49 @@ static int32_t host_http_request(ep_ctx *ctx, const ep_http_request *request, ep
   return r;
 }
 
+typedef struct fetch_relay {
+  ep_fetch_data_fn on_data;
+  void *data;
+  const ep_fetch_info *info;
+  ep_fetch_status *status; /* kept current for the plugin while data arrives */
+} fetch_relay;
+
+static int relay_data(void *data, const uint8_t *bytes, size_t len) {
+  const fetch_relay *relay = data;
+  if (relay->status) {
+    relay->status->http_status = relay->info->http_status;
+    relay->status->total = relay->info->total;
+    relay->status->received = relay->info->received;
+  }
+  return relay->on_data(relay->data, bytes, len);
+}
+
+static int32_t host_fetch(ep_ctx *ctx, const ep_fetch_request *request, ep_fetch_data_fn on_data, void *data,
+                          ep_fetch_status *status) {
+  if (!request || request->struct_size < offsetof(ep_fetch_request, stall_timeout_ms) + sizeof request->stall_timeout_ms ||
+      !on_data)
+    return plugin_error(ctx, EP_EINVAL, "fetch: request struct too small or no on_data");
+  ep_fetch_call call = {.url = request->url, .ca_file = request->ca_file, .proxy = request->proxy,
+                        .offset = request->offset,
+                        .connect_timeout_ms = request->connect_timeout_ms > 0 && request->connect_timeout_ms < INT32_MAX
+                                                  ? (int)request->connect_timeout_ms : 0,
+                        .stall_timeout_ms = request->stall_timeout_ms > 0 && request->stall_timeout_ms < INT32_MAX
+                                                ? (int)request->stall_timeout_ms : 0,
+                        .cancel = ctx ? ctx->cancel : NULL};
+  ep_fetch_info info;
+  bool live = status && status->struct_size >= sizeof *status;
+  fetch_relay relay = {on_data, data, &info, live ? status : NULL};
+  int32_t r = ep_http_fetch(&call, relay_data, &relay, &info);
+  if (live) {
+    status->http_status = info.http_status;
+    status->total = info.total;
+    status->received = info.received;
+    snprintf(status->message, sizeof status->message, "%s", r < 0 ? ep_error_message() : "");
+  }
+  /* The thread's last message is the host's, or on_data's own when it stopped the fetch. */
+  return r < 0 ? plugin_error(ctx, r, ep_error_message()) : 0;
+}
+
 static const ep_host host_table = {
     .struct_size = sizeof(ep_host),
     .abi_major = EP_ABI_MAJOR,
@@ -133,6 +181,7 @@ static const ep_host host_table = {
     .capability = host_capability,
     .site_string = host_site_string,
     .http_request = host_http_request,
+    .fetch = host_fetch,
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }

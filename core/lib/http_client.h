@@ -3,6 +3,7 @@
 #ifndef EP_CORE_HTTP_CLIENT_H
 #define EP_CORE_HTTP_CLIENT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,6 +38,35 @@ typedef struct ep_http_reply {
  * URL scheme) or EP_EIO (connection or TLS failure), with a message naming the URL.
  * Thread-safe. Never logs: bodies and headers may carry secrets. */
 int ep_http_perform(const ep_http_call *call, ep_http_reply *out);
+
+/* A streamed download (image.stream): http://, https:// or file://, from offset on. */
+typedef struct ep_fetch_call {
+  const char *url;
+  const char *ca_file;     /* PEM file trusted for https; NULL or "": the system's */
+  const char *proxy;       /* proxy URL; NULL or "": none (environment proxies are not used) */
+  uint64_t offset;         /* first byte wanted: an HTTP Range request when > 0 */
+  int connect_timeout_ms;  /* 0: 15 s */
+  int stall_timeout_ms;    /* give up when no byte arrives for this long; 0: 30 s */
+  const atomic_int *cancel; /* non-zero stops the transfer (EP_ECANCELED); may be NULL */
+} ep_fetch_call;
+
+/* What a fetch saw; filled on success and failure alike. */
+typedef struct ep_fetch_info {
+  int http_status;  /* 0 for file:// */
+  uint64_t total;   /* the whole resource's size when known (Content-Length or Content-Range), else 0 */
+  uint64_t received; /* bytes handed to the sink by this call */
+} ep_fetch_info;
+
+/* Receives the body in order; returns 0 to go on, or a negative code that ends the fetch
+ * with that code. */
+typedef int (*ep_fetch_sink)(void *data, const uint8_t *bytes, size_t len);
+
+/* Streams call->url into sink. Returns 0 when the whole body arrived; EP_EIO when the
+ * connection broke or stalled (retryable: ask again from offset + info->received);
+ * EP_EFAILED for an HTTP error status; EP_ENOTSUP when offset > 0 and the server ignored
+ * the Range; EP_ENOENT for a missing file:// path; EP_ECANCELED; or the sink's own code.
+ * Messages name the URL. Thread-safe; never logs. */
+int ep_http_fetch(const ep_fetch_call *call, ep_fetch_sink sink, void *data, ep_fetch_info *info);
 
 /* Frees the body (zeroed first: it may carry a token) and resets the reply. */
 void ep_http_reply_clear(ep_http_reply *reply);

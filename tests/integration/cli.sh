@@ -80,7 +80,7 @@ check "unknown command exits 2" run_status 2 "$tmp/out" "$edgeprov" frobnicate
 check "edgeprovd --check: optional failures skipped" run_status 0 "$tmp/out" "$edgeprovd" --check --config "$tmp/all.conf"
 check "edgeprovd: refused plugin logged with file" contains "$tmp/out" \
   "plugin $mixed/no-entry.so: refused: not a plugin (no entry symbol 'ep_plugin') (skipped)"
-check "edgeprovd: ready" contains "$tmp/out" "msg=\"ready mode=nztp plugins=4 management=unix:$tmp/mgmt.sock"
+check "edgeprovd: ready" contains "$tmp/out" "msg=\"ready mode=nztp plugins=5 management=unix:$tmp/mgmt.sock"
 
 cat >"$tmp/required.conf" <<CONF
 $site

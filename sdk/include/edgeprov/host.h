@@ -47,6 +47,31 @@ typedef struct ep_http_response {
 
 typedef int32_t (*ep_http_response_fn)(void *data, const ep_http_response *response);
 
+/* A streamed download through the host (ABI 1.1): http://, https:// or file://. */
+typedef struct ep_fetch_request {
+  uint32_t struct_size;
+  uint32_t reserved;
+  const char *url;
+  const char *ca_file;        /* PEM CA file trusted for https; NULL or "": the system's */
+  const char *proxy;          /* proxy URL; NULL or "": none */
+  uint64_t offset;            /* first byte wanted (an HTTP Range request when > 0) */
+  int64_t connect_timeout_ms; /* 0: 15 s */
+  int64_t stall_timeout_ms;   /* give up when nothing arrives for this long; 0: 30 s */
+} ep_fetch_request;
+
+/* What a fetch saw: kept current while on_data is called (total is known once the headers
+ * arrived), and final when fetch returns, whether it succeeded or not. */
+typedef struct ep_fetch_status {
+  uint32_t struct_size;
+  int32_t http_status; /* 0 for file:// */
+  uint64_t total;      /* the whole resource's size when known, else 0 */
+  uint64_t received;   /* bytes handed to on_data by this fetch */
+  char message[256];   /* why it failed ("" on success), for the plugin's own messages */
+} ep_fetch_status;
+
+/* Receives the body in order; returns 0 to go on or a negative code to stop the fetch. */
+typedef int32_t (*ep_fetch_data_fn)(void *data, const uint8_t *bytes, uint64_t len);
+
 /* Host services. All functions are safe to call from any thread the host called the plugin
  * on. Strings handed to the host are copied; strings handed out by the host are owned by
  * the host and stay valid for the lifetime of the context they came from.
@@ -111,6 +136,14 @@ typedef struct ep_host {
    * large) or EP_EINVAL (bad method or URL), message set. Blocking; any thread. The host
    * never logs requests or responses (they may carry secrets). */
   int32_t (*http_request)(ep_ctx *ctx, const ep_http_request *request, ep_http_response_fn visit, void *data);
+
+  /* Streams request->url into on_data. Returns 0 when the whole body arrived; EP_EIO when
+   * the connection broke or stalled (resume with offset + status->received); EP_EFAILED for
+   * an HTTP error status; EP_ENOTSUP when the server ignored the Range; EP_ENOENT for a
+   * missing file; EP_ECANCELED when the run is cancelled; or on_data's own code. Message
+   * set in every case. Blocking; any thread. */
+  int32_t (*fetch)(ep_ctx *ctx, const ep_fetch_request *request, ep_fetch_data_fn on_data, void *data,
+                   ep_fetch_status *status);
 } ep_host;
 
 /* True when the host table is new enough to carry the named member. */

@@ -1,0 +1,66 @@
+/* core: cloud-init NoCloud seed (user-data, meta-data) for a node, emitted with libyaml. */
+#ifndef EP_CORE_CLOUDINIT_H
+#define EP_CORE_CLOUDINIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define EP_CLOUDINIT_MAX (1024 * 1024)           /* longest user-data or meta-data rendered */
+#define EP_CLOUDINIT_FRAGMENT_MAX (64 * 1024)    /* longest site fragment (bytes of YAML) */
+#define EP_CLOUDINIT_FRAGMENTS_MAX 32            /* most fragments in one spec */
+#define EP_CLOUDINIT_DEPTH_MAX 32                /* deepest nesting of sequences/mappings in a fragment */
+#define EP_CLOUDINIT_KEYS_MAX 1024               /* most keys in one mapping, fragments merged */
+#define EP_CLOUDINIT_USERS_MAX 64                /* most users in one spec */
+#define EP_CLOUDINIT_SSH_KEYS_MAX 64             /* most authorized keys per user */
+#define EP_CLOUDINIT_SSH_KEY_MAX 8192            /* longest authorized key line */
+#define EP_CLOUDINIT_CA_MAX (64 * 1024)          /* longest CA bundle (PEM) */
+#define EP_CLOUDINIT_CREDENTIAL_MAX 511          /* longest client_id, client_secret, project_id (agent keeps 512) */
+#define EP_CLOUDINIT_TOKEN_URL_MAX 1023          /* longest token_url (agent keeps 1024) */
+
+/* Where the node finds what edgeprov writes; fragments may not write under /etc/edgeprov. */
+#define EP_CLOUDINIT_CREDENTIALS_PATH "/etc/edgeprov/credentials" /* 0600 root:root */
+#define EP_CLOUDINIT_AGENT_CONF_PATH "/etc/edgeprov/agent.conf"   /* 0644 root:root */
+
+/* A login account created on the node (cloud-config users). */
+typedef struct ep_cloudinit_user {
+  const char *name;                /* [a-z_][a-z0-9_-]{0,31}, not "root" or "default" */
+  const char *const *ssh_keys;     /* authorized_keys lines: "<type> <base64> [comment]", printable ASCII */
+  size_t ssh_key_count;            /* 0: no keys (the password stays locked) */
+  bool sudo;                       /* true: "ALL=(ALL) NOPASSWD:ALL" */
+  const char *shell;               /* absolute path; NULL: /bin/bash */
+} ep_cloudinit_user;
+
+/* What a node's seed is made of. Strings are NUL-terminated and borrowed for the call. */
+typedef struct ep_cloudinit_spec {
+  const char *instance_id;         /* required, [A-Za-z0-9._-]{1,64} (a UUID in practice) */
+  const char *hostname;            /* required, RFC 1123 labels (1-63 each, 253 in all) */
+  const char *ca_pem;              /* required, orchestrator CA: one or more PEM CERTIFICATE blocks */
+  const char *client_id;           /* required, printable ASCII without spaces */
+  const char *client_secret;       /* required, idem; a secret, never in an error message */
+  const char *project_id;          /* idem; NULL or "" writes an empty project_id */
+  const char *orchestrator;        /* required, host:port of the southbound gRPC ([v6]:port too) */
+  const char *token_url;           /* https://...; NULL: the agent derives it from orchestrator */
+  const ep_cloudinit_user *users;  /* accounts with SSH keys; none: the image's default user */
+  size_t user_count;
+  const char *const *fragments;    /* site cloud-config fragments (YAML mappings), merged in order */
+  size_t fragment_count;
+} ep_cloudinit_spec;
+
+/* Renders NoCloud user-data: "#cloud-config\n" then one YAML mapping (hostname,
+ * preserve_hostname: false, ssh_pwauth: false, ca_certs.trusted, users, write_files with the
+ * credentials file 0600 and agent.conf 0644), then the fragments merged in: sequences on both
+ * sides get the fragment's items appended, mappings merge key by key, any other key set on
+ * both sides is refused. On success *out holds ret_len bytes plus a NUL (malloc'd, release
+ * with ep_cloudinit_free: it holds the client secret). EP_EINVAL (message names the field,
+ * e.g. "users[0].ssh_keys[1]: ...", "fragments[1]: 'hostname' is set by edgeprov"),
+ * EP_ERANGE past a limit above, EP_ENOMEM. Any thread; out untouched on failure. */
+int ep_cloudinit_user_data(char **out, size_t *ret_len, const ep_cloudinit_spec *spec);
+
+/* Renders NoCloud meta-data (instance-id, local-hostname) from spec->instance_id and
+ * spec->hostname (other fields are not looked at). Same ownership and errors as above. */
+int ep_cloudinit_meta_data(char **out, size_t *ret_len, const ep_cloudinit_spec *spec);
+
+/* Zeroes and frees text from the functions above; NULL is fine. */
+void ep_cloudinit_free(char *text);
+
+#endif
