@@ -258,6 +258,7 @@ static int cmd_actions_run(const char *config_path, const char *name, char **ass
     goto out;
   }
   printf("action %s: ok\n", name);
+  if (opts.reboot[0]) printf("action %s asked for a %s: the agent does that after reporting; the CLI does not\n", name, opts.reboot);
   status = EXIT_SUCCESS;
 out:
   ep_fields_free(&params);

@@ -1,6 +1,8 @@
 /* core: node actions, see action.h. */
 #include "action.h"
 
+#include <stdio.h>
+
 #include <string.h>
 
 #include "error.h"
@@ -145,7 +147,7 @@ int ep_action_params_parse(ep_fields *params, const ep_action_ref *ref, const ch
   return 0;
 }
 
-int ep_action_run(const ep_action_ref *ref, const ep_fields *params, const ep_action_run_opts *opts) {
+int ep_action_run(const ep_action_ref *ref, const ep_fields *params, ep_action_run_opts *opts) {
   const ep_plugin *p = ref->plugin;
   ep_ctx ctx;
   ep_ctx_init(&ctx, p->entry->id, &p->settings, p->ctx.plugins);
@@ -157,6 +159,7 @@ int ep_action_run(const ep_action_ref *ref, const ep_fields *params, const ep_ac
     ctx.cancel = opts->cancel;
   }
   int32_t r = ref->action->run(p->instance, &ctx);
+  if (opts) snprintf(opts->reboot, sizeof opts->reboot, "%s", r == 0 ? ctx.reboot : "");
   if (r < 0)
     return ep_error_set(r, "action %s (plugin %s): %s", ref->action->name, p->entry->id,
                         ep_ctx_error(&ctx, "failed without a message"));

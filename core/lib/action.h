@@ -29,6 +29,7 @@ typedef struct ep_action_run_opts {
   ep_progress_fn progress;
   void *progress_data;
   const atomic_int *cancel;
+  char reboot[16]; /* out: the restart the action asked for ("reboot", "kexec"), "" when none */
 } ep_action_run_opts;
 
 /* Checks an edgeprov.actions/1 table returned by plugin: sizes, names ("group.verb"),
@@ -55,7 +56,7 @@ int ep_action_params_parse(ep_fields *params, const ep_action_ref *ref, const ch
 
 /* Runs ref with validated params on the calling thread. Returns the action's result; on
  * failure the error API holds "action NAME (plugin ID): message". */
-int ep_action_run(const ep_action_ref *ref, const ep_fields *params, const ep_action_run_opts *opts);
+int ep_action_run(const ep_action_ref *ref, const ep_fields *params, ep_action_run_opts *opts);
 
 /* True when name is "group.verb" ([a-z][a-z0-9_]* parts joined by '.'), at most 63 bytes. */
 bool ep_action_name_valid(const char *name);

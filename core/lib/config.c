@@ -144,6 +144,14 @@ static const char *check_mode(const char *v) {
                                                                      : "must be \"nztp\" or \"non-ztp\"";
 }
 
+static const char *check_https_url(const char *v) {
+  if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://127.", 11) != 0 && strncmp(v, "http://localhost", 16) != 0)
+    return "must be an https:// URL (http:// only on loopback)";
+  for (const char *p = v; *p; p++)
+    if ((unsigned char)*p <= 0x20 || *p == '"' || *p == '\\') return "must not contain spaces, quotes or backslashes";
+  return strlen(v) > 1000 ? "longer than 1000 characters" : NULL;
+}
+
 static const char *check_plugin_id(const char *v) {
   return ep_plugin_id_valid(v) ? NULL : "not a plugin ID ([a-z][a-z0-9-]*, at most 63 characters)";
 }
@@ -170,6 +178,8 @@ static const core_key core_keys[] = {
     {"tls", "key", KEY_STRING, offsetof(ep_config, tls_key), check_readable_file},
     {"tls", "ca", KEY_STRING, offsetof(ep_config, tls_ca), check_readable_file},
     {"provisioning", "mode", KEY_STRING, 0, check_mode},
+    {"provisioning", "orchestrator", KEY_STRING, offsetof(ep_config, orchestrator), check_network},
+    {"provisioning", "token_url", KEY_STRING, offsetof(ep_config, token_url), check_https_url},
     {"auth", "operator_token_file", KEY_STRING, offsetof(ep_config, operator_token_file), check_readable_file},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
@@ -211,6 +221,8 @@ void ep_config_free(ep_config *c) {
   free(c->tls_cert);
   free(c->tls_key);
   free(c->tls_ca);
+  free(c->orchestrator);
+  free(c->token_url);
   free(c->operator_token_file);
   strv_free(&c->plugin_dirs);
   strv_free(&c->plugins_enabled);
@@ -293,7 +305,7 @@ static int read_core_key(ep_config *c, const config_setting_t *s, const core_key
     }
     const char *value = config_setting_get_string(s);
     if (!check_core_string(s, key, value, path, diags)) return 0;
-    if (strcmp(key->group, "provisioning") == 0) {
+    if (strcmp(key->group, "provisioning") == 0 && strcmp(key->name, "mode") == 0) {
       c->mode = strcasecmp(value, "nztp") == 0 ? EP_MODE_NZTP : EP_MODE_NON_ZTP;
       return 0;
     }

@@ -35,6 +35,8 @@ typedef struct ep_config {
   char *tls_ca;
   char *operator_token_file; /* bearer token operators present over TCP; NULL when unset */
   ep_provisioning_mode mode;
+  char *orchestrator;  /* host:port nodes dial for the southbound API; NULL: listen.grpc */
+  char *token_url;     /* where nodes get tokens; NULL: the identity plugin's, or listen.https's /oauth2/token */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */
   ep_strv plugins_required;

@@ -162,6 +162,14 @@ static int32_t host_fetch(ep_ctx *ctx, const ep_fetch_request *request, ep_fetch
   return r < 0 ? plugin_error(ctx, r, ep_error_message()) : 0;
 }
 
+static int32_t host_request_reboot(ep_ctx *ctx, const char *mode) {
+  if (!ctx || !ctx->params) return plugin_error(ctx, EP_EINVAL, "request_reboot: only during an action run");
+  if (!mode || (strcmp(mode, "reboot") != 0 && strcmp(mode, "kexec") != 0))
+    return plugin_error(ctx, EP_EINVAL, "request_reboot: mode must be 'reboot' or 'kexec'");
+  snprintf(ctx->reboot, sizeof ctx->reboot, "%s", mode);
+  return 0;
+}
+
 static const ep_host host_table = {
     .struct_size = sizeof(ep_host),
     .abi_major = EP_ABI_MAJOR,
@@ -182,6 +190,7 @@ static const ep_host host_table = {
     .site_string = host_site_string,
     .http_request = host_http_request,
     .fetch = host_fetch,
+    .request_reboot = host_request_reboot,
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }

@@ -26,6 +26,7 @@ struct ep_ctx {
   const atomic_int *cancel;           /* non-zero asks the run to stop; NULL: never */
   const struct ep_plugin_set *plugins; /* for capability lookups */
   const struct ep_config *config;     /* site values; NULL: none */
+  char reboot[16];                    /* what request_reboot asked for during a run, "" when nothing */
   int32_t error_code;                 /* last set_error, 0 when none */
   char error_message[EP_ERROR_MESSAGE_MAX];
 };

@@ -18,6 +18,7 @@
 #define HOSTS_PREFIX "hosts/"
 #define INSTANCES_PREFIX "instances/"
 #define SERIALS_PREFIX "serials/"
+#define WORKFLOWS_PREFIX "workflows/"
 #define CAS_RETRIES 16 /* read-modify-write attempts before giving up under contention */
 
 struct ep_inventory {
@@ -749,6 +750,62 @@ int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instan
     if (r != EP_ECONFLICT) return r;
   }
   return ep_error_set(EP_ECONFLICT, "instance %s keeps changing; try again", id);
+}
+
+/* ---- workflows ------------------------------------------------------------------------------- */
+
+int ep_inventory_get_workflow(ep_inventory *inv, const char *instance_id, ep_workflow **ret_workflow) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "instance_id", instance_id) < 0) return EP_EINVAL;
+  char *key = key_of(WORKFLOWS_PREFIX, canonical);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  blob b;
+  int r = load(inv, key, &b);
+  if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "instance %s has no workflow", canonical);
+  if (r == 0) {
+    ep_workflow *w = edgeprov__v1__workflow__unpack(NULL, b.len, b.data);
+    if (!w) r = ep_error_set(EP_EIO, "record %s is corrupt (cannot decode)", key);
+    else w->revision = b.mod_revision, *ret_workflow = w;
+    free(b.data);
+  }
+  free(key);
+  return r;
+}
+
+int ep_inventory_put_workflow(ep_inventory *inv, const ep_workflow *workflow, uint64_t expect_revision,
+                              uint64_t *ret_revision) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "instance_id", workflow->instance_id) < 0) return EP_EINVAL;
+  ep_workflow copy = *workflow;
+  copy.revision = 0;
+  size_t len = edgeprov__v1__workflow__get_packed_size(&copy);
+  uint8_t *data = malloc(len ? len : 1);
+  char *key = key_of(WORKFLOWS_PREFIX, canonical);
+  int r = data && key ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
+  if (r == 0) {
+    edgeprov__v1__workflow__pack(&copy, data);
+    ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len,
+                        .expect_mod_revision = expect_revision ? expect_revision : EP_STORAGE_EXPECT_ABSENT};
+    r = commit(inv, &op, 1, ret_revision, NULL);
+  }
+  free(data);
+  free(key);
+  return r;
+}
+
+int ep_inventory_delete_workflow(ep_inventory *inv, const char *instance_id) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "instance_id", instance_id) < 0) return EP_EINVAL;
+  char *key = key_of(WORKFLOWS_PREFIX, canonical);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  ep_storage_op op = {.kind = EP_STORAGE_DELETE, .key = key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY};
+  int r = commit(inv, &op, 1, NULL, NULL);
+  free(key);
+  return r;
+}
+
+void ep_workflow_free(ep_workflow *workflow) {
+  if (workflow) edgeprov__v1__workflow__free_unpacked(workflow, NULL);
 }
 
 /* ---- events ---------------------------------------------------------------------------------- */

@@ -10,12 +10,14 @@
 #include <stdint.h>
 
 #include "edgeprov/v1/inventory.pb-c.h"
+#include "edgeprov/v1/workflow.pb-c.h"
 
 struct ep_plugin_set;
 
 typedef Edgeprov__V1__Host ep_inv_host;
 typedef Edgeprov__V1__Instance ep_inv_instance;
 typedef Edgeprov__V1__Event ep_inv_event;
+typedef Edgeprov__V1__Workflow ep_workflow;
 typedef Edgeprov__V1__HostState ep_host_state;
 typedef Edgeprov__V1__InstanceState ep_instance_state;
 typedef Edgeprov__V1__StatusIndicator ep_status_indicator;
@@ -90,6 +92,16 @@ int ep_inventory_list_instances(ep_inventory *inv, const char *page_token, uint3
  * provisioning status. */
 int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instance_state current, const char *status,
                                     ep_status_indicator indicator, ep_inv_instance **ret_instance);
+
+/* Workflows, one per instance under "workflows/<instance id>" (not events of their own:
+ * the instance's provisioning status tells their progress). get: EP_ENOENT when none.
+ * put: writes workflow when the stored revision is expect_revision (0: none stored yet),
+ * else EP_ECONFLICT; *ret_revision gets the new revision. delete: no error when absent. */
+int ep_inventory_get_workflow(ep_inventory *inv, const char *instance_id, ep_workflow **ret_workflow);
+int ep_inventory_put_workflow(ep_inventory *inv, const ep_workflow *workflow, uint64_t expect_revision,
+                              uint64_t *ret_revision);
+int ep_inventory_delete_workflow(ep_inventory *inv, const char *instance_id);
+void ep_workflow_free(ep_workflow *workflow);
 
 /* Calls visit for each inventory change after after_revision (at most limit), in order.
  * The event is valid during the call only. visit returns non-zero to stop. */

@@ -1,6 +1,7 @@
 /* core: the southbound node API, see node_service.h. */
 #include "node_service.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +27,22 @@ static int authenticate(ep_node_service *ns, ep_rpc_call *call, char node_id[EP_
   return r;
 }
 
+/* The installed OS is up: the host's Instance is RUNNING (its workflow must have succeeded). */
+static int report_running(ep_node_service *ns, const ep_inv_host *host, const char *status) {
+  if (!host->instance_id[0]) return ep_error_set(EP_EPERM, "host %s has no instance to be running", host->uuid);
+  ep_workflow *w = NULL;
+  int r = ep_inventory_get_workflow(ns->inv, host->instance_id, &w);
+  if (r == 0 && w->state != EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS)
+    r = ep_error_set(EP_EPERM, "instance %s: its workflow has not succeeded; the installed OS cannot be running yet",
+                     host->instance_id);
+  ep_workflow_free(w);
+  if (r == 0)
+    r = ep_inventory_set_instance_state(ns->inv, host->instance_id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING,
+                                        status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, NULL);
+  if (r == 0) ep_log(EP_LOG_INFO, "node-api", "host %s: instance %s RUNNING", host->uuid, host->instance_id);
+  return r;
+}
+
 static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
   ep_node_service *ns = data;
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
@@ -36,10 +53,12 @@ static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *r
     return;
   }
   ep_inv_host *host = NULL;
+  bool installed = req->phase == EDGEPROV__V1__NODE_PHASE__NODE_PHASE_INSTALLED_OS;
   int r = ep_validate_text("status", req->status, EP_NODE_STATUS_MAX);
   if (r == 0)
     r = ep_inventory_set_host_status(ns->inv, node_id, req->status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
                                      &host);
+  if (r == 0 && installed) r = report_running(ns, host, req->status);
   edgeprov__v1__report_status_request__free_unpacked(req, NULL);
   if (r < 0) {
     ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);

@@ -11,11 +11,13 @@
 #include "node_service.h"
 #include "onboarding.h"
 #include "rpc.h"
+#include "workflow_service.h"
 
 struct ep_southbound {
   ep_rpc_server *rpc;
   ep_onboarding *onboarding;
   ep_node_service *node_service;
+  ep_workflow_service *workflow_service;
   int port;
 };
 
@@ -51,6 +53,8 @@ int ep_southbound_start(ep_southbound **out, ep_inventory *inv, const ep_plugin_
   if (r == 0) r = ep_onboarding_register(sb->onboarding, sb->rpc);
   if (r == 0) r = ep_node_service_new(&sb->node_service, inv, plugins);
   if (r == 0) r = ep_node_service_register(sb->node_service, sb->rpc);
+  if (r == 0) r = ep_workflow_service_new(&sb->workflow_service, inv, plugins);
+  if (r == 0) r = ep_workflow_service_register(sb->workflow_service, sb->rpc);
   if (r == 0) r = listen_southbound(sb, config);
   if (r == 0) r = ep_rpc_server_start(sb->rpc);
   if (r < 0) {
@@ -67,6 +71,7 @@ void ep_southbound_stop(ep_southbound *sb, int grace_ms) {
   if (!sb) return;
   ep_rpc_server_free(sb->rpc, grace_ms);
   ep_node_service_free(sb->node_service);
+  ep_workflow_service_free(sb->workflow_service);
   ep_onboarding_free(sb->onboarding);
   free(sb);
 }

@@ -1,6 +1,7 @@
 /* core: the southbound gRPC server on listen.grpc, where nodes call in: the onboarding
- * services (onboardingmgr.v1, no token: the node has no credentials yet) and the node API
- * (edgeprov.v1.NodeService, bearer token). TLS with tls.cert and tls.key; without them only
+ * services (onboardingmgr.v1, no token: the node has no credentials yet), the node API
+ * (edgeprov.v1.NodeService) and the workflow stream (edgeprov.v1.WorkflowService), the last
+ * two with the node's bearer token. TLS with tls.cert and tls.key; without them only
  * on a loopback address. */
 #ifndef EP_CORE_SOUTHBOUND_H
 #define EP_CORE_SOUTHBOUND_H

@@ -6,6 +6,7 @@
 #include "actions.h"
 #include "host.h"
 #include "identity.h"
+#include "os.h"
 #include "plugin.h"
 #include "storage.h"
 

@@ -144,6 +144,12 @@ typedef struct ep_host {
    * set in every case. Blocking; any thread. */
   int32_t (*fetch)(ep_ctx *ctx, const ep_fetch_request *request, ep_fetch_data_fn on_data, void *data,
                    ep_fetch_status *status);
+
+  /* Asks the host to restart the node once this run's result has been reported, so a
+   * successful reboot never ends as a timeout: mode "reboot" or "kexec". Only during an
+   * action run (EP_EINVAL otherwise, or for another mode). The host decides when and how;
+   * `edgeprov actions run` only says what would happen. */
+  int32_t (*request_reboot)(ep_ctx *ctx, const char *mode);
 } ep_host;
 
 /* True when the host table is new enough to carry the named member. */
