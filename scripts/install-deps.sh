@@ -15,9 +15,9 @@ packages=(
   libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
   # cloud-init: its schema check validates the rendered user-data (brings python3-yaml)
   cloud-init
-  # the image.stream and disk.erase tests: a real HTTP(S) server and proxy, zstd and
-  # partitioning tools, a loop device's util-linux
-  nginx-light zstd gdisk e2fsprogs util-linux
+  # the image.stream, disk.erase and node actions tests: a real HTTP(S) server and proxy,
+  # zstd and partitioning tools, a loop device's util-linux, an ESP's FAT tools
+  nginx-light zstd gdisk e2fsprogs util-linux dosfstools mtools
 )
 
 missing=()

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdbool.h>
+#include <sys/reboot.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -16,7 +18,11 @@
 
 #include <jansson.h>
 
+#include "config.h"
+#include "diag.h"
 #include "discovery.h"
+#include "executor.h"
+#include "site.h"
 #include "edgeprov/v1/node.pb-c.h"
 #include "error.h"
 #include "http_client.h"
@@ -33,17 +39,22 @@
 #define CREDENTIAL_MAX 512         /* longest client_id, client_secret or project_id kept */
 #define TOKEN_ATTEMPTS_MAX 8       /* token requests before giving up on a reachable server */
 #define TOKEN_PORT_DEFAULT "8443"  /* listen.https's default port */
+#define WORKFLOW_ATTEMPTS_MAX 20   /* reconnections of the workflow stream before giving up */
 
 static const char usage_text[] =
     "Usage: edgeprov-agent --orchestrator HOST:PORT [--ca FILE] [--token-url URL] [--sysroot DIR]\n"
     "                      [--state-dir DIR] [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS]\n"
+    "                      [--plugins DIR] [--target-disk PATH] [--efivars DIR]\n"
+    "                      [--no-reboot | --onboard-only | --installed]\n"
     "                      [--log-level LEVEL]\n"
     "\n"
     "Discovers this node (SMBIOS UUID and serial, MACs, IPs, disks, CPUs, memory), onboards it at\n"
     "the orchestrator and stores the credentials it receives (mode 0600) in the state directory.\n"
     "While the node is unknown or waits for approval it asks again, backing off from 2 s to 32 s\n"
     "with jitter. With its credentials it obtains a bearer token at the token URL (OAuth2\n"
-    "client-credentials grant) and reports in on the orchestrator's node API.\n"
+    "client-credentials grant), reports in on the orchestrator's node API, then receives the\n"
+    "node's workflow and runs it (erase, stream the OS image, write cloud-init, ..., restart),\n"
+    "reporting every action; after a crash or restart it resumes where it stopped.\n"
     "\n"
     "  --orchestrator HOST:PORT  the orchestrator's onboarding service\n"
     "  --ca FILE                 CA that signed the orchestrator's certificate (TLS); required\n"
@@ -52,6 +63,12 @@ static const char usage_text[] =
     "  --token-url URL           the identity provider's token endpoint (default\n"
     "                            https://HOST:" TOKEN_PORT_DEFAULT "/oauth2/token, HOST from --orchestrator)\n"
     "  --state-dir DIR           where the credentials are kept (default /var/lib/edgeprov-agent)\n"
+    "  --plugins DIR             the node-side plugins (default: <bin>/../lib/edgeprov/plugins)\n"
+    "  --target-disk PATH        the disk the workflow provisions (default: the first fixed disk)\n"
+    "  --efivars DIR             the firmware's variables (default /sys/firmware/efi/efivars)\n"
+    "  --no-reboot               when the workflow asks for a restart, say so and exit instead\n"
+    "  --onboard-only            stop after onboarding and reporting in (no workflow)\n"
+    "  --installed               on the installed OS: report the Instance RUNNING and exit\n"
     "  --host-ip IP              report this IP instead of the discovered one\n";
 
 typedef struct agent {
@@ -64,6 +81,12 @@ typedef struct agent {
   const char *host_ip;
   int backoff_ms;
   int backoff_max_ms;
+  const char *plugin_dir;  /* the node-side plugins (actions); NULL: next to the program */
+  const char *target_disk; /* ${node.target_disk}; NULL: the actions pick the first fixed disk */
+  const char *efivars_dir; /* ${node.efivars_dir} */
+  bool no_reboot;
+  bool onboard_only;
+  bool installed;
   ep_discovery node;
 } agent;
 
@@ -211,7 +234,7 @@ static int request_token(const agent *a, const credentials *c, char *token, size
 }
 
 /* Reports status on the node API with the bearer token. */
-static int report_status(const agent *a, const char *token, const char *status) {
+static int report_status(const agent *a, const char *token, const char *status, bool installed) {
   ep_rpc_channel *channel = NULL;
   ep_rpc_tls tls = {.ca_pem = a->ca_pem};
   int r = ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0);
@@ -221,6 +244,7 @@ static int report_status(const agent *a, const char *token, const char *status) 
   ep_rpc_metadata auth = {"authorization", bearer};
   Edgeprov__V1__ReportStatusRequest req = EDGEPROV__V1__REPORT_STATUS_REQUEST__INIT;
   req.status = (char *)status;
+  req.phase = installed ? EDGEPROV__V1__NODE_PHASE__NODE_PHASE_INSTALLED_OS : EDGEPROV__V1__NODE_PHASE__NODE_PHASE_UNSPECIFIED;
   uint8_t buf[256];
   size_t len = edgeprov__v1__report_status_request__pack(&req, buf);
   ep_rpc_result result;
@@ -236,29 +260,99 @@ static int report_status(const agent *a, const char *token, const char *status) 
 }
 
 /* With the stored credentials: obtains a token (retrying while the server cannot answer)
- * and reports in. Returns 0, or < 0 with the message set. */
-static int report_in(agent *a) {
+ * into token (EP_NODE_TOKEN_MAX + 1 bytes). */
+static int obtain_token(agent *a, const credentials *c, char *token) {
+  int r = 0;
+  for (int attempt = 0; attempt < TOKEN_ATTEMPTS_MAX; attempt++) {
+    r = request_token(a, c, token, EP_NODE_TOKEN_MAX + 1);
+    if (r == 0 || r == EP_EPERM) break;
+    ep_log(EP_LOG_WARN, "agent", "no token yet: %s; asking again", ep_error_message());
+    back_off(a, attempt);
+  }
+  if (r == 0) ep_log(EP_LOG_INFO, "agent", "obtained a bearer token at %s", a->token_url);
+  return r;
+}
+
+/* Reports status on the node API, retrying while the orchestrator cannot be reached. */
+static int report_with_retries(agent *a, const char *token, const char *status, bool installed) {
+  int r = 0;
+  for (int attempt = 0; attempt < TOKEN_ATTEMPTS_MAX; attempt++) {
+    r = report_status(a, token, status, installed);
+    if (r == 0 || r == EP_EPERM || r == EP_EINVAL) break;
+    ep_log(EP_LOG_WARN, "agent", "report: %s; trying again", ep_error_message());
+    back_off(a, attempt);
+  }
+  if (r == 0) ep_log(EP_LOG_INFO, "agent", "reported in on the node API");
+  return r;
+}
+
+/* Restarts the node as an action asked, unless --no-reboot. */
+static int restart_node(const agent *a, const char *mode) {
+  if (a->no_reboot) {
+    ep_log(EP_LOG_INFO, "agent", "workflow done; the workflow asks for a %s: not restarting (--no-reboot)", mode);
+    return 0;
+  }
+  ep_log(EP_LOG_INFO, "agent", "workflow done; restarting (%s)", mode);
+  sync();
+  if (reboot(RB_AUTOBOOT) < 0) return ep_error_set(-errno, "reboot: %s", strerror(errno));
+  return 0;
+}
+
+/* Runs the node's workflow until it succeeds or fails for good, reconnecting (with a fresh
+ * token) when the stream breaks. */
+static int run_workflow(agent *a, const credentials *c, char *token) {
+  ep_diags diags = {0};
+  ep_site *site = NULL;
+  char data_dir[1100];
+  snprintf(data_dir, sizeof data_dir, "%s/plugin-data", a->state_dir);
+  char *default_dir = a->plugin_dir ? NULL : ep_config_default_plugin_dir();
+  const char *plugin_dir = a->plugin_dir ? a->plugin_dir : default_dir;
+  int r = plugin_dir ? ep_site_open_for(&site, plugin_dir, data_dir, EP_CAP_ACTIONS, &diags)
+                     : ep_error_set(EP_ENOENT, "no plugin directory (--plugins DIR)");
+  ep_diags_print(&diags, stderr);
+  ep_diags_clear(&diags);
+  if (r < 0) r = ep_error_prefix(r, "plugins in %s", plugin_dir ? plugin_dir : "-");
+  free(default_dir);
+  if (r < 0) return r;
+  ep_executor_node node = {.client_id = c->client_id, .client_secret = c->client_secret,
+                           .target_disk = a->target_disk ? a->target_disk : "", .ca_file = a->ca_file ? a->ca_file : "",
+                           .efivars_dir = a->efivars_dir ? a->efivars_dir : "/sys/firmware/efi/efivars"};
+  char reboot_mode[16] = "";
+  for (int attempt = 0;; attempt++) {
+    ep_rpc_channel *channel = NULL;
+    ep_rpc_tls tls = {.ca_pem = a->ca_pem};
+    r = ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0);
+    if (r == 0) r = ep_executor_run(channel, token, site->plugins, &node, reboot_mode);
+    ep_rpc_channel_free(channel);
+    if (r == 0 || attempt >= WORKFLOW_ATTEMPTS_MAX) break;
+    if (r == EP_EFAILED) { /* reported; the orchestrator sends a new workflow once an operator re-arms it */
+      ep_log(EP_LOG_ERROR, "agent", "%s; waiting for an operator to retry (edgeprov instance retry)", ep_error_message());
+      attempt = 0;
+    } else {
+      ep_log(EP_LOG_WARN, "agent", "%s; reconnecting", ep_error_message());
+    }
+    back_off(a, attempt < 4 ? attempt : 4);
+    if (obtain_token(a, c, token) < 0) break; /* tokens expire; a refused one may be stale */
+  }
+  ep_site_free(site);
+  if (r == 0 && reboot_mode[0]) r = restart_node(a, reboot_mode);
+  return r;
+}
+
+/* After onboarding: obtains a token, reports in, and (unless --onboard-only) runs the
+ * workflow; --installed reports the installed OS running instead. */
+static int after_onboarding(agent *a) {
   credentials c;
   int r = load_credentials(a, &c);
   if (r < 0) return r;
   char *token = calloc(1, EP_NODE_TOKEN_MAX + 1);
   if (!token) return ep_error_set(EP_ENOMEM, "out of memory");
-  for (int attempt = 0; attempt < TOKEN_ATTEMPTS_MAX; attempt++) {
-    r = request_token(a, &c, token, EP_NODE_TOKEN_MAX + 1);
-    if (r == 0 || r == EP_EPERM) break;
-    ep_log(EP_LOG_WARN, "agent", "no token yet: %s; asking again", ep_error_message());
-    back_off(a, attempt);
-  }
+  r = obtain_token(a, &c, token);
+  if (r == 0)
+    r = report_with_retries(a, token, a->installed ? "Running: the installed OS is up" : "Micro-OS: onboarded, token obtained",
+                            a->installed);
+  if (r == 0 && !a->installed && !a->onboard_only) r = run_workflow(a, &c, token);
   explicit_bzero(&c, sizeof c);
-  if (r == 0) ep_log(EP_LOG_INFO, "agent", "obtained a bearer token at %s", a->token_url);
-  for (int attempt = 0; r == 0 && attempt < TOKEN_ATTEMPTS_MAX; attempt++) {
-    r = report_status(a, token, "Micro-OS: onboarded, token obtained");
-    if (r == 0 || r == EP_EPERM || r == EP_EINVAL) break;
-    ep_log(EP_LOG_WARN, "agent", "report: %s; trying again", ep_error_message());
-    back_off(a, attempt);
-    r = 0;
-  }
-  if (r == 0) ep_log(EP_LOG_INFO, "agent", "reported in on the node API");
   explicit_bzero(token, EP_NODE_TOKEN_MAX + 1);
   free(token);
   return r;
@@ -279,7 +373,7 @@ static bool loopback(const char *target) {
 
 /* After onboarding: obtains a token and reports in; the exit status. */
 static int finish(agent *a) {
-  int r = report_in(a);
+  int r = after_onboarding(a);
   if (r < 0) ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
   free(a->ca_pem);
   return r < 0 ? 1 : 0;
@@ -294,6 +388,12 @@ int main(int argc, char **argv) {
       fputs(usage_text, stdout);
       return 0;
     }
+    if (!strcmp(arg, "--no-reboot") || !strcmp(arg, "--onboard-only") || !strcmp(arg, "--installed")) {
+      a.no_reboot |= !strcmp(arg, "--no-reboot");
+      a.onboard_only |= !strcmp(arg, "--onboard-only");
+      a.installed |= !strcmp(arg, "--installed");
+      continue;
+    }
     if (!value) {
       fprintf(stderr, "edgeprov-agent: bad or incomplete argument '%s'\n%s", arg, usage_text);
       return 2;
@@ -306,6 +406,9 @@ int main(int argc, char **argv) {
     else if (!strcmp(arg, "--sysroot")) a.sysroot = value;
     else if (!strcmp(arg, "--state-dir")) a.state_dir = value;
     else if (!strcmp(arg, "--host-ip")) a.host_ip = value;
+    else if (!strcmp(arg, "--plugins")) a.plugin_dir = value;
+    else if (!strcmp(arg, "--target-disk")) a.target_disk = value;
+    else if (!strcmp(arg, "--efivars")) a.efivars_dir = value;
     else if (!strcmp(arg, "--backoff-ms")) a.backoff_ms = atoi(value);
     else if (!strcmp(arg, "--backoff-max-ms")) a.backoff_max_ms = atoi(value);
     else if (!strcmp(arg, "--log-level") && ep_log_level_parse(value) >= 0) level = ep_log_level_parse(value);

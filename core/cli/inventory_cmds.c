@@ -286,7 +286,8 @@ int ep_cli_host(ep_mgmt_client *client, int argc, char **argv) {
 static const char instance_usage[] =
     "Usage: edgeprov instance create HOST_UUID [--os PROFILE] [--json]\n"
     "       edgeprov instance list [--json]\n"
-    "       edgeprov instance delete ID\n";
+    "       edgeprov instance delete ID\n"
+    "       edgeprov instance retry ID      (re-arm a failed instance: its workflow starts again)\n";
 
 static int instance_create(ep_mgmt_client *client, int argc, char **argv) {
   Edgeprov__V1__CreateInstanceRequest req = EDGEPROV__V1__CREATE_INSTANCE_REQUEST__INIT;
@@ -363,6 +364,18 @@ static int instance_delete(ep_mgmt_client *client, const char *id) {
   return EXIT_SUCCESS;
 }
 
+static int instance_retry(ep_mgmt_client *client, const char *id) {
+  Edgeprov__V1__RetryInstanceRequest req = EDGEPROV__V1__RETRY_INSTANCE_REQUEST__INIT;
+  req.id = (char *)id;
+  Edgeprov__V1__InstanceResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "RetryInstance", &req.base, &edgeprov__v1__instance_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  printf("instance %s re-armed: %s\n", id, status_text(resp->instance->provisioning_status));
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
 int ep_cli_instance(ep_mgmt_client *client, int argc, char **argv) {
   if (argc < 1) return usage(instance_usage);
   if (strcmp(argv[0], "create") == 0) return instance_create(client, argc, argv);
@@ -370,6 +383,7 @@ int ep_cli_instance(ep_mgmt_client *client, int argc, char **argv) {
   int json = has_json_flag(argc - 1, argv + 1, &rest);
   if (strcmp(argv[0], "list") == 0 && rest == 0) return instance_list(client, json);
   if (strcmp(argv[0], "delete") == 0 && rest == 1 && !json) return instance_delete(client, argv[1]);
+  if (strcmp(argv[0], "retry") == 0 && rest == 1 && !json) return instance_retry(client, argv[1]);
   return usage(instance_usage);
 }
 

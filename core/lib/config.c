@@ -532,6 +532,8 @@ bool ep_config_plugin_enabled(const ep_config *config, const char *plugin_id) {
   return !config->plugins_enabled_set || strv_contains(&config->plugins_enabled, plugin_id);
 }
 
+int ep_strv_push(ep_strv *v, const char *s) { return strv_push(v, s); }
+
 bool ep_config_plugins_listed(const ep_config *config) { return config->plugins_enabled_set; }
 
 bool ep_config_has_section(const ep_config *config, const char *plugin_id) {

@@ -70,6 +70,9 @@ void ep_config_check_sections(const ep_config *config, const char *const *known_
 /* True when the plugin is enabled by this config. */
 bool ep_config_plugin_enabled(const ep_config *config, const char *plugin_id);
 
+/* Appends a copy of s to v; EP_ENOMEM. */
+int ep_strv_push(ep_strv *v, const char *s);
+
 /* True when the site lists its plugins (plugins.enabled); false when every plugin found is
  * enabled implicitly. */
 bool ep_config_plugins_listed(const ep_config *config);

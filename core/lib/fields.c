@@ -30,7 +30,8 @@ const char *ep_field_type_name(uint32_t type) {
 }
 
 static int64_t string_limit(const ep_field_decl *decl) {
-  return decl->max > 0 && decl->max < EP_FIELD_STRING_MAX ? decl->max : EP_FIELD_STRING_MAX;
+  if (decl->max <= 0) return EP_FIELD_STRING_MAX;
+  return decl->max < EP_FIELD_STRING_CAP ? decl->max : EP_FIELD_STRING_CAP;
 }
 
 static int type_error(const ep_field_value *field, const char *given) {

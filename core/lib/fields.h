@@ -9,7 +9,8 @@
 #include <edgeprov/abi.h>
 
 #define EP_FIELD_NAME_MAX 63     /* longest field name */
-#define EP_FIELD_STRING_MAX 4096 /* longest string value unless a declaration says less */
+#define EP_FIELD_STRING_MAX 4096 /* longest string value unless a declaration says otherwise */
+#define EP_FIELD_STRING_CAP (16 << 20) /* longest a declaration may ask for (file contents) */
 #define EP_FIELDS_MAX 256        /* most fields one plugin or action may declare */
 
 /* Size of ep_field_decl in ABI 1.0, the smallest a plugin may hand over. */

@@ -706,6 +706,7 @@ int ep_inventory_delete_instance(ep_inventory *inv, const char *id, uint64_t *re
       r = commit_instance_and_host(inv, instance, instance->revision, true, host, ret_revision);
       host->instance_id = old_id;
     }
+    if (r == 0) r = ep_inventory_delete_workflow(inv, instance->id); /* a workflow without its instance is garbage */
     ep_inv_host_free(host);
     ep_inv_instance_free(instance);
     if (r != EP_ECONFLICT) return r;
@@ -801,6 +802,21 @@ int ep_inventory_delete_workflow(ep_inventory *inv, const char *instance_id) {
   ep_storage_op op = {.kind = EP_STORAGE_DELETE, .key = key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY};
   int r = commit(inv, &op, 1, NULL, NULL);
   free(key);
+  return r;
+}
+
+int ep_inventory_retry_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance) {
+  ep_inv_instance *instance = NULL;
+  int r = ep_inventory_get_instance(inv, id, &instance);
+  if (r == 0 && instance->current_state != EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR)
+    r = ep_error_set(EP_EPERM, "instance %s is %s; only a failed (ERROR) instance is retried", instance->id,
+                     ep_instance_state_name(instance->current_state));
+  if (r == 0) r = ep_inventory_delete_workflow(inv, instance->id);
+  if (r == 0)
+    r = ep_inventory_set_instance_state(inv, instance->id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING,
+                                        "Retried by an operator: a new workflow follows",
+                                        EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS, ret_instance);
+  ep_inv_instance_free(instance);
   return r;
 }
 

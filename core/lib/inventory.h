@@ -93,6 +93,10 @@ int ep_inventory_list_instances(ep_inventory *inv, const char *page_token, uint3
 int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instance_state current, const char *status,
                                     ep_status_indicator indicator, ep_inv_instance **ret_instance);
 
+/* Re-arms an Instance in ERROR: drops its workflow (the reconciler renders a new one) and
+ * sets it PROVISIONING. EP_EPERM for an Instance that has not failed. */
+int ep_inventory_retry_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance);
+
 /* Workflows, one per instance under "workflows/<instance id>" (not events of their own:
  * the instance's provisioning status tells their progress). get: EP_ENOENT when none.
  * put: writes workflow when the stored revision is expect_revision (0: none stored yet),

@@ -241,6 +241,20 @@ static void delete_instance(const mgmt_site *site, const ProtobufCMessage *m, ep
   reply_message(reply, &resp.base);
 }
 
+static void retry_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__RetryInstanceRequest *req = (const void *)m;
+  ep_inv_instance *instance = NULL;
+  int r = ep_inventory_retry_instance(site->inv, req->id, &instance);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
+  resp.instance = instance;
+  reply_message(reply, &resp.base);
+  ep_inv_instance_free(instance);
+}
+
 static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
   ep_inventory *inv = site->inv;
   const Edgeprov__V1__ListRequest *req = (const void *)m;
@@ -276,10 +290,12 @@ static const method methods[] = {
     {"DeleteInstance", &edgeprov__v1__delete_instance_request__descriptor, delete_instance},
     {"ListInstances", &edgeprov__v1__list_request__descriptor, list_instances},
     {"SetDesiredState", &edgeprov__v1__set_desired_state_request__descriptor, set_desired_state},
+    {"RetryInstance", &edgeprov__v1__retry_instance_request__descriptor, retry_instance},
 };
 
 const char *const ep_mgmt_unary_methods[] = {"AddHost",        "GetHost",        "ListHosts",     "DeleteHost",
-                                             "CreateInstance", "DeleteInstance", "ListInstances", "SetDesiredState", NULL};
+                                             "CreateInstance", "DeleteInstance", "ListInstances", "SetDesiredState",
+                                             "RetryInstance",  NULL};
 
 int ep_mgmt_is_watch(const char *name) { return strcmp(name, "WatchEvents") == 0; }
 

@@ -1,6 +1,8 @@
 /* core: opening a site, see site.h. */
 #include "site.h"
 
+#include <string.h>
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -33,6 +35,39 @@ int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags) {
 fail:
   ep_site_free(site);
   return r;
+}
+
+static bool offers(const ep_plugin *p, const char *capability) {
+  for (const char *const *c = p->entry ? p->entry->capabilities : NULL; c && *c; c++)
+    if (strcmp(*c, capability) == 0) return true;
+  return false;
+}
+
+int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags) {
+  ep_site *site = calloc(1, sizeof *site);
+  if (!site) return ep_error_set(EP_ENOMEM, "out of memory");
+  int r = ep_config_new_defaults(&site->config, plugin_dir);
+  char *data = r == 0 ? strdup(data_dir) : NULL;
+  if (r == 0 && !data) r = ep_error_set(EP_ENOMEM, "out of memory");
+  if (r == 0) {
+    free(site->config->data_dir);
+    site->config->data_dir = data;
+    r = ep_plugins_scan(&site->plugins, &site->config->plugin_dirs);
+  }
+  for (size_t i = 0; r == 0 && site->plugins && i < site->plugins->count; i++)
+    if (offers(site->plugins->items[i], capability))
+      r = ep_strv_push(&site->config->plugins_enabled, site->plugins->items[i]->entry->id);
+  if (r == 0) {
+    site->config->plugins_enabled_set = true;
+    r = ep_plugins_configure(site->plugins, site->config, diags);
+  }
+  if (r == 0) r = ep_plugins_start(site->plugins, site->config);
+  if (r < 0) {
+    ep_site_free(site);
+    return r;
+  }
+  *out = site;
+  return 0;
 }
 
 void ep_site_free(ep_site *site) {

@@ -25,6 +25,12 @@ const char *ep_site_config_path(const char *explicit_path);
  * config could be read; the site is usable only when diags holds no error. */
 int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags);
 
+/* Opens and starts the plugins a node's agent runs: those in plugin_dir that offer
+ * capability (edgeprov.actions/1), on embedded defaults with data_dir as paths.data; every
+ * other plugin is left off. Problems go to diags; returns 0 with *out set, or a negative
+ * code (EP_EFAILED when a plugin's init failed, message set). */
+int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags);
+
 void ep_site_free(ep_site *site);
 
 /* Writes one line saying why p is not usable ("plugin FILE: refused: REASON") and returns

@@ -382,7 +382,7 @@ int ep_workflow_apply_report(ep_workflow *w, const Edgeprov__V1__ActionReport *r
     return ep_error_set(EP_EPERM, "index: action %u (%s) already succeeded", rep->index, a->action);
   char *message = strdup(rep->message);
   if (!message) return ep_error_set(EP_ENOMEM, "out of memory");
-  free(a->message);
+  if (a->message != protobuf_c_empty_string) free(a->message); /* unpacked "" is protobuf-c's static */
   a->message = message;
   a->state = rep->state;
   a->attempts = rep->attempts;

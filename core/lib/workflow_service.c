@@ -53,7 +53,7 @@ int ep_workflow_record_report(ep_inventory *inv, const char *node_id, const Edge
   return ep_error_set(EP_ECONFLICT, "the workflow of host %s keeps changing; report again", node_id);
 }
 
-/* Waits until the node's workflow exists (or the call ends) and sends it. */
+/* Waits until the node has a workflow that has not failed (or the call ends) and sends it. */
 static int push_workflow(ep_workflow_service *ws, ep_rpc_call *call, const char *node_id) {
   for (;;) {
     uint64_t revision = 0;
@@ -67,6 +67,10 @@ static int push_workflow(ep_workflow_service *ws, ep_rpc_call *call, const char 
     }
     ep_inv_host_free(host);
     if (r < 0) return r;
+    if (w && w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED) { /* until an operator re-arms it */
+      ep_workflow_free(w);
+      w = NULL;
+    }
     if (w) {
       Edgeprov__V1__WorkflowStreamResponse resp = EDGEPROV__V1__WORKFLOW_STREAM_RESPONSE__INIT;
       resp.workflow = w;

@@ -3,7 +3,10 @@
 
 #include "actions_core.h"
 #include "disk_erase.h"
+#include "efi_boot_order.h"
+#include "file_write.h"
 #include "image_stream.h"
+#include "system_reboot.h"
 
 static ep_action core_actions[] = {
     {.struct_size = sizeof(ep_action), .name = "disk.erase",
@@ -12,6 +15,16 @@ static ep_action core_actions[] = {
      .description = "stream an OS image (raw, zstd or gzip) onto the target disk, resuming broken downloads, "
                     "SHA-256 checked",
      .run = image_stream_run},
+    {.struct_size = sizeof(ep_action), .name = "file.write",
+     .description = "write one file (content, mode, owner) into a filesystem on the target disk, found by partition number "
+                    "or label, or into a host directory",
+     .run = file_write_run},
+    {.struct_size = sizeof(ep_action), .name = "efi.boot_order",
+     .description = "put the installed OS's Boot#### entry first in the firmware's BootOrder (efivarfs)",
+     .run = efi_boot_order_run},
+    {.struct_size = sizeof(ep_action), .name = "system.reboot",
+     .description = "have the agent restart the node (reboot or kexec) once this run is reported",
+     .run = system_reboot_run},
 };
 
 static const ep_actions core_table = {
@@ -30,6 +43,9 @@ static int32_t core_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   /* The parameter tables live in their actions' files. */
   core_actions[0].params = disk_erase_params, core_actions[0].params_count = disk_erase_params_count;
   core_actions[1].params = image_stream_params, core_actions[1].params_count = image_stream_params_count;
+  core_actions[2].params = file_write_params, core_actions[2].params_count = file_write_params_count;
+  core_actions[3].params = efi_boot_order_params, core_actions[3].params_count = efi_boot_order_params_count;
+  core_actions[4].params = system_reboot_params, core_actions[4].params_count = system_reboot_params_count;
   *ret_state = s;
   return 0;
 }
@@ -50,7 +66,7 @@ EP_PLUGIN_EXPORT const ep_plugin_entry ep_plugin = {
     EP_PLUGIN_ENTRY_HEADER,
     .id = "actions-core",
     .version = "0.1.0",
-    .description = "Core node actions: disk.erase, image.stream",
+    .description = "Core node actions: disk.erase, image.stream, file.write, efi.boot_order, system.reboot",
     .capabilities = core_capabilities,
     .init = core_init,
     .deinit = core_deinit,

@@ -5,6 +5,7 @@
 
 #include "edgeprov/v1/inventory.pb-c.h"
 #include "edgeprov/v1/node.pb-c.h"
+#include "edgeprov/v1/workflow.pb-c.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -24,5 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   roundtrip(&edgeprov__v1__instance__descriptor, data, size);
   roundtrip(&onboardingmgr__v1__onboard_node_stream_request__descriptor, data, size);
   roundtrip(&edgeprov__v1__report_status_request__descriptor, data, size);
+  roundtrip(&edgeprov__v1__workflow_stream_request__descriptor, data, size);
+  roundtrip(&edgeprov__v1__workflow__descriptor, data, size);
   return 0;
 }

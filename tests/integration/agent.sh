@@ -51,7 +51,7 @@ CONF
 agent() { # NAME DAEMON NODE_DIR: runs an agent in the background, pid in $agent_pid
   local port token
   eval "port=\$${2}_port token=\$${2}_token"
-  "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$port" --token-url "$token" --sysroot "$tmp/$3" --state-dir "$tmp/$3/state" \
+  "$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$port" --token-url "$token" --sysroot "$tmp/$3" --state-dir "$tmp/$3/state" \
     --backoff-ms 100 --backoff-max-ms 400 >"$tmp/$1.agent.log" 2>&1 &
   agent_pid=$!
   pids+=($agent_pid)
@@ -89,12 +89,12 @@ check "nZTP created the instance" grep -qE "^instance: +[0-9a-f-]{36}$" "$tmp/ou
 check "agent obtained a token" contains "$tmp/a1.agent.log" "obtained a bearer token at $zt_token"
 check "agent reported in with it" contains "$tmp/a1.agent.log" "reported in on the node API"
 check "its report is the host's status" contains "$tmp/out" "Micro-OS: onboarded, token obtained"
-check "a second run sees its credentials" run_status 0 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$zt_port" \
+check "a second run sees its credentials" run_status 0 "$tmp/out" "$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$zt_port" \
   --token-url "$zt_token" --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
 check "and does not onboard again" contains "$tmp/out" "already onboarded"
 check "but reports in again" contains "$tmp/out" "reported in on the node API"
 $E host invalidate $U1 >/dev/null
-check "revoked credentials: the agent fails" run_status 1 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$zt_port" \
+check "revoked credentials: the agent fails" run_status 1 "$tmp/out" "$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$zt_port" \
   --token-url "$zt_token" --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
 check "and says the token endpoint refused them" contains "$tmp/out" "refused the credentials of edgenode-$U1 (HTTP 401)"
 
@@ -149,7 +149,7 @@ start_daemon tl nztp "tls = { cert = \"$tmp/tls.pem\"; key = \"$tmp/tls.key\"; }
 T="$build/bin/edgeprov --config $tmp/tl.conf"
 make_node n6 $U2 NODESER02 52:54:00:aa:00:02 10.0.2.12
 $T host add --uuid $U2 --serial NODESER02 --auto-onboard >/dev/null
-"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$tl_port" --ca "$tmp/other.pem" --sysroot "$tmp/n6" \
+"$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$tl_port" --ca "$tmp/other.pem" --sysroot "$tmp/n6" \
   --state-dir "$tmp/n6/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a6.agent.log" 2>&1 &
 agent_pid=$!
 pids+=($agent_pid)
@@ -157,13 +157,13 @@ sleep 1
 check "TLS: a wrong CA is not trusted" running $agent_pid
 kill $agent_pid
 check "TLS: nothing was issued to it" test ! -e "$tmp/n6/state/credentials"
-"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$tl_port" --token-url "$tl_token" --ca "$tmp/ca.pem" --sysroot "$tmp/n6" \
+"$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$tl_port" --token-url "$tl_token" --ca "$tmp/ca.pem" --sysroot "$tmp/n6" \
   --state-dir "$tmp/n6/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a7.agent.log" 2>&1 &
 agent_pid=$!
 pids+=($agent_pid)
 check "TLS: with the orchestrator's CA it onboards" wait_exit $agent_pid 10
 check "TLS: and gets its token over HTTPS" contains "$tmp/a7.agent.log" "obtained a bearer token at https://"
-check "agent refuses plaintext off loopback" run_status 2 "$tmp/out" "$build/bin/edgeprov-agent" --orchestrator 10.0.0.1:7443 \
+check "agent refuses plaintext off loopback" run_status 2 "$tmp/out" "$build/bin/edgeprov-agent" --onboard-only --orchestrator 10.0.0.1:7443 \
   --sysroot "$tmp/n6"
 
 # 7. The secret is on the node only.

@@ -62,7 +62,7 @@ make_node() { # DIR UUID SERIAL
   echo "$3" >"$tmp/$1/sys/class/dmi/id/product_serial"
 }
 agent() { # NODE_DIR: onboards, gets a token from Keycloak, reports in
-  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "$token_url" \
+  "$build/bin/edgeprov-agent" --onboard-only --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "$token_url" \
     --sysroot "$tmp/$1" --state-dir "$tmp/$1/state" --backoff-ms 100 --backoff-max-ms 200
 }
 U1=dddddddd-0000-4000-8000-000000000001
@@ -136,7 +136,7 @@ wport=$(sed -n 's/.*southbound=127.0.0.1:0 port=\([0-9]*\).*/\1/p' "$tmp/wrong.l
 W="$build/bin/edgeprov --config $tmp/wrong.conf"
 $W host add --uuid $U2 --serial KCNODE002 --auto-onboard >/dev/null
 make_node n2 $U2 KCNODE002
-timeout 5 "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$wport --ca "$tmp/ca.pem" --token-url "$token_url" \
+timeout 5 "$build/bin/edgeprov-agent" --onboard-only --orchestrator 127.0.0.1:$wport --ca "$tmp/ca.pem" --token-url "$token_url" \
   --sysroot "$tmp/n2" --state-dir "$tmp/n2/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/a3.log" 2>&1
 check "wrong admin secret: the node is told why" contains "$tmp/a3.log" "Keycloak refused the admin client edgeprov-admin: check admin_client_secret_file"
 check "wrong admin secret: nothing issued" test ! -e "$tmp/n2/state/credentials"

@@ -35,7 +35,7 @@ $E host add --uuid $U --serial TOKENSER1 --auto-onboard >/dev/null
 mkdir -p "$tmp/node/sys/class/dmi/id"
 echo $U >"$tmp/node/sys/class/dmi/id/product_uuid"
 echo TOKENSER1 >"$tmp/node/sys/class/dmi/id/product_serial"
-"$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --sysroot "$tmp/node" \
+"$build/bin/edgeprov-agent" --onboard-only --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --sysroot "$tmp/node" \
   --token-url "https://127.0.0.1:$https/oauth2/token" \
   --state-dir "$tmp/node/state" >"$tmp/agent.log" 2>&1
 check "the node onboarded" test -s "$tmp/node/state/credentials"

@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Integration test of provisioning on loopback: a real edgeprovd (storage-sqlite, auth-local,
+# actions-core, os-ubuntu, os-microvisor) and real edgeprov-agent processes whose target
+# disks are image files. Each node onboards (nZTP), gets its workflow pushed, erases the
+# disk, streams its OS image over HTTPS from nginx, writes the cloud-init seed (checked by
+# Debian's cloud-init schema) and the installer, sets the boot order in a fake efivars
+# directory, asks for a reboot (--no-reboot), and once the "installed OS" reports in the
+# Instance is RUNNING. Also: a corrupted image fails the workflow with both hashes, an
+# operator re-arms it and it finishes; one node's token cannot reach another's workflow.
+# Usage: workflow.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2
+. "$src/tests/integration/lib.sh"
+tmp=$(mktemp -d)
+chmod 755 "$tmp" # nginx workers run as nobody
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+. "$src/tests/interop/npm_install.sh"
+cp "$src/tests/interop/workflow_call.mjs" "$modules/"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
+    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
+    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
+    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
+chmod 600 "$tmp/tls.key"
+cp "$tmp/tls.key" "$tmp/web.key" && chmod 644 "$tmp/web.key" # nginx's workers run as nobody
+
+# The OS images: a GPT disk with an EFI system partition and the OS's own partitions, as the
+# real images have (ubuntu: root ext4 "cloudimg-rootfs"; microvisor: root ext4 and a NoCloud
+# seed partition "cidata" — ext4 here, where a real image has vfat, because this sandbox's
+# kernel cannot mount vfat).
+mkdir -p "$tmp/www"
+make_image() { # FILE ROOT_LABEL [SEED_LABEL]
+  truncate -s 64M "$1"
+  mkfs.vfat -n ESP --offset 2048 "$1" 16384 >/dev/null
+  mkfs.ext4 -q -F -L "$2" -E offset=$((18432 * 512)) "$1" 24M
+  if [ -n "${3:-}" ]; then
+    mkfs.ext4 -q -F -L "$3" -E offset=$((67584 * 512)) "$1" 8M
+    sgdisk -n 1:2048:18431 -t 1:ef00 -n 2:18432:67583 -n 3:67584:83967 "$1" >/dev/null 2>&1
+  else
+    sgdisk -n 1:2048:18431 -t 1:ef00 -n 2:18432:67583 "$1" >/dev/null 2>&1
+  fi
+  head -c 8M /dev/urandom | dd of="$1" bs=1M seek=48 conv=notrunc 2>/dev/null # "OS content" past the partitions
+}
+make_image "$tmp/ubuntu.img" cloudimg-rootfs
+make_image "$tmp/microvisor.img" microvisor-root cidata
+zstd -q "$tmp/ubuntu.img" -o "$tmp/www/ubuntu.img.zst"
+zstd -q "$tmp/microvisor.img" -o "$tmp/www/microvisor.img.zst"
+ubuntu_sha=$(sha256sum "$tmp/ubuntu.img" | cut -d' ' -f1)
+microvisor_sha=$(sha256sum "$tmp/microvisor.img" | cut -d' ' -f1)
+
+web=$(free_port)
+cat >"$tmp/nginx.conf" <<CONF
+worker_processes 1; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx-error.log;
+events {}
+http { access_log $tmp/access.log; client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f;
+       uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;
+       server { listen 127.0.0.1:$web ssl; ssl_certificate $tmp/tls.pem; ssl_certificate_key $tmp/web.key; root $tmp/www; } }
+CONF
+nginx -c "$tmp/nginx.conf" &
+pids+=($!)
+
+grpc=$(free_port) https=$(free_port)
+cat >"$tmp/site.conf" <<CONF
+listen = { management = "unix:$tmp/mgmt.sock"; grpc = "127.0.0.1:$grpc"; https = "127.0.0.1:$https"; };
+paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; ca = "$tmp/ca.pem"; };
+provisioning = { mode = "nztp"; };
+plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "os-ubuntu", "os-microvisor" ]; };
+os-ubuntu = { image_url = "https://127.0.0.1:$web/ubuntu.img.zst"; image_sha256 = "$ubuntu_sha"; };
+os-microvisor = { image_url = "https://127.0.0.1:$web/microvisor.img.zst"; image_sha256 = "$microvisor_sha"; };
+CONF
+"$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && break; sleep 0.05; done
+check "edgeprovd starts with the OS plugins" grep -q 'msg="ready' "$tmp/daemon.log"
+E="$build/bin/edgeprov --config $tmp/site.conf"
+
+fake_efivars() { # DIR LABEL: BootOrder 0001,0002 with Boot0002 = LABEL
+  mkdir -p "$1"
+  /usr/bin/python3 - "$1" "$2" <<'PY'
+import struct, sys
+d, label = sys.argv[1], sys.argv[2]
+g = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+attrs = struct.pack("<I", 7)
+def option(desc):
+    path = bytes([0x7f, 0xff, 4, 0])  # end of device path
+    return struct.pack("<IH", 1, len(path)) + (desc + "\0").encode("utf-16-le") + path
+open(f"{d}/Boot0001-{g}", "wb").write(attrs + option("UEFI PXEv4"))
+open(f"{d}/Boot0002-{g}", "wb").write(attrs + option(label))
+open(f"{d}/BootOrder-{g}", "wb").write(attrs + struct.pack("<HH", 1, 2))
+PY
+}
+boot_order() { /usr/bin/python3 -c 'import struct,sys; b=open(sys.argv[1],"rb").read()[4:]; print(",".join("%04X" % x for x in struct.unpack("<%dH" % (len(b)//2), b)))' \
+  "$1/BootOrder-8be4df61-93ca-11d2-aa0d-00e098032b8c"; }
+node_dir() { # NAME UUID SERIAL
+  mkdir -p "$tmp/$1/sys/class/dmi/id"
+  echo "$2" >"$tmp/$1/sys/class/dmi/id/product_uuid"
+  echo "$3" >"$tmp/$1/sys/class/dmi/id/product_serial"
+}
+agent() { # NAME [FLAGS...]: the node's agent in the Micro-OS
+  local name=$1
+  shift
+  [ -e "$tmp/$name.disk" ] || truncate -s 64M "$tmp/$name.disk" # a blank disk
+  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "https://127.0.0.1:$https/oauth2/token" \
+    --sysroot "$tmp/$name" --state-dir "$tmp/$name/state" --target-disk "$tmp/$name.disk" --efivars "$tmp/$name-efivars" \
+    --backoff-ms 100 --backoff-max-ms 400 "$@"
+}
+wait_exit() { for _ in $(seq $(($2 * 10))); do kill -0 "$1" 2>/dev/null || { wait "$1"; return $?; }; sleep 0.1; done; return 124; }
+partition() { # DISK N OUT: copies partition N out of DISK
+  local start size
+  start=$(sgdisk -i "$2" "$1" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+  size=$(sgdisk -i "$2" "$1" | sed -n 's/^Partition size: \([0-9]*\).*/\1/p')
+  dd if="$1" of="$3" bs=512 skip="$start" count="$size" 2>/dev/null
+}
+instance_of() { $E host show "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])'; }
+
+# ---- a: the os-ubuntu workflow from start to RUNNING -----------------------------------------
+UA=eeeeeeee-0000-4000-8000-00000000000a
+node_dir a $UA WFNODEA01
+fake_efivars "$tmp/a-efivars" ubuntu
+$E host add --uuid $UA --serial WFNODEA01 --os ubuntu-22.04 --auto-onboard >/dev/null
+agent a --no-reboot >"$tmp/a.log" 2>&1 &
+apid=$!
+pids+=($apid)
+check "ubuntu: the agent finishes its workflow" wait_exit $apid 120
+check "ubuntu: every action succeeded" sh -c "grep -c 'SUCCESS' '$tmp/a.log' | grep -qx 8"
+check "ubuntu: the image was verified as written" contains "$tmp/a.log" "sha256 $ubuntu_sha"
+check "ubuntu: the reboot is the agent's, after reporting" contains "$tmp/a.log" "the workflow asks for a reboot: not restarting (--no-reboot)"
+IA=$(instance_of $UA)
+$E instance list >"$tmp/out"
+check "ubuntu: instance status reads N/M" grep -qE "$IA .*PROVISIONING +8/8: done, rebooting into ubuntu-22.04" "$tmp/out"
+check "ubuntu: host status is Rebooting" sh -c "$E host show $UA | grep -q 'Rebooting'"
+check "ubuntu: the partition table and ESP are the image's" cmp -s -n $((18432 * 512)) "$tmp/a.disk" "$tmp/ubuntu.img"
+check "ubuntu: the OS content past the partitions is the image's" sh -c "cmp -s -i $((48 << 20)) '$tmp/a.disk' '$tmp/ubuntu.img'"
+partition "$tmp/a.disk" 2 "$tmp/a-root.img"
+debugfs -R 'cat /var/lib/cloud/seed/nocloud/user-data' "$tmp/a-root.img" >"$tmp/a-user-data" 2>/dev/null
+debugfs -R 'cat /var/lib/cloud/seed/nocloud/meta-data' "$tmp/a-root.img" >"$tmp/a-meta-data" 2>/dev/null
+check "ubuntu: user-data is on the root filesystem" grep -q '^#cloud-config' "$tmp/a-user-data"
+check "ubuntu: cloud-init schema accepts it" run_status 0 "$tmp/out" cloud-init schema --config-file "$tmp/a-user-data"
+check "ubuntu: user-data is 0600" sh -c "debugfs -R 'stat /var/lib/cloud/seed/nocloud/user-data' '$tmp/a-root.img' 2>/dev/null | grep -q 'Mode:  0600'"
+secret=$(sed -n 's/^client_secret=//p' "$tmp/a/state/credentials")
+check "ubuntu: the node's own credentials are in its user-data" /usr/bin/python3 -c '
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+f = [w for w in d["write_files"] if w["path"] == "/etc/edgeprov/credentials"][0]
+assert f["content"] == "client_id=edgenode-%s\nclient_secret=%s\nproject_id=\n" % (sys.argv[2], sys.argv[3]), f["content"]
+assert f["permissions"] == "0600"' "$tmp/a-user-data" $UA "$secret"
+check "ubuntu: meta-data names the instance" contains "$tmp/a-meta-data" "instance-id: '$IA'"
+check "ubuntu: the installer is there, executable" sh -c "debugfs -R 'stat /usr/local/sbin/edgeprov-install' '$tmp/a-root.img' 2>/dev/null | grep -q 'Mode:  0755'"
+check "ubuntu: its unit too" sh -c "debugfs -R 'cat /etc/systemd/system/edgeprov-install.service' '$tmp/a-root.img' 2>/dev/null | grep -q ExecStart"
+check "ubuntu: the installed OS boots first" test "$(boot_order "$tmp/a-efivars")" = "0002,0001"
+check "ubuntu: the secret is not in the daemon log" lacks "$tmp/daemon.log" "$secret"
+check "ubuntu: nor in the store" sh -c "! grep -rqaF -- '$secret' '$tmp/data'"
+check "ubuntu: the installed OS reports in" run_status 0 "$tmp/out" agent a --installed
+check "ubuntu: the instance is RUNNING" sh -c "$E instance list | grep -qE '$IA .*RUNNING'"
+
+# ---- b: the os-microvisor workflow ------------------------------------------------------------
+UB=eeeeeeee-0000-4000-8000-00000000000b
+node_dir b $UB WFNODEB01
+fake_efivars "$tmp/b-efivars" microvisor
+$E host add --uuid $UB --serial WFNODEB01 --os microvisor --auto-onboard >/dev/null
+agent b --no-reboot >"$tmp/b.log" 2>&1 &
+bpid=$!
+pids+=($bpid)
+check "microvisor: the agent finishes its workflow" wait_exit $bpid 120
+IB=$(instance_of $UB)
+check "microvisor: instance status reads N/M" sh -c "$E instance list | grep -qE '$IB .*PROVISIONING +[0-9]+/[0-9]+: done, rebooting into microvisor'"
+partition "$tmp/b.disk" 3 "$tmp/b-seed.img"
+debugfs -R 'cat /user-data' "$tmp/b-seed.img" >"$tmp/b-user-data" 2>/dev/null
+check "microvisor: user-data is on the cidata partition" grep -q '^#cloud-config' "$tmp/b-user-data"
+check "microvisor: cloud-init schema accepts it" run_status 0 "$tmp/out" cloud-init schema --config-file "$tmp/b-user-data"
+check "microvisor: no installer on an immutable OS" sh -c "! grep -q edgeprov-install '$tmp/b.log'"
+check "microvisor: the installed OS boots first" test "$(boot_order "$tmp/b-efivars")" = "0002,0001"
+check "microvisor: the installed OS reports in" run_status 0 "$tmp/out" agent b --installed
+check "microvisor: RUNNING after its report" sh -c "$E instance list | grep -qE '$IB .*RUNNING'"
+
+# ---- one node's token cannot reach another's workflow ----------------------------------------
+tok() { curl -sS --cacert "$tmp/ca.pem" -u "edgenode-$1:$(sed -n 's/^client_secret=//p' "$tmp/$2/state/credentials")" \
+  -d grant_type=client_credentials "https://127.0.0.1:$https/oauth2/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
+W="env NODE_NO_WARNINGS=1 node $modules/workflow_call.mjs $src/core/proto 127.0.0.1:$grpc $tmp/ca.pem"
+$W "$(tok $UB b)" "$IA" >"$tmp/call"
+check "isolation: B's token gets B's workflow only" contains "$tmp/call" "workflow=$IB"
+check "isolation: B cannot report on A's instance" contains "$tmp/call" "code=7 instance_id: $IA is not this node's instance"
+$W "not-a-token" "$IA" >"$tmp/call"
+check "isolation: no valid token, no workflow" grep -q "^code=16" "$tmp/call"
+
+# ---- c: a corrupted image fails with both hashes; the operator re-arms; it finishes -------------
+UC=eeeeeeee-0000-4000-8000-00000000000c
+node_dir c $UC WFNODEC01
+fake_efivars "$tmp/c-efivars" ubuntu
+cp "$tmp/www/ubuntu.img.zst" "$tmp/good.zst"
+zstd -q -f "$tmp/microvisor.img" -o "$tmp/www/ubuntu.img.zst" # another image under the profile's URL
+$E host add --uuid $UC --serial WFNODEC01 --os ubuntu-22.04 --auto-onboard >/dev/null
+agent c --no-reboot >"$tmp/c.log" 2>&1 &
+cpid=$!
+pids+=($cpid)
+IC=
+for _ in $(seq 600); do
+  IC=$(instance_of $UC 2>/dev/null)
+  [ -n "$IC" ] && $E instance list | grep -qE "$IC .*ERROR" && break
+  sleep 0.2
+done
+$E instance list >"$tmp/out"
+check "failure: the instance is in ERROR" grep -qE "$IC .*ERROR +Provisioning Failed: image.stream: sha256 mismatch: expected $ubuntu_sha, got $microvisor_sha" "$tmp/out"
+check "failure: the agent tried as often as the template says (3)" sh -c "grep -c 'image.stream: attempt [0-9] failed' '$tmp/c.log' | grep -qx 3"
+check "failure: the agent waits for an operator" contains "$tmp/c.log" "waiting for an operator to retry"
+cp "$tmp/good.zst" "$tmp/www/ubuntu.img.zst"
+check "failure: the operator re-arms it" run_status 0 "$tmp/out" $E instance retry "$IC"
+check "failure: then it finishes" wait_exit $cpid 120
+check "failure: and its status says done" sh -c "$E instance list | grep -qE '$IC .*8/8: done'"
+check "a retry of an instance that did not fail is refused" run_status 1 "$tmp/out" $E instance retry "$IA"
+check "with the reason" contains "$tmp/out" "only a failed (ERROR) instance is retried"
+finish
