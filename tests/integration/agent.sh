@@ -29,7 +29,6 @@ make_node() {
     >"$d/proc/net/fib_trie"
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_daemon() { # NAME MODE [EXTRA CONFIG] [SCHEME]: sets NAME_port and NAME_token (the token URL)
   local name=$1 port https

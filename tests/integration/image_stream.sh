@@ -26,12 +26,8 @@ zstd -q -3 "$tmp/www/os.img" -o "$tmp/www/os.img.zst"
 gzip -c "$tmp/www/os.img" >"$tmp/www/os.img.gz"
 sha=$(sha256sum "$tmp/www/os.img" | cut -d' ' -f1)
 size=$(stat -c %s "$tmp/www/os.img.zst")
-( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
-    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
-    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
-    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
+make_test_tls "$tmp"
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http=$(free_port) https=$(free_port) fwd=$(free_port)
 cat >"$tmp/nginx.conf" <<CONF
 worker_processes 1;

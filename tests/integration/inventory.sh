@@ -115,7 +115,7 @@ head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$tmp/operator.token"
 chmod 600 "$tmp/operator.token"
 printf 'not-the-token-00000000' >"$tmp/wrong.token"
 chmod 600 "$tmp/wrong.token"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$tmp/tcp.conf" <<CONF
 listen = { management = "127.0.0.1:$port"; grpc = "127.0.0.1:0"; https = "127.0.0.1:0"; };
 paths = { data = "$tmp/data"; plugins = [ "$plugins" ]; };

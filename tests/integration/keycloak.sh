@@ -16,11 +16,7 @@ unset EDGEPROV_CONFIG EDGEPROV_SERVER
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/keycloak_server.mjs" "$src/tests/interop/node_call.mjs" "$modules/"
 
-( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
-    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
-    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
-    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
-chmod 600 "$tmp/tls.key"
+make_test_tls "$tmp"
 admin_secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$admin_secret" >"$tmp/admin.secret"
 chmod 600 "$tmp/admin.secret"
@@ -38,7 +34,6 @@ admin_token() { $C -u "edgeprov-admin:$admin_secret" -d grant_type=client_creden
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
 kc_clients() { $C -H "Authorization: Bearer $(admin_token)" "$kc/admin/realms/edgeprov/clients?clientId=$1"; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 grpc=$(free_port) https=$(free_port)
 cat >"$tmp/site.conf" <<CONF
 listen = { management = "unix:$tmp/mgmt.sock"; grpc = "127.0.0.1:$grpc"; https = "127.0.0.1:$https"; };

@@ -19,13 +19,8 @@ trap cleanup EXIT
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/workflow_call.mjs" "$modules/"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
-    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
-    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
-    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
-chmod 600 "$tmp/tls.key"
+make_test_tls "$tmp"
 cp "$tmp/tls.key" "$tmp/web.key" && chmod 644 "$tmp/web.key" # nginx's workers run as nobody
 
 # The OS images: a GPT disk with an EFI system partition and the OS's own partitions, as the

@@ -19,11 +19,7 @@ trap cleanup EXIT
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/keycloak_server.mjs" "$modules/"
 
-( cd "$tmp" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
-    -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
-    -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
-    -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
-chmod 600 "$tmp/tls.key"
+make_test_tls "$tmp"
 realm=edgeprov
 admin_id=edgeprov-admin
 admin_secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -12,7 +12,7 @@ trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$tmp"' EXIT
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/onboard.js" "$src/tests/interop/onboarding_client.proto" "$modules/"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat >"$tmp/site.conf" <<CONF
 listen = { management = "unix:$tmp/mgmt.sock"; grpc = "127.0.0.1:$port"; https = "127.0.0.1:0"; };
 paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
