@@ -53,7 +53,8 @@ worker_processes 1; daemon off; pid $tmp/nginx.pid; error_log $tmp/nginx-error.l
 events {}
 http { access_log $tmp/access.log; client_body_temp_path $tmp/b; proxy_temp_path $tmp/p; fastcgi_temp_path $tmp/f;
        uwsgi_temp_path $tmp/u; scgi_temp_path $tmp/s;
-       server { listen 127.0.0.1:$web ssl; ssl_certificate $tmp/tls.pem; ssl_certificate_key $tmp/web.key; root $tmp/www; } }
+       server { listen 127.0.0.1:$web ssl; ssl_certificate $tmp/tls.pem; ssl_certificate_key $tmp/web.key; root $tmp/www;
+                location = /microvisor.img.zst { limit_rate 3m; } } } # slow enough to kill an agent mid-image
 CONF
 nginx -c "$tmp/nginx.conf" &
 pids+=($!)
@@ -172,6 +173,28 @@ check "microvisor: no installer on an immutable OS" sh -c "! grep -q edgeprov-in
 check "microvisor: the installed OS boots first" test "$(boot_order "$tmp/b-efivars")" = "0002,0001"
 check "microvisor: the installed OS reports in" run_status 0 "$tmp/out" agent b --installed
 check "microvisor: RUNNING after its report" sh -c "$E instance list | grep -qE '$IB .*RUNNING'"
+
+# ---- d: the agent is killed mid-workflow; a new one resumes at the first unfinished action ----
+UD=eeeeeeee-0000-4000-8000-00000000000d
+node_dir d $UD WFNODED01
+fake_efivars "$tmp/d-efivars" microvisor
+$E host add --uuid $UD --serial WFNODED01 --os microvisor --auto-onboard >/dev/null
+agent d --no-reboot >"$tmp/d1.log" 2>&1 &
+dpid=$!
+pids+=($dpid)
+for _ in $(seq 300); do grep -q "action 2/6 image.stream" "$tmp/d1.log" && break; sleep 0.05; done
+sleep 0.5
+kill -9 $dpid
+wait $dpid 2>/dev/null
+check "resume: the first agent died during image.stream" sh -c "grep -q 'action 2/6 image.stream' '$tmp/d1.log' && ! grep -q 'action image.stream: SUCCESS' '$tmp/d1.log'"
+agent d --no-reboot >"$tmp/d2.log" 2>&1 &
+dpid=$!
+pids+=($dpid)
+check "resume: the second agent finishes" wait_exit $dpid 120
+check "resume: it did not erase the disk again" lacks "$tmp/d2.log" "action 1/6 disk.erase"
+check "resume: it went on with image.stream, counting attempts" contains "$tmp/d2.log" "action 2/6 image.stream: attempt 2 of 3"
+ID=$(instance_of $UD)
+check "resume: the workflow is done" sh -c "$E instance list | grep -qE '$ID .*6/6: done'"
 
 # ---- one node's token cannot reach another's workflow ----------------------------------------
 tok() { curl -sS --cacert "$tmp/ca.pem" -u "edgenode-$1:$(sed -n 's/^client_secret=//p' "$tmp/$2/state/credentials")" \
