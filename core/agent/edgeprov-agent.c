@@ -317,6 +317,10 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
   ep_executor_node node = {.client_id = c->client_id, .client_secret = c->client_secret,
                            .target_disk = a->target_disk ? a->target_disk : "", .ca_file = a->ca_file ? a->ca_file : "",
                            .efivars_dir = a->efivars_dir ? a->efivars_dir : "/sys/firmware/efi/efivars"};
+  char scratch[1100];
+  snprintf(scratch, sizeof scratch, "%s/scratch", a->state_dir);
+  if (mkdir(scratch, 0700) < 0 && errno != EEXIST) ep_log(EP_LOG_WARN, "agent", "cannot create %s: %s", scratch, strerror(errno));
+  node.scratch_dir = scratch;
   char reboot_mode[16] = "";
   for (int attempt = 0;; attempt++) {
     ep_rpc_channel *channel = NULL;

@@ -162,7 +162,9 @@ static int attempt_action(run *rn, const wf_action *a, const ep_plugin_set *plug
   pthread_mutex_init(&w.lock, NULL);
   pthread_cond_init(&w.done_cond, NULL);
   bool watching = pthread_create(&w.thread, NULL, watchdog_main, &w) == 0;
-  ep_action_run_opts opts = {.progress = on_progress, .progress_data = rn, .cancel = &w.cancel};
+  ep_action_run_opts opts = {.progress = on_progress, .progress_data = rn, .cancel = &w.cancel,
+                             .target_disk = node->target_disk, .scratch_dir = node->scratch_dir,
+                             .deadline = (int64_t)time(NULL) + w.timeout_s};
   r = ep_action_run(&ref, &params, &opts);
   pthread_mutex_lock(&w.lock);
   w.done = true;

@@ -15,6 +15,7 @@ typedef struct ep_executor_node {
   const char *target_disk;   /* "" lets the actions pick the first fixed disk */
   const char *ca_file;       /* the orchestrator CA file, "" when none */
   const char *efivars_dir;   /* the firmware's variables (efivarfs) */
+  const char *scratch_dir;   /* a directory actions may use (host service run.scratch_dir) */
 } ep_executor_node;
 
 #define EP_EXECUTOR_REPORT_INTERVAL_MS 500 /* progress reports at most this often */

@@ -29,6 +29,9 @@ typedef struct ep_action_run_opts {
   ep_progress_fn progress;
   void *progress_data;
   const atomic_int *cancel;
+  const char *target_disk; /* the run.* site values the action may read; NULL/0 when unknown */
+  const char *scratch_dir;
+  int64_t deadline;        /* Unix seconds */
   char reboot[16]; /* out: the restart the action asked for ("reboot", "kexec"), "" when none */
 } ep_action_run_opts;
 

@@ -180,13 +180,15 @@ static const core_key core_keys[] = {
     {"provisioning", "mode", KEY_STRING, 0, check_mode},
     {"provisioning", "orchestrator", KEY_STRING, offsetof(ep_config, orchestrator), check_network},
     {"provisioning", "token_url", KEY_STRING, offsetof(ep_config, token_url), check_https_url},
+    {"cloudinit", "fragments", KEY_LIST, offsetof(ep_config, cloudinit_fragments), check_readable_file},
+    {"cloudinit", "users", KEY_LIST, 0, NULL}, /* a list of groups: read by read_users */
     {"auth", "operator_token_file", KEY_STRING, offsetof(ep_config, operator_token_file), check_readable_file},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
 };
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "auth", "plugins"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "plugins"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -223,6 +225,13 @@ void ep_config_free(ep_config *c) {
   free(c->tls_ca);
   free(c->orchestrator);
   free(c->token_url);
+  for (size_t i = 0; i < c->cloudinit_user_count; i++) {
+    free(c->cloudinit_users[i].name);
+    free(c->cloudinit_users[i].shell);
+    strv_free(&c->cloudinit_users[i].ssh_keys);
+  }
+  free(c->cloudinit_users);
+  strv_free(&c->cloudinit_fragments);
   free(c->operator_token_file);
   strv_free(&c->plugin_dirs);
   strv_free(&c->plugins_enabled);
@@ -344,6 +353,43 @@ static int read_core_key(ep_config *c, const config_setting_t *s, const core_key
   return 0;
 }
 
+/* cloudinit.users = ( { name = "ops"; ssh_keys = [ "ssh-ed25519 ..." ]; sudo = true; shell = "/bin/bash"; }, ... );
+ * Shapes are checked here; the values themselves when the user-data is rendered. */
+static int read_users(ep_config *c, const config_setting_t *list, const char *path, ep_diags *diags) {
+  int n = config_setting_is_list(list) ? config_setting_length(list) : -1;
+  if (n < 0 || n > EP_CONFIG_USERS_MAX) {
+    DIAG_AT(diags, EP_DIAG_ERROR, list, path, "'cloudinit.users': a list ( { name = ...; ssh_keys = [ ... ]; }, ... ) of at most %d users",
+            EP_CONFIG_USERS_MAX);
+    return 0;
+  }
+  c->cloudinit_users = calloc((size_t)n + 1, sizeof *c->cloudinit_users);
+  if (!c->cloudinit_users) return EP_ENOMEM;
+  for (int i = 0; i < n; i++) {
+    const config_setting_t *u = config_setting_get_elem(list, (unsigned)i), *keys = NULL;
+    const char *name = NULL, *shell = NULL;
+    int sudo = 0;
+    if (!config_setting_is_group(u) || !config_setting_lookup_string(u, "name", &name)) {
+      DIAG_AT(diags, EP_DIAG_ERROR, u, path, "'cloudinit.users[%d]': a group with at least name = \"...\";", i);
+      continue;
+    }
+    ep_config_user *user = &c->cloudinit_users[c->cloudinit_user_count++];
+    if (!(user->name = strdup(name))) return EP_ENOMEM;
+    config_setting_lookup_bool(u, "sudo", &sudo);
+    user->sudo = sudo != 0;
+    if (config_setting_lookup_string(u, "shell", &shell) && !(user->shell = strdup(shell))) return EP_ENOMEM;
+    keys = config_setting_get_member(u, "ssh_keys");
+    for (int k = 0; keys && k < config_setting_length(keys); k++) {
+      const char *key = config_setting_get_string_elem(keys, (unsigned)k);
+      if (!key) {
+        DIAG_AT(diags, EP_DIAG_ERROR, keys, path, "'cloudinit.users[%d].ssh_keys': a list of strings", i);
+        break;
+      }
+      if (strv_push(&user->ssh_keys, key) < 0) return EP_ENOMEM;
+    }
+  }
+  return 0;
+}
+
 static int read_core_group(ep_config *c, const config_setting_t *group, const char *path, ep_diags *diags) {
   const char *gname = config_setting_name(group);
   if (!config_setting_is_group(group)) {
@@ -358,7 +404,7 @@ static int read_core_group(ep_config *c, const config_setting_t *group, const ch
       report_unknown_core_key(s, gname, path, diags);
       continue;
     }
-    int r = read_core_key(c, s, key, path, diags);
+    int r = key->check ? read_core_key(c, s, key, path, diags) : read_users(c, s, path, diags);
     if (r < 0) return r;
   }
   return 0;

@@ -22,6 +22,16 @@ typedef struct ep_strv {
 
 typedef struct ep_config_source ep_config_source;
 
+#define EP_CONFIG_USERS_MAX 64
+
+/* A user the site puts on every installed node (cloudinit.users). */
+typedef struct ep_config_user {
+  char *name;
+  ep_strv ssh_keys;
+  bool sudo;
+  char *shell; /* NULL: the default */
+} ep_config_user;
+
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
@@ -37,6 +47,9 @@ typedef struct ep_config {
   ep_provisioning_mode mode;
   char *orchestrator;  /* host:port nodes dial for the southbound API; NULL: listen.grpc */
   char *token_url;     /* where nodes get tokens; NULL: the identity plugin's, or listen.https's /oauth2/token */
+  ep_config_user *cloudinit_users; /* cloudinit.users */
+  size_t cloudinit_user_count;
+  ep_strv cloudinit_fragments;     /* cloudinit.fragments: cloud-config files merged into user-data */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */
   ep_strv plugins_required;

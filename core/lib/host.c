@@ -93,6 +93,16 @@ static int32_t host_site_string(ep_ctx *ctx, const char *name, const char **out)
     *out = ctx->config->data_dir;
     return 0;
   }
+  if (strncmp(name, "run.", 4) == 0) {
+    const char *value = NULL;
+    if (strcmp(name, "run.target_disk") == 0) value = ctx->run_target_disk;
+    else if (strcmp(name, "run.scratch_dir") == 0) value = ctx->run_scratch_dir;
+    else if (strcmp(name, "run.deadline") == 0) value = ctx->run_deadline;
+    else return EP_EINVAL;
+    if (!ctx->params || !value || !*value) return EP_ENOENT;
+    *out = value;
+    return 0;
+  }
   if (strcmp(name, "provisioning.mode") == 0) {
     *out = ep_provisioning_mode_name(ctx->config->mode);
     return 0;

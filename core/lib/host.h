@@ -27,6 +27,9 @@ struct ep_ctx {
   const struct ep_plugin_set *plugins; /* for capability lookups */
   const struct ep_config *config;     /* site values; NULL: none */
   char reboot[16];                    /* what request_reboot asked for during a run, "" when nothing */
+  const char *run_target_disk;        /* run.* site values of an action run, NULL when unknown */
+  const char *run_scratch_dir;
+  char run_deadline[24];
   int32_t error_code;                 /* last set_error, 0 when none */
   char error_message[EP_ERROR_MESSAGE_MAX];
 };

@@ -137,7 +137,7 @@ static int32_t keep_profile(void *data, const ep_os_profile *p) {
 }
 
 typedef struct texts {
-  char *items[8];
+  char *items[EP_CLOUDINIT_FRAGMENTS_MAX];
   size_t count;
 } texts;
 
@@ -203,17 +203,34 @@ static int site_values(const ep_plugin_set *plugins, const ep_config *config, va
   return r;
 }
 
-/* Renders the cloud-init seed into the variables (credentials stay ${node.*} references). */
-static int cloudinit_values(variables *v, const ep_inv_instance *instance, const char *hostname, const char *ca_pem,
-                            const texts *fragments) {
+/* Renders the cloud-init seed into the variables (credentials stay ${node.*} references):
+ * the OS plugin's fragments, then the site's (cloudinit.fragments), and the site's users. */
+static int cloudinit_values(variables *v, const ep_config *config, const ep_inv_instance *instance, const char *hostname,
+                            const char *ca_pem, texts *fragments) {
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < config->cloudinit_fragments.count; i++) {
+    char *text = NULL;
+    r = ep_read_secret_file(&text, config->cloudinit_fragments.items[i], EP_CLOUDINIT_FRAGMENT_MAX, false);
+    if (r == 0 && fragments->count == sizeof fragments->items / sizeof fragments->items[0])
+      r = ep_error_set(EP_ERANGE, "cloudinit.fragments: too many fragments");
+    if (r == 0) fragments->items[fragments->count++] = text;
+    else free(text);
+  }
+  ep_cloudinit_user users[EP_CONFIG_USERS_MAX];
+  for (size_t i = 0; i < config->cloudinit_user_count && i < EP_CONFIG_USERS_MAX; i++) {
+    const ep_config_user *u = &config->cloudinit_users[i];
+    users[i] = (ep_cloudinit_user){.name = u->name, .ssh_keys = (const char *const *)u->ssh_keys.items,
+                                   .ssh_key_count = u->ssh_keys.count, .sudo = u->sudo, .shell = u->shell};
+  }
   ep_cloudinit_spec spec = {.instance_id = instance->id, .hostname = hostname, .ca_pem = ca_pem,
                             .client_id = "${node.client_id}", .client_secret = "${node.client_secret}",
                             .project_id = "", .orchestrator = lookup_var(v, "site.orchestrator"),
-                            .token_url = lookup_var(v, "site.token_url"),
+                            .token_url = lookup_var(v, "site.token_url"), .users = users,
+                            .user_count = config->cloudinit_user_count,
                             .fragments = (const char *const *)fragments->items, .fragment_count = fragments->count};
   char *user_data = NULL, *meta_data = NULL;
   size_t len = 0;
-  int r = ep_cloudinit_user_data(&user_data, &len, &spec);
+  if (r == 0) r = ep_cloudinit_user_data(&user_data, &len, &spec);
   if (r == 0) r = ep_cloudinit_meta_data(&meta_data, &len, &spec);
   if (r == 0) r = set_var(v, "cloudinit.user_data", user_data);
   if (r == 0) r = set_var(v, "cloudinit.meta_data", meta_data);
@@ -311,7 +328,7 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
   if (r == 0) r = set_var(&v, "profile.image_format", profile.format);
   if (r == 0) r = set_var(&v, "profile.os_type", profile.os_type);
   if (r == 0) r = site_values(plugins, config, &v, &ca);
-  if (r == 0) r = cloudinit_values(&v, instance, hostname, ca, &fragments);
+  if (r == 0) r = cloudinit_values(&v, config, instance, hostname, ca, &fragments);
   if (r == 0 && strlen(template_text.items[0]) > EP_WORKFLOW_TEMPLATE_MAX)
     r = ep_error_set(EP_ERANGE, "template of %s: longer than %d bytes", profile.name, EP_WORKFLOW_TEMPLATE_MAX);
   if (r == 0 && config_read_string(&lc, template_text.items[0]) != CONFIG_TRUE)

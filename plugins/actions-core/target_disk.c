@@ -50,6 +50,9 @@ int32_t target_disk_resolve(const ep_host *host, ep_ctx *ctx, const char *sysroo
   host->param_string(ctx, "target", &target);
   host->param_string(ctx, "target_serial", &serial);
   if (*target && *serial) return ep_failf(host, ctx, EP_EINVAL, "target and target_serial: give one, not both");
+  const char *run_disk = NULL; /* the disk the node's workflow provisions, when the host knows it */
+  if (!*target && !*serial && host->site_string(ctx, "run.target_disk", &run_disk) == 0 && run_disk && *run_disk)
+    target = run_disk;
   if (*target) {
     if (target[0] != '/' || strstr(target, "/../") || strlen(target) >= TARGET_PATH_MAX)
       return ep_failf(host, ctx, EP_EINVAL, "target: '%.64s' must be an absolute path without '..'", target);

@@ -66,9 +66,13 @@ paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
 tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; ca = "$tmp/ca.pem"; };
 provisioning = { mode = "nztp"; };
 plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "os-ubuntu", "os-microvisor" ]; };
+cloudinit = { users = ( { name = "ops"; sudo = true;
+                          ssh_keys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEnHaSEbgBO3L4B4CbCjWG4fTuIUXGuhFznBzDUOR4RY ops@site" ]; } );
+              fragments = [ "$tmp/site-fragment.yaml" ]; };
 os-ubuntu = { image_url = "https://127.0.0.1:$web/ubuntu.img.zst"; image_sha256 = "$ubuntu_sha"; };
 os-microvisor = { image_url = "https://127.0.0.1:$web/microvisor.img.zst"; image_sha256 = "$microvisor_sha"; };
 CONF
+printf 'timezone: Etc/UTC\nwrite_files:\n- path: /etc/motd\n  content: "managed by edgeprov\\n"\n' >"$tmp/site-fragment.yaml"
 "$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && break; sleep 0.05; done
@@ -145,6 +149,12 @@ d = yaml.safe_load(open(sys.argv[1]))
 f = [w for w in d["write_files"] if w["path"] == "/etc/edgeprov/credentials"][0]
 assert f["content"] == "client_id=edgenode-%s\nclient_secret=%s\nproject_id=\n" % (sys.argv[2], sys.argv[3]), f["content"]
 assert f["permissions"] == "0600"' "$tmp/a-user-data" $UA "$secret"
+check "ubuntu: the site's user and SSH key are in it" /usr/bin/python3 -c '
+import sys, yaml
+d = yaml.safe_load(open(sys.argv[1]))
+u = [u for u in d["users"] if u["name"] == "ops"][0]
+assert u["ssh_authorized_keys"][0].endswith("ops@site") and u["sudo"] == "ALL=(ALL) NOPASSWD:ALL", u
+assert d["timezone"] == "Etc/UTC" and any(w["path"] == "/etc/motd" for w in d["write_files"]), d' "$tmp/a-user-data"
 check "ubuntu: meta-data names the instance" contains "$tmp/a-meta-data" "instance-id: '$IA'"
 check "ubuntu: the installer is there, executable" sh -c "debugfs -R 'stat /usr/local/sbin/edgeprov-install' '$tmp/a-root.img' 2>/dev/null | grep -q 'Mode:  0755'"
 check "ubuntu: its unit too" sh -c "debugfs -R 'cat /etc/systemd/system/edgeprov-install.service' '$tmp/a-root.img' 2>/dev/null | grep -q ExecStart"

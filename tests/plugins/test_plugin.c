@@ -61,7 +61,25 @@ static const ep_field_decl count_params[] = {
     EP_FIELD_INT_DECL("fail_at", "0", EP_FIELD_OPTIONAL, 0, 1000, "fail at this step (0: never)"),
 };
 
+/* test.run_values: reports the run's host values in one progress message and asks for a
+ * kexec, so the tests see what an action on a node gets. */
+static int32_t run_values_run(void *state, ep_ctx *ctx) {
+  test_state *s = state;
+  const char *disk = "-", *scratch = "-", *deadline = "-";
+  s->host->site_string(ctx, "run.target_disk", &disk);
+  s->host->site_string(ctx, "run.scratch_dir", &scratch);
+  s->host->site_string(ctx, "run.deadline", &deadline);
+  char message[512];
+  snprintf(message, sizeof message, "target=%s scratch=%s deadline=%s", disk, scratch, deadline);
+  s->host->progress(ctx, 1, 1, message);
+  return s->host->request_reboot(ctx, "kexec");
+}
+
 static const ep_action test_actions[] = {
+    {.struct_size = sizeof(ep_action),
+     .name = "test.run_values",
+     .description = "report the run's host values",
+     .run = run_values_run},
     {.struct_size = sizeof(ep_action),
      .name = "test.count",
      .description = "count with progress",

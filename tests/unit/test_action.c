@@ -67,6 +67,29 @@ static int run_with(fixture *f, const char *const *assignments, size_t count, pr
   return r;
 }
 
+static void keep_message(void *data, uint64_t done, uint64_t total, const char *message) {
+  (void)done, (void)total;
+  snprintf(data, 512, "%s", message);
+}
+
+static void a_run_gets_its_node_values_and_may_ask_for_a_restart(void **state) {
+  fixture *f = *state;
+  ep_action_ref ref;
+  ep_fields params = {0};
+  assert_int_equal(ep_actions_find(f->site->plugins, "test.run_values", &ref), 0);
+  assert_int_equal(ep_action_params_new(&params, &ref), 0);
+  char message[512] = "";
+  ep_action_run_opts opts = {.progress = keep_message, .progress_data = message, .target_disk = "/dev/vdb",
+                             .scratch_dir = "/var/lib/edgeprov-agent/scratch", .deadline = 1900000000};
+  assert_int_equal(ep_action_run(&ref, &params, &opts), 0);
+  assert_string_equal(message, "target=/dev/vdb scratch=/var/lib/edgeprov-agent/scratch deadline=1900000000");
+  assert_string_equal(opts.reboot, "kexec");
+  ep_action_run_opts bare = {.progress = keep_message, .progress_data = message};
+  assert_int_equal(ep_action_run(&ref, &params, &bare), 0);
+  assert_string_equal(message, "target=- scratch=- deadline=-"); /* unknown here: EP_ENOENT, *out untouched */
+  ep_fields_free(&params);
+}
+
 static void runs_with_progress(void **state) {
   fixture *f = *state;
   progress_log log = {0};
@@ -133,6 +156,7 @@ static void action_names(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(runs_with_progress, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_run_gets_its_node_values_and_may_ask_for_a_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(failure_carries_the_plugin_message, setup, teardown),
       cmocka_unit_test_setup_teardown(cancellation_is_seen_by_the_action, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_parameters_are_named, setup, teardown),

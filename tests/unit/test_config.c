@@ -102,6 +102,32 @@ static void core_errors_name_line_and_reason(void **state) {
   free(path);
 }
 
+static void provisioning_and_cloudinit_keys(void **state) {
+  char *frag = tu_write(*state, "site.yaml", "timezone: Etc/UTC\n");
+  char text[1024];
+  snprintf(text, sizeof text,
+           "provisioning = { orchestrator = \"edge.example:7443\"; token_url = \"https://edge.example:8443/oauth2/token\"; };\n"
+           "cloudinit = { users = ( { name = \"ops\"; sudo = true; ssh_keys = [ \"ssh-ed25519 AAAA ops\" ]; },\n" /* 2 */
+           "                        { sudo = true; } );\n"                                                         /* 3 */
+           "              fragments = [ \"%s\" ]; };\n",
+           frag);
+  char *path = tu_write(*state, "ci.conf", text);
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_string_equal(c->orchestrator, "edge.example:7443");
+  assert_int_equal(c->cloudinit_user_count, 1);
+  assert_string_equal(c->cloudinit_users[0].name, "ops");
+  assert_true(c->cloudinit_users[0].sudo);
+  assert_int_equal(c->cloudinit_users[0].ssh_keys.count, 1);
+  assert_int_equal(c->cloudinit_fragments.count, 1);
+  assert_true(tu_has_diag(&diags, 3, "'cloudinit.users[1]': a group with at least name"));
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+  free(frag);
+}
+
 static void tcp_management_needs_tls_and_a_token(void **state) {
   char *path = tu_write(*state, "tcp.conf", "listen = {\n  management = \"127.0.0.1:7001\";\n};\n");
   ep_diags diags = {0};
@@ -211,6 +237,7 @@ static void missing_section_and_missing_plugins(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(embedded_defaults),
+      cmocka_unit_test_setup_teardown(provisioning_and_cloudinit_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(reads_every_core_key, setup, teardown),
       cmocka_unit_test_setup_teardown(core_errors_name_line_and_reason, setup, teardown),
       cmocka_unit_test_setup_teardown(tcp_management_needs_tls_and_a_token, setup, teardown),

@@ -125,8 +125,11 @@ typedef struct ep_host {
   const void *(*capability)(ep_ctx *ctx, const char *capability_id, void **ret_state);
 
   /* Site-wide values from the core config, by name: "paths.data" (the data directory),
-   * "provisioning.mode" ("nztp" or "non-ztp"). Same contract as the setting lookups;
-   * EP_EINVAL for an unknown name. */
+   * "provisioning.mode" ("nztp" or "non-ztp"). During an action run on a node (ABI 1.1)
+   * also "run.target_disk" (the disk the workflow provisions), "run.scratch_dir" (a
+   * directory of the node's the action may use) and "run.deadline" (Unix seconds by which
+   * the run must end). Same contract as the setting lookups: EP_ENOENT when the host has no
+   * such value here, EP_EINVAL for an unknown name. */
   int32_t (*site_string)(ep_ctx *ctx, const char *name, const char **out);
 
   /* ---- ABI 1.1 ---- */
