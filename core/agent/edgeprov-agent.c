@@ -294,6 +294,10 @@ static int restart_node(const agent *a, const char *mode) {
   }
   ep_log(EP_LOG_INFO, "agent", "workflow done; restarting (%s)", mode);
   sync();
+  /* kexec boots the kernel loaded beforehand (kexec_file_load); with none loaded the kernel
+   * refuses (EINVAL) and the node reboots through the firmware instead. */
+  if (strcmp(mode, "kexec") == 0 && reboot(RB_KEXEC) < 0)
+    ep_log(EP_LOG_WARN, "agent", "kexec: %s; rebooting through the firmware", strerror(errno));
   if (reboot(RB_AUTOBOOT) < 0) return ep_error_set(-errno, "reboot: %s", strerror(errno));
   return 0;
 }

@@ -28,7 +28,27 @@ typedef struct run {
   struct timespec last_report;
   uint64_t bytes_done, bytes_total;
   int send_error;
+  char *lines[EP_WORKFLOW_LOG_LINES_MAX]; /* the action's log lines not reported yet */
+  size_t line_count;
 } run;
+
+/* Keeps an action's log line for the next report (the oldest are dropped past the limit). */
+static void keep_line(void *data, int32_t level, const char *message) {
+  (void)level;
+  run *rn = data;
+  char text[EP_WORKFLOW_MESSAGE_MAX + 1];
+  size_t i = 0;
+  for (; message[i] && i < EP_WORKFLOW_MESSAGE_MAX; i++) text[i] = (unsigned char)message[i] < 0x20 ? ' ' : message[i];
+  text[i] = '\0';
+  if (!i) return;
+  if (rn->line_count == EP_WORKFLOW_LOG_LINES_MAX) {
+    free(rn->lines[0]);
+    memmove(rn->lines, rn->lines + 1, (EP_WORKFLOW_LOG_LINES_MAX - 1) * sizeof *rn->lines);
+    rn->line_count--;
+  }
+  char *copy = strdup(text);
+  if (copy) rn->lines[rn->line_count++] = copy;
+}
 
 static double since_ms(const struct timespec *t) {
   struct timespec now;
@@ -55,6 +75,8 @@ static int send_report(run *rn, Edgeprov__V1__ActionState state, const char *mes
   report.bytes_done = rn->bytes_done;
   report.bytes_total = rn->bytes_total;
   report.message = text;
+  report.log_lines = rn->lines;
+  report.n_log_lines = rn->line_count;
   Edgeprov__V1__WorkflowStreamRequest req = EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__INIT;
   req.kind_case = EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT;
   req.report = &report;
@@ -64,6 +86,8 @@ static int send_report(run *rn, Edgeprov__V1__ActionState state, const char *mes
   edgeprov__v1__workflow_stream_request__pack(&req, data);
   int r = ep_rpc_stream_send(rn->stream, data, len);
   free(data);
+  for (size_t i = 0; i < rn->line_count; i++) free(rn->lines[i]);
+  rn->line_count = 0;
   clock_gettime(CLOCK_MONOTONIC, &rn->last_report);
   if (r < 0) rn->send_error = r;
   return r;
@@ -163,6 +187,7 @@ static int attempt_action(run *rn, const wf_action *a, const ep_plugin_set *plug
   pthread_cond_init(&w.done_cond, NULL);
   bool watching = pthread_create(&w.thread, NULL, watchdog_main, &w) == 0;
   ep_action_run_opts opts = {.progress = on_progress, .progress_data = rn, .cancel = &w.cancel,
+                             .log_line = keep_line, .log_data = rn,
                              .target_disk = node->target_disk, .scratch_dir = node->scratch_dir,
                              .deadline = (int64_t)time(NULL) + w.timeout_s};
   r = ep_action_run(&ref, &params, &opts);
@@ -266,6 +291,7 @@ int ep_executor_run(ep_rpc_channel *channel, const char *token, const ep_plugin_
     if (asked[0]) snprintf(reboot, sizeof reboot, "%s", asked);
   }
   edgeprov__v1__workflow_stream_response__free_unpacked(resp, NULL);
+  for (size_t i = 0; i < rn.line_count; i++) free(rn.lines[i]);
   if (r == EP_EIO || rn.send_error) return stream_end(stream, "broken");
   ep_rpc_stream_half_close(stream);
   while (ep_rpc_stream_read(stream, &data, &len) == 1) free(data);

@@ -157,6 +157,8 @@ int ep_action_run(const ep_action_ref *ref, const ep_fields *params, ep_action_r
     ctx.progress = opts->progress;
     ctx.progress_data = opts->progress_data;
     ctx.cancel = opts->cancel;
+    ctx.log_line = opts->log_line;
+    ctx.log_data = opts->log_data;
     ctx.run_target_disk = opts->target_disk;
     ctx.run_scratch_dir = opts->scratch_dir;
     if (opts->deadline > 0) snprintf(ctx.run_deadline, sizeof ctx.run_deadline, "%lld", (long long)opts->deadline);

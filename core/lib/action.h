@@ -29,6 +29,8 @@ typedef struct ep_action_run_opts {
   ep_progress_fn progress;
   void *progress_data;
   const atomic_int *cancel;
+  ep_log_line_fn log_line; /* also gets the action's log lines; may be NULL */
+  void *log_data;
   const char *target_disk; /* the run.* site values the action may read; NULL/0 when unknown */
   const char *scratch_dir;
   int64_t deadline;        /* Unix seconds */

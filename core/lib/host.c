@@ -16,6 +16,7 @@
 
 static void host_log(ep_ctx *ctx, int32_t level, const char *message) {
   ep_log_message(level, ctx && ctx->plugin_id ? ctx->plugin_id : "plugin", message ? message : "");
+  if (ctx && ctx->log_line) ctx->log_line(ctx->log_data, level, message ? message : "");
 }
 
 static void *host_alloc(ep_ctx *ctx, uint64_t size) {

@@ -12,6 +12,9 @@
 struct ep_config;
 struct ep_plugin_set;
 
+/* Receives the log lines an action run writes, besides the process log (plugin's thread). */
+typedef void (*ep_log_line_fn)(void *data, int32_t level, const char *message);
+
 /* Receives progress reports of an action run (from the plugin's thread). */
 typedef void (*ep_progress_fn)(void *data, uint64_t done, uint64_t total, const char *message);
 
@@ -22,6 +25,8 @@ struct ep_ctx {
   const ep_fields *settings;          /* the plugin's validated settings */
   const ep_fields *params;            /* the run's validated parameters, NULL outside a run */
   ep_progress_fn progress;            /* NULL: progress is dropped */
+  ep_log_line_fn log_line;            /* NULL: lines go to the process log only */
+  void *log_data;
   void *progress_data;
   const atomic_int *cancel;           /* non-zero asks the run to stop; NULL: never */
   const struct ep_plugin_set *plugins; /* for capability lookups */

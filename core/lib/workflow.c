@@ -389,6 +389,9 @@ int ep_workflow_apply_report(ep_workflow *w, const Edgeprov__V1__ActionReport *r
     return ep_error_set(EP_EINVAL, "message: must be printable text of at most %d bytes", EP_WORKFLOW_MESSAGE_MAX);
   if (rep->n_log_lines > EP_WORKFLOW_LOG_LINES_MAX)
     return ep_error_set(EP_EINVAL, "log_lines: at most %d per report", EP_WORKFLOW_LOG_LINES_MAX);
+  for (size_t i = 0; i < rep->n_log_lines; i++)
+    if (ep_validate_text("log_lines", rep->log_lines[i], EP_WORKFLOW_MESSAGE_MAX) < 0)
+      return ep_error_set(EP_EINVAL, "log_lines[%zu]: must be printable text of 1 to %d bytes", i, EP_WORKFLOW_MESSAGE_MAX);
   if (w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS || w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED)
     return ep_error_set(EP_EPERM, "the workflow is already %s", w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS ? "done" : "failed");
   for (uint32_t i = 0; i < rep->index; i++)

@@ -115,6 +115,8 @@ static void handle_run(void *data, ep_rpc_call *call, const uint8_t *unused, siz
       r = push_workflow(ws, call, node_id);
     } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && hello) {
       r = ep_workflow_record_report(ws->inv, node_id, req->report);
+      for (size_t i = 0; r == 0 && i < req->report->n_log_lines; i++) /* validated with the report */
+        ep_log(EP_LOG_INFO, "node", "host %s action %u: %s", node_id, req->report->index, req->report->log_lines[i]);
       if (r < 0) ep_log(EP_LOG_WARN, "workflow", "host %s: report refused: %s", node_id, ep_error_message());
     } else {
       r = ep_error_set(EP_EINVAL, "a stream starts with one hello, then carries reports");

@@ -129,6 +129,7 @@ pids+=($apid)
 check "ubuntu: the agent finishes its workflow" wait_exit $apid 120
 check "ubuntu: every action succeeded" sh -c "grep -c 'SUCCESS' '$tmp/a.log' | grep -qx 8"
 check "ubuntu: the image was verified as written" contains "$tmp/a.log" "sha256 $ubuntu_sha"
+check "ubuntu: the node's action log reached the orchestrator" grep -q "host $UA action 1: .*bytes written from .* received, sha256 $ubuntu_sha" "$tmp/daemon.log"
 check "ubuntu: the reboot is the agent's, after reporting" contains "$tmp/a.log" "the workflow asks for a reboot: not restarting (--no-reboot)"
 IA=$(instance_of $UA)
 $E instance list >"$tmp/out"

@@ -125,6 +125,12 @@ static void bad_reports_are_refused_and_named(void **state) {
   r = report(0, EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING, "line\nforged");
   assert_int_equal(ep_workflow_apply_report(w, &r), EP_EINVAL);
   assert_non_null(strstr(ep_error_message(), "message:"));
+  char *lines[] = {"fine", "bad\x1b[2J"};
+  r = report(0, EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING, "");
+  r.log_lines = lines;
+  r.n_log_lines = 2;
+  assert_int_equal(ep_workflow_apply_report(w, &r), EP_EINVAL);
+  assert_non_null(strstr(ep_error_message(), "log_lines[1]"));
   assert_int_equal(w->actions[0]->state, EDGEPROV__V1__ACTION_STATE__ACTION_STATE_PENDING); /* nothing changed */
   ep_workflow_free(w);
 }
