@@ -121,6 +121,30 @@ static void revoke_credentials(const mgmt_site *site, const char *uuid) {
     ep_log(EP_LOG_WARN, "mgmt", "host %s: credentials not revoked: %s", uuid, ep_error_message());
 }
 
+/* Answers a host (or the error r) and frees it. */
+static void reply_host(ep_mgmt_reply *reply, int r, ep_inv_host *host) {
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
+  resp.host = host;
+  reply_message(reply, &resp.base);
+  ep_inv_host_free(host);
+}
+
+/* Answers an instance (or the error r) and frees it. */
+static void reply_instance(ep_mgmt_reply *reply, int r, ep_inv_instance *instance) {
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
+  resp.instance = instance;
+  reply_message(reply, &resp.base);
+  ep_inv_instance_free(instance);
+}
+
 static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
   ep_inventory *inv = site->inv;
   const Edgeprov__V1__AddHostRequest *req = (const void *)m;
@@ -134,14 +158,7 @@ static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_r
                        .auto_onboard = req->auto_onboard};
   ep_inv_host *host = NULL;
   int r = ep_inventory_add_host(inv, &spec, &host);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
-  resp.host = host;
-  reply_message(reply, &resp.base);
-  ep_inv_host_free(host);
+  reply_host(reply, r, host);
 }
 
 static void get_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -155,14 +172,7 @@ static void get_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_r
     r = ep_inventory_find_host_by_serial(inv, req->serial, &host);
   else
     r = ep_error_set(EP_EINVAL, "uuid: required (or serial)");
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
-  resp.host = host;
-  reply_message(reply, &resp.base);
-  ep_inv_host_free(host);
+  reply_host(reply, r, host);
 }
 
 static void list_hosts(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -219,14 +229,7 @@ static void create_instance(const mgmt_site *site, const ProtobufCMessage *m, ep
   const Edgeprov__V1__CreateInstanceRequest *req = (const void *)m;
   ep_inv_instance *instance = NULL;
   int r = ep_inventory_create_instance(inv, req->host_uuid, req->os_profile, &instance);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
-  resp.instance = instance;
-  reply_message(reply, &resp.base);
-  ep_inv_instance_free(instance);
+  reply_instance(reply, r, instance);
 }
 
 static void delete_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -245,14 +248,7 @@ static void retry_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_
   const Edgeprov__V1__RetryInstanceRequest *req = (const void *)m;
   ep_inv_instance *instance = NULL;
   int r = ep_inventory_retry_instance(site->inv, req->id, &instance);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
-  resp.instance = instance;
-  reply_message(reply, &resp.base);
-  ep_inv_instance_free(instance);
+  reply_instance(reply, r, instance);
 }
 
 static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {

@@ -34,28 +34,36 @@ static double now_seconds(void) {
 
 static void node_uuid(int i, char out[37]) { snprintf(out, 37, "bbbbbbbb-0000-4000-8000-%012d", i); }
 
-static int onboard(int i) {
+/* Node i opens its stream and sends its identity; returns the first answer (free with
+ * ..._free_unpacked) and leaves the stream open in *ret_stream, or NULL. */
+static Onboardingmgr__V1__OnboardNodeStreamResponse *ask(int i, int timeout_ms, ep_rpc_stream **ret_stream) {
   char uuid[37], serial[21];
   node_uuid(i, uuid);
   snprintf(serial, sizeof serial, "LOAD%07d", i);
-  ep_rpc_stream *s = NULL;
-  if (ep_rpc_stream_open(&s, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, 30000) < 0) return -1;
+  *ret_stream = NULL;
+  if (ep_rpc_stream_open(ret_stream, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, timeout_ms) < 0) return NULL;
   Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
   req.uuid = uuid;
   req.serialnum = serial;
   uint8_t buf[256], *data = NULL;
   size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf), data_len = 0;
-  int ok = 0;
-  if (ep_rpc_stream_send(s, buf, len) == 0 && ep_rpc_stream_read(s, &data, &data_len) == 1) {
-    Onboardingmgr__V1__OnboardNodeStreamResponse *resp =
-        onboardingmgr__v1__onboard_node_stream_response__unpack(NULL, data_len, data);
-    ok = resp && resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED &&
-         strlen(resp->client_secret) == 43;
-    if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
-    free(data);
-    while (ep_rpc_stream_read(s, &data, &data_len) == 1) free(data);
-  }
-  ep_rpc_stream_close(s, NULL);
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = NULL;
+  if (ep_rpc_stream_send(*ret_stream, buf, len) == 0 && ep_rpc_stream_read(*ret_stream, &data, &data_len) == 1)
+    resp = onboardingmgr__v1__onboard_node_stream_response__unpack(NULL, data_len, data);
+  free(data);
+  return resp;
+}
+
+static int onboard(int i) {
+  ep_rpc_stream *s = NULL;
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = ask(i, 30000, &s);
+  int ok = resp && resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED &&
+           strlen(resp->client_secret) == 43;
+  if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  uint8_t *data = NULL;
+  size_t data_len = 0;
+  while (s && ep_rpc_stream_read(s, &data, &data_len) == 1) free(data);
+  if (s) ep_rpc_stream_close(s, NULL);
   return ok ? 0 : -1;
 }
 
@@ -75,25 +83,9 @@ static atomic_int next_waiting, waiting_failures;
 static ep_rpc_stream **waiting_streams;
 
 static int connect_waiting(int i) {
-  char uuid[37], serial[21];
-  node_uuid(waiting_base + i, uuid);
-  snprintf(serial, sizeof serial, "LOAD%07d", waiting_base + i);
-  ep_rpc_stream *s = NULL;
-  if (ep_rpc_stream_open(&s, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, 0) < 0) return -1;
-  Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
-  req.uuid = uuid;
-  req.serialnum = serial;
-  uint8_t buf[256], *data = NULL;
-  size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf), data_len = 0;
-  int ok = 0;
-  if (ep_rpc_stream_send(s, buf, len) == 0 && ep_rpc_stream_read(s, &data, &data_len) == 1) {
-    Onboardingmgr__V1__OnboardNodeStreamResponse *resp =
-        onboardingmgr__v1__onboard_node_stream_response__unpack(NULL, data_len, data);
-    ok = resp && resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED;
-    if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
-    free(data);
-  }
-  waiting_streams[i] = s;
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = ask(waiting_base + i, 0, &waiting_streams[i]);
+  int ok = resp && resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED;
+  if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
   return ok ? 0 : -1;
 }
 
