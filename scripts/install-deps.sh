@@ -18,6 +18,15 @@ packages=(
   # the image.stream, disk.erase and node actions tests: a real HTTP(S) server and proxy,
   # zstd and partitioning tools, a loop device's util-linux, an ESP's FAT tools
   nginx-light zstd gdisk e2fsprogs util-linux dosfstools mtools
+  # the Micro-OS boot image: libarchive writes the initramfs cpio; busybox-static is its
+  # userland; linux-image-amd64 its kernel and modules; systemd-boot-efi the EFI stub of its
+  # unified kernel image, which binutils' objcopy assembles; sbsigntool signs it for Secure Boot
+  # (sbverify in the tests) under faketime, which pins the signature's time for reproducible
+  # output; file identifies the EFI binaries
+  libarchive-dev busybox-static linux-image-amd64 systemd-boot-efi binutils sbsigntool faketime file
+  # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
+  # UEFI HTTPS boot test
+  qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base
 )
 
 missing=()
@@ -30,12 +39,15 @@ command -v node >/dev/null && command -v npm >/dev/null || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-deps: installing ${missing[*]}"
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# iPXE with HTTPS (bookworm's has none): trixie's ipxe package's EFI binary, unpacked to
+# /usr/local/share/edgeprov/ipxe/ (does nothing when it is there already).
+"$(dirname "$0")/fetch-ipxe.sh"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "action.h"
+#include "artifacts_cmds.h"
 #include "error.h"
 #include "inventory_cmds.h"
 #include "log.h"
@@ -372,6 +373,15 @@ int main(int argc, char **argv) {
       if (rest != 1) return usage_error("%s needs exactly one NAME", "plugins describe");
       return cmd_plugins_describe(config_path, args[0]);
     }
+  } else if (strcmp(group, "artifacts") == 0 || strcmp(group, "usb-image") == 0) {
+    bool keys = verb && strcmp(group, "artifacts") == 0 && strcmp(verb, "keys") == 0;
+    ep_site *site = keys ? NULL : open_site(config_path, true);
+    if (!keys && !site) return EXIT_FAILURE;
+    if (site) print_problems(site);
+    int status = strcmp(group, "artifacts") == 0 ? ep_cli_artifacts(site, argc - i - 1, argv + i + 1)
+                                                 : ep_cli_usb_image(site, argc - i - 1, argv + i + 1);
+    ep_site_free(site);
+    return status;
   } else if (strcmp(group, "actions") == 0) {
     if (verb && strcmp(verb, "list") == 0 && rest == 0) return cmd_actions_list(config_path);
     if (verb && strcmp(verb, "run") == 0) {

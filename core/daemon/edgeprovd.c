@@ -33,7 +33,22 @@ static const char usage_text[] =
     "  --version          print the version\n"
     "  -h, --help         print this help\n";
 
-/* The embedded HTTPS server: the identity plugin's token endpoint and JWKS. */
+/* Serves the directories plugins published during init (boot-https: the artifacts). */
+static int publish_directories(ep_https_server *server, const ep_plugin_set *plugins) {
+  for (size_t i = 0; i < plugins->started_count; i++) {
+    const ep_ctx *ctx = &plugins->started[i]->ctx;
+    for (size_t k = 0; k < ctx->published_count; k++) {
+      int r = ep_https_server_serve_directory(server, ctx->published[k].url_path, ctx->published[k].directory);
+      if (r < 0) return ep_error_prefix(r, "plugin %s", ctx->plugin_id);
+      ep_log(EP_LOG_INFO, "https", "serving %s at %s/ (plugin %s)", ctx->published[k].directory,
+             ctx->published[k].url_path, ctx->plugin_id);
+    }
+  }
+  return 0;
+}
+
+/* The embedded HTTPS server: the identity plugin's token endpoint and JWKS, and the
+ * directories plugins publish. */
 static int start_https(ep_https_server **out, int *ret_port, const ep_site *site) {
   char *cert = NULL, *key = NULL;
   int r = site->config->tls_cert ? ep_read_tls_files(site->config, &cert, &key) : 0;
@@ -46,6 +61,7 @@ static int start_https(ep_https_server **out, int *ret_port, const ep_site *site
     ep_log(EP_LOG_WARN, "https", "no tls.cert: the token endpoint is served without TLS on %s (loopback only)",
            site->config->listen_https);
   if (r == 0) r = ep_token_endpoint_route(server, site->plugins);
+  if (r == 0) r = publish_directories(server, site->plugins);
   if (r == 0) r = ep_https_server_start(server, ret_port);
   if (r < 0) {
     ep_https_server_free(server);

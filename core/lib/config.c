@@ -152,6 +152,55 @@ static const char *check_https_url(const char *v) {
   return strlen(v) > 1000 ? "longer than 1000 characters" : NULL;
 }
 
+/* True when every byte of v is in the set allowed in a URL, an iPXE script and a kernel
+ * command line word: [A-Za-z0-9] and -._~:/?#[]@!$&'()*+,;=% (no space, quote, backslash,
+ * newline or control byte). */
+static bool script_safe(const char *v) {
+  for (const char *p = v; *p; p++) {
+    unsigned char c = (unsigned char)*p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          strchr("-._~:/?#[]@!&()*+,;=%", c)))
+      return false;
+  }
+  return true;
+}
+
+static const char *check_boot_url(const char *v) {
+  if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) return "must be an https:// (or http://) URL";
+  if (!script_safe(v)) return "may only hold URL characters (no spaces, quotes, $, backslashes or control bytes)";
+  if (v[strlen(v) - 1] == '/') return "must not end with '/'";
+  return strlen(v) > 512 ? "longer than 512 characters" : NULL;
+}
+
+static const char *check_proxy_url(const char *v) {
+  if (!*v) return NULL;
+  if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) return "must be an http:// or https:// URL";
+  return script_safe(v) && strlen(v) <= 512 ? NULL : "may only hold URL characters, at most 512";
+}
+
+static const char *check_no_proxy(const char *v) {
+  for (const char *p = v; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(".,:-/[]", *p)))
+      return "a comma-separated list of hosts, domains or addresses";
+  return strlen(v) <= 512 ? NULL : "longer than 512 characters";
+}
+
+/* Kernel arguments: space-separated words of [A-Za-z0-9._,:=/+-]. */
+static const char *check_kernel_args(const char *v) {
+  for (const char *p = v; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr(" ._,:=/+-", *p)))
+      return "words of letters, digits and ._,:=/+- separated by spaces";
+  return strlen(v) <= 512 ? NULL : "longer than 512 characters";
+}
+
+static const char *check_module_name(const char *v) {
+  if (!*v || strlen(v) > 63) return "a kernel module name of 1 to 63 characters";
+  for (const char *p = v; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
+      return "a kernel module name ([a-z0-9_-])";
+  return NULL;
+}
+
 static const char *check_plugin_id(const char *v) {
   return ep_plugin_id_valid(v) ? NULL : "not a plugin ID ([a-z][a-z0-9-]*, at most 63 characters)";
 }
@@ -183,18 +232,39 @@ static const core_key core_keys[] = {
     {"cloudinit", "fragments", KEY_LIST, offsetof(ep_config, cloudinit_fragments), check_readable_file},
     {"cloudinit", "users", KEY_LIST, 0, NULL}, /* a list of groups: read by read_users */
     {"auth", "operator_token_file", KEY_STRING, offsetof(ep_config, operator_token_file), check_readable_file},
+    {"artifacts", "directory", KEY_STRING, offsetof(ep_config, artifacts.directory), check_absolute_path},
+    {"artifacts", "base_url", KEY_STRING, offsetof(ep_config, artifacts.base_url), check_boot_url},
+    {"artifacts", "kernel", KEY_STRING, offsetof(ep_config, artifacts.kernel), check_readable_file},
+    {"artifacts", "modules_dir", KEY_STRING, offsetof(ep_config, artifacts.modules_dir), check_absolute_path},
+    {"artifacts", "busybox", KEY_STRING, offsetof(ep_config, artifacts.busybox), check_readable_file},
+    {"artifacts", "agent", KEY_STRING, offsetof(ep_config, artifacts.agent), check_readable_file},
+    {"artifacts", "ipxe_efi", KEY_STRING, offsetof(ep_config, artifacts.ipxe_efi), check_readable_file},
+    {"artifacts", "efi_stub", KEY_STRING, offsetof(ep_config, artifacts.efi_stub), check_readable_file},
+    {"artifacts", "kernel_args", KEY_STRING, offsetof(ep_config, artifacts.kernel_args), check_kernel_args},
+    {"artifacts", "proxy", KEY_STRING, offsetof(ep_config, artifacts.proxy), check_proxy_url},
+    {"artifacts", "no_proxy", KEY_STRING, offsetof(ep_config, artifacts.no_proxy), check_no_proxy},
+    {"artifacts", "signing_key", KEY_STRING, offsetof(ep_config, artifacts.signing_key), check_readable_file},
+    {"artifacts", "signing_cert", KEY_STRING, offsetof(ep_config, artifacts.signing_cert), check_readable_file},
+    {"artifacts", "modules", KEY_LIST, offsetof(ep_config, artifacts.modules), check_module_name},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
 };
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "plugins"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
   for (size_t i = 0; i < CORE_GROUP_COUNT; i++)
     if (strcmp(core_groups[i], name) == 0) return true;
   return false;
+}
+
+/* artifacts.directory's default: <paths.data>/artifacts. */
+static int default_artifacts_dir(ep_config *c) {
+  free(c->artifacts.directory);
+  c->artifacts.directory = NULL;
+  return asprintf(&c->artifacts.directory, "%s/artifacts", c->data_dir) < 0 ? EP_ENOMEM : 0;
 }
 
 int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
@@ -205,7 +275,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
       replace_string(&c->listen_grpc, "127.0.0.1:7443") < 0 ||
       replace_string(&c->listen_https, "127.0.0.1:8443") < 0 ||
       replace_string(&c->data_dir, "/var/lib/edgeprov") < 0 ||
-      (plugin_dir && strv_push(&c->plugin_dirs, plugin_dir) < 0)) {
+      (plugin_dir && strv_push(&c->plugin_dirs, plugin_dir) < 0) || default_artifacts_dir(c) < 0) {
     ep_config_free(c);
     return ep_error_set(EP_ENOMEM, "out of memory");
   }
@@ -233,6 +303,11 @@ void ep_config_free(ep_config *c) {
   free(c->cloudinit_users);
   strv_free(&c->cloudinit_fragments);
   free(c->operator_token_file);
+  ep_config_artifacts *a = &c->artifacts;
+  char **paths[] = {&a->directory, &a->base_url, &a->kernel, &a->modules_dir, &a->busybox, &a->agent, &a->ipxe_efi,
+                    &a->efi_stub, &a->kernel_args, &a->proxy, &a->no_proxy, &a->signing_key, &a->signing_cert};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) free(*paths[i]);
+  strv_free(&a->modules);
   strv_free(&c->plugin_dirs);
   strv_free(&c->plugins_enabled);
   strv_free(&c->plugins_required);
@@ -483,6 +558,11 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
     const config_setting_t *s = config_lookup(&c->source->lc, "tls");
     DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'tls': cert and key must be set together");
   }
+  if ((c->artifacts.signing_key == NULL) != (c->artifacts.signing_cert == NULL)) {
+    const config_setting_t *s = config_lookup(&c->source->lc, "artifacts");
+    DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'artifacts': signing_key and signing_cert must be set together");
+  }
+  if (!config_lookup(&c->source->lc, "artifacts.directory") && (r = default_artifacts_dir(c)) < 0) goto fail;
   *out = c;
   return 0;
 fail:

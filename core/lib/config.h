@@ -32,6 +32,25 @@ typedef struct ep_config_user {
   char *shell; /* NULL: the default */
 } ep_config_user;
 
+/* artifacts.*: what `edgeprov artifacts build` curates. A NULL path means "find it" (see
+ * core/artifacts); strings are validated for scripts and command lines when read. */
+typedef struct ep_config_artifacts {
+  char *directory;   /* where the artifacts are written and served; default <paths.data>/artifacts */
+  char *base_url;    /* where nodes fetch them; NULL: https://<listen.https>/boot */
+  char *kernel;      /* the Micro-OS kernel; NULL: the newest /boot/vmlinuz-* */
+  char *modules_dir; /* its modules; NULL: /lib/modules/<version of kernel> */
+  char *busybox;     /* a static busybox; NULL: /bin/busybox */
+  char *agent;       /* edgeprov-agent; NULL: next to the running program */
+  char *ipxe_efi;    /* iPXE EFI binary with HTTPS; NULL: /usr/local/share/edgeprov/ipxe/ipxe.efi */
+  char *efi_stub;    /* systemd's EFI stub for the UKI; NULL: /usr/lib/systemd/boot/efi/linuxx64.efi.stub */
+  char *kernel_args; /* extra Micro-OS kernel arguments; NULL: console=tty0 console=ttyS0,115200 */
+  char *proxy;       /* proxy URL the Micro-OS agent uses; NULL: none */
+  char *no_proxy;    /* hosts it reaches directly */
+  char *signing_key; /* Secure Boot db key and certificate (PEM); NULL: artifacts are unsigned */
+  char *signing_cert;
+  ep_strv modules;   /* extra kernel modules, by name */
+} ep_config_artifacts;
+
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
@@ -50,6 +69,7 @@ typedef struct ep_config {
   ep_config_user *cloudinit_users; /* cloudinit.users */
   size_t cloudinit_user_count;
   ep_strv cloudinit_fragments;     /* cloudinit.fragments: cloud-config files merged into user-data */
+  ep_config_artifacts artifacts; /* artifacts.* */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */
   ep_strv plugins_required;

@@ -104,6 +104,10 @@ static int32_t host_site_string(ep_ctx *ctx, const char *name, const char **out)
     *out = value;
     return 0;
   }
+  if (strcmp(name, "artifacts.directory") == 0) {
+    *out = ctx->config->artifacts.directory;
+    return 0;
+  }
   if (strcmp(name, "provisioning.mode") == 0) {
     *out = ep_provisioning_mode_name(ctx->config->mode);
     return 0;
@@ -181,6 +185,22 @@ static int32_t host_request_reboot(ep_ctx *ctx, const char *mode) {
   return 0;
 }
 
+static int32_t host_publish_directory(ep_ctx *ctx, const char *url_path, const char *directory) {
+  if (!ctx || !ctx->publishing) return plugin_error(ctx, EP_EINVAL, "publish_directory: only during init");
+  if (!url_path || url_path[0] != '/' || strlen(url_path) >= sizeof ctx->published[0].url_path ||
+      strspn(url_path, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/-_.") != strlen(url_path) ||
+      strstr(url_path, "..") || strstr(url_path, "//") || (strlen(url_path) > 1 && url_path[strlen(url_path) - 1] == '/'))
+    return plugin_error(ctx, EP_EINVAL, "publish_directory: url_path must look like /boot ([A-Za-z0-9/._-], no '..', no trailing '/')");
+  if (!directory || directory[0] != '/' || strlen(directory) >= sizeof ctx->published[0].directory)
+    return plugin_error(ctx, EP_EINVAL, "publish_directory: directory must be an absolute path");
+  if (ctx->published_count == EP_CTX_PUBLISHED_MAX)
+    return plugin_error(ctx, EP_ERANGE, "publish_directory: at most 4 directories per plugin");
+  ep_published_dir *d = &ctx->published[ctx->published_count++];
+  snprintf(d->url_path, sizeof d->url_path, "%s", url_path);
+  snprintf(d->directory, sizeof d->directory, "%s", directory);
+  return 0;
+}
+
 static const ep_host host_table = {
     .struct_size = sizeof(ep_host),
     .abi_major = EP_ABI_MAJOR,
@@ -202,6 +222,7 @@ static const ep_host host_table = {
     .http_request = host_http_request,
     .fetch = host_fetch,
     .request_reboot = host_request_reboot,
+    .publish_directory = host_publish_directory,
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }

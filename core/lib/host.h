@@ -3,6 +3,7 @@
 #define EP_CORE_HOST_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 
 #include <edgeprov/host.h>
 
@@ -20,6 +21,14 @@ typedef void (*ep_progress_fn)(void *data, uint64_t done, uint64_t total, const 
 
 /* A context: one per loaded plugin (settings, log name) and one per action run (adds
  * parameters, progress and cancellation). Owned by the core; plugins see it as opaque. */
+#define EP_CTX_PUBLISHED_MAX 4
+
+/* A directory a plugin asked the HTTPS server to serve (publish_directory). */
+typedef struct ep_published_dir {
+  char url_path[128];
+  char directory[4096];
+} ep_published_dir;
+
 struct ep_ctx {
   const char *plugin_id;              /* names log lines and errors */
   const ep_fields *settings;          /* the plugin's validated settings */
@@ -35,6 +44,9 @@ struct ep_ctx {
   const char *run_target_disk;        /* run.* site values of an action run, NULL when unknown */
   const char *run_scratch_dir;
   char run_deadline[24];
+  bool publishing;                     /* true during init: publish_directory is allowed */
+  ep_published_dir published[EP_CTX_PUBLISHED_MAX];
+  size_t published_count;
   int32_t error_code;                 /* last set_error, 0 when none */
   char error_message[EP_ERROR_MESSAGE_MAX];
 };

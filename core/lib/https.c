@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "error.h"
+#include "https_files.h"
 
 typedef struct route {
   char *method;
@@ -20,7 +21,14 @@ typedef struct route {
   void *data;
 } route;
 
+typedef struct mount {
+  char *url_path; /* "/boot" */
+  char *directory;
+} mount;
+
 struct ep_https_server {
+  mount mounts[EP_HTTPS_MOUNTS_MAX];
+  size_t mount_count;
   struct MHD_Daemon *mhd;
   struct sockaddr_storage addr;
   char *cert;
@@ -132,6 +140,33 @@ int ep_https_server_route(ep_https_server *s, const char *method, const char *pa
   return 0;
 }
 
+int ep_https_server_serve_directory(ep_https_server *s, const char *url_path, const char *directory) {
+  if (s->mhd || s->mount_count == EP_HTTPS_MOUNTS_MAX)
+    return ep_error_set(EP_EINVAL, "cannot serve %s: too many directories, or the server runs", url_path);
+  for (size_t i = 0; i < s->mount_count; i++)
+    if (strcmp(s->mounts[i].url_path, url_path) == 0)
+      return ep_error_set(EP_EEXIST, "%s is already served from %s", url_path, s->mounts[i].directory);
+  mount *m = &s->mounts[s->mount_count];
+  if (!(m->url_path = strdup(url_path)) || !(m->directory = strdup(directory))) {
+    free(m->url_path);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  s->mount_count++;
+  return 0;
+}
+
+/* The published directory url falls under, with *rel set to the rest of the path. */
+static const mount *find_mount(const ep_https_server *s, const char *url, const char **rel) {
+  for (size_t i = 0; i < s->mount_count; i++) {
+    size_t n = strlen(s->mounts[i].url_path);
+    if (strncmp(url, s->mounts[i].url_path, n) == 0 && url[n] == '/') {
+      *rel = url + n + 1;
+      return &s->mounts[i];
+    }
+  }
+  return NULL;
+}
+
 static enum MHD_Result respond(struct MHD_Connection *connection, int status, const char *type, char *body, size_t len) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
@@ -155,6 +190,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
   (void)version;
   ep_https_server *s = cls;
   upload *u = *con_cls;
+  const char *rel = NULL;
+  const mount *m = find_mount(s, url, &rel);
+  if (m && !*con_cls && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return respond_text(connection, 405, "method not allowed\n");
+  if (m && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) return ep_https_serve_file(connection, method, m->directory, rel);
   if (!u) { /* first call: headers only */
     if (!(u = calloc(1, sizeof *u))) return MHD_NO;
     *con_cls = u;
@@ -226,11 +266,13 @@ int ep_https_server_start(ep_https_server *s, int *ret_port) {
     s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
                               MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                              MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
   else
     s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                              MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_END);
+                              MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                              (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
   if (!s->mhd) return ep_error_set(EP_EIO, "cannot start the HTTPS server (address in use, or a bad certificate)");
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
   if (ret_port) *ret_port = info ? info->port : port;
@@ -240,6 +282,10 @@ int ep_https_server_start(ep_https_server *s, int *ret_port) {
 void ep_https_server_free(ep_https_server *s) {
   if (!s) return;
   if (s->mhd) MHD_stop_daemon(s->mhd);
+  for (size_t i = 0; i < s->mount_count; i++) {
+    free(s->mounts[i].url_path);
+    free(s->mounts[i].directory);
+  }
   for (size_t i = 0; i < s->route_count; i++) {
     free(s->routes[i].method);
     free(s->routes[i].path);

@@ -9,6 +9,8 @@
 
 #define EP_HTTPS_BODY_MAX (64 * 1024) /* largest request body accepted */
 #define EP_HTTPS_ROUTES_MAX 32
+#define EP_HTTPS_MOUNTS_MAX 8
+#define EP_HTTPS_CONNECTION_MEMORY (256 * 1024) /* per connection: headers and the file read buffer */
 #define EP_HTTPS_FORM_FIELDS_MAX 16       /* fields kept of an urlencoded form */
 #define EP_HTTPS_FORM_NAME_MAX 64         /* longest field name kept, with its NUL */
 #define EP_HTTPS_FORM_VALUE_MAX 1024      /* longest field value, with its NUL */
@@ -60,6 +62,11 @@ int ep_https_server_new(ep_https_server **out, const char *address, const char *
  * path with another method). */
 int ep_https_server_route(ep_https_server *server, const char *method, const char *path, ep_https_handler handler,
                           void *data);
+
+/* Serves the files of directory under url_path ("/boot": GET /boot/a.efi reads
+ * directory/a.efi) with ranges and ETags (see https_files.h); before start. EP_EEXIST when
+ * url_path is served already. */
+int ep_https_server_serve_directory(ep_https_server *server, const char *url_path, const char *directory);
 
 /* Starts serving on the server's own threads; *ret_port gets the bound port. */
 int ep_https_server_start(ep_https_server *server, int *ret_port);

@@ -366,7 +366,9 @@ static int start_one(ep_plugin_set *set, ep_plugin *p) {
   ep_ctx_init(&p->ctx, p->entry->id, &p->settings, set);
   p->ctx.config = set->config;
   void *instance = NULL;
+  p->ctx.publishing = true;
   int32_t r = p->entry->init(ep_host_table(), &p->ctx, &instance);
+  p->ctx.publishing = false;
   if (r < 0) {
     set_reason(p, EP_PLUGIN_FAILED, "init failed: %s", ep_ctx_error(&p->ctx, "(the plugin gave no message)"));
     return r;

@@ -47,7 +47,7 @@ check "plugins list: runs" run_status 0 "$tmp/out" "$edgeprov" --config "$tmp/al
 check "plugins list: alpha active" grep -qE '^alpha +0\.0\.1 +active +edgeprov\.actions/1' "$tmp/out"
 check "plugins list: beta active" grep -qE '^beta +0\.0\.1 +active' "$tmp/out"
 check "plugins list: no entry symbol" contains "$tmp/out" "why: not a plugin (no entry symbol 'ep_plugin')"
-check "plugins list: ABI major" contains "$tmp/out" "why: ABI major mismatch: plugin built for ABI 2.1, host is 1.1"
+check "plugins list: ABI major" contains "$tmp/out" "why: ABI major mismatch: plugin built for ABI 2.2, host is 1.2"
 check "plugins list: ABI minor" contains "$tmp/out" "why: ABI minor newer than the host"
 check "plugins list: signature" contains "$tmp/out" "why: bad build signature"
 check "plugins list: duplicate" contains "$tmp/out" "why: duplicate plugin ID 'alpha'"
@@ -80,7 +80,7 @@ check "unknown command exits 2" run_status 2 "$tmp/out" "$edgeprov" frobnicate
 check "edgeprovd --check: optional failures skipped" run_status 0 "$tmp/out" "$edgeprovd" --check --config "$tmp/all.conf"
 check "edgeprovd: refused plugin logged with file" contains "$tmp/out" \
   "plugin $mixed/no-entry.so: refused: not a plugin (no entry symbol 'ep_plugin') (skipped)"
-check "edgeprovd: ready" contains "$tmp/out" "msg=\"ready mode=nztp plugins=5 management=unix:$tmp/mgmt.sock"
+check "edgeprovd: ready" contains "$tmp/out" "msg=\"ready mode=nztp plugins=7 management=unix:$tmp/mgmt.sock"
 
 cat >"$tmp/required.conf" <<CONF
 $site

@@ -4,6 +4,7 @@
 
 #include "abi.h"
 #include "actions.h"
+#include "boot.h"
 #include "host.h"
 #include "identity.h"
 #include "os.h"

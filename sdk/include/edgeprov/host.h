@@ -128,7 +128,8 @@ typedef struct ep_host {
    * "provisioning.mode" ("nztp" or "non-ztp"). During an action run on a node (ABI 1.1)
    * also "run.target_disk" (the disk the workflow provisions), "run.scratch_dir" (a
    * directory of the node's the action may use) and "run.deadline" (Unix seconds by which
-   * the run must end). Same contract as the setting lookups: EP_ENOENT when the host has no
+   * the run must end). "artifacts.directory" (ABI 1.2) is where `edgeprov artifacts build`
+   * writes the boot artifacts. Same contract as the setting lookups: EP_ENOENT when the host has no
    * such value here, EP_EINVAL for an unknown name. */
   int32_t (*site_string)(ep_ctx *ctx, const char *name, const char **out);
 
@@ -153,6 +154,16 @@ typedef struct ep_host {
    * action run (EP_EINVAL otherwise, or for another mode). The host decides when and how;
    * `edgeprov actions run` only says what would happen. */
   int32_t (*request_reboot)(ep_ctx *ctx, const char *mode);
+
+  /* ---- ABI 1.2 ---- */
+
+  /* Asks the host to serve the files of directory (absolute path) on its embedded HTTPS
+   * server under url_path ("/boot": a file d/x.efi is GET /boot/x.efi): GET and HEAD with
+   * Range, ETag and If-None-Match; nothing outside directory is ever served (no "..", no
+   * symbolic links, no hidden files). The directory is opened per request, so replacing it
+   * (a rename) takes effect at once. Only during init; at most 4 per plugin. In a program
+   * without an HTTPS server (the CLI, the agent) it is recorded and does nothing. */
+  int32_t (*publish_directory)(ep_ctx *ctx, const char *url_path, const char *directory);
 } ep_host;
 
 /* True when the host table is new enough to carry the named member. */

@@ -1,0 +1,263 @@
+/* core/artifacts: see microos.h. */
+#define _GNU_SOURCE /* strverscmp, realpath */
+#include "microos.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "run.h"
+
+#define LOADER "/lib64/ld-linux-x86-64.so.2"
+#define LDD_OUTPUT_MAX (64 * 1024)
+#define MODULES_MAX 512
+
+/* Adds source's real file at its real path, and the name it was found by as a symlink. */
+static int add_library(ep_initramfs *fs, const char *found_as) {
+  char real[PATH_MAX], dir_copy[PATH_MAX], dir_real[PATH_MAX], base_copy[PATH_MAX], link[PATH_MAX * 2];
+  if (!realpath(found_as, real)) return ep_error_set(EP_ENOENT, "cannot resolve %s: %s", found_as, strerror(errno));
+  snprintf(dir_copy, sizeof dir_copy, "%s", found_as);
+  snprintf(base_copy, sizeof base_copy, "%s", found_as);
+  if (!realpath(dirname(dir_copy), dir_real)) return ep_error_set(EP_ENOENT, "cannot resolve the directory of %s", found_as);
+  snprintf(link, sizeof link, "%s/%s", dir_real, basename(base_copy));
+  int r = ep_initramfs_add_file(fs, real, real, 0755);
+  if (r < 0 || strcmp(link, real) == 0) return r;
+  /* A link in the same directory points by name, else by absolute path. */
+  char real_dir[PATH_MAX], real_copy[PATH_MAX];
+  snprintf(real_copy, sizeof real_copy, "%s", real);
+  snprintf(real_dir, sizeof real_dir, "%s", dirname(real_copy));
+  const char *target = strcmp(real_dir, dir_real) == 0 ? strrchr(real, '/') + 1 : real;
+  return ep_initramfs_add_symlink(fs, link, target);
+}
+
+int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image) {
+  char *out = malloc(LDD_OUTPUT_MAX);
+  if (!out) return ep_error_set(EP_ENOMEM, "out of memory");
+  const char *argv[] = {LOADER, "--list", source, NULL};
+  int r = ep_run(argv, out, LDD_OUTPUT_MAX);
+  if (r < 0) r = ep_error_prefix(r, "cannot list the libraries of %s", source);
+  if (r == 0) r = ep_initramfs_add_file(fs, path_in_image, source, 0755);
+  for (char *save = NULL, *line = strtok_r(out, "\n", &save); r == 0 && line; line = strtok_r(NULL, "\n", &save)) {
+    while (*line == '\t' || *line == ' ') line++;
+    char *arrow = strstr(line, " => ");
+    char *path = arrow ? arrow + 4 : line;
+    if (strncmp(path, "not found", 9) == 0) {
+      r = ep_error_set(EP_ENOENT, "%s needs %.*s, which is not installed", source, (int)(arrow - line), line);
+      break;
+    }
+    if (path[0] != '/') continue; /* linux-vdso.so.1 and the like: provided by the kernel */
+    char *space = strchr(path, ' ');
+    if (space) *space = '\0';
+    r = add_library(fs, path);
+  }
+  free(out);
+  return r;
+}
+
+/* ---- kernel modules ------------------------------------------------------------------- */
+
+typedef struct module {
+  char name[64];  /* normalized: '-' → '_' */
+  char *line;     /* its modules.dep line: "path: dep dep ..." (points into dep_text) */
+  int state;      /* 0 unvisited, 1 visiting, 2 added */
+} module;
+
+typedef struct modules_ctx {
+  module *items;
+  size_t count;
+  char *dep_text;
+  char *builtin_text;
+  ep_initramfs *fs;
+  const char *dir;
+  const char *version;
+  char *order;     /* the load order file being written */
+  size_t order_len;
+  size_t order_cap;
+  size_t added;
+} modules_ctx;
+
+static void module_name_of(const char *path, size_t len, char *out, size_t size) {
+  const char *base = path;
+  for (size_t i = 0; i < len; i++)
+    if (path[i] == '/') base = path + i + 1;
+  size_t n = 0;
+  while (base + n < path + len && base[n] != '.' && n + 1 < size) {
+    out[n] = base[n] == '-' ? '_' : base[n];
+    n++;
+  }
+  out[n] = '\0';
+}
+
+static char *read_text(const char *path) {
+  FILE *f = fopen(path, "re");
+  if (!f) return NULL;
+  size_t cap = 1 << 20, len = 0;
+  char *buf = malloc(cap);
+  while (buf) {
+    if (len + 1 >= cap) {
+      char *bigger = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
+      if (!bigger) {
+        free(buf);
+        buf = NULL;
+        break;
+      }
+      buf = bigger;
+    }
+    size_t n = fread(buf + len, 1, cap - 1 - len, f);
+    if (n == 0) break;
+    len += n;
+  }
+  fclose(f);
+  if (buf) buf[len] = '\0';
+  return buf;
+}
+
+static module *find_module(modules_ctx *m, const char *name) {
+  for (size_t i = 0; i < m->count; i++)
+    if (strcmp(m->items[i].name, name) == 0) return &m->items[i];
+  return NULL;
+}
+
+static bool is_builtin(const modules_ctx *m, const char *name) {
+  if (!m->builtin_text) return false;
+  for (const char *p = m->builtin_text; *p;) {
+    const char *end = strchr(p, '\n');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    char n[64];
+    module_name_of(p, len, n, sizeof n);
+    if (strcmp(n, name) == 0) return true;
+    p = end ? end + 1 : p + len;
+  }
+  return false;
+}
+
+static int append_order(modules_ctx *m, const char *rel, size_t len) {
+  if (m->order_len + len + 2 > m->order_cap) {
+    size_t cap = m->order_cap ? m->order_cap * 2 : 4096;
+    while (cap < m->order_len + len + 2) cap *= 2;
+    char *bigger = realloc(m->order, cap);
+    if (!bigger) return ep_error_set(EP_ENOMEM, "out of memory");
+    m->order = bigger;
+    m->order_cap = cap;
+  }
+  memcpy(m->order + m->order_len, rel, len);
+  m->order_len += len;
+  m->order[m->order_len++] = '\n';
+  m->order[m->order_len] = '\0';
+  return 0;
+}
+
+/* Adds a module after its dependencies (depth first). */
+static int visit(modules_ctx *m, module *mod) {
+  if (mod->state == 2) return 0;
+  if (mod->state == 1) return ep_error_set(EP_EINVAL, "modules.dep: %s depends on itself", mod->name);
+  mod->state = 1;
+  const char *colon = strchr(mod->line, ':');
+  const char *eol = strchr(mod->line, '\n');
+  if (!eol) eol = mod->line + strlen(mod->line);
+  for (const char *p = colon + 1; p < eol;) {
+    while (p < eol && *p == ' ') p++;
+    const char *end = p;
+    while (end < eol && *end != ' ') end++;
+    if (end > p) {
+      char dep[64];
+      module_name_of(p, (size_t)(end - p), dep, sizeof dep);
+      module *d = find_module(m, dep);
+      if (!d) return ep_error_set(EP_ENOENT, "modules.dep: %s needs %s, which it does not list", mod->name, dep);
+      int r = visit(m, d);
+      if (r < 0) return r;
+    }
+    p = end;
+  }
+  size_t rel_len = (size_t)(colon - mod->line);
+  char rel[PATH_MAX], source[PATH_MAX * 2], target[PATH_MAX * 2];
+  if (rel_len >= sizeof rel) return ep_error_set(EP_ERANGE, "modules.dep: path too long");
+  memcpy(rel, mod->line, rel_len);
+  rel[rel_len] = '\0';
+  snprintf(source, sizeof source, "%s/%s", m->dir, rel);
+  snprintf(target, sizeof target, "/usr/lib/modules/%s/%s", m->version, rel);
+  int r = ep_initramfs_add_file(m->fs, target, source, 0644);
+  if (r == 0) r = append_order(m, rel, rel_len);
+  mod->state = 2;
+  m->added++;
+  return r;
+}
+
+int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char *version, const char *const *names,
+                           size_t count, size_t *ret_count) {
+  char path[PATH_MAX];
+  modules_ctx m = {.fs = fs, .dir = modules_dir, .version = version};
+  snprintf(path, sizeof path, "%s/modules.dep", modules_dir);
+  if (!(m.dep_text = read_text(path)))
+    return ep_error_set(EP_ENOENT, "artifacts.modules_dir: cannot read %s: %s", path, strerror(errno));
+  snprintf(path, sizeof path, "%s/modules.builtin", modules_dir);
+  m.builtin_text = read_text(path);
+  int r = 0;
+  size_t lines = 1;
+  for (const char *p = m.dep_text; *p; p++) lines += *p == '\n';
+  if (!(m.items = calloc(lines, sizeof *m.items))) r = ep_error_set(EP_ENOMEM, "out of memory");
+  for (char *p = m.dep_text; r == 0 && *p;) {
+    char *colon = strchr(p, ':'), *eol = strchr(p, '\n');
+    if (!eol) eol = p + strlen(p);
+    if (colon && colon < eol) {
+      module *mod = &m.items[m.count++];
+      module_name_of(p, (size_t)(colon - p), mod->name, sizeof mod->name);
+      mod->line = p;
+    }
+    p = *eol ? eol + 1 : eol;
+  }
+  for (size_t i = 0; r == 0 && i < count; i++) {
+    char want[64];
+    module_name_of(names[i], strlen(names[i]), want, sizeof want);
+    module *mod = find_module(&m, want);
+    if (mod) r = visit(&m, mod);
+    else if (!is_builtin(&m, want))
+      r = ep_error_set(EP_ENOENT, "kernel module '%s' is neither in %s/modules.dep nor built into kernel %s", names[i],
+                       modules_dir, version);
+  }
+  if (r == 0 && m.added > MODULES_MAX) r = ep_error_set(EP_ERANGE, "more than %d kernel modules", MODULES_MAX);
+  if (r == 0) r = ep_initramfs_add_data(fs, "/etc/edgeprov/modules", m.order ? m.order : "", m.order_len, 0644);
+  if (r == 0) {
+    char line[256];
+    int n = snprintf(line, sizeof line, "%s\n", version);
+    r = ep_initramfs_add_data(fs, "/etc/edgeprov/kernel-version", line, (size_t)n, 0644);
+  }
+  if (r == 0 && ret_count) *ret_count = m.added;
+  free(m.order);
+  free(m.items);
+  free(m.dep_text);
+  free(m.builtin_text);
+  return r;
+}
+
+const char *ep_microos_kernel_version(const char *kernel_path) {
+  const char *base = strrchr(kernel_path, '/');
+  base = base ? base + 1 : kernel_path;
+  if (strncmp(base, "vmlinuz-", 8) != 0 || !base[8]) return NULL;
+  for (const char *p = base + 8; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' ||
+          *p == '_' || *p == '+'))
+      return NULL;
+  return base + 8;
+}
+
+int ep_microos_find_kernel(char *buf, size_t size) {
+  DIR *d = opendir("/boot");
+  if (!d) return ep_error_set(EP_ENOENT, "no /boot: set artifacts.kernel (install linux-image-amd64)");
+  char best[256] = "";
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (ep_microos_kernel_version(e->d_name) && strlen(e->d_name) < sizeof best &&
+        (!best[0] || strverscmp(e->d_name, best) > 0))
+      snprintf(best, sizeof best, "%s", e->d_name);
+  closedir(d);
+  if (!best[0]) return ep_error_set(EP_ENOENT, "no /boot/vmlinuz-*: set artifacts.kernel (install linux-image-amd64)");
+  snprintf(buf, size, "/boot/%s", best);
+  return 0;
+}

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Integration test of the Micro-OS /init (micro-os/init) and its udhcpc hook
+# (micro-os/udhcpc.script): Debian's kernel boots under QEMU (TCG) an initramfs made here by
+# hand in the layout `edgeprov artifacts build` produces (static busybox, the virtio modules
+# in dependency order, agent.env, a CA), with a fake edgeprov-agent that prints how it was
+# started. Four boots, two at a time:
+#   dhcp    DHCP on the NIC named by edgeprov.mac, command-line orchestrator over agent.env, the
+#           agent fails (exit 3): FAILED, the log's tail, a working shell on the console whose
+#           exit reboots
+#   static  ip=... static; a hostile edgeprov.orchestrator refused (agent.env's is used);
+#           edgeprov.debug, edgeprov.proxy; the agent exits 0: reboot, no shell
+#   nonic   no NIC at all: FAILED: network, then the shell
+#   twonics no edgeprov.mac, eth0 on a dead network: DHCP gives up on it and takes eth1
+# Usage: microos_init.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2
+. "$src/tests/integration/lib.sh"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP:-}" ] && echo "kept $tmp" || rm -rf "$tmp"; }
+trap cleanup EXIT
+: "$build"
+
+for tool in qemu-system-x86_64 zstd busybox timeout; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (scripts/install-deps.sh)"; exit 1; }
+done
+kernel=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1)
+kver=${kernel#/boot/vmlinuz-}
+moddir=/lib/modules/$kver
+[ -r "$kernel" ] && [ -r "$moddir/modules.dep" ] || { echo "FAIL: no readable Debian kernel and modules"; exit 1; }
+busybox=$(command -v busybox)
+if ldd "$busybox" >/dev/null 2>&1; then echo "FAIL: $busybox is not static (busybox-static)"; exit 1; fi
+
+# ---- the initramfs -------------------------------------------------------------------------
+# Modules in load order, dependencies first, as the builder writes /etc/edgeprov/modules.
+order=()
+module_path() { awk -F: -v want="$1.ko" '{ n = $1; sub(".*/", "", n); if (n == want) { print $1; exit } }' "$moddir/modules.dep"; }
+add_module() { # PATH relative to $moddir
+  local m dep
+  for m in "${order[@]}"; do [ "$m" = "$1" ] && return; done
+  for dep in $(awk -F: -v want="$1" '$1 == want { print $2 }' "$moddir/modules.dep"); do add_module "$dep"; done
+  order+=("$1")
+}
+for name in virtio_pci virtio_net virtio_blk; do add_module "$(module_path "$name")"; done
+virtio_count=${#order[@]}
+# A module whose hardware QEMU lacks: insmod fails (ENODEV), /init goes on.
+absent=$(module_path acpi-cpufreq)
+order+=("$absent")
+
+root=$tmp/root
+mkdir -p "$root/bin" "$root/usr/bin" "$root/usr/share/udhcpc" "$root/etc/edgeprov" "$root/usr/lib/edgeprov/plugins"
+install -m 0755 "$src/micro-os/init" "$root/init"
+install -m 0755 "$src/micro-os/udhcpc.script" "$root/usr/share/udhcpc/default.script"
+install -m 0755 "$busybox" "$root/bin/busybox"
+for m in "${order[@]}"; do install -D -m 0644 "$moddir/$m" "$root/lib/modules/$kver/$m"; done
+printf '%s\n' "${order[@]}" >"$root/etc/edgeprov/modules"
+echo "$kver" >"$root/etc/edgeprov/kernel-version"
+make_test_tls "$tmp"
+cp "$tmp/ca.pem" "$root/etc/edgeprov/ca.pem"
+cat >"$root/etc/edgeprov/agent.env" <<'ENV'
+EDGEPROV_ORCHESTRATOR=10.0.2.2:7443
+EDGEPROV_TOKEN_URL=https://10.0.2.2:8443/oauth2/token
+EDGEPROV_PROXY=
+EDGEPROV_NO_PROXY=localhost,10.0.2.3
+ENV
+
+# make_initrd NAME EXIT: the initramfs with a fake agent that exits with EXIT.
+make_initrd() {
+  cat >"$root/usr/bin/edgeprov-agent" <<AGENT
+#!/bin/busybox sh
+echo "FAKE-AGENT ARGS: \$*"
+echo "FAKE-AGENT PROXY: https_proxy=\${https_proxy-unset} HTTPS_PROXY=\${HTTPS_PROXY-unset} grpc_proxy=\${grpc_proxy-unset} no_proxy=\${no_proxy-unset}"
+echo "FAKE-AGENT NET: \$(echo \$(ip route | grep default)) | \$(echo \$(grep nameserver /etc/resolv.conf))"
+echo "FAKE-AGENT ENV: \$(echo \$(env | cut -d= -f1 | sort))"
+echo "FAKE-AGENT STATE: \$(ls -ld /var/lib/edgeprov-agent | cut -c1-10)"
+i=1
+while [ \$i -le 60 ]; do echo "fake agent line \$i"; i=\$((i + 1)); done
+exit $2
+AGENT
+  chmod 0755 "$root/usr/bin/edgeprov-agent"
+  (cd "$root" && find . | LC_ALL=C sort | "$busybox" cpio -o -H newc -R 0:0 2>/dev/null) | zstd -q -3 -T0 >"$tmp/$1.img"
+}
+make_initrd fail 3
+make_initrd ok 0
+
+# ---- boots ---------------------------------------------------------------------------------
+# boot NAME INITRD APPEND [QEMU ARGS...]: boots with the serial console in $tmp/NAME.out (CRs
+# stripped) and QEMU's exit status in $tmp/NAME.rc (124: killed at the time limit). When /init
+# offers its shell, types two commands into it: one whose output proves it ran, then exit.
+boot() {
+  local name=$1 initrd=$2 append=$3 raw=$tmp/$1.raw
+  shift 3
+  local t0=$SECONDS
+  : >"$raw"
+  {
+    while [ ! -e "$tmp/$name.rc" ] && [ $((SECONDS - t0)) -lt 80 ]; do
+      if grep -qF "leaving it reboots" "$raw"; then
+        sleep 1
+        printf 'echo SHELL-$((6 * 7))\n'
+        sleep 0.5
+        printf 'exit\n'
+        break
+      fi
+      sleep 0.2
+    done
+  } | {
+    timeout 75 qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -kernel "$kernel" -initrd "$initrd" \
+      -append "console=ttyS0 panic=-1 $append" "$@" >"$raw" 2>&1
+    echo $? >"$tmp/$name.rc"
+  }
+  tr -d '\r' <"$raw" >"$tmp/$name.out"
+  echo "boot $name: $((SECONDS - t0)) s, qemu status $(cat "$tmp/$name.rc")"
+}
+mac=52:54:00:12:34:56
+nic() { echo "-netdev user,id=$1 -device virtio-net-pci,netdev=$1,mac=$2"; }
+
+t_all=$SECONDS
+boot dhcp "$tmp/fail.img" "edgeprov.orchestrator=10.0.2.2:9999 edgeprov.mac=$mac edgeprov.ip=10.0.2.15 \
+edgeprov.target_disk=/dev/disk/by-id/virtio-target" $(nic n0 $mac) &
+pids+=($!)
+boot static "$tmp/ok.img" "ip=10.0.2.50::10.0.2.2:255.255.255.0::eth0:off:10.0.2.3 edgeprov.orchestrator=a;reboot \
+edgeprov.debug edgeprov.proxy=http://10.0.2.2:3128 edgeprov.mac=$mac" $(nic n0 $mac) &
+pids+=($!)
+wait
+pids=()
+boot nonic "$tmp/ok.img" "edgeprov.net_timeout=3 edgeprov.mac=zz:00" -nic none &
+pids+=($!)
+boot twonics "$tmp/ok.img" "edgeprov.net_timeout=30" -netdev hubport,id=dead,hubid=1 \
+  -device virtio-net-pci,netdev=dead,mac=52:54:00:00:00:01 $(nic n1 52:54:00:00:00:02) &
+pids+=($!)
+wait
+pids=()
+echo "all boots: $((SECONDS - t_all)) s"
+
+# after FILE MARKER: the part of FILE after the first line holding MARKER.
+after() { sed -n "/$2/,\$p" "$1" | tail -n +2; }
+ended() { [ "$(cat "$tmp/$1.rc")" = 0 ] || { echo "---- $1: qemu status $(cat "$tmp/$1.rc")"; sed 's/^/    /' "$tmp/$1.out"; return 1; }; }
+line() { grep -qx -- "$2" "$1"; }
+
+o=$tmp/dhcp.out
+check "dhcp: init marker" contains "$o" "edgeprov-microos: init"
+check "  modules loaded ($virtio_count), the absent one ignored" contains "$o" "edgeprov-microos: modules loaded ($virtio_count)"
+check "  network up eth0 10.0.2.15" contains "$o" "edgeprov-microos: network up eth0 10.0.2.15"
+check "  agent starting" contains "$o" "edgeprov-microos: agent starting"
+check "  command line's orchestrator wins" contains "$o" "FAKE-AGENT ARGS: --orchestrator 10.0.2.2:9999 --ca /etc/edgeprov/ca.pem --token-url https://10.0.2.2:8443/oauth2/token --state-dir /var/lib/edgeprov-agent --plugins /usr/lib/edgeprov/plugins --target-disk /dev/disk/by-id/virtio-target"
+check "  no --host-ip under DHCP, no --log-level" lacks "$o" "--host-ip"
+check "  no proxy" contains "$o" "FAKE-AGENT PROXY: https_proxy=unset HTTPS_PROXY=unset grpc_proxy=unset no_proxy=unset"
+check "  udhcpc hook: default route and DNS" contains "$o" "FAKE-AGENT NET: default via 10.0.2.2 dev eth0 | nameserver 10.0.2.3"
+check "  clean environment (no ip= from the kernel)" contains "$o" "FAKE-AGENT ENV: HOME PATH PWD SHLVL TERM" # the shell adds PWD and SHLVL
+check "  state directory mode 0700" contains "$o" "FAKE-AGENT STATE: drwx------"
+check "  agent exited 3" contains "$o" "edgeprov-microos: agent exited 3"
+check "  FAILED marker" contains "$o" "edgeprov-microos: FAILED: agent exited 3"
+after "$o" "edgeprov-microos: FAILED" >"$tmp/dhcp.tail"
+check "  log tail: last 50 lines" contains "$tmp/dhcp.tail" "---- last 50 lines of /run/edgeprov-agent.log"
+check "    ends with the agent's last line" line "$tmp/dhcp.tail" "fake agent line 60"
+check "    starts at the 50th line from the end" line "$tmp/dhcp.tail" "fake agent line 11"
+check "    and no earlier" bash -c '! grep -qx "fake agent line 10" "$1"' _ "$tmp/dhcp.tail"
+check "  a shell on the console ran a command" line "$o" "SHELL-42"
+check "  leaving the shell rebooted (QEMU exited)" ended dhcp
+check "  no refusals" lacks "$o" "refusing"
+
+o=$tmp/static.out
+check "static: hostile edgeprov.orchestrator refused" contains "$o" \
+  "edgeprov-microos: refusing edgeprov.orchestrator from the command line: characters outside [A-Za-z0-9.:-]"
+check "  network up eth0 10.0.2.50" contains "$o" "edgeprov-microos: network up eth0 10.0.2.50"
+check "  agent.env's orchestrator, --host-ip, debug log level" contains "$o" \
+  "FAKE-AGENT ARGS: --orchestrator 10.0.2.2:7443 --ca /etc/edgeprov/ca.pem --token-url https://10.0.2.2:8443/oauth2/token --state-dir /var/lib/edgeprov-agent --plugins /usr/lib/edgeprov/plugins --host-ip 10.0.2.50 --log-level debug"
+check "  proxy exported, no_proxy from agent.env" contains "$o" \
+  "FAKE-AGENT PROXY: https_proxy=http://10.0.2.2:3128 HTTPS_PROXY=http://10.0.2.2:3128 grpc_proxy=http://10.0.2.2:3128 no_proxy=localhost,10.0.2.3"
+check "  static route and DNS" contains "$o" "FAKE-AGENT NET: default via 10.0.2.2 dev eth0 | nameserver 10.0.2.3"
+check "  debug: the absent module's failure logged" contains "$o" "edgeprov-microos: debug: insmod $absent failed"
+check "  debug: set -x" contains "$o" "+ say 'network up eth0 10.0.2.50'"
+check "  agent exited 0" contains "$o" "edgeprov-microos: agent exited 0"
+check "  then reboot without a shell" lacks "$o" "leaving it reboots"
+check "  no FAILED" lacks "$o" "FAILED"
+check "  QEMU exited" ended static
+
+o=$tmp/nonic.out
+check "nonic: bad edgeprov.mac refused" contains "$o" "edgeprov-microos: refusing edgeprov.mac from the command line: not a MAC address"
+check "  FAILED: network" contains "$o" "edgeprov-microos: FAILED: network: no Ethernet interface"
+check "  init log tail shown" contains "$o" "---- last 50 lines of /run/edgeprov-microos.log"
+check "  agent not started" lacks "$o" "agent starting"
+check "  shell, then reboot" line "$o" "SHELL-42"
+check "  QEMU exited" ended nonic
+
+o=$tmp/twonics.out
+check "twonics: no lease on eth0" contains "$o" "edgeprov-microos: no DHCP lease on eth0"
+check "  DHCP falls through to eth1" contains "$o" "edgeprov-microos: network up eth1 10.0.2.15"
+check "  agent exited 0" contains "$o" "edgeprov-microos: agent exited 0"
+check "  QEMU exited" ended twonics
+
+finish
