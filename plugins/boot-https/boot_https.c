@@ -48,10 +48,10 @@ static int32_t https_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   host->setting_string(ctx, "payload", &payload);
   int32_t r = ep_ipxe_options_read(host, ctx, &b->script);
   if (r == 0 && strcmp(payload, "kernel") != 0 && strcmp(payload, "uki") != 0)
-    r = ep_failf(host, ctx, EP_EINVAL, "setting 'payload': \"%s\" is neither \"kernel\" nor \"uki\"", payload);
+    r = ep_failf(host, ctx, EP_EINVAL, "setting payload: '%.32s' is neither 'kernel' nor 'uki'", payload);
   b->script.use_uki = strcmp(payload, "uki") == 0;
   if (r == 0 && !directory[0] && host->site_string(ctx, "artifacts.directory", &directory) < 0)
-    r = ep_failf(host, ctx, EP_EINVAL, "setting 'directory': unset, and the host has no artifacts.directory");
+    r = ep_failf(host, ctx, EP_EINVAL, "setting directory: unset, and the host has no artifacts.directory");
   if (r == 0) r = host->publish_directory(ctx, url_path, directory); /* message set by the host */
   if (r < 0) {
     free(b);

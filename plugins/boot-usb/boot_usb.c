@@ -29,10 +29,7 @@ typedef struct boot_usb_state {
 } boot_usb_state;
 
 static const ep_field_decl usb_settings[] = {
-    EP_FIELD_INT_DECL("attempts", "5", EP_FIELD_OPTIONAL, 1, 100, "rounds over every NIC before autoexec.ipxe gives up"),
-    EP_FIELD_INT_DECL("retry_delay_s", "5", EP_FIELD_OPTIONAL, 0, 300, "seconds between two rounds"),
-    EP_FIELD_STRING_DECL("network", "dhcp", EP_FIELD_OPTIONAL, 16,
-                         "dhcp: the Micro-OS runs DHCP again; static: it keeps the address iPXE got (ip=)"),
+    EP_IPXE_SETTINGS,
     EP_FIELD_STRING_DECL("payload", "ipxe", EP_FIELD_OPTIONAL, 16,
                          "what the USB image boots unless told otherwise: ipxe (iPXE, then autoexec.ipxe fetches the "
                          "Micro-OS) or micro-os (the signed Micro-OS UKI, no network boot)"),
@@ -41,21 +38,10 @@ static const ep_field_decl usb_settings[] = {
 static int payload_known(const char *payload) { return strcmp(payload, "ipxe") == 0 || strcmp(payload, "micro-os") == 0; }
 
 static int32_t usb_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
-  int64_t attempts, delay;
-  const char *network, *payload;
-  int32_t rc;
-  if ((rc = host->setting_int(ctx, "attempts", &attempts)) < 0)
-    return ep_failf(host, ctx, rc, "setting attempts: cannot read it");
-  if (attempts < 1 || attempts > 100)
-    return ep_failf(host, ctx, EP_ERANGE, "setting attempts: %lld is not in 1..100", (long long)attempts);
-  if ((rc = host->setting_int(ctx, "retry_delay_s", &delay)) < 0)
-    return ep_failf(host, ctx, rc, "setting retry_delay_s: cannot read it");
-  if (delay < 0 || delay > 300)
-    return ep_failf(host, ctx, EP_ERANGE, "setting retry_delay_s: %lld is not in 0..300 (seconds)", (long long)delay);
-  if ((rc = host->setting_string(ctx, "network", &network)) < 0)
-    return ep_failf(host, ctx, rc, "setting network: cannot read it");
-  if (strcmp(network, "dhcp") != 0 && strcmp(network, "static") != 0)
-    return ep_failf(host, ctx, EP_EINVAL, "setting network: '%.32s' is neither 'dhcp' nor 'static'", network);
+  ep_ipxe_options ipxe;
+  const char *payload;
+  int32_t rc = ep_ipxe_options_read(host, ctx, &ipxe);
+  if (rc < 0) return rc;
   if ((rc = host->setting_string(ctx, "payload", &payload)) < 0)
     return ep_failf(host, ctx, rc, "setting payload: cannot read it");
   if (!payload_known(payload))
@@ -66,10 +52,7 @@ static int32_t usb_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   memset(s, 0, sizeof *s);
   s->host = host;
   s->ctx = ctx;
-  s->ipxe.attempts = (int)attempts;
-  s->ipxe.retry_delay_s = (int)delay;
-  s->ipxe.static_ip = strcmp(network, "static") == 0;
-  s->ipxe.use_uki = 0; /* kernel + initrd: iPXE passes them the command line, which a signed UKI would ignore */
+  s->ipxe = ipxe; /* kernel + initrd: iPXE passes them the command line, which a signed UKI would ignore */
   snprintf(s->payload, sizeof s->payload, "%s", payload);
   *ret_state = s;
   return 0;

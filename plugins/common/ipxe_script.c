@@ -23,16 +23,25 @@ static void put(script_buf *o, const char *fmt, ...) {
 }
 
 int32_t ep_ipxe_options_read(const ep_host *host, ep_ctx *ctx, ep_ipxe_options *out) {
-  int64_t attempts = 5, delay = 5;
-  const char *network = "dhcp";
-  host->setting_int(ctx, "attempts", &attempts);
-  host->setting_int(ctx, "retry_delay_s", &delay);
-  host->setting_string(ctx, "network", &network);
+  int64_t attempts, delay;
+  const char *network;
+  int32_t rc;
+  if ((rc = host->setting_int(ctx, "attempts", &attempts)) < 0)
+    return ep_failf(host, ctx, rc, "setting attempts: cannot read it");
+  if (attempts < 1 || attempts > 100)
+    return ep_failf(host, ctx, EP_ERANGE, "setting attempts: %lld is not in 1..100", (long long)attempts);
+  if ((rc = host->setting_int(ctx, "retry_delay_s", &delay)) < 0)
+    return ep_failf(host, ctx, rc, "setting retry_delay_s: cannot read it");
+  if (delay < 0 || delay > 300)
+    return ep_failf(host, ctx, EP_ERANGE, "setting retry_delay_s: %lld is not in 0..300 (seconds)", (long long)delay);
+  if ((rc = host->setting_string(ctx, "network", &network)) < 0)
+    return ep_failf(host, ctx, rc, "setting network: cannot read it");
   if (strcmp(network, "dhcp") != 0 && strcmp(network, "static") != 0)
-    return ep_failf(host, ctx, EP_EINVAL, "setting 'network': \"%s\" is neither \"dhcp\" nor \"static\"", network);
+    return ep_failf(host, ctx, EP_EINVAL, "setting network: '%.32s' is neither 'dhcp' nor 'static'", network);
   out->attempts = (int)attempts;
   out->retry_delay_s = (int)delay;
   out->static_ip = strcmp(network, "static") == 0;
+  out->use_uki = 0;
   return 0;
 }
 

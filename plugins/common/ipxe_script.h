@@ -17,14 +17,15 @@ typedef struct ep_ipxe_options {
   int use_uki;       /* 1: chain build->uki (one signed EFI file) instead of kernel + initrd */
 } ep_ipxe_options;
 
-/* The settings both boot plugins declare for their script, and their reader (validates
- * network = "dhcp" | "static"; sets the error naming the setting and returns it < 0). */
+/* The settings both boot plugins declare for their script, and their reader: checks each
+ * (bounds, network = "dhcp" | "static"), and on a bad one sets an error naming the setting
+ * and returns < 0. use_uki is left 0 for the plugin to decide. */
 #define EP_IPXE_SETTINGS                                                                            \
   EP_FIELD_INT_DECL("attempts", "5", EP_FIELD_OPTIONAL, 1, 100,                                     \
                     "rounds over every NIC before the script gives up"),                            \
-      EP_FIELD_INT_DECL("retry_delay_s", "5", EP_FIELD_OPTIONAL, 0, 300, "pause between rounds"),  \
+      EP_FIELD_INT_DECL("retry_delay_s", "5", EP_FIELD_OPTIONAL, 0, 300, "seconds between two rounds"), \
       EP_FIELD_STRING_DECL("network", "dhcp", EP_FIELD_OPTIONAL, 16,                               \
-                           "how the Micro-OS sets up its NIC: dhcp, or static (the address iPXE got)")
+                           "dhcp: the Micro-OS runs DHCP again; static: it keeps the address iPXE got (ip=)")
 
 int32_t ep_ipxe_options_read(const ep_host *host, ep_ctx *ctx, ep_ipxe_options *out);
 

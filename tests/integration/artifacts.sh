@@ -114,6 +114,30 @@ check "  passes the NIC's MAC and IP" contains "$A/boot.ipxe" 'edgeprov.mac=${ne
 check "  loops over the NICs" contains "$A/boot.ipxe" 'isset ${net${edgeprov-nic}/mac} || goto round-failed'
 check "autoexec.ipxe (boot-usb) is the same script" cmp -s "$A/boot.ipxe" "$A/autoexec.ipxe"
 
+# ---- the USB image (boot-usb) ----------------------------------------------------------------
+usb_checks() { # PAYLOAD EXPECTED_BOOT_FILE
+  local img="$tmp/usb-$1.img"
+  check "usb-image --payload $1 writes an image" run_status 0 "$tmp/usb.out" $E --config "$tmp/site.conf" usb-image --out "$img" --payload "$1"
+  check "  sgdisk -v finds no problems" sh -c "sgdisk -v '$img' | grep -q 'No problems found'"
+  local first last
+  first=$(sgdisk -i 1 "$img" | sed -n 's/^First sector: \([0-9]*\).*/\1/p')
+  last=$(sgdisk -i 1 "$img" | sed -n 's/^Last sector: \([0-9]*\).*/\1/p')
+  check "  partition 1 is an EFI system partition" sh -c "sgdisk -i 1 '$img' | grep -q 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B'"
+  dd if="$img" of="$tmp/esp.img" bs=512 skip="$first" count=$((last - first + 1)) status=none
+  check "  fsck.vfat -n passes on the ESP" run_status 0 "$tmp/fsck.out" fsck.vfat -n "$tmp/esp.img"
+  rm -f "$tmp/bootx64.efi" && mcopy -i "$tmp/esp.img" ::/EFI/BOOT/BOOTX64.EFI "$tmp/bootx64.efi" 2>/dev/null
+  check "  BOOTX64.EFI is the signed $2" cmp -s "$tmp/bootx64.efi" "$A/$2"
+  check "  and verifies with sbverify" sh -c "sbverify --cert '$tmp/keys/db.crt' '$tmp/bootx64.efi' 2>&1 | grep -q OK"
+}
+usb_checks ipxe ipxe.efi
+check "  autoexec.ipxe is on the ESP" sh -c "mcopy -i '$tmp/esp.img' ::/autoexec.ipxe - 2>/dev/null | cmp -s - '$A/autoexec.ipxe'"
+usb_checks micro-os micro-os.efi
+check "usb-image without --out is a usage error" run_status 2 "$tmp/usb2.out" $E --config "$tmp/site.conf" usb-image
+check "usb-image from a directory without artifacts fails, naming the file" run_status 1 "$tmp/usb3.out" \
+  $E --config "$tmp/site.conf" usb-image --out "$tmp/none.img" --from "$tmp/pki"
+check "  ipxe.efi" contains "$tmp/usb3.out" "ipxe.efi"
+check "  and writes nothing" test ! -e "$tmp/none.img"
+
 # ---- reproducible, and replaced in one step -------------------------------------------------
 cp "$A/SHA256SUMS" "$tmp/sums.1"
 check "a second build gives the same bytes" run_status 0 "$tmp/build2.out" $E --config "$tmp/site.conf" artifacts build
