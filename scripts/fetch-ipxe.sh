@@ -76,48 +76,9 @@ done
 codename=$( (. /etc/os-release 2>/dev/null && echo "${VERSION_CODENAME:-}") || true)
 [ -n "$codename" ] || die "cannot tell this machine's Debian codename (VERSION_CODENAME in /etc/os-release)"
 
-# one-line format: deb [options] URI SUITE [COMPONENT...]; prints the URI of an entry for SUITE.
-uri_from_list() {
-  sed -e 's/#.*//' -e 's/\[[^]]*\]//' "$1" |
-    awk -v s="$codename" '$1 == "deb" && $3 == s { print $2; exit }'
-}
-
-# deb822 format: stanzas of Field: value, blank-line separated, continuation lines indented.
-uri_from_sources() {
-  awk -v s="$codename" '
-    function flush() {
-      if (types ~ /(^| )deb( |$)/ && (" " suites " ") ~ (" " s " ") && tolower(enabled) != "no" && uris != "") {
-        split(uris, u, " "); print u[1]; found = 1; exit
-      }
-      types = suites = uris = enabled = ""; last = ""
-    }
-    /^[ \t]*#/ { next }
-    /^[ \t]*$/ { flush(); next }
-    /^[ \t]/ { if (last != "") { sub(/^[ \t]+/, ""); val[last] = val[last] " " $0; assign(last) } next }
-    {
-      i = index($0, ":"); if (i == 0) next
-      last = tolower(substr($0, 1, i - 1)); v = substr($0, i + 1); gsub(/^[ \t]+|[ \t]+$/, "", v)
-      val[last] = v; assign(last)
-    }
-    function assign(k) {
-      if (k == "types") types = val[k]; else if (k == "suites") suites = val[k]
-      else if (k == "uris") uris = val[k]; else if (k == "enabled") enabled = val[k]
-    }
-    END { if (!found) flush() }
-  ' "$1"
-}
-
-mirror=${EDGEPROV_IPXE_MIRROR:-}
-if [ -z "$mirror" ]; then
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -r "$f" ] || continue
-    case $f in
-      *.sources) mirror=$(uri_from_sources "$f") ;;
-      *) mirror=$(uri_from_list "$f") ;;
-    esac
-    [ -n "$mirror" ] && break
-  done
-fi
+# shellcheck source=scripts/apt-mirror.sh
+. "$(dirname "$0")/apt-mirror.sh"
+mirror=${EDGEPROV_IPXE_MIRROR:-$(ep_apt_mirror "$codename")}
 [ -n "$mirror" ] || die "no apt source for suite '$codename' found in /etc/apt/sources.list{,.d/}; set EDGEPROV_IPXE_MIRROR to a Debian archive URI"
 case $mirror in
   cdrom:*) die "the apt source for '$codename' is a CD-ROM ($mirror); set EDGEPROV_IPXE_MIRROR to a Debian archive URI" ;;

@@ -27,6 +27,10 @@ packages=(
   # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
   # UEFI HTTPS boot test
   qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base
+  # the e2e target OS image (tests/e2e/images/debian-image.sh): debootstrap makes its Debian
+  # root filesystem; mkfs.ext4 -d (e2fsprogs), mkfs.vfat + mtools, sgdisk, objcopy and the
+  # systemd-boot-efi stub (all above) make the disk and its unified kernel image
+  debootstrap
 )
 
 missing=()

@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# The main command: installs what is needed, builds edgeprov, and starts the orchestrator
-# daemon edgeprovd on its embedded defaults (no config file). Stop it with Ctrl-C.
+# The main command: installs what is needed, builds edgeprov, then boots one virtual edge
+# node (QEMU, UEFI firmware) through the whole path against a real edgeprovd on this machine:
+# UEFI network boot -> signed iPXE -> Micro-OS over HTTPS -> onboarding -> workflow (a Debian
+# image with cloud-init streamed to its disk) -> reboot -> RUNNING. Prints the node's timeline
+# and the final inventory. The first run also builds the Debian target image (debootstrap,
+# several minutes; cached in /var/cache/edgeprov-e2e).
+#
+#   scripts/quickstart.sh            the demo (tests/e2e/run.sh's "network" scenario)
+#   scripts/quickstart.sh --daemon   instead start edgeprovd in the foreground on its embedded
+#                                    defaults (Ctrl-C stops it); other arguments go to edgeprovd
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j "$(nproc)"
-echo "==> build/release/bin/edgeprovd (embedded defaults; Ctrl-C stops it)"
-exec build/release/bin/edgeprovd "$@"
+if [ "${1:-}" = --daemon ]; then
+  shift
+  echo "==> build/release/bin/edgeprovd (embedded defaults; Ctrl-C stops it)"
+  exec build/release/bin/edgeprovd "$@"
+fi
+echo "==> booting one virtual edge node end to end (tests/e2e/run.sh build/release network)"
+exec tests/e2e/run.sh build/release network

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is needed, then builds edgeprov twice, plainly and with
 # AddressSanitizer + UndefinedBehaviorSanitizer, and runs the whole suite (ctest) in both;
-# then runs the libFuzzer targets of tests/fuzz for a bounded time each.
+# then boots QEMU virtual edge nodes end to end (tests/e2e), then runs the libFuzzer targets
+# of tests/fuzz for a bounded time each.
 # Usage: scripts/test.sh            (build trees go to build/release and build/sanitize)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,11 @@ run_suite release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 export ASAN_OPTIONS=halt_on_error=1:detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 run_suite sanitize -DCMAKE_BUILD_TYPE=Debug -DEP_SANITIZE=ON
+
+# End to end on QEMU (TCG): virtual edge nodes boot, onboard, provision and report RUNNING,
+# against the release build (tests/e2e/run.sh; the Debian target image is cached).
+echo "==> e2e: QEMU virtual edge nodes"
+tests/e2e/run.sh build/release
 
 # The fuzzers (libFuzzer needs clang), each for a bounded time on its seed corpus.
 echo "==> fuzz: configure and build (clang)"

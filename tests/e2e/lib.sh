@@ -1,0 +1,247 @@
+# End-to-end harness: an orchestrator (edgeprovd on this machine, its artifacts built by
+# `edgeprov artifacts build`) and QEMU virtual edge nodes (TCG, OVMF) that boot, onboard,
+# provision and report RUNNING. Sourced by tests/e2e/run.sh after tests/integration/lib.sh.
+#
+# Contract: e2e_orchestrator_start brings up the orchestrator in $E2E (a scratch directory);
+# vm_start starts a node; vm_wait waits for a console marker with its own timeout and adds it
+# to the node's timeline; e2e_stop_all stops every process the harness started.
+#
+# Network: QEMU's user network, where the guest sees this machine's 127.0.0.1 as 10.0.2.2.
+# edgeprovd listens on 0.0.0.0 (gRPC, HTTPS) with a certificate for 10.0.2.2. UEFI network
+# boot starts from QEMU's DHCP bootfile, which can only be http:// (QEMU offers the
+# "HTTPClient" class for http:// only): a plain-HTTP nginx answers it with the signed
+# ipxe.efi for the firmware (User-Agent UefiHttpBoot) and with boot.ipxe for iPXE, which
+# gets the same bootfile from DHCP; everything after that (kernel, initramfs, OS image,
+# onboarding, workflow) is HTTPS or gRPC over TLS to edgeprovd.
+
+E2E_OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
+E2E_OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
+E2E_OVMF_SB_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
+E2E_OVMF_SB_VARS=/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd
+E2E_SNAKEOIL_KEY=/usr/share/ovmf/PkKek-1-snakeoil.key
+E2E_SNAKEOIL_CERT=/usr/share/ovmf/PkKek-1-snakeoil.pem
+e2e_pids=()
+
+e2e_log() { printf '[e2e %6.1fs] %s\n' "$(e2e_elapsed "$E2E_T0")" "$*"; }
+e2e_now() { date +%s.%N; }
+e2e_elapsed() { echo "$(e2e_now) - $1" | bc -l; }
+e2e_die() {
+  echo "e2e: $*" >&2
+  exit 1
+}
+
+e2e_stop_all() {
+  local p
+  for p in "${e2e_pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+}
+
+# e2e_pki DIR: a site CA, and the orchestrator's certificate for 10.0.2.2 and 127.0.0.1.
+# iPXE checks validity against the guest's clock (QEMU's RTC is this machine's UTC time).
+e2e_pki() {
+  mkdir -p "$1"
+  (cd "$1" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem \
+    -days 30 -subj /CN=edgeprov-e2e-ca && openssl req -newkey rsa:2048 -nodes \
+    -keyout tls.key -out tls.csr -subj /CN=orchestrator &&
+    printf 'subjectAltName=IP:10.0.2.2,IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req -in tls.csr \
+    -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 30 -extfile ext) >/dev/null 2>&1 ||
+    e2e_die "cannot create the test PKI in $1"
+  chmod 600 "$1/tls.key"
+}
+
+# e2e_snakeoil_keys DIR: the Secure Boot db key OVMF's snakeoil variables trust, unencrypted
+# for sbsign (the package ships it with the passphrase "snakeoil").
+e2e_snakeoil_keys() {
+  mkdir -p "$1"
+  openssl pkey -in "$E2E_SNAKEOIL_KEY" -passin pass:snakeoil -out "$1/db.key" 2>/dev/null ||
+    e2e_die "cannot read $E2E_SNAKEOIL_KEY (package ovmf)"
+  chmod 600 "$1/db.key"
+  cp "$E2E_SNAKEOIL_CERT" "$1/db.crt"
+}
+
+# e2e_orchestrator_start MODE IMAGE IMAGE_SHA256: writes the site config (MODE nztp or
+# non-ztp; the os-ubuntu profile debian-12 installs IMAGE), builds the artifacts signed with
+# the snakeoil db key, starts edgeprovd and the netboot nginx. IMAGE is served next to the
+# artifacts by edgeprovd. Sets E2E_CONF, E2E_ART, E2E_HTTPS, E2E_GRPC, E2E_NETBOOT_URL.
+e2e_orchestrator_start() {
+  local mode=$1 image=$2 image_sha=$3
+  E2E_GRPC=$(free_port) E2E_HTTPS=$(free_port)
+  local web
+  web=$(free_port)
+  E2E_CONF=$E2E/site.conf E2E_ART=$E2E/data/artifacts
+  E2E_NETBOOT_URL=http://10.0.2.2:$web/netboot.efi
+  local image_url=https://10.0.2.2:$E2E_HTTPS/boot/${image##*/}
+  e2e_pki "$E2E/pki"
+  e2e_snakeoil_keys "$E2E/sb"
+  cat >"$E2E_CONF" <<CONF
+listen = { management = "unix:$E2E/mgmt.sock"; grpc = "0.0.0.0:$E2E_GRPC"; https = "0.0.0.0:$E2E_HTTPS"; };
+paths = { data = "$E2E/data"; plugins = [ "$BUILD/lib/edgeprov/plugins" ]; };
+tls = { cert = "$E2E/pki/tls.pem"; key = "$E2E/pki/tls.key"; ca = "$E2E/pki/ca.pem"; };
+provisioning = { mode = "$mode"; orchestrator = "10.0.2.2:$E2E_GRPC"; token_url = "https://10.0.2.2:$E2E_HTTPS/oauth2/token"; };
+plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "boot-https", "boot-usb", "os-ubuntu" ]; };
+artifacts = { base_url = "https://10.0.2.2:$E2E_HTTPS/boot"; signing_key = "$E2E/sb/db.key";
+              signing_cert = "$E2E/sb/db.crt"; };
+os-ubuntu = { image_url = "$image_url"; image_sha256 = "$image_sha"; profile = "debian-12"; };
+CONF
+  e2e_log "building the boot artifacts (edgeprov artifacts build)"
+  "$BUILD/bin/edgeprov" --config "$E2E_CONF" artifacts build >"$E2E/artifacts.out" 2>&1 ||
+    { cat "$E2E/artifacts.out"; e2e_die "artifacts build failed"; }
+  ln "$image" "$E2E_ART/" 2>/dev/null || cp "$image" "$E2E_ART/"
+  e2e_daemon_start
+  e2e_netboot_start "$web"
+  e2e_log "edgeprovd ready (gRPC :$E2E_GRPC, HTTPS :$E2E_HTTPS), netboot $E2E_NETBOOT_URL"
+}
+
+# e2e_netboot_start PORT: plain-HTTP nginx on 127.0.0.1:PORT answering /netboot.efi by
+# User-Agent (OVMF takes a file for an EFI binary by its .efi name or type; iPXE recognises
+# its script by the #!ipxe line whatever the name).
+e2e_netboot_start() {
+  chmod 755 "$E2E" "$E2E/data" "$E2E_ART"
+  cp /usr/local/share/edgeprov/ipxe/ipxe.efi "$E2E/unsigned-ipxe.efi" # as fetched, before signing
+  chmod 644 "$E2E/unsigned-ipxe.efi"
+  cat >"$E2E/netboot.conf" <<CONF
+worker_processes 1; daemon off; pid $E2E/netboot.pid; error_log $E2E/netboot-error.log;
+events { worker_connections 64; }
+http {
+  access_log $E2E/netboot-access.log; client_body_temp_path $E2E/nb; proxy_temp_path $E2E/np;
+  fastcgi_temp_path $E2E/nf; uwsgi_temp_path $E2E/nu; scgi_temp_path $E2E/ns;
+  map \$http_user_agent \$netboot_file { ~^UefiHttpBoot /ipxe.efi; default /boot.ipxe; }
+  server {
+    listen 127.0.0.1:$1;
+    location = /netboot.efi { root $E2E_ART; default_type application/octet-stream; try_files \$netboot_file =404; }
+    location = /unsigned/ipxe.efi { alias $E2E/unsigned-ipxe.efi; default_type application/efi; }
+  }
+}
+CONF
+  nginx -c "$E2E/netboot.conf" >"$E2E/netboot.out" 2>&1 &
+  e2e_pids+=($!)
+  local _
+  for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/netboot.efi" && return 0; sleep 0.05; done
+  cat "$E2E/netboot.out" "$E2E/netboot-error.log" 2>/dev/null
+  e2e_die "the netboot nginx did not start"
+}
+
+# e2e_daemon_start: starts edgeprovd on $E2E_CONF (log: $E2E/edgeprovd.log, appended) and
+# waits until it is ready. Sets E2E_DAEMON.
+e2e_daemon_start() {
+  local log=$E2E/edgeprovd.log start
+  start=$(wc -l <"$log" 2>/dev/null || echo 0)
+  "$BUILD/bin/edgeprovd" --config "$E2E_CONF" >>"$log" 2>&1 &
+  E2E_DAEMON=$!
+  e2e_pids+=("$E2E_DAEMON")
+  local _
+  for _ in $(seq 200); do tail -n +"$((start + 1))" "$log" | grep -q 'msg="ready' && return 0; sleep 0.05; done
+  cat "$log"
+  e2e_die "edgeprovd did not start"
+}
+
+# e2e_orchestrator_mode MODE: restarts edgeprovd with provisioning.mode MODE (nztp or
+# non-ztp); the inventory and the artifacts stay.
+e2e_orchestrator_mode() {
+  kill "$E2E_DAEMON" 2>/dev/null
+  wait "$E2E_DAEMON" 2>/dev/null
+  sed -i "s/mode = \"[a-z-]*\";/mode = \"$1\";/" "$E2E_CONF"
+  e2e_daemon_start
+  e2e_log "edgeprovd restarted in $1 mode"
+}
+
+e2e_cli() { "$BUILD/bin/edgeprov" --config "$E2E_CONF" "$@"; }
+
+# vm_start NAME UUID SERIAL BOOT [secureboot]: starts a VM booting BOOT (net: UEFI HTTP boot
+# from QEMU's DHCP, of $VM_BOOTFILE when set; usb: the USB image $E2E/usb.img as a USB stick,
+# removable) with a blank 4 GiB
+# target disk (bootindex 0: blank, OVMF falls through to the boot medium; once written, it
+# boots the installed OS). Console: $E2E/NAME/console.log.
+vm_start() {
+  local name=$1 uuid=$2 serial=$3 boot=$4 sb=${5:-}
+  local d=$E2E/$name
+  mkdir -p "$d"
+  local code=$E2E_OVMF_CODE vars=$E2E_OVMF_VARS machine=q35
+  local extra=()
+  if [ "$sb" = secureboot ]; then
+    code=$E2E_OVMF_SB_CODE vars=$E2E_OVMF_SB_VARS machine=q35,smm=on
+    extra+=(-global driver=cfi.pflash01,property=secure,value=on)
+  fi
+  cp "$vars" "$d/vars.fd"
+  truncate -s 4G "$d/target.img"
+  local mac
+  mac=$(printf '52:54:00:e2:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)))
+  local net=(-netdev "user,id=n0,bootfile=${VM_BOOTFILE:-$E2E_NETBOOT_URL}" -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
+  case $boot in
+  net) net[3]+=",bootindex=1" ;;
+  usb) extra+=(-drive "if=none,id=usb,format=raw,readonly=on,file=$E2E/usb.img" -device qemu-xhci
+    -device "usb-storage,drive=usb,removable=on,bootindex=1") ;;
+  *) e2e_die "vm_start: unknown boot method $boot" ;;
+  esac
+  VM_T0[$name]=$(e2e_now)
+  qemu-system-x86_64 -accel tcg -M "$machine" -m 1536 -smp 2 -display none -monitor none -no-user-config \
+    -drive "if=pflash,format=raw,readonly=on,file=$code" -drive "if=pflash,format=raw,file=$d/vars.fd" \
+    -drive "if=none,id=target,format=raw,file=$d/target.img" \
+    -device "virtio-blk-pci,drive=target,serial=EPTARGET0001,bootindex=0" \
+    "${net[@]}" "${extra[@]}" \
+    -fw_cfg "name=etc/edk2/https/cacerts,file=$E2E_ART/cacerts.esl" \
+    -fw_cfg name=opt/org.tianocore/IPv4PXESupport,string=n -fw_cfg name=opt/org.tianocore/IPv6PXESupport,string=n \
+    -uuid "$uuid" -smbios "type=1,serial=$serial" \
+    -serial "file:$d/console.log" </dev/null >"$d/qemu.out" 2>&1 &
+  VM_PID[$name]=$!
+  e2e_pids+=($!)
+  : >"$d/timeline"
+  echo "$uuid" >"$d/uuid"
+  e2e_log "$name: started (uuid $uuid, serial $serial, boot $boot${sb:+, Secure Boot})"
+}
+declare -A VM_T0 VM_PID
+
+# vm_console NAME: the console so far without ANSI escapes and carriage returns.
+vm_console() { sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r//g' "$E2E/$1/console.log" 2>/dev/null; }
+
+# vm_wait NAME STAGE TIMEOUT_S PATTERN: waits until the console matches PATTERN (grep -E),
+# or the instance is RUNNING when PATTERN is @running. Adds "STAGE at T s" to the node's
+# timeline. Fails (printing the console's tail) on timeout or when the VM died.
+vm_wait() {
+  local name=$1 stage=$2 limit=$3 pattern=$4
+  local start
+  start=$(e2e_now)
+  while :; do
+    if [ "$pattern" = @running ]; then
+      vm_instance_running "$name" && break
+    elif vm_console "$name" | grep -qE -- "$pattern"; then
+      break
+    fi
+    if ! kill -0 "${VM_PID[$name]}" 2>/dev/null && [ "$pattern" != @running ]; then
+      echo "---- $name: QEMU exited while waiting for: $stage"
+      vm_console "$name" | tail -n 40 | sed 's/^/    /'
+      return 1
+    fi
+    if [ "$(echo "$(e2e_elapsed "$start") > $limit" | bc)" = 1 ]; then
+      echo "---- $name: no '$stage' within ${limit}s; console tail:"
+      vm_console "$name" | tail -n 40 | sed 's/^/    /'
+      return 1
+    fi
+    sleep 0.25
+  done
+  local t
+  t=$(e2e_elapsed "${VM_T0[$name]}")
+  printf '%7.1f s  %s\n' "$t" "$stage" >>"$E2E/$name/timeline"
+  e2e_log "$name: $stage ($(printf '%.1f' "$t") s after power-on)"
+}
+
+vm_uuid() { cat "$E2E/$1/uuid"; }
+
+# vm_instance_running NAME: the node's Instance is RUNNING in the inventory.
+vm_instance_running() {
+  local id
+  id=$(e2e_cli host show "$(vm_uuid "$1")" --json 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("instance_id") or "")' 2>/dev/null)
+  [ -n "$id" ] && e2e_cli instance list 2>/dev/null | grep -qE "^$id .*RUNNING"
+}
+
+vm_timeline() {
+  echo "timeline of $1 (seconds after power-on):"
+  sed 's/^/  /' "$E2E/$1/timeline"
+}
+
+vm_stop() {
+  kill "${VM_PID[$1]}" 2>/dev/null
+  wait "${VM_PID[$1]}" 2>/dev/null
+  return 0
+}
