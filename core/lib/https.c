@@ -185,6 +185,9 @@ static enum MHD_Result respond_text(struct MHD_Connection *connection, int statu
   return body ? respond(connection, status, "text/plain", body, strlen(body)) : MHD_NO;
 }
 
+/* The per-request state of a file request: no state, only a mark that its headers were seen. */
+static char file_request;
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
   (void)version;
@@ -194,7 +197,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
   const mount *m = find_mount(s, url, &rel);
   if (m && !*con_cls && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
     return respond_text(connection, 405, "method not allowed\n");
-  if (m && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) return ep_https_serve_file(connection, method, m->directory, rel);
+  if (m && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
+    /* Answered on the second call, once the request is read: libmicrohttpd closes the
+     * connection after a response queued on the first (headers only) call, and UEFI HTTP
+     * boot cannot open a second TLS connection after its HEAD. A stray body is dropped. */
+    if (!*con_cls) {
+      *con_cls = &file_request;
+      return MHD_YES;
+    }
+    if (*upload_data_size) {
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    return ep_https_serve_file(connection, method, m->directory, rel);
+  }
   if (!u) { /* first call: headers only */
     if (!(u = calloc(1, sizeof *u))) return MHD_NO;
     *con_cls = u;
@@ -249,6 +265,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls, enum MHD_RequestTerminationCode code) {
   (void)cls, (void)connection, (void)code;
+  if (*con_cls == &file_request) {
+    *con_cls = NULL;
+    return;
+  }
   upload *u = *con_cls;
   if (u && u->form_parser) MHD_destroy_post_processor(u->form_parser);
   if (u) explicit_bzero(u->form, sizeof u->form);

@@ -12,12 +12,15 @@
 #               boot; an unsigned iPXE binary is refused
 #   nonztp      the node waits in the Micro-OS until `edgeprov instance create`
 #   two         two VMs at once
+#   httpsboot   UEFI HTTPS boot as the reference does it: dnsmasq in a network namespace
+#               offers the https:// ipxe.efi URL, the firmware fetches it over TLS (own
+#               edgeprovd in the namespace; ends when the Micro-OS agent has reported in)
 # Each stage is a console marker waited for with its own timeout; each node's timeline is
 # printed, and the final inventory. KEEP=1 keeps the scratch directory.
 # The target image is built by tests/e2e/images/debian-image.sh (cached between runs).
 set -u
 if [ $# -lt 1 ]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,9 +28,10 @@ src=$(cd "$here/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two httpsboot)
 . "$src/tests/integration/lib.sh"
 . "$here/lib.sh"
+. "$here/https_boot.sh"
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY SOURCE_DATE_EPOCH
 
 for tool in qemu-system-x86_64 nginx curl zstd sgdisk mcopy bc; do
@@ -60,7 +64,8 @@ fi
 image_sha=$(cut -d' ' -f1 "$E2E/images/debian.img.zst.sha256")
 
 # ---- stages of one node --------------------------------------------------------------------
-# node_boot_to_running NAME BOOT: the stages from power-on to RUNNING, each with its limit.
+# The stages from power-on to RUNNING, each with its limit: power-on to the Micro-OS agent,
+# then onboarding, then the workflow to RUNNING.
 node_to_micro_os() {
   local n=$1
   vm_wait "$n" "iPXE runs" 90 'iPXE initialising devices|iPXE 1\.' &&
@@ -70,13 +75,15 @@ node_to_micro_os() {
     vm_wait "$n" "agent starts" 30 'edgeprov-microos: agent starting'
 }
 node_micro_os_to_running() {
+  vm_wait "$1" "onboarded" 120 'onboarded as' && node_workflow_to_running "$1"
+}
+node_workflow_to_running() {
   local n=$1
-  vm_wait "$n" "onboarded" 120 'onboarded as' &&
-    vm_wait "$n" "workflow received" 120 'disk\.erase' &&
+  vm_wait "$n" "workflow received" 120 'disk\.erase' &&
     vm_wait "$n" "workflow done, rebooting" 300 'workflow done; restarting' &&
     vm_wait "$n" "installed OS kernel starts" 120 'Debian GNU/Linux|cloud-init\[|Cloud-init v\.' &&
-    vm_wait "$n" "cloud-init finished" 240 'Cloud-init v\. .* finished' &&
-    vm_wait "$n" "RUNNING in the inventory" 240 @running
+    vm_wait "$n" "cloud-init finished" 480 'Cloud-init v\. .* finished' &&
+    vm_wait "$n" "RUNNING in the inventory" 360 @running
 }
 
 no_instance() { ! e2e_cli instance list | grep -q "$1"; }
@@ -154,7 +161,7 @@ scenario_nonztp() {
   check "nonztp: no workflow runs without an instance" sh -c "! grep -q 'disk\.erase' '$E2E/ntz1/console.log'"
   check "nonztp: the host has no instance" no_instance "$u"
   check "nonztp: instance create" run_status 0 "$E2E/create.out" e2e_cli instance create "$u" --os debian-12
-  check "nonztp: then it provisions to RUNNING" node_micro_os_to_running ntz1
+  check "nonztp: then it provisions to RUNNING" node_workflow_to_running ntz1
   report_total ntz1 nonztp
   vm_stop ntz1
   e2e_orchestrator_mode nztp

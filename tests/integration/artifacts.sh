@@ -224,6 +224,10 @@ serve_checks() { # LABEL BASE_URL
   check "$label: a symbolic link out of the directory is 404" sh -c "$C -o /dev/null -w '%{http_code}' '$base/escape' | grep -qE '^(403|404)$'"
   check "$label: a missing file is 404" sh -c "$C -o /dev/null -w '%{http_code}' '$base/nothing.efi' | grep -qx 404"
   check "$label: boot.ipxe is served" sh -c "$C '$base/boot.ipxe' | cmp -s - '$A/boot.ipxe'"
+  # UEFI HTTP boot sends HEAD then GET and cannot open a second TLS connection in between.
+  $C -v -o /dev/null -I "$base/ipxe.efi" -: -s --cacert "$tmp/pki/ca.pem" -o "$tmp/keep" "$base/ipxe.efi" 2>"$tmp/keep.log"
+  check "$label: HEAD then GET share one connection (keep-alive)" contains "$tmp/keep.log" "Re-using existing connection"
+  check "$label:   and the GET after the HEAD is whole" cmp -s "$tmp/keep" "$A/ipxe.efi"
 }
 echo secret >"$A/.hidden"
 ln -s /etc/passwd "$A/escape"
