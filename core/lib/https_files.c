@@ -10,6 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,6 +22,8 @@
  * which over TLS becomes one 4 KiB record, a poll and a send per 4 KiB; 64 KiB lets the TLS
  * library fill whole 16 KiB records (tests/bench/bench_artifacts.sh measures the difference). */
 #define FILE_BLOCK_SIZE (64 * 1024)
+/* Bodies from this size on are sent with TCP_NODELAY off (see ep_https_serve_file). */
+#define COALESCE_MIN (256 * 1024)
 
 /* One path component: [A-Za-z0-9_][A-Za-z0-9._-]*, so never "", ".", ".." or hidden. */
 static bool component_valid(const char *c, size_t len) {
@@ -116,6 +121,7 @@ static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *
 typedef struct file_body {
   int fd;
   uint64_t offset;
+  int socket; /* the connection's socket while its body is coalesced (Nagle on), else -1 */
 } file_body;
 
 static ssize_t read_file_block(void *cls, uint64_t pos, char *buf, size_t max) {
@@ -130,6 +136,13 @@ static ssize_t read_file_block(void *cls, uint64_t pos, char *buf, size_t max) {
 
 static void free_file_body(void *cls) {
   file_body *b = cls;
+  /* TCP_NODELAY back on sends the body's last partial segment now. Should the connection be
+   * gone already, this lands on a closed descriptor or another connection's socket, which
+   * gets the TCP_NODELAY libmicrohttpd sets anyway: harmless. */
+  if (b->socket >= 0) {
+    int one = 1;
+    setsockopt(b->socket, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   close(b->fd);
   free(b);
 }
@@ -196,7 +209,15 @@ enum MHD_Result ep_https_serve_file(struct MHD_Connection *c, const char *method
     close(fd);
     return MHD_NO;
   }
-  *body = (file_body){.fd = fd, .offset = first};
+  *body = (file_body){.fd = fd, .offset = first, .socket = -1};
+  /* libmicrohttpd sets TCP_NODELAY, so every TLS record leaves as a segment of its own and
+   * wakes the client once per 16 KiB; a large body goes out with Nagle's coalescing instead
+   * (full segments), and free_file_body flushes the rest when the response is done. */
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+  if (ci && len >= COALESCE_MIN && strcmp(method, "HEAD") != 0) {
+    int zero = 0;
+    if (setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero) == 0) body->socket = ci->connect_fd;
+  }
   struct MHD_Response *r = MHD_create_response_from_callback(len, FILE_BLOCK_SIZE, read_file_block, body,
                                                              free_file_body); /* owns body */
   if (!r) {
