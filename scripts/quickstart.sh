@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The main command: installs what is needed, builds edgeprov, then boots one virtual edge
-# node (QEMU, UEFI firmware) through the whole path against a real edgeprovd on this machine:
-# UEFI network boot -> signed iPXE -> Micro-OS over HTTPS -> onboarding -> workflow (a Debian
-# image with cloud-init streamed to its disk) -> reboot -> RUNNING. Prints the node's timeline
-# and the final inventory. The first run also builds the Debian target image (debootstrap,
-# several minutes; cached in /var/cache/edgeprov-e2e).
+# node (QEMU, UEFI firmware) through the whole path against a real edgeprovd: UEFI HTTPS boot
+# from a DHCP server (dnsmasq, in a network namespace the demo creates and removes) -> signed
+# iPXE -> Micro-OS over HTTPS -> onboarding -> workflow (the small immutable microvisor image
+# streamed to its disk) -> reboot into it -> RUNNING. Prints the node's timeline and the
+# final inventory; takes about 2 minutes after the build. Needs root (network namespace).
 #
 #   scripts/quickstart.sh            the demo (tests/e2e/run.sh's "network" scenario)
 #   scripts/quickstart.sh --daemon   instead start edgeprovd in the foreground on its embedded

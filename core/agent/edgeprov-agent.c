@@ -27,6 +27,7 @@
 #include "error.h"
 #include "http_client.h"
 #include "log.h"
+#include "cloudinit.h"
 #include "mgmt.h"
 #include "mgmt_server.h"
 #include "node_auth.h"
@@ -45,7 +46,7 @@ static const char usage_text[] =
     "Usage: edgeprov-agent --orchestrator HOST:PORT [--ca FILE] [--token-url URL] [--sysroot DIR]\n"
     "                      [--state-dir DIR] [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS]\n"
     "                      [--plugins DIR] [--target-disk PATH] [--efivars DIR]\n"
-    "                      [--no-reboot | --onboard-only | --installed]\n"
+    "                      [--no-reboot | --onboard-only | --installed [--seed FILE]]\n"
     "                      [--log-level LEVEL]\n"
     "\n"
     "Discovers this node (SMBIOS UUID and serial, MACs, IPs, disks, CPUs, memory), onboards it at\n"
@@ -69,6 +70,9 @@ static const char usage_text[] =
     "  --no-reboot               when the workflow asks for a restart, say so and exit instead\n"
     "  --onboard-only            stop after onboarding and reporting in (no workflow)\n"
     "  --installed               on the installed OS: report the Instance RUNNING and exit\n"
+    "  --seed FILE               with --installed, on an image without cloud-init: take the\n"
+    "                            orchestrator, token URL, CA and credentials from the NoCloud\n"
+    "                            user-data edgeprov wrote (mode 0600); given options win\n"
     "  --host-ip IP              report this IP instead of the discovered one\n";
 
 typedef struct agent {
@@ -87,6 +91,9 @@ typedef struct agent {
   bool no_reboot;
   bool onboard_only;
   bool installed;
+  const char *seed_file; /* --seed: NoCloud user-data to take settings and credentials from */
+  char seed_orchestrator[EP_CLOUDINIT_ORCHESTRATOR_MAX + 1];
+  char seed_ca_file[1024]; /* the seed's CA, written to the state directory for the token request */
   ep_discovery node;
 } agent;
 
@@ -102,27 +109,34 @@ static void back_off(const agent *a, int attempt) {
   nanosleep(&ts, NULL);
 }
 
-/* Writes the credentials atomically (temporary file, fsync, rename), mode 0600. */
-static int store_credentials(const agent *a, const Onboardingmgr__V1__OnboardNodeStreamResponse *resp) {
-  if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
-    return ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
-  char path[1024], tmp[1100];
-  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+/* Writes text to path atomically (temporary file, fsync, rename) with mode. */
+static int write_file_atomic(const char *path, const char *text, mode_t mode) {
+  char tmp[1100];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp) return ep_error_set(EP_ERANGE, "path too long: %s", path);
   unlink(tmp);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return ep_error_set(-errno, "cannot write %s: %s", tmp, strerror(errno));
-  char text[1024];
-  int len = snprintf(text, sizeof text, "client_id=%s\nclient_secret=%s\nproject_id=%s\n", resp->client_id,
-                     resp->client_secret, resp->project_id);
-  int r = len > 0 && (size_t)len < sizeof text && write(fd, text, (size_t)len) == len && fsync(fd) == 0 ? 0 : -1;
-  explicit_bzero(text, sizeof text);
+  size_t len = strlen(text);
+  int r = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0 ? 0 : -1;
   close(fd);
   if (r < 0 || rename(tmp, path) < 0) {
     unlink(tmp);
-    return ep_error_set(EP_EIO, "cannot store the credentials in %s", path);
+    return ep_error_set(EP_EIO, "cannot write %s", path);
   }
   return 0;
+}
+
+/* Stores the credentials in the state directory (created 0700), mode 0600. */
+static int store_credentials(const agent *a, const char *client_id, const char *client_secret, const char *project_id) {
+  if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
+    return ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
+  char path[1024], text[3 * CREDENTIAL_MAX + 64];
+  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  int len = snprintf(text, sizeof text, "client_id=%s\nclient_secret=%s\nproject_id=%s\n", client_id, client_secret,
+                     project_id);
+  int r = len > 0 && (size_t)len < sizeof text ? write_file_atomic(path, text, 0600) : EP_ERANGE;
+  explicit_bzero(text, sizeof text);
+  return r < 0 ? ep_error_set(EP_EIO, "cannot store the credentials in %s", path) : 0;
 }
 
 /* One connection: sends the identity until ONBOARDED (returns 1), the stream ends (0), or
@@ -159,7 +173,7 @@ static int onboard_once(agent *a, int *attempt) {
     }
     int code = resp->status ? resp->status->code : 0;
     if (resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED) {
-      result = store_credentials(a, resp) < 0 ? -1 : 1;
+      result = store_credentials(a, resp->client_id, resp->client_secret, resp->project_id) < 0 ? -1 : 1;
       if (result == 1)
         ep_log(EP_LOG_INFO, "agent", "onboarded as %s (project %s); credentials in %s/%s", resp->client_id,
                resp->project_id, a->state_dir, CREDENTIALS_FILE);
@@ -387,6 +401,39 @@ static int finish(agent *a) {
   return r < 0 ? 1 : 0;
 }
 
+/* --seed: the settings and credentials of the NoCloud user-data edgeprov wrote for this node
+ * (an immutable image whose agent is baked in and no cloud-init runs). --orchestrator,
+ * --token-url and --ca given on the command line win; the credentials are stored in the
+ * state directory as onboarding would store them. */
+static int apply_seed(agent *a) {
+  char *text = NULL;
+  int r = ep_read_secret_file(&text, a->seed_file, EP_CLOUDINIT_MAX, true);
+  if (r < 0) return r;
+  ep_cloudinit_seed seed;
+  r = ep_cloudinit_seed_read(&seed, text, strlen(text));
+  explicit_bzero(text, strlen(text));
+  free(text);
+  if (r < 0) return ep_error_prefix(r, "%s", a->seed_file);
+  if (!a->orchestrator) {
+    snprintf(a->seed_orchestrator, sizeof a->seed_orchestrator, "%s", seed.orchestrator);
+    a->orchestrator = a->seed_orchestrator;
+  }
+  if (!a->token_url[0] && seed.token_url[0]) snprintf(a->token_url, sizeof a->token_url, "%s", seed.token_url);
+  r = store_credentials(a, seed.client_id, seed.client_secret, seed.project_id);
+  if (r == 0 && !a->ca_pem) {
+    snprintf(a->seed_ca_file, sizeof a->seed_ca_file, "%s/ca.pem", a->state_dir);
+    r = write_file_atomic(a->seed_ca_file, seed.ca_pem, 0644);
+    a->ca_file = a->seed_ca_file;
+    a->ca_pem = seed.ca_pem;
+    seed.ca_pem = NULL;
+  }
+  if (r == 0)
+    ep_log(EP_LOG_INFO, "agent", "seed %s: node %s (%s), orchestrator %s", a->seed_file, seed.client_id, seed.hostname,
+           a->orchestrator);
+  ep_cloudinit_seed_clear(&seed);
+  return r;
+}
+
 int main(int argc, char **argv) {
   agent a = {.sysroot = "/", .state_dir = "/var/lib/edgeprov-agent", .backoff_ms = 2000, .backoff_max_ms = 32000};
   int level = EP_LOG_INFO;
@@ -417,6 +464,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(arg, "--plugins")) a.plugin_dir = value;
     else if (!strcmp(arg, "--target-disk")) a.target_disk = value;
     else if (!strcmp(arg, "--efivars")) a.efivars_dir = value;
+    else if (!strcmp(arg, "--seed")) a.seed_file = value;
     else if (!strcmp(arg, "--backoff-ms")) a.backoff_ms = atoi(value);
     else if (!strcmp(arg, "--backoff-max-ms")) a.backoff_max_ms = atoi(value);
     else if (!strcmp(arg, "--log-level") && ep_log_level_parse(value) >= 0) level = ep_log_level_parse(value);
@@ -426,6 +474,19 @@ int main(int argc, char **argv) {
     }
   }
   ep_log_setup(stderr, level);
+  if (a.seed_file && !a.installed) {
+    fprintf(stderr, "edgeprov-agent: --seed is for the installed OS: give --installed too\n");
+    return 2;
+  }
+  if (a.ca_file && ep_read_secret_file(&a.ca_pem, a.ca_file, 1 << 20, false) < 0) {
+    fprintf(stderr, "edgeprov-agent: --ca: %s\n", ep_error_message());
+    return 1;
+  }
+  if (a.seed_file && apply_seed(&a) < 0) {
+    fprintf(stderr, "edgeprov-agent: --seed: %s\n", ep_error_message());
+    free(a.ca_pem);
+    return 1;
+  }
   if (!a.orchestrator) {
     fprintf(stderr, "edgeprov-agent: --orchestrator HOST:PORT is required\n%s", usage_text);
     return 2;
@@ -441,10 +502,6 @@ int main(int argc, char **argv) {
   if (strncmp(a.token_url, "https://", 8) != 0 && !(strncmp(a.token_url, "http://", 7) == 0 && loopback(a.token_url + 7))) {
     fprintf(stderr, "edgeprov-agent: --token-url must be https:// (http:// only on loopback)\n");
     return 2;
-  }
-  if (a.ca_file && ep_read_secret_file(&a.ca_pem, a.ca_file, 1 << 20, false) < 0) {
-    fprintf(stderr, "edgeprov-agent: --ca: %s\n", ep_error_message());
-    return 1;
   }
   if (!a.ca_pem && !loopback(a.orchestrator)) {
     fprintf(stderr, "edgeprov-agent: --ca FILE is required for %s (only loopback may go without TLS)\n", a.orchestrator);

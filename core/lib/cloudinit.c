@@ -30,10 +30,10 @@
 #define DEFAULT_SHELL "/bin/bash"
 #define SHELL_MAX 255
 #define INSTANCE_ID_MAX 64
-#define HOSTNAME_MAX 253
+#define HOSTNAME_MAX EP_CLOUDINIT_HOSTNAME_MAX
 #define LABEL_MAX 63
 #define USER_NAME_MAX 32
-#define ORCHESTRATOR_MAX 300
+#define ORCHESTRATOR_MAX EP_CLOUDINIT_ORCHESTRATOR_MAX
 #define FIELD_MAX 64      /* longest field name in a message: "users[63].ssh_keys[63]" */
 #define KEY_PATH_MAX 160  /* longest key path quoted in a message */
 #define ORIGIN_EDGEPROV (-1)
@@ -438,12 +438,12 @@ static int check_spec(const ep_cloudinit_spec *s) {
 
 /* ---- Fragments ---------------------------------------------------------------------------- */
 
-static int parse_error(size_t index, const yaml_parser_t *p) {
-  if (p->error == YAML_MEMORY_ERROR) return ep_error_set(EP_ENOMEM, "fragments[%zu]: out of memory", index);
+static int parse_error(const char *what, const yaml_parser_t *p) {
+  if (p->error == YAML_MEMORY_ERROR) return ep_error_set(EP_ENOMEM, "%s: out of memory", what);
   if (p->error == YAML_READER_ERROR)
-    return ep_error_set(EP_EINVAL, "fragments[%zu]: byte %zu: %s (fragments are UTF-8 text)", index, p->problem_offset,
+    return ep_error_set(EP_EINVAL, "%s: byte %zu: %s (expected UTF-8 text)", what, p->problem_offset,
                         p->problem ? p->problem : "unreadable");
-  return ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu column %zu: %s%s%s", index, p->problem_mark.line + 1,
+  return ep_error_set(EP_EINVAL, "%s: line %zu column %zu: %s%s%s", what, p->problem_mark.line + 1,
                       p->problem_mark.column + 1, p->problem ? p->problem : "not YAML", p->context ? " " : "",
                       p->context ? p->context : "");
 }
@@ -455,15 +455,15 @@ static void parser_input(yaml_parser_t *p, const char *text, size_t len) {
 
 /* First pass over the events: refuses what the tree cannot carry faithfully or safely
  * (aliases and anchors: billion laughs; tags; several documents; deep nesting). */
-static int fragment_scan(size_t index, const char *text, size_t len) {
+static int fragment_scan(const char *what, const char *text, size_t len) {
   yaml_parser_t p;
-  if (!yaml_parser_initialize(&p)) return ep_error_set(EP_ENOMEM, "fragments[%zu]: out of memory", index);
+  if (!yaml_parser_initialize(&p)) return ep_error_set(EP_ENOMEM, "%s: out of memory", what);
   parser_input(&p, text, len);
   int r = 0, depth = 0, documents = 0;
   for (bool end = false; !end && r == 0;) {
     yaml_event_t ev;
     if (!yaml_parser_parse(&p, &ev)) {
-      r = parse_error(index, &p);
+      r = parse_error(what, &p);
       break;
     }
     const yaml_char_t *anchor = NULL, *tag = NULL;
@@ -498,15 +498,15 @@ static int fragment_scan(size_t index, const char *text, size_t len) {
     size_t line = ev.start_mark.line + 1;
     if (ev.type == YAML_ALIAS_EVENT || anchor)
       r = ep_error_set(EP_EINVAL,
-                       "fragments[%zu]: line %zu: anchors and aliases (&name, *name) are refused; write the value out",
-                       index, line);
+                       "%s: line %zu: anchors and aliases (&name, *name) are refused; write the value out",
+                       what, line);
     else if (tag)
-      r = ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: tags (!name) are refused; write plain YAML", index, line);
+      r = ep_error_set(EP_EINVAL, "%s: line %zu: tags (!name) are refused; write plain YAML", what, line);
     else if (depth > EP_CLOUDINIT_DEPTH_MAX)
-      r = ep_error_set(EP_ERANGE, "fragments[%zu]: line %zu: nested deeper than %d levels", index, line,
+      r = ep_error_set(EP_ERANGE, "%s: line %zu: nested deeper than %d levels", what, line,
                        EP_CLOUDINIT_DEPTH_MAX);
     else if (documents > 1)
-      r = ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: a second YAML document; give one mapping per fragment", index,
+      r = ep_error_set(EP_EINVAL, "%s: line %zu: a second YAML document; give one mapping per fragment", what,
                        line);
     yaml_event_delete(&ev);
   }
@@ -526,7 +526,7 @@ static void key_path(char out[KEY_PATH_MAX], const char *path, const node *key) 
 
 typedef struct loaded {
   yaml_document_t *doc;
-  size_t index;
+  const char *what;
   build b;
 } loaded;
 
@@ -540,8 +540,8 @@ static int convert(node **out, loaded *l, const yaml_node_t *yn) {
     /* PyYAML (cloud-init's loader) resolves these plain scalars to tags it cannot construct,
      * which would make the whole user-data unreadable on the node. */
     if (style == YAML_PLAIN_SCALAR_STYLE && (!strcmp(v, "=") || !strcmp(v, "<<")))
-      return ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: a plain '%s' cannot be loaded by cloud-init; quote it",
-                          l->index, line, v);
+      return ep_error_set(EP_EINVAL, "%s: line %zu: a plain '%s' cannot be loaded by cloud-init; quote it",
+                          l->what, line, v);
     if (style == YAML_FOLDED_SCALAR_STYLE) style = YAML_LITERAL_SCALAR_STYLE; /* same string, written exactly */
     n = scalar_len(&l->b, (const char *)yn->data.scalar.value, yn->data.scalar.length, style);
   } else if (yn->type == YAML_SEQUENCE_NODE) {
@@ -558,7 +558,7 @@ static int convert(node **out, loaded *l, const yaml_node_t *yn) {
   } else if (yn->type == YAML_MAPPING_NODE) {
     /* Keys are looked up one by one: their number bounds the work. */
     if (yn->data.mapping.pairs.top - yn->data.mapping.pairs.start > EP_CLOUDINIT_KEYS_MAX)
-      return ep_error_set(EP_ERANGE, "fragments[%zu]: line %zu: a mapping with more than %d keys", l->index, line,
+      return ep_error_set(EP_ERANGE, "%s: line %zu: a mapping with more than %d keys", l->what, line,
                           EP_CLOUDINIT_KEYS_MAX);
     n = node_new(&l->b, N_MAP);
     for (yaml_node_pair_t *pair = yn->data.mapping.pairs.start; n && pair < yn->data.mapping.pairs.top; pair++) {
@@ -566,18 +566,18 @@ static int convert(node **out, loaded *l, const yaml_node_t *yn) {
       size_t kline = k->start_mark.line + 1;
       int r = 0;
       if (k->type != YAML_SCALAR_NODE)
-        r = ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: a key must be a string, not a %s", l->index, kline,
+        r = ep_error_set(EP_EINVAL, "%s: line %zu: a key must be a string, not a %s", l->what, kline,
                          k->type == YAML_MAPPING_NODE ? "mapping" : "sequence");
       else if (k->data.scalar.length == 0)
-        r = ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: empty key", l->index, kline);
+        r = ep_error_set(EP_EINVAL, "%s: line %zu: empty key", l->what, kline);
       else if (k->data.scalar.length == 2 && !memcmp(k->data.scalar.value, "<<", 2))
-        r = ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: merge keys (<<) are refused; write the keys out", l->index,
+        r = ep_error_set(EP_EINVAL, "%s: line %zu: merge keys (<<) are refused; write the keys out", l->what,
                          kline);
       else if (map_get(n, (const char *)k->data.scalar.value, k->data.scalar.length)) {
         node shown = {.text = (char *)k->data.scalar.value, .len = k->data.scalar.length};
         char name[KEY_PATH_MAX];
         key_path(name, "", &shown);
-        r = ep_error_set(EP_EINVAL, "fragments[%zu]: line %zu: key '%s' appears twice in one mapping", l->index, kline, name);
+        r = ep_error_set(EP_EINVAL, "%s: line %zu: key '%s' appears twice in one mapping", l->what, kline, name);
       }
       node *key = NULL, *value = NULL;
       if (r == 0) r = convert(&key, l, k);
@@ -599,7 +599,7 @@ static int convert(node **out, loaded *l, const yaml_node_t *yn) {
   }
   if (l->b.oom || !n) {
     node_free(n);
-    return ep_error_set(EP_ENOMEM, "fragments[%zu]: line %zu: out of memory", l->index, line);
+    return ep_error_set(EP_ENOMEM, "%s: line %zu: out of memory", l->what, line);
   }
   *out = n;
   return 0;
@@ -607,36 +607,44 @@ static int convert(node **out, loaded *l, const yaml_node_t *yn) {
 
 static const char *kind_name(node_kind k) { return k == N_MAP ? "mapping" : k == N_SEQ ? "sequence" : "scalar"; }
 
-/* Parses fragment index into a tree (a mapping). */
-static int fragment_load(node **out, size_t index, const char *text) {
-  if (!text) return ep_error_set(EP_EINVAL, "fragments[%zu]: NULL", index);
-  size_t len = strnlen(text, EP_CLOUDINIT_FRAGMENT_MAX + 1);
-  if (len > EP_CLOUDINIT_FRAGMENT_MAX)
-    return ep_error_set(EP_ERANGE, "fragments[%zu]: longer than %d bytes", index, EP_CLOUDINIT_FRAGMENT_MAX);
-  int r = fragment_scan(index, text, len);
+/* Parses text (len bytes, UTF-8 YAML holding one mapping) into a tree whose nodes carry
+ * origin; what names the text in error messages ("fragments[2]", "user-data"). */
+static int yaml_load(node **out, const char *what, int origin, const char *text, size_t len) {
+  int r = fragment_scan(what, text, len);
   if (r < 0) return r;
   yaml_parser_t p;
   yaml_document_t doc;
-  if (!yaml_parser_initialize(&p)) return ep_error_set(EP_ENOMEM, "fragments[%zu]: out of memory", index);
+  if (!yaml_parser_initialize(&p)) return ep_error_set(EP_ENOMEM, "%s: out of memory", what);
   parser_input(&p, text, len);
   if (!yaml_parser_load(&p, &doc)) {
-    r = parse_error(index, &p);
+    r = parse_error(what, &p);
     yaml_parser_delete(&p);
     return r;
   }
   const yaml_node_t *root = yaml_document_get_root_node(&doc);
   if (!root)
-    r = ep_error_set(EP_EINVAL, "fragments[%zu]: empty; expected a mapping of cloud-config keys", index);
+    r = ep_error_set(EP_EINVAL, "%s: empty; expected a mapping of cloud-config keys", what);
   else if (root->type != YAML_MAPPING_NODE)
-    r = ep_error_set(EP_EINVAL, "fragments[%zu]: is a %s; expected a mapping of cloud-config keys (key: value)", index,
+    r = ep_error_set(EP_EINVAL, "%s: is a %s; expected a mapping of cloud-config keys (key: value)", what,
                      root->type == YAML_SEQUENCE_NODE ? "sequence" : "scalar");
   else {
-    loaded l = {.doc = &doc, .index = index, .b = {.origin = (int)index}};
+    loaded l = {.doc = &doc, .what = what, .b = {.origin = origin}};
     r = convert(out, &l, root);
   }
   yaml_document_delete(&doc);
   yaml_parser_delete(&p);
   return r;
+}
+
+/* Parses fragment index into a tree (a mapping). */
+static int fragment_load(node **out, size_t index, const char *text) {
+  char what[32];
+  snprintf(what, sizeof what, "fragments[%zu]", index);
+  if (!text) return ep_error_set(EP_EINVAL, "%s: NULL", what);
+  size_t len = strnlen(text, EP_CLOUDINIT_FRAGMENT_MAX + 1);
+  if (len > EP_CLOUDINIT_FRAGMENT_MAX)
+    return ep_error_set(EP_ERANGE, "%s: longer than %d bytes", what, EP_CLOUDINIT_FRAGMENT_MAX);
+  return yaml_load(out, what, (int)index, text, len);
 }
 
 /* Whether path, taken from / with '.', '..' and repeated '/' resolved, is /etc/edgeprov or
@@ -923,4 +931,103 @@ void ep_cloudinit_free(char *text) {
   if (!text) return;
   explicit_bzero(text, strlen(text));
   free(text);
+}
+
+/* ---- Reading the seed back ------------------------------------------------------------------ */
+
+/* The scalar child key of map, as a NUL-terminated string without embedded NULs, or NULL. */
+static const char *scalar_at(const node *map, const char *key) {
+  const node *v = map && map->kind == N_MAP ? map_get(map, key, strlen(key)) : NULL;
+  return v && v->kind == N_SCALAR && strlen(v->text) == v->len ? v->text : NULL;
+}
+
+/* The content of the write_files entry whose path is path, or NULL. */
+static const char *written_file(const node *files, const char *path) {
+  for (size_t i = 0; files && files->kind == N_SEQ && i < files->count; i++) {
+    const char *p = scalar_at(files->items[i], "path");
+    if (p && !strcmp(p, path)) return scalar_at(files->items[i], "content");
+  }
+  return NULL;
+}
+
+/* Copies the value of the "key=" line of a key=value file into out (cap bytes): 1 when found,
+ * 0 when not, EP_ERANGE when longer. */
+static int key_value(char *out, size_t cap, const char *file, const char *key, const char *field) {
+  size_t klen = strlen(key);
+  for (const char *line = file; *line;) {
+    size_t n = strcspn(line, "\n");
+    if (n > klen && !memcmp(line, key, klen) && line[klen] == '=') {
+      if (n - klen - 1 >= cap) return ep_error_set(EP_ERANGE, "user-data: %s: longer than %zu bytes", field, cap - 1);
+      memcpy(out, line + klen + 1, n - klen - 1);
+      out[n - klen - 1] = '\0';
+      return 1;
+    }
+    line += n;
+    if (*line) line++;
+  }
+  return 0;
+}
+
+static int seed_fields(ep_cloudinit_seed *out, const node *doc) {
+  const char *host = scalar_at(doc, "hostname");
+  if (!host) return ep_error_set(EP_EINVAL, "user-data: hostname: missing (not written by edgeprov?)");
+  int r = check_hostname("user-data: hostname", host);
+  if (r < 0) return r;
+  snprintf(out->hostname, sizeof out->hostname, "%s", host);
+
+  const node *ca = map_get(doc, "ca_certs", 8), *trusted = ca && ca->kind == N_MAP ? map_get(ca, "trusted", 7) : NULL;
+  const node *first = trusted && trusted->kind == N_SEQ && trusted->count ? trusted->items[0] : NULL;
+  if (!first || first->kind != N_SCALAR || strlen(first->text) != first->len)
+    return ep_error_set(EP_EINVAL, "user-data: ca_certs.trusted[0]: missing (the orchestrator CA)");
+  if ((r = check_pem("user-data: ca_certs.trusted[0]", first->text)) < 0) return r;
+  if (!(out->ca_pem = strdup(first->text))) return ep_error_set(EP_ENOMEM, "user-data: out of memory");
+
+  const node *files = map_get(doc, "write_files", 11);
+  const char *credentials = written_file(files, EP_CLOUDINIT_CREDENTIALS_PATH);
+  const char *conf = written_file(files, EP_CLOUDINIT_AGENT_CONF_PATH);
+  if (!credentials) return ep_error_set(EP_EINVAL, "user-data: write_files: no %s", EP_CLOUDINIT_CREDENTIALS_PATH);
+  if (!conf) return ep_error_set(EP_EINVAL, "user-data: write_files: no %s", EP_CLOUDINIT_AGENT_CONF_PATH);
+  struct {
+    const char *file, *key, *field;
+    char *out;
+    size_t cap;
+    bool required;
+  } wanted[] = {
+      {credentials, "client_id", "credentials: client_id", out->client_id, sizeof out->client_id, true},
+      {credentials, "client_secret", "credentials: client_secret", out->client_secret, sizeof out->client_secret, true},
+      {credentials, "project_id", "credentials: project_id", out->project_id, sizeof out->project_id, false},
+      {conf, "orchestrator", "agent.conf: orchestrator", out->orchestrator, sizeof out->orchestrator, true},
+      {conf, "token_url", "agent.conf: token_url", out->token_url, sizeof out->token_url, false},
+  };
+  for (size_t i = 0; i < sizeof wanted / sizeof wanted[0]; i++) {
+    if ((r = key_value(wanted[i].out, wanted[i].cap, wanted[i].file, wanted[i].key, wanted[i].field)) < 0) return r;
+    if (r == 0 && wanted[i].required) return ep_error_set(EP_EINVAL, "user-data: %s: missing", wanted[i].field);
+  }
+  if ((r = check_credential("user-data: credentials: client_id", out->client_id, true)) < 0 ||
+      (r = check_credential("user-data: credentials: client_secret", out->client_secret, true)) < 0 ||
+      (r = check_credential("user-data: credentials: project_id", out->project_id, false)) < 0 ||
+      (r = check_orchestrator(out->orchestrator)) < 0 || (r = check_token_url(out->token_url[0] ? out->token_url : NULL)) < 0)
+    return r;
+  return 0;
+}
+
+int ep_cloudinit_seed_read(ep_cloudinit_seed *out, const char *user_data, size_t len) {
+  static const char header[] = "#cloud-config\n";
+  if (!out || !user_data) return ep_error_set(EP_EINVAL, "user-data: NULL argument");
+  memset(out, 0, sizeof *out);
+  if (len > EP_CLOUDINIT_MAX) return ep_error_set(EP_ERANGE, "user-data: longer than %d bytes", EP_CLOUDINIT_MAX);
+  if (len < sizeof header - 1 || memcmp(user_data, header, sizeof header - 1))
+    return ep_error_set(EP_EINVAL, "user-data: does not start with #cloud-config");
+  node *doc = NULL;
+  int r = yaml_load(&doc, "user-data", ORIGIN_EDGEPROV, user_data, len);
+  if (r == 0) r = seed_fields(out, doc);
+  node_free(doc);
+  if (r < 0) ep_cloudinit_seed_clear(out);
+  return r;
+}
+
+void ep_cloudinit_seed_clear(ep_cloudinit_seed *seed) {
+  if (!seed) return;
+  free(seed->ca_pem);
+  explicit_bzero(seed, sizeof *seed);
 }

@@ -16,6 +16,8 @@
 #define EP_CLOUDINIT_CA_MAX (64 * 1024)          /* longest CA bundle (PEM) */
 #define EP_CLOUDINIT_CREDENTIAL_MAX 511          /* longest client_id, client_secret, project_id (agent keeps 512) */
 #define EP_CLOUDINIT_TOKEN_URL_MAX 1023          /* longest token_url (agent keeps 1024) */
+#define EP_CLOUDINIT_ORCHESTRATOR_MAX 300        /* longest orchestrator host:port */
+#define EP_CLOUDINIT_HOSTNAME_MAX 253            /* longest hostname */
 
 /* Where the node finds what edgeprov writes; fragments may not write under /etc/edgeprov. */
 #define EP_CLOUDINIT_CREDENTIALS_PATH "/etc/edgeprov/credentials" /* 0600 root:root */
@@ -62,5 +64,29 @@ int ep_cloudinit_meta_data(char **out, size_t *ret_len, const ep_cloudinit_spec 
 
 /* Zeroes and frees text from the functions above; NULL is fine. */
 void ep_cloudinit_free(char *text);
+
+/* What a node's agent takes back from the user-data above when no cloud-init runs on the
+ * installed OS (an immutable image with the agent baked in reads its NoCloud seed itself). */
+typedef struct ep_cloudinit_seed {
+  char hostname[EP_CLOUDINIT_HOSTNAME_MAX + 1];
+  char client_id[EP_CLOUDINIT_CREDENTIAL_MAX + 1];
+  char client_secret[EP_CLOUDINIT_CREDENTIAL_MAX + 1]; /* a secret */
+  char project_id[EP_CLOUDINIT_CREDENTIAL_MAX + 1];    /* may be "" */
+  char orchestrator[EP_CLOUDINIT_ORCHESTRATOR_MAX + 1];
+  char token_url[EP_CLOUDINIT_TOKEN_URL_MAX + 1];      /* "" when agent.conf has none */
+  char *ca_pem;                                        /* the first ca_certs.trusted entry (malloc'd) */
+} ep_cloudinit_seed;
+
+/* Reads user-data as ep_cloudinit_user_data wrote it (fragments merged in are allowed):
+ * "#cloud-config" first, hostname, ca_certs.trusted[0] (edgeprov's CA: fragments append after
+ * it) and the write_files entries for EP_CLOUDINIT_CREDENTIALS_PATH (client_id, client_secret,
+ * project_id) and EP_CLOUDINIT_AGENT_CONF_PATH (orchestrator, token_url), each value checked as
+ * on the way out. At most EP_CLOUDINIT_MAX bytes. EP_EINVAL names the field ("user-data:
+ * write_files: no /etc/edgeprov/credentials"); EP_ERANGE, EP_ENOMEM. On failure *out is zeroed;
+ * on success release it with ep_cloudinit_seed_clear. Any thread. */
+int ep_cloudinit_seed_read(ep_cloudinit_seed *out, const char *user_data, size_t len);
+
+/* Zeroes seed (the client secret) and frees its CA; NULL is fine. */
+void ep_cloudinit_seed_clear(ep_cloudinit_seed *seed);
 
 #endif

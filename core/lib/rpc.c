@@ -513,12 +513,16 @@ int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tl
   if (!channel) return ep_error_set(EP_ENOMEM, "out of memory");
   rpc_init();
   /* Reconnect within a second of a server coming back (gRPC's default backoff grows to
-   * two minutes, far too slow for a restarted daemon). */
+   * two minutes, far too slow for a restarted daemon): initial and maximum backoff. The
+   * "minimum reconnect backoff" is not a backoff in gRPC core: it is the time one connection
+   * attempt (TCP, TLS and HTTP/2 handshakes) may take, 20 s by default; at 100 ms a node on a
+   * slow link (or under emulation) had its first attempts cut short ("Handshake read failed")
+   * and its first calls failed UNAVAILABLE. */
   grpc_arg args[5] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
        .value.integer = (int)(max_message ? max_message : EP_RPC_MESSAGE_MAX_DEFAULT)},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
-      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 20000},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
       {.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
        .value.string = tls && tls->target_name ? (char *)tls->target_name : NULL},

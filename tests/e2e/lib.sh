@@ -14,6 +14,7 @@
 # gets the same bootfile from DHCP; everything after that (kernel, initramfs, OS image,
 # onboarding, workflow) is HTTPS or gRPC over TLS to edgeprovd.
 
+E2E_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 E2E_OVMF_CODE=/usr/share/OVMF/OVMF_CODE_4M.fd
 E2E_OVMF_VARS=/usr/share/OVMF/OVMF_VARS_4M.fd
 E2E_OVMF_SB_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
@@ -36,16 +37,16 @@ e2e_stop_all() {
   wait 2>/dev/null
 }
 
-# e2e_pki DIR: a site CA, and the orchestrator's certificate for 10.0.2.2 and 127.0.0.1.
-# iPXE checks validity against the guest's clock (QEMU's RTC is this machine's UTC time).
+# e2e_pki DIR ADDR: a site CA, and the orchestrator's certificate for ADDR and 127.0.0.1, RSA
+# 2048 (iPXE refuses ECDSA P-256 server certificates). iPXE checks validity against the guest's
+# clock (QEMU's RTC is this machine's UTC time).
 e2e_pki() {
   mkdir -p "$1"
   (cd "$1" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem \
-    -days 30 -subj /CN=edgeprov-e2e-ca && openssl req -newkey rsa:2048 -nodes \
+    -days 30 -subj "/CN=edgeprov-e2e-ca-$2" && openssl req -newkey rsa:2048 -nodes \
     -keyout tls.key -out tls.csr -subj /CN=orchestrator &&
-    printf 'subjectAltName=IP:10.0.2.2,IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req -in tls.csr \
-    -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 30 -extfile ext) >/dev/null 2>&1 ||
-    e2e_die "cannot create the test PKI in $1"
+    printf 'subjectAltName=IP:%s,IP:127.0.0.1,DNS:localhost' "$2" >ext && openssl x509 -req -in tls.csr \
+    -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 30 -extfile ext) >/dev/null 2>&1 || return 1
   chmod 600 "$1/tls.key"
 }
 
@@ -59,34 +60,69 @@ e2e_snakeoil_keys() {
   cp "$E2E_SNAKEOIL_CERT" "$1/db.crt"
 }
 
-# e2e_orchestrator_start MODE IMAGE IMAGE_SHA256: writes the site config (MODE nztp or
-# non-ztp; the os-ubuntu profile debian-12 installs IMAGE), builds the artifacts signed with
-# the snakeoil db key, starts edgeprovd and the netboot nginx. IMAGE is served next to the
-# artifacts by edgeprovd. Sets E2E_CONF, E2E_ART, E2E_HTTPS, E2E_GRPC, E2E_NETBOOT_URL.
+# e2e_site_conf DIR ADDR GRPC HTTPS MODE [PLUGIN:PROFILE:FILE:SHA256...]: writes DIR/site.conf
+# for an orchestrator kept in DIR (DIR/pki, DIR/sb, DIR/data) that nodes reach at ADDR, in
+# provisioning MODE (nztp or non-ztp). Each further argument enables an OS plugin whose
+# PROFILE installs FILE, served from the artifact directory, whose raw image has SHA256.
+e2e_site_conf() {
+  local d=$1 addr=$2 grpc=$3 https=$4 mode=$5
+  shift 5
+  local plugins='"storage-sqlite", "auth-local", "actions-core", "boot-https", "boot-usb"' profiles= spec
+  for spec in "$@"; do
+    local id profile file sha
+    IFS=: read -r id profile file sha <<<"$spec"
+    plugins+=", \"$id\""
+    profiles+="$id = { profile = \"$profile\"; image_url = \"https://$addr:$https/boot/$file\"; image_sha256 = \"$sha\"; };"$'\n'
+  done
+  cat >"$d/site.conf" <<CONF
+listen = { management = "unix:$d/mgmt.sock"; grpc = "0.0.0.0:$grpc"; https = "0.0.0.0:$https"; };
+paths = { data = "$d/data"; plugins = [ "$BUILD/lib/edgeprov/plugins" ]; };
+tls = { cert = "$d/pki/tls.pem"; key = "$d/pki/tls.key"; ca = "$d/pki/ca.pem"; };
+provisioning = { mode = "$mode"; orchestrator = "$addr:$grpc"; token_url = "https://$addr:$https/oauth2/token"; };
+plugins = { enabled = [ $plugins ]; };
+artifacts = { base_url = "https://$addr:$https/boot"; signing_key = "$d/sb/db.key"; signing_cert = "$d/sb/db.crt"; };
+$profiles
+CONF
+}
+
+# e2e_orchestrator_prepare DIR ADDR MODE [DEBIAN_IMAGE DEBIAN_SHA256]: everything of an
+# orchestrator in DIR but its processes: PKI for ADDR, the snakeoil db key, the boot artifacts
+# (`edgeprov artifacts build`, signed), the microvisor image made from them (signed too), the
+# Debian image when given, and the site config with the OS profiles "microvisor" and
+# "debian-12". Prints what failed and returns 1 on failure. Sets PREP_GRPC, PREP_HTTPS.
+e2e_orchestrator_prepare() {
+  local d=$1 addr=$2 mode=$3 debian=${4:-} debian_sha=${5:-}
+  PREP_GRPC=$(free_port) PREP_HTTPS=$(free_port)
+  mkdir -p "$d"
+  e2e_pki "$d/pki" "$addr" || { echo "cannot create the test PKI in $d/pki"; return 1; }
+  e2e_snakeoil_keys "$d/sb"
+  e2e_site_conf "$d" "$addr" "$PREP_GRPC" "$PREP_HTTPS" "$mode"
+  e2e_log "building the boot artifacts for $addr (edgeprov artifacts build)"
+  "$BUILD/bin/edgeprov" --config "$d/site.conf" artifacts build >"$d/artifacts.out" 2>&1 ||
+    { cat "$d/artifacts.out"; echo "artifacts build failed"; return 1; }
+  local art=$d/data/artifacts profiles=()
+  "$E2E_HERE/images/microvisor-image.sh" "$art" "$d/images" "$d/sb/db.key" "$d/sb/db.crt" >"$d/microvisor.out" 2>&1 ||
+    { cat "$d/microvisor.out"; echo "the microvisor image could not be built"; return 1; }
+  cp "$d/images/microvisor.img.zst" "$art/"
+  profiles+=("os-microvisor:microvisor:microvisor.img.zst:$(cat "$d/images/microvisor.img.zst.sha256")")
+  if [ -n "$debian" ]; then
+    ln "$debian" "$art/" 2>/dev/null || cp "$debian" "$art/"
+    profiles+=("os-ubuntu:debian-12:${debian##*/}:$debian_sha")
+  fi
+  e2e_site_conf "$d" "$addr" "$PREP_GRPC" "$PREP_HTTPS" "$mode" "${profiles[@]}"
+}
+
+# e2e_orchestrator_start MODE IMAGE IMAGE_SHA256: the orchestrator the QEMU user network
+# reaches at 10.0.2.2 (e2e_orchestrator_prepare in $E2E; the os-ubuntu profile debian-12
+# installs IMAGE), then edgeprovd and the netboot nginx. Sets E2E_CONF, E2E_ART, E2E_HTTPS,
+# E2E_GRPC, E2E_NETBOOT_URL.
 e2e_orchestrator_start() {
-  local mode=$1 image=$2 image_sha=$3
-  E2E_GRPC=$(free_port) E2E_HTTPS=$(free_port)
+  e2e_orchestrator_prepare "$E2E" 10.0.2.2 "$1" "$2" "$3" || e2e_die "the orchestrator could not be prepared"
+  E2E_GRPC=$PREP_GRPC E2E_HTTPS=$PREP_HTTPS
+  E2E_CONF=$E2E/site.conf E2E_ART=$E2E/data/artifacts
   local web
   web=$(free_port)
-  E2E_CONF=$E2E/site.conf E2E_ART=$E2E/data/artifacts
   E2E_NETBOOT_URL=http://10.0.2.2:$web/netboot.efi
-  local image_url=https://10.0.2.2:$E2E_HTTPS/boot/${image##*/}
-  e2e_pki "$E2E/pki"
-  e2e_snakeoil_keys "$E2E/sb"
-  cat >"$E2E_CONF" <<CONF
-listen = { management = "unix:$E2E/mgmt.sock"; grpc = "0.0.0.0:$E2E_GRPC"; https = "0.0.0.0:$E2E_HTTPS"; };
-paths = { data = "$E2E/data"; plugins = [ "$BUILD/lib/edgeprov/plugins" ]; };
-tls = { cert = "$E2E/pki/tls.pem"; key = "$E2E/pki/tls.key"; ca = "$E2E/pki/ca.pem"; };
-provisioning = { mode = "$mode"; orchestrator = "10.0.2.2:$E2E_GRPC"; token_url = "https://10.0.2.2:$E2E_HTTPS/oauth2/token"; };
-plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "boot-https", "boot-usb", "os-ubuntu" ]; };
-artifacts = { base_url = "https://10.0.2.2:$E2E_HTTPS/boot"; signing_key = "$E2E/sb/db.key";
-              signing_cert = "$E2E/sb/db.crt"; };
-os-ubuntu = { image_url = "$image_url"; image_sha256 = "$image_sha"; profile = "debian-12"; };
-CONF
-  e2e_log "building the boot artifacts (edgeprov artifacts build)"
-  "$BUILD/bin/edgeprov" --config "$E2E_CONF" artifacts build >"$E2E/artifacts.out" 2>&1 ||
-    { cat "$E2E/artifacts.out"; e2e_die "artifacts build failed"; }
-  ln "$image" "$E2E_ART/" 2>/dev/null || cp "$image" "$E2E_ART/"
   e2e_daemon_start
   e2e_netboot_start "$web"
   e2e_log "edgeprovd ready (gRPC :$E2E_GRPC, HTTPS :$E2E_HTTPS), netboot $E2E_NETBOOT_URL"
@@ -125,7 +161,8 @@ CONF
 # waits until it is ready. Sets E2E_DAEMON.
 e2e_daemon_start() {
   local log=$E2E/edgeprovd.log start
-  start=$(wc -l <"$log" 2>/dev/null || echo 0)
+  start=0
+  [ -e "$log" ] && start=$(wc -l <"$log")
   "$BUILD/bin/edgeprovd" --config "$E2E_CONF" >>"$log" 2>&1 &
   E2E_DAEMON=$!
   e2e_pids+=("$E2E_DAEMON")
@@ -189,7 +226,7 @@ vm_start() {
   echo "$uuid" >"$d/uuid"
   e2e_log "$name: started (uuid $uuid, serial $serial, boot $boot${sb:+, Secure Boot})"
 }
-declare -A VM_T0 VM_PID
+declare -A VM_T0 VM_PID VM_CONF # VM_CONF: the site config of the node's orchestrator, when not $E2E_CONF
 
 # vm_console NAME: the console so far without ANSI escapes and carriage returns.
 vm_console() { sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r//g' "$E2E/$1/console.log" 2>/dev/null; }
@@ -230,9 +267,10 @@ vm_uuid() { cat "$E2E/$1/uuid"; }
 # vm_instance_running NAME: the node's Instance is RUNNING in the inventory.
 vm_instance_running() {
   local id
-  id=$(e2e_cli host show "$(vm_uuid "$1")" --json 2>/dev/null |
+  local cli=("$BUILD/bin/edgeprov" --config "${VM_CONF[$1]:-$E2E_CONF}")
+  id=$("${cli[@]}" host show "$(vm_uuid "$1")" --json 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin).get("instance_id") or "")' 2>/dev/null)
-  [ -n "$id" ] && e2e_cli instance list 2>/dev/null | grep -qE "^$id .*RUNNING"
+  [ -n "$id" ] && "${cli[@]}" instance list 2>/dev/null | grep -qE "^$id .*RUNNING"
 }
 
 vm_timeline() {

@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
 # End-to-end tests on QEMU: virtual edge nodes (TCG, OVMF, a blank virtio target disk) boot
 # over the network or from a USB image, load the signed iPXE and the Micro-OS over HTTPS,
-# onboard at a real edgeprovd, run their workflow (the Debian target image streamed to the
-# disk, cloud-init seeded), reboot into the installed OS and report RUNNING.
+# onboard at a real edgeprovd, run their workflow (an OS image streamed to the disk, its
+# NoCloud seed written), reboot into the installed OS and report RUNNING.
 #
 # Usage: tests/e2e/run.sh BUILD_DIR [SCENARIO...]     (default: every scenario)
 # Scenarios:
-#   network     UEFI network boot -> signed iPXE -> Micro-OS over HTTPS -> nZTP -> RUNNING
-#   usb         the boot-usb image as a USB stick -> the same path
-#   secureboot  OVMF enforcing Secure Boot (Debian's snakeoil keys): the signed artifacts
-#               boot; an unsigned iPXE binary is refused
-#   nonztp      the node waits in the Micro-OS until `edgeprov instance create`
-#   two         two VMs at once
-#   httpsboot   UEFI HTTPS boot as the reference does it: dnsmasq in a network namespace
-#               offers the https:// ipxe.efi URL, the firmware fetches it over TLS (own
-#               edgeprovd in the namespace; ends when the Micro-OS agent has reported in)
+#   network     UEFI HTTPS boot as the reference does it (tests/e2e/network.sh): dnsmasq in a
+#               network namespace offers the https:// ipxe.efi URL, the firmware fetches the
+#               signed iPXE over TLS -> Micro-OS over HTTPS -> nZTP -> the os-microvisor
+#               workflow (the small immutable image) -> reboot from the disk -> RUNNING;
+#               power-on to RUNNING printed against the 60 s target
+#   usb         the boot-usb image as a USB stick -> Micro-OS -> nZTP -> the os-ubuntu
+#               workflow (the Debian image, cloud-init) -> RUNNING
+#   secureboot  OVMF enforcing Secure Boot (Debian's snakeoil keys): the signed iPXE, Micro-OS
+#               and microvisor image boot through to RUNNING; an unsigned iPXE is refused
+#   nonztp      the node waits in the Micro-OS until `edgeprov instance create` (Debian image)
+#   two         two VMs at once (Debian image)
 # Each stage is a console marker waited for with its own timeout; each node's timeline is
 # printed, and the final inventory. KEEP=1 keeps the scratch directory.
-# The target image is built by tests/e2e/images/debian-image.sh (cached between runs).
+# Target images: tests/e2e/images/debian-image.sh (os-ubuntu style, cloud-init; cached between
+# runs) and tests/e2e/images/microvisor-image.sh (os-microvisor, made from each run's artifacts).
 set -u
 if [ $# -lt 1 ]; then
-  sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,10 +31,10 @@ src=$(cd "$here/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two httpsboot)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two)
 . "$src/tests/integration/lib.sh"
 . "$here/lib.sh"
-. "$here/https_boot.sh"
+. "$here/network.sh"
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY SOURCE_DATE_EPOCH
 
 for tool in qemu-system-x86_64 nginx curl zstd sgdisk mcopy bc; do
@@ -50,18 +53,25 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# ---- the target image ------------------------------------------------------------------------
-# E2E_IMAGE=FILE.zst (with FILE.zst.sha256, the SHA-256 of the raw image) uses that image instead.
-mkdir -p "$E2E/images"
-if [ -n "${E2E_IMAGE:-}" ]; then
-  cp "$E2E_IMAGE" "$E2E/images/debian.img.zst" && cp "$E2E_IMAGE.sha256" "$E2E/images/debian.img.zst.sha256" ||
-    e2e_die "E2E_IMAGE: cannot read $E2E_IMAGE and $E2E_IMAGE.sha256"
-else
-  e2e_log "the Debian target image (tests/e2e/images/debian-image.sh, cached)"
-  "$here/images/debian-image.sh" "$BUILD" "$E2E/images" >"$E2E/image.out" 2>&1 ||
-    { tail -n 40 "$E2E/image.out"; e2e_die "the target image could not be built"; }
-fi
-image_sha=$(cut -d' ' -f1 "$E2E/images/debian.img.zst.sha256")
+# ---- the orchestrator on QEMU's user network -------------------------------------------------
+# Started for the first scenario that needs it (all but network, which brings its own): the
+# Debian target image, then e2e_orchestrator_start. E2E_IMAGE=FILE.zst (with FILE.zst.sha256,
+# the SHA-256 of the raw image) uses that image instead of building one.
+MAIN_STARTED=
+main_orchestrator() {
+  [ -n "$MAIN_STARTED" ] && return 0
+  mkdir -p "$E2E/images"
+  if [ -n "${E2E_IMAGE:-}" ]; then
+    cp "$E2E_IMAGE" "$E2E/images/debian.img.zst" && cp "$E2E_IMAGE.sha256" "$E2E/images/debian.img.zst.sha256" ||
+      e2e_die "E2E_IMAGE: cannot read $E2E_IMAGE and $E2E_IMAGE.sha256"
+  else
+    e2e_log "the Debian target image (tests/e2e/images/debian-image.sh, cached)"
+    "$here/images/debian-image.sh" "$BUILD" "$E2E/images" >"$E2E/image.out" 2>&1 ||
+      { tail -n 40 "$E2E/image.out"; e2e_die "the target image could not be built"; }
+  fi
+  e2e_orchestrator_start nztp "$E2E/images/debian.img.zst" "$(cut -d' ' -f1 "$E2E/images/debian.img.zst.sha256")"
+  MAIN_STARTED=1
+}
 
 # ---- stages of one node --------------------------------------------------------------------
 # The stages from power-on to RUNNING, each with its limit: power-on to the Micro-OS agent,
@@ -97,19 +107,6 @@ report_total() {
   printf '%s: power-on to RUNNING: %s s\n' "$2" "$(awk 'END { print $1 }' "$E2E/$1/timeline")"
 }
 
-scenario_network() {
-  local u
-  u=$(uuid_of 1)
-  check "network: host registered" run_status 0 "$E2E/add.out" e2e_cli host add --uuid "$u" --serial E2ENODE01 \
-    --os debian-12 --auto-onboard
-  vm_start net1 "$u" E2ENODE01 net
-  check "network: power-on to the Micro-OS agent" node_to_micro_os net1
-  check "network: Micro-OS to RUNNING" node_micro_os_to_running net1
-  report_total net1 network
-  echo "(target for this scenario: <= 60 s)"
-  vm_stop net1
-}
-
 scenario_usb() {
   local u
   u=$(uuid_of 2)
@@ -125,19 +122,25 @@ scenario_usb() {
   vm_stop usb1
 }
 
-# Secure Boot with Debian's snakeoil keys: the artifacts are signed with the snakeoil db key
-# (e2e_snakeoil_keys). The installed image's own boot loader is not signed for this site, so
-# this scenario follows the node until its agent has onboarded and received its workflow.
+# Secure Boot with Debian's snakeoil keys: the artifacts and the microvisor image are signed
+# with the snakeoil db key (e2e_snakeoil_keys), so the node boots signed code from power-on to
+# RUNNING: iPXE, the Micro-OS, and after the reboot the installed image.
+secure_boot_seen_twice() { [ "$(vm_console "$1" | grep -cE 'Secure boot enabled')" -ge 2 ]; }
+
 scenario_secureboot() {
   local u
   u=$(uuid_of 3)
-  check "secureboot: host registered" run_status 0 "$E2E/add.out" e2e_cli host add --uuid "$u" --serial E2ENODE03 \
-    --auto-onboard
+  check "secureboot: host registered (os-microvisor profile)" run_status 0 "$E2E/add.out" e2e_cli host add --uuid "$u" \
+    --serial E2ENODE03 --os microvisor --auto-onboard
   vm_start sb1 "$u" E2ENODE03 net secureboot
   check "secureboot: the signed iPXE runs" vm_wait sb1 "signed iPXE runs" 120 'iPXE initialising devices|iPXE 1\.'
   check "secureboot: the signed kernel starts" vm_wait sb1 "signed Micro-OS kernel starts" 120 'Linux version'
   check "secureboot: the kernel sees Secure Boot on" vm_wait sb1 "Secure Boot enabled" 60 'Secure boot enabled|secureboot: Secure boot enabled'
   check "secureboot: the Micro-OS agent onboards" vm_wait sb1 "agent reports in" 180 'reported in on the node API'
+  check "secureboot: the workflow ends, the node reboots" vm_wait sb1 "workflow done, rebooting" 300 'workflow done; restarting'
+  check "secureboot: the signed installed image boots" vm_wait sb1 "installed OS reads its seed" 150 'edgeprov-microos: seed on'
+  check "secureboot: ... with Secure Boot on (both kernels said so)" secure_boot_seen_twice sb1
+  check "secureboot: RUNNING in the inventory" vm_wait sb1 "RUNNING in the inventory" 120 @running
   vm_timeline sb1
   vm_stop sb1
   # The unsigned iPXE binary as Debian ships it: the firmware must refuse it.
@@ -190,13 +193,17 @@ scenario_two() {
   vm_stop two2
 }
 
-e2e_orchestrator_start nztp "$E2E/images/debian.img.zst" "$image_sha"
 for s in "${scenarios[@]}"; do
   declare -F "scenario_$s" >/dev/null || e2e_die "unknown scenario $s"
+done
+for s in "${scenarios[@]}"; do
+  [ "$s" = network ] || main_orchestrator
   "scenario_$s"
 done
 
-echo "final inventory:"
-e2e_cli host list | sed 's/^/  /'
-e2e_cli instance list | sed 's/^/  /'
+if [ -n "$MAIN_STARTED" ]; then
+  echo "final inventory:"
+  e2e_cli host list | sed 's/^/  /'
+  e2e_cli instance list | sed 's/^/  /'
+fi
 finish

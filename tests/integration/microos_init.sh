@@ -3,7 +3,7 @@
 # (micro-os/udhcpc.script): Debian's kernel boots under QEMU (TCG) an initramfs made here by
 # hand in the layout `edgeprov artifacts build` produces (static busybox, the virtio modules
 # in dependency order, agent.env, a CA), with a fake edgeprov-agent that prints how it was
-# started. Four boots, two at a time:
+# started. Six boots, two at a time:
 #   dhcp    DHCP on the NIC named by edgeprov.mac, command-line orchestrator over agent.env, the
 #           agent fails (exit 3): FAILED, the log's tail, a working shell on the console whose
 #           exit reboots
@@ -11,6 +11,9 @@
 #           edgeprov.debug, edgeprov.proxy; the agent exits 0: reboot, no shell
 #   nonic   no NIC at all: FAILED: network, then the shell
 #   twonics no edgeprov.mac, eth0 on a dead network: DHCP gives up on it and takes eth1
+#   installed  edgeprov.installed=cidata (an os-microvisor image): the seed partition mounted,
+#           the agent run with --installed --seed, the host name from meta-data, the OS stays up
+#   noseed  the same without the partition: FAILED naming it, the shell
 # Usage: microos_init.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -41,8 +44,10 @@ add_module() { # PATH relative to $moddir
   for dep in $(awk -F: -v want="$1" '$1 == want { print $2 }' "$moddir/modules.dep"); do add_module "$dep"; done
   order+=("$1")
 }
-for name in virtio_pci virtio_net virtio_blk; do add_module "$(module_path "$name")"; done
-virtio_count=${#order[@]}
+# virtio, and ext4 for the installed mode's seed partition (crc32c_generic: nothing runs
+# modprobe for ext4's checksum).
+for name in virtio_pci virtio_net virtio_blk crc32c_generic ext4; do add_module "$(module_path "$name")"; done
+loadable_count=${#order[@]}
 # A module whose hardware QEMU lacks: insmod fails (ENODEV), /init goes on.
 absent=$(module_path acpi-cpufreq)
 order+=("$absent")
@@ -73,6 +78,7 @@ echo "FAKE-AGENT PROXY: https_proxy=\${https_proxy-unset} HTTPS_PROXY=\${HTTPS_P
 echo "FAKE-AGENT NET: \$(echo \$(ip route | grep default)) | \$(echo \$(grep nameserver /etc/resolv.conf))"
 echo "FAKE-AGENT ENV: \$(echo \$(env | cut -d= -f1 | sort))"
 echo "FAKE-AGENT STATE: \$(ls -ld /var/lib/edgeprov-agent | cut -c1-10)"
+echo "FAKE-AGENT HOST: \$(hostname)"
 i=1
 while [ \$i -le 60 ]; do echo "fake agent line \$i"; i=\$((i + 1)); done
 exit $2
@@ -90,7 +96,7 @@ make_initrd ok 0
 boot() {
   local name=$1 initrd=$2 append=$3 raw=$tmp/$1.raw
   shift 3
-  local t0=$SECONDS
+  local t0=$SECONDS limit=${BOOT_LIMIT:-75}
   : >"$raw"
   {
     while [ ! -e "$tmp/$name.rc" ] && [ $((SECONDS - t0)) -lt 80 ]; do
@@ -104,7 +110,7 @@ boot() {
       sleep 0.2
     done
   } | {
-    timeout 75 qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -kernel "$kernel" -initrd "$initrd" \
+    timeout "$limit" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -kernel "$kernel" -initrd "$initrd" \
       -append "console=ttyS0 panic=-1 $append" "$@" >"$raw" 2>&1
     echo $? >"$tmp/$name.rc"
   }
@@ -130,6 +136,27 @@ boot twonics "$tmp/ok.img" "edgeprov.net_timeout=30" -netdev hubport,id=dead,hub
 pids+=($!)
 wait
 pids=()
+# Installed mode (an os-microvisor image): a disk whose GPT partition "cidata" holds the
+# NoCloud seed. The OS stays up after its agent, so QEMU is stopped at BOOT_LIMIT.
+seed_disk() { # OUT WITH_SEED_PARTITION
+  mkdir -p "$tmp/seed"
+  printf '#cloud-config\n' >"$tmp/seed/user-data" && chmod 600 "$tmp/seed/user-data"
+  printf "instance-id: 'i-1'\nlocal-hostname: 'node-7.site.example'\n" >"$tmp/seed/meta-data"
+  truncate -s 8M "$tmp/seed.fs" && mkfs.ext4 -q -F -L cidata -d "$tmp/seed" "$tmp/seed.fs"
+  truncate -s 12M "$1"
+  if [ "$2" = yes ]; then sgdisk -n 1:2048:+8M -c 1:cidata "$1" >/dev/null; else sgdisk -n 1:2048:+8M -c 1:other "$1" >/dev/null; fi
+  dd if="$tmp/seed.fs" of="$1" bs=512 seek=2048 conv=notrunc status=none
+}
+seed_disk "$tmp/installed.disk" yes
+seed_disk "$tmp/noseed.disk" no
+BOOT_LIMIT=35 boot installed "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 $mac) \
+  -drive "if=none,id=d0,format=raw,file=$tmp/installed.disk" -device virtio-blk-pci,drive=d0 &
+pids+=($!)
+boot noseed "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 $mac) \
+  -drive "if=none,id=d0,format=raw,file=$tmp/noseed.disk" -device virtio-blk-pci,drive=d0 &
+pids+=($!)
+wait
+pids=()
 echo "all boots: $((SECONDS - t_all)) s"
 
 # after FILE MARKER: the part of FILE after the first line holding MARKER.
@@ -139,7 +166,7 @@ line() { grep -qx -- "$2" "$1"; }
 
 o=$tmp/dhcp.out
 check "dhcp: init marker" contains "$o" "edgeprov-microos: init"
-check "  modules loaded ($virtio_count), the absent one ignored" contains "$o" "edgeprov-microos: modules loaded ($virtio_count)"
+check "  modules loaded ($loadable_count), the absent one ignored" contains "$o" "edgeprov-microos: modules loaded ($loadable_count)"
 check "  network up eth0 10.0.2.15" contains "$o" "edgeprov-microos: network up eth0 10.0.2.15"
 check "  agent starting" contains "$o" "edgeprov-microos: agent starting"
 check "  command line's orchestrator wins" contains "$o" "FAKE-AGENT ARGS: --orchestrator 10.0.2.2:9999 --ca /etc/edgeprov/ca.pem --token-url https://10.0.2.2:8443/oauth2/token --state-dir /var/lib/edgeprov-agent --plugins /usr/lib/edgeprov/plugins --target-disk /dev/disk/by-id/virtio-target"
@@ -188,5 +215,17 @@ check "twonics: no lease on eth0" contains "$o" "edgeprov-microos: no DHCP lease
 check "  DHCP falls through to eth1" contains "$o" "edgeprov-microos: network up eth1 10.0.2.15"
 check "  agent exited 0" contains "$o" "edgeprov-microos: agent exited 0"
 check "  QEMU exited" ended twonics
+
+o=$tmp/installed.out
+check "installed: the seed partition is found and mounted" contains "$o" "edgeprov-microos: seed on /dev/vda1"
+check "  the agent reports from the seed, nothing else" contains "$o" \
+  "FAKE-AGENT ARGS: --installed --seed /run/seed/user-data --state-dir /var/lib/edgeprov-agent --plugins /usr/lib/edgeprov/plugins"
+check "  the host name comes from meta-data" contains "$o" "FAKE-AGENT HOST: node-7.site.example"
+check "  the OS stays up after the agent" contains "$o" "edgeprov-microos: installed OS running"
+check "  no reboot, no FAILED" sh -c "! grep -qE 'FAILED|Restarting|reboot: ' '$o'"
+o=$tmp/noseed.out
+check "noseed: FAILED naming the missing partition" contains "$o" "edgeprov-microos: FAILED: installed: no partition named cidata (the NoCloud seed)"
+check "  agent not started" lacks "$o" "agent starting"
+check "  shell, then reboot" line "$o" "SHELL-42"
 
 finish

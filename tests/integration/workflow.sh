@@ -182,7 +182,17 @@ check "microvisor: user-data is on the cidata partition" grep -q '^#cloud-config
 check "microvisor: cloud-init schema accepts it" run_status 0 "$tmp/out" cloud-init schema --config-file "$tmp/b-user-data"
 check "microvisor: no installer on an immutable OS" sh -c "! grep -q edgeprov-install '$tmp/b.log'"
 check "microvisor: the installed OS boots first" test "$(boot_order "$tmp/b-efivars")" = "0002,0001"
-check "microvisor: the installed OS reports in" run_status 0 "$tmp/out" agent b --installed
+# The image's baked-in agent reads its seed itself (no cloud-init there): orchestrator, token
+# URL, CA and credentials all come from the user-data, nothing from the command line.
+chmod 600 "$tmp/b-user-data"
+cp "$tmp/b-user-data" "$tmp/b-user-data-0644" && chmod 644 "$tmp/b-user-data-0644"
+seeded() { "$build/bin/edgeprov-agent" --installed --sysroot "$tmp/b" --state-dir "$tmp/b/installed" "$@"; }
+check "microvisor: --seed wants --installed" run_status 2 "$tmp/out" "$build/bin/edgeprov-agent" --seed "$tmp/b-user-data"
+check "microvisor: a seed readable by others is refused" run_status 1 "$tmp/out" seeded --seed "$tmp/b-user-data-0644"
+check "microvisor: ... saying why" grep -q -- "--seed: .*b-user-data-0644" "$tmp/out"
+check "microvisor: the installed OS reports in with only its seed" run_status 0 "$tmp/out" seeded --seed "$tmp/b-user-data"
+check "microvisor: the seed's credentials were stored 0600" sh -c "stat -c %a '$tmp/b/installed/credentials' | grep -qx 600"
+check "microvisor: the secret is not in the agent's output" lacks "$tmp/out" "$(sed -n 's/^client_secret=//p' "$tmp/b/installed/credentials")"
 check "microvisor: RUNNING after its report" sh -c "$E instance list | grep -qE '$IB .*RUNNING'"
 
 # ---- d: the agent is killed mid-workflow; a new one resumes at the first unfinished action ----

@@ -711,12 +711,102 @@ static void cloud_init_accepts(void **state) {
   assert_int_equal(rmdir(dir), 0);
 }
 
+/* ---- Reading the seed back (ep_cloudinit_seed_read) ---- */
+
+static void seed_round_trips(void **state) {
+  (void)state;
+  /* A site fragment appends its own CA and files: the seed still takes edgeprov's. */
+  const char *const frags[] = {"ca_certs:\n  trusted:\n    - |\n"
+                               "      -----BEGIN CERTIFICATE-----\n      MIIB\n      -----END CERTIFICATE-----\n"
+                               "write_files: [{path: /etc/motd, content: \"client_id=not-this\"}]\n"};
+  for (size_t with_fragment = 0; with_fragment < 2; with_fragment++) {
+    size_t len = 0;
+    char *text = render_with(frags, with_fragment, &len);
+    ep_cloudinit_seed seed;
+    int r = ep_cloudinit_seed_read(&seed, text, len);
+    if (r != 0) fail_msg("seed_read: %d %s", r, ep_error_message());
+    assert_string_equal(seed.hostname, "node-12.site.example");
+    assert_string_equal(seed.client_id, "node-4d2f");
+    assert_string_equal(seed.client_secret, SECRET);
+    assert_string_equal(seed.project_id, "0600");
+    assert_string_equal(seed.orchestrator, "orch.site.example:50051");
+    assert_string_equal(seed.token_url, "https://orch.site.example:8443/oauth2/token");
+    assert_string_equal(seed.ca_pem, ca_pem);
+    ep_cloudinit_seed_clear(&seed);
+    assert_null(seed.ca_pem);
+    assert_int_equal(seed.client_secret[0], 0);
+    ep_cloudinit_free(text);
+  }
+  /* Without a token URL, agent.conf has none and the seed says "". */
+  ep_cloudinit_user users[2];
+  ep_cloudinit_spec spec = full_spec(users);
+  spec.token_url = NULL;
+  spec.project_id = NULL;
+  char *text = NULL;
+  size_t len = 0;
+  assert_int_equal(ep_cloudinit_user_data(&text, &len, &spec), 0);
+  ep_cloudinit_seed seed;
+  assert_int_equal(ep_cloudinit_seed_read(&seed, text, len), 0);
+  assert_string_equal(seed.token_url, "");
+  assert_string_equal(seed.project_id, "");
+  ep_cloudinit_seed_clear(&seed);
+  ep_cloudinit_free(text);
+}
+
+/* Reads text edited by replacing from with to; asserts failure with code and prefix. */
+static void assert_seed_refused(const char *text, const char *from, const char *to, int code, const char *prefix) {
+  char edited[16384];
+  const char *at = from ? strstr(text, from) : NULL;
+  if (from && !at) fail_msg("'%s' is not in the user-data", from);
+  if (at) snprintf(edited, sizeof edited, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+  else snprintf(edited, sizeof edited, "%s", text);
+  ep_cloudinit_seed seed;
+  memset(&seed, 0x55, sizeof seed);
+  int r = ep_cloudinit_seed_read(&seed, edited, strlen(edited));
+  if (r != code) fail_msg("expected %d, got %d (%s) for '%s'", code, r, ep_error_message(), prefix);
+  if (strncmp(ep_error_message(), prefix, strlen(prefix)))
+    fail_msg("message '%s' does not start with '%s'", ep_error_message(), prefix);
+  assert_null(strstr(ep_error_message(), SECRET));
+  assert_null(seed.ca_pem); /* zeroed on failure */
+  assert_int_equal(seed.client_secret[0], 0);
+}
+
+static void seed_refused(void **state) {
+  (void)state;
+  size_t len = 0;
+  char *text = render_with(NULL, 0, &len);
+  assert_true(len < 16000);
+  assert_seed_refused(text, "#cloud-config", "#!/bin/sh", EP_EINVAL, "user-data: does not start with #cloud-config");
+  assert_seed_refused(text, "hostname:", "host:", EP_EINVAL, "user-data: hostname: missing");
+  assert_seed_refused(text, EP_CLOUDINIT_CREDENTIALS_PATH, "/etc/edgeprov/creds", EP_EINVAL,
+                      "user-data: write_files: no /etc/edgeprov/credentials");
+  assert_seed_refused(text, EP_CLOUDINIT_AGENT_CONF_PATH, "/etc/agent.conf", EP_EINVAL,
+                      "user-data: write_files: no /etc/edgeprov/agent.conf");
+  assert_seed_refused(text, "client_secret=", "secret=", EP_EINVAL, "user-data: credentials: client_secret: missing");
+  assert_seed_refused(text, "client_id=node-4d2f", "client_id=node 4d2f", EP_EINVAL, "user-data: credentials: client_id");
+  assert_seed_refused(text, "orchestrator=orch.site.example:50051", "orchestrator=orch.site.example", EP_EINVAL,
+                      "orchestrator: ");
+  assert_seed_refused(text, "token_url=https://", "token_url=http://", EP_EINVAL, "token_url: ");
+  assert_seed_refused(text, "-----BEGIN CERTIFICATE-----", "-----BEGIN PRIVATE KEY-----", EP_EINVAL,
+                      "user-data: ca_certs.trusted[0]: ");
+  assert_seed_refused(text, "hostname:", "hostname: &a x\nother:", EP_EINVAL, "user-data: line ");
+  assert_seed_refused(text, "hostname:", "hostname: [", EP_EINVAL, "user-data: line ");
+  ep_cloudinit_free(text);
+  char *huge = malloc(EP_CLOUDINIT_MAX + 2);
+  assert_non_null(huge);
+  memset(huge, 'a', EP_CLOUDINIT_MAX + 1);
+  ep_cloudinit_seed seed;
+  assert_int_equal(ep_cloudinit_seed_read(&seed, huge, EP_CLOUDINIT_MAX + 1), EP_ERANGE);
+  free(huge);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(full_spec_round_trips), cmocka_unit_test(misreadable_values_stay_strings),
       cmocka_unit_test(meta_data),             cmocka_unit_test(bad_fields_refused),
       cmocka_unit_test(fragments_merge),       cmocka_unit_test(fragments_refused),
       cmocka_unit_test(fragment_limits),       cmocka_unit_test(cloud_init_accepts),
+      cmocka_unit_test(seed_round_trips),      cmocka_unit_test(seed_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

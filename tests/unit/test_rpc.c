@@ -1,11 +1,18 @@
 /* Unit tests of core/lib/rpc.c: a real gRPC server and client on loopback and on a UNIX
  * socket, in plaintext and TLS (certificates made with the openssl CLI at test time). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "error.h"
@@ -250,9 +257,14 @@ static void shutdown_with_an_open_stream(void **state) {
   ep_rpc_channel_free(ch);
 }
 
-static void tls_mutual_tls_and_wrong_ca(void **state) {
-  fixture *f = *state;
-  ep_rpc_server_free(f->server, 0);
+/* PEM texts of make_certs' files (malloc'd; certs_free). */
+typedef struct certs {
+  char *ca, *cert, *key, *other;
+} certs;
+
+/* A CA (ca.pem), a server certificate for 127.0.0.1 signed by it (server.pem, server.key) and
+ * an unrelated self-signed one (other.pem) in f->dir, read into *c. */
+static void make_certs(fixture *f, certs *c) {
   char cmd[2048];
   snprintf(cmd, sizeof cmd,
            "cd %s && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca "
@@ -262,15 +274,29 @@ static void tls_mutual_tls_and_wrong_ca(void **state) {
            "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other >/dev/null 2>&1",
            f->dir);
   assert_int_equal(system(cmd), 0);
+  const char *names[] = {"ca.pem", "server.pem", "server.key", "other.pem"};
+  char **out[] = {&c->ca, &c->cert, &c->key, &c->other};
+  for (int i = 0; i < 4; i++) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+    *out[i] = tu_slurp(path);
+  }
+}
+
+static void certs_free(certs *c) {
+  free(c->ca);
+  free(c->cert);
+  free(c->key);
+  free(c->other);
+}
+
+static void tls_mutual_tls_and_wrong_ca(void **state) {
+  fixture *f = *state;
+  ep_rpc_server_free(f->server, 0);
+  certs c;
+  make_certs(f, &c);
   char path[256];
-  snprintf(path, sizeof path, "%s/ca.pem", f->dir);
-  char *ca = tu_slurp(path);
-  snprintf(path, sizeof path, "%s/server.pem", f->dir);
-  char *cert = tu_slurp(path);
-  snprintf(path, sizeof path, "%s/server.key", f->dir);
-  char *key = tu_slurp(path);
-  snprintf(path, sizeof path, "%s/other.pem", f->dir);
-  char *other = tu_slurp(path);
+  char *ca = c.ca, *cert = c.cert, *key = c.key, *other = c.other;
   ep_rpc_tls server_tls = {.cert_pem = cert, .key_pem = key};
   assert_int_equal(start_server(f, &server_tls), 0);
 
@@ -298,6 +324,7 @@ static void tls_mutual_tls_and_wrong_ca(void **state) {
   ep_rpc_channel_free(ch);
   /* Mutual TLS: the server requires a client certificate signed by the CA. */
   ep_rpc_server_free(f->server, 0);
+  char cmd[1024];
   snprintf(cmd, sizeof cmd,
            "cd %s && openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=node-1 "
            ">/dev/null 2>&1 && openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem "
@@ -323,16 +350,100 @@ static void tls_mutual_tls_and_wrong_ca(void **state) {
   ep_rpc_channel_free(ch);
   free(client_cert);
   free(client_key);
-  free(ca);
-  free(cert);
-  free(key);
-  free(other);
+  certs_free(&c);
 }
 
 typedef struct load {
   ep_rpc_channel *ch;
   int ok;
 } load;
+
+/* ---- a slow link: every chunk, either way, waits SLOW_LINK_MS before it is passed on ---- */
+
+#define SLOW_LINK_MS 250
+
+typedef struct slow_link {
+  int listen_fd;
+  int server_port;
+  atomic_int stop;
+  pthread_t thread;
+} slow_link;
+
+static void *slow_link_run(void *arg) {
+  slow_link *l = arg;
+  int a = accept(l->listen_fd, NULL, NULL);
+  if (a < 0) return NULL;
+  int b = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->server_port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  if (connect(b, (struct sockaddr *)&to, sizeof to) == 0) {
+    struct pollfd fds[2] = {{.fd = a, .events = POLLIN}, {.fd = b, .events = POLLIN}};
+    char buf[65536];
+    while (!atomic_load(&l->stop) && poll(fds, 2, 100) >= 0) {
+      int done = 0;
+      for (int i = 0; i < 2 && !done; i++) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+        ssize_t n = read(fds[i].fd, buf, sizeof buf);
+        if (n <= 0) done = 1;
+        usleep(SLOW_LINK_MS * 1000);
+        if (n > 0 && write(fds[1 - i].fd, buf, (size_t)n) != n) done = 1;
+      }
+      if (done) break;
+    }
+  }
+  close(a);
+  close(b);
+  return NULL;
+}
+
+/* Starts a one-connection slow link in front of 127.0.0.1:server_port; *port is its own. */
+static void slow_link_start(slow_link *l, int server_port, int *port) {
+  l->server_port = server_port;
+  atomic_store(&l->stop, 0);
+  l->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof addr;
+  assert_int_equal(bind(l->listen_fd, (struct sockaddr *)&addr, sizeof addr), 0);
+  assert_int_equal(listen(l->listen_fd, 4), 0);
+  assert_int_equal(getsockname(l->listen_fd, (struct sockaddr *)&addr, &len), 0);
+  *port = ntohs(addr.sin_port);
+  assert_int_equal(pthread_create(&l->thread, NULL, slow_link_run, l), 0);
+}
+
+static void slow_link_stop(slow_link *l) {
+  atomic_store(&l->stop, 1);
+  shutdown(l->listen_fd, SHUT_RDWR);
+  pthread_join(l->thread, NULL);
+  close(l->listen_fd);
+}
+
+/* A node far away (a TLS handshake of several round trips of SLOW_LINK_MS each) gets through
+ * on the channel's first connection attempt: the attempt is not cut short by the fast
+ * reconnect backoff (gRPC takes the minimum reconnect backoff as the connect timeout). */
+static void first_call_over_a_slow_link(void **state) {
+  fixture *f = *state;
+  ep_rpc_server_free(f->server, 0);
+  certs c;
+  make_certs(f, &c);
+  ep_rpc_tls server_tls = {.cert_pem = c.cert, .key_pem = c.key};
+  assert_int_equal(start_server(f, &server_tls), 0);
+  slow_link link;
+  int port = 0;
+  slow_link_start(&link, atoi(strrchr(f->tcp, ':') + 1), &port);
+  char target[64];
+  snprintf(target, sizeof target, "127.0.0.1:%d", port);
+  ep_rpc_channel *ch = NULL;
+  ep_rpc_tls client_tls = {.ca_pem = c.ca, .target_name = "localhost"};
+  assert_int_equal(ep_rpc_channel_new(&ch, target, &client_tls, 0), 0);
+  ep_rpc_result r;
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Echo", open_key, 1, (const uint8_t *)"far", 3, 20000, &r), 0);
+  if (r.status != STATUS_OK) fail_msg("first call over the slow link: status %d: %s", r.status, r.message);
+  assert_memory_equal(r.data, "far", 3);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(ch);
+  slow_link_stop(&link);
+  certs_free(&c);
+}
 
 static void *hammer(void *arg) {
   load *l = arg;
@@ -375,6 +486,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(shutdown_with_an_open_stream, setup, teardown),
       cmocka_unit_test_setup_teardown(tls_mutual_tls_and_wrong_ca, setup, teardown),
       cmocka_unit_test_setup_teardown(concurrent_calls_share_a_channel, setup, teardown),
+      cmocka_unit_test_setup_teardown(first_call_over_a_slow_link, setup, teardown),
   };
   return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
 }
