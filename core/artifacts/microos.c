@@ -66,6 +66,9 @@ typedef struct module {
   char name[64];  /* normalized: '-' → '_' */
   char *line;     /* its modules.dep line: "path: dep dep ..." (points into dep_text) */
   int state;      /* 0 unvisited, 1 visiting, 2 added */
+  bool requested; /* named by the caller (not only a dependency) */
+  bool always;    /* loaded whatever the hardware: needed by a module that is not PCI-gated */
+  int mark;       /* closure walks: the walk that last saw it */
 } module;
 
 typedef struct modules_ctx {
@@ -189,6 +192,148 @@ static int visit(modules_ctx *m, module *mod) {
   return r;
 }
 
+/* ---- PCI gates: drivers whose hardware is absent are not loaded --------------------------- */
+
+/* Calls fn on mod and every module it depends on (each once per walk). */
+static int walk_closure(modules_ctx *m, module *mod, int walk, int (*fn)(modules_ctx *, module *, void *), void *data) {
+  if (mod->mark == walk) return 0;
+  mod->mark = walk;
+  int r = fn(m, mod, data);
+  const char *colon = strchr(mod->line, ':'), *eol = strchr(mod->line, '\n');
+  if (!eol) eol = mod->line + strlen(mod->line);
+  for (const char *p = colon + 1; r == 0 && p < eol;) {
+    while (p < eol && *p == ' ') p++;
+    const char *end = p;
+    while (end < eol && *end != ' ') end++;
+    char dep[64];
+    module_name_of(p, (size_t)(end - p), dep, sizeof dep);
+    module *d = end > p ? find_module(m, dep) : NULL;
+    if (d) r = walk_closure(m, d, walk, fn, data);
+    p = end;
+  }
+  return r;
+}
+
+static int mark_always(modules_ctx *m, module *mod, void *data) {
+  (void)m;
+  (void)data;
+  mod->always = true;
+  return 0;
+}
+
+/* The gate line being built: "rel|dep dep|pattern pattern\n". */
+typedef struct gate_line {
+  char *text;
+  size_t len, cap;
+} gate_line;
+
+static int gate_put(gate_line *g, const char *text, size_t len) {
+  if (g->len + len + 1 > g->cap) {
+    size_t cap = g->cap ? g->cap : 4096;
+    while (cap < g->len + len + 1) cap *= 2;
+    char *bigger = realloc(g->text, cap);
+    if (!bigger) return ep_error_set(EP_ENOMEM, "out of memory");
+    g->text = bigger;
+    g->cap = cap;
+  }
+  memcpy(g->text + g->len, text, len);
+  g->len += len;
+  g->text[g->len] = '\0';
+  return 0;
+}
+
+static int gate_dep(modules_ctx *m, module *mod, void *data) {
+  (void)m;
+  gate_line *g = data;
+  if (mod->always || mod->requested) return 0; /* loaded anyway, or gated (or not) on its own */
+  int r = g->len && g->text[g->len - 1] != '|' ? gate_put(g, " ", 1) : 0;
+  return r == 0 ? gate_put(g, mod->line, (size_t)(strchr(mod->line, ':') - mod->line)) : r;
+}
+
+/* The PCI patterns of module name in modules.alias ("alias pci:v...d...sv*sd*bc*sc*i* name"),
+ * as " pat pat" after "pci:"; *only_pci is false when it has any other alias (a file system,
+ * a virtio or USB device, a crypto name: it is always loaded). */
+static int pci_patterns(const char *alias_text, const char *name, gate_line *out, bool *only_pci) {
+  *only_pci = true;
+  bool any = false;
+  for (const char *p = alias_text; *p;) {
+    const char *eol = strchr(p, '\n');
+    if (!eol) eol = p + strlen(p);
+    if (eol - p > 6 && !strncmp(p, "alias ", 6)) {
+      const char *pat = p + 6, *sp = memchr(pat, ' ', (size_t)(eol - pat));
+      char owner[64];
+      if (sp) module_name_of(sp + 1, (size_t)(eol - sp - 1), owner, sizeof owner);
+      if (sp && !strcmp(owner, name)) {
+        any = true;
+        if (strncmp(pat, "pci:", 4) != 0) *only_pci = false;
+        else {
+          int r = gate_put(out, " ", 1);
+          if (r == 0) r = gate_put(out, pat + 4, (size_t)(sp - pat - 4));
+          if (r < 0) return r;
+        }
+      }
+    }
+    p = *eol ? eol + 1 : eol;
+  }
+  if (!any) *only_pci = false;
+  return 0;
+}
+
+/* Writes /etc/edgeprov/modules.pci: one line per requested module whose aliases are all PCI
+ * device IDs, "rel|deps|patterns": its path, the dependencies only such modules need, and
+ * its modalias patterns without "pci:" (shell globs). /init skips a line's module and deps
+ * when no PCI device's modalias matches a pattern (unless another loaded line needs a dep). */
+static int add_pci_gates(modules_ctx *m) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/modules.alias", m->dir);
+  char *alias_text = read_text(path);
+  if (!alias_text) return ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", "", 0, 0644); /* none: load all */
+  int r = 0, walk = 0;
+  gate_line out = {0}, pats = {0};
+  bool *gated = calloc(m->count ? m->count : 1, sizeof *gated);
+  if (!gated) r = ep_error_set(EP_ENOMEM, "out of memory");
+  for (size_t i = 0; r == 0 && i < m->count; i++) {
+    module *mod = &m->items[i];
+    if (!mod->requested) continue;
+    pats.len = 0;
+    bool only_pci = false;
+    r = pci_patterns(alias_text, mod->name, &pats, &only_pci);
+    gated[i] = r == 0 && only_pci;
+    if (r == 0 && !gated[i]) r = walk_closure(m, mod, ++walk, mark_always, NULL);
+  }
+  for (size_t i = 0; r == 0 && i < m->count; i++) {
+    if (!gated[i]) continue;
+    module *mod = &m->items[i];
+    pats.len = 0;
+    bool only_pci;
+    r = pci_patterns(alias_text, mod->name, &pats, &only_pci);
+    if (r == 0) r = gate_put(&out, mod->line, (size_t)(strchr(mod->line, ':') - mod->line));
+    if (r == 0) r = gate_put(&out, "|", 1);
+    mod->mark = ++walk; /* the module itself is not its own dependency */
+    const char *colon = strchr(mod->line, ':'), *eol = strchr(mod->line, '\n');
+    if (!eol) eol = mod->line + strlen(mod->line);
+    for (const char *p = colon + 1; r == 0 && p < eol;) {
+      while (p < eol && *p == ' ') p++;
+      const char *end = p;
+      while (end < eol && *end != ' ') end++;
+      char dep[64];
+      module_name_of(p, (size_t)(end - p), dep, sizeof dep);
+      module *d = end > p ? find_module(m, dep) : NULL;
+      if (d) r = walk_closure(m, d, walk, gate_dep, &out);
+      p = end;
+    }
+    if (r == 0) r = gate_put(&out, "|", 1);
+    if (r == 0) r = gate_put(&out, pats.text + 1, pats.len - 1);
+    if (r == 0) r = gate_put(&out, "\n", 1);
+  }
+  if (r == 0) r = ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", out.text ? out.text : "", out.len, 0644);
+  free(gated);
+  free(out.text);
+  free(pats.text);
+  free(alias_text);
+  return r;
+}
+
 int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char *version, const char *const *names,
                            size_t count, size_t *ret_count) {
   char path[PATH_MAX];
@@ -216,6 +361,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
     char want[64];
     module_name_of(names[i], strlen(names[i]), want, sizeof want);
     module *mod = find_module(&m, want);
+    if (mod) mod->requested = true;
     if (mod) r = visit(&m, mod);
     else if (!is_builtin(&m, want))
       r = ep_error_set(EP_ENOENT, "kernel module '%s' is neither in %s/modules.dep nor built into kernel %s", names[i],
@@ -223,6 +369,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
   }
   if (r == 0 && m.added > MODULES_MAX) r = ep_error_set(EP_ERANGE, "more than %d kernel modules", MODULES_MAX);
   if (r == 0) r = ep_initramfs_add_data(fs, "/etc/edgeprov/modules", m.order ? m.order : "", m.order_len, 0644);
+  if (r == 0) r = add_pci_gates(&m);
   if (r == 0) {
     char line[256];
     int n = snprintf(line, sizeof line, "%s\n", version);

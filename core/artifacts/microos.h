@@ -22,7 +22,10 @@
 int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image);
 
 /* Adds the named modules with their dependencies from modules_dir (which has modules.dep)
- * under /usr/lib/modules/<version>/, and /etc/edgeprov/modules listing them in load order.
+ * under /usr/lib/modules/<version>/, and /etc/edgeprov/modules listing them in load order,
+ * and /etc/edgeprov/modules.pci gating the named modules whose aliases (modules.alias) are
+ * all PCI IDs: "path|dependencies only gated modules need|patterns" lines, so /init skips the
+ * drivers of absent devices (an empty file without modules.alias).
  * A module built into the kernel (modules.builtin) is skipped; an unknown one is an error
  * naming it. *ret_count gets the number of modules added. */
 int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char *version, const char *const *names,

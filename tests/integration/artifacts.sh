@@ -66,7 +66,7 @@ check "  no staging directory is left behind" sh -c "! ls -d '$tmp/data/'artifac
 zstd -dc "$A/initrd.img" | cpio -t --quiet >"$tmp/initrd.list" 2>/dev/null
 check "the initramfs is a zstd cpio archive" test -s "$tmp/initrd.list"
 for f in init usr/bin/busybox usr/bin/edgeprov-agent usr/lib/edgeprov/plugins/actions-core.so \
-  usr/share/udhcpc/default.script etc/edgeprov/ca.pem etc/edgeprov/agent.env etc/edgeprov/modules dev/console \
+  usr/share/udhcpc/default.script etc/edgeprov/ca.pem etc/edgeprov/agent.env etc/edgeprov/modules etc/edgeprov/modules.pci dev/console \
   lib64 usr/lib64/ld-linux-x86-64.so.2; do
   check "  holds $f" grep -qx "$f" "$tmp/initrd.list"
 done
@@ -77,12 +77,20 @@ for m in virtio_net virtio_blk virtio_pci e1000e igb ixgbe i40e ice nvme ahci tg
   check "  holds module $m" grep -q "/$m.ko$" "$tmp/initrd.list"
 done
 check "  has no boot-https or auth plugin (node-side plugins only)" sh -c "! grep -q 'plugins/\(boot\|auth\|storage\)' '$tmp/initrd.list'"
-mkdir -p "$tmp/x" && (cd "$tmp/x" && zstd -dc "$A/initrd.img" | cpio -id --quiet etc/edgeprov/ca.pem etc/edgeprov/agent.env etc/edgeprov/modules init 2>/dev/null)
+mkdir -p "$tmp/x" && (cd "$tmp/x" && zstd -dc "$A/initrd.img" | cpio -id --quiet etc/edgeprov/ca.pem etc/edgeprov/agent.env etc/edgeprov/modules \
+  etc/edgeprov/modules.pci init 2>/dev/null)
 check "  its CA is the site's tls.ca" cmp -s "$tmp/x/etc/edgeprov/ca.pem" "$tmp/ca.pem"
 check "  agent.env names the orchestrator" contains "$tmp/x/etc/edgeprov/agent.env" "EDGEPROV_ORCHESTRATOR=10.0.2.2:$grpc"
 check "  /init is micro-os/init" cmp -s "$tmp/x/init" "$src/micro-os/init"
 check "  modules load after their dependencies" sh -c "test \$(grep -n '/virtio.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1) -lt \$(grep -n '/virtio_net.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1)"
 check "  igb's dependency dca is listed before it" sh -c "test \$(grep -n '/dca.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1) -lt \$(grep -n '/igb.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1)"
+# PCI gates: a NIC driver is loaded only for its PCI IDs, with what only such drivers need;
+# modules with other aliases (virtio_net, ext4) always load.
+P=$tmp/x/etc/edgeprov/modules.pci
+check "  modules.pci gates igb by its PCI IDs (82576: 8086:10C9), with dca" grep -qE '^kernel/drivers/net/ethernet/intel/igb/igb\.ko\|[^|]*kernel/drivers/dca/dca\.ko[^|]*\|.*(^| |\|)v00008086d000010C9sv\*sd\*bc\*sc\*i\*( |$)' "$P"
+check "  ... and ahci by its class too" grep -qE '^kernel/drivers/ata/ahci\.ko\|.*\|(.* )?v\*d\*sv\*sd\*bc01sc06i01\*( |$)' "$P"
+check "  virtio_net and ext4 are not gated" sh -c "! grep -qE '^[^|]*/(virtio_net|ext4)\.ko\|' '$P'"
+check "  no gated module's dependency is one an ungated module needs (jbd2)" sh -c "! grep -q 'jbd2' '$P'"
 
 for f in vmlinuz ipxe.efi micro-os.efi; do
   check "sbverify: $f is signed with the site's db key" sh -c "sbverify --cert '$tmp/keys/db.crt' '$A/$f' 2>&1 | grep -q 'Signature verification OK'"

@@ -51,6 +51,11 @@ loadable_count=${#order[@]}
 # A module whose hardware QEMU lacks: insmod fails (ENODEV), /init goes on.
 absent=$(module_path acpi-cpufreq)
 order+=("$absent")
+# PCI gates (etc/edgeprov/modules.pci, as the builder writes it): e1000 is skipped (QEMU has no
+# such NIC here); virtio_pci and its two dependencies load (a virtio device matches).
+e1000=$(module_path e1000)
+order+=("$e1000")
+virtio_pci=$(module_path virtio_pci)
 
 root=$tmp/root
 mkdir -p "$root/bin" "$root/usr/bin" "$root/usr/share/udhcpc" "$root/etc/edgeprov" "$root/usr/lib/edgeprov/plugins"
@@ -59,6 +64,10 @@ install -m 0755 "$src/micro-os/udhcpc.script" "$root/usr/share/udhcpc/default.sc
 install -m 0755 "$busybox" "$root/bin/busybox"
 for m in "${order[@]}"; do install -D -m 0644 "$moddir/$m" "$root/lib/modules/$kver/$m"; done
 printf '%s\n' "${order[@]}" >"$root/etc/edgeprov/modules"
+{
+  echo "$e1000||v00008086d0000100Esv*sd*bc*sc*i* v00008086d0000100Fsv*sd*bc*sc*i*"
+  echo "$virtio_pci|$(module_path virtio_pci_legacy_dev) $(module_path virtio_pci_modern_dev)|v0000FFFFd*sv*sd*bc*sc*i* v00001AF4d*sv*sd*bc*sc*i*"
+} >"$root/etc/edgeprov/modules.pci"
 echo "$kver" >"$root/etc/edgeprov/kernel-version"
 make_test_tls "$tmp"
 cp "$tmp/ca.pem" "$root/etc/edgeprov/ca.pem"
@@ -166,7 +175,8 @@ line() { grep -qx -- "$2" "$1"; }
 
 o=$tmp/dhcp.out
 check "dhcp: init marker" contains "$o" "edgeprov-microos: init"
-check "  modules loaded ($loadable_count), the absent one ignored" contains "$o" "edgeprov-microos: modules loaded ($loadable_count)"
+check "  modules loaded ($loadable_count), the absent one ignored, e1000 skipped" contains "$o" \
+  "edgeprov-microos: modules loaded ($loadable_count; 1 skipped: no PCI device for them)"
 check "  network up eth0 10.0.2.15" contains "$o" "edgeprov-microos: network up eth0 10.0.2.15"
 check "  agent starting" contains "$o" "edgeprov-microos: agent starting"
 check "  command line's orchestrator wins" contains "$o" "FAKE-AGENT ARGS: --orchestrator 10.0.2.2:9999 --ca /etc/edgeprov/ca.pem --token-url https://10.0.2.2:8443/oauth2/token --state-dir /var/lib/edgeprov-agent --plugins /usr/lib/edgeprov/plugins --target-disk /dev/disk/by-id/virtio-target"
@@ -196,6 +206,7 @@ check "  proxy exported, no_proxy from agent.env" contains "$o" \
   "FAKE-AGENT PROXY: https_proxy=http://10.0.2.2:3128 HTTPS_PROXY=http://10.0.2.2:3128 grpc_proxy=http://10.0.2.2:3128 no_proxy=localhost,10.0.2.3"
 check "  static route and DNS" contains "$o" "FAKE-AGENT NET: default via 10.0.2.2 dev eth0 | nameserver 10.0.2.3"
 check "  debug: the absent module's failure logged" contains "$o" "edgeprov-microos: debug: insmod $absent failed"
+check "  debug: e1000 skipped, no PCI device for it" contains "$o" "edgeprov-microos: debug: skipping $e1000: no PCI device for it"
 check "  debug: set -x" contains "$o" "+ say 'network up eth0 10.0.2.50'"
 check "  agent exited 0" contains "$o" "edgeprov-microos: agent exited 0"
 check "  then reboot without a shell" lacks "$o" "leaving it reboots"
