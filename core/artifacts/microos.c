@@ -62,6 +62,27 @@ int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in
 
 /* ---- kernel modules ------------------------------------------------------------------- */
 
+/* A growing NUL-terminated text. */
+typedef struct text_buf {
+  char *text;
+  size_t len, cap;
+} text_buf;
+
+static int text_put(text_buf *t, const char *text, size_t len) {
+  if (t->len + len + 1 > t->cap) {
+    size_t cap = t->cap ? t->cap : 4096;
+    while (cap < t->len + len + 1) cap *= 2;
+    char *bigger = realloc(t->text, cap);
+    if (!bigger) return ep_error_set(EP_ENOMEM, "out of memory");
+    t->text = bigger;
+    t->cap = cap;
+  }
+  memcpy(t->text + t->len, text, len);
+  t->len += len;
+  t->text[t->len] = '\0';
+  return 0;
+}
+
 typedef struct module {
   char name[64];  /* normalized: '-' → '_' */
   char *line;     /* its modules.dep line: "path: dep dep ..." (points into dep_text) */
@@ -79,9 +100,7 @@ typedef struct modules_ctx {
   ep_initramfs *fs;
   const char *dir;
   const char *version;
-  char *order;     /* the load order file being written */
-  size_t order_len;
-  size_t order_cap;
+  text_buf order;  /* the load order file being written */
   size_t added;
 } modules_ctx;
 
@@ -140,29 +159,10 @@ static bool is_builtin(const modules_ctx *m, const char *name) {
   return false;
 }
 
-static int append_order(modules_ctx *m, const char *rel, size_t len) {
-  if (m->order_len + len + 2 > m->order_cap) {
-    size_t cap = m->order_cap ? m->order_cap * 2 : 4096;
-    while (cap < m->order_len + len + 2) cap *= 2;
-    char *bigger = realloc(m->order, cap);
-    if (!bigger) return ep_error_set(EP_ENOMEM, "out of memory");
-    m->order = bigger;
-    m->order_cap = cap;
-  }
-  memcpy(m->order + m->order_len, rel, len);
-  m->order_len += len;
-  m->order[m->order_len++] = '\n';
-  m->order[m->order_len] = '\0';
-  return 0;
-}
-
-/* Adds a module after its dependencies (depth first). */
-static int visit(modules_ctx *m, module *mod) {
-  if (mod->state == 2) return 0;
-  if (mod->state == 1) return ep_error_set(EP_EINVAL, "modules.dep: %s depends on itself", mod->name);
-  mod->state = 1;
-  const char *colon = strchr(mod->line, ':');
-  const char *eol = strchr(mod->line, '\n');
+/* The modules mod's modules.dep line names (all it needs, directly or not), in order: fn
+ * on each until one fails. A dependency modules.dep does not list is an error. */
+static int for_each_dep(modules_ctx *m, module *mod, int (*fn)(modules_ctx *, module *, void *), void *data) {
+  const char *colon = strchr(mod->line, ':'), *eol = strchr(mod->line, '\n');
   if (!eol) eol = mod->line + strlen(mod->line);
   for (const char *p = colon + 1; p < eol;) {
     while (p < eol && *p == ' ') p++;
@@ -173,20 +173,40 @@ static int visit(modules_ctx *m, module *mod) {
       module_name_of(p, (size_t)(end - p), dep, sizeof dep);
       module *d = find_module(m, dep);
       if (!d) return ep_error_set(EP_ENOENT, "modules.dep: %s needs %s, which it does not list", mod->name, dep);
-      int r = visit(m, d);
+      int r = fn(m, d, data);
       if (r < 0) return r;
     }
     p = end;
   }
-  size_t rel_len = (size_t)(colon - mod->line);
+  return 0;
+}
+
+/* mod's path relative to the modules directory, from its modules.dep line. */
+static size_t rel_len_of(const module *mod) { return (size_t)(strchr(mod->line, ':') - mod->line); }
+
+static int visit(modules_ctx *m, module *mod);
+static int visit_dep(modules_ctx *m, module *mod, void *data) {
+  (void)data;
+  return visit(m, mod);
+}
+
+/* Adds a module after its dependencies (depth first). */
+static int visit(modules_ctx *m, module *mod) {
+  if (mod->state == 2) return 0;
+  if (mod->state == 1) return ep_error_set(EP_EINVAL, "modules.dep: %s depends on itself", mod->name);
+  mod->state = 1;
+  int r = for_each_dep(m, mod, visit_dep, NULL);
+  if (r < 0) return r;
+  size_t rel_len = rel_len_of(mod);
   char rel[PATH_MAX], source[PATH_MAX * 2], target[PATH_MAX * 2];
   if (rel_len >= sizeof rel) return ep_error_set(EP_ERANGE, "modules.dep: path too long");
   memcpy(rel, mod->line, rel_len);
   rel[rel_len] = '\0';
   snprintf(source, sizeof source, "%s/%s", m->dir, rel);
   snprintf(target, sizeof target, "/usr/lib/modules/%s/%s", m->version, rel);
-  int r = ep_initramfs_add_file(m->fs, target, source, 0644);
-  if (r == 0) r = append_order(m, rel, rel_len);
+  r = ep_initramfs_add_file(m->fs, target, source, 0644);
+  if (r == 0) r = text_put(&m->order, rel, rel_len);
+  if (r == 0) r = text_put(&m->order, "\n", 1);
   mod->state = 2;
   m->added++;
   return r;
@@ -194,24 +214,19 @@ static int visit(modules_ctx *m, module *mod) {
 
 /* ---- PCI gates: drivers whose hardware is absent are not loaded --------------------------- */
 
-/* Calls fn on mod and every module it depends on (each once per walk). */
-static int walk_closure(modules_ctx *m, module *mod, int walk, int (*fn)(modules_ctx *, module *, void *), void *data) {
-  if (mod->mark == walk) return 0;
-  mod->mark = walk;
-  int r = fn(m, mod, data);
-  const char *colon = strchr(mod->line, ':'), *eol = strchr(mod->line, '\n');
-  if (!eol) eol = mod->line + strlen(mod->line);
-  for (const char *p = colon + 1; r == 0 && p < eol;) {
-    while (p < eol && *p == ' ') p++;
-    const char *end = p;
-    while (end < eol && *end != ' ') end++;
-    char dep[64];
-    module_name_of(p, (size_t)(end - p), dep, sizeof dep);
-    module *d = end > p ? find_module(m, dep) : NULL;
-    if (d) r = walk_closure(m, d, walk, fn, data);
-    p = end;
-  }
-  return r;
+/* Calls fn on mod and every module it needs (each once per walk: mark). */
+typedef struct closure_walk {
+  int walk;
+  int (*fn)(modules_ctx *, module *, void *);
+  void *data;
+} closure_walk;
+
+static int walk_closure(modules_ctx *m, module *mod, void *data) {
+  closure_walk *w = data;
+  if (mod->mark == w->walk) return 0;
+  mod->mark = w->walk;
+  int r = w->fn(m, mod, w->data);
+  return r < 0 ? r : for_each_dep(m, mod, walk_closure, w);
 }
 
 static int mark_always(modules_ctx *m, module *mod, void *data) {
@@ -221,39 +236,19 @@ static int mark_always(modules_ctx *m, module *mod, void *data) {
   return 0;
 }
 
-/* The gate line being built: "rel|dep dep|pattern pattern\n". */
-typedef struct gate_line {
-  char *text;
-  size_t len, cap;
-} gate_line;
-
-static int gate_put(gate_line *g, const char *text, size_t len) {
-  if (g->len + len + 1 > g->cap) {
-    size_t cap = g->cap ? g->cap : 4096;
-    while (cap < g->len + len + 1) cap *= 2;
-    char *bigger = realloc(g->text, cap);
-    if (!bigger) return ep_error_set(EP_ENOMEM, "out of memory");
-    g->text = bigger;
-    g->cap = cap;
-  }
-  memcpy(g->text + g->len, text, len);
-  g->len += len;
-  g->text[g->len] = '\0';
-  return 0;
-}
-
+/* Appends a gated module's dependency to its line ("rel|" so far, then "dep dep"). */
 static int gate_dep(modules_ctx *m, module *mod, void *data) {
   (void)m;
-  gate_line *g = data;
+  text_buf *g = data;
   if (mod->always || mod->requested) return 0; /* loaded anyway, or gated (or not) on its own */
-  int r = g->len && g->text[g->len - 1] != '|' ? gate_put(g, " ", 1) : 0;
-  return r == 0 ? gate_put(g, mod->line, (size_t)(strchr(mod->line, ':') - mod->line)) : r;
+  int r = g->text[g->len - 1] != '|' ? text_put(g, " ", 1) : 0;
+  return r == 0 ? text_put(g, mod->line, rel_len_of(mod)) : r;
 }
 
 /* The PCI patterns of module name in modules.alias ("alias pci:v...d...sv*sd*bc*sc*i* name"),
  * as " pat pat" after "pci:"; *only_pci is false when it has any other alias (a file system,
  * a virtio or USB device, a crypto name: it is always loaded). */
-static int pci_patterns(const char *alias_text, const char *name, gate_line *out, bool *only_pci) {
+static int pci_patterns(const char *alias_text, const char *name, text_buf *out, bool *only_pci) {
   *only_pci = true;
   bool any = false;
   for (const char *p = alias_text; *p;) {
@@ -267,8 +262,8 @@ static int pci_patterns(const char *alias_text, const char *name, gate_line *out
         any = true;
         if (strncmp(pat, "pci:", 4) != 0) *only_pci = false;
         else {
-          int r = gate_put(out, " ", 1);
-          if (r == 0) r = gate_put(out, pat + 4, (size_t)(sp - pat - 4));
+          int r = text_put(out, " ", 1);
+          if (r == 0) r = text_put(out, pat + 4, (size_t)(sp - pat - 4));
           if (r < 0) return r;
         }
       }
@@ -289,7 +284,7 @@ static int add_pci_gates(modules_ctx *m) {
   char *alias_text = read_text(path);
   if (!alias_text) return ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", "", 0, 0644); /* none: load all */
   int r = 0, walk = 0;
-  gate_line out = {0}, pats = {0};
+  text_buf out = {0}, pats = {0};
   bool *gated = calloc(m->count ? m->count : 1, sizeof *gated);
   if (!gated) r = ep_error_set(EP_ENOMEM, "out of memory");
   for (size_t i = 0; r == 0 && i < m->count; i++) {
@@ -299,7 +294,8 @@ static int add_pci_gates(modules_ctx *m) {
     bool only_pci = false;
     r = pci_patterns(alias_text, mod->name, &pats, &only_pci);
     gated[i] = r == 0 && only_pci;
-    if (r == 0 && !gated[i]) r = walk_closure(m, mod, ++walk, mark_always, NULL);
+    closure_walk w = {.walk = ++walk, .fn = mark_always};
+    if (r == 0 && !gated[i]) r = walk_closure(m, mod, &w);
   }
   for (size_t i = 0; r == 0 && i < m->count; i++) {
     if (!gated[i]) continue;
@@ -307,24 +303,14 @@ static int add_pci_gates(modules_ctx *m) {
     pats.len = 0;
     bool only_pci;
     r = pci_patterns(alias_text, mod->name, &pats, &only_pci);
-    if (r == 0) r = gate_put(&out, mod->line, (size_t)(strchr(mod->line, ':') - mod->line));
-    if (r == 0) r = gate_put(&out, "|", 1);
+    if (r == 0) r = text_put(&out, mod->line, rel_len_of(mod));
+    if (r == 0) r = text_put(&out, "|", 1);
     mod->mark = ++walk; /* the module itself is not its own dependency */
-    const char *colon = strchr(mod->line, ':'), *eol = strchr(mod->line, '\n');
-    if (!eol) eol = mod->line + strlen(mod->line);
-    for (const char *p = colon + 1; r == 0 && p < eol;) {
-      while (p < eol && *p == ' ') p++;
-      const char *end = p;
-      while (end < eol && *end != ' ') end++;
-      char dep[64];
-      module_name_of(p, (size_t)(end - p), dep, sizeof dep);
-      module *d = end > p ? find_module(m, dep) : NULL;
-      if (d) r = walk_closure(m, d, walk, gate_dep, &out);
-      p = end;
-    }
-    if (r == 0) r = gate_put(&out, "|", 1);
-    if (r == 0) r = gate_put(&out, pats.text + 1, pats.len - 1);
-    if (r == 0) r = gate_put(&out, "\n", 1);
+    closure_walk w = {.walk = walk, .fn = gate_dep, .data = &out};
+    if (r == 0) r = for_each_dep(m, mod, walk_closure, &w);
+    if (r == 0) r = text_put(&out, "|", 1);
+    if (r == 0) r = text_put(&out, pats.text + 1, pats.len - 1);
+    if (r == 0) r = text_put(&out, "\n", 1);
   }
   if (r == 0) r = ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", out.text ? out.text : "", out.len, 0644);
   free(gated);
@@ -368,7 +354,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
                        modules_dir, version);
   }
   if (r == 0 && m.added > MODULES_MAX) r = ep_error_set(EP_ERANGE, "more than %d kernel modules", MODULES_MAX);
-  if (r == 0) r = ep_initramfs_add_data(fs, "/etc/edgeprov/modules", m.order ? m.order : "", m.order_len, 0644);
+  if (r == 0) r = ep_initramfs_add_data(fs, "/etc/edgeprov/modules", m.order.text ? m.order.text : "", m.order.len, 0644);
   if (r == 0) r = add_pci_gates(&m);
   if (r == 0) {
     char line[256];
@@ -376,7 +362,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
     r = ep_initramfs_add_data(fs, "/etc/edgeprov/kernel-version", line, (size_t)n, 0644);
   }
   if (r == 0 && ret_count) *ret_count = m.added;
-  free(m.order);
+  free(m.order.text);
   free(m.items);
   free(m.dep_text);
   free(m.builtin_text);
