@@ -251,7 +251,7 @@ static int set_status(Edgeprov__V1__Status **status, const char *message, ep_sta
 static int load_host(ep_inventory *inv, const char *uuid, ep_inv_host **out) {
   char *key = key_of(HOSTS_PREFIX, uuid);
   if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
-  blob b;
+  blob b = {0};
   int r = load(inv, key, &b);
   if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "no host with uuid %s", uuid);
   if (r == 0) {
@@ -272,7 +272,7 @@ int ep_inventory_find_host_by_serial(ep_inventory *inv, const char *serial, ep_i
   if (ep_validate_serial("serial", serial) < 0) return EP_EINVAL;
   char *key = key_of(SERIALS_PREFIX, serial);
   if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
-  blob b;
+  blob b = {0};
   int r = load(inv, key, &b);
   free(key);
   if (r == EP_ENOENT) return ep_error_set(EP_ENOENT, "no host with serial %s", serial);
@@ -605,7 +605,7 @@ int ep_inventory_get_instance(ep_inventory *inv, const char *id, ep_inv_instance
   if (ep_validate_uuid(canonical, "id", id) < 0) return EP_EINVAL;
   char *key = key_of(INSTANCES_PREFIX, canonical);
   if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
-  blob b;
+  blob b = {0};
   int r = load(inv, key, &b);
   if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "no instance with id %s", canonical);
   if (r == 0) {
@@ -760,7 +760,7 @@ int ep_inventory_get_workflow(ep_inventory *inv, const char *instance_id, ep_wor
   if (ep_validate_uuid(canonical, "instance_id", instance_id) < 0) return EP_EINVAL;
   char *key = key_of(WORKFLOWS_PREFIX, canonical);
   if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
-  blob b;
+  blob b = {0};
   int r = load(inv, key, &b);
   if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "instance %s has no workflow", canonical);
   if (r == 0) {
