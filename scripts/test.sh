@@ -34,6 +34,6 @@ tests/e2e/run.sh build/release
 # The fuzzers (libFuzzer needs clang), each for a bounded time on its seed corpus.
 echo "==> fuzz: configure and build (clang)"
 CC=clang cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DEP_SANITIZE=ON -DEP_FUZZ=ON >/dev/null
-cmake --build build/fuzz -j "$jobs" --target fuzz_validate fuzz_config fuzz_records fuzz_jose fuzz_cloudinit
+cmake --build build/fuzz -j "$jobs" --target fuzzers
 echo "==> fuzz: run"
 ctest --test-dir build/fuzz -R '^fuzz\.' --output-on-failure

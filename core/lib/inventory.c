@@ -82,8 +82,10 @@ bool ep_instance_transition_allowed(ep_instance_state from, ep_instance_state to
   else if (from == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_DELETED)
     why = "the instance is deleted";
   else if (from == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED &&
-           (to == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING || to == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR))
+           to == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING)
     why = "an instance must be provisioned first";
+  /* UNSPECIFIED -> ERROR is allowed: provisioning can fail before its first step (a workflow
+   * that cannot be rendered), and ERROR is where an operator sees why and re-arms it. */
   if (reason) *reason = why;
   return why == NULL;
 }

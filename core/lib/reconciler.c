@@ -52,10 +52,12 @@ static int reconcile_instance(ep_inventory *inv, const ep_plugin_set *plugins, c
     char status[EP_WORKFLOW_STATUS_MAX];
     snprintf(status, sizeof status, "Provisioning Failed: workflow: %.200s", ep_error_message());
     ep_log(EP_LOG_WARN, "reconciler", "instance %s: %s", instance->id, status);
-    ep_inventory_set_instance_state(inv, instance->id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR, status,
-                                    EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR, NULL);
+    /* ERROR takes the Instance out of the reconciler's work until an operator re-arms it, so
+     * a bad template costs one render, not one per pass or per restart. */
+    r = ep_inventory_set_instance_state(inv, instance->id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR, status,
+                                        EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR, NULL);
     ep_inv_host_free(host);
-    return 0;
+    return r < 0 ? r : 0;
   }
   r = ep_inventory_put_workflow(inv, w, 0, NULL);
   if (r == EP_ECONFLICT) r = 0; /* another pass stored it first */

@@ -52,8 +52,22 @@ static int set_var(variables *v, const char *name, const char *value) {
   return 0;
 }
 
+/* The ${node.*} variables the node's agent fills in (core/agent/executor.c, lookup_node: keep
+ * the two lists equal). The renderer keeps each as it is; any other node.* name is a mistake
+ * the operator hears of at render, not one the node meets in the middle of its workflow. */
+static const struct {
+  const char *name, *placeholder;
+} node_variables[] = {
+#define NODE_VARIABLE(n) {"node." n, "${node." n "}"}
+    NODE_VARIABLE("target_disk"), NODE_VARIABLE("ca_file"),       NODE_VARIABLE("efivars_dir"),
+    NODE_VARIABLE("client_id"),   NODE_VARIABLE("client_secret"),
+#undef NODE_VARIABLE
+};
+
 static const char *lookup_var(void *data, const char *name) {
   const variables *v = data;
+  for (size_t i = 0; i < sizeof node_variables / sizeof node_variables[0]; i++)
+    if (strcmp(node_variables[i].name, name) == 0) return node_variables[i].placeholder;
   for (size_t i = 0; i < v->count; i++)
     if (strcmp(v->items[i].name, name) == 0) return v->items[i].value;
   return NULL;
@@ -250,21 +264,35 @@ static int param_text(const config_setting_t *s, char *buf, size_t cap, const ch
   }
 }
 
+/* entry's integer member key into *out (dflt when absent); EP_EINVAL when it is not an integer
+ * in lo..hi. */
+static int int_member(const config_setting_t *entry, size_t index, const char *name, const char *key, int dflt, int lo,
+                      int hi, int *out) {
+  const config_setting_t *m = config_setting_get_member(entry, key);
+  long long v = dflt;
+  if (m && config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) v = (long long)lo - 1;
+  else if (m) v = config_setting_get_int64(m);
+  if (v < lo || v > hi)
+    return ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): %s must be an integer %d..%d",
+                        config_setting_source_line(m), index, name, key, lo, hi);
+  *out = (int)v;
+  return 0;
+}
+
 static int render_action(Edgeprov__V1__WorkflowAction *a, const config_setting_t *entry, size_t index,
                          const ep_plugin_set *plugins, variables *v) {
   const char *name = NULL;
   int timeout = 0, retries = 0;
-  if (!config_setting_lookup_string(entry, "action", &name))
-    return ep_error_set(EP_EINVAL, "template: actions[%zu]: 'action' (a string) is required", index);
-  if (!config_setting_lookup_int(entry, "timeout_s", &timeout)) timeout = 3600;
-  if (!config_setting_lookup_int(entry, "retries", &retries)) retries = 0;
-  if (timeout < 1 || timeout > 86400 || retries < 0 || retries > 100)
-    return ep_error_set(EP_EINVAL, "template: actions[%zu] (%s): timeout_s 1..86400, retries 0..100", index, name);
+  if (!config_setting_is_group(entry) || !config_setting_lookup_string(entry, "action", &name))
+    return ep_error_set(EP_EINVAL, "template: line %d: actions[%zu]: 'action' (a string) is required",
+                        config_setting_source_line(entry), index);
+  if (int_member(entry, index, name, "timeout_s", 3600, 1, 86400, &timeout) < 0 ||
+      int_member(entry, index, name, "retries", 0, 0, 100, &retries) < 0)
+    return EP_EINVAL;
   ep_action_ref ref;
   ep_fields declared = {0};
   if (ep_actions_find(plugins, name, &ref) < 0 || ep_action_params_new(&declared, &ref) < 0)
-    return ep_error_prefix(EP_EINVAL, "template: actions[%zu]", index);
-  edgeprov__v1__workflow_action__init(a);
+    return ep_error_prefix(EP_EINVAL, "template: line %d: actions[%zu]", config_setting_source_line(entry), index);
   a->action = strdup(name);
   a->timeout_s = (uint32_t)timeout;
   a->retries = (uint32_t)retries;
@@ -274,19 +302,26 @@ static int render_action(Edgeprov__V1__WorkflowAction *a, const config_setting_t
   int n = params ? config_setting_length(params) : 0;
   int r = a->action && a->message ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
   if (params && !config_setting_is_group(params))
-    r = ep_error_set(EP_EINVAL, "template: actions[%zu] (%s): params must be a group { name = \"value\"; }", index, name);
+    r = ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): params must be a group { name = \"value\"; }",
+                     config_setting_source_line(params), index, name);
   a->params = n > 0 && r == 0 ? calloc((size_t)n, sizeof *a->params) : NULL;
   for (int i = 0; r == 0 && i < n; i++) {
     const config_setting_t *s = config_setting_get_elem(params, (unsigned)i);
     const char *pname = config_setting_name(s), *raw = NULL;
     char number[32];
+    int line = config_setting_source_line(s);
     if (!a->params) r = ep_error_set(EP_ENOMEM, "out of memory");
-    else if (!ep_fields_find(&declared, pname))
-      r = ep_error_set(EP_EINVAL, "template: actions[%zu] (%s): no parameter '%s' (see: edgeprov actions list)", index, name, pname);
-    else if (param_text(s, number, sizeof number, &raw) < 0)
-      r = ep_error_set(EP_EINVAL, "template: actions[%zu] (%s): '%s' must be a string, integer or boolean", index, name, pname);
-    char *value = r == 0 ? ep_template_substitute(raw, lookup_var, v, "node.", EP_WORKFLOW_PARAM_MAX) : NULL;
-    if (r == 0 && !value) r = ep_error_prefix(EP_EINVAL, "actions[%zu] (%s) %s", index, name, pname);
+    else if (!ep_fields_find(&declared, pname)) {
+      const char *hint = ep_fields_suggest(&declared, pname);
+      r = hint ? ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): no parameter '%s' (did you mean '%s'?)",
+                              line, index, name, pname, hint)
+               : ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): no parameter '%s' (see: edgeprov actions list)",
+                              line, index, name, pname);
+    } else if (param_text(s, number, sizeof number, &raw) < 0)
+      r = ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): '%s' must be a string, integer or boolean", line,
+                       index, name, pname);
+    char *value = r == 0 ? ep_template_substitute(raw, lookup_var, v, NULL, EP_WORKFLOW_PARAM_MAX) : NULL;
+    if (r == 0 && !value) r = ep_error_prefix(EP_EINVAL, "line %d: actions[%zu] (%s) %s", line, index, name, pname);
     if (r == 0) {
       Edgeprov__V1__ActionParam *p = malloc(sizeof *p);
       if (!p) {
@@ -350,11 +385,14 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
     if (!w->instance_id || !w->host_uuid || !w->os_profile || !w->actions) r = ep_error_set(EP_ENOMEM, "out of memory");
   }
   for (int i = 0; r == 0 && i < n; i++) {
+    /* Initialised before it joins the workflow: a render that fails part-way frees the
+     * workflow with protobuf-c, which checks every member's descriptor. */
     Edgeprov__V1__WorkflowAction *a = malloc(sizeof *a);
     if (!a) {
       r = ep_error_set(EP_ENOMEM, "out of memory");
       break;
     }
+    edgeprov__v1__workflow_action__init(a);
     w->actions[w->n_actions++] = a;
     r = render_action(a, config_setting_get_elem(actions, (unsigned)i), (size_t)i, plugins, &v);
   }
@@ -385,13 +423,15 @@ int ep_workflow_apply_report(ep_workflow *w, const Edgeprov__V1__ActionReport *r
   if (rep->index >= w->n_actions) return ep_error_set(EP_EINVAL, "index: %u, the workflow has %zu actions", rep->index, w->n_actions);
   if (rep->state < EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING || rep->state > EDGEPROV__V1__ACTION_STATE__ACTION_STATE_TIMEOUT)
     return ep_error_set(EP_EINVAL, "state: %d is not RUNNING, SUCCESS, FAILED or TIMEOUT", (int)rep->state);
-  if (strlen(rep->message) > EP_WORKFLOW_MESSAGE_MAX || (rep->message[0] && ep_validate_text("message", rep->message, EP_WORKFLOW_MESSAGE_MAX) < 0))
-    return ep_error_set(EP_EINVAL, "message: must be printable text of at most %d bytes", EP_WORKFLOW_MESSAGE_MAX);
+  /* The validator's error names the field, the reason and the byte. */
+  if (rep->message[0] && ep_validate_text("message", rep->message, EP_WORKFLOW_MESSAGE_MAX) < 0) return EP_EINVAL;
   if (rep->n_log_lines > EP_WORKFLOW_LOG_LINES_MAX)
     return ep_error_set(EP_EINVAL, "log_lines: at most %d per report", EP_WORKFLOW_LOG_LINES_MAX);
-  for (size_t i = 0; i < rep->n_log_lines; i++)
-    if (ep_validate_text("log_lines", rep->log_lines[i], EP_WORKFLOW_MESSAGE_MAX) < 0)
-      return ep_error_set(EP_EINVAL, "log_lines[%zu]: must be printable text of 1 to %d bytes", i, EP_WORKFLOW_MESSAGE_MAX);
+  for (size_t i = 0; i < rep->n_log_lines; i++) {
+    char field[32];
+    snprintf(field, sizeof field, "log_lines[%zu]", i);
+    if (ep_validate_text(field, rep->log_lines[i], EP_WORKFLOW_MESSAGE_MAX) < 0) return EP_EINVAL;
+  }
   if (w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS || w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED)
     return ep_error_set(EP_EPERM, "the workflow is already %s", w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS ? "done" : "failed");
   for (uint32_t i = 0; i < rep->index; i++)

@@ -20,7 +20,8 @@
 
 /* Renders the workflow of instance (on host) from the template of its OS profile, found
  * among the active edgeprov.os/1 plugins. Every ${variable} must be known (EP_EINVAL naming
- * it), except ${node.*}, which the node's agent fills in. Every action must exist among the
+ * it); the node's own (${node.target_disk}, node.ca_file, node.efivars_dir, node.client_id,
+ * node.client_secret) stay as they are for its agent to fill in. Every action must exist among the
  * active edgeprov.actions/1 plugins with the parameters named. *out: state PENDING, every
  * action PENDING; free with ep_workflow_free. */
 int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep_config *config, const ep_inv_host *host,

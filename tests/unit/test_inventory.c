@@ -182,6 +182,9 @@ static void transitions_are_checked(void **state) {
                                               EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING, &why));
   assert_true(ep_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR,
                                              EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING, NULL));
+  /* a workflow that cannot be rendered fails the instance before its first step */
+  assert_true(ep_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED,
+                                             EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR, NULL));
 }
 
 static void instances_belong_to_one_host(void **state) {

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Integration test: a site's workflow template with a mistake never takes edgeprovd down.
+# Mistakes the plugin can see on its own (a wrong type, a value out of range, a parameter that
+# is not text) stop the daemon at start with the file and line. Mistakes that only show when a
+# node's workflow is rendered (an action no plugin offers, a parameter the action does not
+# declare, an unknown ${variable}, a site setting the render needs) put that node's Instance in
+# ERROR with a status that names the mistake; the daemon keeps serving, and a restart with the
+# failed Instance stored does not crash (it used to abort in protobuf-c, on every restart).
+# Usage: bad_template.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2
+. "$src/tests/integration/lib.sh"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"; }
+trap cleanup EXIT
+unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+make_test_tls "$tmp"
+grpc=$(free_port) https=$(free_port)
+sha=$(printf x | sha256sum | cut -d' ' -f1)
+
+# site_conf CASE TEMPLATE_FILE [CA_LINE]: the site config of one case, in $tmp/CASE/site.conf.
+site_conf() {
+  mkdir -p "$tmp/$1"
+  local tls="tls = { cert = \"$tmp/tls.pem\"; key = \"$tmp/tls.key\"; ${3-ca = \"$tmp/ca.pem\";} };"
+  cat >"$tmp/$1/site.conf" <<CONF
+listen = { management = "unix:$tmp/$1/mgmt.sock"; grpc = "127.0.0.1:$grpc"; https = "127.0.0.1:$https"; };
+paths = { data = "$tmp/$1/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+$tls
+provisioning = { mode = "nztp"; };
+plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "os-microvisor" ]; required = [ "os-microvisor" ]; };
+os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sha256 = "$sha"; template_file = "$2"; };
+CONF
+}
+# template FILE ACTION_ENTRY: a one-action template (the entry goes inside actions = ( ... )).
+template() { printf '# a site template\nactions = (\n  %s\n);\n' "$2" >"$1"; }
+daemon_pid=
+start_daemon() { # CASE
+  "$build/bin/edgeprovd" --config "$tmp/$1/site.conf" >>"$tmp/$1/daemon.log" 2>&1 &
+  daemon_pid=$!
+  pids+=($daemon_pid)
+  for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$1/daemon.log" && return 0; kill -0 $daemon_pid 2>/dev/null || return 1; sleep 0.05; done
+  return 1
+}
+stop_daemon() { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }
+instance_state() { # CASE UUID: "STATE STATUS" of the host's Instance
+  local E="$build/bin/edgeprov --config $tmp/$1/site.conf"
+  $E instance list --json 2>/dev/null | python3 -c '
+import json, sys
+for i in json.load(sys.stdin):
+    if i["host_uuid"] == sys.argv[1]: print(i["current_state"], (i["provisioning_status"] or {}).get("message"))' "$2"
+}
+
+# ---- mistakes the plugin sees at load: a required plugin stops the start, naming file and line ----
+load_case() { # NAME ENTRY EXPECTED
+  template "$tmp/$1.conf" "$2"
+  site_conf "$1" "$tmp/$1.conf"
+  timeout 20 "$build/bin/edgeprovd" --config "$tmp/$1/site.conf" >"$tmp/$1/out" 2>&1
+  local s=$?
+  check "load: $1: edgeprovd refuses to start (exit $s)" test $s -ne 0 -a $s -ne 124
+  check "load: $1: ... naming the file, line and mistake" contains "$tmp/$1/out" "$3"
+}
+load_case wrong-type '{ action = "disk.erase"; timeout_s = "300"; params = { target = "/dev/vda"; }; }' \
+  "$tmp/wrong-type.conf: line 3: actions[0] (disk.erase): timeout_s must be an integer 1..86400"
+load_case out-of-range '{ action = "disk.erase"; retries = 1000; params = { target = "/dev/vda"; }; }' \
+  "$tmp/out-of-range.conf: line 3: actions[0] (disk.erase): retries must be an integer 0..100"
+load_case list-param '{ action = "disk.erase"; params = { target = [ "/dev/vda" ]; }; }' \
+  "$tmp/list-param.conf: line 3: actions[0] (disk.erase)"
+
+# ---- mistakes seen at render: the Instance fails, the daemon serves on ----------------------
+n=0
+render_case() { # NAME ENTRY EXPECTED_STATUS [CA_LINE]
+  local name=$1 uuid
+  n=$((n + 1))
+  uuid=$(printf 'bbbbbbbb-0000-4000-8000-%012d' $n)
+  template "$tmp/$name.conf" "$2"
+  site_conf "$name" "$tmp/$name.conf" "${4-ca = \"$tmp/ca.pem\";}"
+  local E="$build/bin/edgeprov --config $tmp/$name/site.conf"
+  check "render: $name: edgeprovd starts (the plugin cannot see this mistake)" start_daemon "$name"
+  $E host add --uuid $uuid --serial BADTPL$n --os microvisor --auto-onboard >/dev/null
+  mkdir -p "$tmp/$name/node/sys/class/dmi/id"
+  echo $uuid >"$tmp/$name/node/sys/class/dmi/id/product_uuid"
+  echo BADTPL$n >"$tmp/$name/node/sys/class/dmi/id/product_serial"
+  truncate -s 1M "$tmp/$name/disk"
+  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" \
+    --token-url "https://127.0.0.1:$https/oauth2/token" --sysroot "$tmp/$name/node" --state-dir "$tmp/$name/node/state" \
+    --target-disk "$tmp/$name/disk" --backoff-ms 100 --backoff-max-ms 400 --no-reboot >"$tmp/$name/agent.log" 2>&1 &
+  local agent=$!
+  for _ in $(seq 200); do instance_state "$name" $uuid | grep -q '^ERROR' && break; sleep 0.1; done
+  kill $agent 2>/dev/null
+  wait $agent 2>/dev/null
+  instance_state "$name" $uuid >"$tmp/$name/state"
+  check "render: $name: the Instance is in ERROR" grep -q '^ERROR Provisioning Failed: workflow: ' "$tmp/$name/state"
+  check "render: $name: ... and its status names the mistake" contains "$tmp/$name/state" "$3"
+  check "render: $name: edgeprovd is alive" kill -0 $daemon_pid
+  check "render: $name: ... and serves" run_status 0 "$tmp/$name/out" $E host show $uuid
+  check "render: $name: nothing aborted" lacks "$tmp/$name/daemon.log" "Assertion"
+  stop_daemon
+  check "render: $name: a restart with the failed Instance stored comes up" start_daemon "$name"
+  sleep 1.5 # longer than a reconciler pass
+  check "render: $name: ... and stays up" kill -0 $daemon_pid
+  instance_state "$name" $uuid >"$tmp/$name/state2"
+  check "render: $name: ... with the Instance still in ERROR, the same status" cmp -s "$tmp/$name/state" "$tmp/$name/state2"
+  check "render: $name: the mistake was rendered once, not once per pass" \
+    test "$(grep -c 'Provisioning Failed: workflow' "$tmp/$name/daemon.log")" -eq 1
+  stop_daemon
+}
+render_case unknown-action '{ action = "disk.eraze"; params = { target = "${node.target_disk}"; }; }' \
+  "disk.eraze"
+render_case unknown-param '{ action = "disk.erase"; params = { targte = "${node.target_disk}"; }; }' \
+  "line 3: actions[0] (disk.erase): no parameter 'targte' (did you mean 'target'?)"
+render_case bad-variable '{ action = "disk.erase"; params = { target = "${node.target_dsk}"; }; }' \
+  "line 3: actions[0] (disk.erase) target: template: ${node.target_dsk}: no such variable"
+render_case unknown-instance-variable '{ action = "file.write"; params = { target = "${node.target_disk}"; path = "/x"; content = "${host.nmae}"; }; }' \
+  "host.nmae"
+render_case missing-ca '{ action = "disk.erase"; params = { target = "${node.target_disk}"; }; }' \
+  "tls.ca: the site names no CA" ""
+
+finish
