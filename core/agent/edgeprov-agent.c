@@ -257,7 +257,9 @@ static int report_status(const agent *a, const char *token, const char *status, 
   snprintf(bearer, sizeof bearer, "Bearer %s", token);
   ep_rpc_metadata auth = {"authorization", bearer};
   Edgeprov__V1__ReportStatusRequest req = EDGEPROV__V1__REPORT_STATUS_REQUEST__INIT;
-  req.status = (char *)status;
+  char text[EP_NODE_STATUS_MAX + 1];
+  ep_text_escape(text, sizeof text, status, 0); /* what node_service.c accepts (ep_validate_text) */
+  req.status = text;
   req.phase = installed ? EDGEPROV__V1__NODE_PHASE__NODE_PHASE_INSTALLED_OS : EDGEPROV__V1__NODE_PHASE__NODE_PHASE_UNSPECIFIED;
   uint8_t buf[256];
   size_t len = edgeprov__v1__report_status_request__pack(&req, buf);

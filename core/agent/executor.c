@@ -15,10 +15,17 @@
 #include "log.h"
 #include "mgmt.h"
 #include "node_auth.h"
+#include "validate.h"
 #include "workflow.h"
 #include "workflow_service.h"
 
 typedef Edgeprov__V1__WorkflowAction wf_action;
+
+/* What the orchestrator takes in a report's message and log lines besides printable text
+ * (workflow.c checks both with ep_validate_text: no tab, no newline). Whatever an action
+ * prints is escaped to that (ep_text_escape), so no report is refused for it: a refused
+ * report ends the workflow stream. */
+#define REPORT_TEXT_FLAGS 0u
 
 typedef struct run {
   ep_rpc_stream *stream;
@@ -37,10 +44,7 @@ static void keep_line(void *data, int32_t level, const char *message) {
   (void)level;
   run *rn = data;
   char text[EP_WORKFLOW_MESSAGE_MAX + 1];
-  size_t i = 0;
-  for (; message[i] && i < EP_WORKFLOW_MESSAGE_MAX; i++) text[i] = (unsigned char)message[i] < 0x20 ? ' ' : message[i];
-  text[i] = '\0';
-  if (!i) return;
+  if (!ep_text_escape(text, sizeof text, message, REPORT_TEXT_FLAGS)) return;
   if (rn->line_count == EP_WORKFLOW_LOG_LINES_MAX) {
     free(rn->lines[0]);
     memmove(rn->lines, rn->lines + 1, (EP_WORKFLOW_LOG_LINES_MAX - 1) * sizeof *rn->lines);
@@ -56,11 +60,9 @@ static double since_ms(const struct timespec *t) {
   return (double)(now.tv_sec - t->tv_sec) * 1e3 + (double)(now.tv_nsec - t->tv_nsec) / 1e6;
 }
 
-/* Printable, bounded text for a report (error messages may hold anything). */
+/* Text the orchestrator accepts, bounded, for a report (error messages may hold anything). */
 static void report_text(const char *in, char out[EP_WORKFLOW_MESSAGE_MAX + 1]) {
-  size_t i = 0;
-  for (; in && in[i] && i < EP_WORKFLOW_MESSAGE_MAX; i++) out[i] = (unsigned char)in[i] < 0x20 || in[i] == 0x7f ? ' ' : in[i];
-  out[i] = '\0';
+  ep_text_escape(out, EP_WORKFLOW_MESSAGE_MAX + 1, in, REPORT_TEXT_FLAGS);
 }
 
 static int send_report(run *rn, Edgeprov__V1__ActionState state, const char *message) {
@@ -128,6 +130,7 @@ static void *watchdog_main(void *arg) {
   return NULL;
 }
 
+/* The ${node.*} variables: core/lib/workflow.c's node_variables lists the same names. */
 static const char *lookup_node(void *data, const char *name) {
   const ep_executor_node *node = data;
   if (!strcmp(name, "node.client_id")) return node->client_id;

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* getopt_long */
 #include "inventory_cmds.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -16,9 +17,29 @@
 #include "validate.h"
 
 #define EXIT_USAGE 2
+#define SHOWN_SLOTS 8 /* escaped texts one printf may show at once */
+
+/* text for the terminal: every control character, bidi control and byte that is not UTF-8
+ * made visible (\xNN, \u{NNNN}; flags: what may stay, see validate.h). Node text is checked
+ * when it arrives, but records stored before that check may hold anything. The result lives
+ * until SHOWN_SLOTS later calls. */
+static const char *shown_flags(const char *text, unsigned flags) {
+  static char *slots[SHOWN_SLOTS];
+  static size_t next;
+  if (!text) text = "";
+  size_t cap = 4 * strlen(text) + 1; /* an escape is at most 4 bytes per byte escaped */
+  char *buf = realloc(slots[next], cap);
+  if (!buf) return "(out of memory)";
+  slots[next] = buf;
+  next = (next + 1) % SHOWN_SLOTS;
+  ep_text_escape(buf, cap, text, flags);
+  return buf;
+}
+
+static const char *shown(const char *text) { return shown_flags(text, 0); }
 
 static int fail(void) {
-  fprintf(stderr, "edgeprov: %s\n", ep_error_message());
+  fprintf(stderr, "edgeprov: %s\n", shown_flags(ep_error_message(), EP_TEXT_TAB | EP_TEXT_NEWLINE));
   return EXIT_FAILURE;
 }
 
@@ -40,24 +61,59 @@ static void time_text(int64_t t, char *buf, size_t len) {
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* A JSON string of stored text: as it is when it is UTF-8, else with each byte that is not
+ * replaced by U+FFFD (jansson refuses such text, and the record would vanish from a list).
+ * NULL only when out of memory. */
+static json_t *text_json(const char *text) {
+  if (!text) text = "";
+  size_t len = strlen(text);
+  json_t *j = json_stringn(text, len);
+  if (j) return j;
+  char *fixed = malloc(3 * len + 1);
+  if (!fixed) return NULL;
+  size_t used = 0;
+  for (size_t i = 0; i < len;) {
+    uint32_t cp;
+    size_t n = ep_utf8_next(text + i, len - i, &cp);
+    if (n) {
+      memcpy(fixed + used, text + i, n);
+      used += n;
+      i += n;
+    } else {
+      memcpy(fixed + used, "\xef\xbf\xbd", 3); /* U+FFFD for the byte */
+      used += 3;
+      i++;
+    }
+  }
+  j = json_stringn(fixed, used);
+  free(fixed);
+  return j;
+}
+
+/* The JSON builders return NULL when the value cannot be built (print_json reports it). */
 static json_t *status_json(const Edgeprov__V1__Status *s) {
   if (!s) return json_null();
   char when[32];
   time_text(s->timestamp, when, sizeof when);
-  return json_pack("{s:s, s:s, s:s}", "message", s->message, "indicator", ep_status_indicator_name(s->indicator), "time",
-                   when);
+  return json_pack("{s:o, s:s, s:s}", "message", text_json(s->message), "indicator",
+                   ep_status_indicator_name(s->indicator), "time", when);
 }
 
 static json_t *host_json(const ep_inv_host *h) {
   json_t *macs = json_array();
-  for (size_t i = 0; i < h->n_macs; i++) json_array_append_new(macs, json_string(h->macs[i]));
+  for (size_t i = 0; macs && i < h->n_macs; i++)
+    if (json_array_append_new(macs, text_json(h->macs[i])) < 0) {
+      json_decref(macs);
+      macs = NULL;
+    }
   char created[32];
   time_text(h->created_at, created, sizeof created);
-  return json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:o, s:o, s:o, s:s, s:I}", "uuid", h->uuid,
-                   "serial", h->serial, "macs", macs, "ip", h->ip, "site", h->site, "os_profile", h->os_profile,
-                   "desired_state", ep_host_state_name(h->desired_state), "current_state",
-                   ep_host_state_name(h->current_state), "auto_onboard", h->auto_onboard, "instance_id", h->instance_id,
-                   "host_status", status_json(h->host_status), "onboarding_status", status_json(h->onboarding_status),
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+                   text_json(h->uuid), "serial", text_json(h->serial), "macs", macs, "ip", text_json(h->ip), "site",
+                   text_json(h->site), "os_profile", text_json(h->os_profile), "desired_state",
+                   ep_host_state_name(h->desired_state), "current_state", ep_host_state_name(h->current_state),
+                   "auto_onboard", h->auto_onboard, "instance_id", text_json(h->instance_id), "host_status",
+                   status_json(h->host_status), "onboarding_status", status_json(h->onboarding_status),
                    "registration_status", status_json(h->registration_status), "created_at", created, "revision",
                    (json_int_t)h->revision);
 }
@@ -65,46 +121,74 @@ static json_t *host_json(const ep_inv_host *h) {
 static json_t *instance_json(const ep_inv_instance *i) {
   char created[32];
   time_text(i->created_at, created, sizeof created);
-  return json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:I}", "id", i->id, "host_uuid", i->host_uuid, "os_profile",
-                   i->os_profile, "desired_state", ep_instance_state_name(i->desired_state), "current_state",
-                   ep_instance_state_name(i->current_state), "provisioning_status", status_json(i->provisioning_status),
-                   "created_at", created, "revision", (json_int_t)i->revision);
+  return json_pack("{s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:I}", "id", text_json(i->id), "host_uuid",
+                   text_json(i->host_uuid), "os_profile", text_json(i->os_profile), "desired_state",
+                   ep_instance_state_name(i->desired_state), "current_state", ep_instance_state_name(i->current_state),
+                   "provisioning_status", status_json(i->provisioning_status), "created_at", created, "revision",
+                   (json_int_t)i->revision);
 }
 
-static void print_json(json_t *value) {
-  char *text = json_dumps(value, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-  if (text) puts(text);
-  free(text);
+/* Prints value (taken over; NULL: it could not be built) as JSON, every non-ASCII character
+ * and DEL as \u escapes so no raw control or bidi character reaches the terminal. A value
+ * that cannot be built, encoded or written is an error on stderr, never empty output. */
+static int print_json(json_t *value, size_t flags) {
+  char *text = value ? json_dumps(value, flags | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
   json_decref(value);
+  if (!text) {
+    fprintf(stderr, "edgeprov: cannot encode the answer as JSON (out of memory)\n");
+    return EXIT_FAILURE;
+  }
+  for (const char *p = text; *p;) { /* DEL is valid in a JSON string (and only there), but not for a terminal */
+    size_t n = strcspn(p, "\x7f");
+    fwrite(p, 1, n, stdout);
+    p += n;
+    if (*p) {
+      fputs("\\u007f", stdout);
+      p++;
+    }
+  }
+  free(text);
+  putchar('\n');
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "edgeprov: cannot write the output: %s\n", strerror(errno));
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
 }
 
-static const char *status_text(const Edgeprov__V1__Status *s) { return s && s->message[0] ? s->message : "-"; }
+/* A record that could not go into a JSON list: the list is not printed short. */
+static int not_encoded(const char *what, const char *id) {
+  fprintf(stderr, "edgeprov: %s %s: cannot encode it as JSON (out of memory)\n", what, shown(id));
+  return EXIT_FAILURE;
+}
+
+static const char *status_text(const Edgeprov__V1__Status *s) { return s && s->message[0] ? shown(s->message) : "-"; }
 
 static void print_host(const ep_inv_host *h) {
   char created[32];
   time_text(h->created_at, created, sizeof created);
-  printf("uuid:          %s\n", h->uuid);
-  printf("serial:        %s\n", h->serial[0] ? h->serial : "-");
+  printf("uuid:          %s\n", shown(h->uuid));
+  printf("serial:        %s\n", h->serial[0] ? shown(h->serial) : "-");
   printf("macs:         ");
-  for (size_t i = 0; i < h->n_macs; i++) printf(" %s", h->macs[i]);
+  for (size_t i = 0; i < h->n_macs; i++) printf(" %s", shown(h->macs[i]));
   printf("%s\n", h->n_macs ? "" : " -");
-  printf("ip:            %s\n", h->ip[0] ? h->ip : "-");
-  printf("site:          %s\n", h->site[0] ? h->site : "-");
-  printf("os profile:    %s\n", h->os_profile[0] ? h->os_profile : "-");
+  printf("ip:            %s\n", h->ip[0] ? shown(h->ip) : "-");
+  printf("site:          %s\n", h->site[0] ? shown(h->site) : "-");
+  printf("os profile:    %s\n", h->os_profile[0] ? shown(h->os_profile) : "-");
   printf("state:         desired %s, current %s%s\n", ep_host_state_name(h->desired_state),
          ep_host_state_name(h->current_state), h->auto_onboard ? " (auto-onboard)" : "");
   printf("host status:   %s [%s]\n", status_text(h->host_status),
          ep_status_indicator_name(h->host_status ? h->host_status->indicator : 0));
   printf("onboarding:    %s\n", status_text(h->onboarding_status));
   printf("registration:  %s\n", status_text(h->registration_status));
-  printf("instance:      %s\n", h->instance_id[0] ? h->instance_id : "-");
+  printf("instance:      %s\n", h->instance_id[0] ? shown(h->instance_id) : "-");
   printf("created:       %s (revision %" PRIu64 ")\n", created, h->revision);
 }
 
 static void print_instance(const ep_inv_instance *i) {
-  printf("id:            %s\n", i->id);
-  printf("host:          %s\n", i->host_uuid);
-  printf("os profile:    %s\n", i->os_profile);
+  printf("id:            %s\n", shown(i->id));
+  printf("host:          %s\n", shown(i->host_uuid));
+  printf("os profile:    %s\n", shown(i->os_profile));
   printf("state:         desired %s, current %s\n", ep_instance_state_name(i->desired_state),
          ep_instance_state_name(i->current_state));
   printf("provisioning:  %s\n", status_text(i->provisioning_status));
@@ -169,12 +253,13 @@ static int host_add(ep_mgmt_client *client, int argc, char **argv) {
   if (ep_mgmt_client_call(client, "AddHost", &req.base, &edgeprov__v1__host_response__descriptor,
                           (ProtobufCMessage **)&resp) < 0)
     return fail();
+  int status = EXIT_SUCCESS;
   if (json)
-    print_json(host_json(resp->host));
+    status = print_json(host_json(resp->host), JSON_INDENT(2));
   else
-    printf("host %s added (desired %s)\n", resp->host->uuid, ep_host_state_name(resp->host->desired_state));
+    printf("host %s added (desired %s)\n", shown(resp->host->uuid), ep_host_state_name(resp->host->desired_state));
   protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return EXIT_SUCCESS;
+  return status;
 }
 
 static int host_list(ep_mgmt_client *client, int json) {
@@ -201,20 +286,23 @@ static int host_list(ep_mgmt_client *client, int json) {
     }
     for (size_t i = 0; i < resp->n_hosts; i++) {
       const ep_inv_host *h = resp->hosts[i];
-      if (json)
-        json_array_append_new(all, host_json(h));
-      else
-        printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", h->uuid, h->serial[0] ? h->serial : "-",
+      if (json && json_array_append_new(all, host_json(h)) < 0) {
+        int status = not_encoded("host", h->uuid);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        json_decref(all);
+        return status;
+      }
+      if (!json)
+        printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", shown(h->uuid), h->serial[0] ? shown(h->serial) : "-",
                ep_host_state_name(h->desired_state), ep_host_state_name(h->current_state),
-               h->os_profile[0] ? h->os_profile : "-", status_text(h->host_status));
+               h->os_profile[0] ? shown(h->os_profile) : "-", status_text(h->host_status));
     }
     total += resp->n_hosts;
     if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
   } while (token);
-  if (json)
-    print_json(all);
-  else if (total == 0)
+  if (json) return print_json(all, JSON_INDENT(2));
+  if (total == 0)
     printf("(no hosts; add one with: edgeprov host add --uuid UUID --serial SERIAL)\n");
   return EXIT_SUCCESS;
 }
@@ -230,12 +318,13 @@ static int host_show(ep_mgmt_client *client, const char *which, int json) {
   if (ep_mgmt_client_call(client, "GetHost", &req.base, &edgeprov__v1__host_response__descriptor,
                           (ProtobufCMessage **)&resp) < 0)
     return fail();
+  int status = EXIT_SUCCESS;
   if (json)
-    print_json(host_json(resp->host));
+    status = print_json(host_json(resp->host), JSON_INDENT(2));
   else
     print_host(resp->host);
   protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return EXIT_SUCCESS;
+  return status;
 }
 
 static int host_delete(ep_mgmt_client *client, const char *uuid) {
@@ -307,14 +396,15 @@ static int instance_create(ep_mgmt_client *client, int argc, char **argv) {
   if (ep_mgmt_client_call(client, "CreateInstance", &req.base, &edgeprov__v1__instance_response__descriptor,
                           (ProtobufCMessage **)&resp) < 0)
     return fail();
+  int status = EXIT_SUCCESS;
   if (json) {
-    print_json(instance_json(resp->instance));
+    status = print_json(instance_json(resp->instance), JSON_INDENT(2));
   } else {
-    printf("instance %s created for host %s\n", resp->instance->id, resp->instance->host_uuid);
+    printf("instance %s created for host %s\n", shown(resp->instance->id), shown(resp->instance->host_uuid));
     print_instance(resp->instance);
   }
   protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return EXIT_SUCCESS;
+  return status;
 }
 
 static int instance_list(ep_mgmt_client *client, int json) {
@@ -339,16 +429,20 @@ static int instance_list(ep_mgmt_client *client, int json) {
     }
     for (size_t i = 0; i < resp->n_instances; i++) {
       const ep_inv_instance *in = resp->instances[i];
-      if (json)
-        json_array_append_new(all, instance_json(in));
-      else
-        printf("%-36s  %-36s  %-14s  %-12s  %s\n", in->id, in->host_uuid, in->os_profile,
+      if (json && json_array_append_new(all, instance_json(in)) < 0) {
+        int status = not_encoded("instance", in->id);
+        protobuf_c_message_free_unpacked(&resp->base, NULL);
+        json_decref(all);
+        return status;
+      }
+      if (!json)
+        printf("%-36s  %-36s  %-14s  %-12s  %s\n", shown(in->id), shown(in->host_uuid), shown(in->os_profile),
                ep_instance_state_name(in->current_state), status_text(in->provisioning_status));
     }
     if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
   } while (token);
-  if (json) print_json(all);
+  if (json) return print_json(all, JSON_INDENT(2));
   return EXIT_SUCCESS;
 }
 
@@ -393,34 +487,46 @@ static const char events_usage[] = "Usage: edgeprov events [--follow] [--after R
 
 typedef struct event_printer {
   int json;
+  int failed; /* an event could not be printed (reported on stderr): the command fails */
 } event_printer;
 
 static int print_event(void *data, const ep_inv_event *e) {
-  const event_printer *p = data;
+  event_printer *p = data;
   int put = e->kind == EDGEPROV__V1__EVENT__KIND__KIND_PUT;
   if (p->json) {
     json_t *o = json_pack("{s:I, s:s}", "revision", (json_int_t)e->revision, "kind", put ? "put" : "delete");
-    if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST)
-      json_object_set_new(o, "host", put ? host_json(e->host) : json_pack("{s:s}", "uuid", e->host->uuid));
-    else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE)
-      json_object_set_new(o, "instance", put ? instance_json(e->instance) : json_pack("{s:s}", "id", e->instance->id));
-    char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    if (text) puts(text);
-    free(text);
-    json_decref(o);
+    const char *key = NULL;
+    json_t *resource = NULL;
+    if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
+      key = "host";
+      resource = put ? host_json(e->host) : json_pack("{s:o}", "uuid", text_json(e->host->uuid));
+    } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
+      key = "instance";
+      resource = put ? instance_json(e->instance) : json_pack("{s:o}", "id", text_json(e->instance->id));
+    }
+    if (key && (!o || json_object_set_new(o, key, resource) < 0)) { /* set_new takes resource even when it fails */
+      if (!o) json_decref(resource);
+      json_decref(o);
+      o = NULL;
+    }
+    if (print_json(o, JSON_COMPACT) != EXIT_SUCCESS) {
+      p->failed = 1;
+      return 1;
+    }
   } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
     if (put)
-      printf("%" PRIu64 " host %s put: desired %s, current %s, %s\n", e->revision, e->host->uuid,
+      printf("%" PRIu64 " host %s put: desired %s, current %s, %s\n", e->revision, shown(e->host->uuid),
              ep_host_state_name(e->host->desired_state), ep_host_state_name(e->host->current_state),
              status_text(e->host->host_status));
     else
-      printf("%" PRIu64 " host %s deleted\n", e->revision, e->host->uuid);
+      printf("%" PRIu64 " host %s deleted\n", e->revision, shown(e->host->uuid));
   } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
     if (put)
-      printf("%" PRIu64 " instance %s put: host %s, %s, %s\n", e->revision, e->instance->id, e->instance->host_uuid,
-             ep_instance_state_name(e->instance->current_state), status_text(e->instance->provisioning_status));
+      printf("%" PRIu64 " instance %s put: host %s, %s, %s\n", e->revision, shown(e->instance->id),
+             shown(e->instance->host_uuid), ep_instance_state_name(e->instance->current_state),
+             status_text(e->instance->provisioning_status));
     else
-      printf("%" PRIu64 " instance %s deleted\n", e->revision, e->instance->id);
+      printf("%" PRIu64 " instance %s deleted\n", e->revision, shown(e->instance->id));
   }
   fflush(stdout);
   return 0;
@@ -444,5 +550,5 @@ int ep_cli_events(ep_mgmt_client *client, int argc, char **argv) {
     }
   }
   if (ep_mgmt_client_watch(client, after, follow, print_event, &printer) < 0) return fail();
-  return EXIT_SUCCESS;
+  return printer.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

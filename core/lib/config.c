@@ -201,6 +201,17 @@ static const char *check_module_name(const char *v) {
   return NULL;
 }
 
+/* An audience of a token: 1 to EP_CONFIG_AUDIENCE_MAX of [A-Za-z0-9._:/-], as the identity
+ * plugins put it into the aud claim unescaped. */
+static const char *check_audience(const char *v) {
+  size_t len = strlen(v);
+  if (len == 0 || len > EP_CONFIG_AUDIENCE_MAX) return "an audience of 1 to 128 characters";
+  for (const char *p = v; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || strchr("._:/-", *p)))
+      return "an audience may only hold letters, digits and ._:/- (e.g. \"edgeprov\" or \"https://api.example/\")";
+  return NULL;
+}
+
 static const char *check_plugin_id(const char *v) {
   return ep_plugin_id_valid(v) ? NULL : "not a plugin ID ([a-z][a-z0-9-]*, at most 63 characters)";
 }
@@ -232,6 +243,7 @@ static const core_key core_keys[] = {
     {"cloudinit", "fragments", KEY_LIST, offsetof(ep_config, cloudinit_fragments), check_readable_file},
     {"cloudinit", "users", KEY_LIST, 0, NULL}, /* a list of groups: read by read_users */
     {"auth", "operator_token_file", KEY_STRING, offsetof(ep_config, operator_token_file), check_readable_file},
+    {"auth", "token_audiences", KEY_LIST, offsetof(ep_config, token_audiences), check_audience},
     {"artifacts", "directory", KEY_STRING, offsetof(ep_config, artifacts.directory), check_absolute_path},
     {"artifacts", "base_url", KEY_STRING, offsetof(ep_config, artifacts.base_url), check_boot_url},
     {"artifacts", "kernel", KEY_STRING, offsetof(ep_config, artifacts.kernel), check_readable_file},
@@ -275,6 +287,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
       replace_string(&c->listen_grpc, "127.0.0.1:7443") < 0 ||
       replace_string(&c->listen_https, "127.0.0.1:8443") < 0 ||
       replace_string(&c->data_dir, "/var/lib/edgeprov") < 0 ||
+      strv_push(&c->token_audiences, EP_CONFIG_AUDIENCE_DEFAULT) < 0 ||
       (plugin_dir && strv_push(&c->plugin_dirs, plugin_dir) < 0) || default_artifacts_dir(c) < 0) {
     ep_config_free(c);
     return ep_error_set(EP_ENOMEM, "out of memory");
@@ -303,6 +316,7 @@ void ep_config_free(ep_config *c) {
   free(c->cloudinit_users);
   strv_free(&c->cloudinit_fragments);
   free(c->operator_token_file);
+  strv_free(&c->token_audiences);
   ep_config_artifacts *a = &c->artifacts;
   char **paths[] = {&a->directory, &a->base_url, &a->kernel, &a->modules_dir, &a->busybox, &a->agent, &a->ipxe_efi,
                     &a->efi_stub, &a->kernel_args, &a->proxy, &a->no_proxy, &a->signing_key, &a->signing_cert};
@@ -553,6 +567,18 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
     DIAG_AT(diags, EP_DIAG_ERROR, s, path,
             "'listen.management': a TCP address needs tls.cert, tls.key and auth.operator_token_file "
             "(or use unix:/path)");
+  }
+  if (c->token_audiences.count == 0) { /* an empty list, or every entry refused (reported above) */
+    const config_setting_t *s = config_lookup(&c->source->lc, "auth.token_audiences");
+    if (s && config_setting_length(s) == 0)
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+              "'auth.token_audiences': must list at least one audience (leave it out for [ \"%s\" ], the node API's)",
+              EP_CONFIG_AUDIENCE_DEFAULT);
+    if ((r = strv_push(&c->token_audiences, EP_CONFIG_AUDIENCE_DEFAULT)) < 0) goto fail;
+  } else if (!strv_contains(&c->token_audiences, EP_CONFIG_AUDIENCE_DEFAULT)) {
+    const config_setting_t *s = config_lookup(&c->source->lc, "auth.token_audiences");
+    DIAG_AT(diags, EP_DIAG_WARNING, s, path,
+            "'auth.token_audiences' leaves out \"%s\": nodes will get no token for the node API", EP_CONFIG_AUDIENCE_DEFAULT);
   }
   if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
     const config_setting_t *s = config_lookup(&c->source->lc, "tls");

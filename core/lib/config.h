@@ -12,6 +12,8 @@
 #define EP_CONFIG_FILE_MAX (1024 * 1024) /* largest config file read */
 #define EP_CONFIG_LIST_MAX 64            /* most entries in one list (plugin dirs, plugins) */
 #define EP_CONFIG_PATH_MAX 1024          /* longest path or address value */
+#define EP_CONFIG_AUDIENCE_MAX 128       /* longest audience of auth.token_audiences */
+#define EP_CONFIG_AUDIENCE_DEFAULT "edgeprov" /* the node API's own audience (EP_NODE_AUDIENCE) */
 
 typedef enum { EP_MODE_NZTP, EP_MODE_NON_ZTP } ep_provisioning_mode;
 
@@ -63,6 +65,8 @@ typedef struct ep_config {
   char *tls_key;
   char *tls_ca;
   char *operator_token_file; /* bearer token operators present over TCP; NULL when unset */
+  ep_strv token_audiences;   /* auth.token_audiences: what the token endpoint issues tokens for; default
+                                [ EP_CONFIG_AUDIENCE_DEFAULT ], never empty */
   ep_provisioning_mode mode;
   char *orchestrator;  /* host:port nodes dial for the southbound API; NULL: listen.grpc */
   char *token_url;     /* where nodes get tokens; NULL: the identity plugin's, or listen.https's /oauth2/token */

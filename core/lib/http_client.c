@@ -42,10 +42,7 @@ static size_t on_body(char *data, size_t size, size_t count, void *user) {
   return n;
 }
 
-/* Keeps the Location and Content-Type headers (bounded, control characters stripped). */
-static size_t on_header(char *data, size_t size, size_t count, void *user) {
-  ep_http_reply *reply = user;
-  size_t n = size * count;
+void ep_http_reply_header(ep_http_reply *reply, const char *data, size_t n) {
   struct { const char *name; char *out; size_t cap; } wanted[] = {
       {"location:", reply->location, sizeof reply->location},
       {"content-type:", reply->content_type, sizeof reply->content_type}};
@@ -59,7 +56,11 @@ static size_t on_header(char *data, size_t size, size_t count, void *user) {
     for (size_t k = 0; k < len; k++) wanted[i].out[k] = (unsigned char)data[start + k] < 0x20 ? '?' : data[start + k];
     wanted[i].out[len] = '\0';
   }
-  return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t count, void *user) {
+  ep_http_reply_header(user, data, size * count);
+  return size * count;
 }
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -160,10 +161,7 @@ static size_t on_fetch_body(char *bytes, size_t size, size_t count, void *user) 
   return n;
 }
 
-/* Reads the status line, Content-Length and Content-Range as they arrive. */
-static size_t on_fetch_header(char *line, size_t size, size_t count, void *user) {
-  fetch_state *f = user;
-  size_t n = size * count;
+void ep_http_fetch_header(ep_fetch_info *info, uint64_t offset, bool *ret_range_ignored, const char *line, size_t n) {
   char text[256];
   size_t len = n < sizeof text - 1 ? n : sizeof text - 1;
   memcpy(text, line, len);
@@ -171,17 +169,23 @@ static size_t on_fetch_header(char *line, size_t size, size_t count, void *user)
   unsigned long long a = 0, b = 0, total = 0;
   int status = 0;
   if (sscanf(text, "HTTP/%*s %d", &status) == 1) {
-    f->info->http_status = status;
-    f->info->total = 0;
-    f->range_ignored = f->offset > 0 && status == 200;
+    info->http_status = status;
+    info->total = 0;
+    *ret_range_ignored = offset > 0 && status == 200;
   } else if (strncasecmp(text, "content-range:", 14) == 0 &&
              sscanf(text + 14, " bytes %llu-%llu/%llu", &a, &b, &total) == 3) {
-    f->info->total = total;
+    info->total = total;
   } else if (strncasecmp(text, "content-length:", 15) == 0 && sscanf(text + 15, " %llu", &total) == 1 &&
-             !f->info->total) {
-    f->info->total = total + (f->info->http_status == 206 ? f->offset : 0);
+             !info->total) {
+    uint64_t before = info->http_status == 206 ? offset : 0;
+    if (total <= UINT64_MAX - before) info->total = total + before; /* else unknown: no wrapped length */
   }
-  return n;
+}
+
+static size_t on_fetch_header(char *line, size_t size, size_t count, void *user) {
+  fetch_state *f = user;
+  ep_http_fetch_header(f->info, f->offset, &f->range_ignored, line, size * count);
+  return size * count;
 }
 
 static int on_fetch_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow) {

@@ -4,6 +4,7 @@
 #define EP_CORE_HTTP_CLIENT_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -67,6 +68,17 @@ typedef int (*ep_fetch_sink)(void *data, const uint8_t *bytes, size_t len);
  * the Range; EP_ENOENT for a missing file:// path; EP_ECANCELED; or the sink's own code.
  * Messages name the URL. Thread-safe; never logs. */
 int ep_http_fetch(const ep_fetch_call *call, ep_fetch_sink sink, void *data, ep_fetch_info *info);
+
+/* For tests and fuzzing (ep_http_perform's header callback): keeps what reply wants of one
+ * response header line of n bytes as libcurl hands it over (not NUL-terminated, CRLF
+ * included): Location and Content-Type, bounded, control characters replaced by '?'. */
+void ep_http_reply_header(ep_http_reply *reply, const char *line, size_t n);
+
+/* For tests and fuzzing (ep_http_fetch's header callback): reads one response header line of
+ * n bytes into info: the status line (which also sets *ret_range_ignored when offset > 0 and
+ * the status is 200), Content-Range's complete length, or Content-Length (plus offset after a
+ * 206) as info->total. */
+void ep_http_fetch_header(ep_fetch_info *info, uint64_t offset, bool *ret_range_ignored, const char *line, size_t n);
 
 /* Frees the body (zeroed first: it may carry a token) and resets the reply. */
 void ep_http_reply_clear(ep_http_reply *reply);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "https_files.h"
@@ -276,27 +277,77 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
   *con_cls = NULL;
 }
 
+/* The TLS listener's GnuTLS priorities: TLS 1.3, and TLS 1.2 with forward-secret AEAD suites
+ * only: ECDHE (as on the gRPC listener) or DHE-RSA (RFC 7919 groups), with AES-GCM or
+ * ChaCha20-Poly1305. No TLS 1.0/1.1, no CBC suites with their SHA-1/SHA-2 MACs, no static RSA
+ * key exchange: a client offering only those gets a handshake failure
+ * (tests/integration/https_tls.sh). DHE-RSA is there for UEFI HTTP boot: Debian 12's OVMF
+ * offers TLS 1.2 with DHE-RSA or RSA key exchange only, no ECDHE (its ClientHello has no
+ * supported_groups), and fetches ipxe.efi from this listener. */
+#define TLS_PRIORITIES                                                                                  \
+  "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:" \
+  "-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:%SERVER_PRECEDENCE"
+
+/* The DHE-RSA group for a client that names none (OVMF): RFC 7919's ffdhe2048, a published
+ * safe prime, so nothing to generate or keep secret. Without it GnuTLS offers no DHE. */
+static const char dh_params[] =
+    "-----BEGIN DH PARAMETERS-----\n"
+    "MIIBCAKCAQEA//////////+t+FRYortKmq/cViAnPTzx2LnFg84tNpWp4TZBFGQz\n"
+    "+8yTnc4kmz75fS/jY2MMddj2gbICrsRhetPfHtXV/WVhJDP1H18GbtCFY2VVPe0a\n"
+    "87VXE15/V8k1mE8McODmi3fipona8+/och3xWKE2rec1MKzKT0g6eXq8CrGCsyT7\n"
+    "YdEIqUuyyOP7uWrat2DX9GgdT0Kj3jlN9K5W7edjcrsZCwenyO4KbXCeAvzhzffi\n"
+    "7MA0BM0oNC9hkXL+nOmFg/+OTxIy7vKBg8P+OxtMb61zO7X8vC7CIAXFjvGDfRaD\n"
+    "ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n"
+    "-----END DH PARAMETERS-----\n";
+
+/* Starts libmicrohttpd on s's handlers and limits; over TLS when tls (s has a certificate). */
+static struct MHD_Daemon *start_daemon(ep_https_server *s, unsigned int flags, uint16_t port, bool tls) {
+  if (tls)
+    return MHD_start_daemon(flags | MHD_USE_TLS, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
+                            MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
+                            MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_DHPARAMS, dh_params,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                            MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                            (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
+  return MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                          MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                          (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
+}
+
 int ep_https_server_start(ep_https_server *s, int *ret_port) {
   unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
   if (s->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
-  if (s->cert) flags |= MHD_USE_TLS;
   uint16_t port = s->addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&s->addr)->sin6_port)
                                                  : ntohs(((struct sockaddr_in *)&s->addr)->sin_port);
-  if (s->cert)
-    s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
-                              MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                              MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                              (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
-  else
-    s->mhd = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                              MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                              (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
+  s->mhd = start_daemon(s, flags, port, s->cert != NULL);
   if (!s->mhd) return ep_error_set(EP_EIO, "cannot start the HTTPS server (address in use, or a bad certificate)");
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
   if (ret_port) *ret_port = info ? info->port : port;
   return 0;
+}
+
+int ep_https_server_serve_fd(ep_https_server *s, int fd) {
+  if (s->mhd) {
+    close(fd);
+    return ep_error_set(EP_EINVAL, "cannot serve a connection: the server runs");
+  }
+  struct MHD_Daemon *d = start_daemon(s, MHD_USE_NO_LISTEN_SOCKET, 0, false);
+  if (!d) {
+    close(fd);
+    return ep_error_set(EP_EIO, "cannot start the HTTP server");
+  }
+  struct sockaddr_in peer = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int r = 0;
+  if (MHD_add_connection(d, fd, (const struct sockaddr *)&peer, sizeof peer) != MHD_YES) /* closes fd */
+    r = ep_error_set(EP_EIO, "cannot add the connection");
+  for (;;) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+    if (r < 0 || !info || info->num_connections == 0) break;
+    if (MHD_run_wait(d, 1000) != MHD_YES) r = ep_error_set(EP_EIO, "the HTTP server failed");
+  }
+  MHD_stop_daemon(d); /* closes a connection still open */
+  return r;
 }
 
 void ep_https_server_free(ep_https_server *s) {

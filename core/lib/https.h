@@ -71,6 +71,13 @@ int ep_https_server_serve_directory(ep_https_server *server, const char *url_pat
 /* Starts serving on the server's own threads; *ret_port gets the bound port. */
 int ep_https_server_start(ep_https_server *server, int *ret_port);
 
+/* For tests and fuzzing: answers the HTTP/1.1 requests read from fd (a connected stream
+ * socket, plaintext whatever the certificate) with server's routes and directories, on the
+ * calling thread, until the peer has closed its side and every request it sent is answered
+ * (or the connection fails or times out). Takes fd and closes it. The server must not be
+ * started. Returns 0, or EP_EIO/EP_EINVAL with the error set. */
+int ep_https_server_serve_fd(ep_https_server *server, int fd);
+
 /* Stops (in-flight requests finish) and frees. Accepts NULL. */
 void ep_https_server_free(ep_https_server *server);
 

@@ -37,9 +37,7 @@ static bool component_valid(const char *c, size_t len) {
   return true;
 }
 
-/* Opens rel (already URL-decoded) under directory without leaving it: every component is
- * checked, and no component may be a symbolic link. Returns an fd or -1 (errno set). */
-static int open_beneath(const char *directory, const char *rel) {
+int ep_https_files_open(const char *directory, const char *rel) {
   if (strlen(rel) > PATH_LEN_MAX) {
     errno = EINVAL;
     return -1;
@@ -82,10 +80,7 @@ static const char *content_type_of(const char *name) {
   return "application/octet-stream";
 }
 
-/* Parses a single-range "bytes=FIRST-LAST", "bytes=FIRST-" or "bytes=-SUFFIX" against size.
- * Returns 1 with the range set, 0 to ignore the header (unsupported or malformed: the whole
- * file is sent, as RFC 9110 allows), -1 when the range cannot be satisfied. */
-static int parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last) {
+int ep_https_files_parse_range(const char *h, uint64_t size, uint64_t *first, uint64_t *last) {
   if (strncmp(h, "bytes=", 6) != 0 || strchr(h, ',')) return 0;
   const char *p = h + 6;
   char *end;
@@ -162,7 +157,7 @@ enum MHD_Result ep_https_serve_file(struct MHD_Connection *c, const char *method
                                     const char *rel) {
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
     return respond_status(c, 405, "method not allowed\n", MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-  int fd = open_beneath(directory, rel);
+  int fd = ep_https_files_open(directory, rel);
   if (fd < 0) {
     if (errno == EINVAL || errno == EACCES) return respond_status(c, 404, "not found\n", NULL, NULL);
     return respond_status(c, errno == ENOENT || errno == ENOTDIR ? 404 : 500,
@@ -195,7 +190,8 @@ enum MHD_Result ep_https_serve_file(struct MHD_Connection *c, const char *method
   int ranged = 0;
   const char *range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE);
   const char *if_range = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_RANGE);
-  if (range && (!if_range || strcmp(if_range, etag) == 0)) ranged = parse_range(range, size, &first, &last);
+  if (range && (!if_range || strcmp(if_range, etag) == 0))
+    ranged = ep_https_files_parse_range(range, size, &first, &last);
   if (ranged < 0) {
     close(fd);
     char unsatisfied[48];

@@ -10,6 +10,7 @@
 
 #include <edgeprov/identity.h>
 
+#include "config.h"
 #include "error.h"
 #include "node_auth.h"
 #include "plugin.h"
@@ -45,6 +46,14 @@ static const char *grant_field(const ep_https_request *req, const char *name) {
   return value && strlen(value) < FIELD_MAX ? value : NULL;
 }
 
+bool ep_token_audience_allowed(const ep_config *config, const char *audience) {
+  if (!audience) return false;
+  if (!config || config->token_audiences.count == 0) return strcmp(audience, EP_NODE_AUDIENCE) == 0;
+  for (size_t i = 0; i < config->token_audiences.count; i++)
+    if (strcmp(config->token_audiences.items[i], audience) == 0) return true;
+  return false;
+}
+
 typedef struct issued {
   char token[4096];
 } issued;
@@ -78,6 +87,11 @@ static int grant_token(const ep_plugin_set *plugins, const ep_https_request *req
   if (!client_id || !secret) return oauth_error(resp, 401, "invalid_client", "client_id and client_secret are required");
   const char *audience = ep_https_form_value(req, "audience");
   if (!audience) audience = EP_NODE_AUDIENCE;
+  /* A node may ask only for what the site lists: a token for any audience it names would be
+   * a token for every service that trusts this issuer. The value is not echoed. */
+  if (!ep_token_audience_allowed(plugins->config, audience))
+    return oauth_error(resp, 400, "invalid_target",
+                       "audience: not an audience this site issues tokens for (auth.token_audiences)");
   issued out;
   int64_t expires_at = 0;
   int r = id->issue_token(state, client_id, secret, audience, keep_token, &out);

@@ -1,4 +1,4 @@
-/* core: identity field validation, see validate.h. */
+/* core: identity and node-text validation, see validate.h. */
 #define _GNU_SOURCE /* getrandom */
 #include "validate.h"
 
@@ -96,14 +96,102 @@ int ep_validate_name(const char *field, const char *text) {
   return 0;
 }
 
-int ep_validate_text(const char *field, const char *text, size_t max) {
-  size_t len = text ? strnlen(text, max + 1) : 0;
-  if (len == 0 || len > max) return ep_error_set(EP_EINVAL, "%s: must have 1 to %zu bytes", field, max);
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)text[i];
-    if (c < 0x20 || c == 0x7f) return ep_error_set(EP_EINVAL, "%s: control character at byte %zu", field, i);
+/* The UTF-8 sequence at s (len >= 1 bytes there): its length with the code point in *cp, or
+ * 0 with the reason in *why. */
+static size_t utf8_decode(const unsigned char *s, size_t len, uint32_t *cp, const char **why) {
+  unsigned char b = s[0];
+  size_t n;
+  uint32_t c, min;
+  if (b < 0x80) {
+    *cp = b;
+    return 1;
+  }
+  if (b < 0xc0) {
+    *why = "a continuation byte without a lead byte";
+    return 0;
+  } else if (b < 0xe0) {
+    n = 2, c = b & 0x1fu, min = 0x80;
+  } else if (b < 0xf0) {
+    n = 3, c = b & 0x0fu, min = 0x800;
+  } else if (b < 0xf8) {
+    n = 4, c = b & 0x07u, min = 0x10000;
+  } else {
+    *why = "a byte that never appears in UTF-8";
+    return 0;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if (i >= len || (s[i] & 0xc0) != 0x80) {
+      *why = "a sequence cut short";
+      return 0;
+    }
+    c = c << 6 | (s[i] & 0x3fu);
+  }
+  if (c < min) *why = "an overlong encoding";
+  else if (c >= 0xd800 && c <= 0xdfff) *why = "a UTF-16 surrogate";
+  else if (c > 0x10ffff) *why = "past U+10FFFF";
+  else {
+    *cp = c;
+    return n;
   }
   return 0;
+}
+
+size_t ep_utf8_next(const char *s, size_t len, uint32_t *cp) {
+  const char *why = NULL;
+  return len ? utf8_decode((const unsigned char *)s, len, cp, &why) : 0;
+}
+
+bool ep_text_refused(uint32_t cp, unsigned flags) {
+  if (cp == '\t') return !(flags & EP_TEXT_TAB);
+  if (cp == '\n') return !(flags & EP_TEXT_NEWLINE);
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
+int ep_validate_text_flags(const char *field, const char *text, size_t max, unsigned flags) {
+  size_t len = text ? strnlen(text, max + 1) : 0;
+  if (len == 0 || len > max) return ep_error_set(EP_EINVAL, "%s: must have 1 to %zu bytes", field, max);
+  for (size_t i = 0; i < len;) {
+    uint32_t cp = 0;
+    const char *why = "";
+    size_t n = utf8_decode((const unsigned char *)text + i, len - i, &cp, &why);
+    if (!n)
+      return ep_error_set(EP_EINVAL, "%s: invalid UTF-8 at byte %zu (0x%02x: %s)", field, i, (unsigned char)text[i],
+                          why);
+    if (ep_text_refused(cp, flags))
+      return ep_error_set(EP_EINVAL, "%s: %s at byte %zu (U+%04X)", field,
+                          cp >= 0x202a ? "bidi control character" : "control character", i, (unsigned)cp);
+    i += n;
+  }
+  return 0;
+}
+
+int ep_validate_text(const char *field, const char *text, size_t max) {
+  return ep_validate_text_flags(field, text, max, 0);
+}
+
+size_t ep_text_escape(char *out, size_t cap, const char *text, unsigned flags) {
+  size_t used = 0, len = text ? strlen(text) : 0;
+  for (size_t i = 0; i < len;) {
+    uint32_t cp = 0;
+    const char *why = NULL, *piece = text + i;
+    char escape[16];
+    size_t n = utf8_decode((const unsigned char *)text + i, len - i, &cp, &why), piece_len = n;
+    if (!n) {
+      n = 1; /* one byte at a time: what follows a bad byte may be good text */
+      piece_len = (size_t)snprintf(escape, sizeof escape, "\\x%02x", (unsigned char)text[i]);
+      piece = escape;
+    } else if (ep_text_refused(cp, flags)) {
+      piece_len = (size_t)(cp < 0x80 ? snprintf(escape, sizeof escape, "\\x%02x", (unsigned)cp)
+                                     : snprintf(escape, sizeof escape, "\\u{%04x}", (unsigned)cp));
+      piece = escape;
+    }
+    if (used + piece_len >= cap) break;
+    memcpy(out + used, piece, piece_len);
+    used += piece_len;
+    i += n;
+  }
+  out[used] = '\0';
+  return used;
 }
 
 int ep_uuid_random(char out[EP_UUID_TEXT_LEN + 1]) {

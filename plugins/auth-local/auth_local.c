@@ -31,6 +31,7 @@
 
 #define KEY_PREFIX "identity/local/"
 #define SECRET_BYTES 32     /* 256 random bits per node secret */
+#define CRED_ID_BYTES 8     /* random ID of one issue of credentials, bound into its tokens */
 #define RECORD_MAX 512
 
 typedef struct auth_state {
@@ -58,10 +59,16 @@ static const ep_storage *store(auth_state *s, void **ret_state) {
   return s->host->capability(s->ctx, EP_CAP_STORAGE, ret_state);
 }
 
-/* The stored record: "<client_id>\n<sha256 of secret>\n<created_at>\n". */
+/* The stored record: "<client_id>\n<sha256 of secret>\n<created_at>\n<credential ID>\n".
+ * Tokens of these credentials have an iat of at least created_at and carry the credential ID
+ * (hex, new at every create and rotate) as "ep_cid": a token of earlier credentials of the
+ * node (revoked and onboarded again, or rotated) is refused, even one issued within the
+ * second the new ones were made, which iat alone cannot tell. Records written before
+ * credential IDs have none (cred_id ""): then iat alone is checked. */
 typedef struct record {
   char client_id[96];
   char hash[65];
+  char cred_id[CRED_ID_BYTES * 2 + 1];
   int64_t created_at;
   uint64_t revision;
   bool found;
@@ -74,7 +81,9 @@ static int32_t read_record(void *data, const ep_storage_record *r) {
   memcpy(text, r->value, len);
   text[len] = '\0';
   long long created = 0;
-  if (sscanf(text, "%95[^\n]\n%64[0-9a-f]\n%lld", rec->client_id, rec->hash, &created) == 3) {
+  int n = sscanf(text, "%95[^\n]\n%64[0-9a-f]\n%lld\n%16[0-9a-f]", rec->client_id, rec->hash, &created, rec->cred_id);
+  if (n == 3) rec->cred_id[0] = '\0';
+  if (n >= 3) {
     rec->created_at = created;
     rec->revision = r->mod_revision;
     rec->found = true;
@@ -102,17 +111,18 @@ static int32_t issue(auth_state *s, const char *node_id, uint64_t expect, ep_ide
   void *st_state = NULL;
   const ep_storage *st = store(s, &st_state);
   if (!st) return ep_failf(s->host, s->ctx, EP_ENOENT, "no storage plugin is active");
-  unsigned char raw[SECRET_BYTES];
-  if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+  unsigned char raw[SECRET_BYTES], cred_raw[CRED_ID_BYTES];
+  if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw || getrandom(cred_raw, sizeof cred_raw, 0) != (ssize_t)sizeof cred_raw)
     return ep_failf(s->host, s->ctx, EP_EIO, "getrandom: %s", strerror(errno));
-  char secret[SECRET_BYTES * 2], hash[65], client_id[96], key[128], value[RECORD_MAX];
+  char secret[SECRET_BYTES * 2], hash[65], client_id[96], key[128], value[RECORD_MAX], cred_id[CRED_ID_BYTES * 2 + 1];
   ep_b64url_encode(raw, sizeof raw, secret);
   explicit_bzero(raw, sizeof raw);
+  for (int i = 0; i < CRED_ID_BYTES; i++) snprintf(cred_id + 2 * i, 3, "%02x", cred_raw[i]);
   int32_t r = sha256_hex(s, secret, hash);
   int64_t now = (int64_t)time(NULL);
   snprintf(client_id, sizeof client_id, EP_NODE_CLIENT_PREFIX "%s", node_id);
   snprintf(key, sizeof key, KEY_PREFIX "%s", node_id);
-  int len = snprintf(value, sizeof value, "%s\n%s\n%" PRId64 "\n", client_id, hash, now);
+  int len = snprintf(value, sizeof value, "%s\n%s\n%" PRId64 "\n%s\n", client_id, hash, now, cred_id);
   if (r == 0) {
     ep_storage_op op = {.struct_size = sizeof op, .kind = EP_STORAGE_PUT, .key = key,
                         .value = (const uint8_t *)value, .value_len = (uint64_t)len, .expect_mod_revision = expect};
@@ -202,9 +212,12 @@ static int32_t local_issue_token(void *state, const char *client_id, const char 
   char header[128], payload[512], header64[200], payload64[700], token[TOKEN_MAX];
   int64_t now = (int64_t)time(NULL);
   snprintf(header, sizeof header, "{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", s->kid);
+  /* iat is never before the credentials' creation time, even if the clock stepped back since. */
+  int64_t iat = now < rec.created_at ? rec.created_at : now;
   snprintf(payload, sizeof payload,
-           "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "}", s->issuer,
-           client_id, audience, now, now + s->token_ttl);
+           "{\"iss\":\"%s\",\"sub\":\"%s\",\"aud\":\"%s\",\"iat\":%" PRId64 ",\"exp\":%" PRId64 "%s%s%s}",
+           s->issuer, client_id, audience, iat, now + s->token_ttl, rec.cred_id[0] ? ",\"ep_cid\":\"" : "",
+           rec.cred_id, rec.cred_id[0] ? "\"" : "");
   ep_b64url_encode((const unsigned char *)header, strlen(header), header64);
   ep_b64url_encode((const unsigned char *)payload, strlen(payload), payload64);
   snprintf(token, sizeof token, "%s.%s", header64, payload64);
@@ -215,6 +228,18 @@ static int32_t local_issue_token(void *state, const char *client_id, const char 
     visit(data, &c);
   }
   return r;
+}
+
+/* True when a token's claims belong to the node's current credentials rec: issued (iat) no
+ * earlier than they were created and, when rec has a credential ID, carrying it as ep_cid. A
+ * token minted before an invalidation thus stays dead after the node onboards again under
+ * the same client ID (finding 4 of issue 14). */
+static bool token_of_credentials(const json_t *payload, const record *rec) {
+  const json_t *iat = json_object_get(payload, "iat");
+  if (!json_is_integer(iat) || (int64_t)json_integer_value(iat) < rec->created_at) return false;
+  if (!rec->cred_id[0]) return true;
+  const char *cid = json_string_value(json_object_get(payload, "ep_cid"));
+  return cid && strlen(cid) == strlen(rec->cred_id) && CRYPTO_memcmp(cid, rec->cred_id, strlen(cid)) == 0;
 }
 
 static int32_t local_verify_token(void *state, const char *token, const char *audience, ep_identity_claims_fn visit,
@@ -233,6 +258,8 @@ static int32_t local_verify_token(void *state, const char *token, const char *au
     r = ep_failf(s->host, s->ctx, EP_EPERM, "%s", why);
   else if (!ep_node_of_client(sub) || load(s, ep_node_of_client(sub), &rec) < 0)
     r = ep_failf(s->host, s->ctx, EP_EPERM, "token: the node's credentials were revoked");
+  else if (!token_of_credentials(jws.payload, &rec))
+    r = ep_failf(s->host, s->ctx, EP_EPERM, "token: issued before the node's current credentials (revoked or rotated since)");
   if (r == 0 && visit) {
     ep_identity_claims c = {.struct_size = sizeof c, .subject = sub, .audience = audience,
                             .expires_at = (int64_t)json_integer_value(json_object_get(jws.payload, "exp")),

@@ -33,6 +33,10 @@ C="curl -sS --cacert $tmp/ca.pem"
 admin_token() { $C -u "edgeprov-admin:$admin_secret" -d grant_type=client_credentials "$token_url" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
 kc_clients() { $C -H "Authorization: Bearer $(admin_token)" "$kc/admin/realms/edgeprov/clients?clientId=$1"; }
+kc_set() { $C -o /dev/null -w '%{http_code}' -H 'content-type: application/json' -d "$1" "$kc/stand-in/settings"; }
+node_token() { # CLIENT_ID SECRET: a token from "Keycloak"
+  $C -u "$1:$2" -d grant_type=client_credentials "$token_url" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'; }
+certs_fetches() { grep -c 'GET /realms/edgeprov/protocol/openid-connect/certs ' "$tmp/keycloak.log"; }
 
 grpc=$(free_port) https=$(free_port)
 cat >"$tmp/site.conf" <<CONF
@@ -43,9 +47,13 @@ tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; };
 auth-keycloak = { base_url = "$kc"; realm = "edgeprov"; admin_client_id = "edgeprov-admin";
                   admin_client_secret_file = "$tmp/admin.secret"; ca_file = "$tmp/ca.pem"; };
 CONF
-"$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && break; sleep 0.05; done
+start_daemon() { # LOG
+  "$build/bin/edgeprovd" --config "$tmp/site.conf" >"$1" 2>&1 &
+  daemon=$!
+  pids+=($daemon)
+  for _ in $(seq 200); do grep -q 'msg="ready' "$1" && break; sleep 0.05; done
+}
+start_daemon "$tmp/daemon.log"
 check "edgeprovd starts with auth-keycloak" grep -q 'msg="ready' "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 $E plugins describe auth-keycloak >"$tmp/out"
@@ -105,20 +113,76 @@ sleep 9
 $N "$token" "x" >"$tmp/call"
 check "node API: an expired Keycloak token: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: expired"
 
-# Credentials are issued once; invalidation deletes the client in Keycloak.
-fresh=$($C -u "edgenode-$U1:$secret" -d grant_type=client_credentials "$token_url" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# Credentials are issued once; invalidation deletes the client in Keycloak. Tokens live 300 s
+# from here on, so that what refuses one below is its revocation, not its expiry.
+check "the stand-in issues tokens for 300 s from now on" test "$(kc_set '{"tokenTtl":300}')" = 200
+fresh=$(node_token "edgenode-$U1" "$secret")
 $E host invalidate $U1 >/dev/null
 check "invalidation deletes the node's client in Keycloak" test "$(kc_clients "edgenode-$U1")" = "[]"
 check "Keycloak then refuses the node's secret" test "$($C -o /dev/null -w '%{http_code}' -u "edgenode-$U1:$secret" \
   -d grant_type=client_credentials "$token_url")" = 401
 $N "$fresh" "x" >"$tmp/call"
 check "a token issued before the revocation is refused" contains "$tmp/call" "code=16 token refused: token: the node's credentials were revoked"
+# Finding 4 of issue 14: Keycloak's tokens are stateless; the revocation must survive a
+# restart of edgeprovd (it is kept in the site's store).
+kill "$daemon"
+wait "$daemon" 2>/dev/null
+start_daemon "$tmp/daemon2.log"
+check "edgeprovd starts again" grep -q 'msg="ready' "$tmp/daemon2.log"
+$N "$fresh" "x" >"$tmp/call"
+check "after a restart of edgeprovd the revoked token is still refused" contains "$tmp/call" \
+  "code=16 token refused: token: the node's credentials were revoked"
+check "(the token itself is still unexpired and well signed)" python3 -c '
+import json,sys,base64,time; p=json.loads(base64.urlsafe_b64decode(sys.argv[1].split(".")[1]+"===")); assert p["exp"]>time.time()+60' "$fresh"
 $E host approve $U1 >/dev/null
 rm -rf "$tmp/n1/state"
 check "approved again, the node onboards with a new client" run_status 0 "$tmp/a2.log" agent n1
 check "and reports in with its new token" contains "$tmp/a2.log" "reported in on the node API"
 check "the new secret differs" test "$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials")" != "$secret"
+
+# Finding 8 of issue 14: a token with an unknown kid makes edgeprovd fetch Keycloak's JWKS;
+# while that fetch hangs on a slow Keycloak, tokens whose key is cached must not wait for it.
+secret2=$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials")
+good=$(node_token "edgenode-$U1" "$secret2")
+$N "$good" "Micro-OS: keys cached" >"$tmp/call"
+check "slow JWKS: the good token is accepted (its key is cached)" contains "$tmp/call" "code=0 "
+unknown=$(python3 -c '
+import json,sys,base64
+t=sys.argv[1].split("."); h=json.loads(base64.urlsafe_b64decode(t[0]+"===")); h["kid"]=sys.argv[2]
+t[0]=base64.urlsafe_b64encode(json.dumps(h,separators=(",",":")).encode()).decode().rstrip("="); print(".".join(t))' "$good" unknown-kid-1)
+sleep 11 # edgeprovd fetched the JWKS when it restarted: past the 10 s between fetches, it may again
+check "slow JWKS: the stand-in now holds /certs back 8 s" test "$(kc_set '{"jwksDelayMs":8000}')" = 200
+$N "$unknown" "x" >"$tmp/unknown.call" &
+unknown_pid=$!
+for _ in $(seq 100); do grep -q 'delaying certs' "$tmp/keycloak.log" && break; sleep 0.05; done
+check "slow JWKS: the unknown kid made edgeprovd fetch the JWKS" grep -q 'delaying certs' "$tmp/keycloak.log"
+started=$(date +%s%N)
+$N "$good" "Micro-OS: during a slow JWKS" >"$tmp/call"
+ms=$((($(date +%s%N) - started) / 1000000))
+in_flight=$([ -s "$tmp/unknown.call" ] && echo no || echo yes)
+echo "     (a good token's call took $ms ms while the JWKS fetch was in flight: $in_flight)"
+check "slow JWKS: a good token is accepted while the fetch is in flight" contains "$tmp/call" "code=0 "
+check "slow JWKS: ... without waiting for it (${ms} ms, under 4000 of the 8000)" test "$ms" -lt 4000
+check "slow JWKS: the fetch was still in flight then" test "$in_flight" = yes
+wait "$unknown_pid"
+check "slow JWKS: the unknown kid is refused once the JWKS came" contains "$tmp/unknown.call" \
+  "code=16 token refused: token signature does not verify"
+kc_set '{"jwksDelayMs":0}' >/dev/null
+# The unknown kid is cached as unknown: past the 10 s between fetches it is refused at once,
+# without another fetch.
+sleep 11
+before=$(certs_fetches)
+$N "$unknown" "x" >"$tmp/call"
+check "unknown kid again: refused" contains "$tmp/call" "code=16 token refused: token signature does not verify"
+check "unknown kid again: no new JWKS fetch ($before before, $(certs_fetches) after)" test "$(certs_fetches)" = "$before"
+unknown2=$(python3 -c '
+import json,sys,base64
+t=sys.argv[1].split("."); h=json.loads(base64.urlsafe_b64decode(t[0]+"===")); h["kid"]=sys.argv[2]
+t[0]=base64.urlsafe_b64encode(json.dumps(h,separators=(",",":")).encode()).decode().rstrip("="); print(".".join(t))' "$good" unknown-kid-2)
+$N "$unknown2" "x" >"$tmp/call"
+check "another unknown kid: refused after one fetch" test "$(certs_fetches)" = $((before + 1))
+$N "$good" "x" >"$tmp/call"
+check "the good token is still accepted" contains "$tmp/call" "code=0 "
 
 # Wrong admin credentials: onboarding fails with a message that says what to fix.
 printf 'not-the-secret\n' >"$tmp/wrong.secret"
@@ -142,6 +206,6 @@ check "not set up: edgeprov plugins list still works" run_status 0 "$tmp/out" $b
 check "not set up: auth-keycloak is left off, with the reason" contains "$tmp/out" "why: not set up: needs setting 'base_url'"
 check "not set up: auth-local serves identity" grep -qE "^auth-local +[0-9.]+ +active" "$tmp/out"
 
-check "no secret or token in the daemon logs" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' $tmp/daemon.log $tmp/wrong.log"
+check "no secret or token in the daemon logs" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' -e '$good' $tmp/daemon.log $tmp/daemon2.log $tmp/wrong.log"
 check "no secret or token in Keycloak's log" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' $tmp/keycloak.log"
 finish

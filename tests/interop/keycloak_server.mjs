@@ -38,6 +38,11 @@
 // Admin API can get tokens at once, a deleted one cannot, a regenerated secret replaces the
 // old one at once.
 //
+// Test controls, not Keycloak's (only on this loopback server):
+//   POST /stand-in/settings {"jwksDelayMs": N, "tokenTtl": S}   200 {"jwksDelayMs":..,"tokenTtl":..}
+// jwksDelayMs holds each JWKS (/certs) answer back N ms (a slow Keycloak; "delaying certs"
+// is logged when one starts waiting); tokenTtl is the lifetime of tokens issued from then on.
+//
 // Usage: node keycloak_server.mjs --cert CERT.pem --key KEY.pem --realm REALM
 //          --admin-client-id ID --admin-secret-file FILE --port-file FILE [--token-ttl S]
 // Listens on 127.0.0.1 on a free port, writes the port into --port-file (temp + rename)
@@ -72,8 +77,9 @@ const opts = { 'token-ttl': '300' };
 }
 const REALM = opts.realm;
 if (!/^[A-Za-z0-9._-]+$/.test(REALM)) usage('--realm must be letters, digits, ".", "_" or "-"');
-const TOKEN_TTL = Number(opts['token-ttl']);
+let TOKEN_TTL = Number(opts['token-ttl']);
 if (!Number.isInteger(TOKEN_TTL) || TOKEN_TTL <= 0) usage('--token-ttl must be a positive integer');
+let JWKS_DELAY_MS = 0;
 const ADMIN_CLIENT_ID = opts['admin-client-id'];
 const ADMIN_SECRET = readFileSync(opts['admin-secret-file'], 'utf8').replace(/\r?\n$/, '');
 if (!ADMIN_SECRET) usage('--admin-secret-file is empty');
@@ -333,12 +339,12 @@ function buildProvider(issuer) {
       },
     },
     ttl: {
-      AccessToken: TOKEN_TTL,
-      ClientCredentials: TOKEN_TTL,
+      AccessToken: () => TOKEN_TTL,
+      ClientCredentials: () => TOKEN_TTL,
       Grant: 600,
       Interaction: 600,
       Session: 600,
-      IdToken: TOKEN_TTL,
+      IdToken: () => TOKEN_TTL,
     },
     routes: {
       authorization: '/protocol/openid-connect/auth',
@@ -539,6 +545,31 @@ async function admin(req, res, url, issuer, base) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Test controls
+async function control(req, res, url) {
+  if (url.pathname !== '/stand-in/settings' || req.method !== 'POST') return fail(res, 404, { error: 'no such control' });
+  let body;
+  try {
+    body = JSON.parse(await readBody(req, 4096));
+  } catch {
+    return fail(res, 400, { error: 'expected JSON' });
+  }
+  const delay = body?.jwksDelayMs;
+  const ttl = body?.tokenTtl;
+  if (delay !== undefined && (!Number.isInteger(delay) || delay < 0 || delay > 60000)) {
+    return fail(res, 400, { error: 'jwksDelayMs: an integer from 0 to 60000' });
+  }
+  if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0 || ttl > 86400)) {
+    return fail(res, 400, { error: 'tokenTtl: an integer from 1 to 86400' });
+  }
+  if (delay !== undefined) JWKS_DELAY_MS = delay;
+  if (ttl !== undefined) TOKEN_TTL = ttl;
+  return ok(res, { jwksDelayMs: JWKS_DELAY_MS, tokenTtl: TOKEN_TTL });
+}
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+// ---------------------------------------------------------------------------------------
 // The HTTPS server
 let handle = (req, res) => fail(res, 503, { error: 'starting' });
 const server = https.createServer(tls, (req, res) => {
@@ -559,8 +590,12 @@ server.listen(0, '127.0.0.1', () => {
   const oidc = provider.callback();
   const mount = `/realms/${REALM}`;
 
-  handle = (req, res) => {
+  handle = async (req, res) => {
     const url = new URL(req.url || '/', base);
+    if (url.pathname === `${mount}/protocol/openid-connect/certs` && JWKS_DELAY_MS > 0) {
+      process.stderr.write(`keycloak_server: delaying certs by ${JWKS_DELAY_MS} ms\n`);
+      await sleep(JWKS_DELAY_MS);
+    }
     if (url.pathname === mount || url.pathname.startsWith(`${mount}/`)) {
       req.originalUrl = req.url;
       req.url = req.url.slice(mount.length) || '/';
@@ -568,6 +603,7 @@ server.listen(0, '127.0.0.1', () => {
     }
     if (url.pathname.startsWith('/realms/')) return fail(res, 404, { error: 'Realm does not exist' });
     if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) return admin(req, res, url, issuer, base);
+    if (url.pathname.startsWith('/stand-in/')) return control(req, res, url);
     return fail(res, 404, { error: 'Unable to find matching target resource method' });
   };
 

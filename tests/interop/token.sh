@@ -81,16 +81,42 @@ $N - "x" >"$tmp/call"
 check "node API: no token: UNAUTHENTICATED" contains "$tmp/call" "code=16 a bearer token is required"
 $N "$tampered" "x" >"$tmp/call"
 check "node API: tampered token: UNAUTHENTICATED" grep -qE "^code=16 token refused: token (signature does not verify|encoding is invalid)" "$tmp/call"
-other=$($C -d grant_type=client_credentials -d "client_id=$id" --data-urlencode "client_secret=$secret" -d audience=other \
-  "$url/oauth2/token" | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+# A node asks for a token of another audience (a service that trusts this issuer): the site
+# lists what may be asked for (auth.token_audiences, default only "edgeprov").
+check "token endpoint: an audience the site does not list: 400" test "$($C -o "$tmp/err.json" -w '%{http_code}' \
+  -d grant_type=client_credentials -d "client_id=$id" --data-urlencode "client_secret=$secret" -d audience=other \
+  "$url/oauth2/token")" = 400
+check "token endpoint: an unlisted audience is invalid_target, naming the audience" \
+  sh -c "grep -q '\"error\":\"invalid_target\"' '$tmp/err.json' && grep -q 'audience' '$tmp/err.json'"
+check "token endpoint: no token for an unlisted audience" lacks "$tmp/err.json" "access_token"
+check "token endpoint: an explicit audience=edgeprov is still issued" test "$($C -o /dev/null -w '%{http_code}' \
+  -d grant_type=client_credentials -d "client_id=$id" --data-urlencode "client_secret=$secret" -d audience=edgeprov \
+  "$url/oauth2/token")" = 200
+# Tokens carry the ID of the credentials they were issued with (ep_cid); mint() signs one with
+# the site's key and the jose library: ISSUER AUDIENCE EXPIRES_AT CREDENTIAL_ID.
+cid=$(python3 -c 'import json,sys,base64; p=sys.argv[1].split(".")[1]; print(json.loads(base64.urlsafe_b64decode(p+"==="))["ep_cid"])' "$token")
+mint() {
+  (cd "$modules" && node --input-type=module -e '
+import fs from "node:fs";
+import { SignJWT, importPKCS8 } from "jose";
+const [keyFile, kid, iss, sub, aud, exp, cid] = process.argv.slice(1);
+const key = await importPKCS8(fs.readFileSync(keyFile, "utf8"), "ES256");
+console.log(await new SignJWT({ ep_cid: cid }).setProtectedHeader({ alg: "ES256", typ: "JWT", kid }).setIssuer(iss)
+  .setSubject(sub).setAudience(aud).setIssuedAt().setExpirationTime(Number(exp)).sign(key));' "$key" "$kid" "$1" "$id" "$2" "$3" "$4")
+}
+other=$(mint edgeprov-auth-local other $((now + 300)) "$cid")
 $N "$other" "x" >"$tmp/call"
 check "node API: other-audience token: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: wrong audience"
 expired=$(node "$modules/sign_token.mjs" "$key" "$kid" edgeprov-auth-local "$id" edgeprov $((now - 5)))
 $N "$expired" "x" >"$tmp/call"
 check "node API: expired token (right key): UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: expired"
-fresh=$(node "$modules/sign_token.mjs" "$key" "$kid" edgeprov-auth-local "$id" edgeprov $((now + 300)))
+fresh=$(mint edgeprov-auth-local edgeprov $((now + 300)) "$cid")
 $N "$fresh" "Micro-OS: minted" >"$tmp/call"
 check "node API: the same key minting a fresh token is accepted (the signer is sound)" contains "$tmp/call" "code=0 "
+nocid=$(node "$modules/sign_token.mjs" "$key" "$kid" edgeprov-auth-local "$id" edgeprov $((now + 300)))
+$N "$nocid" "x" >"$tmp/call"
+check "node API: a token without the credentials' ID: UNAUTHENTICATED" contains "$tmp/call" \
+  "code=16 token refused: token: issued before the node's current credentials"
 foreign=$(node "$modules/sign_token.mjs" "$key" "$kid" someone-else "$id" edgeprov $((now + 300)))
 $N "$foreign" "x" >"$tmp/call"
 check "node API: another issuer: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token: wrong issuer"
@@ -107,6 +133,20 @@ $N "$token" "x" >"$tmp/call"
 check "node API: after invalidation the token is refused" contains "$tmp/call" "code=16 token refused: token: the node's credentials were revoked"
 check "after invalidation the node gets no token" test "$($C -o /dev/null -w '%{http_code}' -d grant_type=client_credentials \
   -d "client_id=$id" --data-urlencode "client_secret=$secret" "$url/oauth2/token")" = 401
+# Approved again, the node onboards with new credentials under the same client ID: the token
+# from before the invalidation stays refused (it was kept by whoever held it).
+$E host approve $U >/dev/null
+rm -rf "$tmp/node/state"
+"$build/bin/edgeprov-agent" --onboard-only --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --sysroot "$tmp/node" \
+  --token-url "https://127.0.0.1:$https/oauth2/token" --state-dir "$tmp/node/state" >"$tmp/agent2.log" 2>&1
+check "approved again, the node onboards and reports in with a new token" contains "$tmp/agent2.log" "reported in on the node API"
+check "the new secret differs" test "$(sed -n 's/^client_secret=//p' "$tmp/node/state/credentials")" != "$secret"
+$N "$token" "x" >"$tmp/call"
+check "node API: the token from before the invalidation is still refused after re-onboarding" contains "$tmp/call" \
+  "code=16 token refused: token: issued before the node's current credentials"
+$N "$fresh" "x" >"$tmp/call"
+check "node API: so is one minted with the old credentials' ID" contains "$tmp/call" \
+  "code=16 token refused: token: issued before the node's current credentials"
 check "the secret is not in the daemon log" lacks "$tmp/daemon.log" "$secret"
 check "the token is not in the daemon log" lacks "$tmp/daemon.log" "$token"
 finish

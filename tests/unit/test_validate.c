@@ -74,6 +74,94 @@ static void names_and_limits(void **state) {
   assert_string_equal(ep_error_message(), "serial: longer than 256 bytes");
 }
 
+/* Node text: every class of hostile byte sequence is refused with the field, the reason and
+ * the byte offset; good multibyte text and the tab a field allows pass. */
+static void text_is_well_formed_utf8_without_controls(void **state) {
+  (void)state;
+  assert_int_equal(ep_validate_text("status", "Micro-OS: up", 128), 0);
+  assert_int_equal(ep_validate_text("status", "Gr\xc3\xbc\xc3\x9f \xe2\x82\xac \xf0\x9f\x9a\x80 \xef\xbf\xbd", 128), 0);
+  assert_int_equal(ep_validate_text("status", "\xf4\x8f\xbf\xbf", 128), 0);    /* U+10FFFF, the last */
+  assert_int_equal(ep_validate_text("status", "\xc2\xa0\xe2\x80\x8f", 128), 0); /* U+00A0, U+200F (a mark) */
+  static const struct {
+    const char *text, *message;
+  } bad[] = {
+      {"ab\xc0\xaf" "cd", "status: invalid UTF-8 at byte 2 (0xc0: an overlong encoding)"},
+      {"\xe0\x80\xaf", "status: invalid UTF-8 at byte 0 (0xe0: an overlong encoding)"},
+      {"\xf0\x82\x82\xac", "status: invalid UTF-8 at byte 0 (0xf0: an overlong encoding)"},
+      {"x\xed\xa0\x80", "status: invalid UTF-8 at byte 1 (0xed: a UTF-16 surrogate)"},
+      {"\xed\xbf\xbf", "status: invalid UTF-8 at byte 0 (0xed: a UTF-16 surrogate)"},
+      {"\xf4\x90\x80\x80", "status: invalid UTF-8 at byte 0 (0xf4: past U+10FFFF)"},
+      {"ok \xff", "status: invalid UTF-8 at byte 3 (0xff: a byte that never appears in UTF-8)"},
+      {"\xfe", "status: invalid UTF-8 at byte 0 (0xfe: a byte that never appears in UTF-8)"},
+      {"a\x9b" "31m", "status: invalid UTF-8 at byte 1 (0x9b: a continuation byte without a lead byte)"},
+      {"ab\xe2\x82", "status: invalid UTF-8 at byte 2 (0xe2: a sequence cut short)"},
+      {"\xc3(", "status: invalid UTF-8 at byte 0 (0xc3: a sequence cut short)"},
+      {"a\xc2\x9b" "31m", "status: control character at byte 1 (U+009B)"}, /* C1 CSI, UTF-8 encoded */
+      {"\xc2\x85", "status: control character at byte 0 (U+0085)"},
+      {"abc\x1b[2J", "status: control character at byte 3 (U+001B)"},
+      {"bad\nline", "status: control character at byte 3 (U+000A)"},
+      {"del\x7f", "status: control character at byte 3 (U+007F)"},
+      {"tab\there", "status: control character at byte 3 (U+0009)"},
+      {"\r", "status: control character at byte 0 (U+000D)"},
+      {"exe.\xe2\x80\xaetxt", "status: bidi control character at byte 4 (U+202E)"},
+      {"\xe2\x80\xaa", "status: bidi control character at byte 0 (U+202A)"},
+      {"\xe2\x81\xa6x\xe2\x81\xa9", "status: bidi control character at byte 0 (U+2066)"},
+      {"ok\xe2\x81\xa9", "status: bidi control character at byte 2 (U+2069)"},
+      {"", "status: must have 1 to 128 bytes"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(ep_validate_text("status", bad[i].text, 128), EP_EINVAL);
+    assert_string_equal(ep_error_message(), bad[i].message);
+  }
+  assert_int_equal(ep_validate_text("status", "12345", 4), EP_EINVAL);
+  assert_string_equal(ep_error_message(), "status: must have 1 to 4 bytes");
+  /* A field that allows tab (a log line) takes it and nothing else. */
+  assert_int_equal(ep_validate_text_flags("log_lines[0]", "col1\tcol2", 512, EP_TEXT_TAB), 0);
+  assert_int_equal(ep_validate_text_flags("log_lines[0]", "a\tb\nc", 512, EP_TEXT_TAB), EP_EINVAL);
+  assert_string_equal(ep_error_message(), "log_lines[0]: control character at byte 3 (U+000A)");
+  assert_int_equal(ep_validate_text_flags("log_lines[0]", "\t\x7f", 512, EP_TEXT_TAB), EP_EINVAL);
+  assert_string_equal(ep_error_message(), "log_lines[0]: control character at byte 1 (U+007F)");
+  assert_int_equal(ep_validate_text_flags("message", "two\nlines", 512, EP_TEXT_NEWLINE), 0);
+  assert_int_equal(ep_validate_text_flags("message", "\xe2\x80\xae", 512, EP_TEXT_TAB | EP_TEXT_NEWLINE), EP_EINVAL);
+  uint32_t cp = 0;
+  assert_int_equal(ep_utf8_next("\xe2\x80\xae", 3, &cp), 3);
+  assert_int_equal(cp, 0x202e);
+  assert_int_equal(ep_utf8_next("\xe2\x80\xae", 2, &cp), 0); /* cut by len */
+  assert_true(ep_text_refused(0x9b, 0) && ep_text_refused(0x2067, 0) && !ep_text_refused(0x200f, 0));
+}
+
+/* Escaping makes every refused byte visible and always yields text the validator accepts. */
+static void escape_makes_refused_text_visible_and_valid(void **state) {
+  (void)state;
+  char out[128];
+  assert_int_equal(ep_text_escape(out, sizeof out, "plain \xc3\xbc", 0), 8);
+  assert_string_equal(out, "plain \xc3\xbc");
+  ep_text_escape(out, sizeof out, "a\x1b[2J\x7f\xff\x9b\xc2\x9b\xe2\x80\xae" "b\xc0\xaf\xed\xa0\x80", 0);
+  assert_string_equal(out, "a\\x1b[2J\\x7f\\xff\\x9b\\u{009b}\\u{202e}b\\xc0\\xaf\\xed\\xa0\\x80");
+  assert_int_equal(ep_validate_text("status", out, sizeof out - 1), 0);
+  ep_text_escape(out, sizeof out, "a\tb\nc", EP_TEXT_TAB);
+  assert_string_equal(out, "a\tb\\x0ac");
+  ep_text_escape(out, sizeof out, "a\tb", 0);
+  assert_string_equal(out, "a\\x09b");
+  /* Cut at the limit: never inside a character or an escape. */
+  char small[6];
+  assert_int_equal(ep_text_escape(small, sizeof small, "abc\xe2\x82\xac", 0), 3); /* the euro sign would not fit */
+  assert_string_equal(small, "abc");
+  assert_int_equal(ep_text_escape(small, sizeof small, "ab\x7f", 0), 2);
+  assert_string_equal(small, "ab");
+  assert_int_equal(ep_text_escape(small, 1, "abc", 0), 0);
+  assert_string_equal(small, "");
+  /* Every byte value, alone and after a lead byte: the result is accepted, within the limit. */
+  for (unsigned lead = 0; lead < 0x100; lead += 0x11)
+    for (unsigned b = 1; b < 0x100; b++) {
+      char in[4] = {(char)(lead ? lead : 'x'), (char)b, 'z', '\0'};
+      char esc[10];
+      size_t n = ep_text_escape(esc, sizeof esc, in, 0);
+      assert_true(n < sizeof esc);
+      if (n) assert_int_equal(ep_validate_text("x", esc, sizeof esc - 1), 0);
+    }
+}
+
 static void random_uuids(void **state) {
   (void)state;
   char a[EP_UUID_TEXT_LEN + 1], b[EP_UUID_TEXT_LEN + 1], check[EP_UUID_TEXT_LEN + 1];
@@ -88,6 +176,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(uuids), cmocka_unit_test(serials), cmocka_unit_test(macs),
       cmocka_unit_test(ips), cmocka_unit_test(names_and_limits), cmocka_unit_test(random_uuids),
+      cmocka_unit_test(text_is_well_formed_utf8_without_controls),
+      cmocka_unit_test(escape_makes_refused_text_visible_and_valid),
   };
   return cmocka_run_group_tests_name("validate", tests, NULL, NULL);
 }
