@@ -22,6 +22,7 @@
 #include "diag.h"
 #include "discovery.h"
 #include "executor.h"
+#include "firmware_store.h"
 #include "site.h"
 #include "edgeprov/v1/node.pb-c.h"
 #include "error.h"
@@ -66,7 +67,9 @@ static const char usage_text[] =
     "  --state-dir DIR           where the credentials are kept (default /var/lib/edgeprov-agent)\n"
     "  --plugins DIR             the node-side plugins (default: <bin>/../lib/edgeprov/plugins)\n"
     "  --target-disk PATH        the disk the workflow provisions (default: the first fixed disk)\n"
-    "  --efivars DIR             the firmware's variables (default /sys/firmware/efi/efivars)\n"
+    "  --efivars DIR             the firmware's variables (default /sys/firmware/efi/efivars); the\n"
+    "                            credentials are kept there too until the workflow is done, so\n"
+    "                            a restart of the Micro-OS resumes without onboarding again\n"
     "  --no-reboot               when the workflow asks for a restart, say so and exit instead\n"
     "  --onboard-only            stop after onboarding and reporting in (no workflow)\n"
     "  --installed               on the installed OS: report the Instance RUNNING and exit\n"
@@ -126,8 +129,15 @@ static int write_file_atomic(const char *path, const char *text, mode_t mode) {
   return 0;
 }
 
-/* Stores the credentials in the state directory (created 0700), mode 0600. */
-static int store_credentials(const agent *a, const char *client_id, const char *client_secret, const char *project_id) {
+static const char *efivars_dir(const agent *a) { return a->efivars_dir ? a->efivars_dir : "/sys/firmware/efi/efivars"; }
+
+/* Stores the credentials in the state directory (created 0700), mode 0600; with
+ * in_firmware, also in a UEFI variable (firmware_store.h): the Micro-OS runs from RAM and the
+ * orchestrator issues credentials once, so a node that restarts in the middle of
+ * provisioning takes them back from there. A node without writable variables goes on
+ * without (an operator re-arms it after such a restart). */
+static int store_credentials(const agent *a, const char *client_id, const char *client_secret, const char *project_id,
+                             bool in_firmware) {
   if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
     return ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
   char path[1024], text[3 * CREDENTIAL_MAX + 64];
@@ -135,8 +145,28 @@ static int store_credentials(const agent *a, const char *client_id, const char *
   int len = snprintf(text, sizeof text, "client_id=%s\nclient_secret=%s\nproject_id=%s\n", client_id, client_secret,
                      project_id);
   int r = len > 0 && (size_t)len < sizeof text ? write_file_atomic(path, text, 0600) : EP_ERANGE;
+  if (r == 0 && in_firmware && ep_firmware_store_put(efivars_dir(a), text, (size_t)len) < 0)
+    ep_log(EP_LOG_WARN, "agent", "%s: a restart before the workflow ends will need an operator", ep_error_message());
   explicit_bzero(text, sizeof text);
   return r < 0 ? ep_error_set(EP_EIO, "cannot store the credentials in %s", path) : 0;
+}
+
+/* The credentials a restarted Micro-OS left in the firmware, back into the state directory.
+ * Returns 0 when there were some. */
+static int restore_credentials(const agent *a) {
+  char *text = NULL, path[1024];
+  int r = ep_firmware_store_get(efivars_dir(a), &text);
+  if (r < 0) return r;
+  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  if (!strstr(text, "client_id=") || !strstr(text, "client_secret="))
+    r = ep_error_set(EP_EINVAL, "efivars: %s holds no credentials", EP_FIRMWARE_CREDENTIALS);
+  else if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
+    r = ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
+  else
+    r = write_file_atomic(path, text, 0600);
+  explicit_bzero(text, strlen(text));
+  free(text);
+  return r;
 }
 
 /* One connection: sends the identity until ONBOARDED (returns 1), the stream ends (0), or
@@ -173,7 +203,7 @@ static int onboard_once(agent *a, int *attempt) {
     }
     int code = resp->status ? resp->status->code : 0;
     if (resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED) {
-      result = store_credentials(a, resp->client_id, resp->client_secret, resp->project_id) < 0 ? -1 : 1;
+      result = store_credentials(a, resp->client_id, resp->client_secret, resp->project_id, true) < 0 ? -1 : 1;
       if (result == 1)
         ep_log(EP_LOG_INFO, "agent", "onboarded as %s (project %s); credentials in %s/%s", resp->client_id,
                resp->project_id, a->state_dir, CREDENTIALS_FILE);
@@ -336,7 +366,7 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
   if (r < 0) return r;
   ep_executor_node node = {.client_id = c->client_id, .client_secret = c->client_secret,
                            .target_disk = a->target_disk ? a->target_disk : "", .ca_file = a->ca_file ? a->ca_file : "",
-                           .efivars_dir = a->efivars_dir ? a->efivars_dir : "/sys/firmware/efi/efivars"};
+                           .efivars_dir = efivars_dir(a)};
   char scratch[1100];
   snprintf(scratch, sizeof scratch, "%s/scratch", a->state_dir);
   if (mkdir(scratch, 0700) < 0 && errno != EEXIST) ep_log(EP_LOG_WARN, "agent", "cannot create %s: %s", scratch, strerror(errno));
@@ -359,6 +389,8 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
     if (obtain_token(a, c, token) < 0) break; /* tokens expire; a refused one may be stale */
   }
   ep_site_free(site);
+  /* Done: the installed OS has its own credentials (its cloud-init seed). */
+  if (r == 0 && ep_firmware_store_delete(efivars_dir(a)) < 0) ep_log(EP_LOG_WARN, "agent", "%s", ep_error_message());
   if (r == 0 && reboot_mode[0]) r = restart_node(a, reboot_mode);
   return r;
 }
@@ -372,6 +404,13 @@ static int after_onboarding(agent *a) {
   char *token = calloc(1, EP_NODE_TOKEN_MAX + 1);
   if (!token) return ep_error_set(EP_ENOMEM, "out of memory");
   r = obtain_token(a, &c, token);
+  if (r == EP_EPERM && !a->installed) { /* revoked (the host was invalidated): onboard afresh next time */
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+    unlink(path);
+    ep_firmware_store_delete(efivars_dir(a));
+    ep_error_prefix(r, "the stored credentials were removed, the next start onboards again");
+  }
   if (r == 0)
     r = report_with_retries(a, token, a->installed ? "Running: the installed OS is up" : "Micro-OS: onboarded, token obtained",
                             a->installed);
@@ -421,7 +460,7 @@ static int apply_seed(agent *a) {
     a->orchestrator = a->seed_orchestrator;
   }
   if (!a->token_url[0] && seed.token_url[0]) snprintf(a->token_url, sizeof a->token_url, "%s", seed.token_url);
-  r = store_credentials(a, seed.client_id, seed.client_secret, seed.project_id);
+  r = store_credentials(a, seed.client_id, seed.client_secret, seed.project_id, false);
   if (r == 0 && !a->ca_pem) {
     snprintf(a->seed_ca_file, sizeof a->seed_ca_file, "%s/ca.pem", a->state_dir);
     r = write_file_atomic(a->seed_ca_file, seed.ca_pem, 0644);
@@ -513,6 +552,11 @@ int main(int argc, char **argv) {
   snprintf(existing, sizeof existing, "%s/%s", a.state_dir, CREDENTIALS_FILE);
   if (access(existing, F_OK) == 0) {
     ep_log(EP_LOG_INFO, "agent", "already onboarded: %s exists", existing);
+    return finish(&a);
+  }
+  if (!a.installed && restore_credentials(&a) == 0) {
+    ep_log(EP_LOG_INFO, "agent", "already onboarded: the credentials were in the firmware (%s/%s); resuming", efivars_dir(&a),
+           EP_FIRMWARE_CREDENTIALS);
     return finish(&a);
   }
   ep_discover(&a.node, a.sysroot);

@@ -108,8 +108,9 @@ static json_t *host_json(const ep_inv_host *h) {
     }
   char created[32];
   time_text(h->created_at, created, sizeof created);
-  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
-                   text_json(h->uuid), "serial", text_json(h->serial), "macs", macs, "ip", text_json(h->ip), "site",
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+                   text_json(h->uuid), "serial", text_json(h->serial), "macs", macs, "ip", text_json(h->ip), "peer_ip",
+                   text_json(h->peer_ip), "site",
                    text_json(h->site), "os_profile", text_json(h->os_profile), "desired_state",
                    ep_host_state_name(h->desired_state), "current_state", ep_host_state_name(h->current_state),
                    "auto_onboard", h->auto_onboard, "instance_id", text_json(h->instance_id), "host_status",
@@ -172,7 +173,8 @@ static void print_host(const ep_inv_host *h) {
   printf("macs:         ");
   for (size_t i = 0; i < h->n_macs; i++) printf(" %s", shown(h->macs[i]));
   printf("%s\n", h->n_macs ? "" : " -");
-  printf("ip:            %s\n", h->ip[0] ? shown(h->ip) : "-");
+  printf("ip:            %s (reported by the node)\n", h->ip[0] ? shown(h->ip) : "-");
+  printf("peer ip:       %s (seen by edgeprovd)\n", h->peer_ip[0] ? shown(h->peer_ip) : "-");
   printf("site:          %s\n", h->site[0] ? shown(h->site) : "-");
   printf("os profile:    %s\n", h->os_profile[0] ? shown(h->os_profile) : "-");
   printf("state:         desired %s, current %s%s\n", ep_host_state_name(h->desired_state),

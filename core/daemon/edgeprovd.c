@@ -11,6 +11,7 @@
 #include "inventory.h"
 #include "log.h"
 #include "mgmt_server.h"
+#include "housekeeping.h"
 #include "reconciler.h"
 #include "southbound.h"
 #include "site.h"
@@ -142,14 +143,18 @@ int main(int argc, char **argv) {
   ep_mgmt_server *mgmt = NULL;
   ep_southbound *southbound = NULL;
   ep_reconciler *reconciler = NULL;
+  ep_housekeeping *housekeeping = NULL;
   ep_https_server *https = NULL;
   int https_port = 0;
   if (ep_inventory_new(&inv, site->plugins) < 0 ||
       (!check_only && ep_mgmt_server_start(&mgmt, inv, site->plugins, site->config) < 0) ||
       (!check_only && ep_southbound_start(&southbound, inv, site->plugins, site->config) < 0) ||
       (!check_only && start_https(&https, &https_port, site) < 0) ||
+      (!check_only && ep_housekeeping_new(&housekeeping, inv, (uint64_t)site->config->change_log_retention) < 0) ||
+      (!check_only && ep_housekeeping_start(housekeeping) < 0) ||
       (!check_only && ep_reconciler_start(&reconciler, inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
+    ep_housekeeping_free(housekeeping);
     ep_https_server_free(https);
     ep_southbound_stop(southbound, 0);
     ep_mgmt_server_stop(mgmt, 0);
@@ -168,6 +173,7 @@ int main(int argc, char **argv) {
     ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
   ep_reconciler_stop(reconciler);
+  ep_housekeeping_free(housekeeping);
   ep_https_server_free(https);
   ep_southbound_stop(southbound, SHUTDOWN_GRACE_MS);
   ep_mgmt_server_stop(mgmt, SHUTDOWN_GRACE_MS);

@@ -218,16 +218,20 @@ static const char *check_plugin_id(const char *v) {
 
 /* ---- the core schema ------------------------------------------------------------------ */
 
-typedef enum { KEY_STRING, KEY_LIST } key_kind;
+typedef enum { KEY_STRING, KEY_LIST, KEY_INT, KEY_BOOL } key_kind;
 
 typedef struct core_key {
   const char *group;
   const char *name;
   key_kind kind;
-  size_t offset; /* of a char * (KEY_STRING) or an ep_strv (KEY_LIST) in ep_config */
+  size_t offset; /* of a char * (KEY_STRING), an ep_strv (KEY_LIST), an int64_t (KEY_INT) or a bool (KEY_BOOL) in ep_config */
   const char *(*check)(const char *value);
+  int64_t min, max; /* KEY_INT: the accepted range */
 } core_key;
 
+/* String and list keys leave min and max out (zero): keep -Wextra quiet about that here only. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const core_key core_keys[] = {
     {"listen", "management", KEY_STRING, offsetof(ep_config, listen_management), check_management},
     {"listen", "grpc", KEY_STRING, offsetof(ep_config, listen_grpc), check_network},
@@ -258,12 +262,22 @@ static const core_key core_keys[] = {
     {"artifacts", "signing_key", KEY_STRING, offsetof(ep_config, artifacts.signing_key), check_readable_file},
     {"artifacts", "signing_cert", KEY_STRING, offsetof(ep_config, artifacts.signing_cert), check_readable_file},
     {"artifacts", "modules", KEY_LIST, offsetof(ep_config, artifacts.modules), check_module_name},
+    {"onboarding", "create_nodes", KEY_BOOL, offsetof(ep_config, onboarding_create_nodes), NULL},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
+    {"storage", "change_log_retention", KEY_INT, offsetof(ep_config, change_log_retention), NULL,
+     EP_CONFIG_RETENTION_MIN, EP_CONFIG_RETENTION_MAX},
+    {"limits", "node_reports_per_s", KEY_INT, offsetof(ep_config, limits.node_reports_per_s), NULL, 0, EP_CONFIG_LIMIT_MAX},
+    {"limits", "node_reports_burst", KEY_INT, offsetof(ep_config, limits.node_reports_burst), NULL, 1, EP_CONFIG_LIMIT_MAX},
+    {"limits", "node_log_lines_per_s", KEY_INT, offsetof(ep_config, limits.node_log_lines_per_s), NULL, 0,
+     EP_CONFIG_LIMIT_MAX},
+    {"limits", "node_log_lines_burst", KEY_INT, offsetof(ep_config, limits.node_log_lines_burst), NULL, 1,
+     EP_CONFIG_LIMIT_MAX},
 };
+#pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "onboarding"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -283,6 +297,9 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   ep_config *c = calloc(1, sizeof *c);
   if (!c) return ep_error_set(EP_ENOMEM, "out of memory");
   c->mode = EP_MODE_NZTP;
+  c->change_log_retention = EP_CONFIG_RETENTION_DEFAULT;
+  c->limits = (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST,
+                                 EP_CONFIG_NODE_LOG_LINES_PER_S, EP_CONFIG_NODE_LOG_LINES_BURST};
   if (replace_string(&c->listen_management, "unix:/run/edgeprov/edgeprov.sock") < 0 ||
       replace_string(&c->listen_grpc, "127.0.0.1:7443") < 0 ||
       replace_string(&c->listen_https, "127.0.0.1:8443") < 0 ||
@@ -395,6 +412,30 @@ static bool check_core_string(const config_setting_t *s, const core_key *key, co
 static int read_core_key(ep_config *c, const config_setting_t *s, const core_key *key, const char *path,
                          ep_diags *diags) {
   int type = config_setting_type(s);
+  if (key->kind == KEY_BOOL) {
+    if (type != CONFIG_TYPE_BOOL) {
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': expected true or false, got %s", key->group, key->name,
+              libconfig_type_name(type));
+      return 0;
+    }
+    *(bool *)((char *)c + key->offset) = config_setting_get_bool(s);
+    return 0;
+  }
+  if (key->kind == KEY_INT) {
+    if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64) {
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': expected an integer, got %s", key->group, key->name,
+              libconfig_type_name(type));
+      return 0;
+    }
+    long long value = config_setting_get_int64(s);
+    if (value < key->min || value > key->max) {
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': %lld is out of range [%lld, %lld]", key->group, key->name,
+              value, (long long)key->min, (long long)key->max);
+      return 0;
+    }
+    *(int64_t *)((char *)c + key->offset) = value;
+    return 0;
+  }
   if (key->kind == KEY_STRING) {
     if (type != CONFIG_TYPE_STRING) {
       DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': expected a string, got %s", key->group, key->name,
@@ -493,7 +534,8 @@ static int read_core_group(ep_config *c, const config_setting_t *group, const ch
       report_unknown_core_key(s, gname, path, diags);
       continue;
     }
-    int r = key->check ? read_core_key(c, s, key, path, diags) : read_users(c, s, path, diags);
+    int r = key->check || key->kind == KEY_INT || key->kind == KEY_BOOL ? read_core_key(c, s, key, path, diags)
+                                                                        : read_users(c, s, path, diags);
     if (r < 0) return r;
   }
   return 0;
@@ -567,6 +609,11 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
     DIAG_AT(diags, EP_DIAG_ERROR, s, path,
             "'listen.management': a TCP address needs tls.cert, tls.key and auth.operator_token_file "
             "(or use unix:/path)");
+  }
+  if (c->onboarding_create_nodes && !c->operator_token_file) {
+    const config_setting_t *s = config_lookup(&c->source->lc, "onboarding.create_nodes");
+    DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+            "'onboarding.create_nodes': CreateNodes needs the operator token: set auth.operator_token_file");
   }
   if (c->token_audiences.count == 0) { /* an empty list, or every entry refused (reported above) */
     const config_setting_t *s = config_lookup(&c->source->lc, "auth.token_audiences");

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "diag.h"
 #include "fields.h"
@@ -14,6 +15,11 @@
 #define EP_CONFIG_PATH_MAX 1024          /* longest path or address value */
 #define EP_CONFIG_AUDIENCE_MAX 128       /* longest audience of auth.token_audiences */
 #define EP_CONFIG_AUDIENCE_DEFAULT "edgeprov" /* the node API's own audience (EP_NODE_AUDIENCE) */
+/* storage.change_log_retention: how many of the most recent store revisions the change log
+ * keeps (older ones are compacted away by core/lib/housekeeping.c). */
+#define EP_CONFIG_RETENTION_DEFAULT 10000
+#define EP_CONFIG_RETENTION_MIN 100
+#define EP_CONFIG_RETENTION_MAX 100000000
 
 typedef enum { EP_MODE_NZTP, EP_MODE_NON_ZTP } ep_provisioning_mode;
 
@@ -53,6 +59,20 @@ typedef struct ep_config_artifacts {
   ep_strv modules;   /* extra kernel modules, by name */
 } ep_config_artifacts;
 
+/* limits.*: budgets each enrolled node is held to, per node: a rate per second and a burst
+ * (token buckets). A rate of 0 switches that budget off. */
+#define EP_CONFIG_NODE_REPORTS_PER_S 5 /* the agent sends progress at most every 500 ms */
+#define EP_CONFIG_NODE_REPORTS_BURST 20
+#define EP_CONFIG_NODE_LOG_LINES_PER_S 32 /* 16 lines a report, 2 progress reports a second */
+#define EP_CONFIG_NODE_LOG_LINES_BURST 256
+#define EP_CONFIG_LIMIT_MAX 1000000 /* largest rate or burst accepted */
+typedef struct ep_config_limits {
+  int64_t node_reports_per_s;   /* ReportStatus calls and workflow progress reports */
+  int64_t node_reports_burst;
+  int64_t node_log_lines_per_s; /* a node's report log lines the daemon writes to its log */
+  int64_t node_log_lines_burst;
+} ep_config_limits;
+
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
@@ -74,6 +94,9 @@ typedef struct ep_config {
   size_t cloudinit_user_count;
   ep_strv cloudinit_fragments;     /* cloudinit.fragments: cloud-config files merged into user-data */
   ep_config_artifacts artifacts; /* artifacts.* */
+  ep_config_limits limits;       /* limits.* */
+  bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
+  int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */
   ep_strv plugins_required;

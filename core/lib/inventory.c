@@ -12,6 +12,7 @@
 #include <edgeprov/storage.h>
 
 #include "error.h"
+#include "log.h"
 #include "plugin.h"
 #include "validate.h"
 
@@ -231,7 +232,10 @@ void ep_inv_instances_free(ep_inv_instance **instances, size_t count) {
 }
 
 /* Replaces *status (of a record that came from unpack, so malloc-owned) with a new one. */
+/* Sets a status; the same message and indicator again keep the record as it is (its
+ * timestamp says since when the status holds), so a repeated report writes nothing. */
 static int set_status(Edgeprov__V1__Status **status, const char *message, ep_status_indicator indicator) {
+  if (*status && (*status)->indicator == indicator && strcmp((*status)->message, message ? message : "") == 0) return 0;
   Edgeprov__V1__Status *s = malloc(sizeof *s);
   char *text = strdup(message ? message : "");
   if (!s || !text) {
@@ -412,8 +416,11 @@ static int32_t collect(void *data, const ep_storage_record *record) {
   void *item = NULL;
   int r = p->instances ? unpack_instance(record->value, record->value_len, record->mod_revision, record->key, (ep_inv_instance **)&item)
                        : unpack_host(record->value, record->value_len, record->mod_revision, record->key, (ep_inv_host **)&item);
-  if (r < 0) return p->error = r, 1;
-  p->items[p->count++] = item;
+  if (r == EP_ENOMEM) return p->error = r, 1;
+  if (r < 0) /* one damaged record must not hide the others from listings and the reconciler */
+    ep_log(EP_LOG_WARN, "inventory", "%s: skipped in listings: %s", record->key, ep_error_message());
+  else
+    p->items[p->count++] = item;
   free(p->last_key);
   p->last_key = strdup(record->key);
   return 0;
@@ -492,7 +499,8 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
 
 /* Read-modify-write of one host with compare-and-set, retried under contention. mutate
  * changes the decoded record (strings it sets must be malloc'd or outlive the call, see
- * set_status) or returns a negative code to refuse. */
+ * set_status) or returns a negative code to refuse. A mutation that leaves the record as it
+ * was writes nothing: what a peer repeats costs a read, never a revision or change-log entry. */
 static int update_host(ep_inventory *inv, const char *uuid, int (*mutate)(ep_inv_host *host, void *data), void *data,
                        ep_inv_host **ret_host) {
   for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
@@ -501,16 +509,19 @@ static int update_host(ep_inventory *inv, const char *uuid, int (*mutate)(ep_inv
     if (r < 0) return r;
     uint64_t expect = host->revision;
     char *key = key_of(HOSTS_PREFIX, host->uuid);
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    r = key ? mutate(host, data) : ep_error_set(EP_ENOMEM, "out of memory");
+    uint8_t *bytes = NULL, *before = NULL;
+    size_t len = 0, before_len = 0;
+    host->revision = 0;
+    r = key ? pack_host(host, &before, &before_len) : ep_error_set(EP_ENOMEM, "out of memory");
+    if (r == 0) r = mutate(host, data);
     host->revision = 0;
     if (r == 0) r = pack_host(host, &bytes, &len);
-    uint64_t revision = 0;
-    if (r == 0) {
+    uint64_t revision = expect;
+    if (r == 0 && !(len == before_len && memcmp(bytes, before, len) == 0)) {
       ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = bytes, .value_len = len, .expect_mod_revision = expect};
       r = commit(inv, &op, 1, &revision, NULL);
     }
+    free(before);
     if (r == 0 && ret_host) {
       host->revision = revision;
       *ret_host = host;
@@ -578,25 +589,32 @@ int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_
 typedef struct registration {
   const char *status;
   ep_status_indicator indicator;
-  char *ip; /* canonical, "" to keep */
+  char *ip, *peer_ip; /* canonical, "" to keep */
 } registration;
+
+/* Replaces *field with value unless they are equal. */
+static int set_text(char **field, const char *value) {
+  if (strcmp(*field, value) == 0) return 0;
+  char *copy = strdup(value);
+  if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+  if (*field != protobuf_c_empty_string) free(*field);
+  *field = copy;
+  return 0;
+}
 
 static int change_registration(ep_inv_host *host, void *data) {
   registration *g = data;
-  if (g->ip[0]) {
-    char *copy = strdup(g->ip);
-    if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
-    if (host->ip != protobuf_c_empty_string) free(host->ip);
-    host->ip = copy;
-  }
-  return set_status(&host->registration_status, g->status, g->indicator);
+  int r = g->ip[0] ? set_text(&host->ip, g->ip) : 0;
+  if (r == 0 && g->peer_ip[0]) r = set_text(&host->peer_ip, g->peer_ip);
+  return r < 0 ? r : set_status(&host->registration_status, g->status, g->indicator);
 }
 
 int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,
-                                         ep_status_indicator indicator, const char *ip) {
-  char canonical_ip[EP_IP_TEXT_MAX + 1] = "";
+                                         ep_status_indicator indicator, const char *ip, const char *peer_ip) {
+  char canonical_ip[EP_IP_TEXT_MAX + 1] = "", canonical_peer[EP_IP_TEXT_MAX + 1] = "";
   if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
-  registration g = {status, indicator, canonical_ip};
+  if (peer_ip && *peer_ip && ep_validate_ip(canonical_peer, "peer_ip", peer_ip) < 0) return EP_EINVAL;
+  registration g = {status, indicator, canonical_ip, canonical_peer};
   return update_host(inv, uuid, change_registration, &g, NULL);
 }
 
@@ -729,6 +747,10 @@ int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instan
       ep_inv_instance_free(instance);
       return r;
     }
+    /* Nothing changes: nothing is written (a node repeating its report costs a read). */
+    bool same = instance->current_state == current && instance->provisioning_status &&
+                instance->provisioning_status->indicator == indicator &&
+                strcmp(instance->provisioning_status->message, status ? status : "") == 0;
     instance->current_state = current;
     uint64_t expect = instance->revision;
     instance->revision = 0;
@@ -736,9 +758,9 @@ int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instan
     size_t len = 0;
     char *key = key_of(INSTANCES_PREFIX, instance->id);
     r = key ? set_status(&instance->provisioning_status, status, indicator) : ep_error_set(EP_ENOMEM, "out of memory");
-    if (r == 0) r = pack_instance(instance, &data, &len);
-    uint64_t revision = 0;
-    if (r == 0) {
+    if (r == 0 && !same) r = pack_instance(instance, &data, &len);
+    uint64_t revision = expect;
+    if (r == 0 && !same) {
       ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len, .expect_mod_revision = expect};
       r = commit(inv, &op, 1, &revision, NULL);
     }
@@ -927,4 +949,11 @@ void ep_inventory_wake(ep_inventory *inv) {
   inv->wakes++;
   pthread_cond_broadcast(&inv->changed);
   pthread_mutex_unlock(&inv->lock);
+}
+
+/* ---- change-log compaction ------------------------------------------------------------------ */
+
+int ep_inventory_compact(ep_inventory *inv, uint64_t before_revision) {
+  int32_t r = inv->st->compact(inv->state, before_revision);
+  return r < 0 ? storage_failed(r, "compact") : 0;
 }

@@ -74,10 +74,11 @@ int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_
 int ep_inventory_set_host_status(ep_inventory *inv, const char *uuid, const char *status,
                                  ep_status_indicator indicator, ep_inv_host **ret_host);
 
-/* Records the outcome of a node's registration attempt in the host's registration status
- * (and its reported IP when ip is not NULL). */
+/* Records the outcome of a node's registration attempt in the host's registration status,
+ * with the IP the node reports (ip) and the one the server saw (peer_ip) when not NULL or "".
+ * Writes nothing when nothing changes. */
 int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,
-                                         ep_status_indicator indicator, const char *ip);
+                                         ep_status_indicator indicator, const char *ip, const char *peer_ip);
 
 /* Creates the host's instance (one per host) with os_profile, or the host's profile when
  * os_profile is NULL or "". */
@@ -121,6 +122,12 @@ int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms
 
 /* Wakes every ep_inventory_wait (for shutdown). */
 void ep_inventory_wake(ep_inventory *inv);
+
+/* Drops the change-log entries of revisions below before_revision (the records stay): a
+ * later ep_inventory_events from an older revision gets EP_ECOMPACTED. A before_revision at
+ * or below an earlier compaction does nothing; one past the current revision + 1 is
+ * EP_ERANGE. Any thread. */
+int ep_inventory_compact(ep_inventory *inv, uint64_t before_revision);
 
 /* Transition rules; reason (when not NULL) gets why a transition is refused. */
 bool ep_host_transition_allowed(ep_host_state from, ep_host_state to, const char **reason);

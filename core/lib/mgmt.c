@@ -23,6 +23,9 @@ int ep_status_from_error(int code) {
   case EP_EEXIST: return EP_STATUS_ALREADY_EXISTS;
   case EP_EPERM: return EP_STATUS_FAILED_PRECONDITION;
   case EP_ECONFLICT: return EP_STATUS_ABORTED;
+  /* what etcd answers for a compacted revision: "start over from a fresh list", not a
+   * failure worth retrying as is */
+  case EP_ECOMPACTED: return EP_STATUS_OUT_OF_RANGE;
   case EP_ENOMEM: return EP_STATUS_RESOURCE_EXHAUSTED;
   case EP_ETIMEDOUT: return EP_STATUS_DEADLINE_EXCEEDED;
   case EP_ECANCELED: return EP_STATUS_CANCELLED;

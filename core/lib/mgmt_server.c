@@ -5,10 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <edgeprov/storage.h>
 
 #include "edgeprov/v1/management.pb-c.h"
 #include "error.h"
@@ -106,6 +109,20 @@ static int send_event(void *data, const ep_inv_event *event) {
   return w->gone;
 }
 
+/* Ends a watch whose next events were compacted away: the client cannot resume, so it is
+ * told to rebuild its view from a list and watch from the current revision instead of
+ * being left with a silent gap. */
+static void finish_compacted(ep_rpc_call *call, uint64_t after_revision, uint64_t head) {
+  char message[EP_ERROR_MESSAGE_MAX + 512];
+  snprintf(message, sizeof message,
+           "events after revision %llu are no longer kept (%s; the change log keeps the newest "
+           "storage.change_log_retention revisions). Re-list hosts and instances (edgeprov host list, edgeprov "
+           "instance list), then watch again from revision %llu (edgeprov events --after %llu)",
+           (unsigned long long)after_revision, ep_error_message(), (unsigned long long)head,
+           (unsigned long long)head);
+  ep_rpc_call_finish(call, EP_STATUS_OUT_OF_RANGE, message, NULL, 0);
+}
+
 static void handle_watch(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
   ep_mgmt_server *server = data;
   if (!authorized(server, call)) return;
@@ -125,6 +142,10 @@ static void handle_watch(void *data, ep_rpc_call *call, const uint8_t *request, 
       uint64_t before = w.revision;
       r = ep_inventory_events(server->inv, w.revision, WATCH_PAGE, send_event, &w);
       if (r == 0 && w.revision == before) w.revision = head; /* only index changes were left */
+    }
+    if (r == EP_ECOMPACTED) {
+      finish_compacted(call, w.revision, head);
+      return;
     }
     if (r < 0) {
       ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);

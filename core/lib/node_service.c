@@ -2,6 +2,7 @@
 #include "node_service.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,11 +11,16 @@
 #include "log.h"
 #include "mgmt.h"
 #include "node_auth.h"
+#include "plugin.h"
+#include "ratelimit.h"
 #include "validate.h"
 
 struct ep_node_service {
   ep_inventory *inv;
   const struct ep_plugin_set *plugins;
+  ep_ratelimit *reports; /* limits.node_reports_*, per node; NULL: no limit */
+  ep_ratelimit *warned;  /* one "over its budget" warning per node a minute */
+  int64_t reports_per_s;
 };
 
 /* Authenticates the call; on failure finishes it (UNAUTHENTICATED) and returns < 0. */
@@ -36,10 +42,14 @@ static int report_running(ep_node_service *ns, const ep_inv_host *host, const ch
     r = ep_error_set(EP_EPERM, "instance %s: its workflow has not succeeded; the installed OS cannot be running yet",
                      host->instance_id);
   ep_workflow_free(w);
+  ep_inv_instance *instance = NULL; /* to log the change only: a node may repeat its report */
+  bool was_running = r == 0 && ep_inventory_get_instance(ns->inv, host->instance_id, &instance) == 0 &&
+                     instance->current_state == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING;
+  ep_inv_instance_free(instance);
   if (r == 0)
     r = ep_inventory_set_instance_state(ns->inv, host->instance_id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING,
                                         status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, NULL);
-  if (r == 0) ep_log(EP_LOG_INFO, "node-api", "host %s: instance %s RUNNING", host->uuid, host->instance_id);
+  if (r == 0 && !was_running) ep_log(EP_LOG_INFO, "node-api", "host %s: instance %s RUNNING", host->uuid, host->instance_id);
   return r;
 }
 
@@ -47,6 +57,16 @@ static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *r
   ep_node_service *ns = data;
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
   if (authenticate(ns, call, node_id) < 0) return;
+  uint32_t retry_ms = 0;
+  if (!ep_ratelimit_take(ns->reports, node_id, &retry_ms)) {
+    char message[160];
+    snprintf(message, sizeof message, "more than %lld reports a second (limits.node_reports_per_s); retry in %u ms",
+             (long long)ns->reports_per_s, retry_ms);
+    if (ep_ratelimit_take(ns->warned, node_id, NULL))
+      ep_log(EP_LOG_WARN, "node-api", "host %s: %s (further refusals for a minute are not logged)", node_id, message);
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+    return;
+  }
   Edgeprov__V1__ReportStatusRequest *req = edgeprov__v1__report_status_request__unpack(NULL, len, request);
   if (!req) {
     ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid ReportStatusRequest", NULL, 0);
@@ -78,6 +98,15 @@ int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct e
   if (!ns) return ep_error_set(EP_ENOMEM, "out of memory");
   ns->inv = inv;
   ns->plugins = plugins;
+  const ep_config *config = plugins ? plugins->config : NULL;
+  ns->reports_per_s = config ? config->limits.node_reports_per_s : EP_CONFIG_NODE_REPORTS_PER_S;
+  int64_t burst = config ? config->limits.node_reports_burst : EP_CONFIG_NODE_REPORTS_BURST;
+  int r = ns->reports_per_s ? ep_ratelimit_new(&ns->reports, (double)ns->reports_per_s, (uint32_t)burst, EP_NODE_LIMIT_KEYS) : 0;
+  if (r == 0) r = ep_ratelimit_new(&ns->warned, 1.0 / 60, 1, EP_NODE_LIMIT_KEYS);
+  if (r < 0) {
+    ep_node_service_free(ns);
+    return r;
+  }
   *out = ns;
   return 0;
 }
@@ -87,4 +116,9 @@ int ep_node_service_register(ep_node_service *ns, ep_rpc_server *server) {
   return ep_rpc_server_add_method(server, &method);
 }
 
-void ep_node_service_free(ep_node_service *ns) { free(ns); }
+void ep_node_service_free(ep_node_service *ns) {
+  if (!ns) return;
+  ep_ratelimit_free(ns->reports);
+  ep_ratelimit_free(ns->warned);
+  free(ns);
+}

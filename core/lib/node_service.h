@@ -10,10 +10,13 @@ struct ep_plugin_set;
 
 #define EP_NODE_SERVICE_REPORT_STATUS "/edgeprov.v1.NodeService/ReportStatus"
 #define EP_NODE_STATUS_MAX 128 /* longest status text a node may report */
+#define EP_NODE_LIMIT_KEYS 4096 /* nodes whose report budgets are tracked at once (limits.*) */
 
 typedef struct ep_node_service ep_node_service;
 
-/* Creates the service over inv and plugins (both must outlive it). */
+/* Creates the service over inv and plugins (both must outlive it). Each node's ReportStatus
+ * calls are held to limits.node_reports_* of plugins->config (defaults without one); a call
+ * over budget gets RESOURCE_EXHAUSTED saying when to retry. */
 int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins);
 
 /* Registers the service's methods on server (before it starts). */

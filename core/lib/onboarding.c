@@ -12,6 +12,7 @@
 #include "log.h"
 #include "mgmt.h"
 #include "mgmt_server.h"
+#include "ratelimit.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
 #include "rpc.h"
 #include "validate.h"
@@ -19,11 +20,24 @@
 typedef Onboardingmgr__V1__OnboardNodeStreamRequest stream_request;
 typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
 
+/* Budgets of the unauthenticated onboarding stream. A real node asks again with backoff (2 s
+ * doubling to 32 s), so it never meets the per-address budget; a site where many nodes
+ * share one NAT address onboards them at ONBOARD_ATTEMPTS_PER_S. */
+#define ONBOARD_ATTEMPTS_PER_S 2.0
+#define ONBOARD_ATTEMPTS_BURST 20
+#define ONBOARD_PEERS_TRACKED 65536
+/* CreateNodes (an operator's bulk registration on the node-facing port, when enabled). */
+#define CREATE_NODES_PER_S 1.0
+#define CREATE_NODES_BURST 5
+#define CREATE_NODES_HOSTS_MAX 1000
+
 struct ep_onboarding {
   ep_inventory *inv;
   const ep_plugin_set *plugins;
   const ep_config *config;
-  char *operator_token; /* NULL: CreateNodes is refused */
+  char *operator_token;      /* NULL: CreateNodes is refused */
+  ep_ratelimit *per_peer;        /* onboarding messages, by the address the server sees */
+  ep_ratelimit *create_per_peer; /* CreateNodes calls, by address */
 };
 
 /* Sends one response on the stream; status is a gRPC code with its message. */
@@ -49,27 +63,32 @@ static int send_response(ep_rpc_call *call, int status, const char *message,
   return r;
 }
 
-/* Finds the node's host by UUID, then by serial. Returns 0, EP_ENOENT, or EP_EPERM for a
- * UUID/serial mismatch (message set, and recorded in the host's registration status). */
-static int find_host(ep_onboarding *ob, const stream_request *req, ep_inv_host **ret_host) {
+/* Finds the node's host: the one registered with the UUID the node sends, and only when every
+ * identifier it was registered with is among what the node sends (its serial, one of its
+ * MACs). Returns 0 or EP_ENOENT, for an unknown node and a mismatched one alike: the caller
+ * answers both the same way, so the stream tells nobody which hosts exist. A mismatch is
+ * recorded on the host (once: the status is the same each time) and logged. */
+static int find_host(ep_onboarding *ob, const stream_request *req, const char *peer, ep_inv_host **ret_host) {
+  char uuid[EP_UUID_TEXT_LEN + 1], mac[EP_MAC_TEXT_LEN + 1] = "";
+  if (!req->uuid[0] || ep_validate_uuid(uuid, "uuid", req->uuid) < 0) return EP_ENOENT;
+  if (req->mac_id[0]) ep_validate_mac(mac, "mac_id", req->mac_id);
   ep_inv_host *host = NULL;
-  int r = EP_ENOENT;
-  if (req->uuid[0]) r = ep_inventory_get_host(ob->inv, req->uuid, &host);
-  if (r == EP_ENOENT && req->serialnum[0]) r = ep_inventory_find_host_by_serial(ob->inv, req->serialnum, &host);
+  int r = ep_inventory_get_host(ob->inv, uuid, &host);
   if (r < 0) return r;
-  char uuid[EP_UUID_TEXT_LEN + 1] = "";
-  if (req->uuid[0]) ep_validate_uuid(uuid, "uuid", req->uuid);
-  bool serial_differs = req->serialnum[0] && host->serial[0] && strcmp(req->serialnum, host->serial) != 0;
-  bool uuid_differs = uuid[0] && strcmp(uuid, host->uuid) != 0;
-  if (serial_differs || uuid_differs) {
-    char status[256];
-    snprintf(status, sizeof status, "UUID/serial mismatch: the node reported uuid %.36s serial %.20s; registered %s %s",
-             req->uuid, req->serialnum, host->uuid, host->serial);
+  const char *missing = NULL;
+  if (host->serial[0] && strcmp(req->serialnum, host->serial) != 0) missing = "serial";
+  bool mac_known = host->n_macs == 0;
+  for (size_t i = 0; !mac_known && i < host->n_macs; i++) mac_known = strcmp(mac, host->macs[i]) == 0;
+  if (!missing && !mac_known) missing = "MAC";
+  if (missing) {
+    char status[160];
+    snprintf(status, sizeof status, "Onboarding refused: the node's %s is not the registered one (see the daemon log)", missing);
     ep_inventory_set_registration_status(ob->inv, host->uuid, status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR,
-                                         NULL);
-    ep_log(EP_LOG_WARN, "onboarding", "host %s: %s", host->uuid, status);
+                                         NULL, NULL);
+    ep_log(EP_LOG_WARN, "onboarding", "host %s: refused a node from %s: serial %.64s mac %s do not match the registration",
+           host->uuid, peer[0] ? peer : "-", req->serialnum[0] ? req->serialnum : "-", mac[0] ? mac : "-");
     ep_inv_host_free(host);
-    return ep_error_set(EP_EPERM, "%s", status);
+    return EP_ENOENT;
   }
   *ret_host = host;
   return 0;
@@ -78,7 +97,7 @@ static int find_host(ep_onboarding *ob, const stream_request *req, ep_inv_host *
 /* Validates what a node sent; the message names the field. */
 static int check_request(const stream_request *req) {
   char uuid[EP_UUID_TEXT_LEN + 1], mac[EP_MAC_TEXT_LEN + 1], ip[EP_IP_TEXT_MAX + 1];
-  if (!req->uuid[0] && !req->serialnum[0]) return ep_error_set(EP_EINVAL, "uuid: required (or serialnum)");
+  if (!req->uuid[0]) return ep_error_set(EP_EINVAL, "uuid: required (a host is registered by its UUID)");
   if (req->uuid[0] && ep_validate_uuid(uuid, "uuid", req->uuid) < 0) return EP_EINVAL;
   if (req->serialnum[0] && ep_validate_serial("serialnum", req->serialnum) < 0) return EP_EINVAL;
   if (req->mac_id[0] && ep_validate_mac(mac, "mac_id", req->mac_id) < 0) return EP_EINVAL;
@@ -121,6 +140,9 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   const ep_identity *identity = ep_plugins_capability(ob->plugins, EP_CAP_IDENTITY, &provider);
   if (!identity) return ep_error_set(EP_EIO, "no identity plugin is active (enable auth-local)");
   id_state = provider->instance;
+  /* Credentials are issued once: a node that restarts in the middle of provisioning takes
+   * them back from its firmware's NVRAM (edgeprov-agent), not from a second onboarding that
+   * anyone knowing its identifiers could ask for. */
   if (identity->get(id_state, host->uuid, NULL, NULL) == 0)
     return ep_error_set(EP_EPERM,
                         "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
@@ -151,12 +173,33 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   return r;
 }
 
+/* The answer to a node that is not registered, or whose identifiers do not all match: the
+ * same words and code for both, echoing only what the node sent. */
+static int send_not_registered(ep_rpc_call *call, const stream_request *req) {
+  char message[200];
+  snprintf(message, sizeof message, "node uuid %.36s serial %.64s is not registered (or not with these identifiers)",
+           req->uuid, req->serialnum);
+  return send_response(call, EP_STATUS_NOT_FOUND, message,
+                       ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_UNSPECIFIED, NULL, NULL, NULL);
+}
+
 static void handle_stream(void *data, ep_rpc_call *call, const uint8_t *unused, size_t unused_len) {
   (void)unused, (void)unused_len;
   ep_onboarding *ob = data;
+  char peer[EP_IP_TEXT_MAX + 1] = "";
+  ep_rpc_call_peer_ip(call, peer, sizeof peer);
   uint8_t *bytes = NULL;
   size_t len = 0;
   while (ep_rpc_call_recv(call, &bytes, &len) == 1) {
+    uint32_t retry_ms = 0;
+    if (!ep_ratelimit_take(ob->per_peer, peer, &retry_ms)) {
+      free(bytes);
+      char message[160];
+      snprintf(message, sizeof message, "too many onboarding attempts from %s; ask again in %u s", peer[0] ? peer : "this peer",
+               (retry_ms + 999) / 1000);
+      ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+      return;
+    }
     stream_request *req = onboardingmgr__v1__onboard_node_stream_request__unpack(NULL, len, bytes);
     free(bytes);
     if (!req) {
@@ -165,15 +208,11 @@ static void handle_stream(void *data, ep_rpc_call *call, const uint8_t *unused, 
     }
     ep_inv_host *host = NULL;
     int r = check_request(req);
-    if (r == 0) r = find_host(ob, req, &host);
+    if (r == 0) r = find_host(ob, req, peer, &host);
     if (r == EP_ENOENT) {
-      char message[200];
-      snprintf(message, sizeof message, "node uuid %.36s serial %.20s is not registered", req->uuid, req->serialnum);
+      r = send_not_registered(call, req);
       onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
-      if (send_response(call, EP_STATUS_NOT_FOUND, message,
-                        ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_UNSPECIFIED, NULL, NULL,
-                        NULL) < 0)
-        break;
+      if (r < 0) break;
       continue; /* the node asks again */
     }
     if (r < 0) {
@@ -181,8 +220,17 @@ static void handle_stream(void *data, ep_rpc_call *call, const uint8_t *unused, 
       ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
       return;
     }
-    ep_inventory_set_registration_status(ob->inv, host->uuid, "Node connected", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
-                                         req->host_ip);
+    /* An invalidated host stays so until an operator approves it: nothing the node sends
+     * changes its record. */
+    if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+      ep_inv_host_free(host);
+      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+      ep_rpc_call_finish(call, EP_STATUS_PERMISSION_DENIED,
+                         "this host was invalidated by an operator; it onboards again once approved", NULL, 0);
+      return;
+    }
+    ep_inventory_set_registration_status(ob->inv, host->uuid, "Node connected",
+                                         EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, req->host_ip, peer);
     onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
     if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
       r = onboard(ob, call, host);
@@ -211,6 +259,23 @@ static void handle_stream(void *data, ep_rpc_call *call, const uint8_t *unused, 
 
 static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
   ep_onboarding *ob = data;
+  if (!ob->config->onboarding_create_nodes) {
+    ep_rpc_call_finish(call, EP_STATUS_PERMISSION_DENIED,
+                       "CreateNodes is not served on this site (onboarding.create_nodes = false); register hosts with "
+                       "edgeprov host add",
+                       NULL, 0);
+    return;
+  }
+  char peer[EP_IP_TEXT_MAX + 1] = "";
+  ep_rpc_call_peer_ip(call, peer, sizeof peer);
+  uint32_t retry_ms = 0;
+  if (!ep_ratelimit_take(ob->create_per_peer, peer, &retry_ms)) {
+    char message[160];
+    snprintf(message, sizeof message, "too many CreateNodes calls from %s; call again in %u s", peer[0] ? peer : "this peer",
+             (retry_ms + 999) / 1000);
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+    return;
+  }
   char value[EP_OPERATOR_TOKEN_MAX + 16];
   bool ok = ob->operator_token && ep_rpc_call_metadata(call, "authorization", value, sizeof value) > 7 &&
             strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, ob->operator_token);
@@ -222,6 +287,15 @@ static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *re
   Onboardingmgr__V1__CreateNodesRequest *req = onboardingmgr__v1__create_nodes_request__unpack(NULL, len, request);
   if (!req) {
     ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid CreateNodesRequest", NULL, 0);
+    return;
+  }
+  size_t hosts = 0;
+  for (size_t i = 0; i < req->n_payload; i++) hosts += req->payload[i]->n_hwdata;
+  if (hosts > CREATE_NODES_HOSTS_MAX) {
+    onboardingmgr__v1__create_nodes_request__free_unpacked(req, NULL);
+    char message[96];
+    snprintf(message, sizeof message, "payload: %zu hosts, at most %d a call", hosts, CREATE_NODES_HOSTS_MAX);
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, message, NULL, 0);
     return;
   }
   int r = 0;
@@ -259,8 +333,18 @@ int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_se
   ob->inv = inv;
   ob->plugins = plugins;
   ob->config = config;
-  if (config->operator_token_file) {
-    int r = ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true);
+  if (ep_ratelimit_new(&ob->per_peer, ONBOARD_ATTEMPTS_PER_S, ONBOARD_ATTEMPTS_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
+      ep_ratelimit_new(&ob->create_per_peer, CREATE_NODES_PER_S, CREATE_NODES_BURST, ONBOARD_PEERS_TRACKED) < 0) {
+    ep_onboarding_free(ob);
+    return EP_ENOMEM;
+  }
+  if (config->onboarding_create_nodes) { /* the management listener's token rules */
+    int r = config->operator_token_file
+                ? ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true)
+                : ep_error_set(EP_EINVAL, "onboarding.create_nodes needs auth.operator_token_file");
+    if (r == 0 && strlen(ob->operator_token) < EP_OPERATOR_TOKEN_MIN)
+      r = ep_error_set(EP_EINVAL, "%s: the operator token is shorter than %d characters", config->operator_token_file,
+                       EP_OPERATOR_TOKEN_MIN);
     if (r < 0) {
       ep_onboarding_free(ob);
       return r;
@@ -280,6 +364,8 @@ int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
 
 void ep_onboarding_free(ep_onboarding *ob) {
   if (!ob) return;
+  ep_ratelimit_free(ob->per_peer);
+  ep_ratelimit_free(ob->create_per_peer);
   if (ob->operator_token) {
     explicit_bzero(ob->operator_token, strlen(ob->operator_token));
     free(ob->operator_token);

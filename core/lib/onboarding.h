@@ -15,8 +15,10 @@
 
 typedef struct ep_onboarding ep_onboarding;
 
-/* Creates the service over inv, plugins and config (all must outlive it). CreateNodes needs
- * the operator token of auth.operator_token_file (read here; refused when there is none). */
+/* Creates the service over inv, plugins and config (all must outlive it). CreateNodes is
+ * served only with onboarding.create_nodes, and then needs the operator token of
+ * auth.operator_token_file (at least EP_OPERATOR_TOKEN_MIN characters; read here, EP_EINVAL
+ * when missing or short). Both methods are rate-limited per peer address. */
 int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config);
 
 /* Registers both services' methods on server (before it starts). */

@@ -442,6 +442,27 @@ int ep_rpc_call_metadata(const ep_rpc_call *c, const char *key, char *buf, size_
 
 const char *ep_rpc_call_method(const ep_rpc_call *c) { return c->path; }
 
+int ep_rpc_call_peer_ip(const ep_rpc_call *c, char *buf, size_t len) {
+  /* gRPC core names the peer "ipv4:1.2.3.4:port", "ipv6:[::1]:port" or "unix:path". */
+  char *peer = grpc_call_get_peer(c->grpc);
+  const char *host = NULL, *end = NULL;
+  if (peer && strncmp(peer, "ipv4:", 5) == 0) {
+    host = peer + 5;
+    end = strrchr(host, ':');
+  } else if (peer && strncmp(peer, "ipv6:[", 6) == 0) {
+    host = peer + 6;
+    end = strchr(host, ']');
+  }
+  int n = -1;
+  if (host && end && end > host && (size_t)(end - host) < len) {
+    n = (int)(end - host);
+    memcpy(buf, host, (size_t)n);
+    buf[n] = '\0';
+  }
+  gpr_free(peer);
+  return n;
+}
+
 bool ep_rpc_call_cancelled(ep_rpc_call *c) {
   if (!c->closed) {
     grpc_event ev = grpc_completion_queue_pluck(c->cq, &c->close_tag, gpr_time_0(GPR_CLOCK_REALTIME), NULL);

@@ -80,6 +80,10 @@ bool ep_rpc_call_cancelled(ep_rpc_call *call);
 /* The path of the method called. */
 const char *ep_rpc_call_method(const ep_rpc_call *call);
 
+/* The IP address the call came from as the transport saw it ("127.0.0.2", "::1"; no port)
+ * into buf; returns its length, or -1 for a non-IP peer (a unix socket) or a short buf. */
+int ep_rpc_call_peer_ip(const ep_rpc_call *call, char *buf, size_t len);
+
 /* Receives the next client message of a bidirectional call into *ret_data and *ret_len
  * (malloc'd, caller frees). Returns 1 for a message, 0 when the client half-closed or the
  * call is over. May run on one thread while another sends. */

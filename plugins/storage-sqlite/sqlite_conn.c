@@ -7,6 +7,10 @@
 
 #include <edgeprov/abi.h>
 
+#define SQS_WAL_SIZE_LIMIT 8388608 /* bytes the WAL file is truncated to after a checkpoint */
+#define SQS_STR_(x) #x
+#define SQS_STR(x) SQS_STR_(x)
+
 /* The SQL of each statement, by sqs_stmt_id. Keys are TEXT with the BINARY collation, so
  * SQLite orders them bytewise (memcmp), as storage.h asks. */
 static const char *const stmt_sql[SQS_STMT_COUNT] = {
@@ -121,6 +125,12 @@ int sqs_conn_open(sqs_conn **out, const char *path, int busy_timeout_ms, bool re
   sqlite3_busy_timeout(conn->db, busy_timeout_ms);
   if ((r = run_pragma(conn, "PRAGMA journal_mode=WAL", "wal", err)) < 0 ||
       (r = run_pragma(conn, "PRAGMA synchronous=FULL", NULL, err)) < 0 ||
+      /* The WAL file keeps its largest size after a checkpoint resets it; a burst (or a reader
+       * holding back checkpoints) would leave it large for good. The writer truncates it to
+       * this after each reset: twice the 1000-page auto-checkpoint, so steady writes never pay
+       * for a truncation. The main file needs nothing: pages the change-log compaction frees
+       * are reused by later writes (see core/lib/housekeeping.c). */
+      (!reader && (r = run_pragma(conn, "PRAGMA journal_size_limit=" SQS_STR(SQS_WAL_SIZE_LIMIT), NULL, err)) < 0) ||
       (reader && (r = run_pragma(conn, "PRAGMA query_only=1", NULL, err)) < 0))
     goto fail;
   *out = conn;

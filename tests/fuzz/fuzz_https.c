@@ -19,6 +19,7 @@
 
 #include <edgeprov/identity.h>
 
+#include "http_exchange.h"
 #include "https.h"
 #include "plugin.h"
 #include "token_endpoint.h"
@@ -104,65 +105,13 @@ static void setup(void) {
     abort();
 }
 
-/* ---- one connection --------------------------------------------------------------------------- */
-
-typedef struct exchange {
-  int fd; /* the client's end, non-blocking */
-  const uint8_t *request;
-  size_t request_len;
-  char *response; /* the first RESPONSE_KEPT bytes, NUL-terminated */
-  size_t response_len;
-} exchange;
-
-/* Sends the request, half-closes, and reads the answers until the server closes. */
-static void *client(void *arg) {
-  exchange *x = arg;
-  size_t sent = 0;
-  bool writing = true;
-  if (x->request_len == 0) {
-    shutdown(x->fd, SHUT_WR);
-    writing = false;
-  }
-  for (;;) {
-    struct pollfd p = {.fd = x->fd, .events = POLLIN | (writing ? POLLOUT : 0)};
-    if (poll(&p, 1, 10000) <= 0) abort(); /* the server neither answers nor closes */
-    if (writing && (p.revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t n = send(x->fd, x->request + sent, x->request_len - sent, MSG_NOSIGNAL);
-      if (n > 0) sent += (size_t)n;
-      if (sent == x->request_len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        shutdown(x->fd, SHUT_WR);
-        writing = false;
-      }
-    }
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-      char buf[16384];
-      ssize_t n = recv(x->fd, buf, sizeof buf, 0);
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
-      if (n > 0 && x->response_len < RESPONSE_KEPT) {
-        size_t keep = (size_t)n < RESPONSE_KEPT - x->response_len ? (size_t)n : RESPONSE_KEPT - x->response_len;
-        memcpy(x->response + x->response_len, buf, keep);
-        x->response_len += keep;
-      }
-    }
-  }
-  x->response[x->response_len] = '\0';
-  return NULL;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static pthread_once_t once = PTHREAD_ONCE_INIT;
   pthread_once(&once, setup);
   if (size > INPUT_MAX) return 0;
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) abort();
-  fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  exchange x = {.fd = fds[0], .request = data, .request_len = size, .response = malloc(RESPONSE_KEPT + 1)};
+  fuzz_exchange x = {.request = data, .request_len = size, .response = malloc(RESPONSE_KEPT + 1), .response_cap = RESPONSE_KEPT};
   if (!x.response) abort();
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, client, &x) != 0) abort();
-  ep_https_server_serve_fd(server, fds[1]); /* takes fds[1] */
-  pthread_join(thread, NULL);
-  close(fds[0]);
+  fuzz_exchange_run(server, &x);
 
   if (getenv("EP_FUZZ_PRINT")) fprintf(stderr, "---- response\n%s\n", x.response); /* to look at seeds */
   if (x.response_len && strncmp(x.response, "HTTP/1.", 7) != 0) abort();

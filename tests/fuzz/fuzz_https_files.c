@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "http_exchange.h"
 #include "https.h"
 #include "https_files.h"
 
@@ -54,52 +55,13 @@ static void allow(const char *rel) {
   if (lstat(path, &allowed[allowed_count++]) != 0) abort();
 }
 
-/* ---- one connection (as in fuzz_https.c) ---------------------------------------------------- */
+static char response[RESPONSE_MAX + 1];
 
-typedef struct exchange {
-  int fd;
-  const char *request;
-  size_t request_len;
-  char response[RESPONSE_MAX + 1];
-  size_t response_len;
-} exchange;
-
-static void *client(void *arg) {
-  exchange *x = arg;
-  size_t sent = 0;
-  bool writing = true;
-  for (;;) {
-    struct pollfd p = {.fd = x->fd, .events = POLLIN | (writing ? POLLOUT : 0)};
-    if (poll(&p, 1, 10000) <= 0) abort(); /* the server neither answers nor closes */
-    if (writing && (p.revents & (POLLOUT | POLLERR | POLLHUP))) {
-      ssize_t n = send(x->fd, x->request + sent, x->request_len - sent, MSG_NOSIGNAL);
-      if (n > 0) sent += (size_t)n;
-      if (sent == x->request_len || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        shutdown(x->fd, SHUT_WR);
-        writing = false;
-      }
-    }
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
-      ssize_t n = recv(x->fd, x->response + x->response_len, RESPONSE_MAX - x->response_len, 0);
-      if (n == 0 && x->response_len == RESPONSE_MAX) abort(); /* larger than any answer here */
-      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) break;
-      if (n > 0) x->response_len += (size_t)n;
-    }
-  }
-  x->response[x->response_len] = '\0';
-  return NULL;
-}
-
-static void exchange_run(exchange *x) {
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0) abort();
-  fcntl(fds[0], F_SETFL, O_NONBLOCK);
-  x->fd = fds[0];
-  pthread_t thread;
-  if (pthread_create(&thread, NULL, client, x) != 0) abort();
-  ep_https_server_serve_fd(server, fds[1]);
-  pthread_join(thread, NULL);
-  close(fds[0]);
+/* One request to server; aborts when the answer is longer than any it should be. */
+static void exchange_run(fuzz_exchange *x, const char *request, size_t len) {
+  *x = (fuzz_exchange){.request = request, .request_len = len, .response = response, .response_cap = RESPONSE_MAX};
+  fuzz_exchange_run(server, x);
+  if (x->overflowed) abort();
 }
 
 /* The value of header name in the response head (up to head_len), or NULL. */
@@ -148,10 +110,9 @@ static void setup(void) {
   if (ep_https_server_new(&server, "127.0.0.1:0", NULL, NULL) < 0 ||
       ep_https_server_serve_directory(server, "/boot", served) < 0)
     abort();
-  static exchange x;
-  x = (exchange){.request = "HEAD /boot/a.efi HTTP/1.1\r\nHost: h\r\n\r\n"};
-  x.request_len = strlen(x.request);
-  exchange_run(&x);
+  static const char head[] = "HEAD /boot/a.efi HTTP/1.1\r\nHost: h\r\n\r\n";
+  fuzz_exchange x;
+  exchange_run(&x, head, strlen(head));
   if (!header(x.response, x.response_len, "ETag", etag, sizeof etag)) abort();
 }
 
@@ -201,13 +162,12 @@ static void check_request(char lines[5][LINE_MAX_LEN]) {
   expand(range, sizeof range, lines[1]);
   expand(inm, sizeof inm, lines[2]);
   expand(if_range, sizeof if_range, lines[3]);
-  static exchange x;
+  fuzz_exchange x;
   static char request[4 * LINE_MAX_LEN + 1024];
   int n = snprintf(request, sizeof request, "%s /boot/%s HTTP/1.1\r\nHost: h\r\n%s%s%s%s%s%s%s%s%s\r\n", head ? "HEAD" : "GET",
                    lines[0], range[0] ? "Range: " : "", range, range[0] ? "\r\n" : "", inm[0] ? "If-None-Match: " : "",
                    inm, inm[0] ? "\r\n" : "", if_range[0] ? "If-Range: " : "", if_range, if_range[0] ? "\r\n" : "");
-  x = (exchange){.request = request, .request_len = (size_t)n};
-  exchange_run(&x);
+  exchange_run(&x, request, (size_t)n);
   if (getenv("EP_FUZZ_PRINT")) fprintf(stderr, "---- %s---- response\n%.400s\n", request, x.response); /* seeds */
   if (x.response_len == 0) return; /* refused by libmicrohttpd before a response (bad request line) */
   if (memmem(x.response, x.response_len, OUTSIDE, strlen(OUTSIDE)) ||

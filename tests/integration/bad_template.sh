@@ -35,11 +35,20 @@ CONF
 # template FILE ACTION_ENTRY: a one-action template (the entry goes inside actions = ( ... )).
 template() { printf '# a site template\nactions = (\n  %s\n);\n' "$2" >"$1"; }
 daemon_pid=
-start_daemon() { # CASE
+start_daemon() { # CASE: (re)starts the case's daemon on ports nobody took meanwhile; its log grows
+  local before
+  before=$(grep -c 'msg="ready' "$tmp/$1/daemon.log" 2>/dev/null)
+  grpc=$(free_port) https=$(free_port)
+  sed -i -E "s/grpc = \"127.0.0.1:[0-9]+\"/grpc = \"127.0.0.1:$grpc\"/; s/https = \"127.0.0.1:[0-9]+\"/https = \"127.0.0.1:$https\"/" \
+    "$tmp/$1/site.conf"
   "$build/bin/edgeprovd" --config "$tmp/$1/site.conf" >>"$tmp/$1/daemon.log" 2>&1 &
   daemon_pid=$!
   pids+=($daemon_pid)
-  for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$1/daemon.log" && return 0; kill -0 $daemon_pid 2>/dev/null || return 1; sleep 0.05; done
+  for _ in $(seq 200); do
+    [ "$(grep -c 'msg="ready' "$tmp/$1/daemon.log")" -gt "${before:-0}" ] && return 0
+    kill -0 $daemon_pid 2>/dev/null || return 1
+    sleep 0.05
+  done
   return 1
 }
 stop_daemon() { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }
@@ -115,5 +124,27 @@ render_case unknown-instance-variable '{ action = "file.write"; params = { targe
   "host.nmae"
 render_case missing-ca '{ action = "disk.erase"; params = { target = "${node.target_disk}"; }; }' \
   "tls.ca: the site names no CA" ""
+
+# ---- a damaged record in the store: skipped (and named in the log), never the whole listing ----
+site=missing-ca
+check "damaged: edgeprovd starts" start_daemon $site
+E="$build/bin/edgeprov --config $tmp/$site/site.conf"
+$E host add --uuid cccccccc-0000-4000-8000-000000000001 --serial GOODHOST1 >/dev/null
+stop_daemon
+python3 - "$tmp/$site/data/inventory.sqlite" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+n = db.execute("UPDATE kv SET value = x'ffffffff0a' WHERE key LIKE '%instances/%'").rowcount
+db.commit()
+assert n == 1, n
+PY
+check "damaged: a restart with a damaged instance record comes up" start_daemon $site
+sleep 1.5 # a reconciler pass
+check "damaged: ... and stays up" kill -0 $daemon_pid
+check "damaged: hosts are still listed" run_status 0 "$tmp/out" $E host list
+check "damaged: ... all of them" contains "$tmp/out" "GOODHOST1"
+check "damaged: the instance listing goes on without it" run_status 0 "$tmp/out" $E instance list
+check "damaged: the log names the damaged record" grep -q 'instances/.*skipped in listings: record .* is corrupt' "$tmp/$site/daemon.log"
+stop_daemon
 
 finish

@@ -21,17 +21,8 @@ cp "$src/tests/interop/hostile_call.mjs" "$modules/"
 
 make_test_tls "$tmp"
 grpc=$(free_port) https=$(free_port)
-sha=$(printf x | sha256sum | cut -d' ' -f1)
-# One action whose log line holds the target disk's path, which the agent is given below.
-printf 'actions = (\n  { action = "disk.erase"; params = { target = "${node.target_disk}"; }; }\n);\n' >"$tmp/workflow.conf"
-cat >"$tmp/site.conf" <<CONF
-listen = { management = "unix:$tmp/mgmt.sock"; grpc = "127.0.0.1:$grpc"; https = "127.0.0.1:$https"; };
-paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
-tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; ca = "$tmp/ca.pem"; };
-provisioning = { mode = "nztp"; };
-plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "os-microvisor" ]; };
-os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sha256 = "$sha"; template_file = "$tmp/workflow.conf"; };
-CONF
+# One action (disk.erase), whose log line holds the target disk's path, given to the agent below.
+one_action_site "$tmp"
 start_daemon() {
   "$build/bin/edgeprovd" --config "$tmp/site.conf" >>"$tmp/daemon.log" 2>&1 &
   daemon=$!

@@ -6,7 +6,6 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 edgeprov=$build/bin/edgeprov
-edgeprovd=$build/bin/edgeprovd
 plugins=$build/lib/edgeprov/plugins
 tmp=$(mktemp -d)
 daemon=
@@ -18,15 +17,6 @@ cleanup() {
 trap cleanup EXIT
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 
-start_daemon() { # CONFIG LOG
-  "$edgeprovd" --config "$1" >"$2" 2>&1 &
-  daemon=$!
-  for _ in $(seq 200); do grep -q 'msg="ready' "$2" && return 0; sleep 0.05; done
-  echo "---- edgeprovd did not start:"; cat "$2"; return 1
-}
-stop_daemon() {
-  kill -TERM "$daemon"; wait "$daemon"; local status=$?; daemon=; return $status
-}
 
 cat >"$tmp/site.conf" <<CONF
 listen = { management = "unix:$tmp/run/mgmt.sock"; grpc = "127.0.0.1:0"; https = "127.0.0.1:0"; };

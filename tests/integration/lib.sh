@@ -54,6 +54,37 @@ make_test_tls() {
   chmod 600 "$1/tls.key"
 }
 
+# start_daemon CONFIG LOG: edgeprovd in the background (pid in $daemon, which the caller's
+# cleanup kills), waiting until it is ready; prints its log when it does not get there.
+# stop_daemon: SIGTERM, and its exit status. Needs: build.
+start_daemon() {
+  "$build/bin/edgeprovd" --config "$1" >"$2" 2>&1 &
+  daemon=$!
+  for _ in $(seq 200); do grep -q 'msg="ready' "$2" && return 0; sleep 0.05; done
+  echo "---- edgeprovd did not start:"; cat "$2"; return 1
+}
+stop_daemon() {
+  kill -TERM "$daemon"; wait "$daemon"; local status=$?; daemon=; return $status
+}
+
+# one_action_site DIR: DIR/site.conf for a loopback edgeprovd (TLS from make_test_tls DIR;
+# listen.grpc and listen.https on 127.0.0.1:$grpc and :$https, which the caller sets) whose
+# os-microvisor workflow, DIR/workflow.conf, is one disk.erase of the node's target disk: the
+# OS image is never fetched.
+one_action_site() {
+  local sha
+  sha=$(printf x | sha256sum | cut -d' ' -f1)
+  printf 'actions = (\n  { action = "disk.erase"; params = { target = "${node.target_disk}"; }; }\n);\n' >"$1/workflow.conf"
+  cat >"$1/site.conf" <<CONF
+listen = { management = "unix:$1/mgmt.sock"; grpc = "127.0.0.1:$grpc"; https = "127.0.0.1:$https"; };
+paths = { data = "$1/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+tls = { cert = "$1/tls.pem"; key = "$1/tls.key"; ca = "$1/ca.pem"; };
+provisioning = { mode = "nztp"; };
+plugins = { enabled = [ "storage-sqlite", "auth-local", "actions-core", "os-microvisor" ]; };
+os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sha256 = "$sha"; template_file = "$1/workflow.conf"; };
+CONF
+}
+
 finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]

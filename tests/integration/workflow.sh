@@ -195,7 +195,8 @@ check "microvisor: the seed's credentials were stored 0600" sh -c "stat -c %a '$
 check "microvisor: the secret is not in the agent's output" lacks "$tmp/out" "$(sed -n 's/^client_secret=//p' "$tmp/b/installed/credentials")"
 check "microvisor: RUNNING after its report" sh -c "$E instance list | grep -qE '$IB .*RUNNING'"
 
-# ---- d: the agent is killed mid-workflow; a new one resumes at the first unfinished action ----
+# ---- d: the Micro-OS restarts mid-workflow (the agent dies, its RAM state with it); the next ----
+# ---- one takes its credentials back from the firmware and resumes at the first unfinished action
 UD=eeeeeeee-0000-4000-8000-00000000000d
 node_dir d $UD WFNODED01
 fake_efivars "$tmp/d-efivars" microvisor
@@ -208,6 +209,13 @@ sleep 0.5
 kill -9 $dpid
 wait $dpid 2>/dev/null
 check "resume: the first agent died during image.stream" sh -c "grep -q 'action 2/6 image.stream' '$tmp/d1.log' && ! grep -q 'action image.stream: SUCCESS' '$tmp/d1.log'"
+nv="$tmp/d-efivars/EdgeprovCredentials-6f0d1c52-3b9e-4a51-9f27-8c4e2d7a1b60"
+check "resume: the credentials were kept in a firmware variable (NV+BS+RT), 0600" /usr/bin/python3 -c '
+import os, stat, struct, sys
+b = open(sys.argv[1], "rb").read()
+assert struct.unpack("<I", b[:4])[0] == 7 and b"client_secret=" in b[4:], b[:4]
+assert stat.S_IMODE(os.stat(sys.argv[1]).st_mode) == 0o600' "$nv"
+rm -rf "$tmp/d/state" # the Micro-OS runs from RAM: a restart loses the state directory
 agent d --no-reboot >"$tmp/d2.log" 2>&1 &
 dpid=$!
 pids+=($dpid)
@@ -216,6 +224,9 @@ check "resume: it did not erase the disk again" lacks "$tmp/d2.log" "action 1/6 
 check "resume: it went on with image.stream, counting attempts" contains "$tmp/d2.log" "action 2/6 image.stream: attempt 2 of 3"
 ID=$(instance_of $UD)
 check "resume: the workflow is done" sh -c "$E instance list | grep -qE '$ID .*6/6: done'"
+check "resume: without onboarding again (no operator needed)" contains "$tmp/d2.log" "the credentials were in the firmware"
+check "resume: the orchestrator issued credentials once" test "$(grep -c "host $UD onboarded as" "$tmp/daemon.log")" -eq 1
+check "resume: the firmware variable is gone once the workflow is done" test ! -e "$nv"
 
 # ---- one node's token cannot reach another's workflow ----------------------------------------
 tok() { curl -sS --cacert "$tmp/ca.pem" -u "edgenode-$1:$(sed -n 's/^client_secret=//p' "$tmp/$2/state/credentials")" \

@@ -6,24 +6,10 @@
 //                              of the workflow received ("workflow=ID") with that message and
 //                              log line (an empty HEX leaves the field out)
 // Usage: node hostile_call.mjs PROTO_DIR HOST:PORT CA.pem TOKEN status|report HEX [HEX]
-import fs from 'node:fs';
-import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
+import { bytesField, connect, varintField } from './node_wire.mjs';
 
 const [protoDir, target, caFile, token, mode, ...hex] = process.argv.slice(2);
-const load = (file) => grpc.loadPackageDefinition(protoLoader.loadSync(file, { includeDirs: [protoDir], enums: String })).edgeprov.v1;
-const client = new grpc.Client(target, grpc.credentials.createSsl(fs.readFileSync(caFile)));
-const metadata = new grpc.Metadata();
-metadata.set('authorization', `Bearer ${token}`);
-
-const varint = (n) => {
-  const out = [];
-  for (; n > 0x7f; n = Math.floor(n / 128)) out.push((n & 0x7f) | 0x80);
-  out.push(n);
-  return Buffer.from(out);
-};
-const bytesField = (field, bytes) => Buffer.concat([varint((field << 3) | 2), varint(bytes.length), bytes]);
-const varintField = (field, n) => Buffer.concat([varint(field << 3), varint(n)]);
+const { client, metadata, load } = connect(protoDir, target, caFile, token);
 
 if (mode === 'status') {
   const { ReportStatusResponse } = load('edgeprov/v1/node.proto');

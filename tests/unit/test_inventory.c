@@ -5,8 +5,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <edgeprov/storage.h>
 
 #include "error.h"
+#include "housekeeping.h"
 #include "inventory.h"
 #include "site.h"
 #include "testutil.h"
@@ -265,8 +270,111 @@ static void every_change_is_an_event(void **state) {
   assert_int_equal(ep_inventory_wait(f->inv, 2, 50), 0);
 }
 
+/* ---- change-log compaction (housekeeping.c) ----------------------------------------------------- */
+
+/* The size of <data>/inventory.sqlite<suffix> (0 when missing). */
+static long long file_bytes(const fixture *f, const char *suffix) {
+  char path[1024];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/inventory.sqlite%s", f->dir, suffix);
+  return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+static int count_event(void *data, const ep_inv_event *e) {
+  (void)e;
+  ++*(uint64_t *)data;
+  return 0;
+}
+
+/* Counts the events after after_revision, page by page as a watcher reads them. */
+static int count_events(fixture *f, uint64_t after_revision, uint64_t *ret_count) {
+  uint64_t head = 0, count = 0;
+  assert_int_equal(ep_inventory_revision(f->inv, &head), 0);
+  while (after_revision < head) {
+    uint64_t before = count;
+    int r = ep_inventory_events(f->inv, after_revision, 1000, count_event, &count);
+    if (r < 0) return r;
+    after_revision += count - before; /* one host change per revision in these tests */
+    if (count == before) break;
+  }
+  *ret_count = count;
+  return 0;
+}
+
+/* Sets one host's status to the n-th distinct text: every call is a real change. */
+static void report_status(fixture *f, int n) {
+  char status[64];
+  snprintf(status, sizeof status, "report %d", n);
+  if (ep_inventory_set_host_status(f->inv, UUID1, status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS,
+                                   NULL) < 0)
+    fail_msg("set_host_status %d: %s", n, ep_error_message());
+}
+
+#define RETENTION 1000
+#define SLACK (RETENTION / 10)
+
+static void compaction_bounds_the_change_log_and_the_file(void **state) {
+  fixture *f = *state;
+  ep_housekeeping *hk = NULL;
+  assert_int_equal(ep_housekeeping_new(&hk, f->inv, RETENTION), 0);
+  add_host_ok(f, UUID1, "SER001", false);
+  assert_int_equal(ep_housekeeping_pass(hk), 0); /* far below the threshold */
+  long long at_5000 = 0, at_20000 = 0, wal_5000 = 0, wal_20000 = 0;
+  int64_t compacted = 0;
+  for (int i = 1; i <= 20000; i++) {
+    report_status(f, i);
+    if (i % 250 == 0) { /* what the thread does each time the store passes the threshold */
+      int64_t n = ep_housekeeping_pass(hk);
+      assert_true(n >= 0);
+      compacted += n;
+    }
+    if (i == 5000) at_5000 = file_bytes(f, ""), wal_5000 = file_bytes(f, "-wal");
+  }
+  at_20000 = file_bytes(f, ""), wal_20000 = file_bytes(f, "-wal");
+  uint64_t head = 0;
+  assert_int_equal(ep_inventory_revision(f->inv, &head), 0);
+  assert_int_equal(head, 20001);
+  print_message("inventory.sqlite: %lld bytes after 5,000 changes, %lld after 20,000 (%.2fx); -wal: %lld, %lld; "
+                "%lld revisions compacted\n",
+                at_5000, at_20000, (double)at_20000 / (double)at_5000, wal_5000, wal_20000, (long long)compacted);
+
+  /* The log keeps at least the newest RETENTION revisions, at most RETENTION + SLACK. */
+  uint64_t count = 0;
+  assert_int_equal(count_events(f, head - RETENTION, &count), 0);
+  assert_int_equal(count, RETENTION);
+  assert_int_equal(count_events(f, head - RETENTION - SLACK - 1, &count), EP_ECOMPACTED);
+  assert_non_null(strstr(ep_error_message(), "is compacted"));
+  assert_int_equal(count_events(f, 1, &count), EP_ECOMPACTED);
+  assert_true(compacted >= (int64_t)(head - RETENTION - SLACK));
+  /* Without compaction the file grows with every change (about 4x from 5,000 to 20,000);
+   * with it, freed pages are reused and the file stays where the first compactions left it. */
+  assert_true(at_20000 < at_5000 + at_5000 / 2);
+  assert_true(wal_20000 < wal_5000 + wal_5000 / 2);
+  ep_housekeeping_free(hk);
+}
+
+static void housekeeping_thread_compacts_in_the_background(void **state) {
+  fixture *f = *state;
+  ep_housekeeping *hk = NULL;
+  assert_int_equal(ep_housekeeping_new(&hk, f->inv, 100), 0);
+  assert_int_equal(ep_housekeeping_start(hk), 0);
+  add_host_ok(f, UUID1, "SER001", false);
+  for (int i = 1; i <= 300; i++) report_status(f, i);
+  /* The thread wakes on commits of this process; give it up to 10 s on a loaded machine. */
+  uint64_t count = 0;
+  int r = 0;
+  for (int waited = 0; waited < 1000 && (r = count_events(f, 0, &count)) == 0; waited++)
+    nanosleep(&(struct timespec){.tv_nsec = 10000000L}, NULL);
+  assert_int_equal(r, EP_ECOMPACTED);
+  assert_int_equal(count_events(f, 301 - 100, &count), 0);
+  assert_int_equal(count, 100);
+  ep_housekeeping_free(hk); /* stops and joins the thread */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(compaction_bounds_the_change_log_and_the_file, setup, teardown),
+      cmocka_unit_test_setup_teardown(housekeeping_thread_compacts_in_the_background, setup, teardown),
       cmocka_unit_test_setup_teardown(adds_and_reads_hosts, setup, teardown),
       cmocka_unit_test_setup_teardown(refuses_bad_fields_naming_them, setup, teardown),
       cmocka_unit_test_setup_teardown(uuid_and_serial_are_unique, setup, teardown),

@@ -910,8 +910,54 @@ static void acknowledged_writes_survive_sigkill(void **state) {
   tu_rmdir(dir);
 }
 
+/* ---- the WAL stays bounded ----------------------------------------------------------------- */
+
+#define WAL_LIMIT (8 * 1024 * 1024) /* SQS_WAL_SIZE_LIMIT */
+
+static long long wal_bytes(const char *dir) {
+  char path[1024];
+  struct stat st;
+  snprintf(path, sizeof path, "%s/" DB_FILE "-wal", dir);
+  return stat(path, &st) == 0 ? (long long)st.st_size : 0;
+}
+
+/* A reader that holds back checkpoints lets the WAL grow past the limit during a burst; once
+ * it is gone, the next checkpoint and restart truncate the file back to the limit instead of
+ * leaving it at its largest for good. */
+static void wal_shrinks_back_after_a_burst(void **state) {
+  fixture *f = *state;
+  char path[1024];
+  snprintf(path, sizeof path, "%s/" DB_FILE, f->dir);
+  sqlite3 *reader = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &reader, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(reader, "BEGIN; SELECT count(*) FROM kv;", NULL, NULL, NULL), SQLITE_OK);
+  size_t len = 64 * 1024;
+  char *value = malloc(len + 1);
+  assert_non_null(value);
+  memset(value, 'x', len);
+  value[len] = '\0';
+  char key[32];
+  for (int i = 0; i < 200; i++) { /* about 13 MB of WAL while the reader pins it */
+    snprintf(key, sizeof key, "big/%d", i % 10);
+    put(&f->s, key, value);
+  }
+  long long peak = wal_bytes(f->dir);
+  assert_int_equal(sqlite3_exec(reader, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(reader);
+  for (int i = 0; i < 200; i++) {
+    snprintf(key, sizeof key, "big/%d", i % 10);
+    put(&f->s, key, value);
+  }
+  long long after = wal_bytes(f->dir);
+  print_message("WAL: %lld bytes with a reader pinning it, %lld after it left\n", peak, after);
+  assert_true(peak > WAL_LIMIT);
+  assert_true(after <= WAL_LIMIT);
+  free(value);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(wal_shrinks_back_after_a_burst, setup, teardown),
       cmocka_unit_test_setup_teardown(put_get_and_revisions, setup, teardown),
       cmocka_unit_test_setup_teardown(compare_and_set, setup, teardown),
       cmocka_unit_test_setup_teardown(delete_and_multi_op_atomicity, setup, teardown),
