@@ -854,6 +854,7 @@ typedef struct event_walk {
   int (*visit)(void *data, const ep_inv_event *event);
   void *data;
   int error;
+  uint64_t last; /* revision of the last change read, event or index */
 } event_walk;
 
 static int32_t visit_change(void *data, const ep_storage_change *change) {
@@ -864,6 +865,7 @@ static int32_t visit_change(void *data, const ep_storage_change *change) {
   ep_inv_host *host = NULL;
   ep_inv_instance *instance = NULL;
   bool put = change->kind == EP_STORAGE_PUT;
+  w->last = change->revision;
   event.revision = change->revision;
   event.kind = put ? EDGEPROV__V1__EVENT__KIND__KIND_PUT : EDGEPROV__V1__EVENT__KIND__KIND_DELETE;
   int r = 0;
@@ -886,12 +888,18 @@ static int32_t visit_change(void *data, const ep_storage_change *change) {
   return stop;
 }
 
-int ep_inventory_events(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
-                        int (*visit)(void *data, const ep_inv_event *event), void *data) {
-  event_walk w = {.visit = visit, .data = data};
+int ep_inventory_events_page(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
+                             int (*visit)(void *data, const ep_inv_event *event), void *data, uint64_t *ret_last) {
+  event_walk w = {.visit = visit, .data = data, .last = after_revision};
   int32_t r = inv->st->changes(inv->state, after_revision, limit, visit_change, &w);
   if (r < 0) return storage_failed(r, "events");
+  if (ret_last) *ret_last = w.last;
   return w.error;
+}
+
+int ep_inventory_events(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
+                        int (*visit)(void *data, const ep_inv_event *event), void *data) {
+  return ep_inventory_events_page(inv, after_revision, limit, visit, data, NULL);
 }
 
 int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision) {

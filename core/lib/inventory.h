@@ -113,6 +113,12 @@ void ep_workflow_free(ep_workflow *workflow);
 int ep_inventory_events(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
                         int (*visit)(void *data, const ep_inv_event *event), void *data);
 
+/* ep_inventory_events that also tells how far it read: *ret_last is the revision of the last
+ * change read, an event or an index change (after_revision when none), where the next page
+ * starts. A page of index changes only delivers no event, yet moves *ret_last on. */
+int ep_inventory_events_page(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
+                             int (*visit)(void *data, const ep_inv_event *event), void *data, uint64_t *ret_last);
+
 /* The store's current revision. */
 int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision);
 

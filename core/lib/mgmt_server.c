@@ -100,7 +100,7 @@ static int send_event(void *data, const ep_inv_event *event) {
   watch *w = data;
   size_t len = edgeprov__v1__event__get_packed_size(event);
   uint8_t *bytes = malloc(len ? len : 1);
-  if (!bytes) return 1;
+  if (!bytes) return w->gone = true; /* end the watch rather than skip an event */
   edgeprov__v1__event__pack(event, bytes);
   if (ep_rpc_call_send(w->call, bytes, len) < 0) w->gone = true;
   free(bytes);
@@ -139,9 +139,11 @@ static void handle_watch(void *data, ep_rpc_call *call, const uint8_t *request, 
     /* Read up to the store's revision as it was before the read, then wait for more. */
     int r = ep_inventory_revision(server->inv, &head);
     while (r == 0 && w.revision < head && !w.gone) {
-      uint64_t before = w.revision;
-      r = ep_inventory_events(server->inv, w.revision, WATCH_PAGE, send_event, &w);
-      if (r == 0 && w.revision == before) w.revision = head; /* only index changes were left */
+      uint64_t before = w.revision, last = 0;
+      r = ep_inventory_events_page(server->inv, w.revision, WATCH_PAGE, send_event, &w, &last);
+      /* A page may hold index changes only: go on after what was read, never past it (events
+       * may follow). Nothing read at all: the log holds nothing up to head. */
+      if (r == 0 && !w.gone) w.revision = last > before ? last : head;
     }
     if (r == EP_ECOMPACTED) {
       finish_compacted(call, w.revision, head);

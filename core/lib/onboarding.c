@@ -298,32 +298,56 @@ static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *re
     ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, message, NULL, 0);
     return;
   }
-  int r = 0;
+  /* The reply lists what was stored, in its canonical forms, built afresh: echoing the request
+   * would send back whatever unknown fields the caller put in it (protobuf-c keeps them, and
+   * can write some back in a form no decoder accepts). */
+  ep_inv_host **added = calloc(hosts ? hosts : 1, sizeof *added);
+  Onboardingmgr__V1__HwData *hw_out = calloc(hosts ? hosts : 1, sizeof *hw_out), **hw_ptrs = calloc(hosts ? hosts : 1, sizeof *hw_ptrs);
+  Onboardingmgr__V1__NodeData *nodes = calloc(req->n_payload ? req->n_payload : 1, sizeof *nodes);
+  Onboardingmgr__V1__NodeData **node_ptrs = calloc(req->n_payload ? req->n_payload : 1, sizeof *node_ptrs);
+  int r = added && hw_out && hw_ptrs && nodes && node_ptrs ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
+  size_t k = 0;
   for (size_t i = 0; r == 0 && i < req->n_payload; i++) {
-    for (size_t j = 0; r == 0 && j < req->payload[i]->n_hwdata; j++) {
+    onboardingmgr__v1__node_data__init(&nodes[i]);
+    nodes[i].hwdata = hw_ptrs + k;
+    node_ptrs[i] = &nodes[i];
+    for (size_t j = 0; r == 0 && j < req->payload[i]->n_hwdata; j++, k++) {
       const Onboardingmgr__V1__HwData *hw = req->payload[i]->hwdata[j];
       const char *macs[1] = {hw->mac_id};
       ep_host_spec spec = {.uuid = hw->uuid, .serial = hw->serialnum, .macs = macs, .mac_count = hw->mac_id[0] ? 1 : 0,
                            .ip = hw->sut_ip, .auto_onboard = true};
-      ep_inv_host *host = NULL;
-      r = ep_inventory_add_host(ob->inv, &spec, &host);
-      ep_inv_host_free(host);
+      r = ep_inventory_add_host(ob->inv, &spec, &added[k]);
+      if (r < 0) break;
+      onboardingmgr__v1__hw_data__init(&hw_out[k]);
+      hw_out[k].uuid = added[k]->uuid;
+      hw_out[k].serialnum = added[k]->serial;
+      hw_out[k].mac_id = added[k]->n_macs ? added[k]->macs[0] : "";
+      hw_out[k].sut_ip = added[k]->ip;
+      hw_ptrs[k] = &hw_out[k];
+      nodes[i].n_hwdata++;
     }
   }
-  if (r < 0) {
-    onboardingmgr__v1__create_nodes_request__free_unpacked(req, NULL);
-    ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
-    return;
+  uint8_t *out = NULL;
+  size_t out_len = 0;
+  if (r == 0) {
+    Onboardingmgr__V1__CreateNodesResponse resp = ONBOARDINGMGR__V1__CREATE_NODES_RESPONSE__INIT;
+    resp.payload = node_ptrs;
+    resp.n_payload = req->n_payload;
+    resp.project_id = "edgeprov";
+    out_len = onboardingmgr__v1__create_nodes_response__get_packed_size(&resp);
+    out = malloc(out_len ? out_len : 1);
+    if (out) onboardingmgr__v1__create_nodes_response__pack(&resp, out);
+    else r = ep_error_set(EP_ENOMEM, "out of memory");
   }
-  Onboardingmgr__V1__CreateNodesResponse resp = ONBOARDINGMGR__V1__CREATE_NODES_RESPONSE__INIT;
-  resp.payload = req->payload;
-  resp.n_payload = req->n_payload;
-  resp.project_id = "edgeprov";
-  size_t out_len = onboardingmgr__v1__create_nodes_response__get_packed_size(&resp);
-  uint8_t *out = malloc(out_len ? out_len : 1);
-  if (out) onboardingmgr__v1__create_nodes_response__pack(&resp, out);
-  ep_rpc_call_finish(call, out ? EP_STATUS_OK : EP_STATUS_RESOURCE_EXHAUSTED, out ? "" : "out of memory", out, out_len);
+  if (r < 0) ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+  else ep_rpc_call_finish(call, EP_STATUS_OK, "", out, out_len);
   free(out);
+  for (size_t i = 0; added && i < hosts; i++) ep_inv_host_free(added[i]);
+  free(added);
+  free(hw_out);
+  free(hw_ptrs);
+  free(nodes);
+  free(node_ptrs);
   onboardingmgr__v1__create_nodes_request__free_unpacked(req, NULL);
 }
 

@@ -424,6 +424,7 @@ static int create_nodes(site *s, const char *authorization, const char *uuid, ep
   Onboardingmgr__V1__HwData hw = ONBOARDINGMGR__V1__HW_DATA__INIT;
   hw.uuid = (char *)uuid;
   hw.serialnum = "CREATED1";
+  hw.mac_id = "52:54:00:AA:BB:CC";
   Onboardingmgr__V1__HwData *hws[] = {&hw};
   Onboardingmgr__V1__NodeData node = ONBOARDINGMGR__V1__NODE_DATA__INIT;
   node.hwdata = hws;
@@ -459,6 +460,14 @@ static void create_nodes_needs_the_token_and_is_rate_limited(void **state) {
   assert_int_equal(create_nodes(s, "Bearer operator-token-of-32-characterz", UUID_B, &r), EP_STATUS_UNAUTHENTICATED);
   ep_rpc_result_clear(&r);
   assert_int_equal(create_nodes(s, "Bearer " OPERATOR_TOKEN, UUID_B, &r), EP_STATUS_OK);
+  /* The reply lists what was stored, in canonical form (not the request echoed back). */
+  Onboardingmgr__V1__CreateNodesResponse *created = onboardingmgr__v1__create_nodes_response__unpack(NULL, r.len, r.data);
+  assert_non_null(created);
+  assert_int_equal(created->n_payload, 1);
+  assert_int_equal(created->payload[0]->n_hwdata, 1);
+  assert_string_equal(created->payload[0]->hwdata[0]->uuid, UUID_B);
+  assert_string_equal(created->payload[0]->hwdata[0]->mac_id, "52:54:00:aa:bb:cc");
+  onboardingmgr__v1__create_nodes_response__free_unpacked(created, NULL);
   ep_rpc_result_clear(&r);
   Edgeprov__V1__HostResponse *host = get_host(s, UUID_B);
   assert_string_equal(host->host->serial, "CREATED1");
