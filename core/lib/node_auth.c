@@ -2,13 +2,18 @@
 #define _GNU_SOURCE /* explicit_bzero */
 #include "node_auth.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "error.h"
+#include "log.h"
 #include "plugin.h"
+#include "ratelimit.h"
+#include "validate.h"
 
 static int32_t keep_node(void *data, const ep_identity_claims *claims) {
   char *out = data;
@@ -38,4 +43,28 @@ int ep_node_auth(const ep_plugin_set *plugins, const ep_rpc_call *call, char ret
   free(value);
   if (r == 0) memcpy(ret_node_id, node, sizeof node);
   return r;
+}
+
+#define REFUSAL_PEERS_TRACKED 4096
+
+static ep_ratelimit *refusal_log; /* one line a minute per source address */
+static _Atomic unsigned long refusals_unlogged;
+
+static void refusal_log_init(void) {
+  if (ep_ratelimit_new(&refusal_log, 1.0 / 60, 1, REFUSAL_PEERS_TRACKED) < 0) refusal_log = NULL;
+}
+
+void ep_node_auth_log_refusal(const ep_rpc_call *call, const char *component) {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, refusal_log_init);
+  char peer[EP_IP_TEXT_MAX + 1] = "";
+  ep_rpc_call_peer_ip(call, peer, sizeof peer);
+  if (refusal_log && !ep_ratelimit_take(refusal_log, peer, NULL)) {
+    refusals_unlogged++;
+    return;
+  }
+  unsigned long skipped = refusals_unlogged;
+  refusals_unlogged -= skipped;
+  ep_log(EP_LOG_WARN, component, "%s from %s refused: %s (%lu refusals unlogged before; one line a minute per address)",
+         ep_rpc_call_method(call), peer[0] ? peer : "-", ep_error_message(), skipped);
 }

@@ -20,4 +20,9 @@ struct ep_plugin_set;
 int ep_node_auth(const struct ep_plugin_set *plugins, const ep_rpc_call *call,
                  char ret_node_id[EP_IDENTITY_NODE_ID_MAX + 1]);
 
+/* Logs (WARN, component) that call was refused for the current error message, at most once a
+ * minute per source address, saying how many refusals went unlogged since: callers without
+ * a valid token cannot grow the daemon log. Thread-safe. */
+void ep_node_auth_log_refusal(const ep_rpc_call *call, const char *component);
+
 #endif

@@ -27,7 +27,7 @@ struct ep_node_service {
 static int authenticate(ep_node_service *ns, ep_rpc_call *call, char node_id[EP_IDENTITY_NODE_ID_MAX + 1]) {
   int r = ep_node_auth(ns->plugins, call, node_id);
   if (r == 0) return 0;
-  ep_log(EP_LOG_WARN, "node-api", "%s refused: %s", ep_rpc_call_method(call), ep_error_message());
+  ep_node_auth_log_refusal(call, "node-api");
   ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL,
                      0);
   return r;

@@ -187,7 +187,7 @@ static void handle_run(void *data, ep_rpc_call *call, const uint8_t *unused, siz
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
   int r = ep_node_auth(ws->plugins, call, node_id);
   if (r < 0) {
-    ep_log(EP_LOG_WARN, "workflow", "Run refused: %s", ep_error_message());
+    ep_node_auth_log_refusal(call, "workflow");
     ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL, 0);
     return;
   }

@@ -106,4 +106,13 @@ check "the instance is RUNNING" python3 -c '
 import json, sys
 i = json.load(open(sys.argv[1]))
 assert i[0]["current_state"] in ("INSTANCE_STATE_RUNNING", "RUNNING"), i' "$tmp/instances.json"
+
+# ---- 2,000 calls with a token that is not valid: refused, and logged once a minute per address ---
+log0=$(log_bytes)
+env NODE_NO_WARNINGS=1 node "$modules/flood_call.mjs" "$src/core/proto" "127.0.0.1:$grpc" "$tmp/ca.pem" not-a-token \
+  status 2000 0 "forged" >"$tmp/forged"
+echo "     unauthenticated flood: $(cat "$tmp/forged")"
+check "unauthenticated flood: every call is refused" test "$(field ok "$tmp/forged")" = 0
+refusals=$(tail -c +$((log0 + 1)) "$tmp/daemon.log" | grep -c 'ReportStatus from 127.0.0.1 refused')
+check "unauthenticated flood: logged, in at most two lines ($refusals)" test "$refusals" -ge 1 -a "$refusals" -le 2
 finish
