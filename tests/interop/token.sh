@@ -126,7 +126,7 @@ $N "$stranger" "x" >"$tmp/call"
 check "node API: signed by another key: UNAUTHENTICATED" contains "$tmp/call" "code=16 token refused: token signature does not verify"
 $N "$token" "$(printf 'bad\nline')" >"$tmp/call"
 check "node API: a status with a control character: INVALID_ARGUMENT" contains "$tmp/call" "code=3 status: control character at byte 3"
-check "node API: refusals are logged without the token" sh -c "grep -q 'ReportStatus refused' '$tmp/daemon.log' && ! grep -qF -- '$expired' '$tmp/daemon.log'"
+check "node API: refusals are logged without the token" sh -c "grep -q 'ReportStatus from 127.0.0.1 refused' '$tmp/daemon.log' && ! grep -qF -- '$expired' '$tmp/daemon.log'"
 
 $E host invalidate $U >/dev/null
 $N "$token" "x" >"$tmp/call"
