@@ -146,14 +146,18 @@ int main(int argc, char **argv) {
   ep_housekeeping *housekeeping = NULL;
   ep_https_server *https = NULL;
   int https_port = 0;
+  /* The management API starts last: a client (an operator's script, a test harness) that sees
+   * it answer finds the node-facing listeners up too. It started first, and a node that
+   * dialled the southbound port in that window was refused (a flaky test_onboarding). */
   if (ep_inventory_new(&inv, site->plugins) < 0 ||
-      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->plugins, site->config) < 0) ||
       (!check_only && ep_southbound_start(&southbound, inv, site->plugins, site->config) < 0) ||
       (!check_only && start_https(&https, &https_port, site) < 0) ||
       (!check_only && ep_housekeeping_new(&housekeeping, inv, (uint64_t)site->config->change_log_retention) < 0) ||
       (!check_only && ep_housekeeping_start(housekeeping) < 0) ||
-      (!check_only && ep_reconciler_start(&reconciler, inv, site->plugins, site->config) < 0)) {
+      (!check_only && ep_reconciler_start(&reconciler, inv, site->plugins, site->config) < 0) ||
+      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
+    ep_reconciler_stop(reconciler);
     ep_housekeeping_free(housekeeping);
     ep_https_server_free(https);
     ep_southbound_stop(southbound, 0);

@@ -215,12 +215,14 @@ static void unknown_node_waits_then_onboards(void **state) {
   ep_rpc_stream *stream = open_stream(s);
   send_identity(stream, UUID_B, "SERIALB2");
   Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(stream);
+  assert_non_null(resp);
   assert_int_equal(resp->status->code, EP_STATUS_NOT_FOUND);
   assert_non_null(strstr(resp->status->message, "is not registered"));
   onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
   add_host(s, UUID_B, "SERIALB2", true, NULL);
   send_identity(stream, UUID_B, "SERIALB2"); /* the stream stayed open */
   resp = read_response(stream);
+  assert_non_null(resp);
   assert_int_equal(resp->node_state, NODE_ONBOARDED);
   onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
   assert_null(read_response(stream)); /* the service ends the stream after the credentials */
