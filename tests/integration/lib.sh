@@ -85,6 +85,21 @@ os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sh
 CONF
 }
 
+# node_sysroot DIR UUID SERIAL: a node's fake sysfs (DMI UUID and serial) under DIR.
+node_sysroot() {
+  mkdir -p "$1/sys/class/dmi/id"
+  echo "$2" >"$1/sys/class/dmi/id/product_uuid"
+  echo "$3" >"$1/sys/class/dmi/id/product_serial"
+}
+
+# node_token DIR UUID: a bearer token for the node whose credentials are in DIR/state (the
+# client-credentials grant at 127.0.0.1:$https, trusting $tmp/ca.pem).
+node_token() {
+  curl -sS --cacert "$tmp/ca.pem" -u "edgenode-$2:$(sed -n 's/^client_secret=//p' "$1/state/credentials")" \
+    -d grant_type=client_credentials "https://127.0.0.1:$https/oauth2/token" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 finish() {
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]

@@ -32,17 +32,13 @@ E="$build/bin/edgeprov --config $tmp/site.conf"
 
 U=dddddddd-0000-4000-8000-000000000003
 $E host add --uuid $U --serial FLOOD03 --os microvisor --auto-onboard >/dev/null
-mkdir -p "$tmp/node/sys/class/dmi/id"
-echo $U >"$tmp/node/sys/class/dmi/id/product_uuid"
-echo FLOOD03 >"$tmp/node/sys/class/dmi/id/product_serial"
+node_sysroot "$tmp/node" $U FLOOD03
 agent() {
   "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "https://127.0.0.1:$https/oauth2/token" \
     --sysroot "$tmp/node" --state-dir "$tmp/node/state" --backoff-ms 100 --backoff-max-ms 400 "$@"
 }
 check "the node onboards" run_status 0 "$tmp/onboard.log" agent --onboard-only
-token=$(curl -sS --cacert "$tmp/ca.pem" -u "edgenode-$U:$(sed -n 's/^client_secret=//p' "$tmp/node/state/credentials")" \
-  -d grant_type=client_credentials "https://127.0.0.1:$https/oauth2/token" |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+token=$(node_token "$tmp/node" $U)
 N="env NODE_NO_WARNINGS=1 node $modules/flood_call.mjs $src/core/proto 127.0.0.1:$grpc $tmp/ca.pem $token"
 
 store_bytes() { find "$tmp/data" -type f \( -name '*.db' -o -name '*.db-wal' -o -name '*.sqlite*' \) -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
