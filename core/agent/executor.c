@@ -9,15 +9,15 @@
 #include <string.h>
 #include <time.h>
 
-#include "action.h"
+#include "runtime/action.h"
 #include "edgeprov/v1/workflow.pb-c.h"
-#include "error.h"
-#include "log.h"
-#include "mgmt.h"
-#include "node_auth.h"
-#include "validate.h"
-#include "workflow.h"
-#include "workflow_service.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "northbound/mgmt.h"
+#include "southbound/node_auth.h"
+#include "base/validate.h"
+#include "provisioning/workflow.h"
+#include "southbound/workflow_service.h"
 
 typedef Edgeprov__V1__WorkflowAction wf_action;
 

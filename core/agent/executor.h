@@ -5,8 +5,8 @@
 #ifndef EP_AGENT_EXECUTOR_H
 #define EP_AGENT_EXECUTOR_H
 
-#include "plugin.h"
-#include "rpc.h"
+#include "runtime/plugin_loader.h"
+#include "net/rpc.h"
 
 /* The node's own values for ${node.*} in the workflow's parameters. */
 typedef struct ep_executor_node {

@@ -19,7 +19,7 @@
 #include <edgeprov/boot.h>
 
 #include "efi.h"
-#include "error.h"
+#include "base/error.h"
 #include "initramfs.h"
 #include "microos.h"
 #include "microos_files.h" /* generated from micro-os/: microos_init[], microos_udhcpc_script[] */

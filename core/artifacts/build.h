@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "site.h"
+#include "runtime/site.h"
 
 #define EP_ARTIFACT_NAME_MAX 63
 #define EP_ARTIFACTS_MAX 64

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "efi.h"
-#include "error.h"
+#include "base/error.h"
 
 #define KEY_BITS 3072
 #define VALID_DAYS (20 * 365)

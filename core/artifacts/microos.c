@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "base/error.h"
 #include "run.h"
 
 #define LOADER "/lib64/ld-linux-x86-64.so.2"

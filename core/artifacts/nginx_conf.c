@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "build.h"
-#include "error.h"
+#include "base/error.h"
 
 /* A value nginx reads as one token inside double quotes. */
 static bool nginx_safe(const char *v) {

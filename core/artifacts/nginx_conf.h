@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "config.h"
+#include "runtime/config.h"
 
 typedef struct ep_nginx_conf_options {
   const char *listen;    /* "host:port" */

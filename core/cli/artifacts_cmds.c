@@ -15,8 +15,8 @@
 #include <edgeprov/boot.h>
 
 #include "build.h"
-#include "error.h"
-#include "host.h"
+#include "base/error.h"
+#include "runtime/host_services.h"
 #include "keys.h"
 #include "nginx_conf.h"
 

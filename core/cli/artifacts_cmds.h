@@ -2,7 +2,7 @@
 #ifndef EP_CLI_ARTIFACTS_CMDS_H
 #define EP_CLI_ARTIFACTS_CMDS_H
 
-#include "site.h"
+#include "runtime/site.h"
 
 /* argv holds the words after "artifacts" (verb first) or after "usb-image". site is opened
  * and its plugins started. Return the process exit status. */

@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "action.h"
+#include "runtime/action.h"
 #include "artifacts_cmds.h"
-#include "error.h"
+#include "base/error.h"
 #include "inventory_cmds.h"
-#include "log.h"
-#include "mgmt_server.h"
-#include "site.h"
-#include "suggest.h"
+#include "base/log.h"
+#include "northbound/mgmt_server.h"
+#include "runtime/site.h"
+#include "base/suggest.h"
 
 #define EXIT_USAGE 2
 

@@ -12,9 +12,9 @@
 #include <time.h>
 
 #include "edgeprov/v1/management.pb-c.h"
-#include "error.h"
-#include "mgmt_client.h"
-#include "validate.h"
+#include "base/error.h"
+#include "northbound/mgmt_client.h"
+#include "base/validate.h"
 
 #define EXIT_USAGE 2
 #define SHOWN_SLOTS 8 /* escaped texts one printf may show at once */

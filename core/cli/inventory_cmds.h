@@ -3,7 +3,7 @@
 #ifndef EP_CLI_INVENTORY_CMDS_H
 #define EP_CLI_INVENTORY_CMDS_H
 
-#include "mgmt_client.h"
+#include "northbound/mgmt_client.h"
 
 int ep_cli_host(ep_mgmt_client *client, int argc, char **argv);
 int ep_cli_instance(ep_mgmt_client *client, int argc, char **argv);

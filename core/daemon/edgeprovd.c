@@ -6,16 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "https.h"
-#include "inventory.h"
-#include "log.h"
-#include "mgmt_server.h"
-#include "housekeeping.h"
-#include "reconciler.h"
-#include "southbound.h"
-#include "site.h"
-#include "token_endpoint.h"
+#include "base/error.h"
+#include "net/https.h"
+#include "provisioning/inventory.h"
+#include "base/log.h"
+#include "northbound/mgmt_server.h"
+#include "provisioning/housekeeping.h"
+#include "provisioning/reconciler.h"
+#include "southbound/southbound.h"
+#include "runtime/site.h"
+#include "southbound/token_endpoint.h"
 
 /* How long running calls get to end when the daemon stops. */
 #define SHUTDOWN_GRACE_MS 2000

@@ -15,10 +15,10 @@
 
 #include "daemon_harness.h"
 #include "testutil.h"
-#include "error.h"
-#include "onboarding.h"
+#include "base/error.h"
+#include "southbound/onboarding.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
-#include "rpc.h"
+#include "net/rpc.h"
 
 static harness h;
 static ep_rpc_channel *channel;

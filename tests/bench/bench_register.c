@@ -11,7 +11,7 @@
 #include <time.h>
 
 #include "daemon_harness.h"
-#include "error.h"
+#include "base/error.h"
 
 #define IN_FLIGHT 64
 

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <yaml.h>
 
-#include "cloudinit.h"
+#include "provisioning/cloudinit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

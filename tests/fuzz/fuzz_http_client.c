@@ -12,7 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http_client.h"
+#include "net/http_client.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -20,9 +20,9 @@
 #include <edgeprov/identity.h>
 
 #include "http_exchange.h"
-#include "https.h"
-#include "plugin.h"
-#include "token_endpoint.h"
+#include "net/https.h"
+#include "runtime/plugin_loader.h"
+#include "southbound/token_endpoint.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include "http_exchange.h"
-#include "https.h"
-#include "https_files.h"
+#include "net/https.h"
+#include "net/https_files.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -23,13 +23,13 @@
 #include <edgeprov/storage.h>
 
 #include "edgeprov/v1/management.pb-c.h"
-#include "error.h"
-#include "inventory.h"
-#include "log.h"
-#include "mgmt.h"
+#include "base/error.h"
+#include "provisioning/inventory.h"
+#include "base/log.h"
+#include "northbound/mgmt.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
-#include "plugin.h"
-#include "validate.h"
+#include "runtime/plugin_loader.h"
+#include "base/validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

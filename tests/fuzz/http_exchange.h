@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "https.h"
+#include "net/https.h"
 
 typedef struct fuzz_exchange {
   const void *request;

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "daemon_harness.h"
-#include "error.h"
+#include "base/error.h"
 
 #define HOSTS 1000
 #define KILLS 24

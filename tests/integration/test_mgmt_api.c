@@ -9,9 +9,9 @@
 #include <cmocka.h>
 
 #include "daemon_harness.h"
-#include "error.h"
-#include "mgmt.h"
-#include "rpc.h"
+#include "base/error.h"
+#include "northbound/mgmt.h"
+#include "net/rpc.h"
 
 static harness h;
 static ep_rpc_channel *channel;

@@ -12,11 +12,11 @@
 
 #include "daemon_harness.h"
 #include "testutil.h"
-#include "error.h"
-#include "mgmt.h"
-#include "onboarding.h"
+#include "base/error.h"
+#include "northbound/mgmt.h"
+#include "southbound/onboarding.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
-#include "rpc.h"
+#include "net/rpc.h"
 
 #define NODE_REGISTERED ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED
 #define NODE_ONBOARDED ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED

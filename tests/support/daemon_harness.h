@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "edgeprov/v1/management.pb-c.h"
-#include "mgmt_client.h"
+#include "northbound/mgmt_client.h"
 
 typedef struct harness {
   const char *daemon_path;

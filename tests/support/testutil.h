@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "diag.h"
+#include "base/diag.h"
 
 /* Creates a fresh temporary directory (test-owned; removed by tu_rmdir). */
 static inline char *tu_mkdtemp(void) {

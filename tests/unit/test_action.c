@@ -6,9 +6,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "action.h"
-#include "error.h"
-#include "site.h"
+#include "runtime/action.h"
+#include "base/error.h"
+#include "runtime/site.h"
 #include "testutil.h"
 
 typedef struct fixture {

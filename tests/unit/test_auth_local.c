@@ -17,13 +17,13 @@
 #include <edgeprov/identity.h>
 #include <edgeprov/storage.h>
 
-#include "config.h"
-#include "error.h"
-#include "http_client.h"
-#include "https.h"
-#include "site.h"
+#include "runtime/config.h"
+#include "base/error.h"
+#include "net/http_client.h"
+#include "net/https.h"
+#include "runtime/site.h"
 #include "testutil.h"
-#include "token_endpoint.h"
+#include "southbound/token_endpoint.h"
 
 #define NODE "44444444-4444-4444-8444-444444444444"
 

@@ -12,8 +12,8 @@
 #include <yaml.h>
 #include <cmocka.h>
 
-#include "cloudinit.h"
-#include "error.h"
+#include "provisioning/cloudinit.h"
+#include "base/error.h"
 
 /* Debian's interpreter: python3-yaml (a dependency of cloud-init) is installed for it, while a
  * python3 found earlier on PATH (pyenv, venv) may lack yaml. */

@@ -6,8 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "config.h"
-#include "site.h"
+#include "runtime/config.h"
+#include "runtime/site.h"
 #include "testutil.h"
 
 static int setup(void **state) {

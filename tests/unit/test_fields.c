@@ -6,8 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "error.h"
-#include "fields.h"
+#include "base/error.h"
+#include "base/fields.h"
 
 static const ep_field_decl good[] = {
     EP_FIELD_STRING_DECL("url", "http://x", EP_FIELD_OPTIONAL, 16, "where"),

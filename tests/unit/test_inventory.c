@@ -10,10 +10,10 @@
 
 #include <edgeprov/storage.h>
 
-#include "error.h"
-#include "housekeeping.h"
-#include "inventory.h"
-#include "site.h"
+#include "base/error.h"
+#include "provisioning/housekeeping.h"
+#include "provisioning/inventory.h"
+#include "runtime/site.h"
 #include "testutil.h"
 
 typedef struct fixture {

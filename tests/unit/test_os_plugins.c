@@ -15,12 +15,12 @@
 
 #include <edgeprov/os.h>
 
-#include "action.h"
-#include "cloudinit.h"
-#include "error.h"
-#include "site.h"
+#include "runtime/action.h"
+#include "provisioning/cloudinit.h"
+#include "base/error.h"
+#include "runtime/site.h"
 #include "testutil.h"
-#include "workflow.h"
+#include "provisioning/workflow.h"
 
 #define SHA_UBUNTU "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 #define SHA_MICROVISOR "E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855" /* upper case on purpose */

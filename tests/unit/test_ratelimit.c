@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "error.h"
-#include "ratelimit.h"
+#include "base/error.h"
+#include "base/ratelimit.h"
 
 static void burst_then_refused_with_a_retry_time(void **state) {
   (void)state;

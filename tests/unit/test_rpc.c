@@ -15,8 +15,8 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "error.h"
-#include "rpc.h"
+#include "base/error.h"
+#include "net/rpc.h"
 #include "testutil.h"
 
 #define STATUS_OK 0

@@ -19,8 +19,8 @@
 #include <edgeprov/storage.h>
 #include <sqlite3.h>
 
-#include "host.h"
-#include "site.h"
+#include "runtime/host_services.h"
+#include "runtime/site.h"
 #include "testutil.h"
 
 #define DB_FILE "inventory.sqlite"

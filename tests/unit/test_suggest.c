@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "suggest.h"
+#include "base/suggest.h"
 
 static const char *const keys[] = {"listen", "paths", "tls", "provisioning", "plugins"};
 

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "error.h"
-#include "validate.h"
+#include "base/error.h"
+#include "base/validate.h"
 
 static void uuids(void **state) {
   (void)state;

@@ -7,8 +7,8 @@
 
 #include <cmocka.h>
 
-#include "error.h"
-#include "workflow.h"
+#include "base/error.h"
+#include "provisioning/workflow.h"
 
 static const char *lookup(void *data, const char *name) {
   (void)data;

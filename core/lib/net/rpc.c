@@ -1,0 +1,764 @@
+/* core: the helper over the gRPC core C API, see rpc.h. */
+#define _GNU_SOURCE /* strdup */
+#include "net/rpc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/alloc.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+
+#include "base/error.h"
+
+/* Request slots kept open at once: how many new calls gRPC can hand over without waiting
+ * for the serving thread. */
+#define SERVER_SLOTS 16
+/* Threads that run unary handlers; streaming handlers get a thread of their own. */
+#define UNARY_WORKERS 64
+
+/* ---- shared ------------------------------------------------------------------------------ */
+
+static pthread_once_t log_once = PTHREAD_ONCE_INIT;
+
+static void drop_log(gpr_log_func_args *args) { (void)args; }
+
+/* gRPC logs to stderr on its own; library code must not print, so its log is dropped
+ * unless an operator asks for it with GRPC_VERBOSITY. */
+static void quiet_grpc_log(void) {
+  if (!getenv("GRPC_VERBOSITY")) gpr_set_log_function(drop_log);
+}
+
+static void rpc_init(void) {
+  pthread_once(&log_once, quiet_grpc_log);
+  grpc_init();
+}
+
+static grpc_byte_buffer *bytes_to_buffer(const uint8_t *data, size_t len) {
+  grpc_slice slice = grpc_slice_from_copied_buffer((const char *)data, len);
+  grpc_byte_buffer *buffer = grpc_raw_byte_buffer_create(&slice, 1);
+  grpc_slice_unref(slice);
+  return buffer;
+}
+
+/* Copies a received buffer into malloc'd memory; returns 0 or EP_ENOMEM / EP_EIO. */
+static int buffer_to_bytes(grpc_byte_buffer *buffer, uint8_t **ret_data, size_t *ret_len) {
+  grpc_byte_buffer_reader reader;
+  if (!grpc_byte_buffer_reader_init(&reader, buffer)) return ep_error_set(EP_EIO, "cannot read a gRPC message");
+  grpc_slice slice = grpc_byte_buffer_reader_readall(&reader);
+  grpc_byte_buffer_reader_destroy(&reader);
+  size_t len = GRPC_SLICE_LENGTH(slice);
+  uint8_t *data = malloc(len ? len : 1);
+  if (data) memcpy(data, GRPC_SLICE_START_PTR(slice), len);
+  grpc_slice_unref(slice);
+  if (!data) return ep_error_set(EP_ENOMEM, "out of memory");
+  *ret_data = data;
+  *ret_len = len;
+  return 0;
+}
+
+static gpr_timespec deadline_in(int timeout_ms) {
+  if (timeout_ms <= 0) return gpr_inf_future(GPR_CLOCK_REALTIME);
+  return gpr_time_add(gpr_now(GPR_CLOCK_REALTIME), gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+}
+
+/* Runs ops as one batch on call and waits for it on cq (a pluck queue). Returns the
+ * batch's success flag, or 0 when it could not be started. */
+static int run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops, size_t count, void *tag) {
+  if (grpc_call_start_batch(call, ops, count, tag, NULL) != GRPC_CALL_OK) return 0;
+  grpc_event ev = grpc_completion_queue_pluck(cq, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  return ev.type == GRPC_OP_COMPLETE && ev.success;
+}
+
+static void destroy_cq(grpc_completion_queue *cq) {
+  grpc_completion_queue_shutdown(cq);
+  grpc_completion_queue_destroy(cq);
+}
+
+static void copy_slice(char *buf, size_t len, grpc_slice slice) {
+  size_t n = GRPC_SLICE_LENGTH(slice);
+  if (n >= len) n = len - 1;
+  memcpy(buf, GRPC_SLICE_START_PTR(slice), n);
+  buf[n] = '\0';
+}
+
+/* ---- server -------------------------------------------------------------------------------- */
+
+struct ep_rpc_server {
+  grpc_server *grpc;
+  grpc_completion_queue *cq; /* notifications: new calls and the shutdown */
+  ep_rpc_method *methods;
+  size_t method_count;
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int active;        /* calls accepted and not yet freed */
+  bool stopping;
+  struct ep_rpc_call *queue_head, *queue_tail; /* unary calls waiting for a worker */
+  pthread_cond_t queue_cond;
+  pthread_t workers[UNARY_WORKERS];
+  int worker_count;
+  bool shutdown_done;
+  char shutdown_tag;
+};
+
+struct ep_rpc_call {
+  ep_rpc_server *server;
+  grpc_call *grpc;
+  grpc_call_details details;
+  grpc_metadata_array metadata;
+  grpc_completion_queue *cq; /* this call's operations */
+  const ep_rpc_method *method;
+  char path[256];
+  int close_cancelled;
+  bool closed;
+  bool finished;
+  bool initial_sent; /* initial metadata is out */
+  /* Distinct addresses used as batch tags. */
+  char recv_tag, send_tag, finish_tag, close_tag;
+  struct ep_rpc_call *next; /* in the unary queue */
+};
+
+static void call_free(ep_rpc_call *c) {
+  if (c->grpc) grpc_call_unref(c->grpc);
+  destroy_cq(c->cq);
+  grpc_call_details_destroy(&c->details);
+  grpc_metadata_array_destroy(&c->metadata);
+  free(c);
+}
+
+/* Opens one request slot: gRPC fills it with the next incoming call. */
+static int request_slot(ep_rpc_server *server) {
+  ep_rpc_call *c = calloc(1, sizeof *c);
+  if (!c) return EP_ENOMEM;
+  c->server = server;
+  grpc_call_details_init(&c->details);
+  grpc_metadata_array_init(&c->metadata);
+  c->cq = grpc_completion_queue_create_for_pluck(NULL);
+  if (grpc_server_request_call(server->grpc, &c->grpc, &c->details, &c->metadata, c->cq, server->cq, c) != GRPC_CALL_OK) {
+    call_free(c);
+    return EP_EIO;
+  }
+  return 0;
+}
+
+int ep_rpc_server_new(ep_rpc_server **out, size_t max_message) {
+  ep_rpc_server *server = calloc(1, sizeof *server);
+  if (!server) return ep_error_set(EP_ENOMEM, "out of memory");
+  rpc_init();
+  grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                  .value.integer = (int)(max_message ? max_message : EP_RPC_MESSAGE_MAX_DEFAULT)};
+  grpc_channel_args args = {.num_args = 1, .args = &arg};
+  server->grpc = grpc_server_create(&args, NULL);
+  server->cq = grpc_completion_queue_create_for_next(NULL);
+  grpc_server_register_completion_queue(server->grpc, server->cq, NULL);
+  pthread_mutex_init(&server->lock, NULL);
+  pthread_cond_init(&server->cond, NULL);
+  pthread_cond_init(&server->queue_cond, NULL);
+  *out = server;
+  return 0;
+}
+
+int ep_rpc_server_add_method(ep_rpc_server *server, const ep_rpc_method *method) {
+  if (server->started) return ep_error_set(EP_EINVAL, "methods are added before the server starts");
+  if (!method->path || method->path[0] != '/' || strlen(method->path) >= sizeof ((ep_rpc_call *)0)->path)
+    return ep_error_set(EP_EINVAL, "bad method path '%.64s'", method->path ? method->path : "(null)");
+  ep_rpc_method *methods = realloc(server->methods, (server->method_count + 1) * sizeof *methods);
+  if (!methods) return ep_error_set(EP_ENOMEM, "out of memory");
+  server->methods = methods;
+  methods[server->method_count] = *method;
+  if (!(methods[server->method_count].path = strdup(method->path))) return ep_error_set(EP_ENOMEM, "out of memory");
+  server->method_count++;
+  return 0;
+}
+
+int ep_rpc_server_listen(ep_rpc_server *server, const char *address, const ep_rpc_tls *tls, int *ret_port) {
+  grpc_server_credentials *creds;
+  if (tls) {
+    if (!tls->cert_pem || !tls->key_pem) return ep_error_set(EP_EINVAL, "%s: TLS needs a certificate and a key", address);
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem, .cert_chain = tls->cert_pem};
+    creds = grpc_ssl_server_credentials_create_ex(
+        tls->client_ca_pem, &pair, 1,
+        tls->client_ca_pem ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                           : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        NULL);
+  } else {
+    creds = grpc_insecure_server_credentials_create();
+  }
+  if (!creds) return ep_error_set(EP_EINVAL, "%s: the TLS certificate or key was refused", address);
+  int port = grpc_server_add_http2_port(server->grpc, address, creds);
+  grpc_server_credentials_release(creds);
+  if (port == 0) return ep_error_set(EP_EIO, "cannot listen on %s (address in use, or not allowed)", address);
+  if (strncmp(address, "unix:", 5) == 0 && chmod(address + 5, 0660) < 0)
+    return ep_error_set(-errno, "cannot set the mode of %s: %s", address + 5, strerror(errno));
+  if (ret_port) *ret_port = port;
+  return 0;
+}
+
+static const ep_rpc_method *find_method(const ep_rpc_server *server, const char *path) {
+  for (size_t i = 0; i < server->method_count; i++)
+    if (strcmp(server->methods[i].path, path) == 0) return &server->methods[i];
+  return NULL;
+}
+
+static void call_done(ep_rpc_call *c) {
+  ep_rpc_server *server = c->server;
+  /* RECV_CLOSE_ON_SERVER completes once the status is out (or the call was cancelled). */
+  grpc_completion_queue_pluck(c->cq, &c->close_tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+  call_free(c);
+  pthread_mutex_lock(&server->lock);
+  server->active--;
+  pthread_cond_broadcast(&server->cond);
+  pthread_mutex_unlock(&server->lock);
+}
+
+static void *call_main(void *arg) {
+  ep_rpc_call *c = arg;
+  grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
+  close_op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+  if (grpc_call_start_batch(c->grpc, &close_op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
+    /* Without the close op the call cannot be tracked: end it. */
+    grpc_call_cancel(c->grpc, NULL);
+    grpc_call_start_batch(c->grpc, NULL, 0, &c->close_tag, NULL);
+  }
+  if (!c->method) {
+    char message[320];
+    snprintf(message, sizeof message, "unknown method %s", c->path);
+    ep_rpc_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, message, NULL, 0);
+    call_done(c);
+    return NULL;
+  }
+  if (c->method->kind == EP_RPC_BIDI_STREAMING) {
+    grpc_op initial = {.op = GRPC_OP_SEND_INITIAL_METADATA};
+    c->initial_sent = true;
+    if (run_batch(c->grpc, c->cq, &initial, 1, &c->send_tag)) c->method->handler(c->method->data, c, NULL, 0);
+    if (!c->finished) ep_rpc_call_finish(c, GRPC_STATUS_CANCELLED, "the call ended before the handler replied", NULL, 0);
+    call_done(c);
+    return NULL;
+  }
+  grpc_byte_buffer *request = NULL;
+  grpc_op ops[2] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_RECV_MESSAGE}};
+  ops[1].data.recv_message.recv_message = &request;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  c->initial_sent = true;
+  if (!run_batch(c->grpc, c->cq, ops, 2, &c->recv_tag) || !request) {
+    /* Cancelled, too large (gRPC answers RESOURCE_EXHAUSTED itself) or no message sent. */
+    if (!ep_rpc_call_cancelled(c)) ep_rpc_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
+  } else if (buffer_to_bytes(request, &data, &len) < 0) {
+    ep_rpc_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory reading the request", NULL, 0);
+  } else {
+    c->method->handler(c->method->data, c, data, len);
+    if (!c->finished) ep_rpc_call_finish(c, GRPC_STATUS_INTERNAL, "the handler gave no reply", NULL, 0);
+  }
+  if (request) grpc_byte_buffer_destroy(request);
+  free(data);
+  if (!c->finished) grpc_call_cancel(c->grpc, NULL);
+  call_done(c);
+  return NULL;
+}
+
+/* Answers a call at once (too many calls running): status only, on the serving thread. */
+static void refuse_call(ep_rpc_call *c, grpc_status_code status, const char *message) {
+  grpc_slice details = grpc_slice_from_copied_string(message);
+  grpc_op ops[3] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_SEND_STATUS_FROM_SERVER},
+                    {.op = GRPC_OP_RECV_CLOSE_ON_SERVER}};
+  ops[1].data.send_status_from_server.status = status;
+  ops[1].data.send_status_from_server.status_details = &details;
+  ops[2].data.recv_close_on_server.cancelled = &c->close_cancelled;
+  run_batch(c->grpc, c->cq, ops, 3, &c->finish_tag);
+  grpc_slice_unref(details);
+  call_free(c);
+}
+
+/* Runs queued unary calls until the server stops and the queue is empty. */
+static void *worker_main(void *arg) {
+  ep_rpc_server *server = arg;
+  pthread_mutex_lock(&server->lock);
+  for (;;) {
+    while (!server->queue_head && !server->stopping) pthread_cond_wait(&server->queue_cond, &server->lock);
+    ep_rpc_call *c = server->queue_head;
+    if (!c) break;
+    server->queue_head = c->next;
+    if (!server->queue_head) server->queue_tail = NULL;
+    pthread_mutex_unlock(&server->lock);
+    call_main(c);
+    pthread_mutex_lock(&server->lock);
+  }
+  pthread_mutex_unlock(&server->lock);
+  return NULL;
+}
+
+static void dispatch(ep_rpc_server *server, ep_rpc_call *c) {
+  char *method = grpc_slice_to_c_string(c->details.method);
+  snprintf(c->path, sizeof c->path, "%s", method ? method : "");
+  gpr_free(method);
+  c->method = find_method(server, c->path);
+  pthread_mutex_lock(&server->lock);
+  bool room = server->active < EP_RPC_CALLS_MAX;
+  if (room) server->active++;
+  if (room && (!c->method || c->method->kind == EP_RPC_UNARY) && server->worker_count > 0) {
+    if (server->queue_tail)
+      server->queue_tail->next = c;
+    else
+      server->queue_head = c;
+    server->queue_tail = c;
+    pthread_cond_signal(&server->queue_cond);
+    pthread_mutex_unlock(&server->lock);
+    return;
+  }
+  pthread_mutex_unlock(&server->lock);
+  pthread_t thread;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, EP_RPC_STREAM_STACK);
+  if (!room || pthread_create(&thread, &attr, call_main, c) != 0) {
+    if (room) {
+      pthread_mutex_lock(&server->lock);
+      server->active--;
+      pthread_mutex_unlock(&server->lock);
+    }
+    refuse_call(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the server is handling too many calls; retry later");
+  }
+  pthread_attr_destroy(&attr);
+}
+
+static void *serve_main(void *arg) {
+  ep_rpc_server *server = arg;
+  for (;;) {
+    grpc_event ev = grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    if (ev.type != GRPC_OP_COMPLETE) continue;
+    if (ev.tag == &server->shutdown_tag) {
+      pthread_mutex_lock(&server->lock);
+      server->shutdown_done = true;
+      pthread_cond_broadcast(&server->cond);
+      pthread_mutex_unlock(&server->lock);
+      continue;
+    }
+    ep_rpc_call *c = ev.tag;
+    if (!ev.success) { /* the server is shutting down: the slot was never filled */
+      call_free(c);
+      continue;
+    }
+    pthread_mutex_lock(&server->lock);
+    bool stopping = server->stopping;
+    pthread_mutex_unlock(&server->lock);
+    if (!stopping) request_slot(server);
+    dispatch(server, c);
+  }
+  return NULL;
+}
+
+int ep_rpc_server_start(ep_rpc_server *server) {
+  grpc_server_start(server->grpc);
+  for (int i = 0; i < SERVER_SLOTS; i++)
+    if (request_slot(server) < 0) return ep_error_set(EP_EIO, "cannot wait for calls");
+  for (; server->worker_count < UNARY_WORKERS; server->worker_count++)
+    if (pthread_create(&server->workers[server->worker_count], NULL, worker_main, server) != 0) break;
+  if (pthread_create(&server->thread, NULL, serve_main, server) != 0)
+    return ep_error_set(EP_ENOMEM, "cannot start the serving thread");
+  server->started = true;
+  return 0;
+}
+
+static void wait_until(ep_rpc_server *server, bool (*done)(const ep_rpc_server *), int timeout_ms) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_REALTIME, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&server->lock);
+  while (!done(server)) {
+    if (timeout_ms < 0)
+      pthread_cond_wait(&server->cond, &server->lock);
+    else if (pthread_cond_timedwait(&server->cond, &server->lock, &deadline) == ETIMEDOUT)
+      break;
+  }
+  pthread_mutex_unlock(&server->lock);
+}
+
+static bool is_shut_down(const ep_rpc_server *server) { return server->shutdown_done; }
+static bool is_idle(const ep_rpc_server *server) { return server->active == 0; }
+
+void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
+  if (!server) return;
+  pthread_mutex_lock(&server->lock);
+  server->stopping = true;
+  pthread_mutex_unlock(&server->lock);
+  if (server->started) {
+    grpc_server_shutdown_and_notify(server->grpc, server->cq, &server->shutdown_tag);
+    wait_until(server, is_shut_down, grace_ms);
+    grpc_server_cancel_all_calls(server->grpc);
+    wait_until(server, is_shut_down, -1);
+    wait_until(server, is_idle, -1);
+  }
+  pthread_mutex_lock(&server->lock);
+  pthread_cond_broadcast(&server->queue_cond);
+  pthread_mutex_unlock(&server->lock);
+  for (int i = 0; i < server->worker_count; i++) pthread_join(server->workers[i], NULL);
+  grpc_server_destroy(server->grpc);
+  grpc_completion_queue_shutdown(server->cq);
+  if (server->started) {
+    pthread_join(server->thread, NULL);
+  } else {
+    while (grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
+    }
+  }
+  grpc_completion_queue_destroy(server->cq);
+  for (size_t i = 0; i < server->method_count; i++) free((char *)server->methods[i].path);
+  free(server->methods);
+  pthread_cond_destroy(&server->cond);
+  pthread_cond_destroy(&server->queue_cond);
+  pthread_mutex_destroy(&server->lock);
+  free(server);
+  grpc_shutdown();
+}
+
+int ep_rpc_call_metadata(const ep_rpc_call *c, const char *key, char *buf, size_t len) {
+  for (size_t i = 0; i < c->metadata.count; i++) {
+    const grpc_metadata *m = &c->metadata.metadata[i];
+    if (grpc_slice_str_cmp(m->key, key) != 0) continue;
+    size_t n = GRPC_SLICE_LENGTH(m->value);
+    if (n + 1 > len || n > EP_RPC_METADATA_VALUE_MAX) return -1;
+    memcpy(buf, GRPC_SLICE_START_PTR(m->value), n);
+    buf[n] = '\0';
+    return (int)n;
+  }
+  return -1;
+}
+
+const char *ep_rpc_call_method(const ep_rpc_call *c) { return c->path; }
+
+int ep_rpc_call_peer_ip(const ep_rpc_call *c, char *buf, size_t len) {
+  /* gRPC core names the peer "ipv4:1.2.3.4:port", "ipv6:[::1]:port" or "unix:path". */
+  char *peer = grpc_call_get_peer(c->grpc);
+  const char *host = NULL, *end = NULL;
+  if (peer && strncmp(peer, "ipv4:", 5) == 0) {
+    host = peer + 5;
+    end = strrchr(host, ':');
+  } else if (peer && strncmp(peer, "ipv6:[", 6) == 0) {
+    host = peer + 6;
+    end = strchr(host, ']');
+  }
+  int n = -1;
+  if (host && end && end > host && (size_t)(end - host) < len) {
+    n = (int)(end - host);
+    memcpy(buf, host, (size_t)n);
+    buf[n] = '\0';
+  }
+  gpr_free(peer);
+  return n;
+}
+
+bool ep_rpc_call_cancelled(ep_rpc_call *c) {
+  if (!c->closed) {
+    grpc_event ev = grpc_completion_queue_pluck(c->cq, &c->close_tag, gpr_time_0(GPR_CLOCK_REALTIME), NULL);
+    if (ev.type == GRPC_OP_COMPLETE) {
+      c->closed = true;
+      /* The close is consumed here; call_done must not wait for it again. */
+      grpc_call_start_batch(c->grpc, NULL, 0, &c->close_tag, NULL);
+    }
+  }
+  pthread_mutex_lock(&c->server->lock);
+  bool stopping = c->server->stopping;
+  pthread_mutex_unlock(&c->server->lock);
+  return (c->closed && c->close_cancelled) || (c->closed && !c->finished) || stopping;
+}
+
+int ep_rpc_call_recv(ep_rpc_call *c, uint8_t **ret_data, size_t *ret_len) {
+  grpc_byte_buffer *message = NULL;
+  grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
+  op.data.recv_message.recv_message = &message;
+  if (!run_batch(c->grpc, c->cq, &op, 1, &c->recv_tag) || !message) return 0;
+  int r = buffer_to_bytes(message, ret_data, ret_len);
+  grpc_byte_buffer_destroy(message);
+  return r < 0 ? r : 1;
+}
+
+int ep_rpc_call_send(ep_rpc_call *c, const uint8_t *data, size_t len) {
+  if (c->finished) return EP_ECANCELED;
+  grpc_byte_buffer *buffer = bytes_to_buffer(data, len);
+  grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+  op.data.send_message.send_message = buffer;
+  int ok = run_batch(c->grpc, c->cq, &op, 1, &c->send_tag);
+  grpc_byte_buffer_destroy(buffer);
+  return ok ? 0 : EP_ECANCELED;
+}
+
+int ep_rpc_call_finish(ep_rpc_call *c, int status, const char *message, const uint8_t *data, size_t len) {
+  if (c->finished) return EP_ECANCELED;
+  c->finished = true;
+  grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
+  grpc_byte_buffer *buffer = status == 0 && data ? bytes_to_buffer(data, len) : NULL;
+  grpc_op ops[3];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!c->initial_sent) {
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    c->initial_sent = true;
+  }
+  if (buffer) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = buffer;
+  }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = (grpc_status_code)status;
+  ops[n++].data.send_status_from_server.status_details = &details;
+  int ok = run_batch(c->grpc, c->cq, ops, n, &c->finish_tag);
+  if (buffer) grpc_byte_buffer_destroy(buffer);
+  grpc_slice_unref(details);
+  return ok ? 0 : EP_ECANCELED;
+}
+
+/* ---- client -------------------------------------------------------------------------------- */
+
+struct ep_rpc_channel {
+  grpc_channel *grpc;
+};
+
+int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tls *tls, size_t max_message) {
+  ep_rpc_channel *channel = calloc(1, sizeof *channel);
+  if (!channel) return ep_error_set(EP_ENOMEM, "out of memory");
+  rpc_init();
+  /* Reconnect within a second of a server coming back (gRPC's default backoff grows to
+   * two minutes, far too slow for a restarted daemon): initial and maximum backoff. The
+   * "minimum reconnect backoff" is not a backoff in gRPC core: it is the time one connection
+   * attempt (TCP, TLS and HTTP/2 handshakes) may take, 20 s by default; at 100 ms a node on a
+   * slow link (or under emulation) had its first attempts cut short ("Handshake read failed")
+   * and its first calls failed UNAVAILABLE. */
+  grpc_arg args[5] = {
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+       .value.integer = (int)(max_message ? max_message : EP_RPC_MESSAGE_MAX_DEFAULT)},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 20000},
+      {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
+      {.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+       .value.string = tls && tls->target_name ? (char *)tls->target_name : NULL},
+  };
+  grpc_channel_args channel_args = {.num_args = tls && tls->target_name ? 5 : 4, .args = args};
+  grpc_channel_credentials *creds;
+  if (tls) {
+    grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem, .cert_chain = tls->cert_pem};
+    creds = grpc_ssl_credentials_create(tls->ca_pem, tls->cert_pem && tls->key_pem ? &pair : NULL, NULL, NULL);
+  } else {
+    creds = grpc_insecure_credentials_create();
+  }
+  channel->grpc = creds ? grpc_channel_create(target, creds, &channel_args) : NULL;
+  if (creds) grpc_channel_credentials_release(creds);
+  if (!channel->grpc) {
+    free(channel);
+    grpc_shutdown();
+    return ep_error_set(EP_EINVAL, "cannot open a channel to %s", target);
+  }
+  *out = channel;
+  return 0;
+}
+
+void ep_rpc_channel_free(ep_rpc_channel *channel) {
+  if (!channel) return;
+  grpc_channel_destroy(channel->grpc);
+  free(channel);
+  grpc_shutdown();
+}
+
+void ep_rpc_result_clear(ep_rpc_result *result) {
+  free(result->data);
+  memset(result, 0, sizeof *result);
+}
+
+/* A client call in progress with its queue and metadata. */
+typedef struct client_call {
+  grpc_call *grpc;
+  grpc_completion_queue *cq;
+  grpc_metadata *metadata;
+  size_t metadata_count;
+  grpc_metadata_array initial;
+  grpc_metadata_array trailing;
+  grpc_status_code status;
+  grpc_slice details;
+  char tag;      /* receiving batches */
+  char send_tag; /* sending batches, which may run beside a receive */
+} client_call;
+
+static int client_call_start(client_call *cc, ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata,
+                             size_t metadata_count, int timeout_ms) {
+  memset(cc, 0, sizeof *cc);
+  cc->cq = grpc_completion_queue_create_for_pluck(NULL);
+  grpc_slice method = grpc_slice_from_copied_string(path);
+  cc->grpc = grpc_channel_create_call(channel->grpc, NULL, GRPC_PROPAGATE_DEFAULTS, cc->cq, method, NULL,
+                                      deadline_in(timeout_ms), NULL);
+  grpc_slice_unref(method);
+  grpc_metadata_array_init(&cc->initial);
+  grpc_metadata_array_init(&cc->trailing);
+  cc->details = grpc_empty_slice();
+  if (!cc->grpc) return ep_error_set(EP_EIO, "cannot start a call of %s", path);
+  if (metadata_count) {
+    cc->metadata = calloc(metadata_count, sizeof *cc->metadata);
+    if (!cc->metadata) return ep_error_set(EP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < metadata_count; i++) {
+      cc->metadata[i].key = grpc_slice_from_copied_string(metadata[i].key);
+      cc->metadata[i].value = grpc_slice_from_copied_string(metadata[i].value);
+    }
+    cc->metadata_count = metadata_count;
+  }
+  return 0;
+}
+
+static void client_call_end(client_call *cc, ep_rpc_result *out) {
+  if (out) {
+    out->status = cc->status;
+    copy_slice(out->message, sizeof out->message, cc->details);
+  }
+  for (size_t i = 0; i < cc->metadata_count; i++) {
+    grpc_slice_unref(cc->metadata[i].key);
+    grpc_slice_unref(cc->metadata[i].value);
+  }
+  free(cc->metadata);
+  grpc_slice_unref(cc->details);
+  grpc_metadata_array_destroy(&cc->initial);
+  grpc_metadata_array_destroy(&cc->trailing);
+  if (cc->grpc) grpc_call_unref(cc->grpc);
+  destroy_cq(cc->cq);
+}
+
+int ep_rpc_unary(ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata, size_t metadata_count,
+                 const uint8_t *request, size_t len, int timeout_ms, ep_rpc_result *out) {
+  memset(out, 0, sizeof *out);
+  client_call cc;
+  int r = client_call_start(&cc, channel, path, metadata, metadata_count, timeout_ms);
+  if (r < 0) {
+    client_call_end(&cc, NULL);
+    return r;
+  }
+  grpc_byte_buffer *send = bytes_to_buffer(request, len);
+  grpc_byte_buffer *reply = NULL;
+  grpc_op ops[6];
+  memset(ops, 0, sizeof ops);
+  ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[0].data.send_initial_metadata.count = cc.metadata_count;
+  ops[0].data.send_initial_metadata.metadata = cc.metadata;
+  ops[1].op = GRPC_OP_SEND_MESSAGE;
+  ops[1].data.send_message.send_message = send;
+  ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+  ops[3].data.recv_initial_metadata.recv_initial_metadata = &cc.initial;
+  ops[4].op = GRPC_OP_RECV_MESSAGE;
+  ops[4].data.recv_message.recv_message = &reply;
+  ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+  ops[5].data.recv_status_on_client.trailing_metadata = &cc.trailing;
+  ops[5].data.recv_status_on_client.status = &cc.status;
+  ops[5].data.recv_status_on_client.status_details = &cc.details;
+  if (grpc_call_start_batch(cc.grpc, ops, 6, &cc.tag, NULL) != GRPC_CALL_OK) {
+    r = ep_error_set(EP_EIO, "cannot start a call of %s", path);
+  } else {
+    grpc_completion_queue_pluck(cc.cq, &cc.tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (reply && cc.status == GRPC_STATUS_OK) r = buffer_to_bytes(reply, &out->data, &out->len);
+  }
+  grpc_byte_buffer_destroy(send);
+  if (reply) grpc_byte_buffer_destroy(reply);
+  client_call_end(&cc, r == 0 ? out : NULL);
+  return r;
+}
+
+struct ep_rpc_stream {
+  client_call cc;
+  bool ended;
+  bool initial_received;
+};
+
+int ep_rpc_stream_open(ep_rpc_stream **out, ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata,
+                       size_t metadata_count, const uint8_t *request, size_t len, int timeout_ms) {
+  ep_rpc_stream *s = calloc(1, sizeof *s);
+  if (!s) return ep_error_set(EP_ENOMEM, "out of memory");
+  int r = client_call_start(&s->cc, channel, path, metadata, metadata_count, timeout_ms);
+  if (r < 0) {
+    client_call_end(&s->cc, NULL);
+    free(s);
+    return r;
+  }
+  grpc_op ops[3];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].data.send_initial_metadata.count = s->cc.metadata_count;
+  ops[n++].data.send_initial_metadata.metadata = s->cc.metadata;
+  grpc_byte_buffer *send = request ? bytes_to_buffer(request, len) : NULL;
+  if (send) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = send;
+    ops[n++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+  }
+  /* A failed batch means the call already ended; read then reports the end and close the
+   * status. */
+  if (!run_batch(s->cc.grpc, s->cc.cq, ops, n, &s->cc.send_tag)) s->ended = true;
+  if (send) grpc_byte_buffer_destroy(send);
+  *out = s;
+  return 0;
+}
+
+int ep_rpc_stream_send(ep_rpc_stream *s, const uint8_t *data, size_t len) {
+  grpc_byte_buffer *buffer = bytes_to_buffer(data, len);
+  grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+  op.data.send_message.send_message = buffer;
+  int ok = run_batch(s->cc.grpc, s->cc.cq, &op, 1, &s->cc.send_tag);
+  grpc_byte_buffer_destroy(buffer);
+  return ok ? 0 : EP_ECANCELED;
+}
+
+int ep_rpc_stream_half_close(ep_rpc_stream *s) {
+  grpc_op op = {.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT};
+  return run_batch(s->cc.grpc, s->cc.cq, &op, 1, &s->cc.send_tag) ? 0 : EP_ECANCELED;
+}
+
+int ep_rpc_stream_read(ep_rpc_stream *s, uint8_t **ret_data, size_t *ret_len) {
+  if (s->ended) return 0;
+  grpc_byte_buffer *message = NULL;
+  grpc_op ops[2];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!s->initial_received) {
+    ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
+    ops[n++].data.recv_initial_metadata.recv_initial_metadata = &s->cc.initial;
+    s->initial_received = true;
+  }
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n++].data.recv_message.recv_message = &message;
+  if (!run_batch(s->cc.grpc, s->cc.cq, ops, n, &s->cc.tag) || !message) {
+    s->ended = true;
+    return 0;
+  }
+  int r = buffer_to_bytes(message, ret_data, ret_len);
+  grpc_byte_buffer_destroy(message);
+  return r < 0 ? r : 1;
+}
+
+void ep_rpc_stream_close(ep_rpc_stream *s, ep_rpc_result *out) {
+  if (!s) return;
+  if (out) memset(out, 0, sizeof *out);
+  if (!s->ended) grpc_call_cancel(s->cc.grpc, NULL); /* the caller stops reading early */
+  if (!s->initial_received) { /* status must not be asked before the initial metadata */
+    grpc_op initial = {.op = GRPC_OP_RECV_INITIAL_METADATA};
+    initial.data.recv_initial_metadata.recv_initial_metadata = &s->cc.initial;
+    run_batch(s->cc.grpc, s->cc.cq, &initial, 1, &s->cc.tag);
+  }
+  grpc_op op = {.op = GRPC_OP_RECV_STATUS_ON_CLIENT};
+  op.data.recv_status_on_client.trailing_metadata = &s->cc.trailing;
+  op.data.recv_status_on_client.status = &s->cc.status;
+  op.data.recv_status_on_client.status_details = &s->cc.details;
+  run_batch(s->cc.grpc, s->cc.cq, &op, 1, &s->cc.tag);
+  client_call_end(&s->cc, out);
+  free(s);
+}

@@ -1,0 +1,317 @@
+/* core: the management API without its transport, see mgmt.h. */
+#include "northbound/mgmt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <edgeprov/identity.h>
+#include <edgeprov/storage.h>
+
+#include "edgeprov/v1/management.pb-c.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "runtime/plugin_loader.h"
+#include "base/validate.h"
+
+int ep_status_from_error(int code) {
+  switch (code) {
+  case 0: return EP_STATUS_OK;
+  case EP_EINVAL:
+  case EP_ERANGE: return EP_STATUS_INVALID_ARGUMENT;
+  case EP_ENOENT: return EP_STATUS_NOT_FOUND;
+  case EP_EEXIST: return EP_STATUS_ALREADY_EXISTS;
+  case EP_EPERM: return EP_STATUS_FAILED_PRECONDITION;
+  case EP_ECONFLICT: return EP_STATUS_ABORTED;
+  /* what etcd answers for a compacted revision: "start over from a fresh list", not a
+   * failure worth retrying as is */
+  case EP_ECOMPACTED: return EP_STATUS_OUT_OF_RANGE;
+  case EP_ENOMEM: return EP_STATUS_RESOURCE_EXHAUSTED;
+  case EP_ETIMEDOUT: return EP_STATUS_DEADLINE_EXCEEDED;
+  case EP_ECANCELED: return EP_STATUS_CANCELLED;
+  case EP_ENOTSUP: return EP_STATUS_UNIMPLEMENTED;
+  default: return EP_STATUS_INTERNAL;
+  }
+}
+
+int ep_error_from_status(int status) {
+  switch (status) {
+  case EP_STATUS_OK: return 0;
+  case EP_STATUS_INVALID_ARGUMENT: return EP_EINVAL;
+  case EP_STATUS_NOT_FOUND: return EP_ENOENT;
+  case EP_STATUS_ALREADY_EXISTS: return EP_EEXIST;
+  case EP_STATUS_FAILED_PRECONDITION:
+  case EP_STATUS_PERMISSION_DENIED:
+  case EP_STATUS_UNAUTHENTICATED: return EP_EPERM;
+  case EP_STATUS_ABORTED: return EP_ECONFLICT;
+  case EP_STATUS_RESOURCE_EXHAUSTED: return EP_ENOMEM;
+  case EP_STATUS_DEADLINE_EXCEEDED: return EP_ETIMEDOUT;
+  case EP_STATUS_CANCELLED: return EP_ECANCELED;
+  case EP_STATUS_UNIMPLEMENTED: return EP_ENOTSUP;
+  default: return EP_EIO;
+  }
+}
+
+const char *ep_status_name(int status) {
+  static const char *const names[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+                                      "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+                                      "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL",
+                                      "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"};
+  return status >= 0 && status < (int)(sizeof names / sizeof names[0]) ? names[status] : "UNKNOWN";
+}
+
+void ep_mgmt_reply_clear(ep_mgmt_reply *reply) {
+  free(reply->data);
+  memset(reply, 0, sizeof *reply);
+}
+
+static void reply_error(ep_mgmt_reply *reply, int code) {
+  reply->status = ep_status_from_error(code);
+  snprintf(reply->message, sizeof reply->message, "%s", ep_error_message());
+}
+
+static void reply_status(ep_mgmt_reply *reply, int status, const char *message) {
+  reply->status = status;
+  snprintf(reply->message, sizeof reply->message, "%s", message);
+}
+
+static void reply_message(ep_mgmt_reply *reply, const ProtobufCMessage *message) {
+  size_t len = protobuf_c_message_get_packed_size(message);
+  if (len > EP_MGMT_MESSAGE_MAX) {
+    reply_status(reply, EP_STATUS_RESOURCE_EXHAUSTED, "reply larger than the message limit; use a smaller page_size");
+    return;
+  }
+  reply->data = malloc(len ? len : 1);
+  if (!reply->data) {
+    reply_status(reply, EP_STATUS_RESOURCE_EXHAUSTED, "out of memory");
+    return;
+  }
+  protobuf_c_message_pack(message, reply->data);
+  reply->len = len;
+  reply->status = EP_STATUS_OK;
+}
+
+/* Decodes request as descriptor's message; on failure fills reply and returns NULL. */
+static ProtobufCMessage *decode(const ProtobufCMessageDescriptor *descriptor, const uint8_t *request, size_t len,
+                                ep_mgmt_reply *reply) {
+  if (len > EP_MGMT_MESSAGE_MAX) {
+    reply_status(reply, EP_STATUS_RESOURCE_EXHAUSTED, "request larger than the message limit");
+    return NULL;
+  }
+  ProtobufCMessage *message = protobuf_c_message_unpack(descriptor, NULL, len, request);
+  if (!message) {
+    char text[160];
+    snprintf(text, sizeof text, "request is not a valid %s message", descriptor->name);
+    reply_status(reply, EP_STATUS_INVALID_ARGUMENT, text);
+  }
+  return message;
+}
+
+/* ---- methods ----------------------------------------------------------------------------- */
+
+/* What a method handler works on. */
+typedef struct mgmt_site {
+  ep_inventory *inv;
+  const ep_plugin_set *plugins;
+} mgmt_site;
+
+/* Revokes the host's credentials at the identity plugin, if one is active; a failure is
+ * logged (the host is gone or untrusted either way, and a stale client cannot onboard). */
+static void revoke_credentials(const mgmt_site *site, const char *uuid) {
+  ep_plugin *provider = NULL;
+  const ep_identity *identity = site->plugins ? ep_plugins_capability(site->plugins, EP_CAP_IDENTITY, &provider) : NULL;
+  if (identity && identity->revoke(provider->instance, uuid) < 0)
+    ep_log(EP_LOG_WARN, "mgmt", "host %s: credentials not revoked: %s", uuid, ep_error_message());
+}
+
+/* Answers a host (or the error r) and frees it. */
+static void reply_host(ep_mgmt_reply *reply, int r, ep_inv_host *host) {
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
+  resp.host = host;
+  reply_message(reply, &resp.base);
+  ep_inv_host_free(host);
+}
+
+/* Answers an instance (or the error r) and frees it. */
+static void reply_instance(ep_mgmt_reply *reply, int r, ep_inv_instance *instance) {
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
+  resp.instance = instance;
+  reply_message(reply, &resp.base);
+  ep_inv_instance_free(instance);
+}
+
+static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
+  const Edgeprov__V1__AddHostRequest *req = (const void *)m;
+  ep_host_spec spec = {.uuid = req->uuid,
+                       .serial = req->serial,
+                       .macs = (const char *const *)req->macs,
+                       .mac_count = req->n_macs,
+                       .ip = req->ip,
+                       .site = req->site,
+                       .os_profile = req->os_profile,
+                       .auto_onboard = req->auto_onboard};
+  ep_inv_host *host = NULL;
+  int r = ep_inventory_add_host(inv, &spec, &host);
+  reply_host(reply, r, host);
+}
+
+static void get_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
+  const Edgeprov__V1__GetHostRequest *req = (const void *)m;
+  ep_inv_host *host = NULL;
+  int r;
+  if (req->uuid[0])
+    r = ep_inventory_get_host(inv, req->uuid, &host);
+  else if (req->serial[0])
+    r = ep_inventory_find_host_by_serial(inv, req->serial, &host);
+  else
+    r = ep_error_set(EP_EINVAL, "uuid: required (or serial)");
+  reply_host(reply, r, host);
+}
+
+static void list_hosts(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
+  const Edgeprov__V1__ListRequest *req = (const void *)m;
+  ep_inv_host **hosts = NULL;
+  size_t count = 0;
+  char *next = NULL;
+  int r = ep_inventory_list_hosts(inv, req->page_token, req->page_size, &hosts, &count, &next);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__ListHostsResponse resp = EDGEPROV__V1__LIST_HOSTS_RESPONSE__INIT;
+  resp.hosts = hosts;
+  resp.n_hosts = count;
+  resp.next_page_token = next;
+  reply_message(reply, &resp.base);
+  ep_inv_hosts_free(hosts, count);
+  free(next);
+}
+
+static void delete_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__DeleteHostRequest *req = (const void *)m;
+  Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  int r = ep_validate_uuid(uuid, "uuid", req->uuid);
+  if (r == 0) r = ep_inventory_delete_host(site->inv, uuid, &resp.revision);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  revoke_credentials(site, uuid);
+  reply_message(reply, &resp.base);
+}
+
+static void set_desired_state(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__SetDesiredStateRequest *req = (const void *)m;
+  ep_inv_host *host = NULL;
+  int r = ep_inventory_set_desired_state(site->inv, req->uuid, req->desired_state, &host);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  if (req->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) revoke_credentials(site, host->uuid);
+  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
+  resp.host = host;
+  reply_message(reply, &resp.base);
+  ep_inv_host_free(host);
+}
+
+static void create_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
+  const Edgeprov__V1__CreateInstanceRequest *req = (const void *)m;
+  ep_inv_instance *instance = NULL;
+  int r = ep_inventory_create_instance(inv, req->host_uuid, req->os_profile, &instance);
+  reply_instance(reply, r, instance);
+}
+
+static void delete_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
+  const Edgeprov__V1__DeleteInstanceRequest *req = (const void *)m;
+  Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
+  int r = ep_inventory_delete_instance(inv, req->id, &resp.revision);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  reply_message(reply, &resp.base);
+}
+
+static void retry_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__RetryInstanceRequest *req = (const void *)m;
+  ep_inv_instance *instance = NULL;
+  int r = ep_inventory_retry_instance(site->inv, req->id, &instance);
+  reply_instance(reply, r, instance);
+}
+
+static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  ep_inventory *inv = site->inv;
+  const Edgeprov__V1__ListRequest *req = (const void *)m;
+  ep_inv_instance **instances = NULL;
+  size_t count = 0;
+  char *next = NULL;
+  int r = ep_inventory_list_instances(inv, req->page_token, req->page_size, &instances, &count, &next);
+  if (r < 0) {
+    reply_error(reply, r);
+    return;
+  }
+  Edgeprov__V1__ListInstancesResponse resp = EDGEPROV__V1__LIST_INSTANCES_RESPONSE__INIT;
+  resp.instances = instances;
+  resp.n_instances = count;
+  resp.next_page_token = next;
+  reply_message(reply, &resp.base);
+  ep_inv_instances_free(instances, count);
+  free(next);
+}
+
+typedef struct method {
+  const char *name;
+  const ProtobufCMessageDescriptor *request;
+  void (*handle)(const mgmt_site *site, const ProtobufCMessage *request, ep_mgmt_reply *reply);
+} method;
+
+static const method methods[] = {
+    {"AddHost", &edgeprov__v1__add_host_request__descriptor, add_host},
+    {"GetHost", &edgeprov__v1__get_host_request__descriptor, get_host},
+    {"ListHosts", &edgeprov__v1__list_request__descriptor, list_hosts},
+    {"DeleteHost", &edgeprov__v1__delete_host_request__descriptor, delete_host},
+    {"CreateInstance", &edgeprov__v1__create_instance_request__descriptor, create_instance},
+    {"DeleteInstance", &edgeprov__v1__delete_instance_request__descriptor, delete_instance},
+    {"ListInstances", &edgeprov__v1__list_request__descriptor, list_instances},
+    {"SetDesiredState", &edgeprov__v1__set_desired_state_request__descriptor, set_desired_state},
+    {"RetryInstance", &edgeprov__v1__retry_instance_request__descriptor, retry_instance},
+};
+
+const char *const ep_mgmt_unary_methods[] = {"AddHost",        "GetHost",        "ListHosts",     "DeleteHost",
+                                             "CreateInstance", "DeleteInstance", "ListInstances", "SetDesiredState",
+                                             "RetryInstance",  NULL};
+
+int ep_mgmt_is_watch(const char *name) { return strcmp(name, "WatchEvents") == 0; }
+
+void ep_mgmt_unary(ep_inventory *inv, const ep_plugin_set *plugins, const char *name, const uint8_t *request, size_t len,
+                   ep_mgmt_reply *reply) {
+  const mgmt_site site = {inv, plugins};
+  memset(reply, 0, sizeof *reply);
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+    if (strcmp(methods[i].name, name) != 0) continue;
+    ProtobufCMessage *message = decode(methods[i].request, request, len, reply);
+    if (!message) return;
+    ep_error_clear();
+    methods[i].handle(&site, message, reply);
+    protobuf_c_message_free_unpacked(message, NULL);
+    return;
+  }
+  char text[160];
+  snprintf(text, sizeof text, "unknown method edgeprov.v1.Management/%.64s", name);
+  reply_status(reply, EP_STATUS_UNIMPLEMENTED, text);
+}

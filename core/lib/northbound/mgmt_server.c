@@ -1,0 +1,246 @@
+/* core: the management API served over the rpc helper, see mgmt_server.h. */
+#define _GNU_SOURCE /* strdup */
+#include "northbound/mgmt_server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <edgeprov/storage.h>
+
+#include "edgeprov/v1/management.pb-c.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "northbound/mgmt.h"
+#include "net/rpc.h"
+
+#define WATCH_PAGE 256     /* events read from the store at a time */
+#define WATCH_POLL_MS 500  /* how often a following stream looks for cancellation */
+
+struct ep_mgmt_server {
+  ep_rpc_server *rpc;
+  ep_inventory *inv;
+  const struct ep_plugin_set *plugins;
+  char *token; /* NULL on a UNIX socket */
+};
+
+int ep_read_secret_file(char **out, const char *path, size_t max, bool private_file) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return ep_error_set(-errno, "%s: %s", path, strerror(errno));
+  struct stat st;
+  int r = 0;
+  char *text = NULL;
+  if (fstat(fd, &st) < 0)
+    r = ep_error_set(-errno, "%s: %s", path, strerror(errno));
+  else if (!S_ISREG(st.st_mode))
+    r = ep_error_set(EP_EINVAL, "%s: not a regular file", path);
+  else if ((size_t)st.st_size > max)
+    r = ep_error_set(EP_EINVAL, "%s: larger than %zu bytes", path, max);
+  else if (private_file && (st.st_mode & 077))
+    r = ep_error_set(EP_EPERM, "%s: readable by group or others; it holds a secret (chmod 600)", path);
+  else if (!(text = calloc(1, (size_t)st.st_size + 1)))
+    r = ep_error_set(EP_ENOMEM, "out of memory");
+  else if (read(fd, text, (size_t)st.st_size) != st.st_size)
+    r = ep_error_set(EP_EIO, "%s: short read", path);
+  close(fd);
+  if (r < 0) {
+    free(text);
+    return r;
+  }
+  size_t len = strlen(text);
+  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ')) text[--len] = '\0';
+  *out = text;
+  return 0;
+}
+
+bool ep_secret_equal(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  unsigned char diff = (unsigned char)(la != lb);
+  for (size_t i = 0; i < la && i < lb; i++) diff |= (unsigned char)(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+/* True when the call may proceed; otherwise the call has been answered UNAUTHENTICATED. */
+static bool authorized(const ep_mgmt_server *server, ep_rpc_call *call) {
+  if (!server->token) return true;
+  char value[EP_OPERATOR_TOKEN_MAX + 16];
+  bool ok = ep_rpc_call_metadata(call, "authorization", value, sizeof value) > 7 &&
+            strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, server->token);
+  explicit_bzero(value, sizeof value);
+  if (!ok)
+    ep_rpc_call_finish(call, EP_STATUS_UNAUTHENTICATED,
+                       "an operator token is required: authorization: Bearer <token of auth.operator_token_file>",
+                       NULL, 0);
+  return ok;
+}
+
+static void handle_unary(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  ep_mgmt_server *server = data;
+  if (!authorized(server, call)) return;
+  const char *name = ep_rpc_call_method(call) + strlen(EP_MGMT_SERVICE);
+  ep_mgmt_reply reply;
+  ep_mgmt_unary(server->inv, server->plugins, name, request, len, &reply);
+  ep_rpc_call_finish(call, reply.status, reply.message, reply.data, reply.len);
+  ep_mgmt_reply_clear(&reply);
+}
+
+typedef struct watch {
+  ep_rpc_call *call;
+  uint64_t revision; /* last revision sent */
+  int sent;
+  bool gone;
+} watch;
+
+static int send_event(void *data, const ep_inv_event *event) {
+  watch *w = data;
+  size_t len = edgeprov__v1__event__get_packed_size(event);
+  uint8_t *bytes = malloc(len ? len : 1);
+  if (!bytes) return w->gone = true; /* end the watch rather than skip an event */
+  edgeprov__v1__event__pack(event, bytes);
+  if (ep_rpc_call_send(w->call, bytes, len) < 0) w->gone = true;
+  free(bytes);
+  w->revision = event->revision;
+  w->sent++;
+  return w->gone;
+}
+
+/* Ends a watch whose next events were compacted away: the client cannot resume, so it is
+ * told to rebuild its view from a list and watch from the current revision instead of
+ * being left with a silent gap. */
+static void finish_compacted(ep_rpc_call *call, uint64_t after_revision, uint64_t head) {
+  char message[EP_ERROR_MESSAGE_MAX + 512];
+  snprintf(message, sizeof message,
+           "events after revision %llu are no longer kept (%s; the change log keeps the newest "
+           "storage.change_log_retention revisions). Re-list hosts and instances (edgeprov host list, edgeprov "
+           "instance list), then watch again from revision %llu (edgeprov events --after %llu)",
+           (unsigned long long)after_revision, ep_error_message(), (unsigned long long)head,
+           (unsigned long long)head);
+  ep_rpc_call_finish(call, EP_STATUS_OUT_OF_RANGE, message, NULL, 0);
+}
+
+static void handle_watch(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  ep_mgmt_server *server = data;
+  if (!authorized(server, call)) return;
+  Edgeprov__V1__WatchEventsRequest *req = edgeprov__v1__watch_events_request__unpack(NULL, len, request);
+  if (!req) {
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid WatchEventsRequest", NULL, 0);
+    return;
+  }
+  watch w = {.call = call, .revision = req->after_revision};
+  bool follow = req->follow;
+  edgeprov__v1__watch_events_request__free_unpacked(req, NULL);
+  uint64_t head = 0;
+  for (;;) {
+    /* Read up to the store's revision as it was before the read, then wait for more. */
+    int r = ep_inventory_revision(server->inv, &head);
+    while (r == 0 && w.revision < head && !w.gone) {
+      uint64_t before = w.revision, last = 0;
+      r = ep_inventory_events_page(server->inv, w.revision, WATCH_PAGE, send_event, &w, &last);
+      /* A page may hold index changes only: go on after what was read, never past it (events
+       * may follow). Nothing read at all: the log holds nothing up to head. */
+      if (r == 0 && !w.gone) w.revision = last > before ? last : head;
+    }
+    if (r == EP_ECOMPACTED) {
+      finish_compacted(call, w.revision, head);
+      return;
+    }
+    if (r < 0) {
+      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+      return;
+    }
+    if (w.gone || ep_rpc_call_cancelled(call)) break;
+    if (!follow) break;
+    r = ep_inventory_wait(server->inv, w.revision, WATCH_POLL_MS);
+    if (r < 0 && r != EP_ETIMEDOUT) {
+      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+      return;
+    }
+  }
+  ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
+}
+
+/* Creates the directory of a UNIX socket (0750) when missing. */
+static int prepare_socket_dir(const char *address) {
+  char *copy = strdup(address + 5);
+  if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+  const char *dir = dirname(copy);
+  int r = 0;
+  if (mkdir(dir, 0750) < 0 && errno != EEXIST) r = ep_error_set(-errno, "cannot create %s: %s", dir, strerror(errno));
+  free(copy);
+  return r;
+}
+
+int ep_read_tls_files(const ep_config *config, char **ret_cert, char **ret_key) {
+  char *cert = NULL, *key = NULL;
+  int r = ep_read_secret_file(&cert, config->tls_cert, 1 << 20, false);
+  if (r == 0) r = ep_read_secret_file(&key, config->tls_key, 1 << 20, true);
+  if (r < 0) {
+    free(cert);
+    return r;
+  }
+  *ret_cert = cert;
+  *ret_key = key;
+  return 0;
+}
+
+int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct ep_plugin_set *plugins,
+                         const ep_config *config) {
+  ep_mgmt_server *server = calloc(1, sizeof *server);
+  if (!server) return ep_error_set(EP_ENOMEM, "out of memory");
+  server->inv = inv;
+  server->plugins = plugins;
+  char *cert = NULL, *key = NULL;
+  bool tcp = strncmp(config->listen_management, "unix:", 5) != 0;
+  int r = ep_rpc_server_new(&server->rpc, EP_MGMT_MESSAGE_MAX);
+  for (size_t i = 0; r == 0 && ep_mgmt_unary_methods[i]; i++) {
+    char path[128];
+    snprintf(path, sizeof path, "%s%s", EP_MGMT_SERVICE, ep_mgmt_unary_methods[i]);
+    ep_rpc_method m = {.path = path, .kind = EP_RPC_UNARY, .handler = handle_unary, .data = server};
+    r = ep_rpc_server_add_method(server->rpc, &m);
+  }
+  if (r == 0) {
+    ep_rpc_method watch_method = {.path = EP_MGMT_SERVICE "WatchEvents", .kind = EP_RPC_SERVER_STREAMING,
+                                  .handler = handle_watch, .data = server};
+    r = ep_rpc_server_add_method(server->rpc, &watch_method);
+  }
+  if (r == 0 && tcp) {
+    r = ep_read_secret_file(&server->token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true);
+    if (r == 0 && strlen(server->token) < EP_OPERATOR_TOKEN_MIN)
+      r = ep_error_set(EP_EINVAL, "%s: the operator token is shorter than %d characters", config->operator_token_file,
+                       EP_OPERATOR_TOKEN_MIN);
+    if (r == 0) r = ep_read_tls_files(config, &cert, &key);
+    if (r == 0) {
+      ep_rpc_tls tls = {.cert_pem = cert, .key_pem = key};
+      r = ep_rpc_server_listen(server->rpc, config->listen_management, &tls, NULL);
+    }
+  } else if (r == 0) {
+    r = prepare_socket_dir(config->listen_management);
+    if (r == 0) r = ep_rpc_server_listen(server->rpc, config->listen_management, NULL, NULL);
+  }
+  if (r == 0) r = ep_rpc_server_start(server->rpc);
+  if (key) explicit_bzero(key, strlen(key));
+  free(cert);
+  free(key);
+  if (r < 0) {
+    ep_mgmt_server_stop(server, 0);
+    return r;
+  }
+  *out = server;
+  return 0;
+}
+
+void ep_mgmt_server_stop(ep_mgmt_server *server, int grace_ms) {
+  if (!server) return;
+  if (server->inv) ep_inventory_wake(server->inv);
+  ep_rpc_server_free(server->rpc, grace_ms);
+  if (server->token) {
+    explicit_bzero(server->token, strlen(server->token));
+    free(server->token);
+  }
+  free(server);
+}

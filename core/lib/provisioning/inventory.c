@@ -1,0 +1,967 @@
+/* core: the inventory, see inventory.h. */
+#define _GNU_SOURCE /* strdup, asprintf, pthread_condattr_setclock */
+#include "provisioning/inventory.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <edgeprov/storage.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "runtime/plugin_loader.h"
+#include "base/validate.h"
+
+#define HOSTS_PREFIX "hosts/"
+#define INSTANCES_PREFIX "instances/"
+#define SERIALS_PREFIX "serials/"
+#define WORKFLOWS_PREFIX "workflows/"
+#define CAS_RETRIES 16 /* read-modify-write attempts before giving up under contention */
+
+struct ep_inventory {
+  const ep_storage *st;
+  void *state;
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  uint64_t wakes;   /* bumped by ep_inventory_wake */
+  uint64_t commits; /* bumped by every commit of this process */
+};
+
+/* ---- names and transitions ------------------------------------------------------------- */
+
+const char *ep_host_state_name(ep_host_state s) {
+  switch (s) {
+  case EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED: return "REGISTERED";
+  case EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED: return "ONBOARDED";
+  case EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED: return "UNTRUSTED";
+  case EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED: return "DELETED";
+  default: return "-";
+  }
+}
+
+const char *ep_instance_state_name(ep_instance_state s) {
+  switch (s) {
+  case EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING: return "RUNNING";
+  case EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING: return "PROVISIONING";
+  case EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR: return "ERROR";
+  case EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_DELETED: return "DELETED";
+  default: return "-";
+  }
+}
+
+const char *ep_status_indicator_name(ep_status_indicator i) {
+  switch (i) {
+  case EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE: return "IDLE";
+  case EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS: return "IN_PROGRESS";
+  case EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR: return "ERROR";
+  default: return "-";
+  }
+}
+
+bool ep_host_transition_allowed(ep_host_state from, ep_host_state to, const char **reason) {
+  const char *why = NULL;
+  if (to == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED)
+    why = "a host cannot go back to no state";
+  else if (from == EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED)
+    why = "the host is deleted";
+  else if (from == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED && to == EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
+    why = "an onboarded host must be invalidated (UNTRUSTED) before it registers again";
+  else if (from == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED && to == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED)
+    why = "an untrusted host must register again before it is onboarded";
+  if (reason) *reason = why;
+  return why == NULL;
+}
+
+bool ep_instance_transition_allowed(ep_instance_state from, ep_instance_state to, const char **reason) {
+  const char *why = NULL;
+  if (to == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED)
+    why = "an instance cannot go back to no state";
+  else if (from == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_DELETED)
+    why = "the instance is deleted";
+  else if (from == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED &&
+           to == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING)
+    why = "an instance must be provisioned first";
+  /* UNSPECIFIED -> ERROR is allowed: provisioning can fail before its first step (a workflow
+   * that cannot be rendered), and ERROR is where an operator sees why and re-arms it. */
+  if (reason) *reason = why;
+  return why == NULL;
+}
+
+/* ---- storage access ---------------------------------------------------------------------- */
+
+int ep_inventory_new(ep_inventory **out, const ep_plugin_set *plugins) {
+  ep_plugin *plugin = NULL;
+  const ep_storage *st = ep_plugins_capability(plugins, EP_CAP_STORAGE, &plugin);
+  if (!st) return ep_error_set(EP_ENOENT, "no storage plugin is active (enable storage-sqlite)");
+  ep_inventory *inv = calloc(1, sizeof *inv);
+  if (!inv) return ep_error_set(EP_ENOMEM, "out of memory");
+  inv->st = st;
+  inv->state = plugin->instance;
+  pthread_mutex_init(&inv->lock, NULL);
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+  pthread_cond_init(&inv->changed, &attr);
+  pthread_condattr_destroy(&attr);
+  *out = inv;
+  return 0;
+}
+
+void ep_inventory_free(ep_inventory *inv) {
+  if (!inv) return;
+  pthread_cond_destroy(&inv->changed);
+  pthread_mutex_destroy(&inv->lock);
+  free(inv);
+}
+
+static int storage_failed(int r, const char *what) {
+  /* The plugin recorded its message on this thread through host->set_error. */
+  return ep_error_prefix(r, "storage: %s", what);
+}
+
+typedef struct blob {
+  uint8_t *data;
+  size_t len;
+  uint64_t mod_revision;
+} blob;
+
+static int32_t copy_record(void *data, const ep_storage_record *record) {
+  blob *b = data;
+  b->data = malloc(record->value_len ? record->value_len : 1);
+  if (!b->data) return 1;
+  memcpy(b->data, record->value, record->value_len);
+  b->len = record->value_len;
+  b->mod_revision = record->mod_revision;
+  return 0;
+}
+
+/* Reads key into *out (caller frees out->data). EP_ENOENT when absent. */
+static int load(ep_inventory *inv, const char *key, blob *out) {
+  blob b = {0};
+  int32_t r = inv->st->get(inv->state, key, copy_record, &b);
+  if (r == EP_ENOENT) return EP_ENOENT;
+  if (r < 0) return storage_failed(r, key);
+  if (!b.data) return ep_error_set(EP_ENOMEM, "out of memory reading %s", key);
+  *out = b;
+  return 0;
+}
+
+/* Commits ops; wakes waiters on success. EP_ECONFLICT is returned with *ret_failed set and
+ * no message (callers explain it). */
+static int commit(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_t *ret_revision, uint32_t *ret_failed) {
+  uint64_t revision = 0;
+  uint32_t failed = 0;
+  for (uint32_t i = 0; i < count; i++) ops[i].struct_size = sizeof(ep_storage_op);
+  int32_t r = inv->st->txn(inv->state, ops, count, sizeof(ep_storage_op), &revision, &failed);
+  if (r == EP_ECONFLICT) {
+    if (ret_failed) *ret_failed = failed;
+    return EP_ECONFLICT;
+  }
+  if (r < 0) return storage_failed(r, "write");
+  pthread_mutex_lock(&inv->lock);
+  inv->commits++;
+  pthread_cond_broadcast(&inv->changed);
+  pthread_mutex_unlock(&inv->lock);
+  if (ret_revision) *ret_revision = revision;
+  return 0;
+}
+
+static char *key_of(const char *prefix, const char *id) {
+  char *key = NULL;
+  return asprintf(&key, "%s%s", prefix, id) < 0 ? NULL : key;
+}
+
+/* ---- encoding ---------------------------------------------------------------------------- */
+
+static int pack_host(const ep_inv_host *host, uint8_t **ret_data, size_t *ret_len) {
+  size_t len = edgeprov__v1__host__get_packed_size(host);
+  uint8_t *data = malloc(len ? len : 1);
+  if (!data) return ep_error_set(EP_ENOMEM, "out of memory");
+  edgeprov__v1__host__pack(host, data);
+  *ret_data = data;
+  *ret_len = len;
+  return 0;
+}
+
+static int pack_instance(const ep_inv_instance *instance, uint8_t **ret_data, size_t *ret_len) {
+  size_t len = edgeprov__v1__instance__get_packed_size(instance);
+  uint8_t *data = malloc(len ? len : 1);
+  if (!data) return ep_error_set(EP_ENOMEM, "out of memory");
+  edgeprov__v1__instance__pack(instance, data);
+  *ret_data = data;
+  *ret_len = len;
+  return 0;
+}
+
+static int unpack_host(const uint8_t *data, size_t len, uint64_t revision, const char *key, ep_inv_host **out) {
+  ep_inv_host *host = edgeprov__v1__host__unpack(NULL, len, data);
+  if (!host) return ep_error_set(EP_EIO, "record %s is corrupt (cannot decode)", key);
+  host->revision = revision;
+  *out = host;
+  return 0;
+}
+
+static int unpack_instance(const uint8_t *data, size_t len, uint64_t revision, const char *key, ep_inv_instance **out) {
+  ep_inv_instance *instance = edgeprov__v1__instance__unpack(NULL, len, data);
+  if (!instance) return ep_error_set(EP_EIO, "record %s is corrupt (cannot decode)", key);
+  instance->revision = revision;
+  *out = instance;
+  return 0;
+}
+
+void ep_inv_host_free(ep_inv_host *host) {
+  if (host) edgeprov__v1__host__free_unpacked(host, NULL);
+}
+
+void ep_inv_instance_free(ep_inv_instance *instance) {
+  if (instance) edgeprov__v1__instance__free_unpacked(instance, NULL);
+}
+
+void ep_inv_hosts_free(ep_inv_host **hosts, size_t count) {
+  for (size_t i = 0; i < count; i++) ep_inv_host_free(hosts[i]);
+  free(hosts);
+}
+
+void ep_inv_instances_free(ep_inv_instance **instances, size_t count) {
+  for (size_t i = 0; i < count; i++) ep_inv_instance_free(instances[i]);
+  free(instances);
+}
+
+/* Replaces *status (of a record that came from unpack, so malloc-owned) with a new one. */
+/* Sets a status; the same message and indicator again keep the record as it is (its
+ * timestamp says since when the status holds), so a repeated report writes nothing. */
+static int set_status(Edgeprov__V1__Status **status, const char *message, ep_status_indicator indicator) {
+  if (*status && (*status)->indicator == indicator && strcmp((*status)->message, message ? message : "") == 0) return 0;
+  Edgeprov__V1__Status *s = malloc(sizeof *s);
+  char *text = strdup(message ? message : "");
+  if (!s || !text) {
+    free(s);
+    free(text);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  edgeprov__v1__status__init(s);
+  s->message = text;
+  s->indicator = indicator;
+  s->timestamp = (int64_t)time(NULL);
+  if (*status) edgeprov__v1__status__free_unpacked(*status, NULL);
+  *status = s;
+  return 0;
+}
+
+/* ---- hosts ------------------------------------------------------------------------------- */
+
+static int load_host(ep_inventory *inv, const char *uuid, ep_inv_host **out) {
+  char *key = key_of(HOSTS_PREFIX, uuid);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  blob b = {0};
+  int r = load(inv, key, &b);
+  if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "no host with uuid %s", uuid);
+  if (r == 0) {
+    r = unpack_host(b.data, b.len, b.mod_revision, key, out);
+    free(b.data);
+  }
+  free(key);
+  return r;
+}
+
+int ep_inventory_get_host(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "uuid", uuid) < 0) return EP_EINVAL;
+  return load_host(inv, canonical, ret_host);
+}
+
+int ep_inventory_find_host_by_serial(ep_inventory *inv, const char *serial, ep_inv_host **ret_host) {
+  if (ep_validate_serial("serial", serial) < 0) return EP_EINVAL;
+  char *key = key_of(SERIALS_PREFIX, serial);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  blob b = {0};
+  int r = load(inv, key, &b);
+  free(key);
+  if (r == EP_ENOENT) return ep_error_set(EP_ENOENT, "no host with serial %s", serial);
+  if (r < 0) return r;
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  snprintf(uuid, sizeof uuid, "%.*s", (int)(b.len < EP_UUID_TEXT_LEN ? b.len : EP_UUID_TEXT_LEN), (const char *)b.data);
+  free(b.data);
+  return load_host(inv, uuid, ret_host);
+}
+
+/* A host record from an operator's spec, validated field by field; strings point into
+ * canon (which must outlive the record) or into the spec. */
+typedef struct host_canon {
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  char ip[EP_IP_TEXT_MAX + 1];
+  char macs[EP_MACS_MAX][EP_MAC_TEXT_LEN + 1];
+  char *mac_ptrs[EP_MACS_MAX];
+  Edgeprov__V1__Status registration;
+  Edgeprov__V1__Status host_status;
+} host_canon;
+
+static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_host_spec *spec) {
+  edgeprov__v1__host__init(host);
+  if (!spec->uuid) return ep_error_set(EP_EINVAL, "uuid: required");
+  if (ep_validate_uuid(canon->uuid, "uuid", spec->uuid) < 0) return EP_EINVAL;
+  host->uuid = canon->uuid;
+  if (spec->serial && *spec->serial) {
+    if (ep_validate_serial("serial", spec->serial) < 0) return EP_EINVAL;
+    host->serial = (char *)spec->serial;
+  }
+  if (spec->mac_count > EP_MACS_MAX) return ep_error_set(EP_EINVAL, "macs: %zu given, at most %d", spec->mac_count, EP_MACS_MAX);
+  for (size_t i = 0; i < spec->mac_count; i++) {
+    char field[32];
+    snprintf(field, sizeof field, "macs[%zu]", i);
+    if (ep_validate_mac(canon->macs[i], field, spec->macs[i]) < 0) return EP_EINVAL;
+    for (size_t j = 0; j < i; j++)
+      if (strcmp(canon->macs[i], canon->macs[j]) == 0) return ep_error_set(EP_EINVAL, "%s: %s is listed twice", field, canon->macs[i]);
+    canon->mac_ptrs[i] = canon->macs[i];
+  }
+  host->n_macs = spec->mac_count;
+  host->macs = canon->mac_ptrs;
+  if (spec->ip && *spec->ip) {
+    if (ep_validate_ip(canon->ip, "ip", spec->ip) < 0) return EP_EINVAL;
+    host->ip = canon->ip;
+  }
+  if (spec->site && *spec->site) {
+    if (ep_validate_name("site", spec->site) < 0) return EP_EINVAL;
+    host->site = (char *)spec->site;
+  }
+  if (spec->os_profile && *spec->os_profile) {
+    if (ep_validate_name("os_profile", spec->os_profile) < 0) return EP_EINVAL;
+    host->os_profile = (char *)spec->os_profile;
+  }
+  host->auto_onboard = spec->auto_onboard;
+  host->desired_state = spec->auto_onboard ? EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED
+                                           : EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED;
+  host->current_state = EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED;
+  host->created_at = (int64_t)time(NULL);
+  edgeprov__v1__status__init(&canon->registration);
+  canon->registration.message = "Pre-registered, waiting for the node";
+  canon->registration.indicator = EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE;
+  canon->registration.timestamp = host->created_at;
+  host->registration_status = &canon->registration;
+  edgeprov__v1__status__init(&canon->host_status);
+  canon->host_status.message = "Registered";
+  canon->host_status.indicator = EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE;
+  canon->host_status.timestamp = host->created_at;
+  host->host_status = &canon->host_status;
+  return 0;
+}
+
+int ep_inventory_add_host(ep_inventory *inv, const ep_host_spec *spec, ep_inv_host **ret_host) {
+  ep_inv_host host;
+  host_canon canon;
+  int r = host_from_spec(&host, &canon, spec);
+  if (r < 0) return r;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  char *host_key = key_of(HOSTS_PREFIX, host.uuid);
+  char *serial_key = host.serial[0] ? key_of(SERIALS_PREFIX, host.serial) : NULL;
+  if (!host_key || (host.serial[0] && !serial_key)) {
+    r = ep_error_set(EP_ENOMEM, "out of memory");
+    goto out;
+  }
+  r = pack_host(&host, &data, &len);
+  if (r < 0) goto out;
+  ep_storage_op ops[2] = {
+      {.kind = EP_STORAGE_PUT, .key = host_key, .value = data, .value_len = len, .expect_mod_revision = EP_STORAGE_EXPECT_ABSENT},
+      {.kind = EP_STORAGE_PUT, .key = serial_key, .value = (const uint8_t *)host.uuid, .value_len = EP_UUID_TEXT_LEN,
+       .expect_mod_revision = EP_STORAGE_EXPECT_ABSENT},
+  };
+  uint64_t revision = 0;
+  uint32_t failed = 0;
+  r = commit(inv, ops, serial_key ? 2 : 1, &revision, &failed);
+  if (r == EP_ECONFLICT) {
+    if (failed == 0) {
+      r = ep_error_set(EP_EEXIST, "uuid: a host with uuid %s already exists", host.uuid);
+    } else {
+      ep_inv_host *owner = NULL;
+      r = ep_error_set(EP_EEXIST, "serial: %s is already registered", host.serial);
+      if (ep_inventory_find_host_by_serial(inv, host.serial, &owner) == 0) {
+        r = ep_error_set(EP_EEXIST, "serial: %s is already registered to host %s", host.serial, owner->uuid);
+        ep_inv_host_free(owner);
+      }
+    }
+    goto out;
+  }
+  if (r < 0) goto out;
+  r = unpack_host(data, len, revision, host_key, ret_host);
+out:
+  free(data);
+  free(host_key);
+  free(serial_key);
+  return r;
+}
+
+typedef struct page {
+  void **items;
+  size_t count;
+  size_t capacity;
+  char *last_key;
+  int error;
+  bool instances;
+} page;
+
+static int32_t collect(void *data, const ep_storage_record *record) {
+  page *p = data;
+  if (p->count == p->capacity) {
+    size_t capacity = p->capacity ? p->capacity * 2 : 16;
+    void **items = realloc(p->items, capacity * sizeof *items);
+    if (!items) return p->error = ep_error_set(EP_ENOMEM, "out of memory"), 1;
+    p->items = items;
+    p->capacity = capacity;
+  }
+  void *item = NULL;
+  int r = p->instances ? unpack_instance(record->value, record->value_len, record->mod_revision, record->key, (ep_inv_instance **)&item)
+                       : unpack_host(record->value, record->value_len, record->mod_revision, record->key, (ep_inv_host **)&item);
+  if (r == EP_ENOMEM) return p->error = r, 1;
+  if (r < 0) /* one damaged record must not hide the others from listings and the reconciler */
+    ep_log(EP_LOG_WARN, "inventory", "%s: skipped in listings: %s", record->key, ep_error_message());
+  else
+    p->items[p->count++] = item;
+  free(p->last_key);
+  p->last_key = strdup(record->key);
+  return 0;
+}
+
+/* Lists one page under prefix; the page token is the last ID of the previous page. */
+static int list_page(ep_inventory *inv, const char *prefix, bool instances, const char *page_token, uint32_t page_size,
+                     void ***ret_items, size_t *ret_count, char **ret_next) {
+  char token[EP_UUID_TEXT_LEN + 1] = "";
+  if (page_token && *page_token && ep_validate_uuid(token, "page_token", page_token) < 0) return EP_EINVAL;
+  if (page_size == 0) page_size = EP_INVENTORY_PAGE_DEFAULT;
+  if (page_size > EP_INVENTORY_PAGE_MAX)
+    return ep_error_set(EP_EINVAL, "page_size: %u is above the limit of %d", page_size, EP_INVENTORY_PAGE_MAX);
+  char *start_after = token[0] ? key_of(prefix, token) : strdup("");
+  if (!start_after) return ep_error_set(EP_ENOMEM, "out of memory");
+  page p = {.instances = instances};
+  uint64_t revision = 0;
+  int32_t more = 0;
+  int32_t r = inv->st->list(inv->state, prefix, start_after, page_size, collect, &p, &revision, &more);
+  free(start_after);
+  if (r == 0 && p.error) r = p.error;
+  else if (r < 0) r = storage_failed(r, "list");
+  char *next = strdup(more && p.last_key ? p.last_key + strlen(prefix) : "");
+  if (r == 0 && !next) r = ep_error_set(EP_ENOMEM, "out of memory");
+  if (r < 0) {
+    for (size_t i = 0; i < p.count; i++)
+      instances ? ep_inv_instance_free(p.items[i]) : ep_inv_host_free(p.items[i]);
+    free(p.items);
+    free(p.last_key);
+    free(next);
+    return r;
+  }
+  free(p.last_key);
+  *ret_items = p.items;
+  *ret_count = p.count;
+  *ret_next = next;
+  return 0;
+}
+
+int ep_inventory_list_hosts(ep_inventory *inv, const char *page_token, uint32_t page_size, ep_inv_host ***ret_hosts,
+                            size_t *ret_count, char **ret_next) {
+  return list_page(inv, HOSTS_PREFIX, false, page_token, page_size, (void ***)ret_hosts, ret_count, ret_next);
+}
+
+int ep_inventory_list_instances(ep_inventory *inv, const char *page_token, uint32_t page_size,
+                                ep_inv_instance ***ret_instances, size_t *ret_count, char **ret_next) {
+  return list_page(inv, INSTANCES_PREFIX, true, page_token, page_size, (void ***)ret_instances, ret_count, ret_next);
+}
+
+int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_revision) {
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_host *host = NULL;
+    int r = ep_inventory_get_host(inv, uuid, &host);
+    if (r < 0) return r;
+    if (host->instance_id[0]) {
+      r = ep_error_set(EP_EPERM, "host %s has instance %s; delete it first (edgeprov instance delete %s)", host->uuid,
+                       host->instance_id, host->instance_id);
+      ep_inv_host_free(host);
+      return r;
+    }
+    char *host_key = key_of(HOSTS_PREFIX, host->uuid);
+    char *serial_key = host->serial[0] ? key_of(SERIALS_PREFIX, host->serial) : NULL;
+    ep_storage_op ops[2] = {
+        {.kind = EP_STORAGE_DELETE, .key = host_key, .expect_mod_revision = host->revision},
+        {.kind = EP_STORAGE_DELETE, .key = serial_key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY},
+    };
+    r = host_key && (serial_key || !host->serial[0]) ? commit(inv, ops, serial_key ? 2 : 1, ret_revision, NULL)
+                                                      : ep_error_set(EP_ENOMEM, "out of memory");
+    free(host_key);
+    free(serial_key);
+    ep_inv_host_free(host);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
+}
+
+/* Read-modify-write of one host with compare-and-set, retried under contention. mutate
+ * changes the decoded record (strings it sets must be malloc'd or outlive the call, see
+ * set_status) or returns a negative code to refuse. A mutation that leaves the record as it
+ * was writes nothing: what a peer repeats costs a read, never a revision or change-log entry. */
+static int update_host(ep_inventory *inv, const char *uuid, int (*mutate)(ep_inv_host *host, void *data), void *data,
+                       ep_inv_host **ret_host) {
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_host *host = NULL;
+    int r = ep_inventory_get_host(inv, uuid, &host);
+    if (r < 0) return r;
+    uint64_t expect = host->revision;
+    char *key = key_of(HOSTS_PREFIX, host->uuid);
+    uint8_t *bytes = NULL, *before = NULL;
+    size_t len = 0, before_len = 0;
+    host->revision = 0;
+    r = key ? pack_host(host, &before, &before_len) : ep_error_set(EP_ENOMEM, "out of memory");
+    if (r == 0) r = mutate(host, data);
+    host->revision = 0;
+    if (r == 0) r = pack_host(host, &bytes, &len);
+    uint64_t revision = expect;
+    if (r == 0 && !(len == before_len && memcmp(bytes, before, len) == 0)) {
+      ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = bytes, .value_len = len, .expect_mod_revision = expect};
+      r = commit(inv, &op, 1, &revision, NULL);
+    }
+    free(before);
+    if (r == 0 && ret_host) {
+      host->revision = revision;
+      *ret_host = host;
+      host = NULL;
+    }
+    free(bytes);
+    free(key);
+    ep_inv_host_free(host);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", uuid);
+}
+
+typedef struct state_change {
+  ep_host_state state;
+  const char *status;
+  ep_status_indicator indicator;
+} state_change;
+
+static int change_current(ep_inv_host *host, void *data) {
+  const state_change *c = data;
+  const char *why = NULL;
+  if (!ep_host_transition_allowed(host->current_state, c->state, &why))
+    return ep_error_set(EP_EPERM, "host %s: %s -> %s refused: %s", host->uuid, ep_host_state_name(host->current_state),
+                        ep_host_state_name(c->state), why);
+  host->current_state = c->state;
+  return set_status(&host->host_status, c->status, c->indicator);
+}
+
+int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
+                                ep_status_indicator indicator, ep_inv_host **ret_host) {
+  state_change c = {current, status, indicator};
+  return update_host(inv, uuid, change_current, &c, ret_host);
+}
+
+static int change_status(ep_inv_host *host, void *data) {
+  const state_change *c = data;
+  return set_status(&host->host_status, c->status, c->indicator);
+}
+
+int ep_inventory_set_host_status(ep_inventory *inv, const char *uuid, const char *status,
+                                 ep_status_indicator indicator, ep_inv_host **ret_host) {
+  state_change c = {EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED, status, indicator};
+  return update_host(inv, uuid, change_status, &c, ret_host);
+}
+
+static int change_desired(ep_inv_host *host, void *data) {
+  const state_change *c = data;
+  if (c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED && c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED &&
+      c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED)
+    return ep_error_set(EP_EINVAL, "desired_state: %s cannot be asked for", ep_host_state_name(c->state));
+  host->desired_state = c->state;
+  if (c->state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+    host->current_state = c->state;
+    return set_status(&host->host_status, c->status, c->indicator);
+  }
+  return 0;
+}
+
+int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_state desired, ep_inv_host **ret_host) {
+  state_change c = {desired, "Invalidated by an operator", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR};
+  return update_host(inv, uuid, change_desired, &c, ret_host);
+}
+
+typedef struct registration {
+  const char *status;
+  ep_status_indicator indicator;
+  char *ip, *peer_ip; /* canonical, "" to keep */
+} registration;
+
+/* Replaces *field with value unless they are equal. */
+static int set_text(char **field, const char *value) {
+  if (strcmp(*field, value) == 0) return 0;
+  char *copy = strdup(value);
+  if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+  if (*field != protobuf_c_empty_string) free(*field);
+  *field = copy;
+  return 0;
+}
+
+static int change_registration(ep_inv_host *host, void *data) {
+  registration *g = data;
+  int r = g->ip[0] ? set_text(&host->ip, g->ip) : 0;
+  if (r == 0 && g->peer_ip[0]) r = set_text(&host->peer_ip, g->peer_ip);
+  return r < 0 ? r : set_status(&host->registration_status, g->status, g->indicator);
+}
+
+int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, const char *status,
+                                         ep_status_indicator indicator, const char *ip, const char *peer_ip) {
+  char canonical_ip[EP_IP_TEXT_MAX + 1] = "", canonical_peer[EP_IP_TEXT_MAX + 1] = "";
+  if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
+  if (peer_ip && *peer_ip && ep_validate_ip(canonical_peer, "peer_ip", peer_ip) < 0) return EP_EINVAL;
+  registration g = {status, indicator, canonical_ip, canonical_peer};
+  return update_host(inv, uuid, change_registration, &g, NULL);
+}
+
+/* ---- instances ----------------------------------------------------------------------------- */
+
+int ep_inventory_get_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "id", id) < 0) return EP_EINVAL;
+  char *key = key_of(INSTANCES_PREFIX, canonical);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  blob b = {0};
+  int r = load(inv, key, &b);
+  if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "no instance with id %s", canonical);
+  if (r == 0) {
+    r = unpack_instance(b.data, b.len, b.mod_revision, key, ret_instance);
+    free(b.data);
+  }
+  free(key);
+  return r;
+}
+
+/* Writes the instance record and the host that points at it in one transaction. */
+static int commit_instance_and_host(ep_inventory *inv, const ep_inv_instance *instance, uint64_t instance_expect,
+                                    bool delete_instance, ep_inv_host *host, uint64_t *ret_revision) {
+  uint64_t host_expect = host->revision;
+  host->revision = 0;
+  uint8_t *host_data = NULL, *instance_data = NULL;
+  size_t host_len = 0, instance_len = 0;
+  char *host_key = key_of(HOSTS_PREFIX, host->uuid);
+  char *instance_key = key_of(INSTANCES_PREFIX, instance->id);
+  int r = host_key && instance_key ? pack_host(host, &host_data, &host_len) : ep_error_set(EP_ENOMEM, "out of memory");
+  if (r == 0 && !delete_instance) r = pack_instance(instance, &instance_data, &instance_len);
+  if (r == 0) {
+    ep_storage_op ops[2] = {
+        {.kind = delete_instance ? EP_STORAGE_DELETE : EP_STORAGE_PUT, .key = instance_key, .value = instance_data,
+         .value_len = instance_len, .expect_mod_revision = instance_expect},
+        {.kind = EP_STORAGE_PUT, .key = host_key, .value = host_data, .value_len = host_len, .expect_mod_revision = host_expect},
+    };
+    r = commit(inv, ops, 2, ret_revision, NULL);
+  }
+  host->revision = host_expect;
+  free(host_data);
+  free(instance_data);
+  free(host_key);
+  free(instance_key);
+  return r;
+}
+
+int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile,
+                                 ep_inv_instance **ret_instance) {
+  if (os_profile && *os_profile && ep_validate_name("os_profile", os_profile) < 0) return EP_EINVAL;
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_host *host = NULL;
+    int r = ep_inventory_get_host(inv, host_uuid, &host);
+    if (r < 0) return r;
+    const char *profile = os_profile && *os_profile ? os_profile : host->os_profile;
+    if (host->instance_id[0])
+      r = ep_error_set(EP_EEXIST, "host %s already has instance %s", host->uuid, host->instance_id);
+    else if (!profile[0])
+      r = ep_error_set(EP_EINVAL, "os_profile: host %s has no OS profile; name one (--os PROFILE)", host->uuid);
+    else if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED ||
+             host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED)
+      r = ep_error_set(EP_EPERM, "host %s is %s; it cannot get an instance", host->uuid, ep_host_state_name(host->current_state));
+    if (r < 0) {
+      ep_inv_host_free(host);
+      return r;
+    }
+    char id[EP_UUID_TEXT_LEN + 1];
+    Edgeprov__V1__Status status = EDGEPROV__V1__STATUS__INIT;
+    ep_inv_instance instance = EDGEPROV__V1__INSTANCE__INIT;
+    r = ep_uuid_random(id);
+    instance.id = id;
+    instance.host_uuid = host->uuid;
+    instance.os_profile = (char *)profile;
+    instance.desired_state = EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING;
+    instance.created_at = (int64_t)time(NULL);
+    status.message = "Waiting for the host to onboard";
+    status.indicator = EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE;
+    status.timestamp = instance.created_at;
+    instance.provisioning_status = &status;
+    char *old_id = host->instance_id;
+    host->instance_id = id;
+    uint64_t revision = 0;
+    if (r == 0) r = commit_instance_and_host(inv, &instance, EP_STORAGE_EXPECT_ABSENT, false, host, &revision);
+    host->instance_id = old_id;
+    if (r == 0) {
+      uint8_t *data = NULL;
+      size_t len = 0;
+      r = pack_instance(&instance, &data, &len);
+      if (r == 0) r = unpack_instance(data, len, revision, "new instance", ret_instance);
+      free(data);
+    }
+    ep_inv_host_free(host);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "host %s keeps changing; try again", host_uuid);
+}
+
+int ep_inventory_delete_instance(ep_inventory *inv, const char *id, uint64_t *ret_revision) {
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_instance *instance = NULL;
+    ep_inv_host *host = NULL;
+    int r = ep_inventory_get_instance(inv, id, &instance);
+    if (r < 0) return r;
+    r = ep_inventory_get_host(inv, instance->host_uuid, &host);
+    if (r == 0) {
+      char *old_id = host->instance_id;
+      host->instance_id = strcmp(old_id, instance->id) == 0 ? "" : old_id;
+      r = commit_instance_and_host(inv, instance, instance->revision, true, host, ret_revision);
+      host->instance_id = old_id;
+    }
+    if (r == 0) r = ep_inventory_delete_workflow(inv, instance->id); /* a workflow without its instance is garbage */
+    ep_inv_host_free(host);
+    ep_inv_instance_free(instance);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "instance %s keeps changing; try again", id);
+}
+
+int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instance_state current, const char *status,
+                                    ep_status_indicator indicator, ep_inv_instance **ret_instance) {
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_instance *instance = NULL;
+    int r = ep_inventory_get_instance(inv, id, &instance);
+    if (r < 0) return r;
+    const char *why = NULL;
+    if (!ep_instance_transition_allowed(instance->current_state, current, &why)) {
+      r = ep_error_set(EP_EPERM, "instance %s: %s -> %s refused: %s", instance->id,
+                       ep_instance_state_name(instance->current_state), ep_instance_state_name(current), why);
+      ep_inv_instance_free(instance);
+      return r;
+    }
+    /* Nothing changes: nothing is written (a node repeating its report costs a read). */
+    bool same = instance->current_state == current && instance->provisioning_status &&
+                instance->provisioning_status->indicator == indicator &&
+                strcmp(instance->provisioning_status->message, status ? status : "") == 0;
+    instance->current_state = current;
+    uint64_t expect = instance->revision;
+    instance->revision = 0;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    char *key = key_of(INSTANCES_PREFIX, instance->id);
+    r = key ? set_status(&instance->provisioning_status, status, indicator) : ep_error_set(EP_ENOMEM, "out of memory");
+    if (r == 0 && !same) r = pack_instance(instance, &data, &len);
+    uint64_t revision = expect;
+    if (r == 0 && !same) {
+      ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len, .expect_mod_revision = expect};
+      r = commit(inv, &op, 1, &revision, NULL);
+    }
+    if (r == 0 && ret_instance) {
+      instance->revision = revision;
+      *ret_instance = instance;
+      instance = NULL;
+    }
+    free(data);
+    free(key);
+    ep_inv_instance_free(instance);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "instance %s keeps changing; try again", id);
+}
+
+/* ---- workflows ------------------------------------------------------------------------------- */
+
+int ep_inventory_get_workflow(ep_inventory *inv, const char *instance_id, ep_workflow **ret_workflow) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "instance_id", instance_id) < 0) return EP_EINVAL;
+  char *key = key_of(WORKFLOWS_PREFIX, canonical);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  blob b = {0};
+  int r = load(inv, key, &b);
+  if (r == EP_ENOENT) r = ep_error_set(EP_ENOENT, "instance %s has no workflow", canonical);
+  if (r == 0) {
+    ep_workflow *w = edgeprov__v1__workflow__unpack(NULL, b.len, b.data);
+    if (!w) r = ep_error_set(EP_EIO, "record %s is corrupt (cannot decode)", key);
+    else w->revision = b.mod_revision, *ret_workflow = w;
+    free(b.data);
+  }
+  free(key);
+  return r;
+}
+
+int ep_inventory_put_workflow(ep_inventory *inv, const ep_workflow *workflow, uint64_t expect_revision,
+                              uint64_t *ret_revision) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "instance_id", workflow->instance_id) < 0) return EP_EINVAL;
+  ep_workflow copy = *workflow;
+  copy.revision = 0;
+  size_t len = edgeprov__v1__workflow__get_packed_size(&copy);
+  uint8_t *data = malloc(len ? len : 1);
+  char *key = key_of(WORKFLOWS_PREFIX, canonical);
+  int r = data && key ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
+  if (r == 0) {
+    edgeprov__v1__workflow__pack(&copy, data);
+    ep_storage_op op = {.kind = EP_STORAGE_PUT, .key = key, .value = data, .value_len = len,
+                        .expect_mod_revision = expect_revision ? expect_revision : EP_STORAGE_EXPECT_ABSENT};
+    r = commit(inv, &op, 1, ret_revision, NULL);
+  }
+  free(data);
+  free(key);
+  return r;
+}
+
+int ep_inventory_delete_workflow(ep_inventory *inv, const char *instance_id) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "instance_id", instance_id) < 0) return EP_EINVAL;
+  char *key = key_of(WORKFLOWS_PREFIX, canonical);
+  if (!key) return ep_error_set(EP_ENOMEM, "out of memory");
+  ep_storage_op op = {.kind = EP_STORAGE_DELETE, .key = key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY};
+  int r = commit(inv, &op, 1, NULL, NULL);
+  free(key);
+  return r;
+}
+
+int ep_inventory_retry_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance) {
+  ep_inv_instance *instance = NULL;
+  int r = ep_inventory_get_instance(inv, id, &instance);
+  if (r == 0 && instance->current_state != EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR)
+    r = ep_error_set(EP_EPERM, "instance %s is %s; only a failed (ERROR) instance is retried", instance->id,
+                     ep_instance_state_name(instance->current_state));
+  if (r == 0) r = ep_inventory_delete_workflow(inv, instance->id);
+  if (r == 0)
+    r = ep_inventory_set_instance_state(inv, instance->id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING,
+                                        "Retried by an operator: a new workflow follows",
+                                        EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS, ret_instance);
+  ep_inv_instance_free(instance);
+  return r;
+}
+
+void ep_workflow_free(ep_workflow *workflow) {
+  if (workflow) edgeprov__v1__workflow__free_unpacked(workflow, NULL);
+}
+
+/* ---- events ---------------------------------------------------------------------------------- */
+
+typedef struct event_walk {
+  int (*visit)(void *data, const ep_inv_event *event);
+  void *data;
+  int error;
+  uint64_t last; /* revision of the last change read, event or index */
+} event_walk;
+
+static int32_t visit_change(void *data, const ep_storage_change *change) {
+  event_walk *w = data;
+  ep_inv_event event = EDGEPROV__V1__EVENT__INIT;
+  ep_inv_host host_id = EDGEPROV__V1__HOST__INIT;
+  ep_inv_instance instance_id = EDGEPROV__V1__INSTANCE__INIT;
+  ep_inv_host *host = NULL;
+  ep_inv_instance *instance = NULL;
+  bool put = change->kind == EP_STORAGE_PUT;
+  w->last = change->revision;
+  event.revision = change->revision;
+  event.kind = put ? EDGEPROV__V1__EVENT__KIND__KIND_PUT : EDGEPROV__V1__EVENT__KIND__KIND_DELETE;
+  int r = 0;
+  if (strncmp(change->key, HOSTS_PREFIX, strlen(HOSTS_PREFIX)) == 0) {
+    event.resource_case = EDGEPROV__V1__EVENT__RESOURCE_HOST;
+    if (put) r = unpack_host(change->value, change->value_len, change->revision, change->key, &host);
+    host_id.uuid = (char *)change->key + strlen(HOSTS_PREFIX);
+    event.host = put ? host : &host_id;
+  } else if (strncmp(change->key, INSTANCES_PREFIX, strlen(INSTANCES_PREFIX)) == 0) {
+    event.resource_case = EDGEPROV__V1__EVENT__RESOURCE_INSTANCE;
+    if (put) r = unpack_instance(change->value, change->value_len, change->revision, change->key, &instance);
+    instance_id.id = (char *)change->key + strlen(INSTANCES_PREFIX);
+    event.instance = put ? instance : &instance_id;
+  } else {
+    return 0; /* indexes are not events */
+  }
+  int stop = r < 0 ? (w->error = r, 1) : w->visit(w->data, &event);
+  ep_inv_host_free(host);
+  ep_inv_instance_free(instance);
+  return stop;
+}
+
+int ep_inventory_events_page(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
+                             int (*visit)(void *data, const ep_inv_event *event), void *data, uint64_t *ret_last) {
+  event_walk w = {.visit = visit, .data = data, .last = after_revision};
+  int32_t r = inv->st->changes(inv->state, after_revision, limit, visit_change, &w);
+  if (r < 0) return storage_failed(r, "events");
+  if (ret_last) *ret_last = w.last;
+  return w.error;
+}
+
+int ep_inventory_events(ep_inventory *inv, uint64_t after_revision, uint32_t limit,
+                        int (*visit)(void *data, const ep_inv_event *event), void *data) {
+  return ep_inventory_events_page(inv, after_revision, limit, visit, data, NULL);
+}
+
+int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision) {
+  int32_t r = inv->st->revision(inv->state, ret_revision);
+  return r < 0 ? storage_failed(r, "revision") : 0;
+}
+
+int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms) {
+  struct timespec deadline;
+  clock_gettime(CLOCK_MONOTONIC, &deadline);
+  deadline.tv_sec += timeout_ms / 1000;
+  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (deadline.tv_nsec >= 1000000000L) {
+    deadline.tv_sec++;
+    deadline.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&inv->lock);
+  uint64_t wakes = inv->wakes;
+  int r = 0;
+  for (;;) {
+    uint64_t revision = 0, commits = inv->commits;
+    /* The store is asked each time so writers in other processes are seen too; the wait
+     * below is cut short by writes of this process. */
+    pthread_mutex_unlock(&inv->lock);
+    int rr = ep_inventory_revision(inv, &revision);
+    pthread_mutex_lock(&inv->lock);
+    if (rr < 0) {
+      r = rr;
+      break;
+    }
+    if (revision > after_revision || inv->wakes != wakes) break;
+    if (inv->commits != commits) continue; /* a commit landed while the store was asked */
+    struct timespec now, step;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
+      r = EP_ETIMEDOUT;
+      break;
+    }
+    /* Wake at least every 500 ms to look at the store again. */
+    step = now;
+    step.tv_nsec += 500000000L;
+    if (step.tv_nsec >= 1000000000L) {
+      step.tv_sec++;
+      step.tv_nsec -= 1000000000L;
+    }
+    if (step.tv_sec > deadline.tv_sec || (step.tv_sec == deadline.tv_sec && step.tv_nsec > deadline.tv_nsec)) step = deadline;
+    pthread_cond_timedwait(&inv->changed, &inv->lock, &step);
+  }
+  pthread_mutex_unlock(&inv->lock);
+  return r;
+}
+
+void ep_inventory_wake(ep_inventory *inv) {
+  pthread_mutex_lock(&inv->lock);
+  inv->wakes++;
+  pthread_cond_broadcast(&inv->changed);
+  pthread_mutex_unlock(&inv->lock);
+}
+
+/* ---- change-log compaction ------------------------------------------------------------------ */
+
+int ep_inventory_compact(ep_inventory *inv, uint64_t before_revision) {
+  int32_t r = inv->st->compact(inv->state, before_revision);
+  return r < 0 ? storage_failed(r, "compact") : 0;
+}

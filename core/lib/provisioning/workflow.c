@@ -1,0 +1,477 @@
+/* core: provisioning workflows, see workflow.h. */
+#define _GNU_SOURCE /* strdup, strndup */
+#include "provisioning/workflow.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <edgeprov/identity.h>
+#include <edgeprov/os.h>
+
+#include "runtime/action.h"
+#include "provisioning/cloudinit.h"
+#include "base/error.h"
+#include "northbound/mgmt_server.h"
+#include "base/validate.h"
+
+#define VARIABLES_MAX 24
+
+const char *ep_action_state_name(Edgeprov__V1__ActionState state) {
+  switch (state) {
+  case EDGEPROV__V1__ACTION_STATE__ACTION_STATE_PENDING: return "PENDING";
+  case EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING: return "RUNNING";
+  case EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS: return "SUCCESS";
+  case EDGEPROV__V1__ACTION_STATE__ACTION_STATE_FAILED: return "FAILED";
+  case EDGEPROV__V1__ACTION_STATE__ACTION_STATE_TIMEOUT: return "TIMEOUT";
+  default: return "-";
+  }
+}
+
+/* ---- variables ------------------------------------------------------------------------------ */
+
+typedef struct variable {
+  const char *name;
+  char *value;
+} variable;
+
+typedef struct variables {
+  variable items[VARIABLES_MAX];
+  size_t count;
+} variables;
+
+static int set_var(variables *v, const char *name, const char *value) {
+  if (v->count == VARIABLES_MAX) return ep_error_set(EP_ERANGE, "too many template variables");
+  char *copy = strdup(value ? value : "");
+  if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+  v->items[v->count++] = (variable){name, copy};
+  return 0;
+}
+
+/* The ${node.*} variables the node's agent fills in (core/agent/executor.c, lookup_node: keep
+ * the two lists equal). The renderer keeps each as it is; any other node.* name is a mistake
+ * the operator hears of at render, not one the node meets in the middle of its workflow. */
+static const struct {
+  const char *name, *placeholder;
+} node_variables[] = {
+#define NODE_VARIABLE(n) {"node." n, "${node." n "}"}
+    NODE_VARIABLE("target_disk"), NODE_VARIABLE("ca_file"),       NODE_VARIABLE("efivars_dir"),
+    NODE_VARIABLE("client_id"),   NODE_VARIABLE("client_secret"),
+#undef NODE_VARIABLE
+};
+
+static const char *lookup_var(void *data, const char *name) {
+  const variables *v = data;
+  for (size_t i = 0; i < sizeof node_variables / sizeof node_variables[0]; i++)
+    if (strcmp(node_variables[i].name, name) == 0) return node_variables[i].placeholder;
+  for (size_t i = 0; i < v->count; i++)
+    if (strcmp(v->items[i].name, name) == 0) return v->items[i].value;
+  return NULL;
+}
+
+static void free_vars(variables *v) {
+  for (size_t i = 0; i < v->count; i++) free(v->items[i].value);
+  v->count = 0;
+}
+
+char *ep_template_substitute(const char *text, const char *(*lookup)(void *data, const char *name), void *data,
+                             const char *keep_prefix, size_t max) {
+  size_t cap = strlen(text) + 64, len = 0;
+  char *out = malloc(cap);
+  if (!out) return ep_error_set(EP_ENOMEM, "out of memory"), NULL;
+  for (const char *p = text; *p;) {
+    const char *piece = p, *value = NULL;
+    size_t piece_len = 1;
+    if (p[0] == '$' && p[1] == '{') {
+      const char *end = strchr(p + 2, '}');
+      size_t name_len = end ? (size_t)(end - p - 2) : 0;
+      char name[64];
+      if (!end || name_len == 0 || name_len >= sizeof name) {
+        free(out);
+        return ep_error_set(EP_EINVAL, "template: '%.24s' is not a ${variable}", p), NULL;
+      }
+      memcpy(name, p + 2, name_len);
+      name[name_len] = '\0';
+      piece_len = name_len + 3;
+      if (!(keep_prefix && strncmp(name, keep_prefix, strlen(keep_prefix)) == 0)) {
+        value = lookup(data, name);
+        if (!value) {
+          free(out);
+          return ep_error_set(EP_EINVAL, "template: ${%s}: no such variable", name), NULL;
+        }
+      }
+    }
+    const char *add = value ? value : piece;
+    size_t add_len = value ? strlen(value) : piece_len;
+    if (len + add_len + 1 > max) {
+      free(out);
+      return ep_error_set(EP_ERANGE, "template: a value grows past %zu bytes", max), NULL;
+    }
+    if (len + add_len + 1 > cap) {
+      while (len + add_len + 1 > cap) cap *= 2;
+      char *grown = realloc(out, cap);
+      if (!grown) {
+        free(out);
+        return ep_error_set(EP_ENOMEM, "out of memory"), NULL;
+      }
+      out = grown;
+    }
+    memcpy(out + len, add, add_len);
+    len += add_len;
+    p += piece_len;
+  }
+  out[len] = '\0';
+  return out;
+}
+
+/* ---- the OS profile ------------------------------------------------------------------------ */
+
+typedef struct found_profile {
+  const char *wanted;
+  bool found;
+  char name[64], os_type[16], format[8], sha256[65];
+  char *url, *description;
+} found_profile;
+
+static int32_t keep_profile(void *data, const ep_os_profile *p) {
+  found_profile *f = data;
+  if (f->found || !p->name || strcmp(p->name, f->wanted) != 0) return 0;
+  f->found = true;
+  snprintf(f->name, sizeof f->name, "%s", p->name);
+  snprintf(f->os_type, sizeof f->os_type, "%s", p->os_type ? p->os_type : "");
+  snprintf(f->format, sizeof f->format, "%s", p->image_format ? p->image_format : "auto");
+  snprintf(f->sha256, sizeof f->sha256, "%s", p->image_sha256 ? p->image_sha256 : "");
+  f->url = strdup(p->image_url ? p->image_url : "");
+  f->description = strdup(p->description ? p->description : "");
+  return 0;
+}
+
+typedef struct texts {
+  char *items[EP_CLOUDINIT_FRAGMENTS_MAX];
+  size_t count;
+} texts;
+
+static int32_t keep_text(void *data, const char *text) {
+  texts *t = data;
+  if (t->count < sizeof t->items / sizeof t->items[0] && text) t->items[t->count++] = strdup(text);
+  return 0;
+}
+
+static void free_texts(texts *t) {
+  for (size_t i = 0; i < t->count; i++) free(t->items[i]);
+  t->count = 0;
+}
+
+/* Finds profile name among the OS plugins: its values, template and fragments. */
+static int find_profile(const ep_plugin_set *plugins, const char *name, found_profile *out, texts *template_text,
+                        texts *fragments) {
+  out->wanted = name;
+  for (size_t i = 0; i < plugins->started_count; i++) {
+    ep_plugin *p = plugins->started[i];
+    const ep_os *os = p->entry->get_capability ? p->entry->get_capability(p->instance, EP_CAP_OS) : NULL;
+    if (!os) continue;
+    if (os->profiles(p->instance, keep_profile, out) < 0) return ep_error_prefix(EP_EIO, "plugin %s: profiles", p->entry->id);
+    if (!out->found) continue;
+    if (os->workflow_template(p->instance, name, keep_text, template_text) < 0 || template_text->count != 1)
+      return ep_error_set(EP_EIO, "plugin %s: no workflow template for %s", p->entry->id, name);
+    if (os->cloudinit_fragments && os->cloudinit_fragments(p->instance, name, keep_text, fragments) < 0)
+      return ep_error_prefix(EP_EIO, "plugin %s: cloud-init fragments", p->entry->id);
+    return 0;
+  }
+  return ep_error_set(EP_ENOENT, "os_profile: no active OS plugin offers '%s' (see: edgeprov plugins list)", name);
+}
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+/* The hostname a node gets: "edge-" and its serial in lower case, else the UUID's first group. */
+static void node_hostname(const ep_inv_host *host, char out[64]) {
+  const char *base = host->serial[0] ? host->serial : host->uuid;
+  size_t n = host->serial[0] ? strlen(base) : 8;
+  snprintf(out, 64, "edge-%.*s", (int)(n < 40 ? n : 40), base);
+  for (char *c = out; *c; c++) *c = (char)tolower((unsigned char)*c);
+}
+
+static int site_values(const ep_plugin_set *plugins, const ep_config *config, variables *v, char **ret_ca) {
+  const char *orchestrator = config->orchestrator ? config->orchestrator : config->listen_grpc;
+  char token_url[1100];
+  ep_plugin *provider = NULL;
+  const ep_identity *id = ep_plugins_capability(plugins, EP_CAP_IDENTITY, &provider);
+  const char *plugin_url = id ? id->token_url(provider->instance) : "";
+  if (config->token_url) {
+    snprintf(token_url, sizeof token_url, "%s", config->token_url);
+  } else if (plugin_url && *plugin_url) {
+    snprintf(token_url, sizeof token_url, "%s", plugin_url);
+  } else {
+    const char *colon = strrchr(orchestrator, ':'), *https_colon = strrchr(config->listen_https, ':');
+    snprintf(token_url, sizeof token_url, "%s://%.*s%s/oauth2/token", config->tls_cert ? "https" : "http",
+             (int)(colon ? colon - orchestrator : (long)strlen(orchestrator)), orchestrator, https_colon ? https_colon : "");
+  }
+  if (!config->tls_ca) return ep_error_set(EP_EINVAL, "tls.ca: the site names no CA for its nodes to trust (cloud-init needs it)");
+  int r = ep_read_secret_file(ret_ca, config->tls_ca, 64 * 1024, false);
+  if (r == 0) r = set_var(v, "site.orchestrator", orchestrator);
+  if (r == 0) r = set_var(v, "site.token_url", token_url);
+  return r;
+}
+
+/* Renders the cloud-init seed into the variables (credentials stay ${node.*} references):
+ * the OS plugin's fragments, then the site's (cloudinit.fragments), and the site's users. */
+static int cloudinit_values(variables *v, const ep_config *config, const ep_inv_instance *instance, const char *hostname,
+                            const char *ca_pem, texts *fragments) {
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < config->cloudinit_fragments.count; i++) {
+    char *text = NULL;
+    r = ep_read_secret_file(&text, config->cloudinit_fragments.items[i], EP_CLOUDINIT_FRAGMENT_MAX, false);
+    if (r == 0 && fragments->count == sizeof fragments->items / sizeof fragments->items[0])
+      r = ep_error_set(EP_ERANGE, "cloudinit.fragments: too many fragments");
+    if (r == 0) fragments->items[fragments->count++] = text;
+    else free(text);
+  }
+  ep_cloudinit_user users[EP_CONFIG_USERS_MAX];
+  for (size_t i = 0; i < config->cloudinit_user_count && i < EP_CONFIG_USERS_MAX; i++) {
+    const ep_config_user *u = &config->cloudinit_users[i];
+    users[i] = (ep_cloudinit_user){.name = u->name, .ssh_keys = (const char *const *)u->ssh_keys.items,
+                                   .ssh_key_count = u->ssh_keys.count, .sudo = u->sudo, .shell = u->shell};
+  }
+  ep_cloudinit_spec spec = {.instance_id = instance->id, .hostname = hostname, .ca_pem = ca_pem,
+                            .client_id = "${node.client_id}", .client_secret = "${node.client_secret}",
+                            .project_id = "", .orchestrator = lookup_var(v, "site.orchestrator"),
+                            .token_url = lookup_var(v, "site.token_url"), .users = users,
+                            .user_count = config->cloudinit_user_count,
+                            .fragments = (const char *const *)fragments->items, .fragment_count = fragments->count};
+  char *user_data = NULL, *meta_data = NULL;
+  size_t len = 0;
+  if (r == 0) r = ep_cloudinit_user_data(&user_data, &len, &spec);
+  if (r == 0) r = ep_cloudinit_meta_data(&meta_data, &len, &spec);
+  if (r == 0) r = set_var(v, "cloudinit.user_data", user_data);
+  if (r == 0) r = set_var(v, "cloudinit.meta_data", meta_data);
+  ep_cloudinit_free(user_data);
+  ep_cloudinit_free(meta_data);
+  return r < 0 ? ep_error_prefix(r, "cloud-init") : 0;
+}
+
+/* A parameter value from the template as text (strings, integers and booleans). */
+static int param_text(const config_setting_t *s, char *buf, size_t cap, const char **out) {
+  switch (config_setting_type(s)) {
+  case CONFIG_TYPE_STRING: *out = config_setting_get_string(s); return 0;
+  case CONFIG_TYPE_INT:
+  case CONFIG_TYPE_INT64: snprintf(buf, cap, "%lld", (long long)config_setting_get_int64(s)); *out = buf; return 0;
+  case CONFIG_TYPE_BOOL: *out = config_setting_get_bool(s) ? "true" : "false"; return 0;
+  default: return EP_EINVAL;
+  }
+}
+
+/* entry's integer member key into *out (dflt when absent); EP_EINVAL when it is not an integer
+ * in lo..hi. */
+static int int_member(const config_setting_t *entry, size_t index, const char *name, const char *key, int dflt, int lo,
+                      int hi, int *out) {
+  const config_setting_t *m = config_setting_get_member(entry, key);
+  long long v = dflt;
+  if (m && config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) v = (long long)lo - 1;
+  else if (m) v = config_setting_get_int64(m);
+  if (v < lo || v > hi)
+    return ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): %s must be an integer %d..%d",
+                        config_setting_source_line(m), index, name, key, lo, hi);
+  *out = (int)v;
+  return 0;
+}
+
+static int render_action(Edgeprov__V1__WorkflowAction *a, const config_setting_t *entry, size_t index,
+                         const ep_plugin_set *plugins, variables *v) {
+  const char *name = NULL;
+  int timeout = 0, retries = 0;
+  if (!config_setting_is_group(entry) || !config_setting_lookup_string(entry, "action", &name))
+    return ep_error_set(EP_EINVAL, "template: line %d: actions[%zu]: 'action' (a string) is required",
+                        config_setting_source_line(entry), index);
+  if (int_member(entry, index, name, "timeout_s", 3600, 1, 86400, &timeout) < 0 ||
+      int_member(entry, index, name, "retries", 0, 0, 100, &retries) < 0)
+    return EP_EINVAL;
+  ep_action_ref ref;
+  ep_fields declared = {0};
+  if (ep_actions_find(plugins, name, &ref) < 0 || ep_action_params_new(&declared, &ref) < 0)
+    return ep_error_prefix(EP_EINVAL, "template: line %d: actions[%zu]", config_setting_source_line(entry), index);
+  a->action = strdup(name);
+  a->timeout_s = (uint32_t)timeout;
+  a->retries = (uint32_t)retries;
+  a->state = EDGEPROV__V1__ACTION_STATE__ACTION_STATE_PENDING;
+  a->message = strdup("");
+  const config_setting_t *params = config_setting_get_member(entry, "params");
+  int n = params ? config_setting_length(params) : 0;
+  int r = a->action && a->message ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
+  if (params && !config_setting_is_group(params))
+    r = ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): params must be a group { name = \"value\"; }",
+                     config_setting_source_line(params), index, name);
+  a->params = n > 0 && r == 0 ? calloc((size_t)n, sizeof *a->params) : NULL;
+  for (int i = 0; r == 0 && i < n; i++) {
+    const config_setting_t *s = config_setting_get_elem(params, (unsigned)i);
+    const char *pname = config_setting_name(s), *raw = NULL;
+    char number[32];
+    int line = config_setting_source_line(s);
+    if (!a->params) r = ep_error_set(EP_ENOMEM, "out of memory");
+    else if (!ep_fields_find(&declared, pname)) {
+      const char *hint = ep_fields_suggest(&declared, pname);
+      r = hint ? ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): no parameter '%s' (did you mean '%s'?)",
+                              line, index, name, pname, hint)
+               : ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): no parameter '%s' (see: edgeprov actions list)",
+                              line, index, name, pname);
+    } else if (param_text(s, number, sizeof number, &raw) < 0)
+      r = ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): '%s' must be a string, integer or boolean", line,
+                       index, name, pname);
+    char *value = r == 0 ? ep_template_substitute(raw, lookup_var, v, NULL, EP_WORKFLOW_PARAM_MAX) : NULL;
+    if (r == 0 && !value) r = ep_error_prefix(EP_EINVAL, "line %d: actions[%zu] (%s) %s", line, index, name, pname);
+    if (r == 0) {
+      Edgeprov__V1__ActionParam *p = malloc(sizeof *p);
+      if (!p) {
+        free(value);
+        r = ep_error_set(EP_ENOMEM, "out of memory");
+        break;
+      }
+      edgeprov__v1__action_param__init(p);
+      p->name = strdup(pname);
+      p->value = value;
+      a->params[a->n_params++] = p;
+      if (!p->name) r = ep_error_set(EP_ENOMEM, "out of memory");
+    }
+  }
+  ep_fields_free(&declared);
+  return r;
+}
+
+int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep_config *config, const ep_inv_host *host,
+                       const ep_inv_instance *instance, uint32_t generation) {
+  found_profile profile = {0};
+  texts template_text = {0}, fragments = {0};
+  variables v = {0};
+  char hostname[64], *ca = NULL;
+  config_t lc;
+  config_init(&lc);
+  ep_workflow *w = calloc(1, sizeof *w);
+  int r = w ? find_profile(plugins, instance->os_profile, &profile, &template_text, &fragments)
+            : ep_error_set(EP_ENOMEM, "out of memory");
+  node_hostname(host, hostname);
+  if (r == 0) r = set_var(&v, "host.uuid", host->uuid);
+  if (r == 0) r = set_var(&v, "host.serial", host->serial);
+  if (r == 0) r = set_var(&v, "host.hostname", hostname);
+  if (r == 0) r = set_var(&v, "host.ip", host->ip);
+  if (r == 0) r = set_var(&v, "instance.id", instance->id);
+  if (r == 0) r = set_var(&v, "profile.name", profile.name);
+  if (r == 0) r = set_var(&v, "profile.image_url", profile.url);
+  if (r == 0) r = set_var(&v, "profile.image_sha256", profile.sha256);
+  if (r == 0) r = set_var(&v, "profile.image_format", profile.format);
+  if (r == 0) r = set_var(&v, "profile.os_type", profile.os_type);
+  if (r == 0) r = site_values(plugins, config, &v, &ca);
+  if (r == 0) r = cloudinit_values(&v, config, instance, hostname, ca, &fragments);
+  if (r == 0 && strlen(template_text.items[0]) > EP_WORKFLOW_TEMPLATE_MAX)
+    r = ep_error_set(EP_ERANGE, "template of %s: longer than %d bytes", profile.name, EP_WORKFLOW_TEMPLATE_MAX);
+  if (r == 0 && config_read_string(&lc, template_text.items[0]) != CONFIG_TRUE)
+    r = ep_error_set(EP_EINVAL, "template of %s: line %d: %s", profile.name, config_error_line(&lc), config_error_text(&lc));
+  const config_setting_t *actions = r == 0 ? config_lookup(&lc, "actions") : NULL;
+  int n = actions ? config_setting_length(actions) : 0;
+  if (r == 0 && (!actions || !config_setting_is_list(actions) || n < 1 || n > EP_WORKFLOW_ACTIONS_MAX))
+    r = ep_error_set(EP_EINVAL, "template of %s: 'actions' must be a list ( {...}, ... ) of 1 to %d actions", profile.name,
+                     EP_WORKFLOW_ACTIONS_MAX);
+  if (r == 0) {
+    edgeprov__v1__workflow__init(w);
+    w->instance_id = strdup(instance->id);
+    w->host_uuid = strdup(host->uuid);
+    w->os_profile = strdup(profile.name);
+    w->generation = generation;
+    w->state = EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_PENDING;
+    w->created_at = (int64_t)time(NULL);
+    w->actions = calloc((size_t)n, sizeof *w->actions);
+    if (!w->instance_id || !w->host_uuid || !w->os_profile || !w->actions) r = ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  for (int i = 0; r == 0 && i < n; i++) {
+    /* Initialised before it joins the workflow: a render that fails part-way frees the
+     * workflow with protobuf-c, which checks every member's descriptor. */
+    Edgeprov__V1__WorkflowAction *a = malloc(sizeof *a);
+    if (!a) {
+      r = ep_error_set(EP_ENOMEM, "out of memory");
+      break;
+    }
+    edgeprov__v1__workflow_action__init(a);
+    w->actions[w->n_actions++] = a;
+    r = render_action(a, config_setting_get_elem(actions, (unsigned)i), (size_t)i, plugins, &v);
+  }
+  config_destroy(&lc);
+  free_vars(&v);
+  free_texts(&template_text);
+  free_texts(&fragments);
+  free(profile.url);
+  free(profile.description);
+  free(ca);
+  if (r < 0) {
+    if (w && w->base.descriptor) edgeprov__v1__workflow__free_unpacked(w, NULL);
+    else free(w);
+    return r;
+  }
+  *out = w;
+  return 0;
+}
+
+/* ---- reports -------------------------------------------------------------------------------- */
+
+int ep_workflow_apply_report(ep_workflow *w, const Edgeprov__V1__ActionReport *rep) {
+  if (strcmp(rep->instance_id, w->instance_id) != 0)
+    return ep_error_set(EP_EPERM, "instance_id: %.40s is not this node's instance", rep->instance_id);
+  if (rep->generation != w->generation)
+    return ep_error_set(EP_EPERM, "generation: %u is not the workflow's current %u (it was re-armed); reconnect",
+                        rep->generation, w->generation);
+  if (rep->index >= w->n_actions) return ep_error_set(EP_EINVAL, "index: %u, the workflow has %zu actions", rep->index, w->n_actions);
+  if (rep->state < EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING || rep->state > EDGEPROV__V1__ACTION_STATE__ACTION_STATE_TIMEOUT)
+    return ep_error_set(EP_EINVAL, "state: %d is not RUNNING, SUCCESS, FAILED or TIMEOUT", (int)rep->state);
+  /* The validator's error names the field, the reason and the byte. */
+  if (rep->message[0] && ep_validate_text("message", rep->message, EP_WORKFLOW_MESSAGE_MAX) < 0) return EP_EINVAL;
+  if (rep->n_log_lines > EP_WORKFLOW_LOG_LINES_MAX)
+    return ep_error_set(EP_EINVAL, "log_lines: at most %d per report", EP_WORKFLOW_LOG_LINES_MAX);
+  for (size_t i = 0; i < rep->n_log_lines; i++) {
+    char field[32];
+    snprintf(field, sizeof field, "log_lines[%zu]", i);
+    if (ep_validate_text(field, rep->log_lines[i], EP_WORKFLOW_MESSAGE_MAX) < 0) return EP_EINVAL;
+  }
+  if (w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS || w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED)
+    return ep_error_set(EP_EPERM, "the workflow is already %s", w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS ? "done" : "failed");
+  for (uint32_t i = 0; i < rep->index; i++)
+    if (w->actions[i]->state != EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS)
+      return ep_error_set(EP_EPERM, "index: action %u (%s) comes before %u and has not succeeded", i, w->actions[i]->action, rep->index);
+  Edgeprov__V1__WorkflowAction *a = w->actions[rep->index];
+  if (a->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS)
+    return ep_error_set(EP_EPERM, "index: action %u (%s) already succeeded", rep->index, a->action);
+  char *message = strdup(rep->message);
+  if (!message) return ep_error_set(EP_ENOMEM, "out of memory");
+  if (a->message != protobuf_c_empty_string) free(a->message); /* unpacked "" is protobuf-c's static */
+  a->message = message;
+  a->state = rep->state;
+  a->attempts = rep->attempts;
+  a->bytes_done = rep->bytes_done;
+  a->bytes_total = rep->bytes_total;
+  if (rep->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_FAILED || rep->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_TIMEOUT)
+    w->state = EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED;
+  else if (rep->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS && rep->index + 1 == w->n_actions)
+    w->state = EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS;
+  else
+    w->state = EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_RUNNING;
+  return 0;
+}
+
+void ep_workflow_status(const ep_workflow *w, char out[EP_WORKFLOW_STATUS_MAX], bool *ret_failed) {
+  size_t done = 0, current = 0;
+  while (done < w->n_actions && w->actions[done]->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS) done++;
+  current = done < w->n_actions ? done : w->n_actions - 1;
+  const Edgeprov__V1__WorkflowAction *a = w->actions[current];
+  bool failed = w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED;
+  if (ret_failed) *ret_failed = failed;
+  if (failed)
+    snprintf(out, EP_WORKFLOW_STATUS_MAX, "Provisioning Failed: %s: %.200s", a->action, a->message);
+  else if (done == w->n_actions)
+    snprintf(out, EP_WORKFLOW_STATUS_MAX, "%zu/%zu: done", done, w->n_actions);
+  else if (a->bytes_total || a->bytes_done)
+    snprintf(out, EP_WORKFLOW_STATUS_MAX, "%zu/%zu: %s (%" PRIu64 "/%" PRIu64 ")", done + 1, w->n_actions, a->action,
+             a->bytes_done, a->bytes_total);
+  else
+    snprintf(out, EP_WORKFLOW_STATUS_MAX, "%zu/%zu: %s (%s)", done + 1, w->n_actions, a->action,
+             ep_action_state_name(a->state));
+}

@@ -1,0 +1,473 @@
+/* core: the plugin loader, see plugin_loader.h. */
+#define _GNU_SOURCE /* strdup, asprintf */
+#include "runtime/plugin_loader.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "runtime/action.h"
+#include "base/error.h"
+
+/* Capabilities the host knows, each with the check run on the table a plugin returns. */
+typedef struct known_capability {
+  const char *id;
+  int (*check)(const void *table, const ep_plugin *plugin, const ep_plugin_set *set);
+} known_capability;
+
+static const known_capability known_capabilities[] = {
+    {EP_CAP_OS, NULL},       {EP_CAP_BOOT, NULL},
+    {EP_CAP_IDENTITY, NULL}, {EP_CAP_STORAGE, NULL},
+    {EP_CAP_ACTIONS, ep_actions_check_table},
+};
+#define KNOWN_CAPABILITY_COUNT (sizeof known_capabilities / sizeof known_capabilities[0])
+
+static const known_capability *find_known_capability(const char *id) {
+  for (size_t i = 0; i < KNOWN_CAPABILITY_COUNT; i++)
+    if (strcmp(known_capabilities[i].id, id) == 0) return &known_capabilities[i];
+  return NULL;
+}
+
+bool ep_capability_id_valid(const char *id, bool *known_out) {
+  size_t len = id ? strnlen(id, 128) : 0;
+  if (len == 0 || len > 127) return false;
+  const char *slash = strchr(id, '/');
+  if (!slash || slash == id || !slash[1]) return false;
+  bool dot = false;
+  for (const char *p = id; p < slash; p++) {
+    if (*p == '.') {
+      if (p == id || p[-1] == '.' || p + 1 == slash) return false;
+      dot = true;
+    } else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_')) {
+      return false;
+    }
+  }
+  if (!dot || slash[1] == '0') return false;
+  for (const char *p = slash + 1; *p; p++)
+    if (*p < '0' || *p > '9') return false;
+  bool known = strncmp(id, "edgeprov.", 9) != 0 || find_known_capability(id) != NULL;
+  if (known_out) *known_out = known;
+  return true;
+}
+
+const char *ep_plugin_state_name(ep_plugin_state state) {
+  switch (state) {
+  case EP_PLUGIN_REFUSED: return "refused";
+  case EP_PLUGIN_DISABLED: return "disabled";
+  case EP_PLUGIN_READY: return "ready";
+  case EP_PLUGIN_FAILED: return "failed";
+  case EP_PLUGIN_ACTIVE: return "active";
+  }
+  return "unknown";
+}
+
+static void set_reason(ep_plugin *p, ep_plugin_state state, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_reason(ep_plugin *p, ep_plugin_state state, const char *fmt, ...) {
+  char text[EP_ERROR_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  free(p->reason);
+  p->reason = strdup(text);
+  p->state = state;
+}
+
+static void describe_signature(uint32_t sig, char *buf, size_t len) {
+  snprintf(buf, len, "0x%08x: pointer %u, off_t %u, time_t %u bytes, %s", sig, sig & 0xff, (sig >> 8) & 0xff,
+           (sig >> 16) & 0xff, (sig >> 24) == 1 ? "little-endian" : (sig >> 24) == 2 ? "big-endian" : "unknown order");
+}
+
+/* ---- scanning ------------------------------------------------------------------------- */
+
+static ep_plugin *find_valid_by_id(const ep_plugin_set *set, const char *id, const ep_plugin *except) {
+  for (size_t i = 0; i < set->count; i++) {
+    ep_plugin *p = set->items[i];
+    if (p != except && p->entry && strcmp(p->entry->id, id) == 0) return p;
+  }
+  return NULL;
+}
+
+/* Runs every check on the entry of p; on failure marks p REFUSED. */
+static void check_plugin(ep_plugin_set *set, ep_plugin *p) {
+  struct stat st;
+  if (stat(p->path, &st) == 0 && (st.st_mode & S_IWOTH)) {
+    set_reason(p, EP_PLUGIN_REFUSED, "insecure: the file is writable by any user (chmod o-w)");
+    return;
+  }
+  dlerror();
+  p->handle = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
+  if (!p->handle) {
+    const char *why = dlerror();
+    set_reason(p, EP_PLUGIN_REFUSED, "cannot be loaded: %s", why ? why : "unknown dlopen error");
+    return;
+  }
+  const ep_plugin_entry *e = dlsym(p->handle, EP_PLUGIN_ENTRY_SYMBOL);
+  if (!e) {
+    set_reason(p, EP_PLUGIN_REFUSED, "not a plugin (no entry symbol '%s')", EP_PLUGIN_ENTRY_SYMBOL);
+    return;
+  }
+  if (e->struct_size < 3 * sizeof(uint32_t)) {
+    set_reason(p, EP_PLUGIN_REFUSED, "entry struct_size %u is too small to be an edgeprov plugin entry",
+               e->struct_size);
+    return;
+  }
+  if (e->abi_major != EP_ABI_MAJOR) {
+    set_reason(p, EP_PLUGIN_REFUSED, "ABI major mismatch: plugin built for ABI %u.%u, host is %u.%u",
+               e->abi_major, e->abi_minor, EP_ABI_MAJOR, EP_ABI_MINOR);
+    return;
+  }
+  if (e->abi_minor > EP_ABI_MINOR) {
+    set_reason(p, EP_PLUGIN_REFUSED,
+               "ABI minor newer than the host: plugin built for ABI %u.%u, host is %u.%u (upgrade edgeprov)",
+               e->abi_major, e->abi_minor, EP_ABI_MAJOR, EP_ABI_MINOR);
+    return;
+  }
+  if (e->build_signature != EP_BUILD_SIGNATURE) {
+    char got[96], want[96];
+    describe_signature(e->build_signature, got, sizeof got);
+    describe_signature(EP_BUILD_SIGNATURE, want, sizeof want);
+    set_reason(p, EP_PLUGIN_REFUSED, "bad build signature %s; host expects %s", got, want);
+    return;
+  }
+  if (e->struct_size < EP_PLUGIN_ENTRY_SIZE_1_0) {
+    set_reason(p, EP_PLUGIN_REFUSED, "entry struct_size %u is smaller than ABI %u.0's %u", e->struct_size,
+               EP_ABI_MAJOR, EP_PLUGIN_ENTRY_SIZE_1_0);
+    return;
+  }
+  if (!ep_plugin_id_valid(e->id)) {
+    set_reason(p, EP_PLUGIN_REFUSED, "invalid plugin ID '%.64s': expected [a-z][a-z0-9-]*, at most 63 characters",
+               e->id ? e->id : "(null)");
+    return;
+  }
+  if (!e->version || !*e->version || strnlen(e->version, 64) > 63) {
+    set_reason(p, EP_PLUGIN_REFUSED, "plugin '%s' has no version text (or one longer than 63 bytes)", e->id);
+    return;
+  }
+  if (!e->init) {
+    set_reason(p, EP_PLUGIN_REFUSED, "plugin '%s' has no init function", e->id);
+    return;
+  }
+  const ep_plugin *other = find_valid_by_id(set, e->id, p);
+  if (other) {
+    set_reason(p, EP_PLUGIN_REFUSED, "duplicate plugin ID '%s' (already loaded from %s)", e->id, other->path);
+    return;
+  }
+  size_t caps = 0;
+  for (; e->capabilities && e->capabilities[caps]; caps++) {
+    bool known = false;
+    const char *cap = e->capabilities[caps];
+    if (caps >= EP_PLUGIN_CAPS_MAX) {
+      set_reason(p, EP_PLUGIN_REFUSED, "more than %d capabilities declared", EP_PLUGIN_CAPS_MAX);
+      return;
+    }
+    if (!ep_capability_id_valid(cap, &known)) {
+      set_reason(p, EP_PLUGIN_REFUSED, "malformed capability ID '%.128s' (expected namespace.name/revision)", cap);
+      return;
+    }
+    if (!known) {
+      set_reason(p, EP_PLUGIN_REFUSED, "unknown capability ID '%s' (this host knows edgeprov.os/1, edgeprov.boot/1, "
+                 "edgeprov.identity/1, edgeprov.storage/1, edgeprov.actions/1)", cap);
+      return;
+    }
+  }
+  if (caps > 0 && !e->get_capability) {
+    set_reason(p, EP_PLUGIN_REFUSED, "plugin '%s' declares capabilities but has no get_capability", e->id);
+    return;
+  }
+  if (ep_fields_init(&p->settings, e->settings, e->settings_count, e->field_size) < 0) {
+    set_reason(p, EP_PLUGIN_REFUSED, "invalid setting declaration: %s", ep_error_message());
+    return;
+  }
+  p->entry = e;
+  p->state = EP_PLUGIN_READY;
+}
+
+static int compare_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int note(ep_plugin_set *set, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int note(ep_plugin_set *set, const char *fmt, ...) {
+  char text[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  char **items = realloc(set->notes.items, (set->notes.count + 1) * sizeof *items);
+  if (!items) return EP_ENOMEM;
+  set->notes.items = items;
+  if (!(items[set->notes.count] = strdup(text))) return EP_ENOMEM;
+  set->notes.count++;
+  return 0;
+}
+
+/* Lists the *.so names of dir, sorted. */
+static int list_shared_objects(const char *dir, ep_strv *out, int *errno_out) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    *errno_out = errno;
+    return 0;
+  }
+  struct dirent *de;
+  int r = 0;
+  while ((de = readdir(d))) {
+    size_t len = strlen(de->d_name);
+    if (len < 4 || strcmp(de->d_name + len - 3, ".so") != 0 || de->d_name[0] == '.') continue;
+    if (out->count >= EP_PLUGINS_MAX) break;
+    char **items = realloc(out->items, (out->count + 1) * sizeof *items);
+    if (!items || !(items[out->count] = strdup(de->d_name))) {
+      if (items) out->items = items;
+      r = EP_ENOMEM;
+      break;
+    }
+    out->items = items;
+    out->count++;
+  }
+  closedir(d);
+  if (out->count > 1) qsort(out->items, out->count, sizeof *out->items, compare_names);
+  return r;
+}
+
+static int add_plugin(ep_plugin_set *set, const char *dir, const char *name) {
+  ep_plugin *p = calloc(1, sizeof *p);
+  ep_plugin **items = realloc(set->items, (set->count + 1) * sizeof *items);
+  if (!p || !items) {
+    free(p);
+    if (items) set->items = items;
+    return EP_ENOMEM;
+  }
+  set->items = items;
+  if (asprintf(&p->path, "%s/%s", dir, name) < 0) {
+    free(p);
+    return EP_ENOMEM;
+  }
+  set->items[set->count++] = p;
+  check_plugin(set, p);
+  return 0;
+}
+
+int ep_plugins_scan(ep_plugin_set **out, const ep_strv *dirs) {
+  ep_plugin_set *set = calloc(1, sizeof *set);
+  if (!set) return ep_error_set(EP_ENOMEM, "out of memory");
+  int r = 0;
+  for (size_t d = 0; d < dirs->count && r == 0; d++) {
+    ep_strv names = {0};
+    int err = 0;
+    r = list_shared_objects(dirs->items[d], &names, &err);
+    if (err) r = note(set, "plugin directory %s: %s", dirs->items[d], strerror(err));
+    for (size_t i = 0; i < names.count && r == 0; i++) {
+      if (set->count >= EP_PLUGINS_MAX) {
+        r = note(set, "more than %d plugin files; the rest of %s is ignored", EP_PLUGINS_MAX, dirs->items[d]);
+        break;
+      }
+      r = add_plugin(set, dirs->items[d], names.items[i]);
+    }
+    for (size_t i = 0; i < names.count; i++) free(names.items[i]);
+    free(names.items);
+  }
+  if (r < 0) {
+    ep_plugin_set_free(set);
+    return ep_error_set(EP_ENOMEM, "out of memory while scanning plugins");
+  }
+  *out = set;
+  return 0;
+}
+
+/* ---- configuring ---------------------------------------------------------------------- */
+
+static void dirs_text(const ep_config *config, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < config->plugin_dirs.count && used < len; i++)
+    used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", config->plugin_dirs.items[i]);
+  if (!config->plugin_dirs.count) snprintf(buf, len, "(no plugin directory configured)");
+}
+
+/* The name of the first required setting without a value, or NULL. */
+static const char *first_required_setting(const ep_fields *settings) {
+  for (uint32_t i = 0; i < settings->count; i++)
+    if (ep_field_missing(&settings->items[i])) return settings->items[i].decl->name;
+  return NULL;
+}
+
+int ep_plugins_configure(ep_plugin_set *set, const ep_config *config, ep_diags *diags) {
+  size_t errors_before = diags->errors;
+  const char *file = config->path;
+  const char **ids = calloc(set->count + 1, sizeof *ids);
+  size_t id_count = 0;
+  if (!ids) return ep_error_set(EP_ENOMEM, "out of memory");
+
+  for (size_t i = 0; i < set->count; i++) {
+    ep_plugin *p = set->items[i];
+    if (!p->entry) continue;
+    ids[id_count++] = p->entry->id;
+    p->required = ep_config_plugin_required(config, p->entry->id);
+    if (!ep_config_plugin_enabled(config, p->entry->id)) {
+      p->state = EP_PLUGIN_DISABLED;
+      continue;
+    }
+    /* Enabled only because it was found (no plugins.enabled), needing settings the site
+     * never gave (no section): installed but not set up, so left off rather than an error. */
+    const char *needed = first_required_setting(&p->settings);
+    if (needed && !p->required && !ep_config_plugins_listed(config) && !ep_config_has_section(config, p->entry->id)) {
+      set_reason(p, EP_PLUGIN_DISABLED, "not set up: needs setting '%s' (see: edgeprov plugins describe %s)", needed,
+                 p->entry->id);
+      continue;
+    }
+    if (ep_config_check_plugin_section(config, p->entry->id, &p->settings, diags) > 0)
+      set_reason(p, EP_PLUGIN_REFUSED, "invalid settings in %s", file ? file : "the embedded defaults");
+  }
+  ep_config_check_sections(config, ids, id_count, diags);
+  free(ids);
+
+  char dirs[512];
+  dirs_text(config, dirs, sizeof dirs);
+  const ep_strv *wanted[2] = {&config->plugins_required, config->plugins_enabled_set ? &config->plugins_enabled : NULL};
+  for (size_t w = 0; w < 2; w++) {
+    if (!wanted[w]) continue;
+    for (size_t i = 0; i < wanted[w]->count; i++) {
+      const char *id = wanted[w]->items[i];
+      bool required = ep_config_plugin_required(config, id);
+      if (w == 1 && required) continue; /* reported in the first pass */
+      if (find_valid_by_id(set, id, NULL)) continue;
+      ep_diags_add(diags, required ? EP_DIAG_ERROR : EP_DIAG_WARNING, file, 0,
+                   "%s plugin '%s' missing: not found in %s (refused files are listed with the reason)",
+                   required ? "required" : "enabled", id, dirs);
+    }
+  }
+  return diags->errors > errors_before ? EP_EINVAL : 0;
+}
+
+/* ---- starting and stopping ------------------------------------------------------------ */
+
+/* Checks the tables of every declared capability; returns 0 or sets the error API. */
+static int check_capabilities(const ep_plugin_set *set, const ep_plugin *p) {
+  for (size_t i = 0; p->entry->capabilities && p->entry->capabilities[i]; i++) {
+    const char *id = p->entry->capabilities[i];
+    const void *table = p->entry->get_capability(p->instance, id);
+    if (!table) return ep_error_set(EP_EINVAL, "capability %s declared but get_capability returned NULL", id);
+    const known_capability *known = find_known_capability(id);
+    if (known && known->check) {
+      int r = known->check(table, p, set);
+      if (r < 0) return ep_error_prefix(r, "capability %s", id);
+    }
+  }
+  return 0;
+}
+
+static int start_one(ep_plugin_set *set, ep_plugin *p) {
+  ep_ctx_init(&p->ctx, p->entry->id, &p->settings, set);
+  p->ctx.config = set->config;
+  void *instance = NULL;
+  p->ctx.publishing = true;
+  int32_t r = p->entry->init(ep_host_table(), &p->ctx, &instance);
+  p->ctx.publishing = false;
+  if (r < 0) {
+    set_reason(p, EP_PLUGIN_FAILED, "init failed: %s", ep_ctx_error(&p->ctx, "(the plugin gave no message)"));
+    return r;
+  }
+  p->instance = instance;
+  r = check_capabilities(set, p);
+  if (r < 0) {
+    if (p->entry->deinit) p->entry->deinit(instance);
+    p->instance = NULL;
+    set_reason(p, EP_PLUGIN_FAILED, "bad capability table: %s", ep_error_message());
+    return r;
+  }
+  p->state = EP_PLUGIN_ACTIVE;
+  set->started[set->started_count++] = p;
+  return 0;
+}
+
+int ep_plugins_start(ep_plugin_set *set, const ep_config *config) {
+  set->config = config;
+  if (!set->started) {
+    set->started = calloc(set->count + 1, sizeof *set->started);
+    if (!set->started) return ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  /* Order: the config's enabled list first (in its order), then the rest in scan order. */
+  size_t order_count = 0;
+  ep_plugin **order = calloc(set->count + 1, sizeof *order);
+  if (!order) return ep_error_set(EP_ENOMEM, "out of memory");
+  if (config && config->plugins_enabled_set)
+    for (size_t i = 0; i < config->plugins_enabled.count; i++) {
+      ep_plugin *p = find_valid_by_id(set, config->plugins_enabled.items[i], NULL);
+      if (p) order[order_count++] = p;
+    }
+  for (size_t i = 0; i < set->count; i++) {
+    bool listed = false;
+    for (size_t j = 0; j < order_count && !listed; j++) listed = order[j] == set->items[i];
+    if (!listed) order[order_count++] = set->items[i];
+  }
+
+  int r = 0;
+  for (size_t i = 0; i < order_count; i++) {
+    ep_plugin *p = order[i];
+    if (p->state != EP_PLUGIN_READY) {
+      if (p->required && p->state != EP_PLUGIN_DISABLED) {
+        r = ep_error_set(EP_EFAILED, "required plugin '%s' (%s) %s: %s", p->entry ? p->entry->id : "?", p->path,
+                         ep_plugin_state_name(p->state), p->reason ? p->reason : "unusable");
+        break;
+      }
+      continue;
+    }
+    if (start_one(set, p) < 0 && p->required) {
+      r = ep_error_set(EP_EFAILED, "required plugin '%s' (%s): %s", p->entry->id, p->path, p->reason);
+      break;
+    }
+  }
+  free(order);
+  if (r < 0) ep_plugins_stop(set);
+  return r;
+}
+
+void ep_plugins_stop(ep_plugin_set *set) {
+  if (!set) return;
+  while (set->started_count > 0) {
+    ep_plugin *p = set->started[--set->started_count];
+    if (p->entry->deinit) p->entry->deinit(p->instance);
+    p->instance = NULL;
+    p->state = EP_PLUGIN_READY;
+  }
+}
+
+void ep_plugin_set_free(ep_plugin_set *set) {
+  if (!set) return;
+  ep_plugins_stop(set);
+  for (size_t i = 0; i < set->count; i++) {
+    ep_plugin *p = set->items[i];
+    ep_fields_free(&p->settings);
+    if (p->handle) dlclose(p->handle);
+    free(p->path);
+    free(p->reason);
+    free(p);
+  }
+  for (size_t i = 0; i < set->notes.count; i++) free(set->notes.items[i]);
+  free(set->notes.items);
+  free(set->items);
+  free(set->started);
+  free(set);
+}
+
+ep_plugin *ep_plugins_find(const ep_plugin_set *set, const char *id) { return find_valid_by_id(set, id, NULL); }
+
+const void *ep_plugins_capability(const ep_plugin_set *set, const char *capability_id, ep_plugin **ret_plugin) {
+  for (size_t i = 0; i < set->started_count; i++) {
+    ep_plugin *p = set->started[i];
+    for (size_t c = 0; p->entry->capabilities && p->entry->capabilities[c]; c++) {
+      if (strcmp(p->entry->capabilities[c], capability_id) != 0) continue;
+      const void *table = p->entry->get_capability(p->instance, capability_id);
+      if (!table) continue;
+      if (ret_plugin) *ret_plugin = p;
+      return table;
+    }
+  }
+  return NULL;
+}

@@ -1,0 +1,86 @@
+/* core: opening a site, see site.h. */
+#include "runtime/site.h"
+
+#include <string.h>
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "base/error.h"
+
+const char *ep_site_config_path(const char *explicit_path) {
+  if (explicit_path) return explicit_path;
+  const char *env = getenv(EP_SITE_CONFIG_ENV);
+  if (env && *env) return env;
+  if (access(EP_SITE_CONFIG_SYSTEM, F_OK) == 0) return EP_SITE_CONFIG_SYSTEM;
+  return NULL;
+}
+
+int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags) {
+  ep_site *site = calloc(1, sizeof *site);
+  if (!site) return ep_error_set(EP_ENOMEM, "out of memory");
+  char *default_dir = ep_config_default_plugin_dir();
+  int r = config_path ? ep_config_load(&site->config, config_path, default_dir, diags)
+                      : ep_config_new_defaults(&site->config, default_dir);
+  free(default_dir);
+  if (r < 0) goto fail;
+  r = ep_plugins_scan(&site->plugins, &site->config->plugin_dirs);
+  if (r < 0) goto fail;
+  for (size_t i = 0; i < site->plugins->notes.count; i++)
+    ep_diags_add(diags, EP_DIAG_WARNING, NULL, 0, "%s", site->plugins->notes.items[i]);
+  r = ep_plugins_configure(site->plugins, site->config, diags);
+  if (r == EP_ENOMEM) goto fail;
+  *out = site;
+  return 0;
+fail:
+  ep_site_free(site);
+  return r;
+}
+
+static bool offers(const ep_plugin *p, const char *capability) {
+  for (const char *const *c = p->entry ? p->entry->capabilities : NULL; c && *c; c++)
+    if (strcmp(*c, capability) == 0) return true;
+  return false;
+}
+
+int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags) {
+  ep_site *site = calloc(1, sizeof *site);
+  if (!site) return ep_error_set(EP_ENOMEM, "out of memory");
+  int r = ep_config_new_defaults(&site->config, plugin_dir);
+  char *data = r == 0 ? strdup(data_dir) : NULL;
+  if (r == 0 && !data) r = ep_error_set(EP_ENOMEM, "out of memory");
+  if (r == 0) {
+    free(site->config->data_dir);
+    site->config->data_dir = data;
+    r = ep_plugins_scan(&site->plugins, &site->config->plugin_dirs);
+  }
+  for (size_t i = 0; r == 0 && site->plugins && i < site->plugins->count; i++)
+    if (offers(site->plugins->items[i], capability))
+      r = ep_strv_push(&site->config->plugins_enabled, site->plugins->items[i]->entry->id);
+  if (r == 0) {
+    site->config->plugins_enabled_set = true;
+    r = ep_plugins_configure(site->plugins, site->config, diags);
+  }
+  if (r == 0) r = ep_plugins_start(site->plugins, site->config);
+  if (r < 0) {
+    ep_site_free(site);
+    return r;
+  }
+  *out = site;
+  return 0;
+}
+
+void ep_site_free(ep_site *site) {
+  if (!site) return;
+  ep_plugin_set_free(site->plugins);
+  ep_config_free(site->config);
+  free(site);
+}
+
+bool ep_site_plugin_problem(const ep_plugin *p, char *buf, size_t len) {
+  if (p->state != EP_PLUGIN_REFUSED && p->state != EP_PLUGIN_FAILED) return false;
+  /* FAILED reasons name what failed ("init failed: ..."); REFUSED ones are loader checks. */
+  snprintf(buf, len, "plugin %s: %s%s%s", p->path, p->required ? "required plugin " : "",
+           p->state == EP_PLUGIN_REFUSED ? "refused: " : "", p->reason ? p->reason : "no reason recorded");
+  return true;
+}

@@ -1,0 +1,40 @@
+/* core: a site = its config plus the plugins it loads; what both programs open first. */
+#ifndef EP_CORE_SITE_H
+#define EP_CORE_SITE_H
+
+#include <stdio.h>
+
+#include "runtime/config.h"
+#include "base/diag.h"
+#include "runtime/plugin_loader.h"
+
+#define EP_SITE_CONFIG_ENV "EDGEPROV_CONFIG"
+#define EP_SITE_CONFIG_SYSTEM "/etc/edgeprov/edgeprov.conf"
+
+typedef struct ep_site {
+  ep_config *config;
+  ep_plugin_set *plugins;
+} ep_site;
+
+/* Which config file to use: explicit when given, else $EDGEPROV_CONFIG, else
+ * /etc/edgeprov/edgeprov.conf when it exists, else NULL (embedded defaults). */
+const char *ep_site_config_path(const char *explicit_path);
+
+/* Reads the config (NULL: embedded defaults), scans the plugin directories and applies the
+ * config to the plugins. Every problem goes to diags. Returns 0 with *out set when the
+ * config could be read; the site is usable only when diags holds no error. */
+int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags);
+
+/* Opens and starts the plugins a node's agent runs: those in plugin_dir that offer
+ * capability (edgeprov.actions/1), on embedded defaults with data_dir as paths.data; every
+ * other plugin is left off. Problems go to diags; returns 0 with *out set, or a negative
+ * code (EP_EFAILED when a plugin's init failed, message set). */
+int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags);
+
+void ep_site_free(ep_site *site);
+
+/* Writes one line saying why p is not usable ("plugin FILE: refused: REASON") and returns
+ * true, or returns false when p is fine (or merely disabled). */
+bool ep_site_plugin_problem(const ep_plugin *p, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,124 @@
+/* core: the southbound node API, see node_service.h. */
+#include "southbound/node_service.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edgeprov/v1/node.pb-c.h"
+#include "base/error.h"
+#include "base/log.h"
+#include "northbound/mgmt.h"
+#include "southbound/node_auth.h"
+#include "runtime/plugin_loader.h"
+#include "base/ratelimit.h"
+#include "base/validate.h"
+
+struct ep_node_service {
+  ep_inventory *inv;
+  const struct ep_plugin_set *plugins;
+  ep_ratelimit *reports; /* limits.node_reports_*, per node; NULL: no limit */
+  ep_ratelimit *warned;  /* one "over its budget" warning per node a minute */
+  int64_t reports_per_s;
+};
+
+/* Authenticates the call; on failure finishes it (UNAUTHENTICATED) and returns < 0. */
+static int authenticate(ep_node_service *ns, ep_rpc_call *call, char node_id[EP_IDENTITY_NODE_ID_MAX + 1]) {
+  int r = ep_node_auth(ns->plugins, call, node_id);
+  if (r == 0) return 0;
+  ep_node_auth_log_refusal(call, "node-api");
+  ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL,
+                     0);
+  return r;
+}
+
+/* The installed OS is up: the host's Instance is RUNNING (its workflow must have succeeded). */
+static int report_running(ep_node_service *ns, const ep_inv_host *host, const char *status) {
+  if (!host->instance_id[0]) return ep_error_set(EP_EPERM, "host %s has no instance to be running", host->uuid);
+  ep_workflow *w = NULL;
+  int r = ep_inventory_get_workflow(ns->inv, host->instance_id, &w);
+  if (r == 0 && w->state != EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS)
+    r = ep_error_set(EP_EPERM, "instance %s: its workflow has not succeeded; the installed OS cannot be running yet",
+                     host->instance_id);
+  ep_workflow_free(w);
+  ep_inv_instance *instance = NULL; /* to log the change only: a node may repeat its report */
+  bool was_running = r == 0 && ep_inventory_get_instance(ns->inv, host->instance_id, &instance) == 0 &&
+                     instance->current_state == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING;
+  ep_inv_instance_free(instance);
+  if (r == 0)
+    r = ep_inventory_set_instance_state(ns->inv, host->instance_id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING,
+                                        status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, NULL);
+  if (r == 0 && !was_running) ep_log(EP_LOG_INFO, "node-api", "host %s: instance %s RUNNING", host->uuid, host->instance_id);
+  return r;
+}
+
+static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  ep_node_service *ns = data;
+  char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
+  if (authenticate(ns, call, node_id) < 0) return;
+  uint32_t retry_ms = 0;
+  if (!ep_ratelimit_take(ns->reports, node_id, &retry_ms)) {
+    char message[160];
+    snprintf(message, sizeof message, "more than %lld reports a second (limits.node_reports_per_s); retry in %u ms",
+             (long long)ns->reports_per_s, retry_ms);
+    if (ep_ratelimit_take(ns->warned, node_id, NULL))
+      ep_log(EP_LOG_WARN, "node-api", "host %s: %s (further refusals for a minute are not logged)", node_id, message);
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+    return;
+  }
+  Edgeprov__V1__ReportStatusRequest *req = edgeprov__v1__report_status_request__unpack(NULL, len, request);
+  if (!req) {
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid ReportStatusRequest", NULL, 0);
+    return;
+  }
+  ep_inv_host *host = NULL;
+  bool installed = req->phase == EDGEPROV__V1__NODE_PHASE__NODE_PHASE_INSTALLED_OS;
+  int r = ep_validate_text("status", req->status, EP_NODE_STATUS_MAX);
+  if (r == 0)
+    r = ep_inventory_set_host_status(ns->inv, node_id, req->status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
+                                     &host);
+  if (r == 0 && installed) r = report_running(ns, host, req->status);
+  edgeprov__v1__report_status_request__free_unpacked(req, NULL);
+  if (r < 0) {
+    ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    return;
+  }
+  Edgeprov__V1__ReportStatusResponse resp = EDGEPROV__V1__REPORT_STATUS_RESPONSE__INIT;
+  resp.host_uuid = host->uuid;
+  resp.current_state = host->current_state;
+  uint8_t out[128];
+  size_t out_len = edgeprov__v1__report_status_response__pack(&resp, out); /* a UUID and an enum */
+  ep_rpc_call_finish(call, EP_STATUS_OK, "", out, out_len);
+  ep_inv_host_free(host);
+}
+
+int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins) {
+  ep_node_service *ns = calloc(1, sizeof *ns);
+  if (!ns) return ep_error_set(EP_ENOMEM, "out of memory");
+  ns->inv = inv;
+  ns->plugins = plugins;
+  const ep_config *config = plugins ? plugins->config : NULL;
+  ns->reports_per_s = config ? config->limits.node_reports_per_s : EP_CONFIG_NODE_REPORTS_PER_S;
+  int64_t burst = config ? config->limits.node_reports_burst : EP_CONFIG_NODE_REPORTS_BURST;
+  int r = ns->reports_per_s ? ep_ratelimit_new(&ns->reports, (double)ns->reports_per_s, (uint32_t)burst, EP_NODE_LIMIT_KEYS) : 0;
+  if (r == 0) r = ep_ratelimit_new(&ns->warned, 1.0 / 60, 1, EP_NODE_LIMIT_KEYS);
+  if (r < 0) {
+    ep_node_service_free(ns);
+    return r;
+  }
+  *out = ns;
+  return 0;
+}
+
+int ep_node_service_register(ep_node_service *ns, ep_rpc_server *server) {
+  ep_rpc_method method = {EP_NODE_SERVICE_REPORT_STATUS, EP_RPC_UNARY, handle_report_status, ns};
+  return ep_rpc_server_add_method(server, &method);
+}
+
+void ep_node_service_free(ep_node_service *ns) {
+  if (!ns) return;
+  ep_ratelimit_free(ns->reports);
+  ep_ratelimit_free(ns->warned);
+  free(ns);
+}

@@ -1,0 +1,28 @@
+/* core: the southbound node API (edgeprov.v1.NodeService): calls a node makes after it has
+ * onboarded, authenticated with its bearer token and limited to its own host. */
+#ifndef EP_CORE_NODE_SERVICE_H
+#define EP_CORE_NODE_SERVICE_H
+
+#include "provisioning/inventory.h"
+#include "net/rpc.h"
+
+struct ep_plugin_set;
+
+#define EP_NODE_SERVICE_REPORT_STATUS "/edgeprov.v1.NodeService/ReportStatus"
+#define EP_NODE_STATUS_MAX 128 /* longest status text a node may report */
+#define EP_NODE_LIMIT_KEYS 4096 /* nodes whose report budgets are tracked at once (limits.*) */
+
+typedef struct ep_node_service ep_node_service;
+
+/* Creates the service over inv and plugins (both must outlive it). Each node's ReportStatus
+ * calls are held to limits.node_reports_* of plugins->config (defaults without one); a call
+ * over budget gets RESOURCE_EXHAUSTED saying when to retry. */
+int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins);
+
+/* Registers the service's methods on server (before it starts). */
+int ep_node_service_register(ep_node_service *service, ep_rpc_server *server);
+
+/* Frees the service (after the server that calls it stopped). Accepts NULL. */
+void ep_node_service_free(ep_node_service *service);
+
+#endif

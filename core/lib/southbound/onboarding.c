@@ -1,0 +1,398 @@
+/* core: the southbound onboarding service, see onboarding.h. */
+#define _GNU_SOURCE /* explicit_bzero */
+#include "southbound/onboarding.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <edgeprov/identity.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "northbound/mgmt.h"
+#include "northbound/mgmt_server.h"
+#include "base/ratelimit.h"
+#include "onboardingmgr/v1/onboarding.pb-c.h"
+#include "net/rpc.h"
+#include "base/validate.h"
+
+typedef Onboardingmgr__V1__OnboardNodeStreamRequest stream_request;
+typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
+
+/* Budgets of the unauthenticated onboarding stream. A real node asks again with backoff (2 s
+ * doubling to 32 s), so it never meets the per-address budget; a site where many nodes
+ * share one NAT address onboards them at ONBOARD_ATTEMPTS_PER_S. */
+#define ONBOARD_ATTEMPTS_PER_S 2.0
+#define ONBOARD_ATTEMPTS_BURST 20
+#define ONBOARD_PEERS_TRACKED 65536
+/* CreateNodes (an operator's bulk registration on the node-facing port, when enabled). */
+#define CREATE_NODES_PER_S 1.0
+#define CREATE_NODES_BURST 5
+#define CREATE_NODES_HOSTS_MAX 1000
+
+struct ep_onboarding {
+  ep_inventory *inv;
+  const ep_plugin_set *plugins;
+  const ep_config *config;
+  char *operator_token;      /* NULL: CreateNodes is refused */
+  ep_ratelimit *per_peer;        /* onboarding messages, by the address the server sees */
+  ep_ratelimit *create_per_peer; /* CreateNodes calls, by address */
+};
+
+/* Sends one response on the stream; status is a gRPC code with its message. */
+static int send_response(ep_rpc_call *call, int status, const char *message,
+                         Onboardingmgr__V1__OnboardNodeStreamResponse__NodeState state, const char *client_id,
+                         const char *client_secret, const char *project_id) {
+  Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+  st.code = status;
+  st.message = (char *)(message ? message : "");
+  stream_response resp = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__INIT;
+  resp.status = &st;
+  resp.node_state = state;
+  if (client_id) resp.client_id = (char *)client_id;
+  if (client_secret) resp.client_secret = (char *)client_secret;
+  if (project_id) resp.project_id = (char *)project_id;
+  size_t len = onboardingmgr__v1__onboard_node_stream_response__get_packed_size(&resp);
+  uint8_t *data = malloc(len ? len : 1);
+  if (!data) return EP_ENOMEM;
+  onboardingmgr__v1__onboard_node_stream_response__pack(&resp, data);
+  int r = ep_rpc_call_send(call, data, len);
+  explicit_bzero(data, len); /* it may hold the node's secret */
+  free(data);
+  return r;
+}
+
+/* Finds the node's host: the one registered with the UUID the node sends, and only when every
+ * identifier it was registered with is among what the node sends (its serial, one of its
+ * MACs). Returns 0 or EP_ENOENT, for an unknown node and a mismatched one alike: the caller
+ * answers both the same way, so the stream tells nobody which hosts exist. A mismatch is
+ * recorded on the host (once: the status is the same each time) and logged. */
+static int find_host(ep_onboarding *ob, const stream_request *req, const char *peer, ep_inv_host **ret_host) {
+  char uuid[EP_UUID_TEXT_LEN + 1], mac[EP_MAC_TEXT_LEN + 1] = "";
+  if (!req->uuid[0] || ep_validate_uuid(uuid, "uuid", req->uuid) < 0) return EP_ENOENT;
+  if (req->mac_id[0]) ep_validate_mac(mac, "mac_id", req->mac_id);
+  ep_inv_host *host = NULL;
+  int r = ep_inventory_get_host(ob->inv, uuid, &host);
+  if (r < 0) return r;
+  const char *missing = NULL;
+  if (host->serial[0] && strcmp(req->serialnum, host->serial) != 0) missing = "serial";
+  bool mac_known = host->n_macs == 0;
+  for (size_t i = 0; !mac_known && i < host->n_macs; i++) mac_known = strcmp(mac, host->macs[i]) == 0;
+  if (!missing && !mac_known) missing = "MAC";
+  if (missing) {
+    char status[160];
+    snprintf(status, sizeof status, "Onboarding refused: the node's %s is not the registered one (see the daemon log)", missing);
+    ep_inventory_set_registration_status(ob->inv, host->uuid, status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR,
+                                         NULL, NULL);
+    ep_log(EP_LOG_WARN, "onboarding", "host %s: refused a node from %s: serial %.64s mac %s do not match the registration",
+           host->uuid, peer[0] ? peer : "-", req->serialnum[0] ? req->serialnum : "-", mac[0] ? mac : "-");
+    ep_inv_host_free(host);
+    return EP_ENOENT;
+  }
+  *ret_host = host;
+  return 0;
+}
+
+/* Validates what a node sent; the message names the field. */
+static int check_request(const stream_request *req) {
+  char uuid[EP_UUID_TEXT_LEN + 1], mac[EP_MAC_TEXT_LEN + 1], ip[EP_IP_TEXT_MAX + 1];
+  if (!req->uuid[0]) return ep_error_set(EP_EINVAL, "uuid: required (a host is registered by its UUID)");
+  if (req->uuid[0] && ep_validate_uuid(uuid, "uuid", req->uuid) < 0) return EP_EINVAL;
+  if (req->serialnum[0] && ep_validate_serial("serialnum", req->serialnum) < 0) return EP_EINVAL;
+  if (req->mac_id[0] && ep_validate_mac(mac, "mac_id", req->mac_id) < 0) return EP_EINVAL;
+  if (req->host_ip[0] && ep_validate_ip(ip, "host_ip", req->host_ip) < 0) return EP_EINVAL;
+  return 0;
+}
+
+typedef struct issued {
+  char client_id[128];
+  char client_secret[128];
+  char project_id[64];
+} issued;
+
+static int32_t keep_credentials(void *data, const ep_identity_credentials *c) {
+  issued *out = data;
+  snprintf(out->client_id, sizeof out->client_id, "%s", c->client_id ? c->client_id : "");
+  snprintf(out->client_secret, sizeof out->client_secret, "%s", c->client_secret ? c->client_secret : "");
+  snprintf(out->project_id, sizeof out->project_id, "%s", c->project_id ? c->project_id : "");
+  return 0;
+}
+
+/* nZTP: the instance is created as soon as the host is onboarded, when a profile is known. */
+static void create_instance_if_zero_touch(ep_onboarding *ob, const ep_inv_host *host) {
+  if (ob->config->mode != EP_MODE_NZTP || host->instance_id[0] || !host->os_profile[0]) return;
+  ep_inv_instance *instance = NULL;
+  if (ep_inventory_create_instance(ob->inv, host->uuid, NULL, &instance) == 0) {
+    ep_log(EP_LOG_INFO, "onboarding", "host %s: instance %s created (nZTP, %s)", host->uuid, instance->id,
+           instance->os_profile);
+    ep_inv_instance_free(instance);
+  } else {
+    ep_log(EP_LOG_WARN, "onboarding", "host %s: no instance created: %s", host->uuid, ep_error_message());
+  }
+}
+
+/* Onboards host: issues credentials and replies ONBOARDED. Returns 0 when the stream is
+ * done, or a negative code with the status to finish with. */
+static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
+  void *id_state = NULL;
+  ep_plugin *provider = NULL;
+  const ep_identity *identity = ep_plugins_capability(ob->plugins, EP_CAP_IDENTITY, &provider);
+  if (!identity) return ep_error_set(EP_EIO, "no identity plugin is active (enable auth-local)");
+  id_state = provider->instance;
+  /* Credentials are issued once: a node that restarts in the middle of provisioning takes
+   * them back from its firmware's NVRAM (edgeprov-agent), not from a second onboarding that
+   * anyone knowing its identifiers could ask for. */
+  if (identity->get(id_state, host->uuid, NULL, NULL) == 0)
+    return ep_error_set(EP_EPERM,
+                        "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
+                        "then edgeprov host approve %s",
+                        host->uuid, host->uuid, host->uuid);
+  /* An invalidated host that an operator approved again registers before it onboards. */
+  if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+    int r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
+                                        "Registered again", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, NULL);
+    if (r < 0) return r;
+  }
+  issued creds;
+  memset(&creds, 0, sizeof creds);
+  int r = identity->create(id_state, host->uuid, keep_credentials, &creds);
+  if (r < 0) return ep_error_prefix(r, "host %s: credentials", host->uuid);
+  ep_inv_host *updated = NULL;
+  r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded",
+                                  EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, &updated);
+  if (r == 0) {
+    r = send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED,
+                      creds.client_id, creds.client_secret, creds.project_id);
+    ep_log(EP_LOG_INFO, "onboarding", "host %s onboarded as %s", host->uuid, creds.client_id);
+    create_instance_if_zero_touch(ob, updated);
+  }
+  if (r < 0) identity->revoke(id_state, host->uuid); /* nothing half-done: the node retries */
+  explicit_bzero(&creds, sizeof creds);
+  ep_inv_host_free(updated);
+  return r;
+}
+
+/* The answer to a node that is not registered, or whose identifiers do not all match: the
+ * same words and code for both, echoing only what the node sent. */
+static int send_not_registered(ep_rpc_call *call, const stream_request *req) {
+  char message[200];
+  snprintf(message, sizeof message, "node uuid %.36s serial %.64s is not registered (or not with these identifiers)",
+           req->uuid, req->serialnum);
+  return send_response(call, EP_STATUS_NOT_FOUND, message,
+                       ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_UNSPECIFIED, NULL, NULL, NULL);
+}
+
+static void handle_stream(void *data, ep_rpc_call *call, const uint8_t *unused, size_t unused_len) {
+  (void)unused, (void)unused_len;
+  ep_onboarding *ob = data;
+  char peer[EP_IP_TEXT_MAX + 1] = "";
+  ep_rpc_call_peer_ip(call, peer, sizeof peer);
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  while (ep_rpc_call_recv(call, &bytes, &len) == 1) {
+    uint32_t retry_ms = 0;
+    if (!ep_ratelimit_take(ob->per_peer, peer, &retry_ms)) {
+      free(bytes);
+      char message[160];
+      snprintf(message, sizeof message, "too many onboarding attempts from %s; ask again in %u s", peer[0] ? peer : "this peer",
+               (retry_ms + 999) / 1000);
+      ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+      return;
+    }
+    stream_request *req = onboardingmgr__v1__onboard_node_stream_request__unpack(NULL, len, bytes);
+    free(bytes);
+    if (!req) {
+      ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid OnboardNodeStreamRequest", NULL, 0);
+      return;
+    }
+    ep_inv_host *host = NULL;
+    int r = check_request(req);
+    if (r == 0) r = find_host(ob, req, peer, &host);
+    if (r == EP_ENOENT) {
+      r = send_not_registered(call, req);
+      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+      if (r < 0) break;
+      continue; /* the node asks again */
+    }
+    if (r < 0) {
+      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+      return;
+    }
+    /* An invalidated host stays so until an operator approves it: nothing the node sends
+     * changes its record. */
+    if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+      ep_inv_host_free(host);
+      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+      ep_rpc_call_finish(call, EP_STATUS_PERMISSION_DENIED,
+                         "this host was invalidated by an operator; it onboards again once approved", NULL, 0);
+      return;
+    }
+    ep_inventory_set_registration_status(ob->inv, host->uuid, "Node connected",
+                                         EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, req->host_ip, peer);
+    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+    if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
+      r = onboard(ob, call, host);
+      ep_inv_host_free(host);
+      if (r < 0)
+        ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+      else
+        ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
+      return;
+    }
+    if (host->current_state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
+      r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
+                                      "Registered, waiting for approval", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
+                                      NULL);
+    ep_inv_host_free(host);
+    if (r < 0) {
+      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+      return;
+    }
+    if (send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED,
+                      NULL, NULL, NULL) < 0)
+      break;
+  }
+  ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
+}
+
+static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  ep_onboarding *ob = data;
+  if (!ob->config->onboarding_create_nodes) {
+    ep_rpc_call_finish(call, EP_STATUS_PERMISSION_DENIED,
+                       "CreateNodes is not served on this site (onboarding.create_nodes = false); register hosts with "
+                       "edgeprov host add",
+                       NULL, 0);
+    return;
+  }
+  char peer[EP_IP_TEXT_MAX + 1] = "";
+  ep_rpc_call_peer_ip(call, peer, sizeof peer);
+  uint32_t retry_ms = 0;
+  if (!ep_ratelimit_take(ob->create_per_peer, peer, &retry_ms)) {
+    char message[160];
+    snprintf(message, sizeof message, "too many CreateNodes calls from %s; call again in %u s", peer[0] ? peer : "this peer",
+             (retry_ms + 999) / 1000);
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+    return;
+  }
+  char value[EP_OPERATOR_TOKEN_MAX + 16];
+  bool ok = ob->operator_token && ep_rpc_call_metadata(call, "authorization", value, sizeof value) > 7 &&
+            strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, ob->operator_token);
+  explicit_bzero(value, sizeof value);
+  if (!ok) {
+    ep_rpc_call_finish(call, EP_STATUS_UNAUTHENTICATED, "CreateNodes needs the operator token", NULL, 0);
+    return;
+  }
+  Onboardingmgr__V1__CreateNodesRequest *req = onboardingmgr__v1__create_nodes_request__unpack(NULL, len, request);
+  if (!req) {
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid CreateNodesRequest", NULL, 0);
+    return;
+  }
+  size_t hosts = 0;
+  for (size_t i = 0; i < req->n_payload; i++) hosts += req->payload[i]->n_hwdata;
+  if (hosts > CREATE_NODES_HOSTS_MAX) {
+    onboardingmgr__v1__create_nodes_request__free_unpacked(req, NULL);
+    char message[96];
+    snprintf(message, sizeof message, "payload: %zu hosts, at most %d a call", hosts, CREATE_NODES_HOSTS_MAX);
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, message, NULL, 0);
+    return;
+  }
+  /* The reply lists what was stored, in its canonical forms, built afresh: echoing the request
+   * would send back whatever unknown fields the caller put in it (protobuf-c keeps them, and
+   * can write some back in a form no decoder accepts). */
+  ep_inv_host **added = calloc(hosts ? hosts : 1, sizeof *added);
+  Onboardingmgr__V1__HwData *hw_out = calloc(hosts ? hosts : 1, sizeof *hw_out), **hw_ptrs = calloc(hosts ? hosts : 1, sizeof *hw_ptrs);
+  Onboardingmgr__V1__NodeData *nodes = calloc(req->n_payload ? req->n_payload : 1, sizeof *nodes);
+  Onboardingmgr__V1__NodeData **node_ptrs = calloc(req->n_payload ? req->n_payload : 1, sizeof *node_ptrs);
+  int r = added && hw_out && hw_ptrs && nodes && node_ptrs ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
+  size_t k = 0;
+  for (size_t i = 0; r == 0 && i < req->n_payload; i++) {
+    onboardingmgr__v1__node_data__init(&nodes[i]);
+    nodes[i].hwdata = hw_ptrs + k;
+    node_ptrs[i] = &nodes[i];
+    for (size_t j = 0; r == 0 && j < req->payload[i]->n_hwdata; j++, k++) {
+      const Onboardingmgr__V1__HwData *hw = req->payload[i]->hwdata[j];
+      const char *macs[1] = {hw->mac_id};
+      ep_host_spec spec = {.uuid = hw->uuid, .serial = hw->serialnum, .macs = macs, .mac_count = hw->mac_id[0] ? 1 : 0,
+                           .ip = hw->sut_ip, .auto_onboard = true};
+      r = ep_inventory_add_host(ob->inv, &spec, &added[k]);
+      if (r < 0) break;
+      onboardingmgr__v1__hw_data__init(&hw_out[k]);
+      hw_out[k].uuid = added[k]->uuid;
+      hw_out[k].serialnum = added[k]->serial;
+      hw_out[k].mac_id = added[k]->n_macs ? added[k]->macs[0] : "";
+      hw_out[k].sut_ip = added[k]->ip;
+      hw_ptrs[k] = &hw_out[k];
+      nodes[i].n_hwdata++;
+    }
+  }
+  uint8_t *out = NULL;
+  size_t out_len = 0;
+  if (r == 0) {
+    Onboardingmgr__V1__CreateNodesResponse resp = ONBOARDINGMGR__V1__CREATE_NODES_RESPONSE__INIT;
+    resp.payload = node_ptrs;
+    resp.n_payload = req->n_payload;
+    resp.project_id = "edgeprov";
+    out_len = onboardingmgr__v1__create_nodes_response__get_packed_size(&resp);
+    out = malloc(out_len ? out_len : 1);
+    if (out) onboardingmgr__v1__create_nodes_response__pack(&resp, out);
+    else r = ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  if (r < 0) ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+  else ep_rpc_call_finish(call, EP_STATUS_OK, "", out, out_len);
+  free(out);
+  for (size_t i = 0; added && i < hosts; i++) ep_inv_host_free(added[i]);
+  free(added);
+  free(hw_out);
+  free(hw_ptrs);
+  free(nodes);
+  free(node_ptrs);
+  onboardingmgr__v1__create_nodes_request__free_unpacked(req, NULL);
+}
+
+int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config) {
+  ep_onboarding *ob = calloc(1, sizeof *ob);
+  if (!ob) return ep_error_set(EP_ENOMEM, "out of memory");
+  ob->inv = inv;
+  ob->plugins = plugins;
+  ob->config = config;
+  if (ep_ratelimit_new(&ob->per_peer, ONBOARD_ATTEMPTS_PER_S, ONBOARD_ATTEMPTS_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
+      ep_ratelimit_new(&ob->create_per_peer, CREATE_NODES_PER_S, CREATE_NODES_BURST, ONBOARD_PEERS_TRACKED) < 0) {
+    ep_onboarding_free(ob);
+    return EP_ENOMEM;
+  }
+  if (config->onboarding_create_nodes) { /* the management listener's token rules */
+    int r = config->operator_token_file
+                ? ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true)
+                : ep_error_set(EP_EINVAL, "onboarding.create_nodes needs auth.operator_token_file");
+    if (r == 0 && strlen(ob->operator_token) < EP_OPERATOR_TOKEN_MIN)
+      r = ep_error_set(EP_EINVAL, "%s: the operator token is shorter than %d characters", config->operator_token_file,
+                       EP_OPERATOR_TOKEN_MIN);
+    if (r < 0) {
+      ep_onboarding_free(ob);
+      return r;
+    }
+  }
+  *out = ob;
+  return 0;
+}
+
+int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
+  ep_rpc_method methods[] = {{EP_ONBOARDING_SERVICE_STREAM, EP_RPC_BIDI_STREAMING, handle_stream, ob},
+                             {EP_ONBOARDING_SERVICE_CREATE, EP_RPC_UNARY, handle_create_nodes, ob}};
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < sizeof methods / sizeof methods[0]; i++) r = ep_rpc_server_add_method(server, &methods[i]);
+  return r;
+}
+
+void ep_onboarding_free(ep_onboarding *ob) {
+  if (!ob) return;
+  ep_ratelimit_free(ob->per_peer);
+  ep_ratelimit_free(ob->create_per_peer);
+  if (ob->operator_token) {
+    explicit_bzero(ob->operator_token, strlen(ob->operator_token));
+    free(ob->operator_token);
+  }
+  free(ob);
+}

@@ -1,0 +1,261 @@
+/* core: the southbound workflow service, see workflow_service.h. */
+#include "southbound/workflow_service.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <edgeprov/storage.h>
+
+#include "base/error.h"
+#include "base/log.h"
+#include "northbound/mgmt.h"
+#include "southbound/node_auth.h"
+#include "southbound/node_service.h"
+#include "runtime/plugin_loader.h"
+#include "base/ratelimit.h"
+#include "provisioning/workflow.h"
+
+#define WAIT_SLICE_MS 1000 /* how often a waiting stream checks that its node is still there */
+#define CAS_RETRIES 16
+#define DROPPED_NODES_MAX 256 /* nodes whose dropped log lines are counted at once */
+
+typedef struct dropped_lines {
+  char node_id[EP_IDENTITY_NODE_ID_MAX + 1]; /* "": a free slot */
+  uint64_t count;
+} dropped_lines;
+
+struct ep_workflow_service {
+  ep_inventory *inv;
+  const struct ep_plugin_set *plugins;
+  ep_ratelimit *reports;   /* limits.node_reports_*, per node: reports that change no action's state */
+  ep_ratelimit *log_lines; /* limits.node_log_lines_*, per node: report log lines the daemon logs */
+  ep_ratelimit *writes;    /* per workflow: one progress-only write a second */
+  ep_ratelimit *warned;    /* one "over its budget" warning per node a minute */
+  int64_t reports_per_s;
+  pthread_mutex_t lock; /* guards dropped */
+  dropped_lines dropped[DROPPED_NODES_MAX];
+};
+
+/* A report that moves its action to another state (PENDING -> RUNNING -> SUCCESS, FAILED,
+ * TIMEOUT) or starts one of its allowed attempts: a workflow holds a bounded number of those,
+ * so they are never refused for the budget. Anything else (progress, a repeat, a report the
+ * workflow refuses) is charged to the node's budget. */
+static bool changes_state(const ep_workflow *w, const Edgeprov__V1__ActionReport *report) {
+  if (report->index >= w->n_actions) return false;
+  const Edgeprov__V1__WorkflowAction *a = w->actions[report->index];
+  return report->state != a->state || (report->attempts > a->attempts && report->attempts <= a->retries + 1);
+}
+
+/* Progress: the action stays RUNNING in the same attempt (bytes and message change). */
+static bool progress_only(const ep_workflow *w, const Edgeprov__V1__ActionReport *report) {
+  if (report->index >= w->n_actions) return false;
+  const Edgeprov__V1__WorkflowAction *a = w->actions[report->index];
+  return a->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING &&
+         report->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING && report->attempts == a->attempts;
+}
+
+/* ep_workflow_record_report with ws's budgets (ws->reports, ws->writes; NULL: none). */
+static int record_report(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report) {
+  ep_inventory *inv = ws->inv;
+  bool charged = false;
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
+    ep_inv_host *host = NULL;
+    ep_workflow *w = NULL;
+    bool skip_write = false;
+    int r = ep_inventory_get_host(inv, node_id, &host);
+    if (r == 0 && !host->instance_id[0]) r = ep_error_set(EP_EPERM, "host %s has no instance", node_id);
+    if (r == 0) r = ep_inventory_get_workflow(inv, host->instance_id, &w);
+    uint32_t retry_ms = 0;
+    if (r == 0 && !charged && !changes_state(w, report)) {
+      charged = true; /* once, whatever the compare-and-set retries */
+      if (!ep_ratelimit_take(ws->reports, node_id, &retry_ms))
+        r = ep_error_set(EP_ENOMEM, "more than %lld reports a second (limits.node_reports_per_s); retry in %u ms",
+                         (long long)ws->reports_per_s, retry_ms);
+    }
+    /* Progress is stored at most once a second per workflow; the next state change is always. */
+    if (r == 0 && progress_only(w, report)) skip_write = !ep_ratelimit_take(ws->writes, w->instance_id, NULL);
+    if (r == 0) r = ep_workflow_apply_report(w, report);
+    uint64_t expect = w ? w->revision : 0;
+    if (r == 0 && !skip_write) r = ep_inventory_put_workflow(inv, w, expect, NULL);
+    if (r == 0 && !skip_write) {
+      char status[EP_WORKFLOW_STATUS_MAX];
+      bool failed = false;
+      ep_workflow_status(w, status, &failed);
+      bool done = w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS;
+      if (done) snprintf(status + strlen(status), sizeof status - strlen(status), ", rebooting into %s", w->os_profile);
+      r = ep_inventory_set_instance_state(
+          inv, w->instance_id,
+          failed ? EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR : EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING,
+          status, failed ? EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR : EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS,
+          NULL);
+      if (r == 0 && done)
+        r = ep_inventory_set_host_status(inv, node_id, "Rebooting", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS, NULL);
+      if (failed || done) ep_log(failed ? EP_LOG_WARN : EP_LOG_INFO, "workflow", "host %s: %s", node_id, status);
+    }
+    ep_workflow_free(w);
+    ep_inv_host_free(host);
+    if (r != EP_ECONFLICT) return r;
+  }
+  return ep_error_set(EP_ECONFLICT, "the workflow of host %s keeps changing; report again", node_id);
+}
+
+int ep_workflow_record_report(ep_inventory *inv, const char *node_id, const Edgeprov__V1__ActionReport *report) {
+  ep_workflow_service unlimited = {.inv = inv};
+  return record_report(&unlimited, node_id, report);
+}
+
+/* Logs the report's log lines within the node's budget; lines over it are counted, and once
+ * the node may log again one line says how many were dropped. */
+static void log_lines(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report) {
+  size_t n = report->n_log_lines < EP_WORKFLOW_LOG_LINES_MAX ? report->n_log_lines : EP_WORKFLOW_LOG_LINES_MAX;
+  for (size_t i = 0; i < n; i++) {
+    bool allowed = ep_ratelimit_take(ws->log_lines, node_id, NULL);
+    uint64_t resumed = 0;
+    pthread_mutex_lock(&ws->lock);
+    dropped_lines *slot = NULL, *free_slot = NULL, *least = &ws->dropped[0];
+    for (size_t k = 0; k < DROPPED_NODES_MAX && !slot; k++) {
+      dropped_lines *d = &ws->dropped[k];
+      if (!d->node_id[0]) free_slot = free_slot ? free_slot : d;
+      else if (strcmp(d->node_id, node_id) == 0) slot = d;
+      else if (d->count < least->count) least = d;
+    }
+    if (allowed && slot) {
+      resumed = slot->count;
+      slot->node_id[0] = '\0';
+    } else if (!allowed) {
+      if (!slot) { /* full: the node with the fewest drops loses its count */
+        slot = free_slot ? free_slot : least;
+        snprintf(slot->node_id, sizeof slot->node_id, "%s", node_id);
+        slot->count = 0;
+      }
+      slot->count++;
+    }
+    pthread_mutex_unlock(&ws->lock);
+    if (resumed)
+      ep_log(EP_LOG_WARN, "node", "host %s: %" PRIu64 " log lines dropped (over limits.node_log_lines_per_s)", node_id,
+             resumed);
+    if (allowed) /* validated with the report: printable, at most EP_WORKFLOW_MESSAGE_MAX bytes */
+      ep_log(EP_LOG_INFO, "node", "host %s action %u: %s", node_id, report->index, report->log_lines[i]);
+  }
+}
+
+/* Waits until the node has a workflow that has not failed (or the call ends) and sends it. */
+static int push_workflow(ep_workflow_service *ws, ep_rpc_call *call, const char *node_id) {
+  for (;;) {
+    uint64_t revision = 0;
+    ep_inventory_revision(ws->inv, &revision);
+    ep_inv_host *host = NULL;
+    ep_workflow *w = NULL;
+    int r = ep_inventory_get_host(ws->inv, node_id, &host);
+    if (r == 0 && host->instance_id[0]) {
+      r = ep_inventory_get_workflow(ws->inv, host->instance_id, &w);
+      if (r == EP_ENOENT) r = 0;
+    }
+    ep_inv_host_free(host);
+    if (r < 0) return r;
+    if (w && w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED) { /* until an operator re-arms it */
+      ep_workflow_free(w);
+      w = NULL;
+    }
+    if (w) {
+      Edgeprov__V1__WorkflowStreamResponse resp = EDGEPROV__V1__WORKFLOW_STREAM_RESPONSE__INIT;
+      resp.workflow = w;
+      size_t len = edgeprov__v1__workflow_stream_response__get_packed_size(&resp);
+      uint8_t *data = malloc(len ? len : 1);
+      if (data) edgeprov__v1__workflow_stream_response__pack(&resp, data);
+      r = data ? ep_rpc_call_send(call, data, len) : ep_error_set(EP_ENOMEM, "out of memory");
+      free(data);
+      ep_workflow_free(w);
+      return r < 0 ? ep_error_set(r, "the node went away") : 0;
+    }
+    if (ep_rpc_call_cancelled(call)) return ep_error_set(EP_ECANCELED, "the node went away");
+    ep_inventory_wait(ws->inv, revision, WAIT_SLICE_MS);
+  }
+}
+
+static void finish_with(ep_rpc_call *call, int r) {
+  ep_rpc_call_finish(call, r == 0 ? EP_STATUS_OK : r == EP_EPERM ? EP_STATUS_PERMISSION_DENIED : ep_status_from_error(r),
+                     r == 0 ? "" : ep_error_message(), NULL, 0);
+}
+
+static void handle_run(void *data, ep_rpc_call *call, const uint8_t *unused, size_t unused_len) {
+  (void)unused, (void)unused_len;
+  ep_workflow_service *ws = data;
+  char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
+  int r = ep_node_auth(ws->plugins, call, node_id);
+  if (r < 0) {
+    ep_node_auth_log_refusal(call, "workflow");
+    ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL, 0);
+    return;
+  }
+  uint8_t *bytes = NULL;
+  size_t len = 0;
+  bool hello = false;
+  while (r == 0 && ep_rpc_call_recv(call, &bytes, &len) == 1) {
+    Edgeprov__V1__WorkflowStreamRequest *req = edgeprov__v1__workflow_stream_request__unpack(NULL, len, bytes);
+    free(bytes);
+    if (!req) {
+      r = ep_error_set(EP_EINVAL, "request is not a valid WorkflowStreamRequest");
+    } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_HELLO && !hello) {
+      hello = true;
+      r = push_workflow(ws, call, node_id);
+    } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && hello) {
+      r = record_report(ws, node_id, req->report);
+      if (r == 0) log_lines(ws, node_id, req->report);
+      /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
+       * to one warning a minute. */
+      if (r < 0 && ep_ratelimit_take(ws->warned, node_id, NULL))
+        ep_log(EP_LOG_WARN, "workflow", "host %s: report refused: %s (further refusals for a minute are not logged)",
+               node_id, ep_error_message());
+    } else {
+      r = ep_error_set(EP_EINVAL, "a stream starts with one hello, then carries reports");
+    }
+    if (req) edgeprov__v1__workflow_stream_request__free_unpacked(req, NULL);
+  }
+  finish_with(call, r == EP_ECANCELED ? 0 : r);
+}
+
+int ep_workflow_service_new(ep_workflow_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins) {
+  ep_workflow_service *ws = calloc(1, sizeof *ws);
+  if (!ws) return ep_error_set(EP_ENOMEM, "out of memory");
+  ws->inv = inv;
+  ws->plugins = plugins;
+  pthread_mutex_init(&ws->lock, NULL);
+  const ep_config *config = plugins ? plugins->config : NULL;
+  ep_config_limits limits = {EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST, EP_CONFIG_NODE_LOG_LINES_PER_S,
+                             EP_CONFIG_NODE_LOG_LINES_BURST};
+  if (config) limits = config->limits;
+  ws->reports_per_s = limits.node_reports_per_s;
+  int r = limits.node_reports_per_s ? ep_ratelimit_new(&ws->reports, (double)limits.node_reports_per_s,
+                                                       (uint32_t)limits.node_reports_burst, EP_NODE_LIMIT_KEYS)
+                                    : 0;
+  if (r == 0 && limits.node_log_lines_per_s)
+    r = ep_ratelimit_new(&ws->log_lines, (double)limits.node_log_lines_per_s, (uint32_t)limits.node_log_lines_burst,
+                         EP_NODE_LIMIT_KEYS);
+  if (r == 0) r = ep_ratelimit_new(&ws->writes, 1.0, 1, EP_NODE_LIMIT_KEYS);
+  if (r == 0) r = ep_ratelimit_new(&ws->warned, 1.0 / 60, 1, EP_NODE_LIMIT_KEYS);
+  if (r < 0) {
+    ep_workflow_service_free(ws);
+    return r;
+  }
+  *out = ws;
+  return 0;
+}
+
+int ep_workflow_service_register(ep_workflow_service *ws, ep_rpc_server *server) {
+  ep_rpc_method method = {EP_WORKFLOW_SERVICE_RUN, EP_RPC_BIDI_STREAMING, handle_run, ws};
+  return ep_rpc_server_add_method(server, &method);
+}
+
+void ep_workflow_service_free(ep_workflow_service *ws) {
+  if (!ws) return;
+  ep_ratelimit_free(ws->reports);
+  ep_ratelimit_free(ws->log_lines);
+  ep_ratelimit_free(ws->writes);
+  ep_ratelimit_free(ws->warned);
+  pthread_mutex_destroy(&ws->lock);
+  free(ws);
+}
