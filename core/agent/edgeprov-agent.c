@@ -29,13 +29,11 @@
 #include "net/http_client.h"
 #include "base/log.h"
 #include "provisioning/cloudinit.h"
-#include "northbound/mgmt.h"
-#include "northbound/mgmt_server.h"
-#include "southbound/node_auth.h"
-#include "southbound/node_service.h"
-#include "southbound/onboarding.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
 #include "net/rpc.h"
+#include "base/files.h"
+#include "base/secret.h"
+#include "net/node_api.h"
 
 #define CREDENTIALS_FILE "credentials"
 #define CREDENTIAL_MAX 512         /* longest client_id, client_secret or project_id kept */
@@ -236,7 +234,7 @@ typedef struct credentials {
 static int load_credentials(const agent *a, credentials *out) {
   char path[1024], *text = NULL;
   snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
-  int r = ep_read_secret_file(&text, path, 4 * CREDENTIAL_MAX, true);
+  int r = ep_read_secret_file(&text, path, 4 * CREDENTIAL_MAX);
   if (r < 0) return r;
   memset(out, 0, sizeof *out);
   for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -448,7 +446,7 @@ static int finish(agent *a) {
  * state directory as onboarding would store them. */
 static int apply_seed(agent *a) {
   char *text = NULL;
-  int r = ep_read_secret_file(&text, a->seed_file, EP_CLOUDINIT_MAX, true);
+  int r = ep_read_secret_file(&text, a->seed_file, EP_CLOUDINIT_MAX);
   if (r < 0) return r;
   ep_cloudinit_seed seed;
   r = ep_cloudinit_seed_read(&seed, text, strlen(text));
@@ -519,7 +517,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "edgeprov-agent: --seed is for the installed OS: give --installed too\n");
     return 2;
   }
-  if (a.ca_file && ep_read_secret_file(&a.ca_pem, a.ca_file, 1 << 20, false) < 0) {
+  if (a.ca_file && ep_read_text_file(&a.ca_pem, a.ca_file, 1 << 20, EP_FILE_ANY_ACCESS) < 0) {
     fprintf(stderr, "edgeprov-agent: --ca: %s\n", ep_error_message());
     return 1;
   }

@@ -13,11 +13,9 @@
 #include "edgeprov/v1/workflow.pb-c.h"
 #include "base/error.h"
 #include "base/log.h"
-#include "northbound/mgmt.h"
-#include "southbound/node_auth.h"
 #include "base/validate.h"
 #include "provisioning/workflow.h"
-#include "southbound/workflow_service.h"
+#include "net/node_api.h"
 
 typedef Edgeprov__V1__WorkflowAction wf_action;
 

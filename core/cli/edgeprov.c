@@ -13,9 +13,9 @@
 #include "base/error.h"
 #include "inventory_cmds.h"
 #include "base/log.h"
-#include "northbound/mgmt_server.h"
 #include "runtime/site.h"
 #include "base/suggest.h"
+#include "base/secret.h"
 
 #define EXIT_USAGE 2
 
@@ -294,7 +294,7 @@ static ep_mgmt_client *connect_server(const char *config_path, const server_opti
     }
     address = config->listen_management;
   }
-  if (opts->token_file && ep_read_secret_file(&token, opts->token_file, EP_OPERATOR_TOKEN_MAX, true) < 0)
+  if (opts->token_file && ep_read_secret_file(&token, opts->token_file, EP_OPERATOR_TOKEN_MAX) < 0)
     fprintf(stderr, "edgeprov: --token-file: %s\n", ep_error_message());
   else if (ep_mgmt_client_new(&client, address, opts->ca_file, token) < 0)
     fprintf(stderr, "edgeprov: %s\n", ep_error_message());

@@ -112,7 +112,7 @@ static json_t *host_json(const ep_inv_host *h) {
                    text_json(h->uuid), "serial", text_json(h->serial), "macs", macs, "ip", text_json(h->ip), "peer_ip",
                    text_json(h->peer_ip), "site",
                    text_json(h->site), "os_profile", text_json(h->os_profile), "desired_state",
-                   ep_host_state_name(h->desired_state), "current_state", ep_host_state_name(h->current_state),
+                   ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
                    "auto_onboard", h->auto_onboard, "instance_id", text_json(h->instance_id), "host_status",
                    status_json(h->host_status), "onboarding_status", status_json(h->onboarding_status),
                    "registration_status", status_json(h->registration_status), "created_at", created, "revision",
@@ -124,7 +124,7 @@ static json_t *instance_json(const ep_inv_instance *i) {
   time_text(i->created_at, created, sizeof created);
   return json_pack("{s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:I}", "id", text_json(i->id), "host_uuid",
                    text_json(i->host_uuid), "os_profile", text_json(i->os_profile), "desired_state",
-                   ep_instance_state_name(i->desired_state), "current_state", ep_instance_state_name(i->current_state),
+                   ep_inv_instance_state_name(i->desired_state), "current_state", ep_inv_instance_state_name(i->current_state),
                    "provisioning_status", status_json(i->provisioning_status), "created_at", created, "revision",
                    (json_int_t)i->revision);
 }
@@ -177,8 +177,8 @@ static void print_host(const ep_inv_host *h) {
   printf("peer ip:       %s (seen by edgeprovd)\n", h->peer_ip[0] ? shown(h->peer_ip) : "-");
   printf("site:          %s\n", h->site[0] ? shown(h->site) : "-");
   printf("os profile:    %s\n", h->os_profile[0] ? shown(h->os_profile) : "-");
-  printf("state:         desired %s, current %s%s\n", ep_host_state_name(h->desired_state),
-         ep_host_state_name(h->current_state), h->auto_onboard ? " (auto-onboard)" : "");
+  printf("state:         desired %s, current %s%s\n", ep_inv_host_state_name(h->desired_state),
+         ep_inv_host_state_name(h->current_state), h->auto_onboard ? " (auto-onboard)" : "");
   printf("host status:   %s [%s]\n", status_text(h->host_status),
          ep_status_indicator_name(h->host_status ? h->host_status->indicator : 0));
   printf("onboarding:    %s\n", status_text(h->onboarding_status));
@@ -191,8 +191,8 @@ static void print_instance(const ep_inv_instance *i) {
   printf("id:            %s\n", shown(i->id));
   printf("host:          %s\n", shown(i->host_uuid));
   printf("os profile:    %s\n", shown(i->os_profile));
-  printf("state:         desired %s, current %s\n", ep_instance_state_name(i->desired_state),
-         ep_instance_state_name(i->current_state));
+  printf("state:         desired %s, current %s\n", ep_inv_instance_state_name(i->desired_state),
+         ep_inv_instance_state_name(i->current_state));
   printf("provisioning:  %s\n", status_text(i->provisioning_status));
 }
 
@@ -207,7 +207,7 @@ static const char host_usage[] =
     "       edgeprov host invalidate UUID   (revoke its credentials: UNTRUSTED)\n"
     "       edgeprov host delete UUID\n";
 
-static int host_set_desired(ep_mgmt_client *client, const char *uuid, ep_host_state desired) {
+static int host_set_desired(ep_mgmt_client *client, const char *uuid, ep_inv_host_state desired) {
   Edgeprov__V1__SetDesiredStateRequest req = EDGEPROV__V1__SET_DESIRED_STATE_REQUEST__INIT;
   req.uuid = (char *)uuid;
   req.desired_state = desired;
@@ -215,8 +215,8 @@ static int host_set_desired(ep_mgmt_client *client, const char *uuid, ep_host_st
   if (ep_mgmt_client_call(client, "SetDesiredState", &req.base, &edgeprov__v1__host_response__descriptor,
                           (ProtobufCMessage **)&resp) < 0)
     return fail();
-  printf("host %s: desired %s, current %s\n", resp->host->uuid, ep_host_state_name(resp->host->desired_state),
-         ep_host_state_name(resp->host->current_state));
+  printf("host %s: desired %s, current %s\n", resp->host->uuid, ep_inv_host_state_name(resp->host->desired_state),
+         ep_inv_host_state_name(resp->host->current_state));
   protobuf_c_message_free_unpacked(&resp->base, NULL);
   return EXIT_SUCCESS;
 }
@@ -259,7 +259,7 @@ static int host_add(ep_mgmt_client *client, int argc, char **argv) {
   if (json)
     status = print_json(host_json(resp->host), JSON_INDENT(2));
   else
-    printf("host %s added (desired %s)\n", shown(resp->host->uuid), ep_host_state_name(resp->host->desired_state));
+    printf("host %s added (desired %s)\n", shown(resp->host->uuid), ep_inv_host_state_name(resp->host->desired_state));
   protobuf_c_message_free_unpacked(&resp->base, NULL);
   return status;
 }
@@ -296,7 +296,7 @@ static int host_list(ep_mgmt_client *client, int json) {
       }
       if (!json)
         printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", shown(h->uuid), h->serial[0] ? shown(h->serial) : "-",
-               ep_host_state_name(h->desired_state), ep_host_state_name(h->current_state),
+               ep_inv_host_state_name(h->desired_state), ep_inv_host_state_name(h->current_state),
                h->os_profile[0] ? shown(h->os_profile) : "-", status_text(h->host_status));
     }
     total += resp->n_hosts;
@@ -439,7 +439,7 @@ static int instance_list(ep_mgmt_client *client, int json) {
       }
       if (!json)
         printf("%-36s  %-36s  %-14s  %-12s  %s\n", shown(in->id), shown(in->host_uuid), shown(in->os_profile),
-               ep_instance_state_name(in->current_state), status_text(in->provisioning_status));
+               ep_inv_instance_state_name(in->current_state), status_text(in->provisioning_status));
     }
     if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
     protobuf_c_message_free_unpacked(&resp->base, NULL);
@@ -518,14 +518,14 @@ static int print_event(void *data, const ep_inv_event *e) {
   } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
     if (put)
       printf("%" PRIu64 " host %s put: desired %s, current %s, %s\n", e->revision, shown(e->host->uuid),
-             ep_host_state_name(e->host->desired_state), ep_host_state_name(e->host->current_state),
+             ep_inv_host_state_name(e->host->desired_state), ep_inv_host_state_name(e->host->current_state),
              status_text(e->host->host_status));
     else
       printf("%" PRIu64 " host %s deleted\n", e->revision, shown(e->host->uuid));
   } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
     if (put)
       printf("%" PRIu64 " instance %s put: host %s, %s, %s\n", e->revision, shown(e->instance->id),
-             shown(e->instance->host_uuid), ep_instance_state_name(e->instance->current_state),
+             shown(e->instance->host_uuid), ep_inv_instance_state_name(e->instance->current_state),
              status_text(e->instance->provisioning_status));
     else
       printf("%" PRIu64 " instance %s deleted\n", e->revision, shown(e->instance->id));

@@ -52,7 +52,7 @@ static int publish_directories(ep_https_server *server, const ep_plugin_set *plu
  * directories plugins publish. */
 static int start_https(ep_https_server **out, int *ret_port, const ep_site *site) {
   char *cert = NULL, *key = NULL;
-  int r = site->config->tls_cert ? ep_read_tls_files(site->config, &cert, &key) : 0;
+  int r = site->config->tls_cert ? ep_config_read_tls_files(site->config, &cert, &key) : 0;
   ep_https_server *server = NULL;
   if (r == 0) r = ep_https_server_new(&server, site->config->listen_https, cert, key);
   if (key) explicit_bzero(key, strlen(key));

@@ -391,14 +391,14 @@ static void check(bool ok, const char *what) {
 static void fixture(void) {
   mem_reset(&store);
   const char *macs[] = {"52:54:00:00:00:0a"};
-  ep_host_spec a = {.uuid = HOST_A,
+  ep_inv_host_spec a = {.uuid = HOST_A,
                     .serial = "SERA0001",
                     .macs = macs,
                     .mac_count = 1,
                     .ip = "10.0.0.10",
                     .os_profile = "ubuntu-22.04",
                     .auto_onboard = true};
-  ep_host_spec b = {.uuid = HOST_B, .serial = "SERB0002"};
+  ep_inv_host_spec b = {.uuid = HOST_B, .serial = "SERB0002"};
   ep_inv_host *host = NULL;
   check(ep_inventory_add_host(inv, &a, &host) == 0, "fixture: host A");
   ep_inv_host_free(host);
@@ -866,7 +866,7 @@ static void run_create_nodes(const uint8_t *request, size_t len) {
                    (!hw->sut_ip[0] || validate_ip("ip", hw->sut_ip, ip));
       bool existed = uuid_ok && host_exists(uuid);
       const char *macs[1] = {hw->mac_id};
-      ep_host_spec spec = {.uuid = hw->uuid,
+      ep_inv_host_spec spec = {.uuid = hw->uuid,
                            .serial = hw->serialnum,
                            .macs = macs,
                            .mac_count = hw->mac_id[0] ? 1 : 0,

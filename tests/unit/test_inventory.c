@@ -54,7 +54,7 @@ static int teardown(void **state) {
 
 static void add_host_ok(fixture *f, const char *uuid, const char *serial, bool auto_onboard) {
   const char *macs[] = {"52-54-00-AA-BB-01"};
-  ep_host_spec spec = {.uuid = uuid, .serial = serial, .macs = macs, .mac_count = 1, .os_profile = "ubuntu-22.04",
+  ep_inv_host_spec spec = {.uuid = uuid, .serial = serial, .macs = macs, .mac_count = 1, .os_profile = "ubuntu-22.04",
                        .auto_onboard = auto_onboard};
   ep_inv_host *host = NULL;
   if (ep_inventory_add_host(f->inv, &spec, &host) < 0) fail_msg("add_host: %s", ep_error_message());
@@ -64,7 +64,7 @@ static void add_host_ok(fixture *f, const char *uuid, const char *serial, bool a
 static void adds_and_reads_hosts(void **state) {
   fixture *f = *state;
   const char *macs[] = {"52-54-00-AA-BB-01", "52:54:00:aa:bb:02"};
-  ep_host_spec spec = {.uuid = "11111111-2222-4333-8444-55555555555A", .serial = "SER001", .macs = macs, .mac_count = 2,
+  ep_inv_host_spec spec = {.uuid = "11111111-2222-4333-8444-55555555555A", .serial = "SER001", .macs = macs, .mac_count = 2,
                        .ip = "10.0.0.5", .site = "lab-1", .os_profile = "ubuntu-22.04", .auto_onboard = true};
   ep_inv_host *host = NULL;
   assert_int_equal(ep_inventory_add_host(f->inv, &spec, &host), 0);
@@ -91,7 +91,7 @@ static void refuses_bad_fields_naming_them(void **state) {
   fixture *f = *state;
   ep_inv_host *host = NULL;
   struct {
-    ep_host_spec spec;
+    ep_inv_host_spec spec;
     const char *message;
   } cases[] = {
       {{.uuid = "not-a-uuid"}, "uuid: 'not-a-uuid' is not a UUID"},
@@ -117,10 +117,10 @@ static void uuid_and_serial_are_unique(void **state) {
   fixture *f = *state;
   add_host_ok(f, UUID1, "SER001", false);
   ep_inv_host *host = NULL;
-  ep_host_spec same_uuid = {.uuid = UUID1, .serial = "SER002"};
+  ep_inv_host_spec same_uuid = {.uuid = UUID1, .serial = "SER002"};
   assert_int_equal(ep_inventory_add_host(f->inv, &same_uuid, &host), EP_EEXIST);
   assert_string_equal(ep_error_message(), "uuid: a host with uuid " UUID1 " already exists");
-  ep_host_spec same_serial = {.uuid = UUID2, .serial = "SER001"};
+  ep_inv_host_spec same_serial = {.uuid = UUID2, .serial = "SER001"};
   assert_int_equal(ep_inventory_add_host(f->inv, &same_serial, &host), EP_EEXIST);
   assert_string_equal(ep_error_message(), "serial: SER001 is already registered to host " UUID1);
   assert_int_equal(ep_inventory_get_host(f->inv, UUID2, &host), EP_ENOENT); /* nothing half-written */
@@ -178,24 +178,24 @@ static void transitions_are_checked(void **state) {
   assert_string_equal(ep_error_message(), "host " UUID1 ": ONBOARDED -> REGISTERED refused: an onboarded host must be "
                                           "invalidated (UNTRUSTED) before it registers again");
   const char *why = NULL;
-  assert_false(ep_host_transition_allowed(EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED,
+  assert_false(ep_inv_host_transition_allowed(EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED,
                                           EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED, &why));
   assert_string_equal(why, "the host is deleted");
-  assert_true(ep_host_transition_allowed(EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED,
+  assert_true(ep_inv_host_transition_allowed(EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED,
                                          EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED, NULL));
-  assert_false(ep_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED,
+  assert_false(ep_inv_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED,
                                               EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING, &why));
-  assert_true(ep_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR,
+  assert_true(ep_inv_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR,
                                              EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING, NULL));
   /* a workflow that cannot be rendered fails the instance before its first step */
-  assert_true(ep_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED,
+  assert_true(ep_inv_instance_transition_allowed(EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED,
                                              EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR, NULL));
 }
 
 static void instances_belong_to_one_host(void **state) {
   fixture *f = *state;
   const char *macs[] = {"52:54:00:00:00:09"};
-  ep_host_spec bare = {.uuid = UUID2, .macs = macs, .mac_count = 1};
+  ep_inv_host_spec bare = {.uuid = UUID2, .macs = macs, .mac_count = 1};
   ep_inv_host *host = NULL;
   assert_int_equal(ep_inventory_add_host(f->inv, &bare, &host), 0);
   ep_inv_host_free(host);

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/plugin.c, the loader: each accepted and refused case is a real
+/* Unit tests of core/lib/runtime/plugin_loader.c, the loader: each accepted and refused case is a real
  * shared object built from tests/plugins/test_plugin.c. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,6 +8,7 @@
 
 #include "runtime/action.h"
 #include "base/error.h"
+#include "runtime/host_services.h"
 #include "runtime/site.h"
 #include "testutil.h"
 
@@ -32,7 +33,7 @@ static void scan_refuses_each_bad_case_and_keeps_the_good(void **state) {
   char *dirs_items[] = {TEST_PLUGIN_DIR};
   ep_strv dirs = {dirs_items, 1};
   ep_plugin_set *set = NULL;
-  assert_int_equal(ep_plugins_scan(&set, &dirs), 0);
+  assert_int_equal(ep_plugins_scan(&set, &dirs, NULL, 0), 0);
   assert_int_equal(set->count, 10);
   assert_int_equal(by_file(set, "alpha.so")->state, EP_PLUGIN_READY);
   assert_int_equal(by_file(set, "beta.so")->state, EP_PLUGIN_READY);
@@ -55,7 +56,7 @@ static void missing_directory_is_a_note(void **state) {
   char *dirs_items[] = {"/nonexistent/plugins", TEST_PLUGIN_DIR};
   ep_strv dirs = {dirs_items, 2};
   ep_plugin_set *set = NULL;
-  assert_int_equal(ep_plugins_scan(&set, &dirs), 0);
+  assert_int_equal(ep_plugins_scan(&set, &dirs, NULL, 0), 0);
   assert_int_equal(set->notes.count, 1);
   assert_non_null(strstr(set->notes.items[0], "/nonexistent/plugins: No such file or directory"));
   assert_int_equal(set->count, 10);

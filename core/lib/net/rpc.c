@@ -17,6 +17,7 @@
 #include <grpc/support/time.h>
 
 #include "base/error.h"
+#include "base/secret.h"
 
 /* Request slots kept open at once: how many new calls gRPC can hand over without waiting
  * for the serving thread. */
@@ -438,6 +439,14 @@ int ep_rpc_call_metadata(const ep_rpc_call *c, const char *key, char *buf, size_
     return (int)n;
   }
   return -1;
+}
+
+bool ep_rpc_call_bearer_matches(const ep_rpc_call *c, const char *token) {
+  char value[EP_RPC_METADATA_VALUE_MAX + 1];
+  bool ok = token && ep_rpc_call_metadata(c, "authorization", value, sizeof value) > 7 &&
+            strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, token);
+  explicit_bzero(value, sizeof value);
+  return ok;
 }
 
 const char *ep_rpc_call_method(const ep_rpc_call *c) { return c->path; }

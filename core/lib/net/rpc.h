@@ -15,6 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/status.h"
+
 #define EP_RPC_CALLS_MAX 16384           /* calls a server handles at once; more get RESOURCE_EXHAUSTED */
 #define EP_RPC_STREAM_STACK (512u << 10) /* stack of a streaming handler's thread (thousands may wait) */
 #define EP_RPC_MESSAGE_MAX_DEFAULT (4u << 20)
@@ -73,6 +75,10 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms);
 /* Copies the value of the request metadata key (lower case, e.g. "authorization") into buf;
  * returns its length, or -1 when absent or longer than len - 1. */
 int ep_rpc_call_metadata(const ep_rpc_call *call, const char *key, char *buf, size_t len);
+
+/* True when the call carries "authorization: Bearer <token>" with exactly token. The guess is
+ * compared in constant time and wiped; a missing, malformed or longer value is false. */
+bool ep_rpc_call_bearer_matches(const ep_rpc_call *call, const char *token);
 
 /* True once the client cancelled, the deadline passed or the server is stopping. */
 bool ep_rpc_call_cancelled(ep_rpc_call *call);

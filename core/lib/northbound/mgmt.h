@@ -6,38 +6,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "net/status.h"
 #include "provisioning/inventory.h"
 
 struct ep_plugin_set;
 
 #define EP_MGMT_SERVICE "/edgeprov.v1.Management/"
 #define EP_MGMT_MESSAGE_MAX (4 * 1024 * 1024) /* largest request or reply accepted */
-
-/* gRPC status codes the API answers with (numbers as in grpc/status.h). */
-enum {
-  EP_STATUS_OK = 0,
-  EP_STATUS_CANCELLED = 1,
-  EP_STATUS_INVALID_ARGUMENT = 3,
-  EP_STATUS_DEADLINE_EXCEEDED = 4,
-  EP_STATUS_NOT_FOUND = 5,
-  EP_STATUS_ALREADY_EXISTS = 6,
-  EP_STATUS_PERMISSION_DENIED = 7,
-  EP_STATUS_RESOURCE_EXHAUSTED = 8,
-  EP_STATUS_FAILED_PRECONDITION = 9,
-  EP_STATUS_ABORTED = 10,
-  EP_STATUS_OUT_OF_RANGE = 11,
-  EP_STATUS_UNIMPLEMENTED = 12,
-  EP_STATUS_INTERNAL = 13,
-  EP_STATUS_UNAVAILABLE = 14,
-  EP_STATUS_UNAUTHENTICATED = 16,
-};
-
-/* The gRPC status that reports a negative EP_E* code, and back. */
-int ep_status_from_error(int code);
-int ep_error_from_status(int status);
-
-/* Name of a gRPC status code ("NOT_FOUND"). */
-const char *ep_status_name(int status);
 
 /* A unary reply: status, its message (empty on OK) and the encoded response (malloc'd,
  * freed by ep_mgmt_reply_clear). */

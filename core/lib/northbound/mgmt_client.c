@@ -9,8 +9,8 @@
 #include "edgeprov/v1/management.pb-c.h"
 #include "base/error.h"
 #include "northbound/mgmt.h"
-#include "northbound/mgmt_server.h"
 #include "net/rpc.h"
+#include "base/files.h"
 
 struct ep_mgmt_client {
   char *address;
@@ -30,7 +30,7 @@ int ep_mgmt_client_new(ep_mgmt_client **out, const char *address, const char *ca
   if (tcp) {
     if (!ca_file || !token)
       r = ep_error_set(EP_EINVAL, "%s is a TCP address: pass --ca FILE (the server's CA) and --token-file FILE", address);
-    else if ((r = ep_read_secret_file(&ca, ca_file, 1 << 20, false)) == 0 &&
+    else if ((r = ep_read_text_file(&ca, ca_file, 1 << 20, EP_FILE_ANY_ACCESS)) == 0 &&
              asprintf(&client->authorization, "Bearer %s", token) < 0)
       r = ep_error_set(EP_ENOMEM, "out of memory");
   }

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "northbound/mgmt.h"
 #include "net/rpc.h"
+#include "base/secret.h"
 
 #define WATCH_PAGE 256     /* events read from the store at a time */
 #define WATCH_POLL_MS 500  /* how often a following stream looks for cancellation */
@@ -29,49 +30,10 @@ struct ep_mgmt_server {
   char *token; /* NULL on a UNIX socket */
 };
 
-int ep_read_secret_file(char **out, const char *path, size_t max, bool private_file) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) return ep_error_set(-errno, "%s: %s", path, strerror(errno));
-  struct stat st;
-  int r = 0;
-  char *text = NULL;
-  if (fstat(fd, &st) < 0)
-    r = ep_error_set(-errno, "%s: %s", path, strerror(errno));
-  else if (!S_ISREG(st.st_mode))
-    r = ep_error_set(EP_EINVAL, "%s: not a regular file", path);
-  else if ((size_t)st.st_size > max)
-    r = ep_error_set(EP_EINVAL, "%s: larger than %zu bytes", path, max);
-  else if (private_file && (st.st_mode & 077))
-    r = ep_error_set(EP_EPERM, "%s: readable by group or others; it holds a secret (chmod 600)", path);
-  else if (!(text = calloc(1, (size_t)st.st_size + 1)))
-    r = ep_error_set(EP_ENOMEM, "out of memory");
-  else if (read(fd, text, (size_t)st.st_size) != st.st_size)
-    r = ep_error_set(EP_EIO, "%s: short read", path);
-  close(fd);
-  if (r < 0) {
-    free(text);
-    return r;
-  }
-  size_t len = strlen(text);
-  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ')) text[--len] = '\0';
-  *out = text;
-  return 0;
-}
-
-bool ep_secret_equal(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  unsigned char diff = (unsigned char)(la != lb);
-  for (size_t i = 0; i < la && i < lb; i++) diff |= (unsigned char)(a[i] ^ b[i]);
-  return diff == 0;
-}
-
 /* True when the call may proceed; otherwise the call has been answered UNAUTHENTICATED. */
 static bool authorized(const ep_mgmt_server *server, ep_rpc_call *call) {
   if (!server->token) return true;
-  char value[EP_OPERATOR_TOKEN_MAX + 16];
-  bool ok = ep_rpc_call_metadata(call, "authorization", value, sizeof value) > 7 &&
-            strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, server->token);
-  explicit_bzero(value, sizeof value);
+  bool ok = ep_rpc_call_bearer_matches(call, server->token);
   if (!ok)
     ep_rpc_call_finish(call, EP_STATUS_UNAUTHENTICATED,
                        "an operator token is required: authorization: Bearer <token of auth.operator_token_file>",
@@ -175,19 +137,6 @@ static int prepare_socket_dir(const char *address) {
   return r;
 }
 
-int ep_read_tls_files(const ep_config *config, char **ret_cert, char **ret_key) {
-  char *cert = NULL, *key = NULL;
-  int r = ep_read_secret_file(&cert, config->tls_cert, 1 << 20, false);
-  if (r == 0) r = ep_read_secret_file(&key, config->tls_key, 1 << 20, true);
-  if (r < 0) {
-    free(cert);
-    return r;
-  }
-  *ret_cert = cert;
-  *ret_key = key;
-  return 0;
-}
-
 int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct ep_plugin_set *plugins,
                          const ep_config *config) {
   ep_mgmt_server *server = calloc(1, sizeof *server);
@@ -209,11 +158,11 @@ int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct e
     r = ep_rpc_server_add_method(server->rpc, &watch_method);
   }
   if (r == 0 && tcp) {
-    r = ep_read_secret_file(&server->token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true);
+    r = ep_read_secret_file(&server->token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX);
     if (r == 0 && strlen(server->token) < EP_OPERATOR_TOKEN_MIN)
       r = ep_error_set(EP_EINVAL, "%s: the operator token is shorter than %d characters", config->operator_token_file,
                        EP_OPERATOR_TOKEN_MIN);
-    if (r == 0) r = ep_read_tls_files(config, &cert, &key);
+    if (r == 0) r = ep_config_read_tls_files(config, &cert, &key);
     if (r == 0) {
       ep_rpc_tls tls = {.cert_pem = cert, .key_pem = key};
       r = ep_rpc_server_listen(server->rpc, config->listen_management, &tls, NULL);

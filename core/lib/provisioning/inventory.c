@@ -33,7 +33,7 @@ struct ep_inventory {
 
 /* ---- names and transitions ------------------------------------------------------------- */
 
-const char *ep_host_state_name(ep_host_state s) {
+const char *ep_inv_host_state_name(ep_inv_host_state s) {
   switch (s) {
   case EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED: return "REGISTERED";
   case EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED: return "ONBOARDED";
@@ -43,7 +43,7 @@ const char *ep_host_state_name(ep_host_state s) {
   }
 }
 
-const char *ep_instance_state_name(ep_instance_state s) {
+const char *ep_inv_instance_state_name(ep_inv_instance_state s) {
   switch (s) {
   case EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING: return "RUNNING";
   case EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING: return "PROVISIONING";
@@ -62,7 +62,7 @@ const char *ep_status_indicator_name(ep_status_indicator i) {
   }
 }
 
-bool ep_host_transition_allowed(ep_host_state from, ep_host_state to, const char **reason) {
+bool ep_inv_host_transition_allowed(ep_inv_host_state from, ep_inv_host_state to, const char **reason) {
   const char *why = NULL;
   if (to == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED)
     why = "a host cannot go back to no state";
@@ -76,7 +76,7 @@ bool ep_host_transition_allowed(ep_host_state from, ep_host_state to, const char
   return why == NULL;
 }
 
-bool ep_instance_transition_allowed(ep_instance_state from, ep_instance_state to, const char **reason) {
+bool ep_inv_instance_transition_allowed(ep_inv_instance_state from, ep_inv_instance_state to, const char **reason) {
   const char *why = NULL;
   if (to == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_UNSPECIFIED)
     why = "an instance cannot go back to no state";
@@ -300,7 +300,7 @@ typedef struct host_canon {
   Edgeprov__V1__Status host_status;
 } host_canon;
 
-static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_host_spec *spec) {
+static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_inv_host_spec *spec) {
   edgeprov__v1__host__init(host);
   if (!spec->uuid) return ep_error_set(EP_EINVAL, "uuid: required");
   if (ep_validate_uuid(canon->uuid, "uuid", spec->uuid) < 0) return EP_EINVAL;
@@ -350,7 +350,7 @@ static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_host_sp
   return 0;
 }
 
-int ep_inventory_add_host(ep_inventory *inv, const ep_host_spec *spec, ep_inv_host **ret_host) {
+int ep_inventory_add_host(ep_inventory *inv, const ep_inv_host_spec *spec, ep_inv_host **ret_host) {
   ep_inv_host host;
   host_canon canon;
   int r = host_from_spec(&host, &canon, spec);
@@ -536,7 +536,7 @@ static int update_host(ep_inventory *inv, const char *uuid, int (*mutate)(ep_inv
 }
 
 typedef struct state_change {
-  ep_host_state state;
+  ep_inv_host_state state;
   const char *status;
   ep_status_indicator indicator;
 } state_change;
@@ -544,14 +544,14 @@ typedef struct state_change {
 static int change_current(ep_inv_host *host, void *data) {
   const state_change *c = data;
   const char *why = NULL;
-  if (!ep_host_transition_allowed(host->current_state, c->state, &why))
-    return ep_error_set(EP_EPERM, "host %s: %s -> %s refused: %s", host->uuid, ep_host_state_name(host->current_state),
-                        ep_host_state_name(c->state), why);
+  if (!ep_inv_host_transition_allowed(host->current_state, c->state, &why))
+    return ep_error_set(EP_EPERM, "host %s: %s -> %s refused: %s", host->uuid, ep_inv_host_state_name(host->current_state),
+                        ep_inv_host_state_name(c->state), why);
   host->current_state = c->state;
   return set_status(&host->host_status, c->status, c->indicator);
 }
 
-int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
+int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host_state current, const char *status,
                                 ep_status_indicator indicator, ep_inv_host **ret_host) {
   state_change c = {current, status, indicator};
   return update_host(inv, uuid, change_current, &c, ret_host);
@@ -572,7 +572,7 @@ static int change_desired(ep_inv_host *host, void *data) {
   const state_change *c = data;
   if (c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED && c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED &&
       c->state != EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED)
-    return ep_error_set(EP_EINVAL, "desired_state: %s cannot be asked for", ep_host_state_name(c->state));
+    return ep_error_set(EP_EINVAL, "desired_state: %s cannot be asked for", ep_inv_host_state_name(c->state));
   host->desired_state = c->state;
   if (c->state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
     host->current_state = c->state;
@@ -581,7 +581,7 @@ static int change_desired(ep_inv_host *host, void *data) {
   return 0;
 }
 
-int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_state desired, ep_inv_host **ret_host) {
+int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_inv_host_state desired, ep_inv_host **ret_host) {
   state_change c = {desired, "Invalidated by an operator", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR};
   return update_host(inv, uuid, change_desired, &c, ret_host);
 }
@@ -677,7 +677,7 @@ int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const
       r = ep_error_set(EP_EINVAL, "os_profile: host %s has no OS profile; name one (--os PROFILE)", host->uuid);
     else if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED ||
              host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED)
-      r = ep_error_set(EP_EPERM, "host %s is %s; it cannot get an instance", host->uuid, ep_host_state_name(host->current_state));
+      r = ep_error_set(EP_EPERM, "host %s is %s; it cannot get an instance", host->uuid, ep_inv_host_state_name(host->current_state));
     if (r < 0) {
       ep_inv_host_free(host);
       return r;
@@ -734,16 +734,16 @@ int ep_inventory_delete_instance(ep_inventory *inv, const char *id, uint64_t *re
   return ep_error_set(EP_ECONFLICT, "instance %s keeps changing; try again", id);
 }
 
-int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instance_state current, const char *status,
+int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_inv_instance_state current, const char *status,
                                     ep_status_indicator indicator, ep_inv_instance **ret_instance) {
   for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
     ep_inv_instance *instance = NULL;
     int r = ep_inventory_get_instance(inv, id, &instance);
     if (r < 0) return r;
     const char *why = NULL;
-    if (!ep_instance_transition_allowed(instance->current_state, current, &why)) {
+    if (!ep_inv_instance_transition_allowed(instance->current_state, current, &why)) {
       r = ep_error_set(EP_EPERM, "instance %s: %s -> %s refused: %s", instance->id,
-                       ep_instance_state_name(instance->current_state), ep_instance_state_name(current), why);
+                       ep_inv_instance_state_name(instance->current_state), ep_inv_instance_state_name(current), why);
       ep_inv_instance_free(instance);
       return r;
     }
@@ -834,7 +834,7 @@ int ep_inventory_retry_instance(ep_inventory *inv, const char *id, ep_inv_instan
   int r = ep_inventory_get_instance(inv, id, &instance);
   if (r == 0 && instance->current_state != EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR)
     r = ep_error_set(EP_EPERM, "instance %s is %s; only a failed (ERROR) instance is retried", instance->id,
-                     ep_instance_state_name(instance->current_state));
+                     ep_inv_instance_state_name(instance->current_state));
   if (r == 0) r = ep_inventory_delete_workflow(inv, instance->id);
   if (r == 0)
     r = ep_inventory_set_instance_state(inv, instance->id, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING,

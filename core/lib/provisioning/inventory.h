@@ -18,8 +18,8 @@ typedef Edgeprov__V1__Host ep_inv_host;
 typedef Edgeprov__V1__Instance ep_inv_instance;
 typedef Edgeprov__V1__Event ep_inv_event;
 typedef Edgeprov__V1__Workflow ep_workflow;
-typedef Edgeprov__V1__HostState ep_host_state;
-typedef Edgeprov__V1__InstanceState ep_instance_state;
+typedef Edgeprov__V1__HostState ep_inv_host_state;
+typedef Edgeprov__V1__InstanceState ep_inv_instance_state;
 typedef Edgeprov__V1__StatusIndicator ep_status_indicator;
 
 #define EP_INVENTORY_PAGE_DEFAULT 100
@@ -28,7 +28,7 @@ typedef Edgeprov__V1__StatusIndicator ep_status_indicator;
 typedef struct ep_inventory ep_inventory;
 
 /* What an operator gives to register a host. uuid is required; the others may be NULL/0. */
-typedef struct ep_host_spec {
+typedef struct ep_inv_host_spec {
   const char *uuid;
   const char *serial;
   const char *const *macs;
@@ -37,7 +37,7 @@ typedef struct ep_host_spec {
   const char *site;
   const char *os_profile;
   bool auto_onboard;
-} ep_host_spec;
+} ep_inv_host_spec;
 
 /* Opens the inventory on the first active edgeprov.storage/1 plugin of plugins, which must
  * outlive it. Returns 0, or EP_ENOENT when no storage plugin is active. Thread-safe after. */
@@ -47,7 +47,7 @@ void ep_inventory_free(ep_inventory *inv);
 /* Registers a host: validates every field (EP_EINVAL naming it), refuses a UUID or serial
  * already known (EP_EEXIST). Desired state ONBOARDED with auto_onboard, else REGISTERED.
  * *ret_host (free with ep_inv_host_free) is the stored record. */
-int ep_inventory_add_host(ep_inventory *inv, const ep_host_spec *spec, ep_inv_host **ret_host);
+int ep_inventory_add_host(ep_inventory *inv, const ep_inv_host_spec *spec, ep_inv_host **ret_host);
 
 /* Finds a host by UUID or by serial; EP_ENOENT when none. */
 int ep_inventory_get_host(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host);
@@ -63,12 +63,12 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
 
 /* Moves a host's current state, refusing an illegal transition (EP_EPERM with the reason),
  * and sets its host status text and indicator. */
-int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_host_state current, const char *status,
+int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host_state current, const char *status,
                                 ep_status_indicator indicator, ep_inv_host **ret_host);
 
 /* Sets what the operator wants of a host: ONBOARDED approves it, REGISTERED holds it,
  * UNTRUSTED invalidates it (current state too; its credentials must be revoked). */
-int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_host_state desired, ep_inv_host **ret_host);
+int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_inv_host_state desired, ep_inv_host **ret_host);
 
 /* Sets a host's status text and indicator (what the node last reported), state unchanged. */
 int ep_inventory_set_host_status(ep_inventory *inv, const char *uuid, const char *status,
@@ -91,7 +91,7 @@ int ep_inventory_list_instances(ep_inventory *inv, const char *page_token, uint3
 
 /* Moves an instance's current state (illegal transitions refused) and sets its
  * provisioning status. */
-int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_instance_state current, const char *status,
+int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_inv_instance_state current, const char *status,
                                     ep_status_indicator indicator, ep_inv_instance **ret_instance);
 
 /* Re-arms an Instance in ERROR: drops its workflow (the reconciler renders a new one) and
@@ -136,12 +136,12 @@ void ep_inventory_wake(ep_inventory *inv);
 int ep_inventory_compact(ep_inventory *inv, uint64_t before_revision);
 
 /* Transition rules; reason (when not NULL) gets why a transition is refused. */
-bool ep_host_transition_allowed(ep_host_state from, ep_host_state to, const char **reason);
-bool ep_instance_transition_allowed(ep_instance_state from, ep_instance_state to, const char **reason);
+bool ep_inv_host_transition_allowed(ep_inv_host_state from, ep_inv_host_state to, const char **reason);
+bool ep_inv_instance_transition_allowed(ep_inv_instance_state from, ep_inv_instance_state to, const char **reason);
 
 /* Names: "REGISTERED", "RUNNING", "IN_PROGRESS"... ("-" for UNSPECIFIED). */
-const char *ep_host_state_name(ep_host_state state);
-const char *ep_instance_state_name(ep_instance_state state);
+const char *ep_inv_host_state_name(ep_inv_host_state state);
+const char *ep_inv_instance_state_name(ep_inv_instance_state state);
 const char *ep_status_indicator_name(ep_status_indicator indicator);
 
 void ep_inv_host_free(ep_inv_host *host);

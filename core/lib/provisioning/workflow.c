@@ -16,8 +16,8 @@
 #include "runtime/action.h"
 #include "provisioning/cloudinit.h"
 #include "base/error.h"
-#include "northbound/mgmt_server.h"
 #include "base/validate.h"
+#include "base/files.h"
 
 #define VARIABLES_MAX 24
 
@@ -211,7 +211,7 @@ static int site_values(const ep_plugin_set *plugins, const ep_config *config, va
              (int)(colon ? colon - orchestrator : (long)strlen(orchestrator)), orchestrator, https_colon ? https_colon : "");
   }
   if (!config->tls_ca) return ep_error_set(EP_EINVAL, "tls.ca: the site names no CA for its nodes to trust (cloud-init needs it)");
-  int r = ep_read_secret_file(ret_ca, config->tls_ca, 64 * 1024, false);
+  int r = ep_read_text_file(ret_ca, config->tls_ca, 64 * 1024, EP_FILE_ANY_ACCESS);
   if (r == 0) r = set_var(v, "site.orchestrator", orchestrator);
   if (r == 0) r = set_var(v, "site.token_url", token_url);
   return r;
@@ -224,7 +224,7 @@ static int cloudinit_values(variables *v, const ep_config *config, const ep_inv_
   int r = 0;
   for (size_t i = 0; r == 0 && i < config->cloudinit_fragments.count; i++) {
     char *text = NULL;
-    r = ep_read_secret_file(&text, config->cloudinit_fragments.items[i], EP_CLOUDINIT_FRAGMENT_MAX, false);
+    r = ep_read_text_file(&text, config->cloudinit_fragments.items[i], EP_CLOUDINIT_FRAGMENT_MAX, EP_FILE_ANY_ACCESS);
     if (r == 0 && fragments->count == sizeof fragments->items / sizeof fragments->items[0])
       r = ep_error_set(EP_ERANGE, "cloudinit.fragments: too many fragments");
     if (r == 0) fragments->items[fragments->count++] = text;

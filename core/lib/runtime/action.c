@@ -150,7 +150,7 @@ int ep_action_params_parse(ep_fields *params, const ep_action_ref *ref, const ch
 int ep_action_run(const ep_action_ref *ref, const ep_fields *params, ep_action_run_opts *opts) {
   const ep_plugin *p = ref->plugin;
   ep_ctx ctx;
-  ep_ctx_init(&ctx, p->entry->id, &p->settings, p->ctx.plugins);
+  ep_ctx_init(&ctx, p->entry->id, &p->settings, p->ctx.capabilities);
   ctx.config = p->ctx.config;
   ctx.params = params;
   if (opts) {

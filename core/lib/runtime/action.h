@@ -9,7 +9,7 @@
 #include <edgeprov/actions.h>
 
 #include "base/fields.h"
-#include "runtime/host_services.h"
+#include "runtime/plugin_ctx.h"
 
 struct ep_plugin;
 struct ep_plugin_set;

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/files.h"
+#include "base/secret.h"
 #include "base/suggest.h"
 
 struct ep_config_source {
@@ -741,4 +743,17 @@ bool ep_config_has_section(const ep_config *config, const char *plugin_id) {
 
 bool ep_config_plugin_required(const ep_config *config, const char *plugin_id) {
   return strv_contains(&config->plugins_required, plugin_id);
+}
+
+int ep_config_read_tls_files(const ep_config *config, char **ret_cert, char **ret_key) {
+  char *cert = NULL, *key = NULL;
+  int r = ep_read_text_file(&cert, config->tls_cert, 1 << 20, EP_FILE_ANY_ACCESS);
+  if (r == 0) r = ep_read_secret_file(&key, config->tls_key, 1 << 20);
+  if (r < 0) {
+    free(cert);
+    return r;
+  }
+  *ret_cert = cert;
+  *ret_key = key;
+  return 0;
 }

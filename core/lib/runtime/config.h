@@ -150,4 +150,8 @@ bool ep_plugin_id_valid(const char *id);
 
 const char *ep_provisioning_mode_name(ep_provisioning_mode mode);
 
+/* Reads the site's TLS certificate chain and private key (tls.cert, tls.key; the key must
+ * be private to its owner). The caller frees both and clears the key first. */
+int ep_config_read_tls_files(const ep_config *config, char **ret_cert, char **ret_key);
+
 #endif

@@ -9,7 +9,6 @@
 #include "runtime/config.h"
 #include "net/http_client.h"
 #include "base/log.h"
-#include "runtime/plugin_loader.h"
 
 /* Largest single allocation a plugin may ask for (1 GiB). */
 #define HOST_ALLOC_MAX (UINT64_C(1) << 30)
@@ -81,10 +80,10 @@ static int32_t host_cancelled(ep_ctx *ctx) {
 }
 
 static const void *host_capability(ep_ctx *ctx, const char *capability_id, void **ret_state) {
-  if (!ctx || !ctx->plugins || !capability_id) return NULL;
-  ep_plugin *provider = NULL;
-  const void *table = ep_plugins_capability(ctx->plugins, capability_id, &provider);
-  if (table && ret_state) *ret_state = provider->instance;
+  if (!ctx || !ctx->capabilities.find || !capability_id) return NULL;
+  void *state = NULL;
+  const void *table = ctx->capabilities.find(ctx->capabilities.set, capability_id, &state);
+  if (table && ret_state) *ret_state = state;
   return table;
 }
 
@@ -226,15 +225,3 @@ static const ep_host host_table = {
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }
-
-void ep_ctx_init(ep_ctx *ctx, const char *plugin_id, const ep_fields *settings,
-                 const struct ep_plugin_set *plugins) {
-  memset(ctx, 0, sizeof *ctx);
-  ctx->plugin_id = plugin_id;
-  ctx->settings = settings;
-  ctx->plugins = plugins;
-}
-
-const char *ep_ctx_error(const ep_ctx *ctx, const char *fallback) {
-  return ctx->error_message[0] ? ctx->error_message : fallback;
-}

@@ -11,26 +11,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "runtime/action.h"
 #include "base/error.h"
+#include "runtime/host_services.h"
 
-/* Capabilities the host knows, each with the check run on the table a plugin returns. */
-typedef struct known_capability {
-  const char *id;
-  int (*check)(const void *table, const ep_plugin *plugin, const ep_plugin_set *set);
-} known_capability;
-
-static const known_capability known_capabilities[] = {
-    {EP_CAP_OS, NULL},       {EP_CAP_BOOT, NULL},
-    {EP_CAP_IDENTITY, NULL}, {EP_CAP_STORAGE, NULL},
-    {EP_CAP_ACTIONS, ep_actions_check_table},
-};
+/* Capabilities of the edgeprov namespace this host knows (the SDK's EP_CAP_* IDs). */
+static const char *const known_capabilities[] = {EP_CAP_OS, EP_CAP_BOOT, EP_CAP_IDENTITY, EP_CAP_STORAGE,
+                                                 EP_CAP_ACTIONS};
 #define KNOWN_CAPABILITY_COUNT (sizeof known_capabilities / sizeof known_capabilities[0])
 
-static const known_capability *find_known_capability(const char *id) {
+static bool is_known_capability(const char *id) {
   for (size_t i = 0; i < KNOWN_CAPABILITY_COUNT; i++)
-    if (strcmp(known_capabilities[i].id, id) == 0) return &known_capabilities[i];
-  return NULL;
+    if (strcmp(known_capabilities[i], id) == 0) return true;
+  return false;
 }
 
 bool ep_capability_id_valid(const char *id, bool *known_out) {
@@ -50,7 +42,7 @@ bool ep_capability_id_valid(const char *id, bool *known_out) {
   if (!dot || slash[1] == '0') return false;
   for (const char *p = slash + 1; *p; p++)
     if (*p < '0' || *p > '9') return false;
-  bool known = strncmp(id, "edgeprov.", 9) != 0 || find_known_capability(id) != NULL;
+  bool known = strncmp(id, "edgeprov.", 9) != 0 || is_known_capability(id);
   if (known_out) *known_out = known;
   return true;
 }
@@ -253,9 +245,13 @@ static int add_plugin(ep_plugin_set *set, const char *dir, const char *name) {
   return 0;
 }
 
-int ep_plugins_scan(ep_plugin_set **out, const ep_strv *dirs) {
+int ep_plugins_scan(ep_plugin_set **out, const ep_strv *dirs, const ep_capability_check *checks, size_t check_count) {
+  if (check_count > EP_CAPABILITY_CHECKS_MAX)
+    return ep_error_set(EP_EINVAL, "more than %d capability checks", EP_CAPABILITY_CHECKS_MAX);
   ep_plugin_set *set = calloc(1, sizeof *set);
   if (!set) return ep_error_set(EP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < check_count; i++) set->checks[i] = checks[i];
+  set->check_count = check_count;
   int r = 0;
   for (size_t d = 0; d < dirs->count && r == 0; d++) {
     ep_strv names = {0};
@@ -353,17 +349,25 @@ static int check_capabilities(const ep_plugin_set *set, const ep_plugin *p) {
     const char *id = p->entry->capabilities[i];
     const void *table = p->entry->get_capability(p->instance, id);
     if (!table) return ep_error_set(EP_EINVAL, "capability %s declared but get_capability returned NULL", id);
-    const known_capability *known = find_known_capability(id);
-    if (known && known->check) {
-      int r = known->check(table, p, set);
+    for (size_t c = 0; c < set->check_count; c++) {
+      if (strcmp(set->checks[c].capability_id, id) != 0) continue;
+      int r = set->checks[c].check(table, p, set);
       if (r < 0) return ep_error_prefix(r, "capability %s", id);
     }
   }
   return 0;
 }
 
+/* Answers host->capability for the plugins of a set (ep_capability_lookup.find). */
+static const void *find_capability(const void *set, const char *capability_id, void **ret_state) {
+  ep_plugin *provider = NULL;
+  const void *table = ep_plugins_capability(set, capability_id, &provider);
+  if (table) *ret_state = provider->instance;
+  return table;
+}
+
 static int start_one(ep_plugin_set *set, ep_plugin *p) {
-  ep_ctx_init(&p->ctx, p->entry->id, &p->settings, set);
+  ep_ctx_init(&p->ctx, p->entry->id, &p->settings, (ep_capability_lookup){find_capability, set});
   p->ctx.config = set->config;
   void *instance = NULL;
   p->ctx.publishing = true;

@@ -12,7 +12,7 @@
 #include "runtime/config.h"
 #include "base/diag.h"
 #include "base/fields.h"
-#include "runtime/host_services.h"
+#include "runtime/plugin_ctx.h"
 
 #define EP_PLUGINS_MAX 256      /* most shared objects considered in one scan */
 #define EP_PLUGIN_CAPS_MAX 32   /* most capabilities one plugin may declare */
@@ -40,6 +40,18 @@ typedef struct ep_plugin {
   void *instance;               /* what init returned */
 } ep_plugin;
 
+struct ep_plugin_set;
+
+/* A check the loader runs on the table an initialised plugin returns for capability_id (the
+ * caller hands the loader these, so the loader knows no capability's rules). Returns 0, or a
+ * negative code with a message in the error API, which refuses the plugin. */
+typedef struct ep_capability_check {
+  const char *capability_id;
+  int (*check)(const void *table, const struct ep_plugin *plugin, const struct ep_plugin_set *set);
+} ep_capability_check;
+
+#define EP_CAPABILITY_CHECKS_MAX 8
+
 typedef struct ep_plugin_set {
   ep_plugin **items;    /* in scan order: directories in order, files sorted by name */
   size_t count;
@@ -47,13 +59,16 @@ typedef struct ep_plugin_set {
   size_t started_count;
   ep_strv notes;        /* scan problems not tied to a file ("directory not found") */
   const ep_config *config; /* the site config of the last start, for host site values */
+  ep_capability_check checks[EP_CAPABILITY_CHECKS_MAX]; /* run on tables after init */
+  size_t check_count;
 } ep_plugin_set;
 
 /* Scans every directory in dirs for *.so files and checks each (dlopen with
  * RTLD_NOW|RTLD_LOCAL, entry symbol, ABI major and minor, build signature, plugin ID, duplicate
  * ID, capability IDs, setting declarations). Refused files stay in the set with a reason.
- * Returns 0 with *out set, or EP_ENOMEM. */
-int ep_plugins_scan(ep_plugin_set **out, const ep_strv *dirs);
+ * checks (check_count of them, at most EP_CAPABILITY_CHECKS_MAX; NULL when 0) are run on each
+ * capability table when plugins start. Returns 0 with *out set, EP_EINVAL or EP_ENOMEM. */
+int ep_plugins_scan(ep_plugin_set **out, const ep_strv *dirs, const ep_capability_check *checks, size_t check_count);
 
 /* Applies the site config: marks plugins enabled or disabled, validates each enabled
  * plugin's section (errors go to diags with file:line), reports unknown sections and

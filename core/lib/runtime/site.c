@@ -7,6 +7,18 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "runtime/action.h"
+
+/* The checks the loader runs on the capability tables of the site's plugins. */
+static const ep_capability_check site_capability_checks[] = {
+    {EP_CAP_ACTIONS, ep_actions_check_table},
+};
+#define SITE_CAPABILITY_CHECK_COUNT (sizeof site_capability_checks / sizeof site_capability_checks[0])
+
+static int scan_plugins(ep_site *site) {
+  return ep_plugins_scan(&site->plugins, &site->config->plugin_dirs, site_capability_checks,
+                         SITE_CAPABILITY_CHECK_COUNT);
+}
 
 const char *ep_site_config_path(const char *explicit_path) {
   if (explicit_path) return explicit_path;
@@ -24,7 +36,7 @@ int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags) {
                       : ep_config_new_defaults(&site->config, default_dir);
   free(default_dir);
   if (r < 0) goto fail;
-  r = ep_plugins_scan(&site->plugins, &site->config->plugin_dirs);
+  r = scan_plugins(site);
   if (r < 0) goto fail;
   for (size_t i = 0; i < site->plugins->notes.count; i++)
     ep_diags_add(diags, EP_DIAG_WARNING, NULL, 0, "%s", site->plugins->notes.items[i]);
@@ -52,7 +64,7 @@ int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir
   if (r == 0) {
     free(site->config->data_dir);
     site->config->data_dir = data;
-    r = ep_plugins_scan(&site->plugins, &site->config->plugin_dirs);
+    r = scan_plugins(site);
   }
   for (size_t i = 0; r == 0 && site->plugins && i < site->plugins->count; i++)
     if (offers(site->plugins->items[i], capability))

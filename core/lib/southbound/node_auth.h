@@ -6,12 +6,11 @@
 
 #include <edgeprov/identity.h>
 
+#include "net/node_api.h"
 #include "net/rpc.h"
 
 struct ep_plugin_set;
 
-#define EP_NODE_AUDIENCE "edgeprov" /* the audience southbound tokens must carry */
-#define EP_NODE_TOKEN_MAX 8192      /* longest bearer token accepted */
 
 /* Checks the call's "authorization: Bearer <token>" metadata. On success copies the node ID
  * (the host UUID) into ret_node_id and returns 0; otherwise returns EP_EPERM with the

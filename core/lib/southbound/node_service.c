@@ -9,7 +9,6 @@
 #include "edgeprov/v1/node.pb-c.h"
 #include "base/error.h"
 #include "base/log.h"
-#include "northbound/mgmt.h"
 #include "southbound/node_auth.h"
 #include "runtime/plugin_loader.h"
 #include "base/ratelimit.h"

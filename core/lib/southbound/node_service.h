@@ -4,12 +4,11 @@
 #define EP_CORE_NODE_SERVICE_H
 
 #include "provisioning/inventory.h"
+#include "net/node_api.h"
 #include "net/rpc.h"
 
 struct ep_plugin_set;
 
-#define EP_NODE_SERVICE_REPORT_STATUS "/edgeprov.v1.NodeService/ReportStatus"
-#define EP_NODE_STATUS_MAX 128 /* longest status text a node may report */
 #define EP_NODE_LIMIT_KEYS 4096 /* nodes whose report budgets are tracked at once (limits.*) */
 
 typedef struct ep_node_service ep_node_service;

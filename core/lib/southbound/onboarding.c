@@ -10,12 +10,11 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "northbound/mgmt.h"
-#include "northbound/mgmt_server.h"
 #include "base/ratelimit.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
 #include "net/rpc.h"
 #include "base/validate.h"
+#include "base/secret.h"
 
 typedef Onboardingmgr__V1__OnboardNodeStreamRequest stream_request;
 typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
@@ -276,10 +275,7 @@ static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *re
     ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
     return;
   }
-  char value[EP_OPERATOR_TOKEN_MAX + 16];
-  bool ok = ob->operator_token && ep_rpc_call_metadata(call, "authorization", value, sizeof value) > 7 &&
-            strncmp(value, "Bearer ", 7) == 0 && ep_secret_equal(value + 7, ob->operator_token);
-  explicit_bzero(value, sizeof value);
+  bool ok = ob->operator_token && ep_rpc_call_bearer_matches(call, ob->operator_token);
   if (!ok) {
     ep_rpc_call_finish(call, EP_STATUS_UNAUTHENTICATED, "CreateNodes needs the operator token", NULL, 0);
     return;
@@ -314,7 +310,7 @@ static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *re
     for (size_t j = 0; r == 0 && j < req->payload[i]->n_hwdata; j++, k++) {
       const Onboardingmgr__V1__HwData *hw = req->payload[i]->hwdata[j];
       const char *macs[1] = {hw->mac_id};
-      ep_host_spec spec = {.uuid = hw->uuid, .serial = hw->serialnum, .macs = macs, .mac_count = hw->mac_id[0] ? 1 : 0,
+      ep_inv_host_spec spec = {.uuid = hw->uuid, .serial = hw->serialnum, .macs = macs, .mac_count = hw->mac_id[0] ? 1 : 0,
                            .ip = hw->sut_ip, .auto_onboard = true};
       r = ep_inventory_add_host(ob->inv, &spec, &added[k]);
       if (r < 0) break;
@@ -364,7 +360,7 @@ int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_se
   }
   if (config->onboarding_create_nodes) { /* the management listener's token rules */
     int r = config->operator_token_file
-                ? ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX, true)
+                ? ep_read_secret_file(&ob->operator_token, config->operator_token_file, EP_OPERATOR_TOKEN_MAX)
                 : ep_error_set(EP_EINVAL, "onboarding.create_nodes needs auth.operator_token_file");
     if (r == 0 && strlen(ob->operator_token) < EP_OPERATOR_TOKEN_MIN)
       r = ep_error_set(EP_EINVAL, "%s: the operator token is shorter than %d characters", config->operator_token_file,

@@ -8,10 +8,9 @@
 #include "runtime/config.h"
 #include "provisioning/inventory.h"
 #include "runtime/plugin_loader.h"
+#include "net/node_api.h"
 #include "net/rpc.h"
 
-#define EP_ONBOARDING_SERVICE_STREAM "/onboardingmgr.v1.NonInteractiveOnboardingService/OnboardNodeStream"
-#define EP_ONBOARDING_SERVICE_CREATE "/onboardingmgr.v1.InteractiveOnboardingService/CreateNodes"
 
 typedef struct ep_onboarding ep_onboarding;
 

@@ -7,7 +7,6 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "northbound/mgmt_server.h"
 #include "southbound/node_service.h"
 #include "southbound/onboarding.h"
 #include "net/rpc.h"
@@ -36,7 +35,7 @@ static int listen_southbound(ep_southbound *sb, const ep_config *config) {
     return ep_rpc_server_listen(sb->rpc, config->listen_grpc, NULL, &sb->port);
   }
   char *cert = NULL, *key = NULL;
-  int r = ep_read_tls_files(config, &cert, &key);
+  int r = ep_config_read_tls_files(config, &cert, &key);
   ep_rpc_tls tls = {.cert_pem = cert, .key_pem = key};
   if (r == 0) r = ep_rpc_server_listen(sb->rpc, config->listen_grpc, &tls, &sb->port);
   if (key) explicit_bzero(key, strlen(key));

@@ -11,7 +11,6 @@
 
 #include "base/error.h"
 #include "base/log.h"
-#include "northbound/mgmt.h"
 #include "southbound/node_auth.h"
 #include "southbound/node_service.h"
 #include "runtime/plugin_loader.h"

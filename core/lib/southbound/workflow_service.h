@@ -10,11 +10,10 @@
 #define EP_CORE_WORKFLOW_SERVICE_H
 
 #include "provisioning/inventory.h"
+#include "net/node_api.h"
 #include "net/rpc.h"
 
 struct ep_plugin_set;
-
-#define EP_WORKFLOW_SERVICE_RUN "/edgeprov.v1.WorkflowService/Run"
 
 typedef struct ep_workflow_service ep_workflow_service;
 

@@ -1,0 +1,18 @@
+/* core: reading the small text files a site names (certificates, keys, tokens, cloud-init
+ * fragments): bounded, regular files only, never through a symbolic link. */
+#ifndef EP_CORE_FILES_H
+#define EP_CORE_FILES_H
+
+#include <stddef.h>
+
+typedef enum {
+  EP_FILE_ANY_ACCESS, /* any permissions (a certificate, a CA, a fragment) */
+  EP_FILE_OWNER_ONLY, /* refused (EP_EPERM) when group or others may read it: it holds a secret */
+} ep_file_access;
+
+/* Reads path: a regular file of at most max bytes (not a symbolic link), with the access
+ * rule given. Trailing whitespace is dropped. Errors name the path and the reason. The caller
+ * frees *out (and clears it first when it holds a secret). */
+int ep_read_text_file(char **out, const char *path, size_t max, ep_file_access access);
+
+#endif

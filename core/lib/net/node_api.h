@@ -1,0 +1,17 @@
+/* core: the wire constants of the node API, shared by its server (southbound/) and its client
+ * (the agent): method paths, the bearer token's audience and bounds. */
+#ifndef EP_CORE_NODE_API_H
+#define EP_CORE_NODE_API_H
+
+/* onboardingmgr.v1: wire-compatible with the reference Onboarding Manager. */
+#define EP_ONBOARDING_SERVICE_STREAM "/onboardingmgr.v1.NonInteractiveOnboardingService/OnboardNodeStream"
+#define EP_ONBOARDING_SERVICE_CREATE "/onboardingmgr.v1.InteractiveOnboardingService/CreateNodes"
+/* edgeprov.v1: calls an onboarded node makes with its bearer token. */
+#define EP_NODE_SERVICE_REPORT_STATUS "/edgeprov.v1.NodeService/ReportStatus"
+#define EP_WORKFLOW_SERVICE_RUN "/edgeprov.v1.WorkflowService/Run"
+
+#define EP_NODE_AUDIENCE "edgeprov" /* the audience southbound tokens must carry */
+#define EP_NODE_TOKEN_MAX 8192      /* longest bearer token accepted */
+#define EP_NODE_STATUS_MAX 128      /* longest status text a node may report */
+
+#endif
