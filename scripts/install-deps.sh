@@ -13,6 +13,8 @@ packages=(
   libyaml-dev
   # tests (clang and its runtime for the libFuzzer targets)
   libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
+  # scripts/check-layers.py and the tests' small helpers (free ports, JSON)
+  python3
   # cloud-init: its schema check validates the rendered user-data (brings python3-yaml)
   cloud-init
   # the image.stream, disk.erase and node actions tests: a real HTTP(S) server and proxy,

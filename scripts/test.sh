@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what is needed, then builds edgeprov twice, plainly and with
-# AddressSanitizer + UndefinedBehaviorSanitizer, and runs the whole suite (ctest) in both;
+# The test command: installs what is needed, checks the layers of core/lib, then builds
+# edgeprov twice, plainly and with AddressSanitizer + UndefinedBehaviorSanitizer, and runs
+# the whole suite (ctest) in both;
 # then boots QEMU virtual edge nodes end to end (tests/e2e), then runs the libFuzzer targets
 # of tests/fuzz for a bounded time each.
 # Usage: scripts/test.sh            (build trees go to build/release and build/sanitize)
@@ -8,6 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
+
+# The layers of core/lib (README, "Layout"): no include upwards or sideways, no cycle.
+python3 scripts/check-layers.py
 
 jobs=$(nproc)
 run_suite() {

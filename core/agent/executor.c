@@ -128,7 +128,7 @@ static void *watchdog_main(void *arg) {
   return NULL;
 }
 
-/* The ${node.*} variables: core/lib/workflow.c's node_variables lists the same names. */
+/* The ${node.*} variables: core/lib/provisioning/workflow.c's node_variables lists the same names. */
 static const char *lookup_node(void *data, const char *name) {
   const ep_executor_node *node = data;
   if (!strcmp(name, "node.client_id")) return node->client_id;

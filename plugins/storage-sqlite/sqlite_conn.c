@@ -129,7 +129,7 @@ int sqs_conn_open(sqs_conn **out, const char *path, int busy_timeout_ms, bool re
        * holding back checkpoints) would leave it large for good. The writer truncates it to
        * this after each reset: twice the 1000-page auto-checkpoint, so steady writes never pay
        * for a truncation. The main file needs nothing: pages the change-log compaction frees
-       * are reused by later writes (see core/lib/housekeeping.c). */
+       * are reused by later writes (see core/lib/provisioning/housekeeping.c). */
       (!reader && (r = run_pragma(conn, "PRAGMA journal_size_limit=" SQS_STR(SQS_WAL_SIZE_LIMIT), NULL, err)) < 0) ||
       (reader && (r = run_pragma(conn, "PRAGMA query_only=1", NULL, err)) < 0))
     goto fail;

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/action.c: finding, parameter validation and running node actions
+/* Unit tests of core/lib/runtime/action.c: finding, parameter validation and running node actions
  * of the real test plugin alpha. */
 #include <setjmp.h>
 #include <stdarg.h>

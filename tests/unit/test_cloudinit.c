@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/cloudinit.c: NoCloud user-data and meta-data, read back with libyaml,
+/* Unit tests of core/lib/provisioning/cloudinit.c: NoCloud user-data and meta-data, read back with libyaml,
  * checked by Debian's cloud-init schema validator and by PyYAML (the loader cloud-init uses). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/config.c (and the config side of site.c): core keys, defaults,
+/* Unit tests of core/lib/runtime/config.c (and the config side of site.c): core keys, defaults,
  * file:line diagnostics, did-you-mean, plugin sections checked against declared settings. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/fields.c: declarations, value validation, typed lookup. */
+/* Unit tests of core/lib/base/fields.c: declarations, value validation, typed lookup. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/inventory.c on the real storage-sqlite plugin: validation, unique
+/* Unit tests of core/lib/provisioning/inventory.c on the real storage-sqlite plugin: validation, unique
  * UUID and serial, paging, transitions, instances, events. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/ratelimit.c: per-key token buckets with a bounded key table. */
+/* Unit tests of core/lib/base/ratelimit.c: per-key token buckets with a bounded key table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/rpc.c: a real gRPC server and client on loopback and on a UNIX
+/* Unit tests of core/lib/net/rpc.c: a real gRPC server and client on loopback and on a UNIX
  * socket, in plaintext and TLS (certificates made with the openssl CLI at test time). */
 #include <arpa/inet.h>
 #include <netinet/in.h>

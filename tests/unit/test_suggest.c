@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/suggest.c: "did you mean" for misspelt names. */
+/* Unit tests of core/lib/base/suggest.c: "did you mean" for misspelt names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

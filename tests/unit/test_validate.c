@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/validate.c: identity fields with the reference system's rules. */
+/* Unit tests of core/lib/base/validate.c: identity fields with the reference system's rules. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

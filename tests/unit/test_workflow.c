@@ -1,4 +1,4 @@
-/* Unit tests of core/lib/workflow.c: template variables, report rules, status texts. */
+/* Unit tests of core/lib/provisioning/workflow.c: template variables, report rules, status texts. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
