@@ -5,8 +5,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+scratch
 unset EDGEPROV_CONFIG
 prefix=$tmp/prefix
 
