@@ -6,10 +6,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 
 # make_node DIR UUID SERIAL MAC IP: a sysroot as the agent reads it on a real node.
@@ -175,7 +172,7 @@ $E host show $U1 --json >"$tmp/show.json"
 $E events --json >"$tmp/events.json"
 check "not in host show" lacks "$tmp/show.json" "$secret"
 check "not in events" lacks "$tmp/events.json" "$secret"
-check "not in any daemon or agent log" sh -c "! grep -rqF -- '$secret' $tmp/*.log"
-check "not in the store" sh -c "! grep -rqaF -- '$secret' $tmp/zt-data"
+check "not in any daemon or agent log" absent -rF -- "$secret" "$tmp"/*.log
+check "not in the store" absent -raF -- "$secret" "$tmp/zt-data"
 
 finish

@@ -10,10 +10,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"; }
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 make_test_tls "$tmp"
 grpc=$(free_port) https=$(free_port)

@@ -7,8 +7,7 @@
 set -u
 src=$1 build=$2 driver=$3
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+scratch
 plugin=$build/lib/edgeprov/plugins/boot-usb.so
 export MTOOLS_SKIP_CHECK=1
 

@@ -6,8 +6,7 @@ src=$1 build=$2 mixed=$3 required=$4
 . "$src/tests/integration/lib.sh"
 edgeprov=$build/bin/edgeprov
 edgeprovd=$build/bin/edgeprovd
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+scratch
 unset EDGEPROV_CONFIG
 # Every site below also loads the in-tree plugins (edgeprovd needs a storage plugin) and
 # keeps its data and socket in the temporary directory.

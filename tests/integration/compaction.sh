@@ -8,13 +8,7 @@ src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 edgeprov=$build/bin/edgeprov
 plugins=$build/lib/edgeprov/plugins
-tmp=$(mktemp -d)
-daemon=
-cleanup() {
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 
 size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }

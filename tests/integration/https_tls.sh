@@ -9,10 +9,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 
 ( cd "$tmp" && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=edgeprov-tls-ca &&

@@ -6,16 +6,9 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-pids=()
+scratch
 loop=
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  wait 2>/dev/null
-  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+on_exit() { [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null; }
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 
 chmod 755 "$tmp" # nginx workers run as nobody

@@ -7,14 +7,7 @@ src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 edgeprov=$build/bin/edgeprov
 plugins=$build/lib/edgeprov/plugins
-tmp=$(mktemp -d)
-daemon=
-cleanup() {
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  [ -n "${follower:-}" ] && kill "$follower" 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 
 
@@ -34,6 +27,7 @@ check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 check "socket is 0660" test "$(stat -c %a "$tmp/run/mgmt.sock")" = 660
 $E events --follow >"$tmp/events" 2>&1 &
 follower=$!
+pids+=($follower)
 
 check "host add" run_status 0 "$tmp/out" $E host add --uuid $U1 --serial ABC12345 --mac 52-54-00-12-34-56 --os ubuntu-22.04
 check "host add says desired state" contains "$tmp/out" "host $U1 added (desired REGISTERED)"
@@ -85,7 +79,7 @@ check "events in revision order" sh -c "cut -d' ' -f1 '$tmp/events' | sort -n -c
 check "edgeprovd stops cleanly with a stream open" stop_daemon
 wait "$follower"
 check "events --follow ends when the daemon stops" test $? -eq 0
-follower=
+pids=()
 
 # Restart: the inventory is still there.
 check "edgeprovd restarts" start_daemon "$tmp/site.conf" "$tmp/daemon2.log"

@@ -8,10 +8,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/keycloak_server.mjs" "$src/tests/interop/node_call.mjs" "$modules/"
@@ -206,6 +203,7 @@ check "not set up: edgeprov plugins list still works" run_status 0 "$tmp/out" $b
 check "not set up: auth-keycloak is left off, with the reason" contains "$tmp/out" "why: not set up: needs setting 'base_url'"
 check "not set up: auth-local serves identity" grep -qE "^auth-local +[0-9.]+ +active" "$tmp/out"
 
-check "no secret or token in the daemon logs" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' -e '$good' $tmp/daemon.log $tmp/daemon2.log $tmp/wrong.log"
-check "no secret or token in Keycloak's log" sh -c "! grep -qF -e '$secret' -e '$admin_secret' -e '$token' $tmp/keycloak.log"
+check "no secret or token in the daemon logs" absent -F -e "$secret" -e "$admin_secret" -e "$token" -e "$good" \
+  "$tmp/daemon.log" "$tmp/daemon2.log" "$tmp/wrong.log"
+check "no secret or token in Keycloak's log" absent -F -e "$secret" -e "$admin_secret" -e "$token" "$tmp/keycloak.log"
 finish

@@ -1,7 +1,26 @@
 # Shared helpers of the integration tests: checks that count, and a summary line.
-# Each test script sources this, calls check/expect_*, and ends with `finish`.
+# Each test script sources this, calls scratch, then check/expect_*, and ends with `finish`.
 passed=0
 failed=0
+
+# scratch: the start every test script shares: a fresh directory in $tmp, and on exit (however the
+# script ends) $daemon (start_daemon's) and every pid in $pids (the script adds there the other
+# background processes it starts) are killed and waited for, the script's on_exit function runs
+# when it defines one (for what else it must undo, e.g. loop devices), and $tmp is removed;
+# KEEP=1 (or KEEP_TMP=1) keeps it, and says where.
+scratch() {
+  tmp=$(mktemp -d)
+  pids=()
+  daemon=
+  trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+  local p
+  for p in ${daemon:-} "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  if declare -F on_exit >/dev/null; then on_exit; fi
+  if [ -n "${KEEP:-}${KEEP_TMP:-}" ]; then echo "kept $tmp"; else rm -rf "$tmp"; fi
+}
 
 # check NAME COMMAND...: passes when COMMAND succeeds.
 check() {
@@ -18,14 +37,35 @@ check() {
 
 # contains FILE TEXT: the file holds TEXT verbatim (prints the file when not).
 contains() {
-  if grep -qF -- "$2" "$1"; then return 0; fi
-  echo "---- $1 lacks: $2"
-  sed 's/^/    /' "$1"
+  grep -qF -- "$2" "$1"
+  local status=$?
+  case $status in
+    0) return 0 ;;
+    1) echo "---- $1 lacks: $2"; sed 's/^/    /' "$1" ;;
+    *) echo "---- cannot read $1 (grep exit status $status)" ;;
+  esac
   return 1
 }
 
-# lacks FILE TEXT: the file does not hold TEXT.
-lacks() { ! grep -qF -- "$2" "$1"; }
+# absent GREP_ARGS...: `grep -q GREP_ARGS` finds nothing, which is its exit status 1 and no other:
+# a match fails, naming the files that hold it (never the text: it may be a secret), and so does a
+# grep error (status 2: a missing or unreadable file, which grep names), that `! grep` would take
+# for "absent".
+absent() {
+  grep -q "$@"
+  local status=$?
+  [ "$status" -eq 1 ] && return 0
+  if [ "$status" -eq 0 ]; then
+    echo "---- found where it must be absent, in:"
+    grep -l "$@" | sed 's/^/    /'
+  else
+    echo "---- grep failed (exit status $status, the file named above), so nothing shows the text absent"
+  fi
+  return 1
+}
+
+# lacks FILE TEXT: the file does not hold TEXT (and can be read: see absent).
+lacks() { absent -F -- "$2" "$1"; }
 
 # run_status EXPECTED OUTFILE COMMAND...: runs COMMAND with stdout+stderr to OUTFILE and
 # checks its exit status.
@@ -54,7 +94,7 @@ make_test_tls() {
   chmod 600 "$1/tls.key"
 }
 
-# start_daemon CONFIG LOG: edgeprovd in the background (pid in $daemon, which the caller's
+# start_daemon CONFIG LOG: edgeprovd in the background (pid in $daemon, which scratch's
 # cleanup kills), waiting until it is ready; prints its log when it does not get there.
 # stop_daemon: SIGTERM, and its exit status. Needs: build.
 start_daemon() {

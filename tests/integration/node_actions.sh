@@ -7,19 +7,17 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
+scratch
 loop=
 # Detaches whatever a failed run might have left on the test's images (the checks below
 # already counted it as a failure).
-cleanup() {
+on_exit() {
   local dev
   for dev in $(losetup -a | grep -F "$tmp/" | cut -d: -f1); do
     grep -q "^$dev " /proc/mounts && umount "$(grep "^$dev " /proc/mounts | cut -d' ' -f2)"
     losetup -d "$dev" 2>/dev/null
   done
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
 
 printf 'paths = { data = "%s/data"; plugins = [ "%s/lib/edgeprov/plugins" ]; };\n' "$tmp" "$build" >"$tmp/site.conf"

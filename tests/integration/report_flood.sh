@@ -10,10 +10,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-daemon=
-cleanup() { [ -n "$daemon" ] && kill "$daemon" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
+scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/flood_call.mjs" "$modules/"
@@ -24,10 +21,7 @@ one_action_site "$tmp"
 # EP_FLOOD_LIMITS: extra settings for a run by hand, e.g. 'limits = { node_reports_per_s = 0; node_log_lines_per_s = 0; };'
 # shows the old, unlimited behaviour (the test then fails).
 [ -n "${EP_FLOOD_LIMITS:-}" ] && printf '%s\n' "$EP_FLOOD_LIMITS" >>"$tmp/site.conf"
-"$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
-daemon=$!
-ready() { for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && return 0; sleep 0.05; done; return 1; }
-check "edgeprovd starts" ready
+check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 
 U=dddddddd-0000-4000-8000-000000000003

@@ -5,8 +5,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+scratch
 unset EDGEPROV_CONFIG
 prefix=$tmp/prefix
 
@@ -22,9 +21,15 @@ check "pkg-config include dir holds the SDK" test "$(realpath "$incdir")" = "$(r
 # The example is copied away from the source tree so only the installed SDK can serve it.
 cp -r "$src/sdk/examples/sha256-verify" "$tmp/example"
 check "example configures against the installed SDK" run_status 0 "$tmp/out" \
-  cmake -S "$tmp/example" -B "$tmp/example-build" -DCMAKE_PREFIX_PATH="$prefix"
+  cmake -S "$tmp/example" -B "$tmp/example-build" -DCMAKE_PREFIX_PATH="$prefix" -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
 check "example builds" run_status 0 "$tmp/out" cmake --build "$tmp/example-build"
-check "example uses only installed headers" lacks "$tmp/example-build/compile_commands.json" "$src/sdk" 2>/dev/null
+# Its compile command shows which headers it was built against: the installed ones, and none of
+# the source or build tree (where a CMake package registry or a stray path could lead it).
+commands=$tmp/example-build/compile_commands.json
+check "example build wrote its compile commands" test -s "$commands"
+check "example compiles against the installed include dir" contains "$commands" "$prefix/include"
+check "example uses no header of the source tree" lacks "$commands" "$src/sdk"
+check "example uses nothing of the build tree" lacks "$commands" "$build/"
 check "example installs into the plugin dir" run_status 0 "$tmp/out" cmake --install "$tmp/example-build"
 check "plugin exports only its entry" test "$(nm -D --defined-only "$prefix/lib/edgeprov/plugins/example-sha256.so" \
   | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^_' | tr '\n' ' ')" = "ep_plugin "

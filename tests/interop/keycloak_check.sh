@@ -9,13 +9,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-server=
-cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
+scratch
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/keycloak_server.mjs" "$modules/"
 
@@ -29,6 +23,7 @@ chmod 600 "$tmp/admin.secret"
 node "$modules/keycloak_server.mjs" --cert "$tmp/tls.pem" --key "$tmp/tls.key" --realm $realm \
   --admin-client-id $admin_id --admin-secret-file "$tmp/admin.secret" --port-file "$tmp/port" 2>"$tmp/server.log" &
 server=$!
+pids+=($server)
 for _ in $(seq 200); do [ -s "$tmp/port" ] && break; sleep 0.05; done
 check "the stand-in writes its port file" test -s "$tmp/port"
 [ -s "$tmp/port" ] || { sed 's/^/    /' "$tmp/server.log"; finish; exit 1; }
@@ -192,6 +187,6 @@ check "a token is not in the log" lacks "$tmp/server.log" "$token"
 kill -TERM "$server"
 wait "$server"
 status=$?
-server=
+pids=()
 check "SIGTERM: exits 0" is "$status" 0
 finish

@@ -7,9 +7,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-daemon=
-trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$tmp"' EXIT
+scratch
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/verify_token.mjs" "$src/tests/interop/node_call.mjs" "$src/tests/interop/sign_token.mjs" "$modules/"
 
@@ -21,9 +19,7 @@ paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
 plugins = { enabled = [ "storage-sqlite", "auth-local" ]; };
 tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; };
 CONF
-"$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && break; sleep 0.05; done
+start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 U=cccccccc-0000-4000-8000-000000000001
 $E host add --uuid $U --serial TOKENSER1 --auto-onboard >/dev/null

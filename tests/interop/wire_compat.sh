@@ -6,9 +6,7 @@
 set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
-tmp=$(mktemp -d)
-daemon=
-trap '[ -n "$daemon" ] && kill "$daemon" 2>/dev/null; rm -rf "$tmp"' EXIT
+scratch
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/onboard.js" "$src/tests/interop/onboarding_client.proto" "$modules/"
 
@@ -18,9 +16,7 @@ listen = { management = "unix:$tmp/mgmt.sock"; grpc = "127.0.0.1:$port"; https =
 paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
 plugins = { enabled = [ "storage-sqlite", "auth-local" ]; };
 CONF
-"$build/bin/edgeprovd" --config "$tmp/site.conf" >"$tmp/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/daemon.log" && break; sleep 0.05; done
+start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 
 U=33333333-3333-4333-8333-333333333333
 node "$modules/onboard.js" "127.0.0.1:$port" $U NODE0001 52:54:00:00:00:33 10.0.2.33 >"$tmp/client.out" 2>&1 &

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,6 +57,17 @@ static inline char *tu_slurp(const char *path) {
   if (text) text[n] = '\0';
   fclose(f);
   return text;
+}
+
+/* The exit status of `grep -rqaF -- text dir`: 0 when a file under dir holds text, 1 when none does,
+ * 2 when grep failed (dir missing or unreadable), -1 when it did not run or text or dir holds a single
+ * quote. A test that text is stored nowhere asserts exactly 1: "not 0" would pass on a missing dir. */
+static inline int tu_grep_tree(const char *dir, const char *text) {
+  char *cmd = NULL;
+  if (strchr(dir, '\'') || strchr(text, '\'') || asprintf(&cmd, "grep -rqaF -- '%s' '%s'", text, dir) < 0) return -1;
+  int status = system(cmd);
+  free(cmd);
+  return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* True when diags holds a diagnostic at line (0: any line) whose message contains text. */
