@@ -6,8 +6,7 @@ set -u
 src=$1
 . "$src/tests/integration/lib.sh"
 checker=$src/scripts/check-layers.py
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+scratch
 
 check "the tree keeps its layers" run_status 0 "$tmp/out" python3 "$checker" "$src"
 
