@@ -1,7 +1,7 @@
 /* edgeprov-agent: the node agent. In the Micro-OS it discovers the node, onboards it at the
  * orchestrator (onboardingmgr.v1 OnboardNodeStream), keeps the credentials it receives,
  * obtains a bearer token with them (OAuth2 client-credentials grant) and reports in on the
- * node API with that token. */
+ * node API with that token. main: the options (agent_args.c), check_options, then run. */
 #define _GNU_SOURCE /* explicit_bzero, getrandom */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "agent_args.h"
 #include "runtime/config.h"
 #include "base/diag.h"
 #include "discovery.h"
@@ -38,61 +39,13 @@
 #define CREDENTIALS_FILE "credentials"
 #define CREDENTIAL_MAX 512         /* longest client_id, client_secret or project_id kept */
 #define TOKEN_ATTEMPTS_MAX 8       /* token requests before giving up on a reachable server */
-#define TOKEN_PORT_DEFAULT "8443"  /* listen.https's default port */
 #define WORKFLOW_ATTEMPTS_MAX 20   /* reconnections of the workflow stream before giving up */
 
-static const char usage_text[] =
-    "Usage: edgeprov-agent --orchestrator HOST:PORT [--ca FILE] [--token-url URL] [--sysroot DIR]\n"
-    "                      [--state-dir DIR] [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS]\n"
-    "                      [--plugins DIR] [--target-disk PATH] [--efivars DIR]\n"
-    "                      [--no-reboot | --onboard-only | --installed [--seed FILE]]\n"
-    "                      [--log-level LEVEL]\n"
-    "\n"
-    "Discovers this node (SMBIOS UUID and serial, MACs, IPs, disks, CPUs, memory), onboards it at\n"
-    "the orchestrator and stores the credentials it receives (mode 0600) in the state directory.\n"
-    "While the node is unknown or waits for approval it asks again, backing off from 2 s to 32 s\n"
-    "with jitter. With its credentials it obtains a bearer token at the token URL (OAuth2\n"
-    "client-credentials grant), reports in on the orchestrator's node API, then receives the\n"
-    "node's workflow and runs it (erase, stream the OS image, write cloud-init, ..., restart),\n"
-    "reporting every action; after a crash or restart it resumes where it stopped.\n"
-    "\n"
-    "  --orchestrator HOST:PORT  the orchestrator's onboarding service\n"
-    "  --ca FILE                 CA that signed the orchestrator's certificate (TLS); required\n"
-    "                            unless the orchestrator is on loopback\n"
-    "  --sysroot DIR             read sysfs and procfs under DIR (default /)\n"
-    "  --token-url URL           the identity provider's token endpoint (default\n"
-    "                            https://HOST:" TOKEN_PORT_DEFAULT "/oauth2/token, HOST from --orchestrator)\n"
-    "  --state-dir DIR           where the credentials are kept (default /var/lib/edgeprov-agent)\n"
-    "  --plugins DIR             the node-side plugins (default: <bin>/../lib/edgeprov/plugins)\n"
-    "  --target-disk PATH        the disk the workflow provisions (default: the first fixed disk)\n"
-    "  --efivars DIR             the firmware's variables (default /sys/firmware/efi/efivars); the\n"
-    "                            credentials are kept there too until the workflow is done, so\n"
-    "                            a restart of the Micro-OS resumes without onboarding again\n"
-    "  --no-reboot               when the workflow asks for a restart, say so and exit instead\n"
-    "  --onboard-only            stop after onboarding and reporting in (no workflow)\n"
-    "  --installed               on the installed OS: report the Instance RUNNING and exit\n"
-    "  --seed FILE               with --installed, on an image without cloud-init: take the\n"
-    "                            orchestrator, token URL, CA and credentials from the NoCloud\n"
-    "                            user-data edgeprov wrote (mode 0600); given options win\n"
-    "  --host-ip IP              report this IP instead of the discovered one\n";
-
+/* The agent as it runs: its options, settled by check_options (defaults, the seed's settings),
+ * and what it read. */
 typedef struct agent {
-  const char *orchestrator;
-  const char *ca_file;
+  ep_agent_options opt;
   char *ca_pem;
-  char token_url[1024];
-  const char *sysroot;
-  const char *state_dir;
-  const char *host_ip;
-  int backoff_ms;
-  int backoff_max_ms;
-  const char *plugin_dir;  /* the node-side plugins (actions); NULL: next to the program */
-  const char *target_disk; /* ${node.target_disk}; NULL: the actions pick the first fixed disk */
-  const char *efivars_dir; /* ${node.efivars_dir} */
-  bool no_reboot;
-  bool onboard_only;
-  bool installed;
-  const char *seed_file; /* --seed: NoCloud user-data to take settings and credentials from */
   char seed_orchestrator[EP_CLOUDINIT_ORCHESTRATOR_MAX + 1];
   char seed_ca_file[1024]; /* the seed's CA, written to the state directory for the token request */
   ep_discovery node;
@@ -100,9 +53,9 @@ typedef struct agent {
 
 /* Sleeps for the attempt's backoff: base doubling up to max, with the upper half jittered. */
 static void back_off(const agent *a, int attempt) {
-  long delay = a->backoff_ms;
-  for (int i = 0; i < attempt && delay < a->backoff_max_ms; i++) delay *= 2;
-  if (delay > a->backoff_max_ms) delay = a->backoff_max_ms;
+  long delay = a->opt.backoff_ms;
+  for (int i = 0; i < attempt && delay < a->opt.backoff_max_ms; i++) delay *= 2;
+  if (delay > a->opt.backoff_max_ms) delay = a->opt.backoff_max_ms;
   unsigned int r = 0;
   if (getrandom(&r, sizeof r, 0) != sizeof r) r = (unsigned int)time(NULL);
   long sleep_ms = delay / 2 + (long)(r % (unsigned int)(delay / 2 + 1));
@@ -127,7 +80,9 @@ static int write_file_atomic(const char *path, const char *text, mode_t mode) {
   return 0;
 }
 
-static const char *efivars_dir(const agent *a) { return a->efivars_dir ? a->efivars_dir : "/sys/firmware/efi/efivars"; }
+static const char *efivars_dir(const agent *a) {
+  return a->opt.efivars_dir ? a->opt.efivars_dir : "/sys/firmware/efi/efivars";
+}
 
 /* Stores the credentials in the state directory (created 0700), mode 0600; with
  * in_firmware, also in a UEFI variable (firmware_store.h): the Micro-OS runs from RAM and the
@@ -136,10 +91,10 @@ static const char *efivars_dir(const agent *a) { return a->efivars_dir ? a->efiv
  * without (an operator re-arms it after such a restart). */
 static int store_credentials(const agent *a, const char *client_id, const char *client_secret, const char *project_id,
                              bool in_firmware) {
-  if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
-    return ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
+  if (mkdir(a->opt.state_dir, 0700) < 0 && errno != EEXIST)
+    return ep_error_set(-errno, "cannot create %s: %s", a->opt.state_dir, strerror(errno));
   char path[1024], text[3 * CREDENTIAL_MAX + 64];
-  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  snprintf(path, sizeof path, "%s/%s", a->opt.state_dir, CREDENTIALS_FILE);
   int len = snprintf(text, sizeof text, "client_id=%s\nclient_secret=%s\nproject_id=%s\n", client_id, client_secret,
                      project_id);
   int r = len > 0 && (size_t)len < sizeof text ? write_file_atomic(path, text, 0600) : EP_ERANGE;
@@ -155,11 +110,11 @@ static int restore_credentials(const agent *a) {
   char *text = NULL, path[1024];
   int r = ep_firmware_store_get(efivars_dir(a), &text);
   if (r < 0) return r;
-  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  snprintf(path, sizeof path, "%s/%s", a->opt.state_dir, CREDENTIALS_FILE);
   if (!strstr(text, "client_id=") || !strstr(text, "client_secret="))
     r = ep_error_set(EP_EINVAL, "efivars: %s holds no credentials", EP_FIRMWARE_CREDENTIALS);
-  else if (mkdir(a->state_dir, 0700) < 0 && errno != EEXIST)
-    r = ep_error_set(-errno, "cannot create %s: %s", a->state_dir, strerror(errno));
+  else if (mkdir(a->opt.state_dir, 0700) < 0 && errno != EEXIST)
+    r = ep_error_set(-errno, "cannot create %s: %s", a->opt.state_dir, strerror(errno));
   else
     r = write_file_atomic(path, text, 0600);
   explicit_bzero(text, strlen(text));
@@ -172,7 +127,7 @@ static int restore_credentials(const agent *a) {
 static int onboard_once(agent *a, int *attempt) {
   ep_rpc_channel *channel = NULL;
   ep_rpc_tls tls = {.ca_pem = a->ca_pem};
-  if (ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0) < 0) return 0;
+  if (ep_rpc_channel_new(&channel, a->opt.orchestrator, a->ca_pem ? &tls : NULL, 0) < 0) return 0;
   ep_rpc_stream *stream = NULL;
   int result = 0;
   if (ep_rpc_stream_open(&stream, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, 0) < 0) {
@@ -183,7 +138,7 @@ static int onboard_once(agent *a, int *attempt) {
   req.uuid = a->node.uuid;
   req.serialnum = a->node.serial;
   req.mac_id = a->node.primary_mac;
-  req.host_ip = (char *)(a->host_ip ? a->host_ip : a->node.primary_ip);
+  req.host_ip = (char *)(a->opt.host_ip ? a->opt.host_ip : a->node.primary_ip);
   uint8_t buf[512];
   size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf);
   for (;;) {
@@ -204,7 +159,7 @@ static int onboard_once(agent *a, int *attempt) {
       result = store_credentials(a, resp->client_id, resp->client_secret, resp->project_id, true) < 0 ? -1 : 1;
       if (result == 1)
         ep_log(EP_LOG_INFO, "agent", "onboarded as %s (project %s); credentials in %s/%s", resp->client_id,
-               resp->project_id, a->state_dir, CREDENTIALS_FILE);
+               resp->project_id, a->opt.state_dir, CREDENTIALS_FILE);
       explicit_bzero(resp->client_secret, strlen(resp->client_secret));
       onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
       break;
@@ -219,7 +174,7 @@ static int onboard_once(agent *a, int *attempt) {
   ep_rpc_result status;
   ep_rpc_stream_close(stream, &status);
   if (result == 0 && status.status != EP_STATUS_OK)
-    ep_log(EP_LOG_WARN, "agent", "onboarding at %s: %s: %s", a->orchestrator, ep_status_name(status.status),
+    ep_log(EP_LOG_WARN, "agent", "onboarding at %s: %s: %s", a->opt.orchestrator, ep_status_name(status.status),
            status.message);
   ep_rpc_channel_free(channel);
   return result;
@@ -233,7 +188,7 @@ typedef struct credentials {
 
 static int load_credentials(const agent *a, credentials *out) {
   char path[1024], *text = NULL;
-  snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+  snprintf(path, sizeof path, "%s/%s", a->opt.state_dir, CREDENTIALS_FILE);
   int r = ep_read_secret_file(&text, path, 4 * CREDENTIAL_MAX);
   if (r < 0) return r;
   memset(out, 0, sizeof *out);
@@ -253,8 +208,8 @@ static int load_credentials(const agent *a, credentials *out) {
 static int request_token(const agent *a, const credentials *c, char *token, size_t cap) {
   static const char form[] = "grant_type=client_credentials";
   const char *headers[] = {"Content-Type: application/x-www-form-urlencoded", "Accept: application/json", NULL};
-  ep_http_call call = {.method = "POST", .url = a->token_url, .headers = headers, .body = (const uint8_t *)form,
-                       .body_len = sizeof form - 1, .ca_file = a->ca_file, .basic_user = c->client_id,
+  ep_http_call call = {.method = "POST", .url = a->opt.token_url, .headers = headers, .body = (const uint8_t *)form,
+                       .body_len = sizeof form - 1, .ca_file = a->opt.ca_file, .basic_user = c->client_id,
                        .basic_password = c->client_secret, .timeout_ms = 15000, .response_max = 64 * 1024};
   ep_http_reply reply;
   int r = ep_http_perform(&call, &reply);
@@ -263,11 +218,12 @@ static int request_token(const agent *a, const credentials *c, char *token, size
   json_t *doc = reply.status == 200 ? json_loadb(reply.body, reply.len, 0, &err) : NULL;
   const char *value = json_string_value(json_object_get(doc, "access_token"));
   if (reply.status == 400 || reply.status == 401)
-    r = ep_error_set(EP_EPERM, "%s refused the credentials of %s (HTTP %d)", a->token_url, c->client_id, reply.status);
+    r = ep_error_set(EP_EPERM, "%s refused the credentials of %s (HTTP %d)", a->opt.token_url, c->client_id,
+                     reply.status);
   else if (reply.status != 200)
-    r = ep_error_set(EP_EIO, "%s answered HTTP %d", a->token_url, reply.status);
+    r = ep_error_set(EP_EIO, "%s answered HTTP %d", a->opt.token_url, reply.status);
   else if (!value || !*value || strlen(value) >= cap || strlen(value) > EP_NODE_TOKEN_MAX)
-    r = ep_error_set(EP_EIO, "%s: the answer holds no usable access_token", a->token_url);
+    r = ep_error_set(EP_EIO, "%s: the answer holds no usable access_token", a->opt.token_url);
   else
     memcpy(token, value, strlen(value) + 1);
   json_decref(doc);
@@ -279,7 +235,7 @@ static int request_token(const agent *a, const credentials *c, char *token, size
 static int report_status(const agent *a, const char *token, const char *status, bool installed) {
   ep_rpc_channel *channel = NULL;
   ep_rpc_tls tls = {.ca_pem = a->ca_pem};
-  int r = ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0);
+  int r = ep_rpc_channel_new(&channel, a->opt.orchestrator, a->ca_pem ? &tls : NULL, 0);
   if (r < 0) return r;
   char bearer[EP_NODE_TOKEN_MAX + 16];
   snprintf(bearer, sizeof bearer, "Bearer %s", token);
@@ -313,7 +269,7 @@ static int obtain_token(agent *a, const credentials *c, char *token) {
     ep_log(EP_LOG_WARN, "agent", "no token yet: %s; asking again", ep_error_message());
     back_off(a, attempt);
   }
-  if (r == 0) ep_log(EP_LOG_INFO, "agent", "obtained a bearer token at %s", a->token_url);
+  if (r == 0) ep_log(EP_LOG_INFO, "agent", "obtained a bearer token at %s", a->opt.token_url);
   return r;
 }
 
@@ -332,7 +288,7 @@ static int report_with_retries(agent *a, const char *token, const char *status, 
 
 /* Restarts the node as an action asked, unless --no-reboot. */
 static int restart_node(const agent *a, const char *mode) {
-  if (a->no_reboot) {
+  if (a->opt.no_reboot) {
     ep_log(EP_LOG_INFO, "agent", "workflow done; the workflow asks for a %s: not restarting (--no-reboot)", mode);
     return 0;
   }
@@ -352,9 +308,9 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
   ep_diags diags = {0};
   ep_site *site = NULL;
   char data_dir[1100];
-  snprintf(data_dir, sizeof data_dir, "%s/plugin-data", a->state_dir);
-  char *default_dir = a->plugin_dir ? NULL : ep_config_default_plugin_dir();
-  const char *plugin_dir = a->plugin_dir ? a->plugin_dir : default_dir;
+  snprintf(data_dir, sizeof data_dir, "%s/plugin-data", a->opt.state_dir);
+  char *default_dir = a->opt.plugin_dir ? NULL : ep_config_default_plugin_dir();
+  const char *plugin_dir = a->opt.plugin_dir ? a->opt.plugin_dir : default_dir;
   int r = plugin_dir ? ep_site_open_for(&site, plugin_dir, data_dir, EP_CAP_ACTIONS, &diags)
                      : ep_error_set(EP_ENOENT, "no plugin directory (--plugins DIR)");
   ep_diags_print(&diags, stderr);
@@ -363,17 +319,18 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
   free(default_dir);
   if (r < 0) return r;
   ep_executor_node node = {.client_id = c->client_id, .client_secret = c->client_secret,
-                           .target_disk = a->target_disk ? a->target_disk : "", .ca_file = a->ca_file ? a->ca_file : "",
+                           .target_disk = a->opt.target_disk ? a->opt.target_disk : "",
+                           .ca_file = a->opt.ca_file ? a->opt.ca_file : "",
                            .efivars_dir = efivars_dir(a)};
   char scratch[1100];
-  snprintf(scratch, sizeof scratch, "%s/scratch", a->state_dir);
+  snprintf(scratch, sizeof scratch, "%s/scratch", a->opt.state_dir);
   if (mkdir(scratch, 0700) < 0 && errno != EEXIST) ep_log(EP_LOG_WARN, "agent", "cannot create %s: %s", scratch, strerror(errno));
   node.scratch_dir = scratch;
   char reboot_mode[16] = "";
   for (int attempt = 0;; attempt++) {
     ep_rpc_channel *channel = NULL;
     ep_rpc_tls tls = {.ca_pem = a->ca_pem};
-    r = ep_rpc_channel_new(&channel, a->orchestrator, a->ca_pem ? &tls : NULL, 0);
+    r = ep_rpc_channel_new(&channel, a->opt.orchestrator, a->ca_pem ? &tls : NULL, 0);
     if (r == 0) r = ep_executor_run(channel, token, site->plugins, &node, reboot_mode);
     ep_rpc_channel_free(channel);
     if (r == 0 || attempt >= WORKFLOW_ATTEMPTS_MAX) break;
@@ -402,17 +359,18 @@ static int after_onboarding(agent *a) {
   char *token = calloc(1, EP_NODE_TOKEN_MAX + 1);
   if (!token) return ep_error_set(EP_ENOMEM, "out of memory");
   r = obtain_token(a, &c, token);
-  if (r == EP_EPERM && !a->installed) { /* revoked (the host was invalidated): onboard afresh next time */
+  if (r == EP_EPERM && !a->opt.installed) { /* revoked (the host was invalidated): onboard afresh next time */
     char path[1024];
-    snprintf(path, sizeof path, "%s/%s", a->state_dir, CREDENTIALS_FILE);
+    snprintf(path, sizeof path, "%s/%s", a->opt.state_dir, CREDENTIALS_FILE);
     unlink(path);
     ep_firmware_store_delete(efivars_dir(a));
     ep_error_prefix(r, "the stored credentials were removed, the next start onboards again");
   }
   if (r == 0)
-    r = report_with_retries(a, token, a->installed ? "Running: the installed OS is up" : "Micro-OS: onboarded, token obtained",
-                            a->installed);
-  if (r == 0 && !a->installed && !a->onboard_only) r = run_workflow(a, &c, token);
+    r = report_with_retries(a, token,
+                            a->opt.installed ? "Running: the installed OS is up" : "Micro-OS: onboarded, token obtained",
+                            a->opt.installed);
+  if (r == 0 && !a->opt.installed && !a->opt.onboard_only) r = run_workflow(a, &c, token);
   explicit_bzero(&c, sizeof c);
   explicit_bzero(token, EP_NODE_TOKEN_MAX + 1);
   free(token);
@@ -421,23 +379,15 @@ static int after_onboarding(agent *a) {
 
 /* The default token URL: the orchestrator's host on listen.https's default port. */
 static int default_token_url(agent *a) {
-  const char *colon = strrchr(a->orchestrator, ':');
-  size_t host_len = colon ? (size_t)(colon - a->orchestrator) : strlen(a->orchestrator);
-  int n = snprintf(a->token_url, sizeof a->token_url, "https://%.*s:" TOKEN_PORT_DEFAULT "/oauth2/token", (int)host_len,
-                   a->orchestrator);
-  return n > 0 && (size_t)n < sizeof a->token_url ? 0 : EP_ERANGE;
+  const char *colon = strrchr(a->opt.orchestrator, ':');
+  size_t host_len = colon ? (size_t)(colon - a->opt.orchestrator) : strlen(a->opt.orchestrator);
+  int n = snprintf(a->opt.token_url, sizeof a->opt.token_url,
+                   "https://%.*s:" EP_AGENT_TOKEN_PORT_DEFAULT "/oauth2/token", (int)host_len, a->opt.orchestrator);
+  return n > 0 && (size_t)n < sizeof a->opt.token_url ? 0 : EP_ERANGE;
 }
 
 static bool loopback(const char *target) {
   return !strncmp(target, "127.", 4) || !strncmp(target, "localhost:", 10) || !strncmp(target, "[::1]:", 6);
-}
-
-/* After onboarding: obtains a token and reports in; the exit status. */
-static int finish(agent *a) {
-  int r = after_onboarding(a);
-  if (r < 0) ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
-  free(a->ca_pem);
-  return r < 0 ? 1 : 0;
 }
 
 /* --seed: the settings and credentials of the NoCloud user-data edgeprov wrote for this node
@@ -446,141 +396,145 @@ static int finish(agent *a) {
  * state directory as onboarding would store them. */
 static int apply_seed(agent *a) {
   char *text = NULL;
-  int r = ep_read_secret_file(&text, a->seed_file, EP_CLOUDINIT_MAX);
+  int r = ep_read_secret_file(&text, a->opt.seed_file, EP_CLOUDINIT_MAX);
   if (r < 0) return r;
   ep_cloudinit_seed seed;
   r = ep_cloudinit_seed_read(&seed, text, strlen(text));
   explicit_bzero(text, strlen(text));
   free(text);
-  if (r < 0) return ep_error_prefix(r, "%s", a->seed_file);
-  if (!a->orchestrator) {
+  if (r < 0) return ep_error_prefix(r, "%s", a->opt.seed_file);
+  if (!a->opt.orchestrator) {
     snprintf(a->seed_orchestrator, sizeof a->seed_orchestrator, "%s", seed.orchestrator);
-    a->orchestrator = a->seed_orchestrator;
+    a->opt.orchestrator = a->seed_orchestrator;
   }
-  if (!a->token_url[0] && seed.token_url[0]) snprintf(a->token_url, sizeof a->token_url, "%s", seed.token_url);
+  if (!a->opt.token_url[0] && seed.token_url[0])
+    snprintf(a->opt.token_url, sizeof a->opt.token_url, "%s", seed.token_url);
   r = store_credentials(a, seed.client_id, seed.client_secret, seed.project_id, false);
   if (r == 0 && !a->ca_pem) {
-    snprintf(a->seed_ca_file, sizeof a->seed_ca_file, "%s/ca.pem", a->state_dir);
+    snprintf(a->seed_ca_file, sizeof a->seed_ca_file, "%s/ca.pem", a->opt.state_dir);
     r = write_file_atomic(a->seed_ca_file, seed.ca_pem, 0644);
-    a->ca_file = a->seed_ca_file;
+    a->opt.ca_file = a->seed_ca_file;
     a->ca_pem = seed.ca_pem;
     seed.ca_pem = NULL;
   }
   if (r == 0)
-    ep_log(EP_LOG_INFO, "agent", "seed %s: node %s (%s), orchestrator %s", a->seed_file, seed.client_id, seed.hostname,
-           a->orchestrator);
+    ep_log(EP_LOG_INFO, "agent", "seed %s: node %s (%s), orchestrator %s", a->opt.seed_file, seed.client_id,
+           seed.hostname, a->opt.orchestrator);
   ep_cloudinit_seed_clear(&seed);
   return r;
 }
 
-int main(int argc, char **argv) {
-  agent a = {.sysroot = "/", .state_dir = "/var/lib/edgeprov-agent", .backoff_ms = 2000, .backoff_max_ms = 32000};
-  int level = EP_LOG_INFO;
-  for (int i = 1; i < argc; i++) {
-    const char *arg = argv[i], *value = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
-      fputs(usage_text, stdout);
-      return 0;
-    }
-    if (!strcmp(arg, "--no-reboot") || !strcmp(arg, "--onboard-only") || !strcmp(arg, "--installed")) {
-      a.no_reboot |= !strcmp(arg, "--no-reboot");
-      a.onboard_only |= !strcmp(arg, "--onboard-only");
-      a.installed |= !strcmp(arg, "--installed");
-      continue;
-    }
-    if (!value) {
-      fprintf(stderr, "edgeprov-agent: bad or incomplete argument '%s'\n%s", arg, usage_text);
-      return 2;
-    }
-    i++;
-    if (!strcmp(arg, "--orchestrator")) a.orchestrator = value;
-    else if (!strcmp(arg, "--ca")) a.ca_file = value;
-    else if (!strcmp(arg, "--token-url") && strlen(value) < sizeof a.token_url)
-      snprintf(a.token_url, sizeof a.token_url, "%s", value);
-    else if (!strcmp(arg, "--sysroot")) a.sysroot = value;
-    else if (!strcmp(arg, "--state-dir")) a.state_dir = value;
-    else if (!strcmp(arg, "--host-ip")) a.host_ip = value;
-    else if (!strcmp(arg, "--plugins")) a.plugin_dir = value;
-    else if (!strcmp(arg, "--target-disk")) a.target_disk = value;
-    else if (!strcmp(arg, "--efivars")) a.efivars_dir = value;
-    else if (!strcmp(arg, "--seed")) a.seed_file = value;
-    else if (!strcmp(arg, "--backoff-ms")) a.backoff_ms = atoi(value);
-    else if (!strcmp(arg, "--backoff-max-ms")) a.backoff_max_ms = atoi(value);
-    else if (!strcmp(arg, "--log-level") && ep_log_level_parse(value) >= 0) level = ep_log_level_parse(value);
-    else {
-      fprintf(stderr, "edgeprov-agent: bad argument '%s'\n%s", arg, usage_text);
-      return 2;
-    }
-  }
-  ep_log_setup(stderr, level);
-  if (a.seed_file && !a.installed) {
+/* Checks the options against each other and settles them: reads the CA, applies --seed,
+ * derives the default token URL. Returns true when the agent goes on; false with *ret_exit
+ * the exit status (1: a file could not be used, 2: the options are wrong), said on stderr. */
+static bool check_options(agent *a, int *ret_exit) {
+  ep_agent_options *o = &a->opt;
+  *ret_exit = 2;
+  if (o->seed_file && !o->installed) {
     fprintf(stderr, "edgeprov-agent: --seed is for the installed OS: give --installed too\n");
-    return 2;
+    return false;
   }
-  if (a.ca_file && ep_read_text_file(&a.ca_pem, a.ca_file, 1 << 20, EP_FILE_ANY_ACCESS) < 0) {
+  if (o->ca_file && ep_read_text_file(&a->ca_pem, o->ca_file, 1 << 20, EP_FILE_ANY_ACCESS) < 0) {
     fprintf(stderr, "edgeprov-agent: --ca: %s\n", ep_error_message());
-    return 1;
+    *ret_exit = 1;
+    return false;
   }
-  if (a.seed_file && apply_seed(&a) < 0) {
+  if (o->seed_file && apply_seed(a) < 0) {
     fprintf(stderr, "edgeprov-agent: --seed: %s\n", ep_error_message());
-    free(a.ca_pem);
-    return 1;
+    *ret_exit = 1;
+    return false;
   }
-  if (!a.orchestrator) {
-    fprintf(stderr, "edgeprov-agent: --orchestrator HOST:PORT is required\n%s", usage_text);
-    return 2;
+  if (!o->orchestrator) {
+    fprintf(stderr, "edgeprov-agent: --orchestrator HOST:PORT is required\n%s", ep_agent_usage);
+    return false;
   }
-  if (a.backoff_ms < 1 || a.backoff_max_ms < a.backoff_ms) {
+  if (o->backoff_ms < 1 || o->backoff_max_ms < o->backoff_ms) {
     fprintf(stderr, "edgeprov-agent: --backoff-ms must be >= 1 and <= --backoff-max-ms\n");
-    return 2;
+    return false;
   }
-  if (!a.token_url[0] && default_token_url(&a) < 0) {
+  if (!o->token_url[0] && default_token_url(a) < 0) {
     fprintf(stderr, "edgeprov-agent: --orchestrator is too long\n");
-    return 2;
+    return false;
   }
-  if (strncmp(a.token_url, "https://", 8) != 0 && !(strncmp(a.token_url, "http://", 7) == 0 && loopback(a.token_url + 7))) {
+  if (strncmp(o->token_url, "https://", 8) != 0 &&
+      !(strncmp(o->token_url, "http://", 7) == 0 && loopback(o->token_url + 7))) {
     fprintf(stderr, "edgeprov-agent: --token-url must be https:// (http:// only on loopback)\n");
-    return 2;
+    return false;
   }
-  if (!a.ca_pem && !loopback(a.orchestrator)) {
-    fprintf(stderr, "edgeprov-agent: --ca FILE is required for %s (only loopback may go without TLS)\n", a.orchestrator);
-    return 2;
+  if (!a->ca_pem && !loopback(o->orchestrator)) {
+    fprintf(stderr, "edgeprov-agent: --ca FILE is required for %s (only loopback may go without TLS)\n",
+            o->orchestrator);
+    return false;
   }
+  *ret_exit = 0;
+  return true;
+}
+
+/* True when the node has its credentials already: in the state directory, or (in the
+ * Micro-OS) left in the firmware by a restart, which are put back into the state directory. */
+static bool has_credentials(const agent *a) {
   char existing[1024];
-  snprintf(existing, sizeof existing, "%s/%s", a.state_dir, CREDENTIALS_FILE);
+  snprintf(existing, sizeof existing, "%s/%s", a->opt.state_dir, CREDENTIALS_FILE);
   if (access(existing, F_OK) == 0) {
     ep_log(EP_LOG_INFO, "agent", "already onboarded: %s exists", existing);
-    return finish(&a);
+    return true;
   }
-  if (!a.installed && restore_credentials(&a) == 0) {
-    ep_log(EP_LOG_INFO, "agent", "already onboarded: the credentials were in the firmware (%s/%s); resuming", efivars_dir(&a),
-           EP_FIRMWARE_CREDENTIALS);
-    return finish(&a);
+  if (!a->opt.installed && restore_credentials(a) == 0) {
+    ep_log(EP_LOG_INFO, "agent", "already onboarded: the credentials were in the firmware (%s/%s); resuming",
+           efivars_dir(a), EP_FIRMWARE_CREDENTIALS);
+    return true;
   }
-  ep_discover(&a.node, a.sysroot);
+  return false;
+}
+
+/* Discovers the node and onboards it, asking until the orchestrator approves. Returns 0 once
+ * the credentials are stored, else the exit status (1, or 2 for a bad --host-ip). */
+static int onboard(agent *a) {
+  ep_discover(&a->node, a->opt.sysroot);
   char ip_text[EP_IP_TEXT_MAX + 1];
-  if (a.host_ip && ep_validate_ip(ip_text, "--host-ip", a.host_ip) < 0) {
+  if (a->opt.host_ip && ep_validate_ip(ip_text, "--host-ip", a->opt.host_ip) < 0) {
     fprintf(stderr, "edgeprov-agent: %s\n", ep_error_message());
     return 2;
   }
+  const ep_discovery *n = &a->node;
   ep_log(EP_LOG_INFO, "agent", "node uuid=%s serial=%s mac=%s ip=%s nics=%zu disks=%zu cpus=%u memory=%" PRIu64 "MiB",
-         a.node.uuid[0] ? a.node.uuid : "-", a.node.serial[0] ? a.node.serial : "-",
-         a.node.primary_mac[0] ? a.node.primary_mac : "-", a.host_ip ? a.host_ip : (a.node.primary_ip[0] ? a.node.primary_ip : "-"),
-         a.node.nic_count, a.node.disk_count, a.node.cpus, a.node.memory_bytes >> 20);
-  if (!a.node.uuid[0] && !a.node.serial[0]) {
+         n->uuid[0] ? n->uuid : "-", n->serial[0] ? n->serial : "-", n->primary_mac[0] ? n->primary_mac : "-",
+         a->opt.host_ip ? a->opt.host_ip : (n->primary_ip[0] ? n->primary_ip : "-"), n->nic_count, n->disk_count,
+         n->cpus, n->memory_bytes >> 20);
+  if (!n->uuid[0] && !n->serial[0]) {
     ep_log(EP_LOG_ERROR, "agent", "the firmware gives neither a UUID nor a serial number: nothing to onboard with");
     return 1;
   }
   int attempt = 0;
   for (;;) {
-    int r = onboard_once(&a, &attempt);
-    if (r == 1) break;
+    int r = onboard_once(a, &attempt);
+    if (r == 1) return 0;
     if (r < 0) {
       ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
-      free(a.ca_pem);
       return 1;
     }
-    back_off(&a, attempt++);
+    back_off(a, attempt++);
   }
-  return finish(&a);
+}
+
+/* Onboards the node unless it has its credentials, then obtains a token, reports in and runs
+ * the workflow. Returns the exit status. */
+static int run(agent *a) {
+  if (!has_credentials(a)) {
+    int status = onboard(a);
+    if (status != 0) return status;
+  }
+  int r = after_onboarding(a);
+  if (r < 0) ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
+  return r < 0 ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  agent a = {0};
+  int status = 0;
+  if (!ep_agent_args_parse(&a.opt, &status, argc, argv)) return status;
+  ep_log_setup(stderr, a.opt.log_level);
+  if (check_options(&a, &status)) status = run(&a);
+  free(a.ca_pem);
+  return status;
 }

@@ -1,4 +1,5 @@
-/* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT. */
+/* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT.
+ * main: the options (daemon_args.c), the site and its checks, the services, one teardown. */
 #define _GNU_SOURCE /* explicit_bzero */
 #include <pthread.h>
 #include <signal.h>
@@ -6,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon_args.h"
 #include "base/error.h"
 #include "net/https.h"
 #include "provisioning/inventory.h"
@@ -19,20 +21,6 @@
 
 /* How long running calls get to end when the daemon stops. */
 #define SHUTDOWN_GRACE_MS 2000
-
-static const char usage_text[] =
-    "Usage: edgeprovd [--config FILE] [--log-level LEVEL] [--check]\n"
-    "\n"
-    "The edgeprov orchestrator daemon. Without a config file it runs on embedded defaults.\n"
-    "\n"
-    "Options:\n"
-    "  --config FILE      site config (default: $" EP_SITE_CONFIG_ENV ", else " EP_SITE_CONFIG_SYSTEM
-    "\n"
-    "                     if it exists, else the embedded defaults)\n"
-    "  --log-level LEVEL  error, warn, info (default) or debug\n"
-    "  --check            load the config and plugins, then exit (0 when startup would succeed)\n"
-    "  --version          print the version\n"
-    "  -h, --help         print this help\n";
 
 /* Serves the directories plugins published during init (boot-https: the artifacts). */
 static int publish_directories(ep_https_server *server, const ep_plugin_set *plugins) {
@@ -72,64 +60,43 @@ static int start_https(ep_https_server **out, int *ret_port, const ep_site *site
   return 0;
 }
 
-int main(int argc, char **argv) {
-  const char *config_path = NULL;
-  int level = EP_LOG_INFO;
-  int check_only = 0;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-      fputs(usage_text, stdout);
-      return EXIT_SUCCESS;
-    } else if (strcmp(argv[i], "--version") == 0) {
-      printf("edgeprovd %s (plugin ABI %d.%d)\n", EP_VERSION, EP_ABI_MAJOR, EP_ABI_MINOR);
-      return EXIT_SUCCESS;
-    } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      config_path = argv[++i];
-    } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc && ep_log_level_parse(argv[i + 1]) >= 0) {
-      level = ep_log_level_parse(argv[++i]);
-    } else if (strcmp(argv[i], "--check") == 0) {
-      check_only = 1;
-    } else {
-      fprintf(stderr, "edgeprovd: bad argument '%s'\n%s", argv[i], usage_text);
-      return 2;
-    }
-  }
-  ep_log_setup(stderr, level);
+/* What the daemon runs; every member NULL until it starts. */
+typedef struct daemon_state {
+  ep_site *site;
+  ep_inventory *inv;
+  ep_southbound *southbound;
+  ep_https_server *https;
+  int https_port;
+  ep_housekeeping *housekeeping;
+  ep_reconciler *reconciler;
+  ep_mgmt_server *mgmt;
+} daemon_state;
 
-  /* Block the stop signals before any plugin starts a thread, so every thread inherits the
-   * mask and only sigwait below receives them. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-
-  const char *path = ep_site_config_path(config_path);
-  ep_log(EP_LOG_INFO, "edgeprovd", "starting version=%s config=%s", EP_VERSION, path ? path : "(embedded defaults)");
+/* Opens the site (config and plugins), logs what the config check found, and starts the
+ * plugins. Returns 0, or -1 when the daemon must not start (said in the log). */
+static int open_site(daemon_state *d, const char *path) {
   ep_diags diags = {0};
-  ep_site *site = NULL;
-  int r = ep_site_open(&site, path, &diags);
+  int r = ep_site_open(&d->site, path, &diags);
   for (size_t i = 0; i < diags.count; i++) {
-    const ep_diag *d = &diags.items[i];
+    const ep_diag *diag = &diags.items[i];
     char where[600] = "";
-    if (d->file && d->line > 0)
-      snprintf(where, sizeof where, "%s:%d: ", d->file, d->line);
-    else if (d->file)
-      snprintf(where, sizeof where, "%s: ", d->file);
-    ep_log(d->severity == EP_DIAG_ERROR ? EP_LOG_ERROR : EP_LOG_WARN, "config", "%s%s", where, d->message);
+    if (diag->file && diag->line > 0)
+      snprintf(where, sizeof where, "%s:%d: ", diag->file, diag->line);
+    else if (diag->file)
+      snprintf(where, sizeof where, "%s: ", diag->file);
+    ep_log(diag->severity == EP_DIAG_ERROR ? EP_LOG_ERROR : EP_LOG_WARN, "config", "%s%s", where, diag->message);
   }
   size_t errors = diags.errors;
   ep_diags_clear(&diags);
   if (r < 0 || errors > 0) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: the config has %zu error(s); run: edgeprov config check %s",
            errors, path ? path : "FILE");
-    ep_site_free(site);
-    return EXIT_FAILURE;
+    return -1;
   }
+  const ep_site *site = d->site;
   if (ep_plugins_start(site->plugins, site->config) < 0) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
-    ep_site_free(site);
-    return EXIT_FAILURE;
+    return -1;
   }
   char line[EP_ERROR_MESSAGE_MAX + 512];
   for (size_t i = 0; i < site->plugins->count; i++)
@@ -139,50 +106,73 @@ int main(int argc, char **argv) {
     const ep_plugin *p = site->plugins->started[i];
     ep_log(EP_LOG_INFO, "loader", "plugin %s %s active (%s)", p->entry->id, p->entry->version, p->path);
   }
-  ep_inventory *inv = NULL;
-  ep_mgmt_server *mgmt = NULL;
-  ep_southbound *southbound = NULL;
-  ep_reconciler *reconciler = NULL;
-  ep_housekeeping *housekeeping = NULL;
-  ep_https_server *https = NULL;
-  int https_port = 0;
+  return 0;
+}
+
+/* Starts the inventory and, unless check_only, the services. Returns 0, or -1 when one
+ * failed (said in the log). */
+static int start_services(daemon_state *d, bool check_only) {
+  const ep_site *site = d->site;
   /* The management API starts last: a client (an operator's script, a test harness) that sees
    * it answer finds the node-facing listeners up too. It started first, and a node that
    * dialled the southbound port in that window was refused (a flaky test_onboarding). */
-  if (ep_inventory_new(&inv, site->plugins) < 0 ||
-      (!check_only && ep_southbound_start(&southbound, inv, site->plugins, site->config) < 0) ||
-      (!check_only && start_https(&https, &https_port, site) < 0) ||
-      (!check_only && ep_housekeeping_new(&housekeeping, inv, (uint64_t)site->config->change_log_retention) < 0) ||
-      (!check_only && ep_housekeeping_start(housekeeping) < 0) ||
-      (!check_only && ep_reconciler_start(&reconciler, inv, site->plugins, site->config) < 0) ||
-      (!check_only && ep_mgmt_server_start(&mgmt, inv, site->plugins, site->config) < 0)) {
+  if (ep_inventory_new(&d->inv, site->plugins) < 0 ||
+      (!check_only && ep_southbound_start(&d->southbound, d->inv, site->plugins, site->config) < 0) ||
+      (!check_only && start_https(&d->https, &d->https_port, site) < 0) ||
+      (!check_only &&
+       ep_housekeeping_new(&d->housekeeping, d->inv, (uint64_t)site->config->change_log_retention) < 0) ||
+      (!check_only && ep_housekeeping_start(d->housekeeping) < 0) ||
+      (!check_only && ep_reconciler_start(&d->reconciler, d->inv, site->plugins, site->config) < 0) ||
+      (!check_only && ep_mgmt_server_start(&d->mgmt, d->inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
-    ep_reconciler_stop(reconciler);
-    ep_housekeeping_free(housekeeping);
-    ep_https_server_free(https);
-    ep_southbound_stop(southbound, 0);
-    ep_mgmt_server_stop(mgmt, 0);
-    ep_inventory_free(inv);
-    ep_site_free(site);
-    return EXIT_FAILURE;
+    return -1;
   }
   ep_log(EP_LOG_INFO, "edgeprovd", "ready mode=%s plugins=%zu management=%s southbound=%s port=%d https=%s port=%d",
          ep_provisioning_mode_name(site->config->mode), site->plugins->started_count,
-         site->config->listen_management, site->config->listen_grpc, southbound ? ep_southbound_port(southbound) : 0,
-         site->config->listen_https, https_port);
+         site->config->listen_management, site->config->listen_grpc,
+         d->southbound ? ep_southbound_port(d->southbound) : 0, site->config->listen_https, d->https_port);
+  return 0;
+}
 
-  if (!check_only) {
+/* Stops and frees whatever started, in reverse; running calls get grace_ms to end. */
+static void stop(daemon_state *d, int grace_ms) {
+  ep_reconciler_stop(d->reconciler);
+  ep_housekeeping_free(d->housekeeping);
+  ep_https_server_free(d->https);
+  ep_southbound_stop(d->southbound, grace_ms);
+  ep_mgmt_server_stop(d->mgmt, grace_ms);
+  ep_inventory_free(d->inv);
+  ep_site_free(d->site);
+  *d = (daemon_state){0};
+}
+
+int main(int argc, char **argv) {
+  ep_daemon_options opt;
+  int status = EXIT_SUCCESS;
+  if (!ep_daemon_args_parse(&opt, &status, argc, argv)) return status;
+  ep_log_setup(stderr, opt.log_level);
+
+  /* Block the stop signals before any plugin starts a thread, so every thread inherits the
+   * mask and only sigwait below receives them. */
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
+  const char *path = ep_site_config_path(opt.config_path);
+  ep_log(EP_LOG_INFO, "edgeprovd", "starting version=%s config=%s", EP_VERSION, path ? path : "(embedded defaults)");
+  daemon_state d = {0};
+  if (open_site(&d, path) < 0 || start_services(&d, opt.check_only) < 0) {
+    stop(&d, 0); /* nothing was served yet: no calls to wait for */
+    return EXIT_FAILURE;
+  }
+  if (!opt.check_only) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   }
-  ep_reconciler_stop(reconciler);
-  ep_housekeeping_free(housekeeping);
-  ep_https_server_free(https);
-  ep_southbound_stop(southbound, SHUTDOWN_GRACE_MS);
-  ep_mgmt_server_stop(mgmt, SHUTDOWN_GRACE_MS);
-  ep_inventory_free(inv);
-  ep_site_free(site);
+  stop(&d, SHUTDOWN_GRACE_MS);
   ep_log(EP_LOG_INFO, "edgeprovd", "stopped");
   return EXIT_SUCCESS;
 }

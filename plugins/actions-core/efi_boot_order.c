@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "actions_core.h"
+#include "boot_order_calc.h"
 #include "target_disk.h"
 
 #define EFI_GLOBAL_GUID "8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -27,7 +28,6 @@
 #define VAR_MAX (64 * 1024)   /* largest variable payload read */
 #define ENTRIES_MAX 512       /* most Boot#### entries looked at */
 #define ORDER_MAX 1024        /* most entries in BootOrder */
-#define DESCRIPTION_MAX 128   /* bytes of a description kept, as UTF-8 */
 #define GUIDS_MAX 256         /* most partitions of the target matched against */
 #define LIST_MAX 512          /* longest list of entries quoted in a message (a log line holds 1 KiB) */
 #define ORDER_TEXT_MAX 256    /* longest BootOrder quoted in a message */
@@ -41,22 +41,12 @@
 
 const ep_field_decl efi_boot_order_params[] = {
     EP_FIELD_STRING_DECL("efivars_dir", "/sys/firmware/efi/efivars", EP_FIELD_OPTIONAL, 255, "efivarfs mount (or a directory of variable files, for tests)"),
-    EP_FIELD_STRING_DECL("entry_label", "", EP_FIELD_OPTIONAL, DESCRIPTION_MAX - 1, "description of the Boot#### entry to put first (\"ubuntu\"); empty: the entries that boot a partition of target"),
+    EP_FIELD_STRING_DECL("entry_label", "", EP_FIELD_OPTIONAL, BOOT_DESCRIPTION_MAX - 1, "description of the Boot#### entry to put first (\"ubuntu\"); empty: the entries that boot a partition of target"),
     EP_FIELD_STRING_DECL("target", "", EP_FIELD_OPTIONAL, 255, "disk or image file whose GPT partitions the entry boots: used when entry_label is empty or matches nothing; empty: target_serial or the first fixed disk"),
     EP_FIELD_STRING_DECL("target_serial", "", EP_FIELD_OPTIONAL, 64, "choose the disk with this serial number"),
     EP_FIELD_BOOL_DECL("fail_if_missing", "false", EP_FIELD_OPTIONAL, "fail when no entry matches; default: warn and leave BootOrder to the firmware's removable-media path"),
 };
 const uint32_t efi_boot_order_params_count = sizeof efi_boot_order_params / sizeof efi_boot_order_params[0];
-
-/* One Boot#### load option. */
-typedef struct boot_entry {
-  uint16_t number;
-  uint32_t attributes;              /* LOAD_OPTION_* */
-  char description[DESCRIPTION_MAX]; /* UTF-8 */
-  char partition[37];               /* GUID of the first GPT hard-drive node, "" when none */
-  bool valid;                       /* a well-formed EFI_LOAD_OPTION */
-  bool match;
-} boot_entry;
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
 static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
@@ -139,7 +129,7 @@ static void parse_load_option(const uint8_t *data, size_t len, boot_entry *e) {
   if (len < 6) return;
   e->attributes = le32(data);
   size_t path_len = le16(data + 4);
-  char description[DESCRIPTION_MAX];
+  char description[BOOT_DESCRIPTION_MAX];
   size_t used = ucs2_to_utf8(data + 6, len - 6, description, sizeof description);
   if (!used || path_len > len - 6 - used) return;
   memcpy(e->description, description, sizeof description);
@@ -312,10 +302,56 @@ typedef struct order_job {
   int dir;
   uint8_t *raw;          /* 4 + VAR_MAX bytes */
   boot_entry *entries;   /* ENTRIES_MAX */
-  char (*guids)[37];     /* GUIDS_MAX */
+  char (*guids)[BOOT_GUID_TEXT_LEN + 1]; /* GUIDS_MAX */
   uint16_t old_order[ORDER_MAX], new_order[ORDER_MAX];
 } order_job;
 
+/* Reads BootOrder into j->old_order: *ret_len entries, *ret_attributes its attributes (the
+ * default when there is none yet). */
+static int32_t read_order(order_job *j, size_t *ret_len, uint32_t *ret_attributes) {
+  const ep_host *host = j->host;
+  ep_ctx *ctx = j->ctx;
+  uint32_t attributes = ATTRIBUTES_DEFAULT;
+  int len = read_var(j->dir, BOOT_ORDER, j->raw);
+  if (len == -ENOENT) len = 0; /* no BootOrder yet: one is created */
+  else if (len < 0) return ep_failf(host, ctx, len, "efivars_dir: cannot read %s/BootOrder: %s", j->dir_path, strerror(-len));
+  else attributes = le32(j->raw);
+  if (len % 2 || len / 2 > ORDER_MAX)
+    return ep_failf(host, ctx, EP_EINVAL, "efivars_dir: %s/BootOrder is not a list of at most %d entries (%d bytes)",
+                    j->dir_path, ORDER_MAX, len);
+  size_t order_len = (size_t)len / 2;
+  for (size_t i = 0; i < order_len; i++) j->old_order[i] = le16(j->raw + 4 + 2 * i);
+  *ret_len = order_len;
+  *ret_attributes = attributes;
+  return 0;
+}
+
+/* No entry matched: says so, listing the entries found, as an error (fail_if_missing) or as a
+ * warning that leaves BootOrder to the firmware. */
+static int32_t no_match(order_job *j, int count, const char *label, bool by_path, const char *disk, const char *why,
+                        bool fail_if_missing) {
+  const ep_host *host = j->host;
+  ep_ctx *ctx = j->ctx;
+  char list[LIST_MAX], sought[BOOT_DESCRIPTION_MAX + TARGET_PATH_MAX + TARGET_PATH_MAX + 64 + 64];
+  describe_entries(j->entries, count, by_path, list, sizeof list);
+  if (*label && by_path)
+    snprintf(sought, sizeof sought, "is labelled '%s' or boots a partition of %s%s%s%s", label, disk,
+             why[0] ? " (" : "", why, why[0] ? ")" : "");
+  else if (*label) snprintf(sought, sizeof sought, "is labelled '%s'", label);
+  else snprintf(sought, sizeof sought, "boots a partition of %s", disk);
+  const char *param = *label ? "entry_label" : "target";
+  if (fail_if_missing)
+    return ep_failf(host, ctx, EP_ENOENT, "%s: no Boot entry in %s %s (found: %s)", param, j->dir_path, sought, list);
+  ep_logf(host, ctx, EP_LOG_WARN,
+          "%s: no Boot entry in %s %s (found: %s); BootOrder left as it is: the firmware boots the disk only "
+          "through its removable-media loader " REMOVABLE_LOADER " (set fail_if_missing to make this an error)",
+          param, j->dir_path, sought, list);
+  host->progress(ctx, 1, 1, "no Boot entry matched; BootOrder left as it is");
+  return 0;
+}
+
+/* Reads BootOrder and the entries, has boot_order_compute put the wanted ones first, and writes
+ * the result when it differs. */
 static int32_t reorder(order_job *j, const char *label, bool fail_if_missing) {
   const ep_host *host = j->host;
   ep_ctx *ctx = j->ctx;
@@ -323,78 +359,30 @@ static int32_t reorder(order_job *j, const char *label, bool fail_if_missing) {
   bool efivarfs = fstatfs(j->dir, &fs) == 0 && (unsigned long)fs.f_type == (unsigned long)EFIVARFS_MAGIC;
   uint32_t attributes = ATTRIBUTES_DEFAULT;
   size_t order_len = 0;
-  int len = read_var(j->dir, BOOT_ORDER, j->raw);
-  if (len == -ENOENT) len = 0; /* no BootOrder yet: one is created */
-  else if (len < 0) return ep_failf(host, ctx, len, "efivars_dir: cannot read %s/BootOrder: %s", j->dir_path, strerror(-len));
-  else attributes = le32(j->raw);
-  if (len % 2 || len / 2 > ORDER_MAX)
-    return ep_failf(host, ctx, EP_EINVAL, "efivars_dir: %s/BootOrder is not a list of at most %d entries (%d bytes)", j->dir_path,
-                    ORDER_MAX, len);
-  order_len = (size_t)len / 2;
-  for (size_t i = 0; i < order_len; i++) j->old_order[i] = le16(j->raw + 4 + 2 * i);
-
+  int32_t r = read_order(j, &order_len, &attributes);
+  if (r < 0) return r;
   int count = 0;
-  int32_t r = read_entries(host, ctx, j->dir, j->dir_path, j->raw, j->entries, &count);
+  r = read_entries(host, ctx, j->dir, j->dir_path, j->raw, j->entries, &count);
   if (r < 0) return r;
   /* By label; by the target's partitions when there is no label or it matched nothing and a
    * target was given (firmware names the entries it makes itself "UEFI OS" and the like). */
   const char *target = "";
   host->param_string(ctx, "target", &target);
-  int matches = 0;
-  for (int i = 0; *label && i < count; i++) {
-    j->entries[i].match = j->entries[i].valid && strcmp(j->entries[i].description, label) == 0;
-    matches += j->entries[i].match;
-  }
-  bool by_path = !*label || (!matches && *target);
+  bool by_path = !*label || (!boot_order_count_label(j->entries, (size_t)count, label) && *target);
   int guid_count = 0;
   char disk[TARGET_PATH_MAX] = "", why[TARGET_PATH_MAX + 64] = "";
   if (by_path && (r = target_partitions(host, ctx, disk, j->guids, &guid_count, why, sizeof why)) < 0) return r;
   if (by_path && !guid_count && !*label) return ep_failf(host, ctx, EP_ENOENT, "target: %s; give entry_label", why);
-  for (int i = 0; by_path && i < count; i++) {
-    boot_entry *e = &j->entries[i];
-    for (int g = 0; e->valid && e->partition[0] && g < guid_count && !e->match; g++)
-      e->match = strcasecmp(e->partition, j->guids[g]) == 0;
-    matches += e->match;
+  boot_order_want want = {.label = label, .fail_if_missing = fail_if_missing};
+  if (by_path) {
+    want.partitions = (const char(*)[BOOT_GUID_TEXT_LEN + 1])j->guids;
+    want.partition_count = (size_t)guid_count;
   }
-  if (!matches) {
-    char list[LIST_MAX], sought[DESCRIPTION_MAX + TARGET_PATH_MAX + sizeof why + 64];
-    describe_entries(j->entries, count, by_path, list, sizeof list);
-    if (*label && by_path)
-      snprintf(sought, sizeof sought, "is labelled '%s' or boots a partition of %s%s%s%s", label, disk, why[0] ? " (" : "", why,
-               why[0] ? ")" : "");
-    else if (*label) snprintf(sought, sizeof sought, "is labelled '%s'", label);
-    else snprintf(sought, sizeof sought, "boots a partition of %s", disk);
-    const char *param = *label ? "entry_label" : "target";
-    if (fail_if_missing)
-      return ep_failf(host, ctx, EP_ENOENT, "%s: no Boot entry in %s %s (found: %s)", param, j->dir_path, sought, list);
-    ep_logf(host, ctx, EP_LOG_WARN,
-            "%s: no Boot entry in %s %s (found: %s); BootOrder left as it is: the firmware boots the disk only through its "
-            "removable-media loader " REMOVABLE_LOADER " (set fail_if_missing to make this an error)",
-            param, j->dir_path, sought, list);
-    host->progress(ctx, 1, 1, "no Boot entry matched; BootOrder left as it is");
-    return 0;
-  }
-
-  /* The matches first, in their old order, then those BootOrder lacked (by number), then the rest. */
   size_t n = 0;
-  for (size_t i = 0; i < order_len; i++)
-    for (int k = 0; k < count; k++)
-      if (j->entries[k].match && j->entries[k].number == j->old_order[i]) {
-        bool seen = false;
-        for (size_t s = 0; s < n; s++) seen |= j->new_order[s] == j->old_order[i];
-        if (!seen) j->new_order[n++] = j->old_order[i];
-      }
-  for (int k = 0; k < count && n < ORDER_MAX; k++) {
-    bool listed = false;
-    for (size_t i = 0; i < order_len; i++) listed |= j->old_order[i] == j->entries[k].number;
-    if (j->entries[k].match && !listed) j->new_order[n++] = j->entries[k].number;
-  }
-  size_t first = n;
-  for (size_t i = 0; i < order_len && n < ORDER_MAX; i++) {
-    bool moved = false;
-    for (size_t s = 0; s < first; s++) moved |= j->new_order[s] == j->old_order[i];
-    if (!moved) j->new_order[n++] = j->old_order[i];
-  }
+  r = boot_order_compute(j->new_order, &n, ORDER_MAX, j->old_order, order_len, j->entries, (size_t)count, &want);
+  if (r == EP_ENOENT || r == BOOT_ORDER_NO_MATCH) return no_match(j, count, label, by_path, disk, why, fail_if_missing);
+  if (r < 0) return ep_failf(host, ctx, r, "efivars_dir: %s/BootOrder: cannot compute the new order", j->dir_path);
+
   for (int k = 0; k < count; k++)
     if (j->entries[k].match && !(j->entries[k].attributes & LOAD_OPTION_ACTIVE))
       ep_logf(host, ctx, EP_LOG_WARN, "Boot%04X '%s' is inactive (LOAD_OPTION_ACTIVE unset): the firmware skips it", j->entries[k].number,
@@ -405,7 +393,7 @@ static int32_t reorder(order_job *j, const char *label, bool fail_if_missing) {
   describe_order(j->old_order, order_len, was, sizeof was);
   describe_order(j->new_order, n, now, sizeof now);
   snprintf(message, sizeof message, "BootOrder %s", now);
-  if (n == order_len && memcmp(j->new_order, j->old_order, n * sizeof *j->new_order) == 0) {
+  if (r == BOOT_ORDER_UNCHANGED) {
     ep_logf(host, ctx, EP_LOG_INFO, "%s: BootOrder is already %s; left as it is", j->dir_path, now);
     host->progress(ctx, 1, 1, message);
     return 0;
