@@ -24,6 +24,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 
 #define SUDO_RULE "ALL=(ALL) NOPASSWD:ALL"
@@ -804,36 +805,18 @@ static int user_data_tree(node **out, const ep_cloudinit_spec *s) {
 
 /* ---- Emitting ----------------------------------------------------------------------------- */
 
-/* The output: grows up to EP_CLOUDINIT_MAX bytes, zeroing what it leaves behind. */
+/* The output: grows up to EP_CLOUDINIT_MAX bytes, zeroing what it leaves behind (it holds the
+ * client secret). */
 typedef struct outbuf {
-  char *data;
-  size_t len, cap;
+  ep_buf buf;
   bool over;
 } outbuf;
 
 static int out_write(void *data, unsigned char *bytes, size_t size) {
   outbuf *o = data;
-  if (size > EP_CLOUDINIT_MAX - o->len) {
-    o->over = true;
-    return 0;
-  }
-  if (o->len + size + 1 > o->cap) {
-    size_t cap = o->cap ? o->cap : 4096;
-    while (cap < o->len + size + 1) cap *= 2;
-    char *grown = malloc(cap);
-    if (!grown) return 0;
-    if (o->data) {
-      memcpy(grown, o->data, o->len);
-      explicit_bzero(o->data, o->cap);
-      free(o->data);
-    }
-    o->data = grown;
-    o->cap = cap;
-  }
-  memcpy(o->data + o->len, bytes, size);
-  o->len += size;
-  o->data[o->len] = '\0';
-  return 1;
+  int r = ep_buf_append(&o->buf, bytes, size);
+  if (r == EP_ERANGE) o->over = true;
+  return r == 0;
 }
 
 static int emit(yaml_emitter_t *e, yaml_event_t *ev, int initialized) { return initialized && yaml_emitter_emit(e, ev); }
@@ -862,7 +845,8 @@ static int emit_node(yaml_emitter_t *e, const node *n) {
 }
 
 static int render(char **out, size_t *ret_len, const char *what, const char *header, const node *root) {
-  outbuf o = {0};
+  outbuf o = {.over = false};
+  ep_buf_init(&o.buf, what, EP_CLOUDINIT_MAX, EP_BUF_WIPE);
   yaml_emitter_t e;
   yaml_event_t ev;
   if (!yaml_emitter_initialize(&e)) return ep_error_set(EP_ENOMEM, "%s: out of memory", what);
@@ -884,12 +868,11 @@ static int render(char **out, size_t *ret_len, const char *what, const char *hea
     r = ep_error_set(EP_ENOMEM, "%s: out of memory", what);
   if (e.buffer.start) explicit_bzero(e.buffer.start, (size_t)(e.buffer.end - e.buffer.start));
   yaml_emitter_delete(&e);
-  if (r < 0) {
-    ep_cloudinit_free(o.data);
-    return r;
-  }
-  *out = o.data;
-  *ret_len = o.len;
+  char *text = r == 0 ? ep_buf_take(&o.buf, ret_len) : NULL;
+  ep_buf_free(&o.buf);
+  if (r == 0 && !text) r = ep_error_set(EP_ENOMEM, "%s: out of memory", what);
+  if (r < 0) return r;
+  *out = text;
   return 0;
 }
 
