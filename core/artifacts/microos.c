@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 #include "run.h"
 
 #define LOADER "/lib64/ld-linux-x86-64.so.2"
 #define LDD_OUTPUT_MAX (64 * 1024)
 #define MODULES_MAX 512
+#define TEXT_MAX (64u << 20) /* longest modules.* file read, and longest list written */
 
 /* Adds source's real file at its real path, and the name it was found by as a symlink. */
 static int add_library(ep_initramfs *fs, const char *found_as) {
@@ -62,27 +64,6 @@ int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in
 
 /* ---- kernel modules ------------------------------------------------------------------- */
 
-/* A growing NUL-terminated text. */
-typedef struct text_buf {
-  char *text;
-  size_t len, cap;
-} text_buf;
-
-static int text_put(text_buf *t, const char *text, size_t len) {
-  if (t->len + len + 1 > t->cap) {
-    size_t cap = t->cap ? t->cap : 4096;
-    while (cap < t->len + len + 1) cap *= 2;
-    char *bigger = realloc(t->text, cap);
-    if (!bigger) return ep_error_set(EP_ENOMEM, "out of memory");
-    t->text = bigger;
-    t->cap = cap;
-  }
-  memcpy(t->text + t->len, text, len);
-  t->len += len;
-  t->text[t->len] = '\0';
-  return 0;
-}
-
 typedef struct module {
   char name[64];  /* normalized: '-' → '_' */
   char *line;     /* its modules.dep line: "path: dep dep ..." (points into dep_text) */
@@ -100,7 +81,7 @@ typedef struct modules_ctx {
   ep_initramfs *fs;
   const char *dir;
   const char *version;
-  text_buf order;  /* the load order file being written */
+  ep_buf order;    /* the load order file being written */
   size_t added;
 } modules_ctx;
 
@@ -116,28 +97,20 @@ static void module_name_of(const char *path, size_t len, char *out, size_t size)
   out[n] = '\0';
 }
 
+/* The whole of a modules.* file (at most TEXT_MAX bytes), NUL-terminated (malloc'd), or NULL. */
 static char *read_text(const char *path) {
   FILE *f = fopen(path, "re");
   if (!f) return NULL;
-  size_t cap = 1 << 20, len = 0;
-  char *buf = malloc(cap);
-  while (buf) {
-    if (len + 1 >= cap) {
-      char *bigger = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
-      if (!bigger) {
-        free(buf);
-        buf = NULL;
-        break;
-      }
-      buf = bigger;
-    }
-    size_t n = fread(buf + len, 1, cap - 1 - len, f);
-    if (n == 0) break;
-    len += n;
-  }
+  ep_buf text;
+  ep_buf_init(&text, path, TEXT_MAX, 0);
+  char chunk[16384];
+  size_t n;
+  int r = 0;
+  while (r == 0 && (n = fread(chunk, 1, sizeof chunk, f)) > 0) r = ep_buf_append(&text, chunk, n);
   fclose(f);
-  if (buf) buf[len] = '\0';
-  return buf;
+  char *out = r == 0 ? ep_buf_take(&text, NULL) : NULL;
+  ep_buf_free(&text);
+  return out;
 }
 
 static module *find_module(modules_ctx *m, const char *name) {
@@ -205,8 +178,8 @@ static int visit(modules_ctx *m, module *mod) {
   snprintf(source, sizeof source, "%s/%s", m->dir, rel);
   snprintf(target, sizeof target, "/usr/lib/modules/%s/%s", m->version, rel);
   r = ep_initramfs_add_file(m->fs, target, source, 0644);
-  if (r == 0) r = text_put(&m->order, rel, rel_len);
-  if (r == 0) r = text_put(&m->order, "\n", 1);
+  if (r == 0) r = ep_buf_append(&m->order, rel, rel_len);
+  if (r == 0) r = ep_buf_append(&m->order, "\n", 1);
   mod->state = 2;
   m->added++;
   return r;
@@ -239,16 +212,16 @@ static int mark_always(modules_ctx *m, module *mod, void *data) {
 /* Appends a gated module's dependency to its line ("rel|" so far, then "dep dep"). */
 static int gate_dep(modules_ctx *m, module *mod, void *data) {
   (void)m;
-  text_buf *g = data;
+  ep_buf *g = data;
   if (mod->always || mod->requested) return 0; /* loaded anyway, or gated (or not) on its own */
-  int r = g->text[g->len - 1] != '|' ? text_put(g, " ", 1) : 0;
-  return r == 0 ? text_put(g, mod->line, rel_len_of(mod)) : r;
+  int r = g->data[g->len - 1] != '|' ? ep_buf_append(g, " ", 1) : 0;
+  return r == 0 ? ep_buf_append(g, mod->line, rel_len_of(mod)) : r;
 }
 
 /* The PCI patterns of module name in modules.alias ("alias pci:v...d...sv*sd*bc*sc*i* name"),
  * as " pat pat" after "pci:"; *only_pci is false when it has any other alias (a file system,
  * a virtio or USB device, a crypto name: it is always loaded). */
-static int pci_patterns(const char *alias_text, const char *name, text_buf *out, bool *only_pci) {
+static int pci_patterns(const char *alias_text, const char *name, ep_buf *out, bool *only_pci) {
   *only_pci = true;
   bool any = false;
   for (const char *p = alias_text; *p;) {
@@ -262,8 +235,8 @@ static int pci_patterns(const char *alias_text, const char *name, text_buf *out,
         any = true;
         if (strncmp(pat, "pci:", 4) != 0) *only_pci = false;
         else {
-          int r = text_put(out, " ", 1);
-          if (r == 0) r = text_put(out, pat + 4, (size_t)(sp - pat - 4));
+          int r = ep_buf_append(out, " ", 1);
+          if (r == 0) r = ep_buf_append(out, pat + 4, (size_t)(sp - pat - 4));
           if (r < 0) return r;
         }
       }
@@ -284,13 +257,15 @@ static int add_pci_gates(modules_ctx *m) {
   char *alias_text = read_text(path);
   if (!alias_text) return ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", "", 0, 0644); /* none: load all */
   int r = 0, walk = 0;
-  text_buf out = {0}, pats = {0};
+  ep_buf out, pats;
+  ep_buf_init(&out, "/etc/edgeprov/modules.pci", TEXT_MAX, 0);
+  ep_buf_init(&pats, "PCI patterns", TEXT_MAX, 0);
   bool *gated = calloc(m->count ? m->count : 1, sizeof *gated);
   if (!gated) r = ep_error_set(EP_ENOMEM, "out of memory");
   for (size_t i = 0; r == 0 && i < m->count; i++) {
     module *mod = &m->items[i];
     if (!mod->requested) continue;
-    pats.len = 0;
+    ep_buf_reset(&pats);
     bool only_pci = false;
     r = pci_patterns(alias_text, mod->name, &pats, &only_pci);
     gated[i] = r == 0 && only_pci;
@@ -300,22 +275,22 @@ static int add_pci_gates(modules_ctx *m) {
   for (size_t i = 0; r == 0 && i < m->count; i++) {
     if (!gated[i]) continue;
     module *mod = &m->items[i];
-    pats.len = 0;
+    ep_buf_reset(&pats);
     bool only_pci;
     r = pci_patterns(alias_text, mod->name, &pats, &only_pci);
-    if (r == 0) r = text_put(&out, mod->line, rel_len_of(mod));
-    if (r == 0) r = text_put(&out, "|", 1);
+    if (r == 0) r = ep_buf_append(&out, mod->line, rel_len_of(mod));
+    if (r == 0) r = ep_buf_append(&out, "|", 1);
     mod->mark = ++walk; /* the module itself is not its own dependency */
     closure_walk w = {.walk = walk, .fn = gate_dep, .data = &out};
     if (r == 0) r = for_each_dep(m, mod, walk_closure, &w);
-    if (r == 0) r = text_put(&out, "|", 1);
-    if (r == 0) r = text_put(&out, pats.text + 1, pats.len - 1);
-    if (r == 0) r = text_put(&out, "\n", 1);
+    if (r == 0) r = ep_buf_append(&out, "|", 1);
+    if (r == 0) r = ep_buf_append(&out, pats.data + 1, pats.len - 1);
+    if (r == 0) r = ep_buf_append(&out, "\n", 1);
   }
-  if (r == 0) r = ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", out.text ? out.text : "", out.len, 0644);
+  if (r == 0) r = ep_initramfs_add_data(m->fs, "/etc/edgeprov/modules.pci", out.data ? out.data : "", out.len, 0644);
   free(gated);
-  free(out.text);
-  free(pats.text);
+  ep_buf_free(&out);
+  ep_buf_free(&pats);
   free(alias_text);
   return r;
 }
@@ -324,6 +299,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
                            size_t count, size_t *ret_count) {
   char path[PATH_MAX];
   modules_ctx m = {.fs = fs, .dir = modules_dir, .version = version};
+  ep_buf_init(&m.order, "/etc/edgeprov/modules", TEXT_MAX, 0);
   snprintf(path, sizeof path, "%s/modules.dep", modules_dir);
   if (!(m.dep_text = read_text(path)))
     return ep_error_set(EP_ENOENT, "artifacts.modules_dir: cannot read %s: %s", path, strerror(errno));
@@ -354,7 +330,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
                        modules_dir, version);
   }
   if (r == 0 && m.added > MODULES_MAX) r = ep_error_set(EP_ERANGE, "more than %d kernel modules", MODULES_MAX);
-  if (r == 0) r = ep_initramfs_add_data(fs, "/etc/edgeprov/modules", m.order.text ? m.order.text : "", m.order.len, 0644);
+  if (r == 0) r = ep_initramfs_add_data(fs, "/etc/edgeprov/modules", m.order.data ? m.order.data : "", m.order.len, 0644);
   if (r == 0) r = add_pci_gates(&m);
   if (r == 0) {
     char line[256];
@@ -362,7 +338,7 @@ int ep_microos_add_modules(ep_initramfs *fs, const char *modules_dir, const char
     r = ep_initramfs_add_data(fs, "/etc/edgeprov/kernel-version", line, (size_t)n, 0644);
   }
   if (r == 0 && ret_count) *ret_count = m.added;
-  free(m.order.text);
+  ep_buf_free(&m.order);
   free(m.items);
   free(m.dep_text);
   free(m.builtin_text);

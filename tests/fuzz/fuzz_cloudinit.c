@@ -1,6 +1,7 @@
-/* Fuzzes the cloud-init renderer (cloudinit.c) with arbitrary bytes as a site fragment, as a
- * host name and as an SSH key, and checks its promises: nothing crashes, and what is accepted
- * parses back with libyaml with edgeprov's values (host name, credentials, key) intact. */
+/* Fuzzes the cloud-init renderer (provisioning/cloudinit*.c) with arbitrary bytes as a site
+ * fragment, as a host name and as an SSH key, and checks its promises: nothing crashes, and
+ * what is accepted parses back with libyaml with edgeprov's values (host name, credentials,
+ * key) intact. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

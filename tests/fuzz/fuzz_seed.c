@@ -1,4 +1,4 @@
-/* Fuzzes the agent's --seed reader, ep_cloudinit_seed_read (cloudinit.c), with arbitrary
+/* Fuzzes the agent's --seed reader, ep_cloudinit_seed_read (cloudinit_seed.c), with arbitrary
  * bytes as NoCloud user-data, as edgeprov-agent --installed --seed hands it over. Checks:
  * nothing crashes or leaks; a refused seed leaves the output zeroed; an accepted one has
  * terminated, valid fields that ep_cloudinit_user_data renders again and that read back

@@ -1,5 +1,6 @@
-/* Unit tests of core/lib/provisioning/cloudinit.c: NoCloud user-data and meta-data, read back with libyaml,
- * checked by Debian's cloud-init schema validator and by PyYAML (the loader cloud-init uses). */
+/* Unit tests of core/lib/provisioning/cloudinit*.c: NoCloud user-data and meta-data, read back
+ * with libyaml, checked by Debian's cloud-init schema validator and by PyYAML (the loader
+ * cloud-init uses), and the seed read back. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

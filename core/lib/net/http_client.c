@@ -12,34 +12,22 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "base/buf.h"
 #include "base/error.h"
 
+/* The body: bounded by the call's response_max; zeroed as it grows, as ep_http_reply_clear
+ * zeroes it (a token endpoint's answer is a secret). */
 typedef struct body_buffer {
-  ep_http_reply *reply;
-  size_t cap;
-  size_t max;
+  ep_buf buf;
   bool too_large;
 } body_buffer;
 
 static size_t on_body(char *data, size_t size, size_t count, void *user) {
   body_buffer *s = user;
   size_t n = size * count;
-  if (s->reply->len + n > s->max) {
-    s->too_large = true;
-    return 0; /* aborts the transfer */
-  }
-  if (s->reply->len + n + 1 > s->cap) {
-    size_t cap = s->cap ? s->cap : 4096;
-    while (cap < s->reply->len + n + 1) cap *= 2;
-    char *grown = realloc(s->reply->body, cap);
-    if (!grown) return 0;
-    s->reply->body = grown;
-    s->cap = cap;
-  }
-  memcpy(s->reply->body + s->reply->len, data, n);
-  s->reply->len += n;
-  s->reply->body[s->reply->len] = '\0';
-  return n;
+  int r = ep_buf_append(&s->buf, data, n);
+  if (r == EP_ERANGE) s->too_large = true;
+  return r == 0 ? n : 0; /* 0 aborts the transfer */
 }
 
 void ep_http_reply_header(ep_http_reply *reply, const char *data, size_t n) {
@@ -78,7 +66,9 @@ int ep_http_perform(const ep_http_call *call, ep_http_reply *out) {
   CURL *curl = curl_easy_init();
   if (!curl) return ep_error_set(EP_ENOMEM, "out of memory");
   ep_http_reply reply = {0};
-  body_buffer s = {.reply = &reply, .max = call->response_max ? call->response_max : EP_HTTP_RESPONSE_MAX_DEFAULT};
+  size_t max = call->response_max ? call->response_max : EP_HTTP_RESPONSE_MAX_DEFAULT;
+  body_buffer s = {.too_large = false};
+  ep_buf_init(&s.buf, "HTTP response", max, EP_BUF_WIPE);
   struct curl_slist *headers = NULL;
   bool headers_ok = true;
   for (size_t i = 0; call->headers && call->headers[i] && i < EP_HTTP_HEADERS_MAX; i++) {
@@ -113,16 +103,17 @@ int ep_http_perform(const ep_http_call *call, ep_http_reply *out) {
   curl_easy_cleanup(curl);
   int r = 0;
   if (s.too_large)
-    r = ep_error_set(EP_ERANGE, "%.256s: response larger than %zu bytes", call->url, s.max);
+    r = ep_error_set(EP_ERANGE, "%.256s: response larger than %zu bytes", call->url, max);
   else if (code == CURLE_OPERATION_TIMEDOUT)
     r = ep_error_set(EP_ETIMEDOUT, "%.256s: no answer in time", call->url);
   else if (code != CURLE_OK)
     r = ep_error_set(code == CURLE_OUT_OF_MEMORY ? EP_ENOMEM : EP_EIO, "%.256s: %s", call->url, curl_easy_strerror(code));
+  if (r == 0 && !(reply.body = ep_buf_take(&s.buf, &reply.len))) r = ep_error_set(EP_ENOMEM, "out of memory");
+  ep_buf_free(&s.buf);
   if (r < 0) {
     ep_http_reply_clear(&reply);
     return r;
   }
-  if (!reply.body && !(reply.body = calloc(1, 1))) return ep_error_set(EP_ENOMEM, "out of memory");
   reply.status = (int)status;
   *out = reply;
   return 0;

@@ -15,6 +15,7 @@
 
 #include "runtime/action.h"
 #include "provisioning/cloudinit.h"
+#include "base/buf.h"
 #include "base/error.h"
 #include "base/validate.h"
 #include "base/files.h"
@@ -80,9 +81,9 @@ static void free_vars(variables *v) {
 
 char *ep_template_substitute(const char *text, const char *(*lookup)(void *data, const char *name), void *data,
                              const char *keep_prefix, size_t max) {
-  size_t cap = strlen(text) + 64, len = 0;
-  char *out = malloc(cap);
-  if (!out) return ep_error_set(EP_ENOMEM, "out of memory"), NULL;
+  /* max counts the NUL; the output may carry ${node.client_secret}, so it is wiped as it grows. */
+  ep_buf out;
+  ep_buf_init(&out, "template", max ? max - 1 : 0, EP_BUF_WIPE);
   for (const char *p = text; *p;) {
     const char *piece = p, *value = NULL;
     size_t piece_len = 1;
@@ -91,7 +92,7 @@ char *ep_template_substitute(const char *text, const char *(*lookup)(void *data,
       size_t name_len = end ? (size_t)(end - p - 2) : 0;
       char name[64];
       if (!end || name_len == 0 || name_len >= sizeof name) {
-        free(out);
+        ep_buf_free(&out);
         return ep_error_set(EP_EINVAL, "template: '%.24s' is not a ${variable}", p), NULL;
       }
       memcpy(name, p + 2, name_len);
@@ -100,32 +101,22 @@ char *ep_template_substitute(const char *text, const char *(*lookup)(void *data,
       if (!(keep_prefix && strncmp(name, keep_prefix, strlen(keep_prefix)) == 0)) {
         value = lookup(data, name);
         if (!value) {
-          free(out);
+          ep_buf_free(&out);
           return ep_error_set(EP_EINVAL, "template: ${%s}: no such variable", name), NULL;
         }
       }
     }
-    const char *add = value ? value : piece;
-    size_t add_len = value ? strlen(value) : piece_len;
-    if (len + add_len + 1 > max) {
-      free(out);
-      return ep_error_set(EP_ERANGE, "template: a value grows past %zu bytes", max), NULL;
+    int r = value ? ep_buf_append_str(&out, value) : ep_buf_append(&out, piece, piece_len);
+    if (r < 0) {
+      ep_buf_free(&out);
+      if (r == EP_ERANGE) return ep_error_set(EP_ERANGE, "template: a value grows past %zu bytes", max), NULL;
+      return ep_error_set(EP_ENOMEM, "out of memory"), NULL;
     }
-    if (len + add_len + 1 > cap) {
-      while (len + add_len + 1 > cap) cap *= 2;
-      char *grown = realloc(out, cap);
-      if (!grown) {
-        free(out);
-        return ep_error_set(EP_ENOMEM, "out of memory"), NULL;
-      }
-      out = grown;
-    }
-    memcpy(out + len, add, add_len);
-    len += add_len;
     p += piece_len;
   }
-  out[len] = '\0';
-  return out;
+  char *result = ep_buf_take(&out, NULL);
+  ep_buf_free(&out);
+  return result;
 }
 
 /* ---- the OS profile ------------------------------------------------------------------------ */
