@@ -186,7 +186,7 @@ static void open_refuses_every_way_out(void **state) {
 static void open_bounds_depth_and_length(void **state) {
   fixture *f = *state;
   /* Eight components are walked; a ninth is refused before anything is opened. */
-  char rel[512] = "";
+  char rel[64] = "";
   char *dir = strdup(f->served);
   for (int i = 0; i < 7; i++) {
     char *next = tu_path(dir, "d");
