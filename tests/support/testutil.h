@@ -68,7 +68,8 @@ static inline int tu_make_certs(const char *dir) {
                "-subj /CN=test-ca >/dev/null 2>&1 && openssl req -newkey rsa:2048 -nodes -keyout server.key "
                "-out server.csr -subj /CN=localhost >/dev/null 2>&1 && "
                "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > server.ext && openssl x509 -req -in server.csr "
-               "-CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext >/dev/null 2>&1 && "
+               "-CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext "
+               ">/dev/null 2>&1 && "
                "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other "
                ">/dev/null 2>&1",
                dir) < 0)

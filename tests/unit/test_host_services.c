@@ -320,7 +320,8 @@ static void directories_are_published_only_during_init(void **state) {
   long_url[0] = '/';
   memset(long_url + 1, 'u', 127);
   long_url[128] = '\0'; /* 128 bytes: one too many for the slot */
-  const char *bad_urls[] = {"boot", "", "/a/../b", "/a/..", "/a//b", "/boot/", "/b?x=1", "/b c", "/b%2e", long_url, NULL};
+  const char *bad_urls[] = {"boot",   "",    "/a/../b", "/a/..",  "/a//b", "/boot/",
+                            "/b?x=1", "/b c", "/b%2e",  long_url, NULL};
   for (size_t i = 0; i < sizeof bad_urls / sizeof bad_urls[0]; i++)
     if (f->host->publish_directory(&f->ctx, bad_urls[i], "/srv/art") != EP_EINVAL)
       fail_msg("url_path '%s' was accepted", bad_urls[i] ? bad_urls[i] : "(null)");

@@ -12,7 +12,11 @@
 #include "base/log.h"
 #include "testutil.h"
 
-#define LINE_RE "^time=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z level=(error|warn|info|debug) component=[^ ]+ msg=\"([^\"\\\\]|\\\\.)*\"$"
+/* One whole line: time to the millisecond in UTC, a level name, a component, a quoted message
+ * whose quotes and backslashes are escaped. */
+#define LINE_RE \
+  "^time=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z " \
+  "level=(error|warn|info|debug) component=[^ ]+ msg=\"([^\"\\\\]|\\\\.)*\"$"
 
 static int setup(void **state) {
   FILE *sink = tmpfile();
