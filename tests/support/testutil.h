@@ -70,6 +70,33 @@ static inline int tu_grep_tree(const char *dir, const char *text) {
   return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* Makes certificates in dir with the openssl CLI: a CA (ca.pem, ca.key), a server certificate
+ * for 127.0.0.1 and localhost signed by it (server.pem, server.key), and an unrelated
+ * self-signed one (other.pem, other.key). Returns 0, or -1 when openssl failed. */
+static inline int tu_make_certs(const char *dir) {
+  char *cmd = NULL;
+  if (asprintf(&cmd,
+               "cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 "
+               "-subj /CN=test-ca >/dev/null 2>&1 && openssl req -newkey rsa:2048 -nodes -keyout server.key "
+               "-out server.csr -subj /CN=localhost >/dev/null 2>&1 && "
+               "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' > server.ext && openssl x509 -req -in server.csr "
+               "-CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 1 -extfile server.ext "
+               ">/dev/null 2>&1 && "
+               "openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other "
+               ">/dev/null 2>&1",
+               dir) < 0)
+    return -1;
+  int r = system(cmd);
+  free(cmd);
+  return r == 0 ? 0 : -1;
+}
+
+/* dir/name as a malloc'd path (caller frees). */
+static inline char *tu_path(const char *dir, const char *name) {
+  char *path = NULL;
+  return asprintf(&path, "%s/%s", dir, name) < 0 ? NULL : path;
+}
+
 /* True when diags holds a diagnostic at line (0: any line) whose message contains text. */
 static inline int tu_has_diag(const ep_diags *diags, int line, const char *text) {
   for (size_t i = 0; i < diags->count; i++)

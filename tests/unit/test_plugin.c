@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 
 #include "runtime/action.h"
@@ -61,6 +62,54 @@ static void missing_directory_is_a_note(void **state) {
   assert_non_null(strstr(set->notes.items[0], "/nonexistent/plugins: No such file or directory"));
   assert_int_equal(set->count, 10);
   ep_plugin_set_free(set);
+}
+
+/* Copies the test plugin alpha.so into dir with mode, scans dir and returns the plugin's state
+ * (its reason in reason). */
+static ep_plugin_state scan_copy_with_mode(const char *dir, mode_t mode, char *reason, size_t len) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "cp '%s/alpha.so' '%s/alpha.so'", TEST_PLUGIN_DIR, dir);
+  assert_int_equal(system(cmd), 0);
+  char *path = tu_path(dir, "alpha.so");
+  assert_int_equal(chmod(path, mode), 0);
+  char *dirs_items[] = {(char *)dir};
+  ep_strv dirs = {dirs_items, 1};
+  ep_plugin_set *set = NULL;
+  assert_int_equal(ep_plugins_scan(&set, &dirs, NULL, 0), 0);
+  assert_int_equal(set->count, 1);
+  ep_plugin_state state = set->items[0]->state;
+  snprintf(reason, len, "%s", set->items[0]->reason ? set->items[0]->reason : "");
+  ep_plugin_set_free(set);
+  free(path);
+  return state;
+}
+
+/* Anyone who may write a plugin file may run code in edgeprovd: such a file is never loaded. */
+static void world_writable_plugin_file_is_refused(void **state) {
+  char reason[512];
+  assert_int_equal(scan_copy_with_mode(*state, 0755, reason, sizeof reason), EP_PLUGIN_READY);
+  assert_int_equal(scan_copy_with_mode(*state, 0757, reason, sizeof reason), EP_PLUGIN_REFUSED);
+  assert_string_equal(reason, "insecure: the file is writable by any user (chmod o-w)");
+  assert_int_equal(scan_copy_with_mode(*state, 0666, reason, sizeof reason), EP_PLUGIN_REFUSED);
+  assert_int_equal(scan_copy_with_mode(*state, 0644, reason, sizeof reason), EP_PLUGIN_READY);
+
+  /* Through a symbolic link the file it names is checked. */
+  char *dir = tu_path(*state, "linked");
+  assert_int_equal(mkdir(dir, 0755), 0);
+  char *target = tu_path(*state, "alpha.so"), *link = tu_path(dir, "alpha.so");
+  assert_int_equal(chmod(target, 0777), 0);
+  assert_int_equal(symlink(target, link), 0);
+  char *dirs_items[] = {dir};
+  ep_strv dirs = {dirs_items, 1};
+  ep_plugin_set *set = NULL;
+  assert_int_equal(ep_plugins_scan(&set, &dirs, NULL, 0), 0);
+  assert_int_equal(set->items[0]->state, EP_PLUGIN_REFUSED);
+  assert_non_null(strstr(set->items[0]->reason, "writable by any user"));
+  assert_null(set->items[0]->handle); /* refused before it was ever opened */
+  ep_plugin_set_free(set);
+  free(target);
+  free(link);
+  free(dir);
 }
 
 /* Opens a site on the mixed test plugins with the given plugins group; trace goes to dir. */
@@ -206,6 +255,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(scan_refuses_each_bad_case_and_keeps_the_good),
       cmocka_unit_test(missing_directory_is_a_note),
+      cmocka_unit_test_setup_teardown(world_writable_plugin_file_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(optional_failure_is_skipped_and_deinit_runs_in_reverse, setup, teardown),
       cmocka_unit_test_setup_teardown(required_failure_stops_startup, setup, teardown),
       cmocka_unit_test_setup_teardown(refused_required_plugin_is_reported, setup, teardown),

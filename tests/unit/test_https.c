@@ -1,0 +1,419 @@
+/* Unit tests of core/lib/net/https.c, the embedded HTTPS server: addresses it accepts, routes
+ * and directories (bounded, fixed once started), what a handler sees of a request (raw body,
+ * decoded form, Basic credentials) and its bounds, TLS with a certificate made by the openssl
+ * CLI, and serving one connection on the calling thread. Requests are made with libcurl. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "base/error.h"
+#include "net/https.h"
+#include "testutil.h"
+#include "tu_http.h"
+
+/* What the last handler call saw (requests are made one at a time). */
+typedef struct seen {
+  int calls;
+  char method[16];
+  char path[128];
+  char content_type[128];
+  char authorization[256];
+  bool body_null;
+  uint8_t body[EP_HTTPS_BODY_MAX];
+  size_t body_len;
+  ep_https_form_field form[EP_HTTPS_FORM_FIELDS_MAX];
+  size_t form_count;
+  bool form_invalid;
+  bool has_user;
+  char user[128];
+  char password[128];
+} seen;
+
+typedef struct fixture {
+  char *dir;
+  ep_https_server *server;
+  int port;
+  seen seen;
+} fixture;
+
+/* Keeps what it sees and answers 201 "created" (POST) or 200 "hello" (GET) as application/x-test. */
+static void record(void *data, const ep_https_request *req, ep_https_response *resp) {
+  seen *s = data;
+  s->calls++;
+  snprintf(s->method, sizeof s->method, "%s", req->method);
+  snprintf(s->path, sizeof s->path, "%s", req->path);
+  snprintf(s->content_type, sizeof s->content_type, "%s", req->content_type);
+  snprintf(s->authorization, sizeof s->authorization, "%s", req->authorization);
+  s->body_null = req->body == NULL;
+  s->body_len = req->body_len;
+  if (req->body_len) memcpy(s->body, req->body, req->body_len);
+  s->form_count = req->form_count;
+  memcpy(s->form, req->form, req->form_count * sizeof *req->form);
+  s->form_invalid = req->form_invalid;
+  s->has_user = req->basic_user != NULL;
+  snprintf(s->user, sizeof s->user, "%s", req->basic_user ? req->basic_user : "");
+  snprintf(s->password, sizeof s->password, "%s", req->basic_password ? req->basic_password : "");
+  bool post = strcmp(req->method, "POST") == 0;
+  resp->status = post ? 201 : 200;
+  resp->content_type = "application/x-test";
+  resp->body = strdup(post ? "created" : "hello");
+  resp->len = strlen(resp->body);
+}
+
+static void no_body(void *data, const ep_https_request *req, ep_https_response *resp) {
+  (void)data, (void)req;
+  resp->status = 403;
+}
+
+static int add_routes(fixture *f) {
+  if (ep_https_server_route(f->server, "GET", "/echo", record, &f->seen) < 0 ||
+      ep_https_server_route(f->server, "POST", "/echo", record, &f->seen) < 0 ||
+      ep_https_server_route(f->server, "GET", "/nobody", no_body, NULL) < 0)
+    return -1;
+  return 0;
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  f->dir = tu_mkdtemp();
+  if (!f->dir || ep_https_server_new(&f->server, "127.0.0.1:0", NULL, NULL) < 0 || add_routes(f) < 0 ||
+      ep_https_server_start(f->server, &f->port) < 0 || f->port <= 0)
+    return -1;
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ep_https_server_free(f->server);
+  tu_rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+/* A request to path on the fixture's plaintext server. */
+static long call(fixture *f, const char *method, const char *path, const char *const *headers, const void *body,
+                 size_t body_len, tu_response *out) {
+  char url[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d%s", f->port, path);
+  tu_request req = {.method = method, .url = url, .headers = headers, .body = body, .body_len = body_len};
+  assert_int_equal(tu_http(&req, out), CURLE_OK);
+  return out->status;
+}
+
+static void addresses_accepted_and_refused(void **state) {
+  (void)state;
+  ep_https_server *s = NULL;
+  const char *good[] = {"127.0.0.1:0", "localhost:8443", "127.1.2.3:0", "[::1]:0"};
+  for (size_t i = 0; i < 4; i++) {
+    s = NULL;
+    assert_int_equal(ep_https_server_new(&s, good[i], NULL, NULL), 0);
+    assert_non_null(s);
+    ep_https_server_free(s);
+  }
+  /* Plaintext only on loopback: anywhere else needs a certificate. */
+  s = (ep_https_server *)0x1;
+  assert_int_equal(ep_https_server_new(&s, "0.0.0.0:8443", NULL, NULL), EP_EINVAL);
+  assert_ptr_equal(s, (ep_https_server *)0x1);
+  assert_non_null(strstr(ep_error_message(), "not a loopback address"));
+  assert_int_equal(ep_https_server_new(&s, "[::]:8443", NULL, NULL), EP_EINVAL);
+  assert_int_equal(ep_https_server_new(&s, "10.0.3.1:8443", NULL, NULL), EP_EINVAL);
+  s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "0.0.0.0:0", "cert", "key"), 0); /* with a certificate: fine */
+  ep_https_server_free(s);
+
+  const char *bad[] = {"", "8443", "127.0.0.1", "edge.example:8443", "127.0.0.1:70000", "127.0.0.1:-1",
+                       "[::1:0", "[zz]:0", "300.0.0.1:1"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    s = (ep_https_server *)0x1;
+    if (ep_https_server_new(&s, bad[i], NULL, NULL) != EP_EINVAL) fail_msg("'%s' was accepted", bad[i]);
+    assert_ptr_equal(s, (ep_https_server *)0x1);
+  }
+  assert_non_null(strstr(ep_error_message(), "is not host:port with an IP address"));
+  ep_https_server_free(NULL);
+}
+
+static void routes_and_directories_are_bounded_and_fixed_once_started(void **state) {
+  fixture *f = *state;
+  ep_https_server *s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  for (int i = 0; i < EP_HTTPS_ROUTES_MAX; i++) {
+    char path[32];
+    snprintf(path, sizeof path, "/r%d", i);
+    assert_int_equal(ep_https_server_route(s, "GET", path, record, &f->seen), 0);
+  }
+  assert_int_equal(ep_https_server_route(s, "GET", "/one-too-many", record, &f->seen), EP_EINVAL);
+  for (int i = 0; i < EP_HTTPS_MOUNTS_MAX; i++) {
+    char url[32];
+    snprintf(url, sizeof url, "/d%d", i);
+    assert_int_equal(ep_https_server_serve_directory(s, url, f->dir), 0);
+  }
+  assert_int_equal(ep_https_server_serve_directory(s, "/d9", f->dir), EP_EINVAL);
+  ep_https_server_free(s);
+
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(ep_https_server_serve_directory(s, "/boot", f->dir), 0);
+  assert_int_equal(ep_https_server_serve_directory(s, "/boot", "/elsewhere"), EP_EEXIST);
+  assert_non_null(strstr(ep_error_message(), f->dir));
+  int port = 0;
+  assert_int_equal(ep_https_server_start(s, &port), 0);
+  assert_true(port > 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/late", record, &f->seen), EP_EINVAL);
+  assert_int_equal(ep_https_server_serve_directory(s, "/late", f->dir), EP_EINVAL);
+  int fds[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  assert_int_equal(ep_https_server_serve_fd(s, fds[1]), EP_EINVAL); /* takes fds[1] */
+  close(fds[0]);
+  ep_https_server_free(s);
+
+  /* A port in use cannot be started on. */
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  char address[32];
+  snprintf(address, sizeof address, "127.0.0.1:%d", f->port);
+  ep_https_server *second = NULL;
+  assert_int_equal(ep_https_server_new(&second, address, NULL, NULL), 0);
+  assert_int_equal(ep_https_server_start(second, &port), EP_EIO);
+  ep_https_server_free(second);
+  ep_https_server_free(s);
+}
+
+static void requests_reach_their_route_or_get_404_or_405(void **state) {
+  fixture *f = *state;
+  tu_response r;
+  char v[128];
+  assert_int_equal(call(f, NULL, "/echo", NULL, NULL, 0, &r), 200);
+  assert_string_equal(r.body, "hello");
+  assert_string_equal(tu_header(&r, "Content-Type", v, sizeof v), "application/x-test");
+  assert_string_equal(tu_header(&r, "Cache-Control", v, sizeof v), "no-store");
+  assert_int_equal(f->seen.calls, 1);
+  assert_string_equal(f->seen.method, "GET");
+  assert_string_equal(f->seen.path, "/echo");
+  assert_string_equal(f->seen.content_type, ""); /* absent: "" */
+  assert_string_equal(f->seen.authorization, "");
+  assert_false(f->seen.has_user);
+  tu_response_clear(&r);
+
+  /* A handler that sets no body answers its status with an empty one. */
+  assert_int_equal(call(f, NULL, "/nobody", NULL, NULL, 0, &r), 403);
+  assert_int_equal(r.len, 0);
+  tu_response_clear(&r);
+
+  assert_int_equal(call(f, "PUT", "/echo", NULL, NULL, 0, &r), 405);
+  tu_response_clear(&r);
+  assert_int_equal(call(f, "DELETE", "/nobody", NULL, NULL, 0, &r), 405);
+  tu_response_clear(&r);
+  const char *unknown[] = {"/nope", "/echo/", "/ech", "/echo/x", "/"};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    assert_int_equal(call(f, NULL, unknown[i], NULL, NULL, 0, &r), 404);
+    tu_response_clear(&r);
+  }
+  assert_int_equal(f->seen.calls, 1); /* none of those reached a handler */
+}
+
+static void raw_body_arrives_whole_up_to_the_bound(void **state) {
+  fixture *f = *state;
+  uint8_t *body = malloc(EP_HTTPS_BODY_MAX + 1);
+  for (size_t i = 0; i <= EP_HTTPS_BODY_MAX; i++) body[i] = (uint8_t)(i * 7 + 3); /* NUL bytes included */
+  const char *json[] = {"Content-Type: application/octet-stream", "Authorization: Bearer abc.def", NULL};
+  tu_response r;
+  assert_int_equal(call(f, "POST", "/echo", json, body, 1000, &r), 201);
+  assert_string_equal(r.body, "created");
+  assert_string_equal(f->seen.content_type, "application/octet-stream");
+  assert_string_equal(f->seen.authorization, "Bearer abc.def");
+  assert_false(f->seen.body_null);
+  assert_int_equal(f->seen.body_len, 1000);
+  assert_memory_equal(f->seen.body, body, 1000);
+  assert_int_equal(f->seen.form_count, 0);
+  tu_response_clear(&r);
+
+  assert_int_equal(call(f, "POST", "/echo", json, body, EP_HTTPS_BODY_MAX, &r), 201);
+  assert_int_equal(f->seen.body_len, EP_HTTPS_BODY_MAX);
+  assert_memory_equal(f->seen.body, body, EP_HTTPS_BODY_MAX);
+  tu_response_clear(&r);
+
+  int calls = f->seen.calls;
+  assert_int_equal(call(f, "POST", "/echo", json, body, EP_HTTPS_BODY_MAX + 1, &r), 413);
+  assert_int_equal(f->seen.calls, calls); /* the handler never saw it */
+  tu_response_clear(&r);
+  free(body);
+}
+
+static void form_body_is_decoded_into_fields(void **state) {
+  fixture *f = *state;
+  const char *form_type[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+  const char *form = "grant_type=client_credentials&client_id=edgenode-a%20b&client_secret=s%3D%26x&empty=";
+  tu_response r;
+  assert_int_equal(call(f, "POST", "/echo", form_type, form, strlen(form), &r), 201);
+  tu_response_clear(&r);
+  assert_false(f->seen.form_invalid);
+  assert_true(f->seen.body_null); /* a form arrives as fields, not as a body */
+  assert_int_equal(f->seen.body_len, 0);
+  assert_int_equal(f->seen.form_count, 4);
+  ep_https_request req = {.form = f->seen.form, .form_count = f->seen.form_count};
+  assert_string_equal(ep_https_form_value(&req, "grant_type"), "client_credentials");
+  assert_string_equal(ep_https_form_value(&req, "client_id"), "edgenode-a b");
+  assert_string_equal(ep_https_form_value(&req, "client_secret"), "s=&x");
+  assert_string_equal(ep_https_form_value(&req, "empty"), "");
+  assert_null(ep_https_form_value(&req, "audience"));
+  assert_null(ep_https_form_value(&req, "grant"));
+}
+
+/* POSTs form and returns whether the handler saw it marked invalid. */
+static bool form_invalid(fixture *f, const char *form) {
+  const char *form_type[] = {"Content-Type: application/x-www-form-urlencoded", NULL};
+  tu_response r;
+  int calls = f->seen.calls;
+  assert_int_equal(call(f, "POST", "/echo", form_type, form, strlen(form), &r), 201);
+  tu_response_clear(&r);
+  assert_int_equal(f->seen.calls, calls + 1);
+  return f->seen.form_invalid;
+}
+
+static void form_bounds_mark_the_form_invalid(void **state) {
+  fixture *f = *state;
+  char form[8192];
+  /* Field count: 16 kept, a 17th makes the form invalid. */
+  form[0] = '\0';
+  for (int i = 0; i < EP_HTTPS_FORM_FIELDS_MAX; i++)
+    snprintf(form + strlen(form), sizeof form - strlen(form), "%sf%d=v", i ? "&" : "", i);
+  assert_false(form_invalid(f, form));
+  assert_int_equal(f->seen.form_count, EP_HTTPS_FORM_FIELDS_MAX);
+  strcat(form, "&f16=v");
+  assert_true(form_invalid(f, form));
+
+  /* Value length: 1023 bytes fit with the NUL, 1024 do not. */
+  strcpy(form, "v=");
+  memset(form + 2, 'x', EP_HTTPS_FORM_VALUE_MAX - 1);
+  form[2 + EP_HTTPS_FORM_VALUE_MAX - 1] = '\0';
+  assert_false(form_invalid(f, form));
+  assert_int_equal(strlen(f->seen.form[0].value), EP_HTTPS_FORM_VALUE_MAX - 1);
+  strcat(form, "x");
+  assert_true(form_invalid(f, form));
+
+  /* Name length: 63 bytes fit, 64 do not. */
+  memset(form, 'n', EP_HTTPS_FORM_NAME_MAX - 1);
+  strcpy(form + EP_HTTPS_FORM_NAME_MAX - 1, "=1");
+  assert_false(form_invalid(f, form));
+  memset(form, 'n', EP_HTTPS_FORM_NAME_MAX);
+  strcpy(form + EP_HTTPS_FORM_NAME_MAX, "=1");
+  assert_true(form_invalid(f, form));
+
+  /* A NUL byte in a value (%00) is refused rather than cut. */
+  assert_true(form_invalid(f, "a=1%002"));
+}
+
+static void basic_credentials_are_decoded(void **state) {
+  fixture *f = *state;
+  char url[128];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", f->port);
+  tu_request req = {.url = url, .user = "edgenode-1", .password = "p@ss:word"};
+  tu_response r;
+  assert_int_equal(tu_http(&req, &r), CURLE_OK);
+  assert_int_equal(r.status, 200);
+  tu_response_clear(&r);
+  assert_true(f->seen.has_user);
+  assert_string_equal(f->seen.user, "edgenode-1");
+  assert_string_equal(f->seen.password, "p@ss:word"); /* only the first ':' separates */
+  assert_true(strncmp(f->seen.authorization, "Basic ", 6) == 0);
+
+  const char *bearer[] = {"Authorization: Bearer t", NULL};
+  assert_int_equal(call(f, NULL, "/echo", bearer, NULL, 0, &r), 200);
+  tu_response_clear(&r);
+  assert_false(f->seen.has_user);
+  assert_string_equal(f->seen.authorization, "Bearer t");
+}
+
+static void tls_is_served_with_the_given_certificate(void **state) {
+  fixture *f = *state;
+  assert_int_equal(tu_make_certs(f->dir), 0);
+  char *cert_path = tu_path(f->dir, "server.pem"), *key_path = tu_path(f->dir, "server.key");
+  char *ca = tu_path(f->dir, "ca.pem"), *other = tu_path(f->dir, "other.pem");
+  char *cert = tu_slurp(cert_path), *key = tu_slurp(key_path);
+  assert_non_null(cert);
+  assert_non_null(key);
+  ep_https_server *s = NULL;
+  int port = 0;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", cert, key), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/echo", record, &f->seen), 0);
+  assert_int_equal(ep_https_server_start(s, &port), 0);
+
+  char url[128];
+  snprintf(url, sizeof url, "https://127.0.0.1:%d/echo", port);
+  tu_request req = {.url = url, .ca_file = ca};
+  tu_response r;
+  assert_int_equal(tu_http(&req, &r), CURLE_OK);
+  assert_int_equal(r.status, 200);
+  assert_string_equal(r.body, "hello");
+  tu_response_clear(&r);
+
+  /* A client that trusts another CA refuses the server; plaintext gets no answer. */
+  int calls = f->seen.calls;
+  req.ca_file = other;
+  assert_int_equal(tu_http(&req, &r), CURLE_PEER_FAILED_VERIFICATION);
+  tu_response_clear(&r);
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", port);
+  req.ca_file = NULL;
+  assert_int_not_equal(tu_http(&req, &r), CURLE_OK);
+  tu_response_clear(&r);
+  assert_int_equal(f->seen.calls, calls);
+  ep_https_server_free(s);
+
+  /* A certificate that is not one: the server does not start. */
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", "not a certificate", key), 0);
+  assert_int_equal(ep_https_server_start(s, &port), EP_EIO);
+  ep_https_server_free(s);
+  free(cert);
+  free(key);
+  free(cert_path);
+  free(key_path);
+  free(ca);
+  free(other);
+}
+
+static void serve_fd_answers_pipelined_requests_on_the_calling_thread(void **state) {
+  fixture *f = *state;
+  ep_https_server *s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/echo", record, &f->seen), 0);
+  int fds[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  const char *requests = "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n"
+                         "GET /missing HTTP/1.1\r\nHost: t\r\n\r\n";
+  assert_int_equal(write(fds[0], requests, strlen(requests)), (ssize_t)strlen(requests));
+  assert_int_equal(shutdown(fds[0], SHUT_WR), 0);
+  assert_int_equal(ep_https_server_serve_fd(s, fds[1]), 0); /* returns once both are answered */
+  char answer[8192];
+  size_t len = 0;
+  ssize_t n;
+  while ((n = read(fds[0], answer + len, sizeof answer - 1 - len)) > 0) len += (size_t)n;
+  answer[len] = '\0';
+  close(fds[0]);
+  char *first = strstr(answer, "HTTP/1.1 200");
+  char *second = strstr(answer, "HTTP/1.1 404");
+  assert_non_null(first);
+  assert_non_null(second);
+  assert_true(first < second);
+  assert_non_null(strstr(first, "\r\n\r\nhello"));
+  assert_int_equal(f->seen.calls, 1);
+  ep_https_server_free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(addresses_accepted_and_refused),
+      cmocka_unit_test_setup_teardown(routes_and_directories_are_bounded_and_fixed_once_started, setup, teardown),
+      cmocka_unit_test_setup_teardown(requests_reach_their_route_or_get_404_or_405, setup, teardown),
+      cmocka_unit_test_setup_teardown(raw_body_arrives_whole_up_to_the_bound, setup, teardown),
+      cmocka_unit_test_setup_teardown(form_body_is_decoded_into_fields, setup, teardown),
+      cmocka_unit_test_setup_teardown(form_bounds_mark_the_form_invalid, setup, teardown),
+      cmocka_unit_test_setup_teardown(basic_credentials_are_decoded, setup, teardown),
+      cmocka_unit_test_setup_teardown(tls_is_served_with_the_given_certificate, setup, teardown),
+      cmocka_unit_test_setup_teardown(serve_fd_answers_pipelined_requests_on_the_calling_thread, setup, teardown),
+  };
+  return cmocka_run_group_tests_name("https", tests, NULL, NULL);
+}
