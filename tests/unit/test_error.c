@@ -45,6 +45,14 @@ static void prefix_adds_context_in_front_and_takes_the_new_code(void **state) {
   assert_string_equal(ep_error_message(), "[abc]: abc");
 }
 
+static void set_may_quote_the_current_message(void **state) {
+  (void)state;
+  ep_error_set(EP_EIO, "disk gone");
+  /* The message being replaced is an argument: it is read before it is overwritten. */
+  assert_int_equal(ep_error_set(EP_EFAILED, "plugin x: %s", ep_error_message()), EP_EFAILED);
+  assert_string_equal(ep_error_message(), "plugin x: disk gone");
+}
+
 static void long_message_is_cut_to_the_bound(void **state) {
   (void)state;
   char big[3 * EP_ERROR_MESSAGE_MAX];
@@ -113,6 +121,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(set_records_message_and_code_and_returns_the_code),
       cmocka_unit_test(clear_leaves_no_message_and_code_zero),
+      cmocka_unit_test(set_may_quote_the_current_message),
       cmocka_unit_test(prefix_adds_context_in_front_and_takes_the_new_code),
       cmocka_unit_test(long_message_is_cut_to_the_bound),
       cmocka_unit_test(prefix_of_a_full_message_keeps_the_prefix_and_the_bound),

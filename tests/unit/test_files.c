@@ -55,7 +55,7 @@ static void reads_a_regular_file_without_trailing_whitespace(void **state) {
   free(out);
   free(path);
 
-  path = write_mode(*state, "only-space", " \n \r\n", 0644);
+  path = write_mode(*state, "only-space", " \n \r\n\t", 0644);
   assert_int_equal(ep_read_text_file(&out, path, 4096, EP_FILE_ANY_ACCESS), 0);
   assert_string_equal(out, "");
   free(out);
@@ -90,6 +90,12 @@ static void what_is_not_a_regular_file_is_refused(void **state) {
   char *missing = tu_path(*state, "missing.pem");
   assert_refused(missing, 4096, EP_FILE_ANY_ACCESS, -ENOENT, "No such file");
   free(missing);
+  /* A FIFO with no writer: refused at once, not a read that waits forever (the test's
+   * timeout would catch the wait). */
+  char *fifo = tu_path(*state, "fifo");
+  assert_int_equal(mkfifo(fifo, 0600), 0);
+  assert_refused(fifo, 4096, EP_FILE_ANY_ACCESS, EP_EINVAL, "not a regular file");
+  free(fifo);
 }
 
 static void owner_only_refuses_group_or_other_access(void **state) {

@@ -128,7 +128,8 @@ static void addresses_accepted_and_refused(void **state) {
   ep_https_server_free(s);
 
   const char *bad[] = {"", "8443", "127.0.0.1", "edge.example:8443", "127.0.0.1:70000", "127.0.0.1:-1",
-                       "[::1:0", "[zz]:0", "300.0.0.1:1"};
+                       "[::1:0", "[zz]:0", "300.0.0.1:1", "127.0.0.1:80x", "127.0.0.1:abc",
+                       "127.0.0.1:", "127.0.0.1: 80", "127.0.0.1:+80", "127.0.0.1:000080"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     s = (ep_https_server *)0x1;
     if (ep_https_server_new(&s, bad[i], NULL, NULL) != EP_EINVAL) fail_msg("'%s' was accepted", bad[i]);
@@ -204,8 +205,10 @@ static void requests_reach_their_route_or_get_404_or_405(void **state) {
   tu_response_clear(&r);
 
   assert_int_equal(call(f, "PUT", "/echo", NULL, NULL, 0, &r), 405);
+  assert_string_equal(tu_header(&r, "Allow", v, sizeof v), "GET, POST"); /* RFC 9110: a 405 says what is */
   tu_response_clear(&r);
   assert_int_equal(call(f, "DELETE", "/nobody", NULL, NULL, 0, &r), 405);
+  assert_string_equal(tu_header(&r, "Allow", v, sizeof v), "GET");
   tu_response_clear(&r);
   const char *unknown[] = {"/nope", "/echo/", "/ech", "/echo/x", "/"};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {

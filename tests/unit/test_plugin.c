@@ -89,9 +89,21 @@ static void world_writable_plugin_file_is_refused(void **state) {
   char reason[512];
   assert_int_equal(scan_copy_with_mode(*state, 0755, reason, sizeof reason), EP_PLUGIN_READY);
   assert_int_equal(scan_copy_with_mode(*state, 0757, reason, sizeof reason), EP_PLUGIN_REFUSED);
-  assert_string_equal(reason, "insecure: the file is writable by any user (chmod o-w)");
+  assert_string_equal(reason, "insecure: the file is writable by any user (chmod go-w)");
   assert_int_equal(scan_copy_with_mode(*state, 0666, reason, sizeof reason), EP_PLUGIN_REFUSED);
+  assert_int_equal(scan_copy_with_mode(*state, 0775, reason, sizeof reason), EP_PLUGIN_REFUSED);
+  assert_string_equal(reason, "insecure: the file is writable by its group (chmod go-w)");
   assert_int_equal(scan_copy_with_mode(*state, 0644, reason, sizeof reason), EP_PLUGIN_READY);
+
+  /* A directory others may write to lets them swap the file: what it holds is refused. */
+  const char *dir_modes[] = {"its group", "any user"};
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(chmod(*state, i == 0 ? 0775 : 01777), 0);
+    assert_int_equal(scan_copy_with_mode(*state, 0755, reason, sizeof reason), EP_PLUGIN_REFUSED);
+    if (!strstr(reason, "insecure: its directory") || !strstr(reason, dir_modes[i]) || !strstr(reason, *state))
+      fail_msg("reason \"%s\"", reason);
+  }
+  assert_int_equal(chmod(*state, 0755), 0);
 
   /* Through a symbolic link the file it names is checked. */
   char *dir = tu_path(*state, "linked");

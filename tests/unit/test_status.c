@@ -51,6 +51,7 @@ static void statuses_map_to_errors(void **state) {
       {EP_STATUS_PERMISSION_DENIED, EP_EPERM},
       {EP_STATUS_UNAUTHENTICATED, EP_EPERM},
       {EP_STATUS_ABORTED, EP_ECONFLICT},
+      {EP_STATUS_OUT_OF_RANGE, EP_ECOMPACTED},
       {EP_STATUS_RESOURCE_EXHAUSTED, EP_ENOMEM},
       {EP_STATUS_DEADLINE_EXCEEDED, EP_ETIMEDOUT},
       {EP_STATUS_CANCELLED, EP_ECANCELED},
@@ -74,7 +75,7 @@ static void unknown_or_server_side_statuses_are_io_errors(void **state) {
 static void round_trip_keeps_the_error(void **state) {
   (void)state;
   const int kept[] = {0, EP_EINVAL, EP_ENOENT, EP_EEXIST, EP_EPERM, EP_ECONFLICT,
-                      EP_ENOMEM, EP_ETIMEDOUT, EP_ECANCELED, EP_ENOTSUP};
+                      EP_ECOMPACTED, EP_ENOMEM, EP_ETIMEDOUT, EP_ECANCELED, EP_ENOTSUP};
   for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++)
     assert_int_equal(ep_error_from_status(ep_status_from_error(kept[i])), kept[i]);
   assert_int_equal(ep_error_from_status(ep_status_from_error(EP_ERANGE)), EP_EINVAL);

@@ -9,10 +9,13 @@ static _Thread_local char last_message[EP_ERROR_MESSAGE_MAX];
 static _Thread_local int last_code;
 
 int ep_error_set(int code, const char *fmt, ...) {
+  /* Formatted aside first: an argument may be ep_error_message() itself. */
+  char message[EP_ERROR_MESSAGE_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(last_message, sizeof last_message, fmt, ap);
+  vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
+  memcpy(last_message, message, sizeof last_message);
   last_code = code;
   return code;
 }

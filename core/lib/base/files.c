@@ -11,7 +11,8 @@
 #include "base/error.h"
 
 int ep_read_text_file(char **out, const char *path, size_t max, ep_file_access access) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
   if (fd < 0) return ep_error_set(-errno, "%s: %s", path, strerror(errno));
   struct stat st;
   int r = 0;
@@ -34,7 +35,7 @@ int ep_read_text_file(char **out, const char *path, size_t max, ep_file_access a
     return r;
   }
   size_t len = strlen(text);
-  while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' ')) text[--len] = '\0';
+  while (len > 0 && strchr(" \t\r\n", text[len - 1])) text[--len] = '\0';
   *out = text;
   return 0;
 }

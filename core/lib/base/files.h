@@ -11,7 +11,7 @@ typedef enum {
 } ep_file_access;
 
 /* Reads path: a regular file of at most max bytes (not a symbolic link), with the access
- * rule given. Trailing whitespace is dropped. Errors name the path and the reason. The caller
+ * rule given. Trailing spaces, tabs and line ends are dropped. Errors name the path and the reason. The caller
  * frees *out (and clears it first when it holds a secret). */
 int ep_read_text_file(char **out, const char *path, size_t max, ep_file_access access);
 

@@ -88,8 +88,10 @@ static int parse_address(const char *address, struct sockaddr_storage *out) {
   if (!colon || (size_t)(colon - address) >= sizeof host) return -1;
   memcpy(host, address, (size_t)(colon - address));
   host[colon - address] = '\0';
-  long port = strtol(colon + 1, NULL, 10);
-  if (port < 0 || port > 65535) return -1;
+  const char *digits = colon + 1;
+  if (!*digits || strspn(digits, "0123456789") != strlen(digits) || strlen(digits) > 5) return -1;
+  long port = strtol(digits, NULL, 10);
+  if (port > 65535) return -1;
   memset(out, 0, sizeof *out);
   struct sockaddr_in *v4 = (struct sockaddr_in *)out;
   struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
@@ -168,7 +170,9 @@ static const mount *find_mount(const ep_https_server *s, const char *url, const 
   return NULL;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *connection, int status, const char *type, char *body, size_t len) {
+/* Answers with body (malloc'd, taken); allow, when not NULL, is the Allow header of a 405. */
+static enum MHD_Result respond_allow(struct MHD_Connection *connection, int status, const char *type, char *body,
+                                     size_t len, const char *allow) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
   if (!resp) {
     free(body);
@@ -176,14 +180,25 @@ static enum MHD_Result respond(struct MHD_Connection *connection, int status, co
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
   enum MHD_Result r = MHD_queue_response(connection, (unsigned)status, resp);
   MHD_destroy_response(resp);
   return r;
 }
 
+static enum MHD_Result respond(struct MHD_Connection *connection, int status, const char *type, char *body, size_t len) {
+  return respond_allow(connection, status, type, body, len, NULL);
+}
+
 static enum MHD_Result respond_text(struct MHD_Connection *connection, int status, const char *text) {
   char *body = strdup(text);
   return body ? respond(connection, status, "text/plain", body, strlen(body)) : MHD_NO;
+}
+
+/* 405 with the methods the path takes in Allow (RFC 9110 section 15.5.6). */
+static enum MHD_Result respond_not_allowed(struct MHD_Connection *connection, const char *allow) {
+  char *body = strdup("method not allowed\n");
+  return body ? respond_allow(connection, 405, "text/plain", body, strlen(body), allow) : MHD_NO;
 }
 
 /* The per-request state of a file request: no state, only a mark that its headers were seen. */
@@ -197,7 +212,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
   const char *rel = NULL;
   const mount *m = find_mount(s, url, &rel);
   if (m && !*con_cls && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
-    return respond_text(connection, 405, "method not allowed\n");
+    return respond_not_allowed(connection, "GET, HEAD");
   if (m && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
     /* Answered on the second call, once the request is read: libmicrohttpd closes the
      * connection after a response queued on the first (headers only) call, and UEFI HTTP
@@ -237,10 +252,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
   }
   if (u->too_large) return respond_text(connection, 413, "request body too large\n");
   bool path_known = false;
+  char allow[128] = ""; /* the methods routed on this path, for a 405 */
   for (size_t i = 0; i < s->route_count; i++) {
     route *rt = &s->routes[i];
     if (strcmp(rt->path, url) != 0) continue;
     path_known = true;
+    size_t used = strlen(allow);
+    snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", rt->method);
     if (strcmp(rt->method, method) != 0) continue;
     const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
@@ -261,7 +279,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (!resp.body) return respond_text(connection, resp.status, "");
     return respond(connection, resp.status, resp.content_type, resp.body, resp.len);
   }
-  return respond_text(connection, path_known ? 405 : 404, path_known ? "method not allowed\n" : "not found\n");
+  return path_known ? respond_not_allowed(connection, allow) : respond_text(connection, 404, "not found\n");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls, enum MHD_RequestTerminationCode code) {

@@ -86,13 +86,31 @@ static ep_plugin *find_valid_by_id(const ep_plugin_set *set, const char *id, con
   return NULL;
 }
 
+/* Anyone who may write a plugin file, or its directory, may run code in the process that loads
+ * it: refuses p (before it is opened) when the file it names or the directory holding it is
+ * writable by its group or by any user. Returns true when p was refused. */
+static bool refuse_if_writable_by_others(ep_plugin *p) {
+  struct stat st;
+  if (stat(p->path, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    set_reason(p, EP_PLUGIN_REFUSED, "insecure: the file is writable by %s (chmod go-w)",
+               st.st_mode & S_IWOTH ? "any user" : "its group");
+    return true;
+  }
+  const char *slash = strrchr(p->path, '/');
+  char *dir = slash ? strndup(p->path, (size_t)(slash - p->path) + (slash == p->path)) : strdup(".");
+  bool refused = false;
+  if (dir && stat(dir, &st) == 0 && (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    set_reason(p, EP_PLUGIN_REFUSED, "insecure: its directory %s is writable by %s (chmod go-w %s)", dir,
+               st.st_mode & S_IWOTH ? "any user" : "its group", dir);
+    refused = true;
+  }
+  free(dir);
+  return refused;
+}
+
 /* Runs every check on the entry of p; on failure marks p REFUSED. */
 static void check_plugin(ep_plugin_set *set, ep_plugin *p) {
-  struct stat st;
-  if (stat(p->path, &st) == 0 && (st.st_mode & S_IWOTH)) {
-    set_reason(p, EP_PLUGIN_REFUSED, "insecure: the file is writable by any user (chmod o-w)");
-    return;
-  }
+  if (refuse_if_writable_by_others(p)) return;
   dlerror();
   p->handle = dlopen(p->path, RTLD_NOW | RTLD_LOCAL);
   if (!p->handle) {
