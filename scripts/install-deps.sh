@@ -15,6 +15,8 @@ packages=(
   libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
   # scripts/check-layers.py and the tests' small helpers (free ports, JSON)
   python3
+  # scripts/check-abi.sh: libabigail's abidw records the SDK's ABI, abidiff compares it with sdk/abi/
+  abigail-tools
   # cloud-init: its schema check validates the rendered user-data (brings python3-yaml)
   cloud-init
   # the image.stream, disk.erase and node actions tests: a real HTTP(S) server and proxy,

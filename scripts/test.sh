@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: installs what is needed, checks the layers of core/lib, then builds
+# The test command: installs what is needed, checks the layers of core/lib and the plugin ABI, then builds
 # edgeprov twice, plainly and with AddressSanitizer + UndefinedBehaviorSanitizer, and runs
 # the whole suite (ctest) in both;
 # then boots QEMU virtual edge nodes end to end (tests/e2e), then runs the libFuzzer targets
@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 
 # The layers of core/lib (README, "Layout"): no include upwards or sideways, no cycle.
 python3 scripts/check-layers.py
+# The plugin ABI against its baseline in sdk/abi/ (README, "Keeping the ABI"): a minor only adds.
+scripts/check-abi.sh
 
 jobs=$(nproc)
 run_suite() {
