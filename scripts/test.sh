@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# The test command: installs what is needed, checks the layers of core/lib and the plugin ABI, then builds
-# edgeprov twice, plainly and with AddressSanitizer + UndefinedBehaviorSanitizer, and runs
-# the whole suite (ctest) in both;
-# then boots QEMU virtual edge nodes end to end (tests/e2e), then runs the libFuzzer targets
+# The test command: installs what is needed, checks the layers of core/lib and the plugin
+# ABI, then builds edgeprov twice, plainly and with AddressSanitizer +
+# UndefinedBehaviorSanitizer, and runs the whole suite (ctest) in both; then boots QEMU virtual edge nodes end to end (tests/e2e), then runs the libFuzzer targets
 # of tests/fuzz for a bounded time each.
 # Usage: scripts/test.sh            (build trees go to build/release and build/sanitize)
 set -euo pipefail

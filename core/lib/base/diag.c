@@ -8,11 +8,17 @@
 void ep_diags_add(ep_diags *diags, ep_diag_severity severity, const char *file, int line,
                   const char *fmt, ...) {
   if (severity == EP_DIAG_ERROR) diags->errors++;
-  if (diags->count >= EP_DIAGS_MAX) return;
+  if (diags->count >= EP_DIAGS_MAX) {
+    diags->dropped++;
+    return;
+  }
   if (diags->count == diags->capacity) {
     size_t capacity = diags->capacity ? diags->capacity * 2 : 8;
     ep_diag *items = realloc(diags->items, capacity * sizeof *items);
-    if (!items) return;
+    if (!items) {
+      diags->dropped++;
+      return;
+    }
     diags->items = items;
     diags->capacity = capacity;
   }
@@ -28,6 +34,7 @@ void ep_diags_add(ep_diags *diags, ep_diag_severity severity, const char *file, 
   d->message = strdup(message);
   if (!d->message) {
     free(d->file);
+    diags->dropped++;
     return;
   }
   diags->count++;
@@ -42,7 +49,7 @@ void ep_diags_print(const ep_diags *diags, FILE *out) {
       fprintf(out, "%s: ", d->file);
     fprintf(out, "%s: %s\n", d->severity == EP_DIAG_ERROR ? "error" : "warning", d->message);
   }
-  if (diags->count >= EP_DIAGS_MAX) fprintf(out, "(further diagnostics omitted)\n");
+  if (diags->dropped) fprintf(out, "(%zu further diagnostics omitted)\n", diags->dropped);
 }
 
 void ep_diags_clear(ep_diags *diags) {

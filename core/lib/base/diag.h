@@ -19,6 +19,7 @@ typedef struct ep_diags {
   size_t count;
   size_t capacity;
   size_t errors;
+  size_t dropped; /* diagnostics not kept (past EP_DIAGS_MAX or out of memory) */
 } ep_diags;
 
 /* Most diagnostics kept; later ones are counted as errors but dropped. */
@@ -29,7 +30,8 @@ typedef struct ep_diags {
 void ep_diags_add(ep_diags *diags, ep_diag_severity severity, const char *file, int line,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* Prints each as "file:line: error: message" (parts omitted when unknown). */
+/* Prints each as "file:line: error: message" (parts omitted when unknown), then how many
+ * were dropped, if any. */
 void ep_diags_print(const ep_diags *diags, FILE *out);
 
 /* Releases the items; the struct may be reused (it is left empty). */

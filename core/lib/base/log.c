@@ -14,7 +14,7 @@ static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void ep_log_setup(FILE *sink, int max_level) {
   log_sink = sink;
-  log_max_level = max_level;
+  log_max_level = max_level < EP_LOG_ERROR ? EP_LOG_ERROR : max_level > EP_LOG_DEBUG ? EP_LOG_DEBUG : max_level;
 }
 
 int ep_log_level_parse(const char *name) {

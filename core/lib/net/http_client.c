@@ -41,7 +41,7 @@ void ep_http_reply_header(ep_http_reply *reply, const char *data, size_t n) {
     while (start < end && (data[start] == ' ' || data[start] == '\t')) start++;
     while (end > start && (data[end - 1] == '\r' || data[end - 1] == '\n' || data[end - 1] == ' ')) end--;
     size_t len = end - start < wanted[i].cap - 1 ? end - start : wanted[i].cap - 1;
-    for (size_t k = 0; k < len; k++) wanted[i].out[k] = (unsigned char)data[start + k] < 0x20 ? '?' : data[start + k];
+    for (size_t k = 0; k < len; k++) wanted[i].out[k] = (unsigned char)data[start + k] < 0x20 || data[start + k] == 0x7f ? '?' : data[start + k];
     wanted[i].out[len] = '\0';
   }
 }
@@ -59,7 +59,8 @@ static bool method_known(const char *m) {
 }
 
 int ep_http_perform(const ep_http_call *call, ep_http_reply *out) {
-  if (!method_known(call->method)) return ep_error_set(EP_EINVAL, "HTTP method '%.16s' is not supported", call->method);
+  if (!method_known(call->method))
+    return ep_error_set(EP_EINVAL, "HTTP method '%.16s' is not supported", call->method ? call->method : "(none)");
   if (!call->url || (strncmp(call->url, "https://", 8) != 0 && strncmp(call->url, "http://", 7) != 0))
     return ep_error_set(EP_EINVAL, "URL '%.128s' is not http:// or https://", call->url ? call->url : "");
   pthread_once(&curl_once, curl_setup);
