@@ -12,6 +12,21 @@
 
 #include "base/diag.h"
 
+/* A self-signed CA certificate (PEM) for configs that need a readable tls.ca: its key is
+ * nowhere, nothing is verified against it. */
+#define TU_CA_PEM                                                        \
+  "-----BEGIN CERTIFICATE-----\n"                                        \
+  "MIIBizCCATGgAwIBAgIUPzNpdVDYfBeZOQAwcNNfGZR1cZUwCgYIKoZIzj0EAwIw\n"   \
+  "GzEZMBcGA1UEAwwQZWRnZXByb3YtdGVzdC1jYTAeFw0yNjExMjUwMzU2NDlaFw0z\n"   \
+  "NjExMjIwMzU2NDlaMBsxGTAXBgNVBAMMEGVkZ2Vwcm92LXRlc3QtY2EwWTATBgcq\n"   \
+  "hkjOPQIBBggqhkjOPQMBBwNCAAReTJXWgnN9+ZwPM5Jv3DvYn77QVNRQ0QpUXf88\n"   \
+  "TwPJT3xlzGAUS8UOpyIaIoqySfAGIyOKvmWGrIHKQqCp+EuRo1MwUTAdBgNVHQ4E\n"   \
+  "FgQUgs8xaCddztav1acaaERem/1PrK0wHwYDVR0jBBgwFoAUgs8xaCddztav1aca\n"   \
+  "aERem/1PrK0wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBSX8uJ\n"   \
+  "sfYR9YWgCJsd8wsyj5eqHoXUBLin9pIQwYuAKgIhAM0UDFfwW4saUim/XJNnImO1\n"   \
+  "pBU+CoD4bp714dpZLUHr\n"                                               \
+  "-----END CERTIFICATE-----\n"
+
 /* Creates a fresh temporary directory (test-owned; removed by tu_rmdir). */
 static inline char *tu_mkdtemp(void) {
   char *dir = strdup("/tmp/edgeprov-test-XXXXXX");
