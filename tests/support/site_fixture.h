@@ -99,12 +99,64 @@ static inline int tu_site_teardown(void **state) {
   return 0;
 }
 
+/* The OS profile of tu_site_provisioning's sites, and the plugins they enable. */
+#define TU_PROFILE "emt-3.0"
+#define TU_PROVISIONING_PLUGINS "\"storage-sqlite\", \"actions-core\", \"os-microvisor\""
+
+/* A site that renders workflows: storage-sqlite, actions-core and os-microvisor (profile
+ * TU_PROFILE) with a CA, plus more_plugins (", \"auth-local\"" or "") and more_config.
+ * template_text (NULL: the plugin's own workflow.conf) becomes the plugin's template_file. */
+static inline tu_site *tu_site_provisioning(const char *more_plugins, const char *more_config,
+                                            const char *template_text) {
+  const char *files[] = {"ca.pem", TU_CA_PEM, "template.conf", template_text, NULL};
+  if (!template_text) files[2] = NULL;
+  char enabled[256], extra[2048];
+  snprintf(enabled, sizeof enabled, "%s%s", TU_PROVISIONING_PLUGINS, more_plugins);
+  snprintf(extra, sizeof extra,
+           "listen = { grpc = \"orch.site.example:50051\"; };\n"
+           "provisioning = { token_url = \"https://orch.site.example:8443/oauth2/token\"; };\n"
+           "tls = { ca = \"%%DIR%%/ca.pem\"; };\n"
+           "os-microvisor = { profile = \"" TU_PROFILE "\"; image_url = \"https://images.example/emt.raw\";"
+           " image_sha256 = \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\";%s };\n%s",
+           template_text ? " template_file = \"%DIR%/template.conf\";" : "", more_config);
+  return tu_site_open(enabled, extra, files);
+}
+
 /* The identity table of the active identity plugin and its state, or NULL. */
 static inline const ep_identity *tu_site_identity(const tu_site *t, void **ret_state) {
   ep_plugin *provider = NULL;
   const ep_identity *id = ep_plugins_capability(t->site->plugins, EP_CAP_IDENTITY, &provider);
   if (id) *ret_state = provider->instance;
   return id;
+}
+
+typedef struct tu_text {
+  char *buf;
+  size_t len;
+} tu_text;
+
+static inline int32_t tu_keep_secret(void *data, const ep_identity_credentials *c) {
+  tu_text *t = data;
+  snprintf(t->buf, t->len, "%s", c->client_secret ? c->client_secret : "");
+  return 0;
+}
+
+/* Gives node_id credentials at the active identity plugin (when it has none yet) and a token
+ * for audience into token, as a node gets one from the token endpoint. Returns 0, or a
+ * negative code with the message on stderr. */
+static inline int tu_node_token(const tu_site *t, const char *node_id, const char *audience, char *token, size_t len) {
+  void *st = NULL;
+  const ep_identity *id = tu_site_identity(t, &st);
+  if (!id) return EP_ENOENT;
+  char secret[256] = "", client_id[128];
+  tu_text keep = {secret, sizeof secret};
+  int r = id->create(st, node_id, tu_keep_secret, &keep);
+  if (r == EP_EEXIST) r = id->rotate(st, node_id, tu_keep_secret, &keep);
+  snprintf(client_id, sizeof client_id, "edgenode-%s", node_id);
+  tu_text out = {token, len};
+  if (r == 0) r = id->issue_token(st, client_id, secret, audience, tu_keep_secret, &out);
+  if (r < 0) fprintf(stderr, "tu_node_token %s: %s\n", node_id, ep_error_message());
+  return r;
 }
 
 /* Registers host uuid (serial may be NULL) with os_profile and one MAC. Returns 0, or the

@@ -20,31 +20,20 @@
 #define HOST_A "aaaaaaaa-0000-4000-8000-000000000001"
 #define HOST_B "aaaaaaaa-0000-4000-8000-000000000002"
 #define HOST_C "aaaaaaaa-0000-4000-8000-000000000003"
-#define SHA "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define PROFILE "emt-3.0"
-
-#define SITE_CONFIG                                                                                        \
-  "listen = { grpc = \"orch.site.example:50051\"; };\n"                                                    \
-  "provisioning = { token_url = \"https://orch.site.example:8443/oauth2/token\"; };\n"                     \
-  "tls = { ca = \"%DIR%/ca.pem\"; };\n"                                                                    \
-  "os-microvisor = { profile = \"" PROFILE "\"; image_url = \"https://images.example/emt.raw\"; image_sha256 = \"" SHA "\";"
-#define ENABLED "\"storage-sqlite\", \"actions-core\", \"os-microvisor\""
+#define PROFILE TU_PROFILE
 
 /* A site with os-microvisor's own template. */
 static int setup(void **state) {
-  const char *files[] = {"ca.pem", TU_CA_PEM, NULL};
-  *state = tu_site_open(ENABLED, SITE_CONFIG " };\n", files);
+  *state = tu_site_provisioning("", "", NULL);
   return *state ? 0 : -1;
 }
 
 /* A site whose template names an action no plugin offers: the plugin cannot see that at load,
  * only the render can. */
 static int setup_bad_template(void **state) {
-  const char *files[] = {"ca.pem", TU_CA_PEM, "bad.conf",
-                         "# a site template\nactions = (\n"
-                         "  { action = \"disk.eraze\"; params = { target = \"${node.target_disk}\"; }; }\n);\n",
-                         NULL};
-  *state = tu_site_open(ENABLED, SITE_CONFIG " template_file = \"%DIR%/bad.conf\"; };\n", files);
+  *state = tu_site_provisioning("", "",
+                                "# a site template\nactions = (\n"
+                                "  { action = \"disk.eraze\"; params = { target = \"${node.target_disk}\"; }; }\n);\n");
   return *state ? 0 : -1;
 }
 
