@@ -3,9 +3,11 @@
 #define EP_TEST_UTIL_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,6 +44,23 @@ static inline char *tu_write(const char *dir, const char *name, const char *text
   fputs(text, f);
   fclose(f);
   return path;
+}
+
+/* Writes text to dir/relpath, making the directories on the way (a fake sysroot's
+ * "sys/class/net/eth0/address"). Returns 0 or -1. */
+static inline int tu_put(const char *dir, const char *relpath, const char *text) {
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/%s", dir, relpath) >= (int)sizeof path) return -1;
+  for (char *slash = path + strlen(dir) + 1; (slash = strchr(slash, '/')); slash++) {
+    *slash = '\0';
+    int r = mkdir(path, 0755);
+    *slash = '/';
+    if (r < 0 && errno != EEXIST) return -1;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  int ok = fputs(text, f) >= 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 static inline void tu_rmdir(char *dir) {
