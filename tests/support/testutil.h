@@ -3,15 +3,32 @@
 #define EP_TEST_UTIL_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/diag.h"
+
+/* A self-signed CA certificate (PEM) for configs that need a readable tls.ca: its key is
+ * nowhere, nothing is verified against it. */
+#define TU_CA_PEM                                                        \
+  "-----BEGIN CERTIFICATE-----\n"                                        \
+  "MIIBizCCATGgAwIBAgIUPzNpdVDYfBeZOQAwcNNfGZR1cZUwCgYIKoZIzj0EAwIw\n"   \
+  "GzEZMBcGA1UEAwwQZWRnZXByb3YtdGVzdC1jYTAeFw0yNjExMjUwMzU2NDlaFw0z\n"   \
+  "NjExMjIwMzU2NDlaMBsxGTAXBgNVBAMMEGVkZ2Vwcm92LXRlc3QtY2EwWTATBgcq\n"   \
+  "hkjOPQIBBggqhkjOPQMBBwNCAAReTJXWgnN9+ZwPM5Jv3DvYn77QVNRQ0QpUXf88\n"   \
+  "TwPJT3xlzGAUS8UOpyIaIoqySfAGIyOKvmWGrIHKQqCp+EuRo1MwUTAdBgNVHQ4E\n"   \
+  "FgQUgs8xaCddztav1acaaERem/1PrK0wHwYDVR0jBBgwFoAUgs8xaCddztav1aca\n"   \
+  "aERem/1PrK0wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBSX8uJ\n"   \
+  "sfYR9YWgCJsd8wsyj5eqHoXUBLin9pIQwYuAKgIhAM0UDFfwW4saUim/XJNnImO1\n"   \
+  "pBU+CoD4bp714dpZLUHr\n"                                               \
+  "-----END CERTIFICATE-----\n"
 
 /* Creates a fresh temporary directory (test-owned; removed by tu_rmdir). */
 static inline char *tu_mkdtemp(void) {
@@ -28,6 +45,23 @@ static inline char *tu_write(const char *dir, const char *name, const char *text
   fputs(text, f);
   fclose(f);
   return path;
+}
+
+/* Writes text to dir/relpath, making the directories on the way (a fake sysroot's
+ * "sys/class/net/eth0/address"). Returns 0 or -1. */
+static inline int tu_put(const char *dir, const char *relpath, const char *text) {
+  char path[4096];
+  if (snprintf(path, sizeof path, "%s/%s", dir, relpath) >= (int)sizeof path) return -1;
+  for (char *slash = path + strlen(dir) + 1; (slash = strchr(slash, '/')); slash++) {
+    *slash = '\0';
+    int r = mkdir(path, 0755);
+    *slash = '/';
+    if (r < 0 && errno != EEXIST) return -1;
+  }
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  int ok = fputs(text, f) >= 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 static inline void tu_rmdir(char *dir) {

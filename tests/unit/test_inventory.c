@@ -5,60 +5,21 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include <edgeprov/storage.h>
 
 #include "base/error.h"
-#include "provisioning/housekeeping.h"
 #include "provisioning/inventory.h"
 #include "runtime/site.h"
-#include "testutil.h"
+#include "site_fixture.h"
 
-typedef struct fixture {
-  char *dir;
-  ep_site *site;
-  ep_inventory *inv;
-} fixture;
-
-static int setup(void **state) {
-  fixture *f = calloc(1, sizeof *f);
-  f->dir = tu_mkdtemp();
-  char text[2048];
-  snprintf(text, sizeof text,
-           "paths = { data = \"%s\"; plugins = [ \"%s\" ]; };\nplugins = { enabled = [ \"storage-sqlite\" ]; };\n",
-           f->dir, EP_PLUGIN_OUTPUT_DIR);
-  char *path = tu_write(f->dir, "site.conf", text);
-  ep_diags diags = {0};
-  int r = ep_site_open(&f->site, path, &diags);
-  free(path);
-  if (r < 0 || diags.errors) return -1;
-  if (ep_plugins_start(f->site->plugins, f->site->config) < 0) return -1;
-  if (ep_inventory_new(&f->inv, f->site->plugins) < 0) return -1;
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture *f = *state;
-  ep_inventory_free(f->inv);
-  ep_site_free(f->site);
-  tu_rmdir(f->dir);
-  free(f);
-  return 0;
-}
+typedef tu_site fixture;
 
 #define UUID1 "11111111-2222-4333-8444-555555555555"
 #define UUID2 "11111111-2222-4333-8444-666666666666"
 
 static void add_host_ok(fixture *f, const char *uuid, const char *serial, bool auto_onboard) {
-  const char *macs[] = {"52-54-00-AA-BB-01"};
-  ep_inv_host_spec spec = {.uuid = uuid, .serial = serial, .macs = macs, .mac_count = 1, .os_profile = "ubuntu-22.04",
-                       .auto_onboard = auto_onboard};
-  ep_inv_host *host = NULL;
-  if (ep_inventory_add_host(f->inv, &spec, &host) < 0) fail_msg("add_host: %s", ep_error_message());
-  ep_inv_host_free(host);
+  if (tu_add_host(f, uuid, serial, "ubuntu-22.04", auto_onboard) < 0) fail_msg("add_host: %s", ep_error_message());
 }
 
 static void adds_and_reads_hosts(void **state) {
@@ -270,118 +231,15 @@ static void every_change_is_an_event(void **state) {
   assert_int_equal(ep_inventory_wait(f->inv, 2, 50), 0);
 }
 
-/* ---- change-log compaction (housekeeping.c) ----------------------------------------------------- */
-
-/* The size of <data>/inventory.sqlite<suffix> (0 when missing). */
-static long long file_bytes(const fixture *f, const char *suffix) {
-  char path[1024];
-  struct stat st;
-  snprintf(path, sizeof path, "%s/inventory.sqlite%s", f->dir, suffix);
-  return stat(path, &st) == 0 ? (long long)st.st_size : 0;
-}
-
-static int count_event(void *data, const ep_inv_event *e) {
-  (void)e;
-  ++*(uint64_t *)data;
-  return 0;
-}
-
-/* Counts the events after after_revision, page by page as a watcher reads them. */
-static int count_events(fixture *f, uint64_t after_revision, uint64_t *ret_count) {
-  uint64_t head = 0, count = 0;
-  assert_int_equal(ep_inventory_revision(f->inv, &head), 0);
-  while (after_revision < head) {
-    uint64_t before = count;
-    int r = ep_inventory_events(f->inv, after_revision, 1000, count_event, &count);
-    if (r < 0) return r;
-    after_revision += count - before; /* one host change per revision in these tests */
-    if (count == before) break;
-  }
-  *ret_count = count;
-  return 0;
-}
-
-/* Sets one host's status to the n-th distinct text: every call is a real change. */
-static void report_status(fixture *f, int n) {
-  char status[64];
-  snprintf(status, sizeof status, "report %d", n);
-  if (ep_inventory_set_host_status(f->inv, UUID1, status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS,
-                                   NULL) < 0)
-    fail_msg("set_host_status %d: %s", n, ep_error_message());
-}
-
-#define RETENTION 1000
-#define SLACK (RETENTION / 10)
-
-static void compaction_bounds_the_change_log_and_the_file(void **state) {
-  fixture *f = *state;
-  ep_housekeeping *hk = NULL;
-  assert_int_equal(ep_housekeeping_new(&hk, f->inv, RETENTION), 0);
-  add_host_ok(f, UUID1, "SER001", false);
-  assert_int_equal(ep_housekeeping_pass(hk), 0); /* far below the threshold */
-  long long at_5000 = 0, at_20000 = 0, wal_5000 = 0, wal_20000 = 0;
-  int64_t compacted = 0;
-  for (int i = 1; i <= 20000; i++) {
-    report_status(f, i);
-    if (i % 250 == 0) { /* what the thread does each time the store passes the threshold */
-      int64_t n = ep_housekeeping_pass(hk);
-      assert_true(n >= 0);
-      compacted += n;
-    }
-    if (i == 5000) at_5000 = file_bytes(f, ""), wal_5000 = file_bytes(f, "-wal");
-  }
-  at_20000 = file_bytes(f, ""), wal_20000 = file_bytes(f, "-wal");
-  uint64_t head = 0;
-  assert_int_equal(ep_inventory_revision(f->inv, &head), 0);
-  assert_int_equal(head, 20001);
-  print_message("inventory.sqlite: %lld bytes after 5,000 changes, %lld after 20,000 (%.2fx); -wal: %lld, %lld; "
-                "%lld revisions compacted\n",
-                at_5000, at_20000, (double)at_20000 / (double)at_5000, wal_5000, wal_20000, (long long)compacted);
-
-  /* The log keeps at least the newest RETENTION revisions, at most RETENTION + SLACK. */
-  uint64_t count = 0;
-  assert_int_equal(count_events(f, head - RETENTION, &count), 0);
-  assert_int_equal(count, RETENTION);
-  assert_int_equal(count_events(f, head - RETENTION - SLACK - 1, &count), EP_ECOMPACTED);
-  assert_non_null(strstr(ep_error_message(), "is compacted"));
-  assert_int_equal(count_events(f, 1, &count), EP_ECOMPACTED);
-  assert_true(compacted >= (int64_t)(head - RETENTION - SLACK));
-  /* Without compaction the file grows with every change (about 4x from 5,000 to 20,000);
-   * with it, freed pages are reused and the file stays where the first compactions left it. */
-  assert_true(at_20000 < at_5000 + at_5000 / 2);
-  assert_true(wal_20000 < wal_5000 + wal_5000 / 2);
-  ep_housekeeping_free(hk);
-}
-
-static void housekeeping_thread_compacts_in_the_background(void **state) {
-  fixture *f = *state;
-  ep_housekeeping *hk = NULL;
-  assert_int_equal(ep_housekeeping_new(&hk, f->inv, 100), 0);
-  assert_int_equal(ep_housekeeping_start(hk), 0);
-  add_host_ok(f, UUID1, "SER001", false);
-  for (int i = 1; i <= 300; i++) report_status(f, i);
-  /* The thread wakes on commits of this process; give it up to 10 s on a loaded machine. */
-  uint64_t count = 0;
-  int r = 0;
-  for (int waited = 0; waited < 1000 && (r = count_events(f, 0, &count)) == 0; waited++)
-    nanosleep(&(struct timespec){.tv_nsec = 10000000L}, NULL);
-  assert_int_equal(r, EP_ECOMPACTED);
-  assert_int_equal(count_events(f, 301 - 100, &count), 0);
-  assert_int_equal(count, 100);
-  ep_housekeeping_free(hk); /* stops and joins the thread */
-}
-
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test_setup_teardown(compaction_bounds_the_change_log_and_the_file, setup, teardown),
-      cmocka_unit_test_setup_teardown(housekeeping_thread_compacts_in_the_background, setup, teardown),
-      cmocka_unit_test_setup_teardown(adds_and_reads_hosts, setup, teardown),
-      cmocka_unit_test_setup_teardown(refuses_bad_fields_naming_them, setup, teardown),
-      cmocka_unit_test_setup_teardown(uuid_and_serial_are_unique, setup, teardown),
-      cmocka_unit_test_setup_teardown(lists_in_pages, setup, teardown),
-      cmocka_unit_test_setup_teardown(transitions_are_checked, setup, teardown),
-      cmocka_unit_test_setup_teardown(instances_belong_to_one_host, setup, teardown),
-      cmocka_unit_test_setup_teardown(every_change_is_an_event, setup, teardown),
+      cmocka_unit_test_setup_teardown(adds_and_reads_hosts, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(refuses_bad_fields_naming_them, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(uuid_and_serial_are_unique, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(lists_in_pages, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(transitions_are_checked, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(instances_belong_to_one_host, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(every_change_is_an_event, tu_site_setup_storage, tu_site_teardown),
   };
   return cmocka_run_group_tests_name("inventory", tests, NULL, NULL);
 }

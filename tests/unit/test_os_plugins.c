@@ -44,17 +44,7 @@ static const char *const variables[] = {
     "node.target_disk", "node.ca_file", "node.efivars_dir", "node.client_id", "node.client_secret",
 };
 
-static const char ca_pem[] = "-----BEGIN CERTIFICATE-----\n"
-                             "MIIBizCCATGgAwIBAgIUPzNpdVDYfBeZOQAwcNNfGZR1cZUwCgYIKoZIzj0EAwIw\n"
-                             "GzEZMBcGA1UEAwwQZWRnZXByb3YtdGVzdC1jYTAeFw0yNjExMjUwMzU2NDlaFw0z\n"
-                             "NjExMjIwMzU2NDlaMBsxGTAXBgNVBAMMEGVkZ2Vwcm92LXRlc3QtY2EwWTATBgcq\n"
-                             "hkjOPQIBBggqhkjOPQMBBwNCAAReTJXWgnN9+ZwPM5Jv3DvYn77QVNRQ0QpUXf88\n"
-                             "TwPJT3xlzGAUS8UOpyIaIoqySfAGIyOKvmWGrIHKQqCp+EuRo1MwUTAdBgNVHQ4E\n"
-                             "FgQUgs8xaCddztav1acaaERem/1PrK0wHwYDVR0jBBgwFoAUgs8xaCddztav1aca\n"
-                             "aERem/1PrK0wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiBSX8uJ\n"
-                             "sfYR9YWgCJsd8wsyj5eqHoXUBLin9pIQwYuAKgIhAM0UDFfwW4saUim/XJNnImO1\n"
-                             "pBU+CoD4bp714dpZLUHr\n"
-                             "-----END CERTIFICATE-----\n";
+static const char ca_pem[] = TU_CA_PEM;
 
 typedef struct fixture {
   char *dir;

@@ -81,6 +81,7 @@ static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *r
   edgeprov__v1__report_status_request__free_unpacked(req, NULL);
   if (r < 0) {
     ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    ep_inv_host_free(host); /* set when only report_running failed */
     return;
   }
   Edgeprov__V1__ReportStatusResponse resp = EDGEPROV__V1__REPORT_STATUS_RESPONSE__INIT;
