@@ -41,7 +41,7 @@ static size_t list_dir(const char *sysroot, const char *path, char **names, size
   size_t n = 0;
   struct dirent *de;
   while ((de = readdir(d)) && n < max)
-    if (de->d_name[0] != '.' && strlen(de->d_name) < 32) names[n++] = strdup(de->d_name);
+    if (de->d_name[0] != '.' && strlen(de->d_name) < 32 && (names[n] = strdup(de->d_name))) n++;
   closedir(d);
   qsort(names, n, sizeof *names, compare_names);
   return n;
