@@ -196,6 +196,74 @@ static void print_instance(const ep_inv_instance *i) {
   printf("provisioning:  %s\n", status_text(i->provisioning_status));
 }
 
+/* ---- lists ----------------------------------------------------------------------------------- */
+
+/* A list command's output as its pages come: a table, or (--json) one JSON array. */
+typedef struct listing {
+  int json;
+  json_t *all; /* --json: the records so far */
+  size_t total;
+} listing;
+
+/* What a list command shows of one kind of record. */
+typedef struct list_kind {
+  const char *method;                         /* "ListHosts" */
+  const ProtobufCMessageDescriptor *response; /* its List*Response */
+  void (*header)(void);                       /* prints the table's header row */
+  /* Adds page's records to l (JSON, or printed rows) and sets *ret_next to its next_page_token.
+   * Returns EXIT_SUCCESS, or the exit status when a record cannot be shown. */
+  int (*page)(listing *l, const ProtobufCMessage *page, const char **ret_next);
+  const char *none; /* printed instead of an empty table; NULL: the header alone */
+} list_kind;
+
+/* Shows every record of kind, asking for EP_INVENTORY_PAGE_DEFAULT a page (every list the
+ * same), as a table or (json) one JSON array; returns the exit status. */
+static int list_all(ep_mgmt_client *client, const list_kind *kind, int json) {
+  Edgeprov__V1__ListRequest req = EDGEPROV__V1__LIST_REQUEST__INIT;
+  req.page_size = EP_INVENTORY_PAGE_DEFAULT;
+  listing l = {.json = json, .all = json ? json_array() : NULL};
+  char *token = NULL;
+  bool header = !json;
+  do {
+    req.page_token = token ? token : "";
+    ProtobufCMessage *page = NULL;
+    int r = ep_mgmt_client_call(client, kind->method, &req.base, kind->response, &page);
+    free(token);
+    token = NULL;
+    if (r < 0) {
+      json_decref(l.all);
+      return fail();
+    }
+    if (header) {
+      kind->header();
+      header = false;
+    }
+    const char *next = "";
+    int status = kind->page(&l, page, &next);
+    if (status == EXIT_SUCCESS && next[0]) token = strdup(next);
+    protobuf_c_message_free_unpacked(page, NULL);
+    if (status != EXIT_SUCCESS) {
+      json_decref(l.all);
+      return status;
+    }
+  } while (token);
+  if (json) return print_json(l.all, JSON_INDENT(2));
+  if (l.total == 0 && kind->none) printf("%s\n", kind->none);
+  return EXIT_SUCCESS;
+}
+
+/* Calls method (DeleteHost, DeleteInstance) with request and says that what id is deleted. */
+static int delete_record(ep_mgmt_client *client, const char *method, const ProtobufCMessage *request, const char *what,
+                         const char *id) {
+  Edgeprov__V1__DeleteResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, method, request, &edgeprov__v1__delete_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  printf("%s %s deleted (revision %" PRIu64 ")\n", what, id, resp->revision);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}
+
 /* ---- host ------------------------------------------------------------------------------------ */
 
 static const char host_usage[] =
@@ -207,18 +275,36 @@ static const char host_usage[] =
     "       edgeprov host invalidate UUID   (revoke its credentials: UNTRUSTED)\n"
     "       edgeprov host delete UUID\n";
 
+/* Calls method, whose answer is a HostResponse, and shows the host: as JSON (json), else with print. */
+static int host_call(ep_mgmt_client *client, const char *method, const ProtobufCMessage *request, int json,
+                     void (*print)(const ep_inv_host *)) {
+  Edgeprov__V1__HostResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, method, request, &edgeprov__v1__host_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  int status = EXIT_SUCCESS;
+  if (json)
+    status = print_json(host_json(resp->host), JSON_INDENT(2));
+  else
+    print(resp->host);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return status;
+}
+
+static void print_desired(const ep_inv_host *h) {
+  printf("host %s: desired %s, current %s\n", h->uuid, ep_inv_host_state_name(h->desired_state),
+         ep_inv_host_state_name(h->current_state));
+}
+
 static int host_set_desired(ep_mgmt_client *client, const char *uuid, ep_inv_host_state desired) {
   Edgeprov__V1__SetDesiredStateRequest req = EDGEPROV__V1__SET_DESIRED_STATE_REQUEST__INIT;
   req.uuid = (char *)uuid;
   req.desired_state = desired;
-  Edgeprov__V1__HostResponse *resp = NULL;
-  if (ep_mgmt_client_call(client, "SetDesiredState", &req.base, &edgeprov__v1__host_response__descriptor,
-                          (ProtobufCMessage **)&resp) < 0)
-    return fail();
-  printf("host %s: desired %s, current %s\n", resp->host->uuid, ep_inv_host_state_name(resp->host->desired_state),
-         ep_inv_host_state_name(resp->host->current_state));
-  protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return EXIT_SUCCESS;
+  return host_call(client, "SetDesiredState", &req.base, 0, print_desired);
+}
+
+static void print_added(const ep_inv_host *h) {
+  printf("host %s added (desired %s)\n", shown(h->uuid), ep_inv_host_state_name(h->desired_state));
 }
 
 static int host_add(ep_mgmt_client *client, int argc, char **argv) {
@@ -251,63 +337,30 @@ static int host_add(ep_mgmt_client *client, int argc, char **argv) {
   }
   if (optind != argc || !req.uuid[0]) return usage(host_usage);
   req.macs = macs;
-  Edgeprov__V1__HostResponse *resp = NULL;
-  if (ep_mgmt_client_call(client, "AddHost", &req.base, &edgeprov__v1__host_response__descriptor,
-                          (ProtobufCMessage **)&resp) < 0)
-    return fail();
-  int status = EXIT_SUCCESS;
-  if (json)
-    status = print_json(host_json(resp->host), JSON_INDENT(2));
-  else
-    printf("host %s added (desired %s)\n", shown(resp->host->uuid), ep_inv_host_state_name(resp->host->desired_state));
-  protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return status;
+  return host_call(client, "AddHost", &req.base, json, print_added);
 }
 
-static int host_list(ep_mgmt_client *client, int json) {
-  Edgeprov__V1__ListRequest req = EDGEPROV__V1__LIST_REQUEST__INIT;
-  json_t *all = json ? json_array() : NULL;
-  char *token = NULL;
-  size_t total = 0;
-  bool header = !json;
-  do {
-    req.page_size = EP_INVENTORY_PAGE_DEFAULT;
-    req.page_token = token ? token : "";
-    Edgeprov__V1__ListHostsResponse *resp = NULL;
-    int r = ep_mgmt_client_call(client, "ListHosts", &req.base, &edgeprov__v1__list_hosts_response__descriptor,
-                                (ProtobufCMessage **)&resp);
-    free(token);
-    token = NULL;
-    if (r < 0) {
-      json_decref(all);
-      return fail();
-    }
-    if (header) {
-      printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", "UUID", "SERIAL", "DESIRED", "CURRENT", "OS", "STATUS");
-      header = false;
-    }
-    for (size_t i = 0; i < resp->n_hosts; i++) {
-      const ep_inv_host *h = resp->hosts[i];
-      if (json && json_array_append_new(all, host_json(h)) < 0) {
-        int status = not_encoded("host", h->uuid);
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-        json_decref(all);
-        return status;
-      }
-      if (!json)
-        printf("%-36s  %-20s  %-10s  %-10s  %-14s  %s\n", shown(h->uuid), h->serial[0] ? shown(h->serial) : "-",
-               ep_inv_host_state_name(h->desired_state), ep_inv_host_state_name(h->current_state),
-               h->os_profile[0] ? shown(h->os_profile) : "-", status_text(h->host_status));
-    }
-    total += resp->n_hosts;
-    if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-  } while (token);
-  if (json) return print_json(all, JSON_INDENT(2));
-  if (total == 0)
-    printf("(no hosts; add one with: edgeprov host add --uuid UUID --serial SERIAL)\n");
+#define HOST_ROW "%-36s  %-20s  %-10s  %-10s  %-14s  %s\n"
+
+static void host_header(void) { printf(HOST_ROW, "UUID", "SERIAL", "DESIRED", "CURRENT", "OS", "STATUS"); }
+
+static int host_page(listing *l, const ProtobufCMessage *m, const char **ret_next) {
+  const Edgeprov__V1__ListHostsResponse *page = (const void *)m;
+  for (size_t i = 0; i < page->n_hosts; i++) {
+    const ep_inv_host *h = page->hosts[i];
+    if (l->json && json_array_append_new(l->all, host_json(h)) < 0) return not_encoded("host", h->uuid);
+    if (!l->json)
+      printf(HOST_ROW, shown(h->uuid), h->serial[0] ? shown(h->serial) : "-", ep_inv_host_state_name(h->desired_state),
+             ep_inv_host_state_name(h->current_state), h->os_profile[0] ? shown(h->os_profile) : "-",
+             status_text(h->host_status));
+  }
+  l->total += page->n_hosts;
+  *ret_next = page->next_page_token;
   return EXIT_SUCCESS;
 }
+
+static const list_kind hosts = {"ListHosts", &edgeprov__v1__list_hosts_response__descriptor, host_header, host_page,
+                                "(no hosts; add one with: edgeprov host add --uuid UUID --serial SERIAL)"};
 
 static int host_show(ep_mgmt_client *client, const char *which, int json) {
   Edgeprov__V1__GetHostRequest req = EDGEPROV__V1__GET_HOST_REQUEST__INIT;
@@ -316,29 +369,13 @@ static int host_show(ep_mgmt_client *client, const char *which, int json) {
     req.uuid = uuid;
   else
     req.serial = (char *)which;
-  Edgeprov__V1__HostResponse *resp = NULL;
-  if (ep_mgmt_client_call(client, "GetHost", &req.base, &edgeprov__v1__host_response__descriptor,
-                          (ProtobufCMessage **)&resp) < 0)
-    return fail();
-  int status = EXIT_SUCCESS;
-  if (json)
-    status = print_json(host_json(resp->host), JSON_INDENT(2));
-  else
-    print_host(resp->host);
-  protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return status;
+  return host_call(client, "GetHost", &req.base, json, print_host);
 }
 
 static int host_delete(ep_mgmt_client *client, const char *uuid) {
   Edgeprov__V1__DeleteHostRequest req = EDGEPROV__V1__DELETE_HOST_REQUEST__INIT;
   req.uuid = (char *)uuid;
-  Edgeprov__V1__DeleteResponse *resp = NULL;
-  if (ep_mgmt_client_call(client, "DeleteHost", &req.base, &edgeprov__v1__delete_response__descriptor,
-                          (ProtobufCMessage **)&resp) < 0)
-    return fail();
-  printf("host %s deleted (revision %" PRIu64 ")\n", uuid, resp->revision);
-  protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return EXIT_SUCCESS;
+  return delete_record(client, "DeleteHost", &req.base, "host", uuid);
 }
 
 static int has_json_flag(int argc, char **argv, int *rest) {
@@ -362,7 +399,7 @@ int ep_cli_host(ep_mgmt_client *client, int argc, char **argv) {
   }
   int rest = 0;
   int json = has_json_flag(argc - 1, argv + 1, &rest);
-  if (strcmp(verb, "list") == 0 && rest == 0) return host_list(client, json);
+  if (strcmp(verb, "list") == 0 && rest == 0) return list_all(client, &hosts, json);
   if (strcmp(verb, "show") == 0 && rest == 1) return host_show(client, argv[1], json);
   if (strcmp(verb, "delete") == 0 && rest == 1 && !json) return host_delete(client, argv[1]);
   if (strcmp(verb, "approve") == 0 && rest == 1 && !json)
@@ -409,55 +446,31 @@ static int instance_create(ep_mgmt_client *client, int argc, char **argv) {
   return status;
 }
 
-static int instance_list(ep_mgmt_client *client, int json) {
-  Edgeprov__V1__ListRequest req = EDGEPROV__V1__LIST_REQUEST__INIT;
-  json_t *all = json ? json_array() : NULL;
-  char *token = NULL;
-  bool header = !json;
-  do {
-    req.page_token = token ? token : "";
-    Edgeprov__V1__ListInstancesResponse *resp = NULL;
-    int r = ep_mgmt_client_call(client, "ListInstances", &req.base, &edgeprov__v1__list_instances_response__descriptor,
-                                (ProtobufCMessage **)&resp);
-    free(token);
-    token = NULL;
-    if (r < 0) {
-      json_decref(all);
-      return fail();
-    }
-    if (header) {
-      printf("%-36s  %-36s  %-14s  %-12s  %s\n", "ID", "HOST", "OS", "CURRENT", "PROVISIONING");
-      header = false;
-    }
-    for (size_t i = 0; i < resp->n_instances; i++) {
-      const ep_inv_instance *in = resp->instances[i];
-      if (json && json_array_append_new(all, instance_json(in)) < 0) {
-        int status = not_encoded("instance", in->id);
-        protobuf_c_message_free_unpacked(&resp->base, NULL);
-        json_decref(all);
-        return status;
-      }
-      if (!json)
-        printf("%-36s  %-36s  %-14s  %-12s  %s\n", shown(in->id), shown(in->host_uuid), shown(in->os_profile),
-               ep_inv_instance_state_name(in->current_state), status_text(in->provisioning_status));
-    }
-    if (resp->next_page_token[0]) token = strdup(resp->next_page_token);
-    protobuf_c_message_free_unpacked(&resp->base, NULL);
-  } while (token);
-  if (json) return print_json(all, JSON_INDENT(2));
+#define INSTANCE_ROW "%-36s  %-36s  %-14s  %-12s  %s\n"
+
+static void instance_header(void) { printf(INSTANCE_ROW, "ID", "HOST", "OS", "CURRENT", "PROVISIONING"); }
+
+static int instance_page(listing *l, const ProtobufCMessage *m, const char **ret_next) {
+  const Edgeprov__V1__ListInstancesResponse *page = (const void *)m;
+  for (size_t i = 0; i < page->n_instances; i++) {
+    const ep_inv_instance *in = page->instances[i];
+    if (l->json && json_array_append_new(l->all, instance_json(in)) < 0) return not_encoded("instance", in->id);
+    if (!l->json)
+      printf(INSTANCE_ROW, shown(in->id), shown(in->host_uuid), shown(in->os_profile),
+             ep_inv_instance_state_name(in->current_state), status_text(in->provisioning_status));
+  }
+  l->total += page->n_instances;
+  *ret_next = page->next_page_token;
   return EXIT_SUCCESS;
 }
+
+static const list_kind instances = {"ListInstances", &edgeprov__v1__list_instances_response__descriptor,
+                                    instance_header, instance_page, NULL};
 
 static int instance_delete(ep_mgmt_client *client, const char *id) {
   Edgeprov__V1__DeleteInstanceRequest req = EDGEPROV__V1__DELETE_INSTANCE_REQUEST__INIT;
   req.id = (char *)id;
-  Edgeprov__V1__DeleteResponse *resp = NULL;
-  if (ep_mgmt_client_call(client, "DeleteInstance", &req.base, &edgeprov__v1__delete_response__descriptor,
-                          (ProtobufCMessage **)&resp) < 0)
-    return fail();
-  printf("instance %s deleted (revision %" PRIu64 ")\n", id, resp->revision);
-  protobuf_c_message_free_unpacked(&resp->base, NULL);
-  return EXIT_SUCCESS;
+  return delete_record(client, "DeleteInstance", &req.base, "instance", id);
 }
 
 static int instance_retry(ep_mgmt_client *client, const char *id) {
@@ -477,7 +490,7 @@ int ep_cli_instance(ep_mgmt_client *client, int argc, char **argv) {
   if (strcmp(argv[0], "create") == 0) return instance_create(client, argc, argv);
   int rest = 0;
   int json = has_json_flag(argc - 1, argv + 1, &rest);
-  if (strcmp(argv[0], "list") == 0 && rest == 0) return instance_list(client, json);
+  if (strcmp(argv[0], "list") == 0 && rest == 0) return list_all(client, &instances, json);
   if (strcmp(argv[0], "delete") == 0 && rest == 1 && !json) return instance_delete(client, argv[1]);
   if (strcmp(argv[0], "retry") == 0 && rest == 1 && !json) return instance_retry(client, argv[1]);
   return usage(instance_usage);

@@ -16,6 +16,7 @@
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/secret.h"
 
@@ -373,14 +374,7 @@ int ep_rpc_server_start(ep_rpc_server *server) {
 }
 
 static void wait_until(ep_rpc_server *server, bool (*done)(const ep_rpc_server *), int timeout_ms) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += timeout_ms / 1000;
-  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000L;
-  }
+  struct timespec deadline = ep_clock_deadline(CLOCK_REALTIME, timeout_ms); /* server->cond's clock */
   pthread_mutex_lock(&server->lock);
   while (!done(server)) {
     if (timeout_ms < 0)

@@ -78,28 +78,46 @@ static void revoke_credentials(const mgmt_site *site, const char *uuid) {
     ep_log(EP_LOG_WARN, "mgmt", "host %s: credentials not revoked: %s", uuid, ep_error_message());
 }
 
+/* Answers message, or the error r. */
+static void reply_result(ep_mgmt_reply *reply, int r, const ProtobufCMessage *message) {
+  if (r < 0)
+    reply_error(reply, r);
+  else
+    reply_message(reply, message);
+}
+
 /* Answers a host (or the error r) and frees it. */
 static void reply_host(ep_mgmt_reply *reply, int r, ep_inv_host *host) {
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
   Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
   resp.host = host;
-  reply_message(reply, &resp.base);
+  reply_result(reply, r, &resp.base);
   ep_inv_host_free(host);
 }
 
 /* Answers an instance (or the error r) and frees it. */
 static void reply_instance(ep_mgmt_reply *reply, int r, ep_inv_instance *instance) {
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
   Edgeprov__V1__InstanceResponse resp = EDGEPROV__V1__INSTANCE_RESPONSE__INIT;
   resp.instance = instance;
-  reply_message(reply, &resp.base);
+  reply_result(reply, r, &resp.base);
   ep_inv_instance_free(instance);
+}
+
+/* ListHosts and ListInstances: one page of records (instances or hosts), answered in its
+ * List*Response with the next page's token. */
+static void list_page(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply, bool instances) {
+  const Edgeprov__V1__ListRequest *req = (const void *)m;
+  Edgeprov__V1__ListHostsResponse hosts = EDGEPROV__V1__LIST_HOSTS_RESPONSE__INIT;
+  Edgeprov__V1__ListInstancesResponse insts = EDGEPROV__V1__LIST_INSTANCES_RESPONSE__INIT;
+  char *next = NULL;
+  int r = instances ? ep_inventory_list_instances(site->inv, req->page_token, req->page_size, &insts.instances,
+                                                  &insts.n_instances, &next)
+                    : ep_inventory_list_hosts(site->inv, req->page_token, req->page_size, &hosts.hosts, &hosts.n_hosts,
+                                              &next);
+  hosts.next_page_token = insts.next_page_token = next;
+  reply_result(reply, r, instances ? &insts.base : &hosts.base);
+  ep_inv_hosts_free(hosts.hosts, hosts.n_hosts);
+  ep_inv_instances_free(insts.instances, insts.n_instances);
+  free(next);
 }
 
 static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -133,23 +151,7 @@ static void get_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_r
 }
 
 static void list_hosts(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
-  ep_inventory *inv = site->inv;
-  const Edgeprov__V1__ListRequest *req = (const void *)m;
-  ep_inv_host **hosts = NULL;
-  size_t count = 0;
-  char *next = NULL;
-  int r = ep_inventory_list_hosts(inv, req->page_token, req->page_size, &hosts, &count, &next);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  Edgeprov__V1__ListHostsResponse resp = EDGEPROV__V1__LIST_HOSTS_RESPONSE__INIT;
-  resp.hosts = hosts;
-  resp.n_hosts = count;
-  resp.next_page_token = next;
-  reply_message(reply, &resp.base);
-  ep_inv_hosts_free(hosts, count);
-  free(next);
+  list_page(site, m, reply, false);
 }
 
 static void delete_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -158,27 +160,17 @@ static void delete_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgm
   char uuid[EP_UUID_TEXT_LEN + 1];
   int r = ep_validate_uuid(uuid, "uuid", req->uuid);
   if (r == 0) r = ep_inventory_delete_host(site->inv, uuid, &resp.revision);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  revoke_credentials(site, uuid);
-  reply_message(reply, &resp.base);
+  if (r == 0) revoke_credentials(site, uuid);
+  reply_result(reply, r, &resp.base);
 }
 
 static void set_desired_state(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
   const Edgeprov__V1__SetDesiredStateRequest *req = (const void *)m;
   ep_inv_host *host = NULL;
   int r = ep_inventory_set_desired_state(site->inv, req->uuid, req->desired_state, &host);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  if (req->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) revoke_credentials(site, host->uuid);
-  Edgeprov__V1__HostResponse resp = EDGEPROV__V1__HOST_RESPONSE__INIT;
-  resp.host = host;
-  reply_message(reply, &resp.base);
-  ep_inv_host_free(host);
+  if (r == 0 && req->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED)
+    revoke_credentials(site, host->uuid);
+  reply_host(reply, r, host);
 }
 
 static void create_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -194,11 +186,7 @@ static void delete_instance(const mgmt_site *site, const ProtobufCMessage *m, ep
   const Edgeprov__V1__DeleteInstanceRequest *req = (const void *)m;
   Edgeprov__V1__DeleteResponse resp = EDGEPROV__V1__DELETE_RESPONSE__INIT;
   int r = ep_inventory_delete_instance(inv, req->id, &resp.revision);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  reply_message(reply, &resp.base);
+  reply_result(reply, r, &resp.base);
 }
 
 static void retry_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
@@ -209,24 +197,21 @@ static void retry_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_
 }
 
 static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
-  ep_inventory *inv = site->inv;
-  const Edgeprov__V1__ListRequest *req = (const void *)m;
-  ep_inv_instance **instances = NULL;
-  size_t count = 0;
-  char *next = NULL;
-  int r = ep_inventory_list_instances(inv, req->page_token, req->page_size, &instances, &count, &next);
-  if (r < 0) {
-    reply_error(reply, r);
-    return;
-  }
-  Edgeprov__V1__ListInstancesResponse resp = EDGEPROV__V1__LIST_INSTANCES_RESPONSE__INIT;
-  resp.instances = instances;
-  resp.n_instances = count;
-  resp.next_page_token = next;
-  reply_message(reply, &resp.base);
-  ep_inv_instances_free(instances, count);
-  free(next);
+  list_page(site, m, reply, true);
 }
+
+/* The unary methods, listed once: name, request message, handler. The dispatch table and
+ * ep_mgmt_unary_methods (what the server registers) are both made from this list. */
+#define UNARY_METHODS(X)                                             \
+  X("AddHost", add_host_request, add_host)                           \
+  X("GetHost", get_host_request, get_host)                           \
+  X("ListHosts", list_request, list_hosts)                           \
+  X("DeleteHost", delete_host_request, delete_host)                  \
+  X("CreateInstance", create_instance_request, create_instance)      \
+  X("DeleteInstance", delete_instance_request, delete_instance)      \
+  X("ListInstances", list_request, list_instances)                   \
+  X("SetDesiredState", set_desired_state_request, set_desired_state) \
+  X("RetryInstance", retry_instance_request, retry_instance)
 
 typedef struct method {
   const char *name;
@@ -234,21 +219,12 @@ typedef struct method {
   void (*handle)(const mgmt_site *site, const ProtobufCMessage *request, ep_mgmt_reply *reply);
 } method;
 
-static const method methods[] = {
-    {"AddHost", &edgeprov__v1__add_host_request__descriptor, add_host},
-    {"GetHost", &edgeprov__v1__get_host_request__descriptor, get_host},
-    {"ListHosts", &edgeprov__v1__list_request__descriptor, list_hosts},
-    {"DeleteHost", &edgeprov__v1__delete_host_request__descriptor, delete_host},
-    {"CreateInstance", &edgeprov__v1__create_instance_request__descriptor, create_instance},
-    {"DeleteInstance", &edgeprov__v1__delete_instance_request__descriptor, delete_instance},
-    {"ListInstances", &edgeprov__v1__list_request__descriptor, list_instances},
-    {"SetDesiredState", &edgeprov__v1__set_desired_state_request__descriptor, set_desired_state},
-    {"RetryInstance", &edgeprov__v1__retry_instance_request__descriptor, retry_instance},
-};
+#define METHOD_ENTRY(name, request, handle) {name, &edgeprov__v1__##request##__descriptor, handle},
+#define METHOD_NAME(name, request, handle) name,
 
-const char *const ep_mgmt_unary_methods[] = {"AddHost",        "GetHost",        "ListHosts",     "DeleteHost",
-                                             "CreateInstance", "DeleteInstance", "ListInstances", "SetDesiredState",
-                                             "RetryInstance",  NULL};
+static const method methods[] = {UNARY_METHODS(METHOD_ENTRY)};
+
+const char *const ep_mgmt_unary_methods[] = {UNARY_METHODS(METHOD_NAME) NULL};
 
 int ep_mgmt_is_watch(const char *name) { return strcmp(name, "WatchEvents") == 0; }
 

@@ -11,6 +11,7 @@
 
 #include <edgeprov/storage.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "runtime/plugin_loader.h"
@@ -908,14 +909,7 @@ int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision) {
 }
 
 int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms) {
-  struct timespec deadline;
-  clock_gettime(CLOCK_MONOTONIC, &deadline);
-  deadline.tv_sec += timeout_ms / 1000;
-  deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (deadline.tv_nsec >= 1000000000L) {
-    deadline.tv_sec++;
-    deadline.tv_nsec -= 1000000000L;
-  }
+  struct timespec deadline = ep_clock_deadline(CLOCK_MONOTONIC, timeout_ms); /* inv->changed's clock */
   pthread_mutex_lock(&inv->lock);
   uint64_t wakes = inv->wakes;
   int r = 0;
@@ -932,20 +926,15 @@ int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms
     }
     if (revision > after_revision || inv->wakes != wakes) break;
     if (inv->commits != commits) continue; /* a commit landed while the store was asked */
-    struct timespec now, step;
+    struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec > deadline.tv_sec || (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec)) {
+    if (ep_timespec_cmp(&now, &deadline) >= 0) {
       r = EP_ETIMEDOUT;
       break;
     }
     /* Wake at least every 500 ms to look at the store again. */
-    step = now;
-    step.tv_nsec += 500000000L;
-    if (step.tv_nsec >= 1000000000L) {
-      step.tv_sec++;
-      step.tv_nsec -= 1000000000L;
-    }
-    if (step.tv_sec > deadline.tv_sec || (step.tv_sec == deadline.tv_sec && step.tv_nsec > deadline.tv_nsec)) step = deadline;
+    struct timespec step = ep_timespec_add_ms(now, 500);
+    if (ep_timespec_cmp(&step, &deadline) > 0) step = deadline;
     pthread_cond_timedwait(&inv->changed, &inv->lock, &step);
   }
   pthread_mutex_unlock(&inv->lock);

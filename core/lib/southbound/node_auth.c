@@ -1,4 +1,4 @@
-/* core: authentication of southbound calls, see node_auth.h. */
+/* core: what a node's southbound call passes before it is served, see node_auth.h. */
 #define _GNU_SOURCE /* explicit_bzero */
 #include "southbound/node_auth.h"
 
@@ -67,4 +67,47 @@ void ep_node_auth_log_refusal(const ep_rpc_call *call, const char *component) {
   refusals_unlogged -= skipped;
   ep_log(EP_LOG_WARN, component, "%s from %s refused: %s (%lu refusals unlogged before; one line a minute per address)",
          ep_rpc_call_method(call), peer[0] ? peer : "-", ep_error_message(), skipped);
+}
+
+int ep_node_auth_or_refuse(const ep_plugin_set *plugins, ep_rpc_call *call, const char *component,
+                           char ret_node_id[EP_IDENTITY_NODE_ID_MAX + 1]) {
+  int r = ep_node_auth(plugins, call, ret_node_id);
+  if (r == 0) return 0;
+  ep_node_auth_log_refusal(call, component);
+  ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL,
+                     0);
+  return r;
+}
+
+ep_config_limits ep_node_limits(const ep_plugin_set *plugins) {
+  if (plugins && plugins->config) return plugins->config->limits;
+  return (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST, EP_CONFIG_NODE_LOG_LINES_PER_S,
+                            EP_CONFIG_NODE_LOG_LINES_BURST};
+}
+
+int ep_node_budget_init(ep_node_budget *budget, const ep_config_limits *limits) {
+  ep_node_budget b = {.reports_per_s = limits->node_reports_per_s};
+  int r = b.reports_per_s ? ep_ratelimit_new(&b.reports, (double)b.reports_per_s, (uint32_t)limits->node_reports_burst,
+                                             EP_NODE_LIMIT_KEYS)
+                          : 0;
+  if (r == 0) r = ep_ratelimit_new(&b.warned, 1.0 / 60, 1, EP_NODE_LIMIT_KEYS);
+  if (r < 0) {
+    ep_node_budget_clear(&b);
+    return r;
+  }
+  *budget = b;
+  return 0;
+}
+
+int ep_node_budget_take(ep_node_budget *budget, const char *node_id) {
+  uint32_t retry_ms = 0;
+  if (ep_ratelimit_take(budget->reports, node_id, &retry_ms)) return 0;
+  return ep_error_set(EP_ENOMEM, "more than %lld reports a second (limits.node_reports_per_s); retry in %u ms",
+                      (long long)budget->reports_per_s, retry_ms);
+}
+
+void ep_node_budget_clear(ep_node_budget *budget) {
+  ep_ratelimit_free(budget->reports);
+  ep_ratelimit_free(budget->warned);
+  memset(budget, 0, sizeof *budget);
 }

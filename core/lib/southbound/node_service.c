@@ -2,9 +2,7 @@
 #include "southbound/node_service.h"
 
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "edgeprov/v1/node.pb-c.h"
 #include "base/error.h"
@@ -17,20 +15,8 @@
 struct ep_node_service {
   ep_inventory *inv;
   const struct ep_plugin_set *plugins;
-  ep_ratelimit *reports; /* limits.node_reports_*, per node; NULL: no limit */
-  ep_ratelimit *warned;  /* one "over its budget" warning per node a minute */
-  int64_t reports_per_s;
+  ep_node_budget budget; /* ReportStatus calls */
 };
-
-/* Authenticates the call; on failure finishes it (UNAUTHENTICATED) and returns < 0. */
-static int authenticate(ep_node_service *ns, ep_rpc_call *call, char node_id[EP_IDENTITY_NODE_ID_MAX + 1]) {
-  int r = ep_node_auth(ns->plugins, call, node_id);
-  if (r == 0) return 0;
-  ep_node_auth_log_refusal(call, "node-api");
-  ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL,
-                     0);
-  return r;
-}
 
 /* The installed OS is up: the host's Instance is RUNNING (its workflow must have succeeded). */
 static int report_running(ep_node_service *ns, const ep_inv_host *host, const char *status) {
@@ -55,15 +41,12 @@ static int report_running(ep_node_service *ns, const ep_inv_host *host, const ch
 static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
   ep_node_service *ns = data;
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
-  if (authenticate(ns, call, node_id) < 0) return;
-  uint32_t retry_ms = 0;
-  if (!ep_ratelimit_take(ns->reports, node_id, &retry_ms)) {
-    char message[160];
-    snprintf(message, sizeof message, "more than %lld reports a second (limits.node_reports_per_s); retry in %u ms",
-             (long long)ns->reports_per_s, retry_ms);
-    if (ep_ratelimit_take(ns->warned, node_id, NULL))
-      ep_log(EP_LOG_WARN, "node-api", "host %s: %s (further refusals for a minute are not logged)", node_id, message);
-    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+  if (ep_node_auth_or_refuse(ns->plugins, call, "node-api", node_id) < 0) return;
+  if (ep_node_budget_take(&ns->budget, node_id) < 0) {
+    if (ep_ratelimit_take(ns->budget.warned, node_id, NULL))
+      ep_log(EP_LOG_WARN, "node-api", "host %s: %s (further refusals for a minute are not logged)", node_id,
+             ep_error_message());
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, ep_error_message(), NULL, 0);
     return;
   }
   Edgeprov__V1__ReportStatusRequest *req = edgeprov__v1__report_status_request__unpack(NULL, len, request);
@@ -98,13 +81,10 @@ int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct e
   if (!ns) return ep_error_set(EP_ENOMEM, "out of memory");
   ns->inv = inv;
   ns->plugins = plugins;
-  const ep_config *config = plugins ? plugins->config : NULL;
-  ns->reports_per_s = config ? config->limits.node_reports_per_s : EP_CONFIG_NODE_REPORTS_PER_S;
-  int64_t burst = config ? config->limits.node_reports_burst : EP_CONFIG_NODE_REPORTS_BURST;
-  int r = ns->reports_per_s ? ep_ratelimit_new(&ns->reports, (double)ns->reports_per_s, (uint32_t)burst, EP_NODE_LIMIT_KEYS) : 0;
-  if (r == 0) r = ep_ratelimit_new(&ns->warned, 1.0 / 60, 1, EP_NODE_LIMIT_KEYS);
+  ep_config_limits limits = ep_node_limits(plugins);
+  int r = ep_node_budget_init(&ns->budget, &limits);
   if (r < 0) {
-    ep_node_service_free(ns);
+    free(ns);
     return r;
   }
   *out = ns;
@@ -118,7 +98,6 @@ int ep_node_service_register(ep_node_service *ns, ep_rpc_server *server) {
 
 void ep_node_service_free(ep_node_service *ns) {
   if (!ns) return;
-  ep_ratelimit_free(ns->reports);
-  ep_ratelimit_free(ns->warned);
+  ep_node_budget_clear(&ns->budget);
   free(ns);
 }

@@ -9,8 +9,6 @@
 
 struct ep_plugin_set;
 
-#define EP_NODE_LIMIT_KEYS 4096 /* nodes whose report budgets are tracked at once (limits.*) */
-
 typedef struct ep_node_service ep_node_service;
 
 /* Creates the service over inv and plugins (both must outlive it). Each node's ReportStatus

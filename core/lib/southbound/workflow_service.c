@@ -12,7 +12,6 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "southbound/node_auth.h"
-#include "southbound/node_service.h"
 #include "runtime/plugin_loader.h"
 #include "base/ratelimit.h"
 #include "provisioning/workflow.h"
@@ -29,11 +28,9 @@ typedef struct dropped_lines {
 struct ep_workflow_service {
   ep_inventory *inv;
   const struct ep_plugin_set *plugins;
-  ep_ratelimit *reports;   /* limits.node_reports_*, per node: reports that change no action's state */
+  ep_node_budget budget;   /* reports that change no action's state */
   ep_ratelimit *log_lines; /* limits.node_log_lines_*, per node: report log lines the daemon logs */
   ep_ratelimit *writes;    /* per workflow: one progress-only write a second */
-  ep_ratelimit *warned;    /* one "over its budget" warning per node a minute */
-  int64_t reports_per_s;
   pthread_mutex_t lock; /* guards dropped */
   dropped_lines dropped[DROPPED_NODES_MAX];
 };
@@ -56,7 +53,7 @@ static bool progress_only(const ep_workflow *w, const Edgeprov__V1__ActionReport
          report->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING && report->attempts == a->attempts;
 }
 
-/* ep_workflow_record_report with ws's budgets (ws->reports, ws->writes; NULL: none). */
+/* ep_workflow_record_report with ws's budgets (ws->budget, ws->writes; zero: none). */
 static int record_report(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report) {
   ep_inventory *inv = ws->inv;
   bool charged = false;
@@ -67,12 +64,9 @@ static int record_report(ep_workflow_service *ws, const char *node_id, const Edg
     int r = ep_inventory_get_host(inv, node_id, &host);
     if (r == 0 && !host->instance_id[0]) r = ep_error_set(EP_EPERM, "host %s has no instance", node_id);
     if (r == 0) r = ep_inventory_get_workflow(inv, host->instance_id, &w);
-    uint32_t retry_ms = 0;
     if (r == 0 && !charged && !changes_state(w, report)) {
       charged = true; /* once, whatever the compare-and-set retries */
-      if (!ep_ratelimit_take(ws->reports, node_id, &retry_ms))
-        r = ep_error_set(EP_ENOMEM, "more than %lld reports a second (limits.node_reports_per_s); retry in %u ms",
-                         (long long)ws->reports_per_s, retry_ms);
+      r = ep_node_budget_take(&ws->budget, node_id);
     }
     /* Progress is stored at most once a second per workflow; the next state change is always. */
     if (r == 0 && progress_only(w, report)) skip_write = !ep_ratelimit_take(ws->writes, w->instance_id, NULL);
@@ -184,12 +178,8 @@ static void handle_run(void *data, ep_rpc_call *call, const uint8_t *unused, siz
   (void)unused, (void)unused_len;
   ep_workflow_service *ws = data;
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
-  int r = ep_node_auth(ws->plugins, call, node_id);
-  if (r < 0) {
-    ep_node_auth_log_refusal(call, "workflow");
-    ep_rpc_call_finish(call, r == EP_EPERM ? EP_STATUS_UNAUTHENTICATED : EP_STATUS_UNAVAILABLE, ep_error_message(), NULL, 0);
-    return;
-  }
+  int r = ep_node_auth_or_refuse(ws->plugins, call, "workflow", node_id);
+  if (r < 0) return;
   uint8_t *bytes = NULL;
   size_t len = 0;
   bool hello = false;
@@ -206,7 +196,7 @@ static void handle_run(void *data, ep_rpc_call *call, const uint8_t *unused, siz
       if (r == 0) log_lines(ws, node_id, req->report);
       /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
        * to one warning a minute. */
-      if (r < 0 && ep_ratelimit_take(ws->warned, node_id, NULL))
+      if (r < 0 && ep_ratelimit_take(ws->budget.warned, node_id, NULL))
         ep_log(EP_LOG_WARN, "workflow", "host %s: report refused: %s (further refusals for a minute are not logged)",
                node_id, ep_error_message());
     } else {
@@ -223,19 +213,12 @@ int ep_workflow_service_new(ep_workflow_service **out, ep_inventory *inv, const 
   ws->inv = inv;
   ws->plugins = plugins;
   pthread_mutex_init(&ws->lock, NULL);
-  const ep_config *config = plugins ? plugins->config : NULL;
-  ep_config_limits limits = {EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST, EP_CONFIG_NODE_LOG_LINES_PER_S,
-                             EP_CONFIG_NODE_LOG_LINES_BURST};
-  if (config) limits = config->limits;
-  ws->reports_per_s = limits.node_reports_per_s;
-  int r = limits.node_reports_per_s ? ep_ratelimit_new(&ws->reports, (double)limits.node_reports_per_s,
-                                                       (uint32_t)limits.node_reports_burst, EP_NODE_LIMIT_KEYS)
-                                    : 0;
+  ep_config_limits limits = ep_node_limits(plugins);
+  int r = ep_node_budget_init(&ws->budget, &limits);
   if (r == 0 && limits.node_log_lines_per_s)
     r = ep_ratelimit_new(&ws->log_lines, (double)limits.node_log_lines_per_s, (uint32_t)limits.node_log_lines_burst,
                          EP_NODE_LIMIT_KEYS);
   if (r == 0) r = ep_ratelimit_new(&ws->writes, 1.0, 1, EP_NODE_LIMIT_KEYS);
-  if (r == 0) r = ep_ratelimit_new(&ws->warned, 1.0 / 60, 1, EP_NODE_LIMIT_KEYS);
   if (r < 0) {
     ep_workflow_service_free(ws);
     return r;
@@ -251,10 +234,9 @@ int ep_workflow_service_register(ep_workflow_service *ws, ep_rpc_server *server)
 
 void ep_workflow_service_free(ep_workflow_service *ws) {
   if (!ws) return;
-  ep_ratelimit_free(ws->reports);
+  ep_node_budget_clear(&ws->budget);
   ep_ratelimit_free(ws->log_lines);
   ep_ratelimit_free(ws->writes);
-  ep_ratelimit_free(ws->warned);
   pthread_mutex_destroy(&ws->lock);
   free(ws);
 }
