@@ -11,6 +11,7 @@
 
 #include "runtime/action.h"
 #include "edgeprov/v1/workflow.pb-c.h"
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "base/validate.h"
@@ -114,9 +115,7 @@ typedef struct watchdog {
 
 static void *watchdog_main(void *arg) {
   watchdog *w = arg;
-  struct timespec deadline;
-  clock_gettime(CLOCK_REALTIME, &deadline);
-  deadline.tv_sec += w->timeout_s;
+  struct timespec deadline = ep_clock_deadline(CLOCK_REALTIME, (int64_t)w->timeout_s * 1000);
   pthread_mutex_lock(&w->lock);
   while (!w->done)
     if (pthread_cond_timedwait(&w->done_cond, &w->lock, &deadline) != 0 && !w->done) {
