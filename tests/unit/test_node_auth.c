@@ -52,7 +52,7 @@ static int setup(void **state) {
   *state = f;
   if (!(f->site = tu_site_open("\"storage-sqlite\", \"auth-local\"", "", NULL))) return -1;
   f->plugins = f->site->site->plugins;
-  ep_rpc_method methods[] = {{WHO, EP_RPC_UNARY, who, f}, {LOGGED, EP_RPC_UNARY, who, f}};
+  ep_rpc_method methods[] = {{.path = WHO, .kind = EP_RPC_UNARY, .handler = who, .data = f}, {.path = LOGGED, .kind = EP_RPC_UNARY, .handler = who, .data = f}};
   int port = 0;
   char target[64];
   snprintf(f->unix_address, sizeof f->unix_address, "unix:%s/rpc.sock", f->site->dir);

@@ -89,9 +89,9 @@ static void chat(void *data, ep_rpc_call *call, const uint8_t *request, size_t l
 }
 
 static int start_server(fixture *f, const ep_rpc_tls *tls) {
-  ep_rpc_method methods[] = {{"/test.Echo/Echo", EP_RPC_UNARY, echo, f},
-                             {"/test.Echo/Count", EP_RPC_SERVER_STREAMING, count, f},
-                             {"/test.Echo/Chat", EP_RPC_BIDI_STREAMING, chat, f}};
+  ep_rpc_method methods[] = {{.path = "/test.Echo/Echo", .kind = EP_RPC_UNARY, .handler = echo, .data = f},
+                             {.path = "/test.Echo/Count", .kind = EP_RPC_SERVER_STREAMING, .handler = count, .data = f},
+                             {.path = "/test.Echo/Chat", .kind = EP_RPC_BIDI_STREAMING, .handler = chat, .data = f}};
   int port = 0;
   if (ep_rpc_server_new(&f->server, 1024 * 1024) < 0) return -1;
   for (int i = 0; i < 3; i++)

@@ -20,11 +20,6 @@
 #include "base/error.h"
 #include "base/secret.h"
 
-/* Request slots kept open at once: how many new calls gRPC can hand over without waiting
- * for the serving thread. */
-#define SERVER_SLOTS 16
-/* Threads that run unary handlers; streaming handlers get a thread of their own. */
-#define UNARY_WORKERS 64
 
 /* ---- shared ------------------------------------------------------------------------------ */
 
@@ -93,21 +88,45 @@ static void copy_slice(char *buf, size_t len, grpc_slice slice) {
 
 /* ---- server -------------------------------------------------------------------------------- */
 
+/* How a call's handler runs (see rpc.h): */
+typedef enum {
+  MODE_UNARY,  /* the handler runs once on a worker, with the request */
+  MODE_EVENTS, /* ep_rpc_stream_ops: each event on a worker; waiting holds no thread */
+  MODE_THREAD, /* a blocking streaming handler on a thread of its own */
+} call_mode;
+
+/* What a completion on the server's queue was for; each call has at most one of each kind
+ * in flight. */
+typedef enum { TAG_NEW, TAG_RECV, TAG_SEND, TAG_FINISH, TAG_CLOSE, TAG_KINDS } tag_kind;
+
+typedef struct call_tag {
+  struct ep_rpc_call *call;
+  tag_kind kind;
+} call_tag;
+
+typedef struct queued_send {
+  struct queued_send *next;
+  size_t len;
+  uint8_t data[];
+} queued_send;
+
 struct ep_rpc_server {
   grpc_server *grpc;
-  grpc_completion_queue *cq; /* notifications: new calls and the shutdown */
+  grpc_completion_queue *cq; /* every completion: new calls, each call's batches, the shutdown */
   ep_rpc_method *methods;
   size_t method_count;
-  pthread_t thread;
   bool started;
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  int active;        /* calls accepted and not yet freed */
-  bool stopping;
-  struct ep_rpc_call *queue_head, *queue_tail; /* unary calls waiting for a worker */
-  pthread_cond_t queue_cond;
-  pthread_t workers[UNARY_WORKERS];
+  pthread_t pollers[EP_RPC_POLLERS];
+  int poller_count;
+  pthread_t workers[EP_RPC_WORKERS];
   int worker_count;
+  pthread_mutex_t lock; /* guards what follows; taken after a call's lock, never before */
+  pthread_cond_t cond;  /* active, threads or shutdown_done changed */
+  pthread_cond_t work_cond;
+  struct ep_rpc_call *run_head, *run_tail; /* calls with events for a worker */
+  int active;  /* calls accepted and not yet freed */
+  int threads; /* MODE_THREAD handlers running */
+  bool stopping;
   bool shutdown_done;
   char shutdown_tag;
 };
@@ -117,24 +136,206 @@ struct ep_rpc_call {
   grpc_call *grpc;
   grpc_call_details details;
   grpc_metadata_array metadata;
-  grpc_completion_queue *cq; /* this call's operations */
   const ep_rpc_method *method;
+  call_mode mode;
   char path[256];
-  int close_cancelled;
+  call_tag tags[TAG_KINDS];
+  pthread_mutex_t lock; /* guards what follows */
+  pthread_cond_t cond;  /* MODE_THREAD: a message, a send's end or the close arrived */
+  int holds;            /* batches in flight + the handler's; 0 ends the call (call_over) */
+  int refs;             /* ep_rpc_call_ref's; the memory lives until holds and refs are 0 */
+  bool over;            /* call_over ran: the gRPC call is released */
+  bool counted;         /* counts in server->active until it is over */
+  /* receiving */
+  grpc_byte_buffer *recv_buffer; /* filled by the RECV batch */
+  bool recv_armed;
+  uint8_t *message; /* a message waiting for the handler, with its length */
+  size_t message_len;
+  bool has_message;
+  bool recv_over;          /* no more messages: the client half-closed, or the call is over */
+  bool pending_half_close; /* MODE_EVENTS: tell the handler recv_over */
+  /* sending */
+  bool initial_sent;
+  grpc_byte_buffer *send_buffer; /* in flight, NULL when none */
+  queued_send *send_head, *send_tail;
+  size_t send_queued, send_queued_bytes;
+  uint64_t sends_started, sends_done; /* MODE_THREAD waits for its own send */
+  bool send_failed;
+  bool finished; /* ep_rpc_call_finish was called */
+  bool finish_started;
+  int finish_status;
+  char *finish_message;
+  uint8_t *finish_data;
+  size_t finish_len;
+  grpc_slice finish_details;
+  grpc_byte_buffer *finish_buffer;
+  /* the end */
+  int close_cancelled; /* filled by the CLOSE batch */
   bool closed;
-  bool finished;
-  bool initial_sent; /* initial metadata is out */
-  /* Distinct addresses used as batch tags. */
-  char recv_tag, send_tag, finish_tag, close_tag;
-  struct ep_rpc_call *next; /* in the unary queue */
+  /* events for a worker (MODE_UNARY, MODE_EVENTS) */
+  void *state; /* what ep_rpc_stream_ops.open returned */
+  bool pending_open, pending_wake, pending_end, ended;
+  bool queued, running;
+  struct ep_rpc_call *next; /* in the run queue */
 };
+
+/* The call is over (no batch in flight, the handler done with it): releases the gRPC call and
+ * its server's count; its memory may live on for references. Call's lock held. */
+static void call_over(ep_rpc_call *c) {
+  c->over = true;
+  if (c->grpc) grpc_call_unref(c->grpc);
+  c->grpc = NULL;
+  grpc_metadata_array_destroy(&c->metadata); /* its slices belong to the call */
+  grpc_metadata_array_init(&c->metadata);
+  if (!c->counted) return;
+  ep_rpc_server *server = c->server;
+  pthread_mutex_lock(&server->lock);
+  server->active--;
+  pthread_cond_broadcast(&server->cond);
+  pthread_mutex_unlock(&server->lock);
+}
 
 static void call_free(ep_rpc_call *c) {
   if (c->grpc) grpc_call_unref(c->grpc);
-  destroy_cq(c->cq);
   grpc_call_details_destroy(&c->details);
   grpc_metadata_array_destroy(&c->metadata);
+  if (c->recv_buffer) grpc_byte_buffer_destroy(c->recv_buffer);
+  free(c->message);
+  for (queued_send *q = c->send_head, *next; q; q = next) {
+    next = q->next;
+    free(q);
+  }
+  free(c->finish_message);
+  if (c->finish_data) explicit_bzero(c->finish_data, c->finish_len);
+  free(c->finish_data);
+  pthread_cond_destroy(&c->cond);
+  pthread_mutex_destroy(&c->lock);
   free(c);
+}
+
+/* After holds or refs dropped, with the call's lock held: ends the call when nothing holds
+ * it, frees it when nothing refers to it either. Unlocks. */
+static void settle_unlock(ep_rpc_call *c) {
+  if (c->holds == 0 && !c->over) call_over(c);
+  bool gone = c->holds == 0 && c->refs == 0;
+  pthread_mutex_unlock(&c->lock);
+  if (gone) call_free(c);
+}
+
+/* Drops one hold. The call's lock must not be held. */
+static void call_release(ep_rpc_call *c) {
+  pthread_mutex_lock(&c->lock);
+  c->holds--;
+  settle_unlock(c);
+}
+
+/* Starts a batch whose completion comes back tagged kind; counts a hold while it is in
+ * flight. Call with the call's lock held. Returns false when gRPC refused to start it. */
+static bool start_batch(ep_rpc_call *c, const grpc_op *ops, size_t count, tag_kind kind) {
+  if (grpc_call_start_batch(c->grpc, ops, count, &c->tags[kind], NULL) != GRPC_CALL_OK) return false;
+  c->holds++;
+  return true;
+}
+
+static bool has_events(const ep_rpc_call *c) {
+  if (c->ended) return false;
+  if (c->mode == MODE_UNARY) return c->has_message || c->recv_over;
+  return c->pending_open || c->has_message || c->pending_half_close || c->pending_wake || c->pending_end;
+}
+
+/* Puts c on the run queue when it has events and no worker has it. Call's lock held. */
+static void schedule(ep_rpc_call *c) {
+  if (c->mode == MODE_THREAD || c->queued || c->running || !has_events(c)) return;
+  c->queued = true;
+  ep_rpc_server *server = c->server;
+  pthread_mutex_lock(&server->lock);
+  c->next = NULL;
+  if (server->run_tail)
+    server->run_tail->next = c;
+  else
+    server->run_head = c;
+  server->run_tail = c;
+  pthread_cond_signal(&server->work_cond);
+  pthread_mutex_unlock(&server->lock);
+}
+
+/* Arms the receipt of the next client message (with the initial metadata the first time).
+ * Call's lock held. */
+static void arm_recv(ep_rpc_call *c) {
+  if (c->recv_armed || c->recv_over || c->closed || c->finished) return;
+  grpc_op ops[2];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!c->initial_sent) ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+  ops[n].op = GRPC_OP_RECV_MESSAGE;
+  ops[n++].data.recv_message.recv_message = &c->recv_buffer;
+  if (start_batch(c, ops, n, TAG_RECV)) {
+    c->recv_armed = true;
+    c->initial_sent = true;
+  } else {
+    c->recv_over = true;
+  }
+}
+
+/* Starts the status batch once no send is in flight or queued. Call's lock held. */
+static void start_finish(ep_rpc_call *c) {
+  if (!c->finished || c->finish_started || c->send_buffer || c->send_head) return;
+  c->finish_started = true;
+  c->finish_details = grpc_slice_from_copied_string(c->finish_message ? c->finish_message : "");
+  c->finish_buffer = c->finish_status == 0 && c->finish_data ? bytes_to_buffer(c->finish_data, c->finish_len) : NULL;
+  grpc_op ops[3];
+  size_t n = 0;
+  memset(ops, 0, sizeof ops);
+  if (!c->initial_sent) {
+    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
+    c->initial_sent = true;
+  }
+  if (c->finish_buffer) {
+    ops[n].op = GRPC_OP_SEND_MESSAGE;
+    ops[n++].data.send_message.send_message = c->finish_buffer;
+  }
+  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
+  ops[n].data.send_status_from_server.status = (grpc_status_code)c->finish_status;
+  ops[n++].data.send_status_from_server.status_details = &c->finish_details;
+  if (!start_batch(c, ops, n, TAG_FINISH)) {
+    grpc_slice_unref(c->finish_details);
+    if (c->finish_buffer) grpc_byte_buffer_destroy(c->finish_buffer);
+    c->finish_buffer = NULL;
+    grpc_call_cancel(c->grpc, NULL);
+  }
+}
+
+/* Starts the next queued send when none is in flight, else the status. Call's lock held. */
+static void pump_sends(ep_rpc_call *c) {
+  while (!c->send_buffer && c->send_head) {
+    queued_send *q = c->send_head;
+    c->send_head = q->next;
+    if (!c->send_head) c->send_tail = NULL;
+    c->send_queued--;
+    c->send_queued_bytes -= q->len;
+    if (!c->send_failed) {
+      grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
+      c->send_buffer = bytes_to_buffer(q->data, q->len);
+      op.data.send_message.send_message = c->send_buffer;
+      if (!start_batch(c, &op, 1, TAG_SEND)) {
+        grpc_byte_buffer_destroy(c->send_buffer);
+        c->send_buffer = NULL;
+        c->send_failed = true;
+      }
+    }
+    explicit_bzero(q->data, q->len); /* a message may carry a node's secret */
+    free(q);
+    if (c->send_failed) c->sends_done++;
+  }
+  start_finish(c);
+}
+
+/* Ends a call at once from the serving side: status only. Call's lock held. */
+static void refuse(ep_rpc_call *c, grpc_status_code status, const char *message) {
+  c->finished = true;
+  c->finish_status = status;
+  c->finish_message = strdup(message);
+  start_finish(c);
 }
 
 /* Opens one request slot: gRPC fills it with the next incoming call. */
@@ -142,10 +343,14 @@ static int request_slot(ep_rpc_server *server) {
   ep_rpc_call *c = calloc(1, sizeof *c);
   if (!c) return EP_ENOMEM;
   c->server = server;
+  for (int k = 0; k < TAG_KINDS; k++) c->tags[k] = (call_tag){c, (tag_kind)k};
+  pthread_mutex_init(&c->lock, NULL);
+  pthread_cond_init(&c->cond, NULL);
   grpc_call_details_init(&c->details);
   grpc_metadata_array_init(&c->metadata);
-  c->cq = grpc_completion_queue_create_for_pluck(NULL);
-  if (grpc_server_request_call(server->grpc, &c->grpc, &c->details, &c->metadata, c->cq, server->cq, c) != GRPC_CALL_OK) {
+  c->holds = 1; /* the slot */
+  if (grpc_server_request_call(server->grpc, &c->grpc, &c->details, &c->metadata, server->cq, server->cq,
+                               &c->tags[TAG_NEW]) != GRPC_CALL_OK) {
     call_free(c);
     return EP_EIO;
   }
@@ -164,15 +369,17 @@ int ep_rpc_server_new(ep_rpc_server **out, size_t max_message) {
   grpc_server_register_completion_queue(server->grpc, server->cq, NULL);
   pthread_mutex_init(&server->lock, NULL);
   pthread_cond_init(&server->cond, NULL);
-  pthread_cond_init(&server->queue_cond, NULL);
+  pthread_cond_init(&server->work_cond, NULL);
   *out = server;
   return 0;
 }
 
 int ep_rpc_server_add_method(ep_rpc_server *server, const ep_rpc_method *method) {
   if (server->started) return ep_error_set(EP_EINVAL, "methods are added before the server starts");
-  if (!method->path || method->path[0] != '/' || strlen(method->path) >= sizeof ((ep_rpc_call *)0)->path)
+  if (!method->path || method->path[0] != '/' || strlen(method->path) >= sizeof((ep_rpc_call *)0)->path)
     return ep_error_set(EP_EINVAL, "bad method path '%.64s'", method->path ? method->path : "(null)");
+  if (!method->handler == !method->stream || (method->stream && method->kind == EP_RPC_UNARY))
+    return ep_error_set(EP_EINVAL, "method %s: give a handler, or stream events for a streaming method", method->path);
   ep_rpc_method *methods = realloc(server->methods, (server->method_count + 1) * sizeof *methods);
   if (!methods) return ep_error_set(EP_ENOMEM, "out of memory");
   server->methods = methods;
@@ -211,130 +418,147 @@ static const ep_rpc_method *find_method(const ep_rpc_server *server, const char 
   return NULL;
 }
 
-static void call_done(ep_rpc_call *c) {
+/* MODE_THREAD: waits for the first message, when the method takes one, then runs the
+ * blocking handler on this thread. */
+static void *thread_main(void *arg) {
+  ep_rpc_call *c = arg;
+  uint8_t *request = NULL;
+  size_t len = 0;
+  bool run = true;
+  if (c->method->kind == EP_RPC_SERVER_STREAMING) {
+    int r = ep_rpc_call_recv(c, &request, &len);
+    if (r != 1) {
+      pthread_mutex_lock(&c->lock);
+      bool cancelled = c->closed;
+      pthread_mutex_unlock(&c->lock);
+      if (!cancelled)
+        ep_rpc_call_finish(c, r < 0 ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_INVALID_ARGUMENT,
+                           r < 0 ? "out of memory reading the request" : "the call carried no request message", NULL, 0);
+      run = false;
+    }
+  }
+  if (run) c->method->handler(c->method->data, c, request, len);
+  free(request);
+  pthread_mutex_lock(&c->lock);
+  bool finished = c->finished;
+  pthread_mutex_unlock(&c->lock);
+  if (!finished) ep_rpc_call_finish(c, GRPC_STATUS_CANCELLED, "the call ended before the handler replied", NULL, 0);
   ep_rpc_server *server = c->server;
-  /* RECV_CLOSE_ON_SERVER completes once the status is out (or the call was cancelled). */
-  grpc_completion_queue_pluck(c->cq, &c->close_tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
-  call_free(c);
+  call_release(c); /* the handler's hold */
   pthread_mutex_lock(&server->lock);
-  server->active--;
+  server->threads--;
   pthread_cond_broadcast(&server->cond);
   pthread_mutex_unlock(&server->lock);
-}
-
-static void *call_main(void *arg) {
-  ep_rpc_call *c = arg;
-  grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
-  close_op.data.recv_close_on_server.cancelled = &c->close_cancelled;
-  if (grpc_call_start_batch(c->grpc, &close_op, 1, &c->close_tag, NULL) != GRPC_CALL_OK) {
-    /* Without the close op the call cannot be tracked: end it. */
-    grpc_call_cancel(c->grpc, NULL);
-    grpc_call_start_batch(c->grpc, NULL, 0, &c->close_tag, NULL);
-  }
-  if (!c->method) {
-    char message[320];
-    snprintf(message, sizeof message, "unknown method %s", c->path);
-    ep_rpc_call_finish(c, GRPC_STATUS_UNIMPLEMENTED, message, NULL, 0);
-    call_done(c);
-    return NULL;
-  }
-  if (c->method->kind == EP_RPC_BIDI_STREAMING) {
-    grpc_op initial = {.op = GRPC_OP_SEND_INITIAL_METADATA};
-    c->initial_sent = true;
-    if (run_batch(c->grpc, c->cq, &initial, 1, &c->send_tag)) c->method->handler(c->method->data, c, NULL, 0);
-    if (!c->finished) ep_rpc_call_finish(c, GRPC_STATUS_CANCELLED, "the call ended before the handler replied", NULL, 0);
-    call_done(c);
-    return NULL;
-  }
-  grpc_byte_buffer *request = NULL;
-  grpc_op ops[2] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_RECV_MESSAGE}};
-  ops[1].data.recv_message.recv_message = &request;
-  uint8_t *data = NULL;
-  size_t len = 0;
-  c->initial_sent = true;
-  if (!run_batch(c->grpc, c->cq, ops, 2, &c->recv_tag) || !request) {
-    /* Cancelled, too large (gRPC answers RESOURCE_EXHAUSTED itself) or no message sent. */
-    if (!ep_rpc_call_cancelled(c)) ep_rpc_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
-  } else if (buffer_to_bytes(request, &data, &len) < 0) {
-    ep_rpc_call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory reading the request", NULL, 0);
-  } else {
-    c->method->handler(c->method->data, c, data, len);
-    if (!c->finished) ep_rpc_call_finish(c, GRPC_STATUS_INTERNAL, "the handler gave no reply", NULL, 0);
-  }
-  if (request) grpc_byte_buffer_destroy(request);
-  free(data);
-  if (!c->finished) grpc_call_cancel(c->grpc, NULL);
-  call_done(c);
   return NULL;
 }
 
-/* Answers a call at once (too many calls running): status only, on the serving thread. */
-static void refuse_call(ep_rpc_call *c, grpc_status_code status, const char *message) {
-  grpc_slice details = grpc_slice_from_copied_string(message);
-  grpc_op ops[3] = {{.op = GRPC_OP_SEND_INITIAL_METADATA}, {.op = GRPC_OP_SEND_STATUS_FROM_SERVER},
-                    {.op = GRPC_OP_RECV_CLOSE_ON_SERVER}};
-  ops[1].data.send_status_from_server.status = status;
-  ops[1].data.send_status_from_server.status_details = &details;
-  ops[2].data.recv_close_on_server.cancelled = &c->close_cancelled;
-  run_batch(c->grpc, c->cq, ops, 3, &c->finish_tag);
-  grpc_slice_unref(details);
-  call_free(c);
-}
-
-/* Runs queued unary calls until the server stops and the queue is empty. */
-static void *worker_main(void *arg) {
-  ep_rpc_server *server = arg;
-  pthread_mutex_lock(&server->lock);
-  for (;;) {
-    while (!server->queue_head && !server->stopping) pthread_cond_wait(&server->queue_cond, &server->lock);
-    ep_rpc_call *c = server->queue_head;
-    if (!c) break;
-    server->queue_head = c->next;
-    if (!server->queue_head) server->queue_tail = NULL;
-    pthread_mutex_unlock(&server->lock);
-    call_main(c);
-    pthread_mutex_lock(&server->lock);
-  }
-  pthread_mutex_unlock(&server->lock);
-  return NULL;
-}
-
-static void dispatch(ep_rpc_server *server, ep_rpc_call *c) {
+/* A new call arrived (on a poller): finds its method, admits it or refuses it, and starts
+ * it in its mode. */
+static void accept_call(ep_rpc_server *server, ep_rpc_call *c) {
   char *method = grpc_slice_to_c_string(c->details.method);
   snprintf(c->path, sizeof c->path, "%s", method ? method : "");
   gpr_free(method);
   c->method = find_method(server, c->path);
+  c->mode = !c->method || c->method->kind == EP_RPC_UNARY ? MODE_UNARY : c->method->stream ? MODE_EVENTS : MODE_THREAD;
   pthread_mutex_lock(&server->lock);
-  bool room = server->active < EP_RPC_CALLS_MAX;
-  if (room) server->active++;
-  if (room && (!c->method || c->method->kind == EP_RPC_UNARY) && server->worker_count > 0) {
-    if (server->queue_tail)
-      server->queue_tail->next = c;
-    else
-      server->queue_head = c;
-    server->queue_tail = c;
-    pthread_cond_signal(&server->queue_cond);
-    pthread_mutex_unlock(&server->lock);
-    return;
+  bool room = server->active < EP_RPC_CALLS_MAX && !server->stopping &&
+              (c->mode != MODE_THREAD || server->threads < EP_RPC_CALLS_MAX);
+  if (room) {
+    server->active++;
+    if (c->mode == MODE_THREAD) server->threads++;
   }
   pthread_mutex_unlock(&server->lock);
-  pthread_t thread;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, EP_RPC_STREAM_STACK);
-  if (!room || pthread_create(&thread, &attr, call_main, c) != 0) {
-    if (room) {
-      pthread_mutex_lock(&server->lock);
-      server->active--;
-      pthread_mutex_unlock(&server->lock);
-    }
-    refuse_call(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the server is handling too many calls; retry later");
+
+  pthread_mutex_lock(&c->lock);
+  c->counted = room;
+  grpc_op close_op = {.op = GRPC_OP_RECV_CLOSE_ON_SERVER};
+  close_op.data.recv_close_on_server.cancelled = &c->close_cancelled;
+  if (!start_batch(c, &close_op, 1, TAG_CLOSE)) {
+    grpc_call_cancel(c->grpc, NULL);
+    c->closed = c->recv_over = true;
   }
-  pthread_attr_destroy(&attr);
+  if (!room) {
+    refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the server is handling too many calls; retry later");
+  } else if (!c->method) {
+    char message[320];
+    snprintf(message, sizeof message, "unknown method %s", c->path);
+    refuse(c, GRPC_STATUS_UNIMPLEMENTED, message);
+  } else {
+    c->holds++; /* the handler's, released once it is done with the call */
+    arm_recv(c);
+    if (c->mode == MODE_EVENTS) c->pending_open = true;
+    schedule(c);
+  }
+  pthread_mutex_unlock(&c->lock);
+  if (room && c->method && c->mode == MODE_THREAD) {
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, EP_RPC_STREAM_STACK);
+    if (pthread_create(&thread, &attr, thread_main, c) != 0) {
+      pthread_mutex_lock(&c->lock);
+      if (!c->finished) refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the server cannot start a thread; retry later");
+      pthread_mutex_unlock(&c->lock);
+      pthread_mutex_lock(&server->lock);
+      server->threads--;
+      pthread_mutex_unlock(&server->lock);
+      call_release(c);
+    }
+    pthread_attr_destroy(&attr);
+  }
 }
 
-static void *serve_main(void *arg) {
+/* A batch of c completed (on a poller): records what it brought and wakes who waits. */
+static void complete(ep_rpc_call *c, tag_kind kind, bool success) {
+  pthread_mutex_lock(&c->lock);
+  switch (kind) {
+  case TAG_RECV:
+    c->recv_armed = false;
+    if (success && c->recv_buffer) {
+      uint8_t *data = NULL;
+      size_t len = 0;
+      if (buffer_to_bytes(c->recv_buffer, &data, &len) == 0) {
+        c->message = data;
+        c->message_len = len;
+        c->has_message = true;
+      } else {
+        c->recv_over = true;
+        if (!c->finished) refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory reading a message");
+      }
+      grpc_byte_buffer_destroy(c->recv_buffer);
+      c->recv_buffer = NULL;
+    } else {
+      c->recv_over = true; /* the client half-closed, or the call is over */
+      c->pending_half_close = c->mode == MODE_EVENTS;
+    }
+    break;
+  case TAG_SEND:
+    grpc_byte_buffer_destroy(c->send_buffer);
+    c->send_buffer = NULL;
+    c->sends_done++;
+    if (!success) c->send_failed = true;
+    pump_sends(c);
+    break;
+  case TAG_FINISH:
+    grpc_slice_unref(c->finish_details);
+    if (c->finish_buffer) grpc_byte_buffer_destroy(c->finish_buffer);
+    c->finish_buffer = NULL;
+    break;
+  case TAG_CLOSE:
+    c->closed = true;
+    c->pending_end = c->mode == MODE_EVENTS;
+    break;
+  default:
+    break;
+  }
+  pthread_cond_broadcast(&c->cond);
+  schedule(c);
+  c->holds--;
+  settle_unlock(c);
+}
+
+static void *poller_main(void *arg) {
   ep_rpc_server *server = arg;
   for (;;) {
     grpc_event ev = grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
@@ -347,29 +571,134 @@ static void *serve_main(void *arg) {
       pthread_mutex_unlock(&server->lock);
       continue;
     }
-    ep_rpc_call *c = ev.tag;
+    call_tag *tag = ev.tag;
+    ep_rpc_call *c = tag->call;
+    if (tag->kind != TAG_NEW) {
+      complete(c, tag->kind, ev.success);
+      continue;
+    }
     if (!ev.success) { /* the server is shutting down: the slot was never filled */
-      call_free(c);
+      call_release(c);
       continue;
     }
     pthread_mutex_lock(&server->lock);
     bool stopping = server->stopping;
     pthread_mutex_unlock(&server->lock);
     if (!stopping) request_slot(server);
-    dispatch(server, c);
+    accept_call(server, c);
+    call_release(c); /* the slot's hold */
   }
+  return NULL;
+}
+
+/* MODE_UNARY: runs the handler with the request (or answers that there was none). */
+static void run_unary(ep_rpc_call *c, uint8_t *message, size_t len, bool has_message) {
+  if (has_message)
+    c->method->handler(c->method->data, c, message, len);
+  else if (!ep_rpc_call_cancelled(c))
+    ep_rpc_call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, "the call carried no request message", NULL, 0);
+  free(message);
+  pthread_mutex_lock(&c->lock);
+  bool finished = c->finished;
+  pthread_mutex_unlock(&c->lock);
+  if (!finished) ep_rpc_call_finish(c, GRPC_STATUS_INTERNAL, "the handler gave no reply", NULL, 0);
+}
+
+/* Handles the events of c, one at a time and in order, until it has none. */
+static void run_events(ep_rpc_call *c) {
+  pthread_mutex_lock(&c->lock);
+  c->queued = false;
+  c->running = true;
+  while (has_events(c)) {
+    const ep_rpc_stream_ops *ops = c->method->stream;
+    if (c->mode == MODE_UNARY) {
+      uint8_t *message = c->message;
+      size_t len = c->message_len;
+      bool has_message = c->has_message;
+      c->message = NULL;
+      c->has_message = false;
+      c->ended = true;
+      pthread_mutex_unlock(&c->lock);
+      run_unary(c, message, len, has_message);
+      pthread_mutex_lock(&c->lock);
+      c->holds--; /* the handler's: the call still holds its close batch */
+    } else if (c->pending_open) {
+      c->pending_open = false;
+      pthread_mutex_unlock(&c->lock);
+      void *state = ops->open(c->method->data, c);
+      pthread_mutex_lock(&c->lock);
+      c->state = state;
+    } else if (c->has_message) {
+      uint8_t *message = c->message;
+      size_t len = c->message_len;
+      c->message = NULL;
+      c->has_message = false;
+      pthread_mutex_unlock(&c->lock);
+      ops->message(c->state, c, message, len);
+      free(message);
+      pthread_mutex_lock(&c->lock);
+      if (c->method->kind == EP_RPC_BIDI_STREAMING) arm_recv(c);
+    } else if (c->pending_wake) {
+      c->pending_wake = false;
+      pthread_mutex_unlock(&c->lock);
+      if (ops->wake) ops->wake(c->state, c);
+      pthread_mutex_lock(&c->lock);
+    } else if (c->pending_half_close) {
+      c->pending_half_close = false;
+      if (ops->half_close && !c->closed && !c->finished) {
+        pthread_mutex_unlock(&c->lock);
+        ops->half_close(c->state, c);
+        pthread_mutex_lock(&c->lock);
+      }
+    } else if (c->pending_end) {
+      c->pending_end = false;
+      c->ended = true;
+      bool finished = c->finished;
+      pthread_mutex_unlock(&c->lock);
+      if (!finished) ep_rpc_call_finish(c, GRPC_STATUS_CANCELLED, "the call ended", NULL, 0);
+      ops->close(c->state, c);
+      pthread_mutex_lock(&c->lock);
+      c->state = NULL;
+      c->holds--; /* the handler's */
+    } else {
+      break;
+    }
+  }
+  c->running = false;
+  schedule(c);
+  settle_unlock(c);
+}
+
+/* Runs calls with events until the server stops and the run queue is empty. */
+static void *worker_main(void *arg) {
+  ep_rpc_server *server = arg;
+  pthread_mutex_lock(&server->lock);
+  for (;;) {
+    while (!server->run_head && !(server->stopping && server->active == 0))
+      pthread_cond_wait(&server->work_cond, &server->lock);
+    ep_rpc_call *c = server->run_head;
+    if (!c) break;
+    server->run_head = c->next;
+    if (!server->run_head) server->run_tail = NULL;
+    pthread_mutex_unlock(&server->lock);
+    run_events(c);
+    pthread_mutex_lock(&server->lock);
+  }
+  pthread_mutex_unlock(&server->lock);
   return NULL;
 }
 
 int ep_rpc_server_start(ep_rpc_server *server) {
   grpc_server_start(server->grpc);
-  for (int i = 0; i < SERVER_SLOTS; i++)
-    if (request_slot(server) < 0) return ep_error_set(EP_EIO, "cannot wait for calls");
-  for (; server->worker_count < UNARY_WORKERS; server->worker_count++)
-    if (pthread_create(&server->workers[server->worker_count], NULL, worker_main, server) != 0) break;
-  if (pthread_create(&server->thread, NULL, serve_main, server) != 0)
-    return ep_error_set(EP_ENOMEM, "cannot start the serving thread");
   server->started = true;
+  for (int i = 0; i < EP_RPC_SLOTS; i++)
+    if (request_slot(server) < 0) return ep_error_set(EP_EIO, "cannot wait for calls");
+  for (; server->worker_count < EP_RPC_WORKERS; server->worker_count++)
+    if (pthread_create(&server->workers[server->worker_count], NULL, worker_main, server) != 0) break;
+  for (; server->poller_count < EP_RPC_POLLERS; server->poller_count++)
+    if (pthread_create(&server->pollers[server->poller_count], NULL, poller_main, server) != 0) break;
+  if (server->worker_count == 0 || server->poller_count == 0)
+    return ep_error_set(EP_ENOMEM, "cannot start the server's threads");
   return 0;
 }
 
@@ -386,7 +715,7 @@ static void wait_until(ep_rpc_server *server, bool (*done)(const ep_rpc_server *
 }
 
 static bool is_shut_down(const ep_rpc_server *server) { return server->shutdown_done; }
-static bool is_idle(const ep_rpc_server *server) { return server->active == 0; }
+static bool is_idle(const ep_rpc_server *server) { return server->active == 0 && server->threads == 0; }
 
 void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
   if (!server) return;
@@ -401,13 +730,13 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
     wait_until(server, is_idle, -1);
   }
   pthread_mutex_lock(&server->lock);
-  pthread_cond_broadcast(&server->queue_cond);
+  pthread_cond_broadcast(&server->work_cond);
   pthread_mutex_unlock(&server->lock);
   for (int i = 0; i < server->worker_count; i++) pthread_join(server->workers[i], NULL);
   grpc_server_destroy(server->grpc);
   grpc_completion_queue_shutdown(server->cq);
-  if (server->started) {
-    pthread_join(server->thread, NULL);
+  if (server->poller_count > 0) {
+    for (int i = 0; i < server->poller_count; i++) pthread_join(server->pollers[i], NULL);
   } else {
     while (grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL).type != GRPC_QUEUE_SHUTDOWN) {
     }
@@ -416,10 +745,114 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
   for (size_t i = 0; i < server->method_count; i++) free((char *)server->methods[i].path);
   free(server->methods);
   pthread_cond_destroy(&server->cond);
-  pthread_cond_destroy(&server->queue_cond);
+  pthread_cond_destroy(&server->work_cond);
   pthread_mutex_destroy(&server->lock);
   free(server);
   grpc_shutdown();
+}
+
+bool ep_rpc_call_cancelled(ep_rpc_call *c) {
+  pthread_mutex_lock(&c->lock);
+  bool over = c->closed && (c->close_cancelled || !c->finished);
+  pthread_mutex_unlock(&c->lock);
+  pthread_mutex_lock(&c->server->lock);
+  bool stopping = c->server->stopping;
+  pthread_mutex_unlock(&c->server->lock);
+  return over || stopping;
+}
+
+int ep_rpc_call_recv(ep_rpc_call *c, uint8_t **ret_data, size_t *ret_len) {
+  pthread_mutex_lock(&c->lock);
+  while (!c->has_message && !c->recv_over) pthread_cond_wait(&c->cond, &c->lock);
+  int r = 0;
+  if (c->has_message) {
+    *ret_data = c->message;
+    *ret_len = c->message_len;
+    c->message = NULL;
+    c->has_message = false;
+    if (c->method->kind == EP_RPC_BIDI_STREAMING) arm_recv(c);
+    r = 1;
+  }
+  pthread_mutex_unlock(&c->lock);
+  return r;
+}
+
+int ep_rpc_call_send(ep_rpc_call *c, const uint8_t *data, size_t len) {
+  pthread_mutex_lock(&c->lock);
+  int r = 0;
+  if (c->finished || c->closed || c->send_failed) {
+    r = EP_ECANCELED;
+  } else if (c->mode != MODE_THREAD &&
+             (c->send_queued >= EP_RPC_SEND_QUEUE_MAX || c->send_queued_bytes + len > EP_RPC_SEND_QUEUE_BYTES)) {
+    r = ep_error_set(EP_ENOMEM, "the client reads too slowly: %zu messages wait to be sent", c->send_queued);
+  } else {
+    queued_send *q = malloc(sizeof *q + (len ? len : 1));
+    if (!q) {
+      r = ep_error_set(EP_ENOMEM, "out of memory");
+    } else {
+      q->next = NULL;
+      q->len = len;
+      if (len) memcpy(q->data, data, len);
+      if (c->send_tail)
+        c->send_tail->next = q;
+      else
+        c->send_head = q;
+      c->send_tail = q;
+      c->send_queued++;
+      c->send_queued_bytes += len;
+      uint64_t mine = ++c->sends_started;
+      pump_sends(c);
+      if (c->mode == MODE_THREAD) {
+        /* A blocking handler waits for its message to be taken: a slow client slows down its
+         * own handler, and nothing queues. */
+        while (c->sends_done < mine) pthread_cond_wait(&c->cond, &c->lock);
+        if (c->send_failed) r = EP_ECANCELED;
+      }
+    }
+  }
+  pthread_mutex_unlock(&c->lock);
+  return r;
+}
+
+int ep_rpc_call_finish(ep_rpc_call *c, int status, const char *message, const uint8_t *data, size_t len) {
+  pthread_mutex_lock(&c->lock);
+  if (c->finished) {
+    pthread_mutex_unlock(&c->lock);
+    return EP_ECANCELED;
+  }
+  c->finished = true;
+  c->finish_status = status;
+  c->finish_message = strdup(message ? message : "");
+  if (status == 0 && data && (c->finish_data = malloc(len ? len : 1))) {
+    if (len) memcpy(c->finish_data, data, len);
+    c->finish_len = len;
+  }
+  start_finish(c);
+  bool closed = c->closed;
+  pthread_mutex_unlock(&c->lock);
+  return closed ? EP_ECANCELED : 0;
+}
+
+void ep_rpc_call_wake(ep_rpc_call *c) {
+  pthread_mutex_lock(&c->lock);
+  if (c->mode == MODE_EVENTS && !c->ended) {
+    c->pending_wake = true;
+    schedule(c);
+  }
+  pthread_mutex_unlock(&c->lock);
+}
+
+void ep_rpc_call_ref(ep_rpc_call *c) {
+  pthread_mutex_lock(&c->lock);
+  c->refs++;
+  pthread_mutex_unlock(&c->lock);
+}
+
+void ep_rpc_call_unref(ep_rpc_call *c) {
+  if (!c) return;
+  pthread_mutex_lock(&c->lock);
+  c->refs--;
+  settle_unlock(c);
 }
 
 int ep_rpc_call_metadata(const ep_rpc_call *c, const char *key, char *buf, size_t len) {
@@ -447,7 +880,7 @@ const char *ep_rpc_call_method(const ep_rpc_call *c) { return c->path; }
 
 int ep_rpc_call_peer_ip(const ep_rpc_call *c, char *buf, size_t len) {
   /* gRPC core names the peer "ipv4:1.2.3.4:port", "ipv6:[::1]:port" or "unix:path". */
-  char *peer = grpc_call_get_peer(c->grpc);
+  char *peer = c->grpc ? grpc_call_get_peer(c->grpc) : NULL;
   const char *host = NULL, *end = NULL;
   if (peer && strncmp(peer, "ipv4:", 5) == 0) {
     host = peer + 5;
@@ -464,66 +897,6 @@ int ep_rpc_call_peer_ip(const ep_rpc_call *c, char *buf, size_t len) {
   }
   gpr_free(peer);
   return n;
-}
-
-bool ep_rpc_call_cancelled(ep_rpc_call *c) {
-  if (!c->closed) {
-    grpc_event ev = grpc_completion_queue_pluck(c->cq, &c->close_tag, gpr_time_0(GPR_CLOCK_REALTIME), NULL);
-    if (ev.type == GRPC_OP_COMPLETE) {
-      c->closed = true;
-      /* The close is consumed here; call_done must not wait for it again. */
-      grpc_call_start_batch(c->grpc, NULL, 0, &c->close_tag, NULL);
-    }
-  }
-  pthread_mutex_lock(&c->server->lock);
-  bool stopping = c->server->stopping;
-  pthread_mutex_unlock(&c->server->lock);
-  return (c->closed && c->close_cancelled) || (c->closed && !c->finished) || stopping;
-}
-
-int ep_rpc_call_recv(ep_rpc_call *c, uint8_t **ret_data, size_t *ret_len) {
-  grpc_byte_buffer *message = NULL;
-  grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
-  op.data.recv_message.recv_message = &message;
-  if (!run_batch(c->grpc, c->cq, &op, 1, &c->recv_tag) || !message) return 0;
-  int r = buffer_to_bytes(message, ret_data, ret_len);
-  grpc_byte_buffer_destroy(message);
-  return r < 0 ? r : 1;
-}
-
-int ep_rpc_call_send(ep_rpc_call *c, const uint8_t *data, size_t len) {
-  if (c->finished) return EP_ECANCELED;
-  grpc_byte_buffer *buffer = bytes_to_buffer(data, len);
-  grpc_op op = {.op = GRPC_OP_SEND_MESSAGE};
-  op.data.send_message.send_message = buffer;
-  int ok = run_batch(c->grpc, c->cq, &op, 1, &c->send_tag);
-  grpc_byte_buffer_destroy(buffer);
-  return ok ? 0 : EP_ECANCELED;
-}
-
-int ep_rpc_call_finish(ep_rpc_call *c, int status, const char *message, const uint8_t *data, size_t len) {
-  if (c->finished) return EP_ECANCELED;
-  c->finished = true;
-  grpc_slice details = grpc_slice_from_copied_string(message ? message : "");
-  grpc_byte_buffer *buffer = status == 0 && data ? bytes_to_buffer(data, len) : NULL;
-  grpc_op ops[3];
-  size_t n = 0;
-  memset(ops, 0, sizeof ops);
-  if (!c->initial_sent) {
-    ops[n++].op = GRPC_OP_SEND_INITIAL_METADATA;
-    c->initial_sent = true;
-  }
-  if (buffer) {
-    ops[n].op = GRPC_OP_SEND_MESSAGE;
-    ops[n++].data.send_message.send_message = buffer;
-  }
-  ops[n].op = GRPC_OP_SEND_STATUS_FROM_SERVER;
-  ops[n].data.send_status_from_server.status = (grpc_status_code)status;
-  ops[n++].data.send_status_from_server.status_details = &details;
-  int ok = run_batch(c->grpc, c->cq, ops, n, &c->finish_tag);
-  if (buffer) grpc_byte_buffer_destroy(buffer);
-  grpc_slice_unref(details);
-  return ok ? 0 : EP_ECANCELED;
 }
 
 /* ---- client -------------------------------------------------------------------------------- */

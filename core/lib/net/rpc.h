@@ -2,12 +2,17 @@
  * and calls that move opaque byte messages; the caller encodes them. No other file includes
  * a gRPC header, so a gRPC upgrade touches this room only.
  *
- * Model: every call gets its own completion queue and is driven synchronously by one
- * thread. On the server unary handlers run on a fixed pool of worker threads and each
- * streaming handler on a thread of its own (at most EP_RPC_CALLS_MAX calls at once), so a
- * streaming handler may block waiting for events without stalling other calls; sends are
- * synchronous, so a slow reader pushes back on its own handler only and nothing queues
- * without bound. */
+ * Server model: one completion queue per server, polled by EP_RPC_POLLERS threads that only
+ * turn completions into events of their call; a fixed pool of EP_RPC_WORKERS threads runs
+ * handlers. A unary handler runs once on a worker with its request. A streaming method is
+ * either event-driven (ep_rpc_stream_ops: open, each message, half-close, wakes, close, each
+ * on a worker, never two at once for one call, so a call that waits for its next message or
+ * for a wake holds no thread), or a blocking handler on a thread of its own (reads with
+ * ep_rpc_call_recv, and its sends wait until gRPC took the message). At most EP_RPC_CALLS_MAX
+ * calls at once; more are answered RESOURCE_EXHAUSTED.
+ *
+ * Client model: every call gets its own completion queue and is driven synchronously by the
+ * calling thread. */
 #ifndef EP_CORE_RPC_H
 #define EP_CORE_RPC_H
 
@@ -18,7 +23,12 @@
 #include "net/status.h"
 
 #define EP_RPC_CALLS_MAX 16384           /* calls a server handles at once; more get RESOURCE_EXHAUSTED */
-#define EP_RPC_STREAM_STACK (512u << 10) /* stack of a streaming handler's thread (thousands may wait) */
+#define EP_RPC_POLLERS 2                 /* threads that poll a server's completion queue */
+#define EP_RPC_WORKERS 32                /* threads that run a server's handlers and events */
+#define EP_RPC_SLOTS 64                  /* calls gRPC may hand over before a poller asks for more */
+#define EP_RPC_SEND_QUEUE_MAX 16         /* messages an event-driven call may have waiting to be sent */
+#define EP_RPC_SEND_QUEUE_BYTES (8u << 20) /* ... and their bytes */
+#define EP_RPC_STREAM_STACK (512u << 10) /* stack of a blocking streaming handler's thread */
 #define EP_RPC_MESSAGE_MAX_DEFAULT (4u << 20)
 #define EP_RPC_METADATA_VALUE_MAX 4096   /* longest metadata value handed to a handler */
 
@@ -41,17 +51,33 @@ typedef enum { EP_RPC_UNARY, EP_RPC_SERVER_STREAMING, EP_RPC_BIDI_STREAMING } ep
 typedef struct ep_rpc_server ep_rpc_server;
 typedef struct ep_rpc_call ep_rpc_call;
 
-/* Handles one call (on a worker or a thread of its own, see above). request is the
- * client's (only) message of a unary or server-streaming call, valid during the call; a
- * bidirectional handler gets NULL and reads with ep_rpc_call_recv. The handler must end the
- * call with ep_rpc_call_finish before returning. */
+/* Handles one call (unary: on a worker; streaming: on a thread of its own, see above).
+ * request is the client's (only) message of a unary or server-streaming call, valid during
+ * the call; a bidirectional handler gets NULL and reads with ep_rpc_call_recv. The handler
+ * should end the call with ep_rpc_call_finish before returning. */
 typedef void (*ep_rpc_handler)(void *data, ep_rpc_call *call, const uint8_t *request, size_t len);
+
+/* An event-driven streaming method. Each function runs on a worker, one at a time per call,
+ * in this order: open once; then message for each client message (a bidirectional call
+ * reads the next only after message returned; a server-streaming call gets one), half_close
+ * once if the client ends its side (may be NULL), wake after each ep_rpc_call_wake (may be
+ * NULL; wakes posted while one runs are coalesced); close exactly once, when the call is over
+ * (finished and sent, cancelled, past its deadline, disconnected or the server stopping):
+ * free the state there. Any of them may send and finish; none may block for long. */
+typedef struct ep_rpc_stream_ops {
+  void *(*open)(void *data, ep_rpc_call *call); /* returns the call's state (NULL is fine) */
+  void (*message)(void *state, ep_rpc_call *call, const uint8_t *message, size_t len);
+  void (*half_close)(void *state, ep_rpc_call *call);
+  void (*wake)(void *state, ep_rpc_call *call);
+  void (*close)(void *state, ep_rpc_call *call);
+} ep_rpc_stream_ops;
 
 typedef struct ep_rpc_method {
   const char *path; /* "/package.Service/Method" */
   ep_rpc_kind kind;
-  ep_rpc_handler handler;
-  void *data;
+  ep_rpc_handler handler;          /* either this ... */
+  void *data;                      /* (handed to handler and to stream->open) */
+  const ep_rpc_stream_ops *stream; /* ... or this, for a streaming method */
 } ep_rpc_method;
 
 /* Creates a server that refuses messages longer than max_message bytes (0: the default). */
@@ -90,19 +116,32 @@ const char *ep_rpc_call_method(const ep_rpc_call *call);
  * into buf; returns its length, or -1 for a non-IP peer (a unix socket) or a short buf. */
 int ep_rpc_call_peer_ip(const ep_rpc_call *call, char *buf, size_t len);
 
-/* Receives the next client message of a bidirectional call into *ret_data and *ret_len
- * (malloc'd, caller frees). Returns 1 for a message, 0 when the client half-closed or the
- * call is over. May run on one thread while another sends. */
+/* Blocking handlers only: receives the next client message of a bidirectional call into
+ * *ret_data and *ret_len (malloc'd, caller frees). Returns 1 for a message, 0 when the client
+ * half-closed or the call is over. May run on one thread while another sends. */
 int ep_rpc_call_recv(ep_rpc_call *call, uint8_t **ret_data, size_t *ret_len);
 
-/* Sends one message of a streaming call, waiting until gRPC took it (flow control makes a
- * slow client slow this handler down). Returns 0, or EP_ECANCELED when the call is over.
- * One sender at a time; it may run while another thread receives. */
+/* Sends one message of a streaming call (copied). From a blocking handler it waits until gRPC
+ * took the message (a slow client slows down its own handler); from an event-driven one it
+ * queues it (at most EP_RPC_SEND_QUEUE_MAX messages and EP_RPC_SEND_QUEUE_BYTES: past that,
+ * EP_ENOMEM, and the handler should end the call). Messages go out in order. Returns 0, or
+ * EP_ECANCELED when the call is over. */
 int ep_rpc_call_send(ep_rpc_call *call, const uint8_t *data, size_t len);
 
-/* Ends the call with status (a gRPC status code) and message; for a unary call with
- * status 0, data/len is the reply. Call exactly once. Returns 0 or EP_ECANCELED. */
+/* Ends the call with status (a gRPC status code) and message, after the messages already
+ * sent; for a unary call with status 0, data/len is the reply. Does not wait. The first call
+ * counts; later ones return EP_ECANCELED. Returns 0, or EP_ECANCELED when the call is over. */
 int ep_rpc_call_finish(ep_rpc_call *call, int status, const char *message, const uint8_t *data, size_t len);
+
+/* Event-driven calls: asks for the stream's wake event, from any thread. Whoever calls it
+ * from outside the call's own events must hold a reference (ep_rpc_call_ref), taken during
+ * one of its events. Wakes after close are dropped. */
+void ep_rpc_call_wake(ep_rpc_call *call);
+
+/* Keeps the call's memory valid until the matching unref, for ep_rpc_call_wake (dropped once
+ * the call is over) and the unref itself: nothing else may be called on an ended call. */
+void ep_rpc_call_ref(ep_rpc_call *call);
+void ep_rpc_call_unref(ep_rpc_call *call);
 
 /* ---- client ------------------------------------------------------------------------------ */
 

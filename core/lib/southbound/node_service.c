@@ -92,7 +92,7 @@ int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct e
 }
 
 int ep_node_service_register(ep_node_service *ns, ep_rpc_server *server) {
-  ep_rpc_method method = {EP_NODE_SERVICE_REPORT_STATUS, EP_RPC_UNARY, handle_report_status, ns};
+  ep_rpc_method method = {.path = EP_NODE_SERVICE_REPORT_STATUS, .kind = EP_RPC_UNARY, .handler = handle_report_status, .data = ns};
   return ep_rpc_server_add_method(server, &method);
 }
 

@@ -62,6 +62,18 @@ static int send_response(ep_rpc_call *call, int status, const char *message,
   return r;
 }
 
+/* Takes one from peer's budget; when it is spent, ends the call RESOURCE_EXHAUSTED saying when
+ * to ask again, and returns false. */
+static bool within_budget(ep_ratelimit *budget, ep_rpc_call *call, const char *peer, const char *what) {
+  uint32_t retry_ms = 0;
+  if (ep_ratelimit_take(budget, peer, &retry_ms)) return true;
+  char message[160];
+  snprintf(message, sizeof message, "too many %s from %s; ask again in %u s", what, peer[0] ? peer : "this peer",
+           (retry_ms + 999) / 1000);
+  ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+  return false;
+}
+
 /* Finds the node's host: the one registered with the UUID the node sends, and only when every
  * identifier it was registered with is among what the node sends (its serial, one of its
  * MACs). Returns 0 or EP_ENOENT, for an unknown node and a mismatched one alike: the caller
@@ -182,79 +194,93 @@ static int send_not_registered(ep_rpc_call *call, const stream_request *req) {
                        ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_UNSPECIFIED, NULL, NULL, NULL);
 }
 
-static void handle_stream(void *data, ep_rpc_call *call, const uint8_t *unused, size_t unused_len) {
-  (void)unused, (void)unused_len;
-  ep_onboarding *ob = data;
-  char peer[EP_IP_TEXT_MAX + 1] = "";
-  ep_rpc_call_peer_ip(call, peer, sizeof peer);
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  while (ep_rpc_call_recv(call, &bytes, &len) == 1) {
-    uint32_t retry_ms = 0;
-    if (!ep_ratelimit_take(ob->per_peer, peer, &retry_ms)) {
-      free(bytes);
-      char message[160];
-      snprintf(message, sizeof message, "too many onboarding attempts from %s; ask again in %u s", peer[0] ? peer : "this peer",
-               (retry_ms + 999) / 1000);
-      ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
-      return;
-    }
-    stream_request *req = onboardingmgr__v1__onboard_node_stream_request__unpack(NULL, len, bytes);
-    free(bytes);
-    if (!req) {
-      ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid OnboardNodeStreamRequest", NULL, 0);
-      return;
-    }
-    ep_inv_host *host = NULL;
-    int r = check_request(req);
-    if (r == 0) r = find_host(ob, req, peer, &host);
-    if (r == EP_ENOENT) {
-      r = send_not_registered(call, req);
-      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
-      if (r < 0) break;
-      continue; /* the node asks again */
-    }
-    if (r < 0) {
-      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
-      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
-      return;
-    }
-    /* An invalidated host stays so until an operator approves it: nothing the node sends
-     * changes its record. */
-    if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
-      ep_inv_host_free(host);
-      onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
-      ep_rpc_call_finish(call, EP_STATUS_PERMISSION_DENIED,
-                         "this host was invalidated by an operator; it onboards again once approved", NULL, 0);
-      return;
-    }
-    ep_inventory_set_registration_status(ob->inv, host->uuid, "Node connected",
-                                         EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, req->host_ip, peer);
-    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
-    if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
-      r = onboard(ob, call, host);
-      ep_inv_host_free(host);
-      if (r < 0)
-        ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
-      else
-        ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
-      return;
-    }
-    if (host->current_state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
-      r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
-                                      "Registered, waiting for approval", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
-                                      NULL);
-    ep_inv_host_free(host);
-    if (r < 0) {
-      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
-      return;
-    }
-    if (send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED,
-                      NULL, NULL, NULL) < 0)
-      break;
+/* The onboarding stream, event-driven: a node waiting for an operator holds no thread, only
+ * its pending read. Each message is answered by itself; the node asks again. */
+typedef struct onboarding_stream {
+  ep_onboarding *ob;
+  char peer[EP_IP_TEXT_MAX + 1]; /* the address the transport saw, "" for none */
+} onboarding_stream;
+
+static void *stream_open(void *data, ep_rpc_call *call) {
+  onboarding_stream *st = calloc(1, sizeof *st);
+  if (!st) {
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+    return NULL;
   }
+  st->ob = data;
+  ep_rpc_call_peer_ip(call, st->peer, sizeof st->peer);
+  return st;
+}
+
+static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes, size_t len) {
+  onboarding_stream *st = state;
+  if (!st) return;
+  ep_onboarding *ob = st->ob;
+  const char *peer = st->peer;
+  if (!within_budget(ob->per_peer, call, peer, "onboarding attempts")) return;
+  stream_request *req = onboardingmgr__v1__onboard_node_stream_request__unpack(NULL, len, bytes);
+  if (!req) {
+    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid OnboardNodeStreamRequest", NULL, 0);
+    return;
+  }
+  ep_inv_host *host = NULL;
+  int r = check_request(req);
+  if (r == 0) r = find_host(ob, req, peer, &host);
+  if (r == EP_ENOENT) {
+    r = send_not_registered(call, req);
+    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+    if (r < 0) ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    return; /* the node asks again */
+  }
+  if (r < 0) {
+    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+    ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    return;
+  }
+  /* An invalidated host stays so until an operator approves it: nothing the node sends
+   * changes its record. */
+  if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
+    ep_inv_host_free(host);
+    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+    ep_rpc_call_finish(call, EP_STATUS_PERMISSION_DENIED,
+                       "this host was invalidated by an operator; it onboards again once approved", NULL, 0);
+    return;
+  }
+  ep_inventory_set_registration_status(ob->inv, host->uuid, "Node connected",
+                                       EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, req->host_ip, peer);
+  onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+  if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
+    r = onboard(ob, call, host);
+    ep_inv_host_free(host);
+    if (r < 0)
+      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    else
+      ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
+    return;
+  }
+  if (host->current_state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
+    r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
+                                    "Registered, waiting for approval", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
+                                    NULL);
+  ep_inv_host_free(host);
+  if (r == 0)
+    r = send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED,
+                      NULL, NULL, NULL);
+  if (r < 0) ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+}
+
+static void stream_half_close(void *state, ep_rpc_call *call) {
+  (void)state;
   ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
 }
+
+static void stream_close(void *state, ep_rpc_call *call) {
+  (void)call;
+  free(state);
+}
+
+static const ep_rpc_stream_ops onboarding_stream_ops = {
+    .open = stream_open, .message = stream_message, .half_close = stream_half_close, .close = stream_close};
 
 static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
   ep_onboarding *ob = data;
@@ -267,14 +293,7 @@ static void handle_create_nodes(void *data, ep_rpc_call *call, const uint8_t *re
   }
   char peer[EP_IP_TEXT_MAX + 1] = "";
   ep_rpc_call_peer_ip(call, peer, sizeof peer);
-  uint32_t retry_ms = 0;
-  if (!ep_ratelimit_take(ob->create_per_peer, peer, &retry_ms)) {
-    char message[160];
-    snprintf(message, sizeof message, "too many CreateNodes calls from %s; call again in %u s", peer[0] ? peer : "this peer",
-             (retry_ms + 999) / 1000);
-    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
-    return;
-  }
+  if (!within_budget(ob->create_per_peer, call, peer, "CreateNodes calls")) return;
   bool ok = ob->operator_token && ep_rpc_call_bearer_matches(call, ob->operator_token);
   if (!ok) {
     ep_rpc_call_finish(call, EP_STATUS_UNAUTHENTICATED, "CreateNodes needs the operator token", NULL, 0);
@@ -375,8 +394,14 @@ int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_se
 }
 
 int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
-  ep_rpc_method methods[] = {{EP_ONBOARDING_SERVICE_STREAM, EP_RPC_BIDI_STREAMING, handle_stream, ob},
-                             {EP_ONBOARDING_SERVICE_CREATE, EP_RPC_UNARY, handle_create_nodes, ob}};
+  ep_rpc_method methods[] = {{.path = EP_ONBOARDING_SERVICE_STREAM,
+                              .kind = EP_RPC_BIDI_STREAMING,
+                              .data = ob,
+                              .stream = &onboarding_stream_ops},
+                             {.path = EP_ONBOARDING_SERVICE_CREATE,
+                              .kind = EP_RPC_UNARY,
+                              .handler = handle_create_nodes,
+                              .data = ob}};
   int r = 0;
   for (size_t i = 0; r == 0 && i < sizeof methods / sizeof methods[0]; i++) r = ep_rpc_server_add_method(server, &methods[i]);
   return r;

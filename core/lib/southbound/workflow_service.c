@@ -228,7 +228,7 @@ int ep_workflow_service_new(ep_workflow_service **out, ep_inventory *inv, const 
 }
 
 int ep_workflow_service_register(ep_workflow_service *ws, ep_rpc_server *server) {
-  ep_rpc_method method = {EP_WORKFLOW_SERVICE_RUN, EP_RPC_BIDI_STREAMING, handle_run, ws};
+  ep_rpc_method method = {.path = EP_WORKFLOW_SERVICE_RUN, .kind = EP_RPC_BIDI_STREAMING, .handler = handle_run, .data = ws};
   return ep_rpc_server_add_method(server, &method);
 }
 

@@ -1,0 +1,290 @@
+/* Unit tests of core/lib/net/rpc.c's event-driven streams (ep_rpc_stream_ops): a real gRPC server
+ * and client on loopback. Events arrive in order and one at a time, wakes come from other
+ * threads, a waiting stream holds no thread, the send queue is bounded, and close runs exactly
+ * once however the call ends. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "base/error.h"
+#include "net/rpc.h"
+#include "testutil.h"
+
+#define ECHO "/test.Events/Echo"
+#define WAIT "/test.Events/Wait"
+#define FLOOD "/test.Events/Flood"
+#define WAITERS_MAX 512
+
+typedef struct fixture {
+  ep_rpc_server *server;
+  ep_rpc_channel *channel;
+  char target[64];
+  atomic_int opened, closed, half_closed, overlap, flood_refused;
+  pthread_mutex_t lock;
+  ep_rpc_call *waiters[WAITERS_MAX]; /* referenced in open, released in close */
+  int waiter_count;
+} fixture;
+
+typedef struct stream_state {
+  fixture *f;
+  int messages;
+  atomic_int running; /* events of this call running now */
+} stream_state;
+
+/* Marks an event of the call running; two at once for one call would be a bug (counted in
+ * overlap). Different calls do run at once. */
+static void enter(stream_state *st) {
+  if (atomic_fetch_add(&st->running, 1) != 0) atomic_fetch_add(&st->f->overlap, 1);
+}
+static void leave(stream_state *st) { atomic_fetch_sub(&st->running, 1); }
+
+static void *echo_open(void *data, ep_rpc_call *call) {
+  (void)call;
+  fixture *f = data;
+  atomic_fetch_add(&f->opened, 1);
+  stream_state *st = calloc(1, sizeof *st);
+  st->f = f;
+  return st;
+}
+
+/* Echo: each message back in upper case; the client's half-close ends the call with a count. */
+static void echo_message(void *state, ep_rpc_call *call, const uint8_t *message, size_t len) {
+  stream_state *st = state;
+  enter(st);
+  char reply[64];
+  size_t n = len < sizeof reply ? len : sizeof reply;
+  for (size_t i = 0; i < n; i++) reply[i] = (char)(message[i] >= 'a' && message[i] <= 'z' ? message[i] - 32 : message[i]);
+  st->messages++;
+  usleep(2000); /* long enough for a second event to overlap, were events not serialised */
+  assert_int_equal(ep_rpc_call_send(call, (const uint8_t *)reply, n), 0);
+  leave(st);
+}
+
+static void echo_half_close(void *state, ep_rpc_call *call) {
+  stream_state *st = state;
+  atomic_fetch_add(&st->f->half_closed, 1);
+  char status[32];
+  snprintf(status, sizeof status, "%d messages", st->messages);
+  ep_rpc_call_finish(call, 0, status, NULL, 0);
+}
+
+static void echo_close(void *state, ep_rpc_call *call) {
+  (void)call;
+  stream_state *st = state;
+  atomic_fetch_add(&st->f->closed, 1);
+  free(st);
+}
+
+/* Wait: the call waits for a wake from a test thread, then sends "woken". */
+static void *wait_open(void *data, ep_rpc_call *call) {
+  fixture *f = data;
+  stream_state *st = echo_open(data, call);
+  pthread_mutex_lock(&f->lock);
+  if (f->waiter_count < WAITERS_MAX) {
+    ep_rpc_call_ref(call);
+    f->waiters[f->waiter_count++] = call;
+  }
+  pthread_mutex_unlock(&f->lock);
+  return st;
+}
+
+static void wait_message(void *state, ep_rpc_call *call, const uint8_t *message, size_t len) {
+  (void)state, (void)call, (void)message, (void)len;
+}
+
+static void wait_wake(void *state, ep_rpc_call *call) {
+  stream_state *st = state;
+  enter(st);
+  ep_rpc_call_send(call, (const uint8_t *)"woken", 5);
+  leave(st);
+}
+
+/* Flood: sends 1 MiB messages without waiting for the client to read, until refused. */
+static void flood_message(void *state, ep_rpc_call *call, const uint8_t *message, size_t len) {
+  (void)message, (void)len;
+  stream_state *st = state;
+  uint8_t *block = calloc(1, 1 << 20);
+  int r = 0;
+  for (int i = 0; i < 64 && r == 0; i++) r = ep_rpc_call_send(call, block, 1 << 20);
+  free(block);
+  if (r == EP_ENOMEM) atomic_fetch_add(&st->f->flood_refused, 1);
+  ep_rpc_call_finish(call, 8 /* RESOURCE_EXHAUSTED */, ep_error_message(), NULL, 0);
+}
+
+static const ep_rpc_stream_ops echo_ops = {
+    .open = echo_open, .message = echo_message, .half_close = echo_half_close, .close = echo_close};
+static const ep_rpc_stream_ops wait_ops = {
+    .open = wait_open, .message = wait_message, .wake = wait_wake, .close = echo_close};
+static const ep_rpc_stream_ops flood_ops = {.open = echo_open, .message = flood_message, .close = echo_close};
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof *f);
+  pthread_mutex_init(&f->lock, NULL);
+  *state = f;
+  ep_rpc_method methods[] = {
+      {.path = ECHO, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &echo_ops},
+      {.path = WAIT, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &wait_ops},
+      {.path = FLOOD, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &flood_ops},
+  };
+  int port = 0;
+  if (ep_rpc_server_new(&f->server, 4 << 20) < 0) return -1;
+  for (int i = 0; i < 3; i++)
+    if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
+  if (ep_rpc_server_listen(f->server, "127.0.0.1:0", NULL, &port) < 0 || ep_rpc_server_start(f->server) < 0) return -1;
+  snprintf(f->target, sizeof f->target, "127.0.0.1:%d", port);
+  return ep_rpc_channel_new(&f->channel, f->target, NULL, 4 << 20);
+}
+
+static void release_waiters(fixture *f) {
+  pthread_mutex_lock(&f->lock);
+  for (int i = 0; i < f->waiter_count; i++) ep_rpc_call_unref(f->waiters[i]);
+  f->waiter_count = 0;
+  pthread_mutex_unlock(&f->lock);
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  ep_rpc_channel_free(f->channel);
+  ep_rpc_server_free(f->server, 1000);
+  release_waiters(f); /* after the server: a reference keeps a call's memory past its end */
+  assert_int_equal(atomic_load(&f->opened), atomic_load(&f->closed)); /* close ran once for each */
+  assert_int_equal(atomic_load(&f->overlap), 0);
+  pthread_mutex_destroy(&f->lock);
+  free(f);
+  return 0;
+}
+
+/* Waits up to 5 s for *counter to reach at least want. */
+static void await(atomic_int *counter, int want) {
+  for (int i = 0; i < 500 && atomic_load(counter) < want; i++) usleep(10000);
+  assert_true(atomic_load(counter) >= want);
+}
+
+static int process_threads(void) {
+  FILE *in = fopen("/proc/self/status", "r");
+  char line[256];
+  int threads = -1;
+  while (in && fgets(line, sizeof line, in))
+    if (sscanf(line, "Threads: %d", &threads) == 1) break;
+  if (in) fclose(in);
+  return threads;
+}
+
+static void read_text(ep_rpc_stream *s, const char *want) {
+  uint8_t *data = NULL;
+  size_t len = 0;
+  assert_int_equal(ep_rpc_stream_read(s, &data, &len), 1);
+  assert_int_equal(len, strlen(want));
+  assert_memory_equal(data, want, len);
+  free(data);
+}
+
+static void events_in_order_and_one_at_a_time(void **state) {
+  fixture *f = *state;
+  ep_rpc_stream *s = NULL;
+  assert_int_equal(ep_rpc_stream_open(&s, f->channel, ECHO, NULL, 0, NULL, 0, 10000), 0);
+  const char *words[] = {"alpha", "beta", "gamma", "delta"};
+  for (int i = 0; i < 4; i++) assert_int_equal(ep_rpc_stream_send(s, (const uint8_t *)words[i], strlen(words[i])), 0);
+  assert_int_equal(ep_rpc_stream_half_close(s), 0);
+  const char *upper[] = {"ALPHA", "BETA", "GAMMA", "DELTA"};
+  for (int i = 0; i < 4; i++) read_text(s, upper[i]);
+  uint8_t *data = NULL;
+  size_t len = 0;
+  assert_int_equal(ep_rpc_stream_read(s, &data, &len), 0);
+  ep_rpc_result result = {0};
+  ep_rpc_stream_close(s, &result);
+  assert_int_equal(result.status, 0);
+  assert_string_equal(result.message, "4 messages");
+  ep_rpc_result_clear(&result);
+  await(&f->closed, 1);
+  assert_int_equal(atomic_load(&f->half_closed), 1);
+}
+
+/* A few hundred streams waiting for a wake cost no thread each; each wake reaches its call. */
+static void waiting_streams_hold_no_thread_and_wakes_arrive(void **state) {
+  fixture *f = *state;
+  enum { N = 300 };
+  int before = process_threads();
+  static ep_rpc_stream *streams[N];
+  for (int i = 0; i < N; i++) {
+    assert_int_equal(ep_rpc_stream_open(&streams[i], f->channel, WAIT, NULL, 0, NULL, 0, 20000), 0);
+    assert_int_equal(ep_rpc_stream_send(streams[i], (const uint8_t *)"hi", 2), 0);
+  }
+  await(&f->opened, N);
+  int during = process_threads();
+  /* The former thread-per-stream server added N threads here. */
+  if (during - before >= 30) fail_msg("%d threads before, %d with %d waiting streams", before, during, N);
+  pthread_mutex_lock(&f->lock);
+  int waiting = f->waiter_count;
+  for (int i = 0; i < waiting; i++) ep_rpc_call_wake(f->waiters[i]);
+  pthread_mutex_unlock(&f->lock);
+  assert_int_equal(waiting, N);
+  for (int i = 0; i < N; i++) read_text(streams[i], "woken");
+  for (int i = 0; i < N; i++) ep_rpc_stream_close(streams[i], NULL); /* the client cancels each */
+  await(&f->closed, N);
+  /* A wake after the end is dropped, and the reference keeps the memory valid for it. */
+  pthread_mutex_lock(&f->lock);
+  for (int i = 0; i < f->waiter_count; i++) ep_rpc_call_wake(f->waiters[i]);
+  pthread_mutex_unlock(&f->lock);
+  release_waiters(f);
+}
+
+/* A client that does not read cannot make the server queue without bound. */
+static void send_queue_is_bounded(void **state) {
+  fixture *f = *state;
+  ep_rpc_stream *s = NULL;
+  assert_int_equal(ep_rpc_stream_open(&s, f->channel, FLOOD, NULL, 0, NULL, 0, 20000), 0);
+  assert_int_equal(ep_rpc_stream_send(s, (const uint8_t *)"go", 2), 0);
+  await(&f->flood_refused, 1);
+  int received = 0;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  while (ep_rpc_stream_read(s, &data, &len) == 1) {
+    received++;
+    free(data);
+  }
+  ep_rpc_result result = {0};
+  ep_rpc_stream_close(s, &result);
+  assert_int_equal(result.status, 8);
+  assert_non_null(strstr(result.message, "reads too slowly"));
+  assert_true(received >= 1 && received < 64); /* what was queued before the refusal came out first */
+  ep_rpc_result_clear(&result);
+}
+
+/* Stopping the server with event-driven streams open ends each (close runs, see teardown). */
+static void shutdown_with_waiting_streams(void **state) {
+  fixture *f = *state;
+  ep_rpc_stream *s[3];
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(ep_rpc_stream_open(&s[i], f->channel, WAIT, NULL, 0, NULL, 0, 20000), 0);
+    assert_int_equal(ep_rpc_stream_send(s[i], (const uint8_t *)"hi", 2), 0);
+  }
+  await(&f->opened, 3);
+  ep_rpc_server_free(f->server, 100);
+  f->server = NULL;
+  assert_int_equal(atomic_load(&f->closed), 3);
+  for (int i = 0; i < 3; i++) {
+    ep_rpc_result result = {0};
+    ep_rpc_stream_close(s[i], &result);
+    assert_int_not_equal(result.status, 0);
+    ep_rpc_result_clear(&result);
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(events_in_order_and_one_at_a_time, setup, teardown),
+      cmocka_unit_test_setup_teardown(waiting_streams_hold_no_thread_and_wakes_arrive, setup, teardown),
+      cmocka_unit_test_setup_teardown(send_queue_is_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(shutdown_with_waiting_streams, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
