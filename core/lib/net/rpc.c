@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,7 @@ struct ep_rpc_server {
   pthread_cond_t cond;  /* active, threads or shutdown_done changed */
   pthread_cond_t work_cond;
   struct ep_rpc_call *run_head, *run_tail; /* calls with events for a worker */
+  struct ep_rpc_call *live;                /* event-driven calls not over, for the stop's wake */
   int active;  /* calls accepted and not yet freed */
   int threads; /* MODE_THREAD handlers running */
   bool stopping;
@@ -143,8 +145,9 @@ struct ep_rpc_call {
   pthread_mutex_t lock; /* guards what follows */
   pthread_cond_t cond;  /* MODE_THREAD: a message, a send's end or the close arrived */
   int holds;            /* batches in flight + the handler's; 0 ends the call (call_over) */
-  int refs;             /* ep_rpc_call_ref's; the memory lives until holds and refs are 0 */
-  bool over;            /* call_over ran: the gRPC call is released */
+  atomic_int refs;      /* ep_rpc_call_ref's; the memory lives until holds and refs are 0 */
+  bool over;            /* call_over ran or runs: the gRPC call is released */
+  struct ep_rpc_call *live_prev, *live_next; /* in server->live until over (server's lock) */
   bool counted;         /* counts in server->active until it is over */
   /* receiving */
   grpc_byte_buffer *recv_buffer; /* filled by the RECV batch */
@@ -175,21 +178,26 @@ struct ep_rpc_call {
   /* events for a worker (MODE_UNARY, MODE_EVENTS) */
   void *state; /* what ep_rpc_stream_ops.open returned */
   bool pending_open, pending_wake, pending_end, ended;
+  bool want_drained, pending_drained; /* ep_rpc_call_send_room said no: tell when it is empty */
   bool queued, running;
   struct ep_rpc_call *next; /* in the run queue */
 };
 
 /* The call is over (no batch in flight, the handler done with it): releases the gRPC call and
- * its server's count; its memory may live on for references. Call's lock held. */
-static void call_over(ep_rpc_call *c) {
-  c->over = true;
-  if (c->grpc) grpc_call_unref(c->grpc);
-  c->grpc = NULL;
-  grpc_metadata_array_destroy(&c->metadata); /* its slices belong to the call */
-  grpc_metadata_array_init(&c->metadata);
+ * its place in the server; its memory may live on for references. Runs without the call's
+ * lock, holding a reference (see settle_unlock). */
+static void call_over(ep_rpc_call *c, grpc_call *grpc) {
+  if (grpc) grpc_call_unref(grpc);
   if (!c->counted) return;
   ep_rpc_server *server = c->server;
   pthread_mutex_lock(&server->lock);
+  if (c->mode == MODE_EVENTS) {
+    if (c->live_prev)
+      c->live_prev->live_next = c->live_next;
+    else if (server->live == c)
+      server->live = c->live_next;
+    if (c->live_next) c->live_next->live_prev = c->live_prev;
+  }
   server->active--;
   pthread_cond_broadcast(&server->cond);
   pthread_mutex_unlock(&server->lock);
@@ -216,8 +224,19 @@ static void call_free(ep_rpc_call *c) {
 /* After holds or refs dropped, with the call's lock held: ends the call when nothing holds
  * it, frees it when nothing refers to it either. Unlocks. */
 static void settle_unlock(ep_rpc_call *c) {
-  if (c->holds == 0 && !c->over) call_over(c);
-  bool gone = c->holds == 0 && c->refs == 0;
+  if (c->holds == 0 && !c->over) {
+    c->over = true;
+    grpc_call *grpc = c->grpc;
+    c->grpc = NULL;
+    grpc_metadata_array_destroy(&c->metadata); /* its slices belong to the call */
+    grpc_metadata_array_init(&c->metadata);
+    atomic_fetch_add(&c->refs, 1); /* keeps c while it leaves the server, outside its lock */
+    pthread_mutex_unlock(&c->lock);
+    call_over(c, grpc);
+    pthread_mutex_lock(&c->lock);
+    atomic_fetch_sub(&c->refs, 1);
+  }
+  bool gone = c->holds == 0 && atomic_load(&c->refs) == 0;
   pthread_mutex_unlock(&c->lock);
   if (gone) call_free(c);
 }
@@ -240,7 +259,8 @@ static bool start_batch(ep_rpc_call *c, const grpc_op *ops, size_t count, tag_ki
 static bool has_events(const ep_rpc_call *c) {
   if (c->ended) return false;
   if (c->mode == MODE_UNARY) return c->has_message || c->recv_over;
-  return c->pending_open || c->has_message || c->pending_half_close || c->pending_wake || c->pending_end;
+  return c->pending_open || c->has_message || c->pending_half_close || c->pending_drained || c->pending_wake ||
+         c->pending_end;
 }
 
 /* Puts c on the run queue when it has events and no worker has it. Call's lock held. */
@@ -466,6 +486,11 @@ static void accept_call(ep_rpc_server *server, ep_rpc_call *c) {
   if (room) {
     server->active++;
     if (c->mode == MODE_THREAD) server->threads++;
+    if (c->mode == MODE_EVENTS && c->method) {
+      c->live_next = server->live;
+      if (server->live) server->live->live_prev = c;
+      server->live = c;
+    }
   }
   pthread_mutex_unlock(&server->lock);
 
@@ -539,6 +564,10 @@ static void complete(ep_rpc_call *c, tag_kind kind, bool success) {
     c->sends_done++;
     if (!success) c->send_failed = true;
     pump_sends(c);
+    if (c->want_drained && !c->send_buffer && !c->send_head) {
+      c->want_drained = false;
+      c->pending_drained = c->mode == MODE_EVENTS;
+    }
     break;
   case TAG_FINISH:
     grpc_slice_unref(c->finish_details);
@@ -638,6 +667,11 @@ static void run_events(ep_rpc_call *c) {
       free(message);
       pthread_mutex_lock(&c->lock);
       if (c->method->kind == EP_RPC_BIDI_STREAMING) arm_recv(c);
+    } else if (c->pending_drained) {
+      c->pending_drained = false;
+      pthread_mutex_unlock(&c->lock);
+      if (ops->drained) ops->drained(c->state, c);
+      pthread_mutex_lock(&c->lock);
     } else if (c->pending_wake) {
       c->pending_wake = false;
       pthread_mutex_unlock(&c->lock);
@@ -717,6 +751,27 @@ static void wait_until(ep_rpc_server *server, bool (*done)(const ep_rpc_server *
 static bool is_shut_down(const ep_rpc_server *server) { return server->shutdown_done; }
 static bool is_idle(const ep_rpc_server *server) { return server->active == 0 && server->threads == 0; }
 
+/* Wakes every event-driven call, once the server is stopping: handlers that see
+ * ep_rpc_call_cancelled end their streams in the grace period instead of being cancelled. */
+static void wake_live_calls(ep_rpc_server *server) {
+  size_t count = 0, i = 0;
+  pthread_mutex_lock(&server->lock);
+  for (ep_rpc_call *c = server->live; c; c = c->live_next) count++;
+  ep_rpc_call **calls = count ? malloc(count * sizeof *calls) : NULL;
+  /* A call still in the list has not left the server (call_over holds a reference while it
+   * does), so it cannot be freed before this reference is taken. */
+  for (ep_rpc_call *c = server->live; calls && c; c = c->live_next) {
+    atomic_fetch_add(&c->refs, 1);
+    calls[i++] = c;
+  }
+  pthread_mutex_unlock(&server->lock);
+  for (size_t k = 0; k < i; k++) {
+    ep_rpc_call_wake(calls[k]);
+    ep_rpc_call_unref(calls[k]);
+  }
+  free(calls);
+}
+
 void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
   if (!server) return;
   pthread_mutex_lock(&server->lock);
@@ -724,6 +779,7 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
   pthread_mutex_unlock(&server->lock);
   if (server->started) {
     grpc_server_shutdown_and_notify(server->grpc, server->cq, &server->shutdown_tag);
+    wake_live_calls(server);
     wait_until(server, is_shut_down, grace_ms);
     grpc_server_cancel_all_calls(server->grpc);
     wait_until(server, is_shut_down, -1);
@@ -833,6 +889,14 @@ int ep_rpc_call_finish(ep_rpc_call *c, int status, const char *message, const ui
   return closed ? EP_ECANCELED : 0;
 }
 
+bool ep_rpc_call_send_room(ep_rpc_call *c) {
+  pthread_mutex_lock(&c->lock);
+  bool room = c->send_queued <= EP_RPC_SEND_QUEUE_MAX / 2 && c->send_queued_bytes < EP_RPC_SEND_QUEUE_BYTES / 2;
+  if (!room) c->want_drained = true;
+  pthread_mutex_unlock(&c->lock);
+  return room;
+}
+
 void ep_rpc_call_wake(ep_rpc_call *c) {
   pthread_mutex_lock(&c->lock);
   if (c->mode == MODE_EVENTS && !c->ended) {
@@ -844,14 +908,14 @@ void ep_rpc_call_wake(ep_rpc_call *c) {
 
 void ep_rpc_call_ref(ep_rpc_call *c) {
   pthread_mutex_lock(&c->lock);
-  c->refs++;
+  atomic_fetch_add(&c->refs, 1);
   pthread_mutex_unlock(&c->lock);
 }
 
 void ep_rpc_call_unref(ep_rpc_call *c) {
   if (!c) return;
   pthread_mutex_lock(&c->lock);
-  c->refs--;
+  atomic_fetch_sub(&c->refs, 1);
   settle_unlock(c);
 }
 

@@ -60,14 +60,16 @@ typedef void (*ep_rpc_handler)(void *data, ep_rpc_call *call, const uint8_t *req
 /* An event-driven streaming method. Each function runs on a worker, one at a time per call,
  * in this order: open once; then message for each client message (a bidirectional call
  * reads the next only after message returned; a server-streaming call gets one), half_close
- * once if the client ends its side (may be NULL), wake after each ep_rpc_call_wake (may be
- * NULL; wakes posted while one runs are coalesced); close exactly once, when the call is over
+ * once if the client ends its side (may be NULL), drained when the send queue emptied after
+ * ep_rpc_call_send_room said there was no room (may be NULL), wake after each
+ * ep_rpc_call_wake (may be NULL; wakes posted while one runs are coalesced); close exactly once, when the call is over
  * (finished and sent, cancelled, past its deadline, disconnected or the server stopping):
  * free the state there. Any of them may send and finish; none may block for long. */
 typedef struct ep_rpc_stream_ops {
   void *(*open)(void *data, ep_rpc_call *call); /* returns the call's state (NULL is fine) */
   void (*message)(void *state, ep_rpc_call *call, const uint8_t *message, size_t len);
   void (*half_close)(void *state, ep_rpc_call *call);
+  void (*drained)(void *state, ep_rpc_call *call);
   void (*wake)(void *state, ep_rpc_call *call);
   void (*close)(void *state, ep_rpc_call *call);
 } ep_rpc_stream_ops;
@@ -132,6 +134,11 @@ int ep_rpc_call_send(ep_rpc_call *call, const uint8_t *data, size_t len);
  * sent; for a unary call with status 0, data/len is the reply. Does not wait. The first call
  * counts; later ones return EP_ECANCELED. Returns 0, or EP_ECANCELED when the call is over. */
 int ep_rpc_call_finish(ep_rpc_call *call, int status, const char *message, const uint8_t *data, size_t len);
+
+/* Event-driven calls: true when EP_RPC_SEND_QUEUE_MAX / 2 more messages of up to a few KiB each
+ * may be sent now without refusal; when false, the stream's drained event comes once everything queued went out. A stream that
+ * sends many messages (a list, a log) sends while this is true and goes on in drained. */
+bool ep_rpc_call_send_room(ep_rpc_call *call);
 
 /* Event-driven calls: asks for the stream's wake event, from any thread. Whoever calls it
  * from outside the call's own events must hold a reference (ep_rpc_call_ref), taken during

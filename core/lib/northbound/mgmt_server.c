@@ -19,14 +19,15 @@
 #include "northbound/mgmt.h"
 #include "net/rpc.h"
 #include "base/secret.h"
+#include "provisioning/change_hub.h"
 
-#define WATCH_PAGE 256     /* events read from the store at a time */
-#define WATCH_POLL_MS 500  /* how often a following stream looks for cancellation */
+#define WATCH_PAGE (EP_RPC_SEND_QUEUE_MAX / 2) /* events read at a time: what ep_rpc_call_send_room promises */
 
 struct ep_mgmt_server {
   ep_rpc_server *rpc;
   ep_inventory *inv;
   const struct ep_plugin_set *plugins;
+  ep_change_hub *hub; /* wakes following watches */
   char *token; /* NULL on a UNIX socket */
 };
 
@@ -51,23 +52,28 @@ static void handle_unary(void *data, ep_rpc_call *call, const uint8_t *request, 
   ep_mgmt_reply_clear(&reply);
 }
 
+/* A WatchEvents stream, event-driven: it sends while the send queue has room, goes on when it
+ * drained, and while following it holds no thread, only a subscription to every change. */
 typedef struct watch {
+  ep_mgmt_server *server;
   ep_rpc_call *call;
   uint64_t revision; /* last revision sent */
-  int sent;
-  bool gone;
+  bool started;      /* the request came */
+  bool follow;
+  int gone;          /* a send failed (its code): the call ends */
+  ep_change_sub *following; /* holds a reference to the call */
 } watch;
 
 static int send_event(void *data, const ep_inv_event *event) {
   watch *w = data;
   size_t len = edgeprov__v1__event__get_packed_size(event);
   uint8_t *bytes = malloc(len ? len : 1);
-  if (!bytes) return w->gone = true; /* end the watch rather than skip an event */
+  if (!bytes) return w->gone = ep_error_set(EP_ENOMEM, "out of memory"); /* end rather than skip */
   edgeprov__v1__event__pack(event, bytes);
-  if (ep_rpc_call_send(w->call, bytes, len) < 0) w->gone = true;
+  int r = ep_rpc_call_send(w->call, bytes, len);
+  if (r < 0) w->gone = r;
   free(bytes);
   w->revision = event->revision;
-  w->sent++;
   return w->gone;
 }
 
@@ -85,46 +91,89 @@ static void finish_compacted(ep_rpc_call *call, uint64_t after_revision, uint64_
   ep_rpc_call_finish(call, EP_STATUS_OUT_OF_RANGE, message, NULL, 0);
 }
 
-static void handle_watch(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+/* Sends what the store has after w->revision, as far as the send queue takes it; ends the call
+ * when done and not following, or on an error. */
+static void pump(watch *w) {
+  if (!w->started || w->gone) return;
+  if (ep_rpc_call_cancelled(w->call)) { /* the server is stopping: a clean end, not a cancel */
+    ep_rpc_call_finish(w->call, EP_STATUS_OK, "", NULL, 0);
+    return;
+  }
+  uint64_t head = 0;
+  int r = ep_inventory_revision(w->server->inv, &head);
+  /* Read up to the store's revision as it was before the read; more wakes the stream. */
+  while (r == 0 && w->revision < head && !w->gone) {
+    if (!ep_rpc_call_send_room(w->call)) return; /* goes on in drained */
+    uint64_t before = w->revision, last = 0;
+    r = ep_inventory_events_page(w->server->inv, w->revision, WATCH_PAGE, send_event, w, &last);
+    /* A page may hold index changes only: go on after what was read, never past it (events
+     * may follow). Nothing read at all: the log holds nothing up to head. */
+    if (r == 0 && !w->gone) w->revision = last > before ? last : head;
+  }
+  if (r == EP_ECOMPACTED)
+    finish_compacted(w->call, w->revision, head);
+  else if (r < 0)
+    ep_rpc_call_finish(w->call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+  else if (w->gone) /* never an OK end with an event missing */
+    ep_rpc_call_finish(w->call, ep_status_from_error(w->gone), ep_error_message(), NULL, 0);
+  else if (!w->follow)
+    ep_rpc_call_finish(w->call, EP_STATUS_OK, "", NULL, 0);
+}
+
+static void wake_watch(void *data) { ep_rpc_call_wake(((watch *)data)->call); }
+
+static void *watch_open(void *data, ep_rpc_call *call) {
   ep_mgmt_server *server = data;
-  if (!authorized(server, call)) return;
+  if (!authorized(server, call)) return NULL;
+  watch *w = calloc(1, sizeof *w);
+  if (!w) ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+  if (w) {
+    w->server = server;
+    w->call = call;
+  }
+  return w;
+}
+
+static void watch_request(void *state, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  watch *w = state;
+  if (!w) return;
   Edgeprov__V1__WatchEventsRequest *req = edgeprov__v1__watch_events_request__unpack(NULL, len, request);
   if (!req) {
     ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid WatchEventsRequest", NULL, 0);
     return;
   }
-  watch w = {.call = call, .revision = req->after_revision};
-  bool follow = req->follow;
+  w->revision = req->after_revision;
+  w->follow = req->follow;
+  w->started = true;
   edgeprov__v1__watch_events_request__free_unpacked(req, NULL);
-  uint64_t head = 0;
-  for (;;) {
-    /* Read up to the store's revision as it was before the read, then wait for more. */
-    int r = ep_inventory_revision(server->inv, &head);
-    while (r == 0 && w.revision < head && !w.gone) {
-      uint64_t before = w.revision, last = 0;
-      r = ep_inventory_events_page(server->inv, w.revision, WATCH_PAGE, send_event, &w, &last);
-      /* A page may hold index changes only: go on after what was read, never past it (events
-       * may follow). Nothing read at all: the log holds nothing up to head. */
-      if (r == 0 && !w.gone) w.revision = last > before ? last : head;
-    }
-    if (r == EP_ECOMPACTED) {
-      finish_compacted(call, w.revision, head);
-      return;
-    }
-    if (r < 0) {
-      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
-      return;
-    }
-    if (w.gone || ep_rpc_call_cancelled(call)) break;
-    if (!follow) break;
-    r = ep_inventory_wait(server->inv, w.revision, WATCH_POLL_MS);
-    if (r < 0 && r != EP_ETIMEDOUT) {
-      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+  if (w->follow) { /* subscribe first, then read: a change in between wakes the stream */
+    ep_rpc_call_ref(call);
+    if (ep_change_hub_subscribe(w->server->hub, NULL, wake_watch, w, &w->following) < 0) {
+      ep_rpc_call_unref(call);
+      ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, ep_error_message(), NULL, 0);
       return;
     }
   }
-  ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
+  pump(w);
 }
+
+static void watch_more(void *state, ep_rpc_call *call) {
+  (void)call;
+  if (state) pump(state);
+}
+
+static void watch_close(void *state, ep_rpc_call *call) {
+  watch *w = state;
+  if (!w) return;
+  if (w->following) {
+    ep_change_hub_unsubscribe(w->server->hub, w->following);
+    ep_rpc_call_unref(call);
+  }
+  free(w);
+}
+
+static const ep_rpc_stream_ops watch_ops = {
+    .open = watch_open, .message = watch_request, .drained = watch_more, .wake = watch_more, .close = watch_close};
 
 /* Creates the directory of a UNIX socket (0750) when missing. */
 static int prepare_socket_dir(const char *address) {
@@ -154,7 +203,7 @@ int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct e
   }
   if (r == 0) {
     ep_rpc_method watch_method = {.path = EP_MGMT_SERVICE "WatchEvents", .kind = EP_RPC_SERVER_STREAMING,
-                                  .handler = handle_watch, .data = server};
+                                  .data = server, .stream = &watch_ops};
     r = ep_rpc_server_add_method(server->rpc, &watch_method);
   }
   if (r == 0 && tcp) {
@@ -171,6 +220,7 @@ int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct e
     r = prepare_socket_dir(config->listen_management);
     if (r == 0) r = ep_rpc_server_listen(server->rpc, config->listen_management, NULL, NULL);
   }
+  if (r == 0) r = ep_change_hub_start(&server->hub, inv);
   if (r == 0) r = ep_rpc_server_start(server->rpc);
   if (key) explicit_bzero(key, strlen(key));
   free(cert);
@@ -185,8 +235,8 @@ int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct e
 
 void ep_mgmt_server_stop(ep_mgmt_server *server, int grace_ms) {
   if (!server) return;
-  if (server->inv) ep_inventory_wake(server->inv);
-  ep_rpc_server_free(server->rpc, grace_ms);
+  ep_rpc_server_free(server->rpc, grace_ms); /* every watch closed: no subscription is left */
+  ep_change_hub_stop(server->hub);
   if (server->token) {
     explicit_bzero(server->token, strlen(server->token));
     free(server->token);

@@ -14,9 +14,9 @@
 #include "southbound/node_auth.h"
 #include "runtime/plugin_loader.h"
 #include "base/ratelimit.h"
+#include "provisioning/change_hub.h"
 #include "provisioning/workflow.h"
 
-#define WAIT_SLICE_MS 1000 /* how often a waiting stream checks that its node is still there */
 #define CAS_RETRIES 16
 #define DROPPED_NODES_MAX 256 /* nodes whose dropped log lines are counted at once */
 
@@ -28,6 +28,7 @@ typedef struct dropped_lines {
 struct ep_workflow_service {
   ep_inventory *inv;
   const struct ep_plugin_set *plugins;
+  ep_change_hub *hub;      /* wakes the streams waiting for their node's workflow */
   ep_node_budget budget;   /* reports that change no action's state */
   ep_ratelimit *log_lines; /* limits.node_log_lines_*, per node: report log lines the daemon logs */
   ep_ratelimit *writes;    /* per workflow: one progress-only write a second */
@@ -135,38 +136,32 @@ static void log_lines(ep_workflow_service *ws, const char *node_id, const Edgepr
   }
 }
 
-/* Waits until the node has a workflow that has not failed (or the call ends) and sends it. */
+/* Sends the node its workflow when it has one that has not failed (an operator re-arms a
+ * failed one). Returns 1 when sent, 0 when there is none yet, or a negative code. */
 static int push_workflow(ep_workflow_service *ws, ep_rpc_call *call, const char *node_id) {
-  for (;;) {
-    uint64_t revision = 0;
-    ep_inventory_revision(ws->inv, &revision);
-    ep_inv_host *host = NULL;
-    ep_workflow *w = NULL;
-    int r = ep_inventory_get_host(ws->inv, node_id, &host);
-    if (r == 0 && host->instance_id[0]) {
-      r = ep_inventory_get_workflow(ws->inv, host->instance_id, &w);
-      if (r == EP_ENOENT) r = 0;
-    }
-    ep_inv_host_free(host);
-    if (r < 0) return r;
-    if (w && w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED) { /* until an operator re-arms it */
-      ep_workflow_free(w);
-      w = NULL;
-    }
-    if (w) {
-      Edgeprov__V1__WorkflowStreamResponse resp = EDGEPROV__V1__WORKFLOW_STREAM_RESPONSE__INIT;
-      resp.workflow = w;
-      size_t len = edgeprov__v1__workflow_stream_response__get_packed_size(&resp);
-      uint8_t *data = malloc(len ? len : 1);
-      if (data) edgeprov__v1__workflow_stream_response__pack(&resp, data);
-      r = data ? ep_rpc_call_send(call, data, len) : ep_error_set(EP_ENOMEM, "out of memory");
-      free(data);
-      ep_workflow_free(w);
-      return r < 0 ? ep_error_set(r, "the node went away") : 0;
-    }
-    if (ep_rpc_call_cancelled(call)) return ep_error_set(EP_ECANCELED, "the node went away");
-    ep_inventory_wait(ws->inv, revision, WAIT_SLICE_MS);
+  ep_inv_host *host = NULL;
+  ep_workflow *w = NULL;
+  int r = ep_inventory_get_host(ws->inv, node_id, &host);
+  if (r == 0 && host->instance_id[0]) {
+    r = ep_inventory_get_workflow(ws->inv, host->instance_id, &w);
+    if (r == EP_ENOENT) r = 0;
   }
+  ep_inv_host_free(host);
+  if (r < 0) return r;
+  if (!w) return 0;
+  if (w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED) {
+    ep_workflow_free(w);
+    return 0;
+  }
+  Edgeprov__V1__WorkflowStreamResponse resp = EDGEPROV__V1__WORKFLOW_STREAM_RESPONSE__INIT;
+  resp.workflow = w;
+  size_t len = edgeprov__v1__workflow_stream_response__get_packed_size(&resp);
+  uint8_t *data = malloc(len ? len : 1);
+  if (data) edgeprov__v1__workflow_stream_response__pack(&resp, data);
+  r = data ? ep_rpc_call_send(call, data, len) : ep_error_set(EP_ENOMEM, "out of memory");
+  free(data);
+  ep_workflow_free(w);
+  return r < 0 ? ep_error_prefix(r, "the node went away") : 1;
 }
 
 static void finish_with(ep_rpc_call *call, int r) {
@@ -174,38 +169,103 @@ static void finish_with(ep_rpc_call *call, int r) {
                      r == 0 ? "" : ep_error_message(), NULL, 0);
 }
 
-static void handle_run(void *data, ep_rpc_call *call, const uint8_t *unused, size_t unused_len) {
-  (void)unused, (void)unused_len;
-  ep_workflow_service *ws = data;
+/* One node's Run stream, event-driven: while it waits for its workflow it holds no thread,
+ * only a subscription to its host's changes. */
+typedef struct run_stream {
+  ep_workflow_service *ws;
+  ep_rpc_call *call;
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
-  int r = ep_node_auth_or_refuse(ws->plugins, call, "workflow", node_id);
-  if (r < 0) return;
-  uint8_t *bytes = NULL;
-  size_t len = 0;
-  bool hello = false;
-  while (r == 0 && ep_rpc_call_recv(call, &bytes, &len) == 1) {
-    Edgeprov__V1__WorkflowStreamRequest *req = edgeprov__v1__workflow_stream_request__unpack(NULL, len, bytes);
-    free(bytes);
-    if (!req) {
-      r = ep_error_set(EP_EINVAL, "request is not a valid WorkflowStreamRequest");
-    } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_HELLO && !hello) {
-      hello = true;
-      r = push_workflow(ws, call, node_id);
-    } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && hello) {
-      r = record_report(ws, node_id, req->report);
-      if (r == 0) log_lines(ws, node_id, req->report);
-      /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
-       * to one warning a minute. */
-      if (r < 0 && ep_ratelimit_take(ws->budget.warned, node_id, NULL))
-        ep_log(EP_LOG_WARN, "workflow", "host %s: report refused: %s (further refusals for a minute are not logged)",
-               node_id, ep_error_message());
-    } else {
-      r = ep_error_set(EP_EINVAL, "a stream starts with one hello, then carries reports");
-    }
-    if (req) edgeprov__v1__workflow_stream_request__free_unpacked(req, NULL);
-  }
-  finish_with(call, r == EP_ECANCELED ? 0 : r);
+  bool hello;           /* the stream's first message came */
+  bool pushed;          /* the workflow was sent */
+  ep_change_sub *waiting; /* subscribed to the host's changes until pushed; holds a reference */
+} run_stream;
+
+static void wake_stream(void *data) { ep_rpc_call_wake(((run_stream *)data)->call); }
+
+static void stop_waiting(run_stream *st) {
+  if (!st->waiting) return;
+  ep_change_hub_unsubscribe(st->ws->hub, st->waiting);
+  st->waiting = NULL;
+  ep_rpc_call_unref(st->call);
 }
+
+/* Sends the workflow if it is there; ends the call on an error. */
+static void try_push(run_stream *st) {
+  int r = push_workflow(st->ws, st->call, st->node_id);
+  if (r == 1) {
+    st->pushed = true;
+    stop_waiting(st);
+  } else if (r < 0) {
+    finish_with(st->call, r);
+  }
+}
+
+static void *run_open(void *data, ep_rpc_call *call) {
+  ep_workflow_service *ws = data;
+  run_stream *st = calloc(1, sizeof *st);
+  if (!st) {
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+    return NULL;
+  }
+  st->ws = ws;
+  st->call = call;
+  if (ep_node_auth_or_refuse(ws->plugins, call, "workflow", st->node_id) < 0) st->node_id[0] = '\0';
+  return st;
+}
+
+static void run_message(void *state, ep_rpc_call *call, const uint8_t *bytes, size_t len) {
+  run_stream *st = state;
+  if (!st || !st->node_id[0]) return; /* refused in open */
+  ep_workflow_service *ws = st->ws;
+  int r = 0;
+  Edgeprov__V1__WorkflowStreamRequest *req = edgeprov__v1__workflow_stream_request__unpack(NULL, len, bytes);
+  if (!req) {
+    r = ep_error_set(EP_EINVAL, "request is not a valid WorkflowStreamRequest");
+  } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_HELLO && !st->hello) {
+    st->hello = true;
+    /* Subscribe first, then look: a workflow stored in between wakes the stream. */
+    ep_rpc_call_ref(call);
+    r = ep_change_hub_subscribe(ws->hub, st->node_id, wake_stream, st, &st->waiting);
+    if (r < 0) ep_rpc_call_unref(call);
+    if (r == 0) try_push(st);
+  } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && st->hello) {
+    r = record_report(ws, st->node_id, req->report);
+    if (r == 0) log_lines(ws, st->node_id, req->report);
+    /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
+     * to one warning a minute. */
+    if (r < 0 && ep_ratelimit_take(ws->budget.warned, st->node_id, NULL))
+      ep_log(EP_LOG_WARN, "workflow", "host %s: report refused: %s (further refusals for a minute are not logged)",
+             st->node_id, ep_error_message());
+  } else {
+    r = ep_error_set(EP_EINVAL, "a stream starts with one hello, then carries reports");
+  }
+  if (req) edgeprov__v1__workflow_stream_request__free_unpacked(req, NULL);
+  if (r < 0) finish_with(call, r);
+}
+
+static void run_wake(void *state, ep_rpc_call *call) {
+  run_stream *st = state;
+  if (st && ep_rpc_call_cancelled(call))
+    finish_with(call, 0); /* the server is stopping: the agent reconnects */
+  else if (st && st->hello && !st->pushed)
+    try_push(st);
+}
+
+static void run_half_close(void *state, ep_rpc_call *call) {
+  (void)state;
+  finish_with(call, 0);
+}
+
+static void run_close(void *state, ep_rpc_call *call) {
+  (void)call;
+  run_stream *st = state;
+  if (!st) return;
+  stop_waiting(st);
+  free(st);
+}
+
+static const ep_rpc_stream_ops run_ops = {
+    .open = run_open, .message = run_message, .half_close = run_half_close, .wake = run_wake, .close = run_close};
 
 int ep_workflow_service_new(ep_workflow_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins) {
   ep_workflow_service *ws = calloc(1, sizeof *ws);
@@ -219,6 +279,7 @@ int ep_workflow_service_new(ep_workflow_service **out, ep_inventory *inv, const 
     r = ep_ratelimit_new(&ws->log_lines, (double)limits.node_log_lines_per_s, (uint32_t)limits.node_log_lines_burst,
                          EP_NODE_LIMIT_KEYS);
   if (r == 0) r = ep_ratelimit_new(&ws->writes, 1.0, 1, EP_NODE_LIMIT_KEYS);
+  if (r == 0) r = ep_change_hub_start(&ws->hub, inv);
   if (r < 0) {
     ep_workflow_service_free(ws);
     return r;
@@ -228,12 +289,13 @@ int ep_workflow_service_new(ep_workflow_service **out, ep_inventory *inv, const 
 }
 
 int ep_workflow_service_register(ep_workflow_service *ws, ep_rpc_server *server) {
-  ep_rpc_method method = {.path = EP_WORKFLOW_SERVICE_RUN, .kind = EP_RPC_BIDI_STREAMING, .handler = handle_run, .data = ws};
+  ep_rpc_method method = {.path = EP_WORKFLOW_SERVICE_RUN, .kind = EP_RPC_BIDI_STREAMING, .data = ws, .stream = &run_ops};
   return ep_rpc_server_add_method(server, &method);
 }
 
 void ep_workflow_service_free(ep_workflow_service *ws) {
   if (!ws) return;
+  ep_change_hub_stop(ws->hub);
   ep_node_budget_clear(&ws->budget);
   ep_ratelimit_free(ws->log_lines);
   ep_ratelimit_free(ws->writes);
