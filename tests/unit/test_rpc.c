@@ -518,7 +518,7 @@ static int connections_from(const char *source, int port) {
   return n;
 }
 
-static void source_address_and_own_connection(void **state) {
+static void source_address_own_connection_and_connect(void **state) {
   fixture *f = *state;
   int port = atoi(strrchr(f->tcp, ':') + 1);
   ep_rpc_channel *plain = NULL, *a = NULL, *b = NULL, *c = NULL, *d = NULL;
@@ -540,6 +540,18 @@ static void source_address_and_own_connection(void **state) {
   assert_int_equal(ep_rpc_channel_new_with(&d, f->tcp, NULL, &own), 0);
   assert_peer(d, "127.0.0.3");
   assert_int_equal(connections_from("127.0.0.3", port), 2);
+  /* Connecting ahead of the first call: ready at once on a live server, a timeout on a dead one. */
+  ep_rpc_channel *early = NULL, *dead = NULL;
+  assert_int_equal(ep_rpc_channel_new_with(&early, f->tcp, NULL, &own), 0);
+  assert_int_equal(connections_from("127.0.0.3", port), 2);
+  assert_int_equal(ep_rpc_channel_connect(early, 5000), 0);
+  assert_int_equal(connections_from("127.0.0.3", port), 3);
+  char nowhere[32];
+  snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", tu_free_port());
+  assert_int_equal(ep_rpc_channel_new(&dead, nowhere, NULL, 0), 0);
+  assert_int_equal(ep_rpc_channel_connect(dead, 300), EP_ETIMEDOUT);
+  ep_rpc_channel_free(dead);
+  ep_rpc_channel_free(early);
   ep_rpc_channel_free(plain);
   ep_rpc_channel_free(a);
   ep_rpc_channel_free(b);
@@ -572,7 +584,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(tls_mutual_tls_and_wrong_ca, setup, teardown),
       cmocka_unit_test_setup_teardown(concurrent_calls_share_a_channel, setup, teardown),
       cmocka_unit_test_setup_teardown(first_call_over_a_slow_link, setup, teardown),
-      cmocka_unit_test_setup_teardown(source_address_and_own_connection, setup, teardown),
+      cmocka_unit_test_setup_teardown(source_address_own_connection_and_connect, setup, teardown),
   };
   return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
 }

@@ -693,6 +693,28 @@ void ep_rpc_channel_free(ep_rpc_channel *channel) {
   grpc_shutdown();
 }
 
+int ep_rpc_channel_connect(ep_rpc_channel *channel, int timeout_ms) {
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  gpr_timespec deadline = deadline_in(timeout_ms);
+  char tag;
+  int r = 0;
+  /* try_to_connect also moves an idle channel, and one waiting out a reconnect backoff, on. */
+  for (grpc_connectivity_state state; (state = grpc_channel_check_connectivity_state(channel->grpc, 1)) != GRPC_CHANNEL_READY;) {
+    if (state == GRPC_CHANNEL_SHUTDOWN) {
+      r = ep_error_set(EP_EIO, "the channel is shut down");
+      break;
+    }
+    grpc_channel_watch_connectivity_state(channel->grpc, state, deadline, cq, &tag);
+    grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!ev.success) { /* the deadline passed first */
+      r = ep_error_set(EP_ETIMEDOUT, "not connected within %d ms", timeout_ms);
+      break;
+    }
+  }
+  destroy_cq(cq);
+  return r;
+}
+
 void ep_rpc_result_clear(ep_rpc_result *result) {
   free(result->data);
   memset(result, 0, sizeof *result);

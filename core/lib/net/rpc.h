@@ -125,6 +125,11 @@ int ep_rpc_channel_new_with(ep_rpc_channel **out, const char *target, const ep_r
                             const ep_rpc_channel_options *options);
 void ep_rpc_channel_free(ep_rpc_channel *channel);
 
+/* Connects now (a channel otherwise connects on its first call) and waits until the
+ * connection is ready, up to timeout_ms (0: no limit). Returns 0, EP_ETIMEDOUT, or EP_EIO for
+ * a channel shut down. Thread-safe. */
+int ep_rpc_channel_connect(ep_rpc_channel *channel, int timeout_ms);
+
 /* One metadata entry sent with a call ("authorization", "Bearer ..."). */
 typedef struct ep_rpc_metadata {
   const char *key;
