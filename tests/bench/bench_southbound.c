@@ -577,9 +577,9 @@ static void usage(FILE *out) {
           "                      the same against a second build (e.g. from a git worktree of the commit\n"
           "                      before a change): two columns\n"
           "  --verbose           print the ramp samples (stderr)\n"
-          "Each run starts a fresh edgeprovd per phase. Mind the machine: the server before issue 16\n"
-          "spends a thread and ~140 KB per waiting node, the load generators ~%s per connection.\n",
-          CONNECTIONS_PER_PROCESS, PER_ADDRESS_DEFAULT, "100-200 KB");
+          "Each run starts a fresh edgeprovd per phase. Mind the machine's memory: the server before\n"
+          "issue 16 spends a thread and ~130 KiB per waiting node, the load generators ~160 KiB.\n",
+          CONNECTIONS_PER_PROCESS, PER_ADDRESS_DEFAULT);
 }
 
 static int positive(const char *name, const char *text, int min, int max) {
@@ -647,6 +647,7 @@ static void parse(int argc, char **argv) {
   int largest = opt.connections > opt.onboard ? opt.connections : opt.onboard;
   if (!opt.processes) opt.processes = (largest + CONNECTIONS_PER_PROCESS - 1) / CONNECTIONS_PER_PROCESS;
   if (opt.processes < 1) opt.processes = 1;
+  if (opt.processes > 64) opt.processes = 64;
   if (opt.connections / opt.processes > CONNECTIONS_PER_PROCESS * 2)
     fprintf(stderr, "bench_southbound: %d connections a process may exceed its descriptor limit\n",
             opt.connections / opt.processes);
