@@ -1,11 +1,13 @@
 /* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT.
  * main: the options (daemon_args.c), the site and its checks, the services, one teardown. */
 #define _GNU_SOURCE /* explicit_bzero */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "daemon_args.h"
 #include "base/error.h"
@@ -109,10 +111,30 @@ static int open_site(daemon_state *d, const char *path) {
   return 0;
 }
 
+/* Every connected node holds a descriptor: the soft limit (often 1,024) goes up to the hard
+ * one, the most this process may have without privileges it should not need. */
+static void raise_descriptor_limit(void) {
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) < 0) return;
+  rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (before != limit.rlim_max && setrlimit(RLIMIT_NOFILE, &limit) < 0) {
+    ep_log(EP_LOG_WARN, "edgeprovd", "open files: soft limit stays at %llu (hard %llu): %s",
+           (unsigned long long)before, (unsigned long long)limit.rlim_max, strerror(errno));
+    return;
+  }
+  if (limit.rlim_max == RLIM_INFINITY)
+    ep_log(EP_LOG_INFO, "edgeprovd", "open files: limit unlimited (was %llu)", (unsigned long long)before);
+  else
+    ep_log(EP_LOG_INFO, "edgeprovd", "open files: limit %llu (the hard limit; was %llu)",
+           (unsigned long long)limit.rlim_max, (unsigned long long)before);
+}
+
 /* Starts the inventory and, unless check_only, the services. Returns 0, or -1 when one
  * failed (said in the log). */
 static int start_services(daemon_state *d, bool check_only) {
   const ep_site *site = d->site;
+  if (!check_only) raise_descriptor_limit();
   /* The management API starts last: a client (an operator's script, a test harness) that sees
    * it answer finds the node-facing listeners up too. It started first, and a node that
    * dialled the southbound port in that window was refused (a flaky test_onboarding). */

@@ -88,13 +88,22 @@ static void chat(void *data, ep_rpc_call *call, const uint8_t *request, size_t l
   ep_rpc_call_finish(call, STATUS_OK, status, NULL, 0);
 }
 
+/* Peer: replies with the IP address the call came from. */
+static void peer(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  (void)data, (void)request, (void)len;
+  char ip[64];
+  int n = ep_rpc_call_peer_ip(call, ip, sizeof ip);
+  ep_rpc_call_finish(call, STATUS_OK, "", (const uint8_t *)ip, n > 0 ? (size_t)n : 0);
+}
+
 static int start_server(fixture *f, const ep_rpc_tls *tls) {
   ep_rpc_method methods[] = {{.path = "/test.Echo/Echo", .kind = EP_RPC_UNARY, .handler = echo, .data = f},
                              {.path = "/test.Echo/Count", .kind = EP_RPC_SERVER_STREAMING, .handler = count, .data = f},
-                             {.path = "/test.Echo/Chat", .kind = EP_RPC_BIDI_STREAMING, .handler = chat, .data = f}};
+                             {.path = "/test.Echo/Chat", .kind = EP_RPC_BIDI_STREAMING, .handler = chat, .data = f},
+                             {.path = "/test.Echo/Peer", .kind = EP_RPC_UNARY, .handler = peer, .data = f}};
   int port = 0;
   if (ep_rpc_server_new(&f->server, 1024 * 1024) < 0) return -1;
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
   if (ep_rpc_server_listen(f->server, "127.0.0.1:0", tls, &port) < 0) return -1;
   snprintf(f->tcp, sizeof f->tcp, "127.0.0.1:%d", port);
@@ -476,6 +485,94 @@ static void concurrent_calls_share_a_channel(void **state) {
   ep_rpc_channel_free(ch);
 }
 
+/* The address the server saw a call of ch come from. */
+static void assert_peer(ep_rpc_channel *ch, const char *expected) {
+  ep_rpc_result r;
+  assert_int_equal(ep_rpc_unary(ch, "/test.Echo/Peer", NULL, 0, NULL, 0, 5000, &r), 0);
+  assert_int_equal(r.status, STATUS_OK);
+  assert_int_equal(r.len, strlen(expected));
+  assert_memory_equal(r.data, expected, r.len);
+  ep_rpc_result_clear(&r);
+}
+
+/* Established connections the server side has from source (IPv4 text) to port, from
+ * /proc/net/tcp and tcp6 (client and server live in this process, so both ends are listed;
+ * gRPC core may use dual-stack sockets, where the address is IPv4-mapped: its last 8 hex digits). */
+static int connections_from(const char *source, int port) {
+  struct in_addr want;
+  inet_pton(AF_INET, source, &want);
+  char want_hex[9];
+  snprintf(want_hex, sizeof want_hex, "%08X", want.s_addr);
+  int n = 0;
+  const char *files[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+  for (int i = 0; i < 2; i++) {
+    FILE *f = fopen(files[i], "r");
+    char line[512], remote[40];
+    unsigned local_port, state;
+    while (f && fgets(line, sizeof line, f))
+      if (sscanf(line, " %*d: %*[0-9A-F]:%x %39[0-9A-F]:%*x %x", &local_port, remote, &state) == 3 &&
+          (int)local_port == port && state == 1 && strlen(remote) >= 8 && strcmp(remote + strlen(remote) - 8, want_hex) == 0)
+        n++;
+    if (f) fclose(f);
+  }
+  return n;
+}
+
+static void source_address_own_connection_and_connect(void **state) {
+  fixture *f = *state;
+  int port = atoi(strrchr(f->tcp, ':') + 1);
+  ep_rpc_channel *plain = NULL, *a = NULL, *b = NULL, *c = NULL, *d = NULL;
+  assert_int_equal(ep_rpc_channel_new(&plain, f->tcp, NULL, 0), 0);
+  assert_peer(plain, "127.0.0.1");
+  /* A source address: the server sees the call come from it, over IPv4 and IPv6 sockets alike
+   * (gRPC core makes dual-stack sockets where it can). */
+  ep_rpc_channel_options from2 = {.source_address = "127.0.0.2"};
+  assert_int_equal(ep_rpc_channel_new_with(&a, f->tcp, NULL, &from2), 0);
+  assert_peer(a, "127.0.0.2");
+  /* Two channels with equal options share one connection; with own_connection each has its own. */
+  ep_rpc_channel_options from3 = {.source_address = "127.0.0.3"};
+  assert_int_equal(ep_rpc_channel_new_with(&b, f->tcp, NULL, &from3), 0);
+  assert_int_equal(ep_rpc_channel_new_with(&c, f->tcp, NULL, &from3), 0);
+  assert_peer(b, "127.0.0.3");
+  assert_peer(c, "127.0.0.3");
+  assert_int_equal(connections_from("127.0.0.3", port), 1);
+  ep_rpc_channel_options own = {.source_address = "127.0.0.3", .own_connection = true};
+  assert_int_equal(ep_rpc_channel_new_with(&d, f->tcp, NULL, &own), 0);
+  assert_peer(d, "127.0.0.3");
+  assert_int_equal(connections_from("127.0.0.3", port), 2);
+  /* Connecting ahead of the first call: ready at once on a live server, a timeout on a dead one. */
+  ep_rpc_channel *early = NULL, *dead = NULL;
+  assert_int_equal(ep_rpc_channel_new_with(&early, f->tcp, NULL, &own), 0);
+  assert_int_equal(connections_from("127.0.0.3", port), 2);
+  assert_int_equal(ep_rpc_channel_connect(early, 5000), 0);
+  assert_int_equal(connections_from("127.0.0.3", port), 3);
+  char nowhere[32];
+  snprintf(nowhere, sizeof nowhere, "127.0.0.1:%d", tu_free_port());
+  assert_int_equal(ep_rpc_channel_new(&dead, nowhere, NULL, 0), 0);
+  assert_int_equal(ep_rpc_channel_connect(dead, 300), EP_ETIMEDOUT);
+  ep_rpc_channel_free(dead);
+  ep_rpc_channel_free(early);
+  ep_rpc_channel_free(plain);
+  ep_rpc_channel_free(a);
+  ep_rpc_channel_free(b);
+  ep_rpc_channel_free(c);
+  ep_rpc_channel_free(d);
+  /* Refused before any connection: an address that is not one; the error names the option. */
+  ep_rpc_channel *bad = NULL;
+  ep_rpc_channel_options not_ip = {.source_address = "127.0.0"};
+  assert_int_equal(ep_rpc_channel_new_with(&bad, f->tcp, NULL, &not_ip), EP_EINVAL);
+  assert_null(bad);
+  assert_non_null(strstr(ep_error_message(), "source_address"));
+  /* An address this machine does not have: the call fails, it does not hang. */
+  ep_rpc_channel_options foreign = {.source_address = "192.0.2.1"};
+  assert_int_equal(ep_rpc_channel_new_with(&bad, f->tcp, NULL, &foreign), 0);
+  ep_rpc_result r;
+  assert_int_equal(ep_rpc_unary(bad, "/test.Echo/Peer", NULL, 0, NULL, 0, 2000, &r), 0);
+  assert_int_not_equal(r.status, STATUS_OK);
+  ep_rpc_result_clear(&r);
+  ep_rpc_channel_free(bad);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(unary_over_tcp_and_unix, setup, teardown),
@@ -487,6 +584,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(tls_mutual_tls_and_wrong_ca, setup, teardown),
       cmocka_unit_test_setup_teardown(concurrent_calls_share_a_channel, setup, teardown),
       cmocka_unit_test_setup_teardown(first_call_over_a_slow_link, setup, teardown),
+      cmocka_unit_test_setup_teardown(source_address_own_connection_and_connect, setup, teardown),
   };
   return cmocka_run_group_tests_name("rpc", tests, NULL, NULL);
 }

@@ -2,12 +2,15 @@
 #define _GNU_SOURCE /* strdup */
 #include "net/rpc.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <grpc/byte_buffer_reader.h>
@@ -15,6 +18,7 @@
 #include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
+#include <grpc/support/sync.h>
 #include <grpc/support/time.h>
 
 #include "base/clock.h"
@@ -969,9 +973,111 @@ struct ep_rpc_channel {
   grpc_channel *grpc;
 };
 
+/* A source address is bound by a socket mutator: gRPC core calls it on each client socket
+ * between socket() and connect(). Its type is gRPC's own (src/core/lib/iomgr/socket_mutator.h
+ * in 1.51, a header Debian does not install; grpc_types.h declares the struct only), so its
+ * layout is written out here: a vtable pointer and a reference count that gRPC core takes and
+ * drops itself (gpr_ref/gpr_unref), calling destroy at zero. An upgrade checks this struct. */
+typedef struct {
+  bool (*mutate_fd)(int fd, grpc_socket_mutator *mutator);
+  int (*compare)(grpc_socket_mutator *a, grpc_socket_mutator *b);
+  void (*destroy)(grpc_socket_mutator *mutator);
+  bool (*mutate_fd_2)(const void *info, grpc_socket_mutator *mutator); /* NULL: mutate_fd for client sockets */
+} socket_mutator_vtable;
+
+struct grpc_socket_mutator {
+  const socket_mutator_vtable *vtable;
+  gpr_refcount refcount;
+  /* ours, after gRPC's part */
+  struct sockaddr_in6 source; /* IPv6, or an IPv4 address mapped (::ffff:a.b.c.d) */
+  bool ipv4;
+};
+
+static bool bind_source(int fd, grpc_socket_mutator *m) {
+  int domain = 0;
+  socklen_t size = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &size) < 0) return false;
+  /* The port is picked at connect(), per destination, not at bind(): a source address then
+   * serves as many connections as the ephemeral range allows to each server. */
+  int on = 1;
+  setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof on);
+  if (domain == AF_INET6) return bind(fd, (const struct sockaddr *)&m->source, sizeof m->source) == 0;
+  if (domain != AF_INET || !m->ipv4) return false;
+  struct sockaddr_in in = {.sin_family = AF_INET};
+  memcpy(&in.sin_addr, &m->source.sin6_addr.s6_addr[12], 4);
+  return bind(fd, (const struct sockaddr *)&in, sizeof in) == 0;
+}
+
+static int compare_sources(grpc_socket_mutator *a, grpc_socket_mutator *b) {
+  return memcmp(&a->source.sin6_addr, &b->source.sin6_addr, sizeof a->source.sin6_addr);
+}
+
+static void free_mutator(grpc_socket_mutator *m) { free(m); }
+
+static const socket_mutator_vtable source_vtable = {bind_source, compare_sources, free_mutator, NULL};
+
+/* The channel argument that carries the mutator: copies share it by reference. */
+static void *mutator_arg_copy(void *p) {
+  gpr_ref(&((grpc_socket_mutator *)p)->refcount);
+  return p;
+}
+
+static void mutator_arg_destroy(void *p) {
+  grpc_socket_mutator *m = p;
+  if (gpr_unref(&m->refcount)) m->vtable->destroy(m);
+}
+
+static int mutator_arg_cmp(void *a, void *b) {
+  grpc_socket_mutator *x = a, *y = b;
+  if (x == y) return 0;
+  if (x->vtable != y->vtable) return x->vtable < y->vtable ? -1 : 1;
+  return x->vtable->compare(x, y);
+}
+
+static const grpc_arg_pointer_vtable mutator_arg_vtable = {mutator_arg_copy, mutator_arg_destroy, mutator_arg_cmp};
+
+/* A mutator that binds address (IPv4 or IPv6 text), with one reference; EP_EINVAL when address
+ * is not an IP address. */
+static int source_mutator_new(grpc_socket_mutator **out, const char *address) {
+  struct in_addr v4;
+  struct sockaddr_in6 source = {.sin6_family = AF_INET6};
+  bool ipv4 = inet_pton(AF_INET, address, &v4) == 1;
+  if (ipv4) {
+    source.sin6_addr.s6_addr[10] = source.sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&source.sin6_addr.s6_addr[12], &v4, 4);
+  } else if (inet_pton(AF_INET6, address, &source.sin6_addr) != 1) {
+    return ep_error_set(EP_EINVAL, "source_address: '%.64s' is not an IP address", address);
+  }
+  grpc_socket_mutator *m = calloc(1, sizeof *m);
+  if (!m) return ep_error_set(EP_ENOMEM, "out of memory");
+  m->vtable = &source_vtable;
+  gpr_ref_init(&m->refcount, 1);
+  m->source = source;
+  m->ipv4 = ipv4;
+  *out = m;
+  return 0;
+}
+
 int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tls *tls, size_t max_message) {
+  ep_rpc_channel_options options = {.max_message = max_message};
+  return ep_rpc_channel_new_with(out, target, tls, &options);
+}
+
+int ep_rpc_channel_new_with(ep_rpc_channel **out, const char *target, const ep_rpc_tls *tls,
+                            const ep_rpc_channel_options *options) {
+  static const ep_rpc_channel_options no_options;
+  if (!options) options = &no_options;
+  size_t max_message = options->max_message;
+  grpc_socket_mutator *mutator = NULL;
+  if (options->source_address) {
+    int r = source_mutator_new(&mutator, options->source_address);
+    if (r < 0) return r;
+  }
   ep_rpc_channel *channel = calloc(1, sizeof *channel);
-  if (!channel) return ep_error_set(EP_ENOMEM, "out of memory");
+  if (!channel) {
+    if (mutator) mutator_arg_destroy(mutator);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
   rpc_init();
   /* Reconnect within a second of a server coming back (gRPC's default backoff grows to
    * two minutes, far too slow for a restarted daemon): initial and maximum backoff. The
@@ -979,16 +1085,25 @@ int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tl
    * attempt (TCP, TLS and HTTP/2 handshakes) may take, 20 s by default; at 100 ms a node on a
    * slow link (or under emulation) had its first attempts cut short ("Handshake read failed")
    * and its first calls failed UNAVAILABLE. */
-  grpc_arg args[5] = {
+  grpc_arg args[7] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
        .value.integer = (int)(max_message ? max_message : EP_RPC_MESSAGE_MAX_DEFAULT)},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 100},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 20000},
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 1000},
-      {.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
-       .value.string = tls && tls->target_name ? (char *)tls->target_name : NULL},
   };
-  grpc_channel_args channel_args = {.num_args = tls && tls->target_name ? 5 : 4, .args = args};
+  size_t n = 4;
+  if (tls && tls->target_name)
+    args[n++] = (grpc_arg){.type = GRPC_ARG_STRING, .key = GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
+                           .value.string = (char *)tls->target_name};
+  if (mutator)
+    args[n++] = (grpc_arg){.type = GRPC_ARG_POINTER, .key = GRPC_ARG_SOCKET_MUTATOR,
+                           .value.pointer = {.p = mutator, .vtable = &mutator_arg_vtable}};
+  /* Channels with equal arguments otherwise share gRPC's global subchannel pool, and with it
+   * one connection. */
+  if (options->own_connection)
+    args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, .value.integer = 1};
+  grpc_channel_args channel_args = {.num_args = n, .args = args};
   grpc_channel_credentials *creds;
   if (tls) {
     grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem, .cert_chain = tls->cert_pem};
@@ -998,6 +1113,7 @@ int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tl
   }
   channel->grpc = creds ? grpc_channel_create(target, creds, &channel_args) : NULL;
   if (creds) grpc_channel_credentials_release(creds);
+  if (mutator) mutator_arg_destroy(mutator); /* the channel holds its own references */
   if (!channel->grpc) {
     free(channel);
     grpc_shutdown();
@@ -1012,6 +1128,28 @@ void ep_rpc_channel_free(ep_rpc_channel *channel) {
   grpc_channel_destroy(channel->grpc);
   free(channel);
   grpc_shutdown();
+}
+
+int ep_rpc_channel_connect(ep_rpc_channel *channel, int timeout_ms) {
+  grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+  gpr_timespec deadline = deadline_in(timeout_ms);
+  char tag;
+  int r = 0;
+  /* try_to_connect also moves an idle channel, and one waiting out a reconnect backoff, on. */
+  for (grpc_connectivity_state state; (state = grpc_channel_check_connectivity_state(channel->grpc, 1)) != GRPC_CHANNEL_READY;) {
+    if (state == GRPC_CHANNEL_SHUTDOWN) {
+      r = ep_error_set(EP_EIO, "the channel is shut down");
+      break;
+    }
+    grpc_channel_watch_connectivity_state(channel->grpc, state, deadline, cq, &tag);
+    grpc_event ev = grpc_completion_queue_pluck(cq, &tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    if (!ev.success) { /* the deadline passed first */
+      r = ep_error_set(EP_ETIMEDOUT, "not connected within %d ms", timeout_ms);
+      break;
+    }
+  }
+  destroy_cq(cq);
+  return r;
 }
 
 void ep_rpc_result_clear(ep_rpc_result *result) {

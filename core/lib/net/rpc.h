@@ -157,7 +157,24 @@ typedef struct ep_rpc_channel ep_rpc_channel;
 /* Opens a channel to target ("host:port" or "unix:/path"), plaintext when tls is NULL. The
  * connection is made on the first call. Thread-safe: calls may share a channel. */
 int ep_rpc_channel_new(ep_rpc_channel **out, const char *target, const ep_rpc_tls *tls, size_t max_message);
+
+/* How a channel connects; all zero is ep_rpc_channel_new's behaviour. */
+typedef struct ep_rpc_channel_options {
+  size_t max_message;         /* longest message received (0: the default) */
+  const char *source_address; /* IP address its TCP connections are made from ("127.0.0.2"); NULL: any */
+  bool own_connection;        /* a connection of its own: never shared with another channel to the same target */
+} ep_rpc_channel_options;
+
+/* ep_rpc_channel_new with options (NULL: none). EP_EINVAL names a source_address that is not
+ * an IP address; a source address the machine does not have fails the calls (UNAVAILABLE). */
+int ep_rpc_channel_new_with(ep_rpc_channel **out, const char *target, const ep_rpc_tls *tls,
+                            const ep_rpc_channel_options *options);
 void ep_rpc_channel_free(ep_rpc_channel *channel);
+
+/* Connects now (a channel otherwise connects on its first call) and waits until the
+ * connection is ready, up to timeout_ms (0: no limit). Returns 0, EP_ETIMEDOUT, or EP_EIO for
+ * a channel shut down. Thread-safe. */
+int ep_rpc_channel_connect(ep_rpc_channel *channel, int timeout_ms);
 
 /* One metadata entry sent with a call ("authorization", "Bearer ..."). */
 typedef struct ep_rpc_metadata {
