@@ -2,7 +2,7 @@
  * over, one header line per call with its CRLF, go through ep_http_reply_header (Location,
  * Content-Type) and ep_http_fetch_header (status line, Content-Length, Content-Range). The
  * first input byte picks the resume offset. Checks: the kept values stay bounded, terminated
- * and free of control characters and equal the header's trimmed value; the fetch state
+ * and free of control characters (DEL included) and equal the header's trimmed value; the fetch state
  * follows the status line; a resumed length never wraps below the offset. */
 #define _GNU_SOURCE
 #include <stdbool.h>
@@ -25,7 +25,8 @@ static bool expected_value(const char *line, size_t n, const char *name, char *o
   while (start < end && (line[start] == ' ' || line[start] == '\t')) start++;
   while (end > start && (line[end - 1] == '\r' || line[end - 1] == '\n' || line[end - 1] == ' ')) end--;
   size_t len = end - start < cap - 1 ? end - start : cap - 1;
-  for (size_t k = 0; k < len; k++) out[k] = (unsigned char)line[start + k] < 0x20 ? '?' : line[start + k];
+  for (size_t k = 0; k < len; k++)
+    out[k] = (unsigned char)line[start + k] < 0x20 || line[start + k] == 0x7f ? '?' : line[start + k];
   out[len] = '\0';
   return true;
 }
@@ -34,7 +35,7 @@ static void check_kept(const char *value, size_t cap) {
   size_t len = strnlen(value, cap);
   if (len == cap) abort(); /* not terminated */
   for (size_t i = 0; i < len; i++)
-    if ((unsigned char)value[i] < 0x20) abort();
+    if ((unsigned char)value[i] < 0x20 || value[i] == 0x7f) abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

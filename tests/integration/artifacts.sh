@@ -261,7 +261,7 @@ rm -f "$A/.hidden" "$A/escape"
 check "the test node is pre-registered" run_status 0 "$tmp/hostadd.out" $E --config "$tmp/site.conf" host add \
   --uuid 6f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b --serial EPART0001 --auto-onboard
 timeout 120 qemu-system-x86_64 -accel tcg -m 1024 -nographic -no-reboot -kernel "$A/vmlinuz" -initrd "$A/initrd.img" \
-  -append "console=ttyS0,115200 panic=-1" -uuid 6f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b -smbios type=1,serial=EPART0001 -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
+  -append "console=ttyS0,115200 panic=-1 no_timer_check" -uuid 6f1e2d3c-4b5a-4978-8a9b-0c1d2e3f4a5b -smbios type=1,serial=EPART0001 -netdev user,id=n0 -device virtio-net-pci,netdev=n0 \
   -serial "file:$tmp/console.log" -monitor none -display none </dev/null >/dev/null 2>&1 &
 qemu=$!
 pids+=($qemu)
