@@ -31,9 +31,9 @@ typedef struct site {
   ep_rpc_channel *south;
 } site;
 
-static int start_site(site *s, const char *mode) {
-  char extra[128];
-  snprintf(extra, sizeof extra, "provisioning = { mode = \"%s\"; };", mode);
+static int start_site_with(site *s, const char *mode, const char *more) {
+  char extra[512];
+  snprintf(extra, sizeof extra, "provisioning = { mode = \"%s\"; }; %s", mode, more);
   s->port = tu_free_port();
   if (harness_init_with(&s->h, daemon_path, plugin_dir, s->port,
                         "plugins = { enabled = [ \"storage-sqlite\", \"auth-local\" ]; };", extra) < 0 ||
@@ -74,10 +74,19 @@ static void stop_site(site *s) {
   harness_cleanup(&s->h);
 }
 
+static int start_site(site *s, const char *mode) { return start_site_with(s, mode, ""); }
+
 static int setup_nztp(void **state) {
   site *s = calloc(1, sizeof *s);
   *state = s;
   return start_site(s, "nztp");
+}
+
+/* Small southbound budgets, to reach them in a test. */
+static int setup_budgets(void **state) {
+  site *s = calloc(1, sizeof *s);
+  *state = s;
+  return start_site_with(s, "nztp", "southbound = { unknown_streams_max = 3; first_message_s = 1; };");
 }
 
 static int setup_non_ztp(void **state) {
@@ -387,6 +396,100 @@ static void onboarding_attempts_are_rate_limited_per_peer(void **state) {
   ep_rpc_result_clear(&r);
 }
 
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Unknown nodes flooding from one address spend that address's budget, not a registered
+ * node's: the registered node behind the same address (one NAT) still onboards at once. */
+static void a_flood_of_unknown_nodes_does_not_stop_a_registered_one(void **state) {
+  site *s = *state;
+  add_host(s, UUID_A, "SERIALA1", true, NULL);
+  ep_rpc_stream *flood = open_stream(s);
+  for (int i = 0; i < 40; i++) {
+    if (send_request(flood, UUID_B, "SERIALB2", NODE_MAC, "10.0.2.15") < 0) break;
+    Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(flood);
+    if (!resp) break;
+    onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  }
+  ep_rpc_result r = close_stream(flood);
+  assert_int_equal(r.status, EP_STATUS_RESOURCE_EXHAUSTED); /* 127.0.0.1's budget is spent */
+  ep_rpc_result_clear(&r);
+  double t0 = now_s();
+  ep_rpc_stream *stream = open_stream(s);
+  send_identity(stream, UUID_A, "SERIALA1");
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(stream);
+  assert_non_null(resp);
+  assert_int_equal(resp->node_state, NODE_ONBOARDED);
+  onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  assert_true(now_s() - t0 < 2.0);
+  assert_null(read_response(stream)); /* the service ends the stream after the credentials */
+  r = close_stream(stream);
+  assert_int_equal(r.status, 0);
+}
+
+/* southbound.unknown_streams_max streams of unknown nodes wait at once; the next is refused at
+ * once with when to ask again, and a place frees when one ends. */
+static void unknown_streams_are_bounded(void **state) {
+  site *s = *state;
+  ep_rpc_stream *waiting[3];
+  for (int i = 0; i < 3; i++) {
+    waiting[i] = open_stream(s);
+    send_identity(waiting[i], UUID_B, "SERIALB2");
+    Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(waiting[i]);
+    assert_non_null(resp);
+    assert_int_equal(resp->status->code, EP_STATUS_NOT_FOUND);
+    onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  }
+  ep_rpc_stream *extra = open_stream(s);
+  send_identity(extra, UUID_B, "SERIALB2");
+  assert_null(read_response(extra));
+  ep_rpc_result r = close_stream(extra);
+  assert_int_equal(r.status, EP_STATUS_RESOURCE_EXHAUSTED);
+  assert_non_null(strstr(r.message, "too many unregistered nodes are waiting (southbound.unknown_streams_max); ask again in"));
+  ep_rpc_result_clear(&r);
+  /* A registered node is not counted. */
+  add_host(s, UUID_A, "SERIALA1", false, NULL);
+  ep_rpc_stream *known = open_stream(s);
+  send_identity(known, UUID_A, "SERIALA1");
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(known);
+  assert_non_null(resp);
+  assert_int_equal(resp->node_state, NODE_REGISTERED);
+  onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  close_stream(known);
+  /* One unknown stream ends: its place is given to the next. */
+  close_stream(waiting[0]);
+  bool admitted = false;
+  for (int attempt = 0; attempt < 50 && !admitted; attempt++) {
+    usleep(100 * 1000);
+    ep_rpc_stream *again = open_stream(s);
+    send_identity(again, UUID_B, "SERIALB2");
+    resp = read_response(again);
+    admitted = resp && resp->status->code == EP_STATUS_NOT_FOUND;
+    if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+    ep_rpc_result end = close_stream(again);
+    ep_rpc_result_clear(&end);
+  }
+  assert_true(admitted);
+  for (int i = 1; i < 3; i++) close_stream(waiting[i]);
+}
+
+/* A stream that never says who it is ends after southbound.first_message_s. */
+static void a_silent_stream_is_ended(void **state) {
+  site *s = *state;
+  double t0 = now_s();
+  ep_rpc_stream *silent = open_stream(s);
+  assert_null(read_response(silent));
+  ep_rpc_result r = close_stream(silent);
+  double waited = now_s() - t0;
+  assert_int_equal(r.status, EP_STATUS_RESOURCE_EXHAUSTED);
+  assert_non_null(strstr(r.message, "no request within 1000 ms"));
+  assert_true(waited >= 0.9 && waited < 5.0);
+  ep_rpc_result_clear(&r);
+}
+
 /* Finding 2: an invalidated host stays invalidated, whatever its node sends; and what a
  * node repeats is not written again. */
 static void invalidated_stays_invalidated_and_repeats_write_nothing(void **state) {
@@ -521,6 +624,9 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(onboarding_attempts_are_rate_limited_per_peer, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(invalidated_stays_invalidated_and_repeats_write_nothing, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(invalid_fields_are_named, setup_nztp, teardown),
+      cmocka_unit_test_setup_teardown(a_flood_of_unknown_nodes_does_not_stop_a_registered_one, setup_budgets, teardown),
+      cmocka_unit_test_setup_teardown(unknown_streams_are_bounded, setup_budgets, teardown),
+      cmocka_unit_test_setup_teardown(a_silent_stream_is_ended, setup_budgets, teardown),
       cmocka_unit_test_setup_teardown(create_nodes_is_off_by_default, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(create_nodes_needs_the_token_and_is_rate_limited, setup_create_nodes, teardown),
       cmocka_unit_test_setup_teardown(non_ztp_waits_for_the_operator, setup_non_ztp, teardown),

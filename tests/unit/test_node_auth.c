@@ -56,7 +56,7 @@ static int setup(void **state) {
   int port = 0;
   char target[64];
   snprintf(f->unix_address, sizeof f->unix_address, "unix:%s/rpc.sock", f->site->dir);
-  if (ep_rpc_server_new(&f->server, 0) < 0 || ep_rpc_server_add_method(f->server, &methods[0]) < 0 ||
+  if (ep_rpc_server_new(&f->server, NULL) < 0 || ep_rpc_server_add_method(f->server, &methods[0]) < 0 ||
       ep_rpc_server_add_method(f->server, &methods[1]) < 0 ||
       ep_rpc_server_listen(f->server, "127.0.0.1:0", NULL, &port) < 0 ||
       ep_rpc_server_listen(f->server, f->unix_address, NULL, NULL) < 0 || ep_rpc_server_start(f->server) < 0)

@@ -46,7 +46,7 @@ static int setup_with(void **state, const char *config) {
     return -1;
   int port = 0;
   char target[64];
-  if (ep_node_service_new(&f->service, f->t->inv, f->t->site->plugins) < 0 || ep_rpc_server_new(&f->server, 0) < 0 ||
+  if (ep_node_service_new(&f->service, f->t->inv, f->t->site->plugins) < 0 || ep_rpc_server_new(&f->server, NULL) < 0 ||
       ep_node_service_register(f->service, f->server) < 0 ||
       ep_rpc_server_listen(f->server, "127.0.0.1:0", NULL, &port) < 0 || ep_rpc_server_start(f->server) < 0)
     return -1;

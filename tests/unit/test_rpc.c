@@ -102,7 +102,7 @@ static int start_server(fixture *f, const ep_rpc_tls *tls) {
                              {.path = "/test.Echo/Chat", .kind = EP_RPC_BIDI_STREAMING, .handler = chat, .data = f},
                              {.path = "/test.Echo/Peer", .kind = EP_RPC_UNARY, .handler = peer, .data = f}};
   int port = 0;
-  if (ep_rpc_server_new(&f->server, 1024 * 1024) < 0) return -1;
+  if (ep_rpc_server_new(&f->server, &(ep_rpc_server_options){.max_message = 1024 * 1024}) < 0) return -1;
   for (int i = 0; i < 4; i++)
     if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
   if (ep_rpc_server_listen(f->server, "127.0.0.1:0", tls, &port) < 0) return -1;

@@ -135,7 +135,7 @@ static int setup(void **state) {
       {.path = FLOOD, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &flood_ops},
   };
   int port = 0;
-  if (ep_rpc_server_new(&f->server, 4 << 20) < 0) return -1;
+  if (ep_rpc_server_new(&f->server, &(ep_rpc_server_options){.max_message = 4 << 20}) < 0) return -1;
   for (int i = 0; i < 3; i++)
     if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
   if (ep_rpc_server_listen(f->server, "127.0.0.1:0", NULL, &port) < 0 || ep_rpc_server_start(f->server) < 0) return -1;

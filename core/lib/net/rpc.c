@@ -121,9 +121,11 @@ struct ep_rpc_server {
   ep_rpc_method *methods;
   size_t method_count;
   bool started;
+  ep_rpc_server_options options; /* with the defaults filled in */
+  grpc_resource_quota *quota;     /* NULL without options.memory_max */
   pthread_t pollers[EP_RPC_POLLERS];
   int poller_count;
-  pthread_t workers[EP_RPC_WORKERS];
+  pthread_t *workers;
   int worker_count;
   pthread_mutex_t lock; /* guards what follows; taken after a call's lock, never before */
   pthread_cond_t cond;  /* active, threads or shutdown_done changed */
@@ -135,6 +137,8 @@ struct ep_rpc_server {
   bool stopping;
   bool shutdown_done;
   char shutdown_tag;
+  atomic_bool scanning;  /* a poller is looking for calls past their first-message deadline */
+  atomic_llong scanned_ms; /* when one last did (monotonic ms) */
 };
 
 struct ep_rpc_call {
@@ -152,6 +156,8 @@ struct ep_rpc_call {
   atomic_int refs;      /* ep_rpc_call_ref's; the memory lives until holds and refs are 0 */
   bool over;            /* call_over ran or runs: the gRPC call is released */
   struct ep_rpc_call *live_prev, *live_next; /* in server->live until over (server's lock) */
+  gpr_timespec first_deadline;  /* method->first_message_ms after the call came; set once */
+  atomic_bool first_message;    /* a message arrived (read by the deadline scan) */
   bool counted;         /* counts in server->active until it is over */
   /* receiving */
   grpc_byte_buffer *recv_buffer; /* filled by the RECV batch */
@@ -381,14 +387,47 @@ static int request_slot(ep_rpc_server *server) {
   return 0;
 }
 
-int ep_rpc_server_new(ep_rpc_server **out, size_t max_message) {
+int ep_rpc_server_new(ep_rpc_server **out, const ep_rpc_server_options *options) {
   ep_rpc_server *server = calloc(1, sizeof *server);
   if (!server) return ep_error_set(EP_ENOMEM, "out of memory");
+  ep_rpc_server_options o = options ? *options : (ep_rpc_server_options){0};
+  if (!o.max_message) o.max_message = EP_RPC_MESSAGE_MAX_DEFAULT;
+  if (o.workers <= 0) o.workers = EP_RPC_WORKERS;
+  if (o.calls_max <= 0) o.calls_max = EP_RPC_CALLS_MAX;
+  server->options = o;
+  server->workers = calloc((size_t)o.workers, sizeof *server->workers);
+  if (!server->workers) {
+    free(server);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
   rpc_init();
-  grpc_arg arg = {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
-                  .value.integer = (int)(max_message ? max_message : EP_RPC_MESSAGE_MAX_DEFAULT)};
-  grpc_channel_args args = {.num_args = 1, .args = &arg};
-  server->grpc = grpc_server_create(&args, NULL);
+  grpc_arg args[8];
+  size_t n = 0;
+  args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+                         .value.integer = (int)o.max_message};
+  if (o.streams_per_connection > 0)
+    args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                           .value.integer = o.streams_per_connection};
+  if (o.handshake_timeout_ms > 0)
+    args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS,
+                           .value.integer = o.handshake_timeout_ms};
+  if (o.keepalive_ms > 0) {
+    args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = o.keepalive_ms};
+    if (o.keepalive_timeout_ms > 0)
+      args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             .value.integer = o.keepalive_timeout_ms};
+  }
+  if (o.idle_timeout_ms > 0)
+    args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+                           .value.integer = o.idle_timeout_ms};
+  if (o.memory_max > 0) {
+    server->quota = grpc_resource_quota_create("edgeprov-server");
+    grpc_resource_quota_resize(server->quota, o.memory_max);
+    args[n++] = (grpc_arg){.type = GRPC_ARG_POINTER, .key = GRPC_ARG_RESOURCE_QUOTA,
+                           .value.pointer = {server->quota, grpc_resource_quota_arg_vtable()}};
+  }
+  grpc_channel_args channel_args = {.num_args = n, .args = args};
+  server->grpc = grpc_server_create(&channel_args, NULL);
   server->cq = grpc_completion_queue_create_for_next(NULL);
   grpc_server_register_completion_queue(server->grpc, server->cq, NULL);
   pthread_mutex_init(&server->lock, NULL);
@@ -485,12 +524,15 @@ static void accept_call(ep_rpc_server *server, ep_rpc_call *c) {
   c->method = find_method(server, c->path);
   c->mode = !c->method || c->method->kind == EP_RPC_UNARY ? MODE_UNARY : c->method->stream ? MODE_EVENTS : MODE_THREAD;
   pthread_mutex_lock(&server->lock);
-  bool room = server->active < EP_RPC_CALLS_MAX && !server->stopping &&
-              (c->mode != MODE_THREAD || server->threads < EP_RPC_CALLS_MAX);
+  bool room = server->active < server->options.calls_max && !server->stopping &&
+              (c->mode != MODE_THREAD || server->threads < server->options.calls_max);
   if (room) {
     server->active++;
     if (c->mode == MODE_THREAD) server->threads++;
     if (c->mode == MODE_EVENTS && c->method) {
+      if (c->method->first_message_ms > 0)
+        c->first_deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                         gpr_time_from_millis(c->method->first_message_ms, GPR_TIMESPAN));
       c->live_next = server->live;
       if (server->live) server->live->live_prev = c;
       server->live = c;
@@ -548,6 +590,7 @@ static void complete(ep_rpc_call *c, tag_kind kind, bool success) {
       uint8_t *data = NULL;
       size_t len = 0;
       if (buffer_to_bytes(c->recv_buffer, &data, &len) == 0) {
+        atomic_store(&c->first_message, true);
         c->message = data;
         c->message_len = len;
         c->has_message = true;
@@ -591,11 +634,48 @@ static void complete(ep_rpc_call *c, tag_kind kind, bool success) {
   settle_unlock(c);
 }
 
+/* Ends the event-driven calls whose first message has not come by their method's
+ * first_message_ms: at most every SCAN_MS, by one poller at a time. */
+#define SCAN_MS 250
+static void end_silent_calls(ep_rpc_server *server) {
+  gpr_timespec now = gpr_now(GPR_CLOCK_MONOTONIC);
+  long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+  if (now_ms - atomic_load(&server->scanned_ms) < SCAN_MS || atomic_exchange(&server->scanning, true)) return;
+  atomic_store(&server->scanned_ms, now_ms);
+  enum { BATCH = 256 };
+  ep_rpc_call *late[BATCH];
+  size_t count = 0;
+  pthread_mutex_lock(&server->lock);
+  /* A call in the list has not left the server, so taking a reference is safe (see
+   * wake_live_calls); first_deadline is set before the call joins the list. */
+  for (ep_rpc_call *c = server->live; c && count < BATCH; c = c->live_next) {
+    if (!c->method->first_message_ms || atomic_load(&c->first_message) || gpr_time_cmp(now, c->first_deadline) < 0)
+      continue;
+    atomic_fetch_add(&c->refs, 1);
+    late[count++] = c;
+  }
+  pthread_mutex_unlock(&server->lock);
+  for (size_t i = 0; i < count; i++) {
+    ep_rpc_call *c = late[i];
+    pthread_mutex_lock(&c->lock);
+    if (!c->finished && !atomic_load(&c->first_message)) {
+      char message[128];
+      snprintf(message, sizeof message, "no request within %d ms of the call; call again", c->method->first_message_ms);
+      refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, message);
+    }
+    pthread_mutex_unlock(&c->lock);
+    ep_rpc_call_unref(c);
+  }
+  atomic_store(&server->scanning, false);
+}
+
 static void *poller_main(void *arg) {
   ep_rpc_server *server = arg;
   for (;;) {
-    grpc_event ev = grpc_completion_queue_next(server->cq, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev = grpc_completion_queue_next(
+        server->cq, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_millis(SCAN_MS, GPR_TIMESPAN)), NULL);
     if (ev.type == GRPC_QUEUE_SHUTDOWN) break;
+    end_silent_calls(server);
     if (ev.type != GRPC_OP_COMPLETE) continue;
     if (ev.tag == &server->shutdown_tag) {
       pthread_mutex_lock(&server->lock);
@@ -731,7 +811,7 @@ int ep_rpc_server_start(ep_rpc_server *server) {
   server->started = true;
   for (int i = 0; i < EP_RPC_SLOTS; i++)
     if (request_slot(server) < 0) return ep_error_set(EP_EIO, "cannot wait for calls");
-  for (; server->worker_count < EP_RPC_WORKERS; server->worker_count++)
+  for (; server->worker_count < server->options.workers; server->worker_count++)
     if (pthread_create(&server->workers[server->worker_count], NULL, worker_main, server) != 0) break;
   for (; server->poller_count < EP_RPC_POLLERS; server->poller_count++)
     if (pthread_create(&server->pollers[server->poller_count], NULL, poller_main, server) != 0) break;
@@ -802,6 +882,8 @@ void ep_rpc_server_free(ep_rpc_server *server, int grace_ms) {
     }
   }
   grpc_completion_queue_destroy(server->cq);
+  if (server->quota) grpc_resource_quota_unref(server->quota);
+  free(server->workers);
   for (size_t i = 0; i < server->method_count; i++) free((char *)server->methods[i].path);
   free(server->methods);
   pthread_cond_destroy(&server->cond);

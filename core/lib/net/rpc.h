@@ -24,7 +24,7 @@
 
 #define EP_RPC_CALLS_MAX 16384           /* calls a server handles at once; more get RESOURCE_EXHAUSTED */
 #define EP_RPC_POLLERS 2                 /* threads that poll a server's completion queue */
-#define EP_RPC_WORKERS 32                /* threads that run a server's handlers and events */
+#define EP_RPC_WORKERS 8                 /* threads that run a server's handlers and events */
 #define EP_RPC_SLOTS 64                  /* calls gRPC may hand over before a poller asks for more */
 #define EP_RPC_SEND_QUEUE_MAX 16         /* messages an event-driven call may have waiting to be sent */
 #define EP_RPC_SEND_QUEUE_BYTES (8u << 20) /* ... and their bytes */
@@ -80,10 +80,26 @@ typedef struct ep_rpc_method {
   ep_rpc_handler handler;          /* either this ... */
   void *data;                      /* (handed to handler and to stream->open) */
   const ep_rpc_stream_ops *stream; /* ... or this, for a streaming method */
+  int first_message_ms; /* stream: a call whose first message has not come this long after it
+                         * opened is ended RESOURCE_EXHAUSTED, so silent calls cannot pile up
+                         * (0: no limit) */
 } ep_rpc_method;
 
-/* Creates a server that refuses messages longer than max_message bytes (0: the default). */
-int ep_rpc_server_new(ep_rpc_server **out, size_t max_message);
+/* A server's budgets; 0 (or a zeroed struct) means the default named. */
+typedef struct ep_rpc_server_options {
+  size_t max_message;         /* longest message received (EP_RPC_MESSAGE_MAX_DEFAULT) */
+  int workers;                /* threads that run handlers and events (EP_RPC_WORKERS) */
+  int calls_max;              /* calls at once; more are answered RESOURCE_EXHAUSTED (EP_RPC_CALLS_MAX) */
+  int streams_per_connection; /* concurrent calls one connection may open (gRPC: unbounded) */
+  int handshake_timeout_ms;   /* a connection's TLS and HTTP/2 handshake (gRPC: 120 s) */
+  int keepalive_ms;           /* pings an idle connection this often, drops it unanswered (off) */
+  int keepalive_timeout_ms;   /* ... after this long (gRPC: 20 s) */
+  int idle_timeout_ms;        /* closes a connection without calls for this long (off) */
+  size_t memory_max;          /* gRPC's resource quota for the server's connections (none) */
+} ep_rpc_server_options;
+
+/* Creates a server with options (NULL: every default). */
+int ep_rpc_server_new(ep_rpc_server **out, const ep_rpc_server_options *options);
 
 /* Registers a method (before ep_rpc_server_start; the path is copied). Calls to paths not
  * registered are answered UNIMPLEMENTED. */

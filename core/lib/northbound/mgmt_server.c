@@ -194,7 +194,7 @@ int ep_mgmt_server_start(ep_mgmt_server **out, ep_inventory *inv, const struct e
   server->plugins = plugins;
   char *cert = NULL, *key = NULL;
   bool tcp = strncmp(config->listen_management, "unix:", 5) != 0;
-  int r = ep_rpc_server_new(&server->rpc, EP_MGMT_MESSAGE_MAX);
+  int r = ep_rpc_server_new(&server->rpc, &(ep_rpc_server_options){.max_message = EP_MGMT_MESSAGE_MAX});
   for (size_t i = 0; r == 0 && ep_mgmt_unary_methods[i]; i++) {
     char path[128];
     snprintf(path, sizeof path, "%s%s", EP_MGMT_SERVICE, ep_mgmt_unary_methods[i]);

@@ -275,11 +275,22 @@ static const core_key core_keys[] = {
      EP_CONFIG_LIMIT_MAX},
     {"limits", "node_log_lines_burst", KEY_INT, offsetof(ep_config, limits.node_log_lines_burst), NULL, 1,
      EP_CONFIG_LIMIT_MAX},
+    {"southbound", "workers", KEY_INT, offsetof(ep_config, southbound.workers), NULL, 1, 256},
+    {"southbound", "calls_max", KEY_INT, offsetof(ep_config, southbound.calls_max), NULL, 16, 1000000},
+    {"southbound", "streams_per_connection", KEY_INT, offsetof(ep_config, southbound.streams_per_connection), NULL,
+     1, 100000},
+    {"southbound", "handshake_timeout_s", KEY_INT, offsetof(ep_config, southbound.handshake_timeout_s), NULL, 1, 300},
+    {"southbound", "keepalive_s", KEY_INT, offsetof(ep_config, southbound.keepalive_s), NULL, 0, 86400},
+    {"southbound", "idle_timeout_s", KEY_INT, offsetof(ep_config, southbound.idle_timeout_s), NULL, 0, 86400},
+    {"southbound", "memory_mb", KEY_INT, offsetof(ep_config, southbound.memory_mb), NULL, 64, 1048576},
+    {"southbound", "first_message_s", KEY_INT, offsetof(ep_config, southbound.first_message_s), NULL, 1, 3600},
+    {"southbound", "unknown_streams_max", KEY_INT, offsetof(ep_config, southbound.unknown_streams_max), NULL, 0,
+     1000000},
 };
 #pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "onboarding"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "onboarding", "southbound"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -302,6 +313,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   c->change_log_retention = EP_CONFIG_RETENTION_DEFAULT;
   c->limits = (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST,
                                  EP_CONFIG_NODE_LOG_LINES_PER_S, EP_CONFIG_NODE_LOG_LINES_BURST};
+  c->southbound = (ep_config_southbound)EP_CONFIG_SOUTHBOUND_DEFAULTS;
   if (replace_string(&c->listen_management, "unix:/run/edgeprov/edgeprov.sock") < 0 ||
       replace_string(&c->listen_grpc, "127.0.0.1:7443") < 0 ||
       replace_string(&c->listen_https, "127.0.0.1:8443") < 0 ||

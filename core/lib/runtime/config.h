@@ -73,6 +73,22 @@ typedef struct ep_config_limits {
   int64_t node_log_lines_burst;
 } ep_config_limits;
 
+/* southbound.*: budgets of the node-facing gRPC server (README, "Southbound limits"). Nodes
+ * not (yet) known to the inventory get their own, smaller budget, so a flood of them, even from
+ * the address of a whole site behind one NAT, cannot starve registered nodes. */
+typedef struct ep_config_southbound {
+  int64_t workers;                /* threads serving every call */
+  int64_t calls_max;              /* calls at once; more get RESOURCE_EXHAUSTED */
+  int64_t streams_per_connection; /* calls one connection may have open */
+  int64_t handshake_timeout_s;    /* a connection's TLS and HTTP/2 handshake */
+  int64_t keepalive_s;            /* idle connections are pinged this often, dropped if silent */
+  int64_t idle_timeout_s;         /* a connection without calls is closed after this */
+  int64_t memory_mb;              /* gRPC's memory quota for all connections */
+  int64_t first_message_s;        /* an onboarding stream must say who it is within this */
+  int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
+} ep_config_southbound;
+#define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 16384, 100, 10, 60, 600, 1024, 10, 1000}
+
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
@@ -95,6 +111,7 @@ typedef struct ep_config {
   ep_strv cloudinit_fragments;     /* cloudinit.fragments: cloud-config files merged into user-data */
   ep_config_artifacts artifacts; /* artifacts.* */
   ep_config_limits limits;       /* limits.* */
+  ep_config_southbound southbound; /* southbound.* */
   bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
   int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
   bool plugins_enabled_set; /* false: every plugin found is enabled */

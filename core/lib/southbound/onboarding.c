@@ -2,6 +2,7 @@
 #define _GNU_SOURCE /* explicit_bzero */
 #include "southbound/onboarding.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,17 @@
 typedef Onboardingmgr__V1__OnboardNodeStreamRequest stream_request;
 typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
 
-/* Budgets of the unauthenticated onboarding stream. A real node asks again with backoff (2 s
- * doubling to 32 s), so it never meets the per-address budget; a site where many nodes
- * share one NAT address onboards them at ONBOARD_ATTEMPTS_PER_S. */
+/* Budgets of the unauthenticated onboarding stream. A message from a registered node is held
+ * to a budget of its own host (ONBOARD_ATTEMPTS_* per UUID); a message from a node the
+ * inventory does not know, to its source address's (the same figures), and its stream to
+ * southbound.unknown_streams_max streams of unknown nodes waiting at once. So a flood of
+ * unknown nodes, even from the address of a whole site behind one NAT, never takes a
+ * registered node's turn. A real node asks again with backoff (2 s doubling to 32 s), so it
+ * never meets its own budget. */
 #define ONBOARD_ATTEMPTS_PER_S 2.0
 #define ONBOARD_ATTEMPTS_BURST 20
-#define ONBOARD_PEERS_TRACKED 65536
+#define ONBOARD_PEERS_TRACKED 65536 /* addresses (or hosts) whose budgets are kept at once */
+#define UNKNOWN_RETRY_S 30          /* the retry hint when unknown streams are over budget */
 /* CreateNodes (an operator's bulk registration on the node-facing port, when enabled). */
 #define CREATE_NODES_PER_S 1.0
 #define CREATE_NODES_BURST 5
@@ -35,7 +41,10 @@ struct ep_onboarding {
   const ep_plugin_set *plugins;
   const ep_config *config;
   char *operator_token;      /* NULL: CreateNodes is refused */
-  ep_ratelimit *per_peer;        /* onboarding messages, by the address the server sees */
+  ep_ratelimit *per_peer;        /* unknown nodes' messages, by the address the server sees */
+  ep_ratelimit *per_host;        /* registered nodes' messages, by host UUID */
+  pthread_mutex_t lock;          /* guards unknown_streams */
+  int64_t unknown_streams;       /* streams whose node is unknown, waiting */
   ep_ratelimit *create_per_peer; /* CreateNodes calls, by address */
 };
 
@@ -199,7 +208,37 @@ static int send_not_registered(ep_rpc_call *call, const stream_request *req) {
 typedef struct onboarding_stream {
   ep_onboarding *ob;
   char peer[EP_IP_TEXT_MAX + 1]; /* the address the transport saw, "" for none */
+  bool unknown;                  /* counted in ob->unknown_streams */
 } onboarding_stream;
+
+/* Counts st as a stream of an unknown node, when there is room. Returns false, after ending
+ * the call RESOURCE_EXHAUSTED with when to ask again, when there is none. */
+static bool admit_unknown(onboarding_stream *st, ep_rpc_call *call) {
+  if (st->unknown) return true;
+  ep_onboarding *ob = st->ob;
+  pthread_mutex_lock(&ob->lock);
+  bool room = ob->unknown_streams < ob->config->southbound.unknown_streams_max;
+  if (room) ob->unknown_streams++;
+  pthread_mutex_unlock(&ob->lock);
+  if (!room) {
+    char message[200];
+    snprintf(message, sizeof message,
+             "too many unregistered nodes are waiting (southbound.unknown_streams_max); ask again in %d s",
+             UNKNOWN_RETRY_S);
+    ep_rpc_call_finish(call, EP_STATUS_RESOURCE_EXHAUSTED, message, NULL, 0);
+    return false;
+  }
+  st->unknown = true;
+  return true;
+}
+
+static void forget_unknown(onboarding_stream *st) {
+  if (!st->unknown) return;
+  pthread_mutex_lock(&st->ob->lock);
+  st->ob->unknown_streams--;
+  pthread_mutex_unlock(&st->ob->lock);
+  st->unknown = false;
+}
 
 static void *stream_open(void *data, ep_rpc_call *call) {
   onboarding_stream *st = calloc(1, sizeof *st);
@@ -217,15 +256,24 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
   if (!st) return;
   ep_onboarding *ob = st->ob;
   const char *peer = st->peer;
-  if (!within_budget(ob->per_peer, call, peer, "onboarding attempts")) return;
   stream_request *req = onboardingmgr__v1__onboard_node_stream_request__unpack(NULL, len, bytes);
   if (!req) {
-    ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid OnboardNodeStreamRequest", NULL, 0);
+    if (within_budget(ob->per_peer, call, peer, "onboarding attempts"))
+      ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid OnboardNodeStreamRequest", NULL, 0);
     return;
   }
   ep_inv_host *host = NULL;
   int r = check_request(req);
   if (r == 0) r = find_host(ob, req, peer, &host);
+  /* The budget follows who the node is: its host's, or its address's when it is unknown. */
+  bool known = r == 0;
+  if (!within_budget(known ? ob->per_host : ob->per_peer, call, known ? host->uuid : peer, "onboarding attempts") ||
+      (r == EP_ENOENT && !admit_unknown(st, call))) {
+    ep_inv_host_free(host);
+    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+    return;
+  }
+  if (known) forget_unknown(st); /* registered since its last message */
   if (r == EP_ENOENT) {
     r = send_not_registered(call, req);
     onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
@@ -276,6 +324,7 @@ static void stream_half_close(void *state, ep_rpc_call *call) {
 
 static void stream_close(void *state, ep_rpc_call *call) {
   (void)call;
+  if (state) forget_unknown(state);
   free(state);
 }
 
@@ -372,7 +421,9 @@ int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_se
   ob->inv = inv;
   ob->plugins = plugins;
   ob->config = config;
+  pthread_mutex_init(&ob->lock, NULL);
   if (ep_ratelimit_new(&ob->per_peer, ONBOARD_ATTEMPTS_PER_S, ONBOARD_ATTEMPTS_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
+      ep_ratelimit_new(&ob->per_host, ONBOARD_ATTEMPTS_PER_S, ONBOARD_ATTEMPTS_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
       ep_ratelimit_new(&ob->create_per_peer, CREATE_NODES_PER_S, CREATE_NODES_BURST, ONBOARD_PEERS_TRACKED) < 0) {
     ep_onboarding_free(ob);
     return EP_ENOMEM;
@@ -397,7 +448,8 @@ int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
   ep_rpc_method methods[] = {{.path = EP_ONBOARDING_SERVICE_STREAM,
                               .kind = EP_RPC_BIDI_STREAMING,
                               .data = ob,
-                              .stream = &onboarding_stream_ops},
+                              .stream = &onboarding_stream_ops,
+                              .first_message_ms = (int)ob->config->southbound.first_message_s * 1000},
                              {.path = EP_ONBOARDING_SERVICE_CREATE,
                               .kind = EP_RPC_UNARY,
                               .handler = handle_create_nodes,
@@ -410,7 +462,9 @@ int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
 void ep_onboarding_free(ep_onboarding *ob) {
   if (!ob) return;
   ep_ratelimit_free(ob->per_peer);
+  ep_ratelimit_free(ob->per_host);
   ep_ratelimit_free(ob->create_per_peer);
+  pthread_mutex_destroy(&ob->lock);
   if (ob->operator_token) {
     explicit_bzero(ob->operator_token, strlen(ob->operator_token));
     free(ob->operator_token);

@@ -47,7 +47,19 @@ static int listen_southbound(ep_southbound *sb, const ep_config *config) {
 int ep_southbound_start(ep_southbound **out, ep_inventory *inv, const ep_plugin_set *plugins, const ep_config *config) {
   ep_southbound *sb = calloc(1, sizeof *sb);
   if (!sb) return ep_error_set(EP_ENOMEM, "out of memory");
-  int r = ep_rpc_server_new(&sb->rpc, EP_SOUTHBOUND_MESSAGE_MAX);
+  const ep_config_southbound *b = &config->southbound;
+  ep_rpc_server_options options = {
+      .max_message = EP_SOUTHBOUND_MESSAGE_MAX,
+      .workers = (int)b->workers,
+      .calls_max = (int)b->calls_max,
+      .streams_per_connection = (int)b->streams_per_connection,
+      .handshake_timeout_ms = (int)b->handshake_timeout_s * 1000,
+      .keepalive_ms = (int)b->keepalive_s * 1000,
+      .keepalive_timeout_ms = 20000,
+      .idle_timeout_ms = (int)b->idle_timeout_s * 1000,
+      .memory_max = (size_t)b->memory_mb << 20,
+  };
+  int r = ep_rpc_server_new(&sb->rpc, &options);
   if (r == 0) r = ep_onboarding_new(&sb->onboarding, inv, plugins, config);
   if (r == 0) r = ep_onboarding_register(sb->onboarding, sb->rpc);
   if (r == 0) r = ep_node_service_new(&sb->node_service, inv, plugins);
