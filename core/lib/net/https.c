@@ -212,8 +212,8 @@ int ep_https_server_set_limits(ep_https_server *s, const ep_https_limits *l) {
   else if (l->handler_threads < 1 || l->handler_threads > EP_HTTPS_THREADS_MAX) bad = "https.handler_threads";
   else if (l->connections_max < 1 || l->connections_max > EP_HTTPS_CONNECTIONS_MAX) bad = "https.connections_max";
   else if (l->connections_per_ip < 1 || l->connections_per_ip > l->connections_max) bad = "https.connections_per_ip";
-  else if (l->header_timeout_s < 1 || l->header_timeout_s > 86400) bad = "https.header_timeout_s";
-  else if (l->idle_timeout_s < 1 || l->idle_timeout_s > 86400) bad = "https.idle_timeout_s";
+  else if (l->header_timeout_s < 1 || l->header_timeout_s > EP_HTTPS_TIMEOUT_S_MAX) bad = "https.header_timeout_s";
+  else if (l->idle_timeout_s < 1 || l->idle_timeout_s > EP_HTTPS_TIMEOUT_S_MAX) bad = "https.idle_timeout_s";
   if (bad)
     return ep_error_set(EP_EINVAL, "'%s': out of range (threads 1 to %d; connections_per_ip at most connections_max; "
                         "timeouts at least 1 s)", bad, EP_HTTPS_THREADS_MAX);

@@ -16,6 +16,7 @@
 #define EP_HTTPS_FORM_VALUE_MAX 1024      /* longest field value, with its NUL */
 #define EP_HTTPS_THREADS_MAX 64           /* most connection or handler threads */
 #define EP_HTTPS_CONNECTIONS_MAX 1000000  /* largest connections_max */
+#define EP_HTTPS_TIMEOUT_S_MAX 86400      /* longest header or idle timeout */
 
 /* What the server holds its clients to (the site's https.* settings). A fixed number of
  * threads serves every connection, however many clients there are; a client that sends its
@@ -29,7 +30,7 @@ typedef struct ep_https_limits {
   unsigned connections_per_ip; /* open connections from one address, at most connections_max */
   unsigned header_timeout_s;   /* a new connection's first request, headers and body, is in by then */
   unsigned idle_timeout_s;     /* a connection moving no byte is closed; a kept-alive one has this
-                                  plus header_timeout_s for its next request */
+                                  plus header_timeout_s for its next request. Both 1..EP_HTTPS_TIMEOUT_S_MAX */
 } ep_https_limits;
 #define EP_HTTPS_THREADS_DEFAULT 4
 #define EP_HTTPS_HANDLER_THREADS_DEFAULT 4

@@ -73,6 +73,18 @@ typedef struct ep_config_limits {
   int64_t node_log_lines_burst;
 } ep_config_limits;
 
+/* https.*: the embedded HTTPS server's threads, connection caps and request deadline (see
+ * ep_https_limits in net/https.h, which holds the defaults and ranges). connections_per_ip
+ * defaults to a quarter of connections_max and may not exceed it. */
+typedef struct ep_config_https {
+  int64_t threads;
+  int64_t handler_threads;
+  int64_t connections_max;
+  int64_t connections_per_ip;
+  int64_t header_timeout_s;
+  int64_t idle_timeout_s;
+} ep_config_https;
+
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
@@ -95,6 +107,7 @@ typedef struct ep_config {
   ep_strv cloudinit_fragments;     /* cloudinit.fragments: cloud-config files merged into user-data */
   ep_config_artifacts artifacts; /* artifacts.* */
   ep_config_limits limits;       /* limits.* */
+  ep_config_https https;         /* https.* */
   bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
   int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
