@@ -697,7 +697,8 @@ int ep_https_server_start(ep_https_server *s, int *ret_port) {
   pthread_mutex_unlock(&s->jobs_lock);
   for (; s->handler_count < s->limits.handler_threads; s->handler_count++)
     if (pthread_create(&s->handlers[s->handler_count], NULL, handler_main, s) != 0) break;
-  s->sweeping = s->handler_count > 0 && pthread_create(&s->sweeper, NULL, sweep_main, s) == 0;
+  s->sweeping = s->handler_count > 0; /* before the thread starts: it runs while this holds */
+  if (s->sweeping && pthread_create(&s->sweeper, NULL, sweep_main, s) != 0) s->sweeping = false;
   if (s->sweeping) s->mhd = start_daemon(s, flags, port, s->cert != NULL, true);
   if (!s->mhd) {
     bool threads = s->sweeping;
