@@ -434,13 +434,17 @@ static void *sweep_main(void *arg) {
         s->late++;
       }
     if (now - reported >= REPORT_INTERVAL_MS && (s->late || s->evicted || s->refused)) {
-      ep_log(EP_LOG_WARN, "https",
-             "%" PRIu64 " connection(s) closed for a request not in within https.header_timeout_s, %" PRIu64
-             " closed to make room and %" PRIu64 " refused at https.connections_per_ip or https.connections_max; "
-             "%zu open",
-             s->late, s->evicted, s->refused, s->live);
+      uint64_t late = s->late, evicted = s->evicted, refused = s->refused;
+      size_t live = s->live;
       s->late = s->evicted = s->refused = 0;
       reported = now;
+      pthread_mutex_unlock(&s->conns_lock); /* not held while the log is written */
+      ep_log(EP_LOG_WARN, "https",
+             "connections since the last report: %" PRIu64 " closed at the request deadline (https.header_timeout_s), "
+             "%" PRIu64 " closed to make room and %" PRIu64 " refused (https.connections_per_ip, "
+             "https.connections_max); %zu open",
+             late, evicted, refused, live);
+      pthread_mutex_lock(&s->conns_lock);
     }
   }
   pthread_mutex_unlock(&s->conns_lock);
