@@ -93,7 +93,7 @@ check "the HTTPS server has its 9 threads: 4 connection, 4 handler, 1 deadline" 
 check "they stayed 9 through 1,100 connections" test "$max_https" -eq 9
 check "edgeprovd's threads did not grow with the connections" test "$max_threads" -le "$((threads_before + 4))"
 check "edgeprovd serves after the slowloris" sh -c "curl -sf --max-time 2 --cacert '$tmp/ca.pem' '$jwks_url' | grep -q keys"
-stop_daemon
+check "edgeprovd stops cleanly" stop_daemon
 
 # ---- over the per-address cap with every connection busy: refused at once --------------------
 site "$tmp/site.conf" "https = { connections_per_ip = 4; };"
@@ -150,5 +150,6 @@ check "four downloads hold the address's four connections" test "$(busy busy)" =
 check "a fifth connection is refused" test "$(busy fifth_answered)" = False
 check "at once (under 1 s), not left hanging" python3 -c "import sys; sys.exit(0 if $(busy fifth_s) < 1 else 1)"
 check "once one download is gone, a new connection is served" test "$(busy after_one_left_answered)" = True
+check "edgeprovd stops cleanly" stop_daemon
 
 finish

@@ -3,11 +3,11 @@
 #include "net/https.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
 #include "net/https_files.h"
@@ -419,13 +420,7 @@ static void *sweep_main(void *arg) {
   int64_t reported = now_ms();
   pthread_mutex_lock(&s->conns_lock);
   while (s->sweeping) {
-    struct timespec tick;
-    clock_gettime(CLOCK_MONOTONIC, &tick);
-    tick.tv_nsec += SWEEP_INTERVAL_MS * 1000000L;
-    if (tick.tv_nsec >= 1000000000L) {
-      tick.tv_sec++;
-      tick.tv_nsec -= 1000000000L;
-    }
+    struct timespec tick = ep_clock_deadline(CLOCK_MONOTONIC, SWEEP_INTERVAL_MS); /* sweep_wake's clock */
     pthread_cond_timedwait(&s->sweep_wake, &s->conns_lock, &tick);
     int64_t now = now_ms();
     for (tracked *t = s->conns; t; t = t->next)
@@ -469,8 +464,12 @@ static void *handler_main(void *arg) {
     upload *u = s->jobs_head;
     if (!u) break; /* stopping, and every queued request answered */
     if (!(s->jobs_head = u->next)) s->jobs_tail = NULL;
+    bool stopping = s->jobs_stopping;
     pthread_mutex_unlock(&s->jobs_lock);
-    u->rt->handler(u->rt->data, &u->request, &u->response);
+    if (stopping) /* the server stops: not held up by what waits behind a slow handler */
+      u->response = (ep_https_response){.status = 503, .content_type = "text/plain"};
+    else
+      u->rt->handler(u->rt->data, &u->request, &u->response);
     u->stage = UPLOAD_ANSWERED;
     MHD_resume_connection(u->connection); /* publishes u to the connection's thread */
     pthread_mutex_lock(&s->jobs_lock);
@@ -670,8 +669,9 @@ static struct MHD_Daemon *start_daemon(ep_https_server *s, unsigned int flags, u
   return MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, options, MHD_OPTION_END);
 }
 
-/* Stops the deadline and handler threads; the handlers finish what is queued (and resume its
- * connections, which libmicrohttpd must not find suspended when it stops). */
+/* Stops the deadline and handler threads: handlers running finish, requests still queued get
+ * 503, and every suspended connection is resumed (libmicrohttpd must find none suspended when
+ * it stops). */
 static void stop_threads(ep_https_server *s) {
   pthread_mutex_lock(&s->conns_lock);
   bool sweeping = s->sweeping;

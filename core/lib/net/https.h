@@ -109,7 +109,7 @@ int ep_https_server_start(ep_https_server *server, int *ret_port);
  * started. Returns 0, or EP_EIO/EP_EINVAL with the error set. */
 int ep_https_server_serve_fd(ep_https_server *server, int fd);
 
-/* Stops (in-flight requests finish, queued handlers run) and frees. Accepts NULL. */
+/* Stops (handlers running finish, requests queued for one get 503) and frees. Accepts NULL. */
 void ep_https_server_free(ep_https_server *server);
 
 #endif
