@@ -51,9 +51,19 @@ static int start_https(ep_https_server **out, int *ret_port, const ep_site *site
   if (r == 0 && !site->config->tls_cert)
     ep_log(EP_LOG_WARN, "https", "no tls.cert: the token endpoint is served without TLS on %s (loopback only)",
            site->config->listen_https);
+  const ep_config_https *h = &site->config->https; /* validated: each fits its range */
+  ep_https_limits limits = {(unsigned)h->threads,          (unsigned)h->handler_threads,
+                            (unsigned)h->connections_max,  (unsigned)h->connections_per_ip,
+                            (unsigned)h->header_timeout_s, (unsigned)h->idle_timeout_s};
+  if (r == 0) r = ep_https_server_set_limits(server, &limits);
   if (r == 0) r = ep_token_endpoint_route(server, site->plugins);
   if (r == 0) r = publish_directories(server, site->plugins);
   if (r == 0) r = ep_https_server_start(server, ret_port);
+  if (r == 0)
+    ep_log(EP_LOG_INFO, "https", "serving on %s: %u connection threads, %u handler threads, at most %u connections "
+           "(%u from one address), requests in within %u s, idle connections closed after %u s",
+           site->config->listen_https, limits.threads, limits.handler_threads, limits.connections_max,
+           limits.connections_per_ip, limits.header_timeout_s, limits.idle_timeout_s);
   if (r < 0) {
     ep_https_server_free(server);
     return r;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "net/https.h"
 #include "runtime/config.h"
 #include "runtime/site.h"
 #include "testutil.h"
@@ -32,7 +33,59 @@ static void embedded_defaults(void **state) {
   assert_string_equal(c->plugin_dirs.items[0], "/opt/plugins");
   assert_false(c->plugins_enabled_set);
   assert_true(ep_config_plugin_enabled(c, "anything"));
+  assert_int_equal(c->https.threads, EP_HTTPS_THREADS_DEFAULT);
+  assert_int_equal(c->https.handler_threads, EP_HTTPS_HANDLER_THREADS_DEFAULT);
+  assert_int_equal(c->https.connections_max, 1024);
+  assert_int_equal(c->https.connections_per_ip, 256);
+  assert_int_equal(c->https.header_timeout_s, 10);
+  assert_int_equal(c->https.idle_timeout_s, 30);
   ep_config_free(c);
+}
+
+/* https.*: read with their bounds; connections_per_ip follows connections_max unless set, and
+ * may not exceed it. */
+static void https_limits(void **state) {
+  char *path = tu_write(*state, "https.conf",
+                        "https = { threads = 2; handler_threads = 3; connections_max = 400;\n"
+                        "          header_timeout_s = 5; idle_timeout_s = 60; };\n");
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  assert_int_equal(c->https.threads, 2);
+  assert_int_equal(c->https.handler_threads, 3);
+  assert_int_equal(c->https.connections_max, 400);
+  assert_int_equal(c->https.connections_per_ip, 100); /* a quarter */
+  assert_int_equal(c->https.header_timeout_s, 5);
+  assert_int_equal(c->https.idle_timeout_s, 60);
+  ep_config_free(c);
+  free(path);
+
+  path = tu_write(*state, "https2.conf", "https = { connections_max = 400; connections_per_ip = 400; };\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  assert_int_equal(c->https.connections_per_ip, 400);
+  ep_config_free(c);
+  free(path);
+
+  path = tu_write(*state, "bad_https.conf",
+                  "https = {\n"
+                  "  threads = 0;\n"                  /* 2: out of range */
+                  "  header_timeout_s = \"10\";\n"    /* 3: a string */
+                  "  connections_max = 100;\n"
+                  "  connections_per_ip = 101;\n"     /* 5: over connections_max */
+                  "  idle_timeot_s = 5;\n"            /* 6: misspelt */
+                  "};\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 2, "'https.threads': 0 is out of range [1, 64]"));
+  assert_true(tu_has_diag(&diags, 3, "'https.header_timeout_s': expected an integer, got a string"));
+  assert_true(tu_has_diag(&diags, 5, "'https.connections_per_ip': 101 is more than https.connections_max (100)"));
+  assert_true(tu_has_diag(&diags, 6, "unknown key 'https.idle_timeot_s' (did you mean 'idle_timeout_s'?)"));
+  assert_int_equal(diags.errors, 4);
+  assert_int_equal(c->https.threads, EP_HTTPS_THREADS_DEFAULT); /* a bad value keeps its default */
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
 }
 
 static void reads_every_core_key(void **state) {
@@ -237,6 +290,7 @@ static void missing_section_and_missing_plugins(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(embedded_defaults),
+      cmocka_unit_test_setup_teardown(https_limits, setup, teardown),
       cmocka_unit_test_setup_teardown(provisioning_and_cloudinit_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(reads_every_core_key, setup, teardown),
       cmocka_unit_test_setup_teardown(core_errors_name_line_and_reason, setup, teardown),

@@ -1,14 +1,21 @@
 /* Unit tests of core/lib/net/https.c, the embedded HTTPS server: addresses it accepts, routes
  * and directories (bounded, fixed once started), what a handler sees of a request (raw body,
  * decoded form, Basic credentials) and its bounds, TLS with a certificate made by the openssl
- * CLI, and serving one connection on the calling thread. Requests are made with libcurl. */
+ * CLI, serving one connection on the calling thread, and the limits: the request deadline,
+ * the per-address cap (the longest-waiting connection makes room; with every one busy a new
+ * one is refused at once), and handlers off the connection threads. Requests are made with
+ * libcurl, or on raw sockets where a client must misbehave. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "base/error.h"
@@ -406,6 +413,230 @@ static void serve_fd_answers_pipelined_requests_on_the_calling_thread(void **sta
   ep_https_server_free(s);
 }
 
+/* ---- limits ------------------------------------------------------------------------------ */
+
+/* A route that blocks until released, counting the calls that wait. */
+typedef struct gate {
+  pthread_mutex_t lock;
+  pthread_cond_t changed;
+  int waiting;
+  bool open;
+} gate;
+
+static void wait_at_gate(void *data, const ep_https_request *req, ep_https_response *resp) {
+  (void)req;
+  gate *g = data;
+  pthread_mutex_lock(&g->lock);
+  g->waiting++;
+  pthread_cond_broadcast(&g->changed);
+  while (!g->open) pthread_cond_wait(&g->changed, &g->lock);
+  pthread_mutex_unlock(&g->lock);
+  resp->status = 200;
+  resp->body = strdup("through");
+  resp->len = strlen(resp->body);
+}
+
+/* Waits (up to 5 s) until n calls wait at g. */
+static bool gate_reached(gate *g, int n) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&g->lock);
+  while (g->waiting < n && pthread_cond_timedwait(&g->changed, &g->lock, &until) == 0) {
+  }
+  bool reached = g->waiting >= n;
+  pthread_mutex_unlock(&g->lock);
+  return reached;
+}
+
+static void gate_open(gate *g) {
+  pthread_mutex_lock(&g->lock);
+  g->open = true;
+  pthread_cond_broadcast(&g->changed);
+  pthread_mutex_unlock(&g->lock);
+}
+
+static int64_t ms_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A plaintext TCP connection to 127.0.0.1:port, connected. */
+static int dial(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  assert_true(fd >= 0);
+  assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+  return fd;
+}
+
+static void send_text(int fd, const char *text) {
+  assert_int_equal(send(fd, text, strlen(text), MSG_NOSIGNAL), (ssize_t)strlen(text));
+}
+
+/* True when the server closes fd (EOF or reset) within ms; data before that is skipped. */
+static bool closed_within(int fd, int ms) {
+  int64_t until = ms_now() + ms;
+  for (;;) {
+    int left = (int)(until - ms_now());
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (left <= 0 || poll(&p, 1, left) <= 0) return false;
+    char buf[4096];
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return true;
+  }
+}
+
+/* Reads fd until the server closes it or 5 s pass; true when what came holds text. */
+static bool answer_holds(int fd, const char *text) {
+  char buf[8192];
+  size_t len = 0;
+  int64_t until = ms_now() + 5000;
+  while (len < sizeof buf - 1 && ms_now() < until) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    if (n <= 0) break;
+    len += (size_t)n;
+    buf[len] = '\0';
+    if (strstr(buf, text)) return true;
+  }
+  buf[len] = '\0';
+  return strstr(buf, text) != NULL;
+}
+
+static ep_https_server *start_limited(fixture *f, const ep_https_limits *limits, gate *g, int *port) {
+  ep_https_server *s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(ep_https_server_set_limits(s, limits), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/echo", record, &f->seen), 0);
+  if (g) assert_int_equal(ep_https_server_route(s, "GET", "/gate", wait_at_gate, g), 0);
+  assert_int_equal(ep_https_server_serve_directory(s, "/files", f->dir), 0);
+  assert_int_equal(ep_https_server_start(s, port), 0);
+  return s;
+}
+
+static void limits_are_checked_and_fixed_once_started(void **state) {
+  (void)state;
+  ep_https_server *s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  const ep_https_limits good = {1, 1, 10, 10, 1, 1};
+  ep_https_limits bad[] = {{0, 1, 10, 10, 1, 1}, {1, EP_HTTPS_THREADS_MAX + 1, 10, 10, 1, 1}, {1, 1, 0, 1, 1, 1},
+                           {1, 1, 10, 11, 1, 1}, {1, 1, 10, 0, 1, 1}, {1, 1, 10, 10, 0, 1}, {1, 1, 10, 10, 1, 0}};
+  const char *named[] = {"'https.threads'", "'https.handler_threads'", "'https.connections_max'",
+                         "'https.connections_per_ip'", "'https.connections_per_ip'", "'https.header_timeout_s'",
+                         "'https.idle_timeout_s'"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_int_equal(ep_https_server_set_limits(s, &bad[i]), EP_EINVAL);
+    if (!strstr(ep_error_message(), named[i])) fail_msg("case %zu: %s", i, ep_error_message());
+  }
+  assert_int_equal(ep_https_server_set_limits(s, &good), 0);
+  int port = 0;
+  assert_int_equal(ep_https_server_start(s, &port), 0);
+  assert_int_equal(ep_https_server_set_limits(s, &good), EP_EINVAL);
+  ep_https_server_free(s);
+}
+
+/* A slowloris: a request trickled a byte every 200 ms is closed at its deadline, though the
+ * connection is never idle; a whole request on another connection is answered meanwhile, and
+ * a kept-alive connection trickling its next request is closed too. */
+static void a_request_not_in_by_its_deadline_is_closed_even_when_it_trickles(void **state) {
+  fixture *f = *state;
+  const ep_https_limits limits = {2, 2, 100, 100, 1, 1};
+  int port = 0;
+  ep_https_server *s = start_limited(f, &limits, NULL, &port);
+  int slow = dial(port), kept = dial(port);
+  int64_t start = ms_now();
+  send_text(slow, "GET /echo HTTP/1.1\r\nHost: t\r\n");
+  send_text(kept, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(answer_holds(kept, "hello"));
+  int64_t kept_since = ms_now();
+  send_text(kept, "GET /echo HTTP/1.1\r\n");
+  bool slow_closed = false, kept_closed = false;
+  int64_t slow_at = 0, kept_at = 0;
+  while (ms_now() - start < 6000 && !(slow_closed && kept_closed)) {
+    if (!slow_closed && closed_within(slow, 200)) slow_closed = true, slow_at = ms_now();
+    if (!slow_closed) send(slow, "X", 1, MSG_NOSIGNAL);
+    if (!kept_closed && closed_within(kept, 1)) kept_closed = true, kept_at = ms_now();
+    if (!kept_closed) send(kept, "X", 1, MSG_NOSIGNAL);
+  }
+  assert_true(slow_closed);
+  assert_true(kept_closed);
+  /* The deadline (1 s, checked every 250 ms), not anything sooner; the kept-alive one has idle + header. */
+  if (slow_at - start < 900 || slow_at - start > 3000) fail_msg("closed after %lld ms", (long long)(slow_at - start));
+  if (kept_at - kept_since < 1900 || kept_at - kept_since > 4000)
+    fail_msg("kept-alive closed after %lld ms", (long long)(kept_at - kept_since));
+  tu_response r = {0};
+  char url[64];
+  snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", port);
+  tu_request req = {.method = "GET", .url = url};
+  assert_int_equal(tu_http(&req, &r), CURLE_OK);
+  assert_int_equal(r.status, 200);
+  tu_response_clear(&r);
+  close(slow);
+  close(kept);
+  ep_https_server_free(s);
+}
+
+/* At the per-address cap, a new connection closes the one that has waited longest for its
+ * request, and is served. */
+static void over_the_cap_the_longest_waiting_connection_makes_room(void **state) {
+  fixture *f = *state;
+  const ep_https_limits limits = {2, 2, 100, 2, 10, 30};
+  int port = 0;
+  ep_https_server *s = start_limited(f, &limits, NULL, &port);
+  int oldest = dial(port);
+  usleep(50000);
+  int newer = dial(port);
+  usleep(50000);
+  int third = dial(port);
+  send_text(third, "GET /echo HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(answer_holds(third, "hello"));
+  assert_true(closed_within(oldest, 2000));
+  assert_false(closed_within(newer, 300));
+  close(oldest);
+  close(newer);
+  close(third);
+  ep_https_server_free(s);
+}
+
+/* With every connection of the address busy (a handler holds its request), a new one is
+ * refused at once, not left hanging; the busy ones are answered. Handlers hold no connection
+ * thread: with one of each, a file is served while a handler blocks. */
+static void over_the_cap_with_every_connection_busy_a_new_one_is_refused_at_once(void **state) {
+  fixture *f = *state;
+  const ep_https_limits limits = {1, 3, 100, 3, 10, 30};
+  gate g = {.lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER};
+  char *file = tu_write(f->dir, "a.txt", "file body\n");
+  int port = 0;
+  ep_https_server *s = start_limited(f, &limits, &g, &port);
+  int busy[2] = {dial(port), dial(port)};
+  for (int i = 0; i < 2; i++) send_text(busy[i], "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(gate_reached(&g, 2));
+  int reader = dial(port); /* the third: answered by the one connection thread, then kept alive */
+  send_text(reader, "GET /files/a.txt HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(answer_holds(reader, "file body"));
+  int fourth = dial(port); /* the kept-alive reader, waiting, makes room */
+  assert_true(closed_within(reader, 2000));
+  send_text(fourth, "GET /gate HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(gate_reached(&g, 3));
+  int64_t start = ms_now();
+  int over = dial(port); /* three busy now: refused, at once */
+  assert_true(closed_within(over, 1000));
+  if (ms_now() - start > 1000) fail_msg("refused after %lld ms", (long long)(ms_now() - start));
+  gate_open(&g);
+  for (int i = 0; i < 2; i++) assert_true(answer_holds(busy[i], "through"));
+  assert_true(answer_holds(fourth, "through"));
+  close(over);
+  close(fourth);
+  close(reader);
+  for (int i = 0; i < 2; i++) close(busy[i]);
+  ep_https_server_free(s);
+  free(file);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(addresses_accepted_and_refused),
@@ -417,6 +648,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(basic_credentials_are_decoded, setup, teardown),
       cmocka_unit_test_setup_teardown(tls_is_served_with_the_given_certificate, setup, teardown),
       cmocka_unit_test_setup_teardown(serve_fd_answers_pipelined_requests_on_the_calling_thread, setup, teardown),
+      cmocka_unit_test(limits_are_checked_and_fixed_once_started),
+      cmocka_unit_test_setup_teardown(a_request_not_in_by_its_deadline_is_closed_even_when_it_trickles, setup, teardown),
+      cmocka_unit_test_setup_teardown(over_the_cap_the_longest_waiting_connection_makes_room, setup, teardown),
+      cmocka_unit_test_setup_teardown(over_the_cap_with_every_connection_busy_a_new_one_is_refused_at_once, setup,
+                                      teardown),
   };
   return cmocka_run_group_tests_name("https", tests, NULL, NULL);
 }

@@ -1,19 +1,31 @@
 /* core: the embedded HTTPS server over libmicrohttpd, see https.h. */
-#define _GNU_SOURCE /* strdup, explicit_bzero */
+#define _GNU_SOURCE /* strdup, explicit_bzero, pthread_setname_np */
 #include "net/https.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "base/error.h"
+#include "base/log.h"
 #include "net/https_files.h"
+
+/* How often the deadline thread looks for late requests, and how often at most it logs the
+ * connections closed and refused since it last did. */
+#define SWEEP_INTERVAL_MS 250
+#define REPORT_INTERVAL_MS 10000
 
 typedef struct route {
   char *method;
@@ -27,6 +39,21 @@ typedef struct mount {
   char *directory;
 } mount;
 
+/* One open connection as the limits see it: made by on_connection when libmicrohttpd
+ * accepts, freed when it closes the connection; guarded by the server's conns_lock. */
+typedef struct tracked {
+  struct tracked *prev, *next;
+  int fd;
+  int family; /* AF_INET or AF_INET6: the peer address in addr */
+  uint8_t addr[16];
+  bool receiving;      /* waiting for (the rest of) a request: held to deadline_ms, and evictable */
+  bool closing;        /* shut down here (evicted, refused or late): no longer counted */
+  int64_t since_ms;    /* when it began to wait: eviction closes the one waiting longest */
+  int64_t deadline_ms; /* CLOCK_MONOTONIC */
+} tracked;
+
+typedef struct upload upload;
+
 struct ep_https_server {
   mount mounts[EP_HTTPS_MOUNTS_MAX];
   size_t mount_count;
@@ -36,10 +63,30 @@ struct ep_https_server {
   char *key;
   route routes[EP_HTTPS_ROUTES_MAX];
   size_t route_count;
+  ep_https_limits limits;
+
+  pthread_mutex_t conns_lock; /* guards conns, live, the counters and sweeping */
+  pthread_cond_t sweep_wake;  /* the deadline thread's tick, or its stop */
+  tracked *conns;
+  size_t live;                        /* connections in conns not closing */
+  uint64_t refused, evicted, late;    /* since the last report */
+  bool sweeping;                      /* the deadline thread runs */
+  pthread_t sweeper;
+
+  pthread_mutex_t jobs_lock; /* guards jobs and jobs_stopping */
+  pthread_cond_t jobs_more;
+  upload *jobs_head, *jobs_tail; /* requests waiting for a handler thread */
+  bool jobs_stopping;
+  pthread_t handlers[EP_HTTPS_THREADS_MAX];
+  size_t handler_count; /* 0: handlers run on the calling thread (serve_fd) */
+  bool locks_ready;
 };
 
-/* What is being received for one request: a raw body, or a form decoded as it arrives. */
-typedef struct upload {
+typedef enum { UPLOAD_RECEIVING, UPLOAD_QUEUED, UPLOAD_ANSWERED } upload_stage;
+
+/* What is being received for one request: a raw body, or a form decoded as it arrives; then,
+ * while a handler thread answers it, the request and the answer. */
+struct upload {
   uint8_t data[EP_HTTPS_BODY_MAX];
   size_t len;
   bool too_large;
@@ -48,7 +95,20 @@ typedef struct upload {
   ep_https_form_field form[EP_HTTPS_FORM_FIELDS_MAX];
   size_t form_count;
   bool form_invalid;
-} upload;
+  upload_stage stage;
+  upload *next; /* in the server's jobs */
+  struct MHD_Connection *connection;
+  const route *rt;
+  ep_https_request request;
+  char *user, *password; /* HTTP Basic credentials (MHD_free) */
+  ep_https_response response;
+};
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 const char *ep_https_form_value(const ep_https_request *request, const char *name) {
   for (size_t i = 0; i < request->form_count; i++)
@@ -116,6 +176,21 @@ static bool is_loopback(const struct sockaddr_storage *a) {
 int ep_https_server_new(ep_https_server **out, const char *address, const char *cert_pem, const char *key_pem) {
   ep_https_server *s = calloc(1, sizeof *s);
   if (!s) return ep_error_set(EP_ENOMEM, "out of memory");
+  s->limits = (ep_https_limits){EP_HTTPS_THREADS_DEFAULT,         EP_HTTPS_HANDLER_THREADS_DEFAULT,
+                                EP_HTTPS_CONNECTIONS_MAX_DEFAULT, EP_HTTPS_CONNECTIONS_PER_IP_DEFAULT,
+                                EP_HTTPS_HEADER_TIMEOUT_S_DEFAULT, EP_HTTPS_IDLE_TIMEOUT_S_DEFAULT};
+  pthread_condattr_t monotonic;
+  if (pthread_condattr_init(&monotonic) != 0) {
+    free(s);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+  pthread_mutex_init(&s->conns_lock, NULL);
+  pthread_cond_init(&s->sweep_wake, &monotonic);
+  pthread_mutex_init(&s->jobs_lock, NULL);
+  pthread_cond_init(&s->jobs_more, NULL);
+  pthread_condattr_destroy(&monotonic);
+  s->locks_ready = true;
   int r = 0;
   if (parse_address(address, &s->addr) < 0)
     r = ep_error_set(EP_EINVAL, "'listen.https': '%s' is not host:port with an IP address", address);
@@ -128,6 +203,22 @@ int ep_https_server_new(ep_https_server **out, const char *address, const char *
     return r;
   }
   *out = s;
+  return 0;
+}
+
+int ep_https_server_set_limits(ep_https_server *s, const ep_https_limits *l) {
+  if (s->mhd) return ep_error_set(EP_EINVAL, "cannot change the HTTPS limits: the server runs");
+  const char *bad = NULL;
+  if (l->threads < 1 || l->threads > EP_HTTPS_THREADS_MAX) bad = "https.threads";
+  else if (l->handler_threads < 1 || l->handler_threads > EP_HTTPS_THREADS_MAX) bad = "https.handler_threads";
+  else if (l->connections_max < 1 || l->connections_max > EP_HTTPS_CONNECTIONS_MAX) bad = "https.connections_max";
+  else if (l->connections_per_ip < 1 || l->connections_per_ip > l->connections_max) bad = "https.connections_per_ip";
+  else if (l->header_timeout_s < 1 || l->header_timeout_s > EP_HTTPS_TIMEOUT_S_MAX) bad = "https.header_timeout_s";
+  else if (l->idle_timeout_s < 1 || l->idle_timeout_s > EP_HTTPS_TIMEOUT_S_MAX) bad = "https.idle_timeout_s";
+  if (bad)
+    return ep_error_set(EP_EINVAL, "'%s': out of range (threads 1 to %d; connections_per_ip at most connections_max; "
+                        "timeouts at least 1 s)", bad, EP_HTTPS_THREADS_MAX);
+  s->limits = *l;
   return 0;
 }
 
@@ -201,18 +292,247 @@ static enum MHD_Result respond_not_allowed(struct MHD_Connection *connection, co
   return body ? respond_allow(connection, 405, "text/plain", body, strlen(body), allow) : MHD_NO;
 }
 
+/* ---- connection limits and the request deadline ------------------------------------------
+ *
+ * libmicrohttpd's own limits do not stop a slowloris: its connection timeout is an idle
+ * timeout (a byte a second keeps a connection), and its per-IP and total limits refuse every
+ * new connection once slow ones hold the slots, a legitimate client's from the same NAT too.
+ * So the server keeps its own account of connections (on_connection, from
+ * MHD_OPTION_NOTIFY_CONNECTION): a connection must deliver its whole request (headers, and
+ * the body, at most EP_HTTPS_BODY_MAX) within header_timeout_s of being accepted, or, kept
+ * alive, within idle_timeout_s + header_timeout_s of its previous response; the deadline thread
+ * (sweep_main) closes a late one. A new connection over connections_per_ip or connections_max
+ * closes the connection of that address (or of any, at the total cap) that has waited longest
+ * for its request, the slowest of the slowloris, and is refused only when none waits; a client
+ * that sends its request at once so always gets in. "Closes" is shutdown(2) on the socket,
+ * which libmicrohttpd then reads as the peer leaving and closes on its own thread: it has no
+ * call that closes a connection from outside. The socket stays open until on_connection's
+ * CLOSED under conns_lock, so the descriptor shut down is always that connection's. */
+
+static void track_address(tracked *t, const struct sockaddr *a) {
+  t->family = a ? a->sa_family : AF_UNSPEC;
+  if (t->family == AF_INET) memcpy(t->addr, &((const struct sockaddr_in *)a)->sin_addr, 4);
+  else if (t->family == AF_INET6) memcpy(t->addr, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+}
+
+static bool same_address(const tracked *a, const tracked *b) {
+  return a->family == b->family && memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
+}
+
+/* Shuts t down (conns_lock held). */
+static void close_tracked(ep_https_server *s, tracked *t) {
+  t->closing = true;
+  s->live--;
+  shutdown(t->fd, SHUT_RDWR);
+}
+
+/* The open connection that has waited longest for its request, from peer's address when peer
+ * is not NULL; NULL when none waits (conns_lock held). */
+static tracked *longest_waiting(ep_https_server *s, const tracked *peer) {
+  tracked *oldest = NULL;
+  for (tracked *t = s->conns; t; t = t->next)
+    if (!t->closing && t->receiving && (!peer || same_address(t, peer)) && (!oldest || t->since_ms < oldest->since_ms))
+      oldest = t;
+  return oldest;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+  ep_https_server *s = cls;
+  tracked *t = *socket_context;
+  if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+    if (!t) return;
+    pthread_mutex_lock(&s->conns_lock);
+    if (t->prev) t->prev->next = t->next;
+    else s->conns = t->next;
+    if (t->next) t->next->prev = t->prev;
+    if (!t->closing) s->live--;
+    pthread_mutex_unlock(&s->conns_lock);
+    free(t);
+    *socket_context = NULL;
+    return;
+  }
+  const union MHD_ConnectionInfo *fd = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *peer = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!fd) return;
+  if (!(t = calloc(1, sizeof *t))) {
+    shutdown(fd->connect_fd, SHUT_RDWR); /* out of memory: refused */
+    return;
+  }
+  t->fd = fd->connect_fd;
+  track_address(t, peer ? peer->client_addr : NULL);
+  t->receiving = true;
+  t->since_ms = now_ms();
+  t->deadline_ms = t->since_ms + (int64_t)s->limits.header_timeout_s * 1000;
+  pthread_mutex_lock(&s->conns_lock);
+  size_t from_peer = 0;
+  for (tracked *o = s->conns; o; o = o->next) from_peer += !o->closing && same_address(o, t);
+  bool over_peer = from_peer >= s->limits.connections_per_ip;
+  if (over_peer || s->live >= s->limits.connections_max) {
+    tracked *victim = longest_waiting(s, over_peer ? t : NULL);
+    if (victim) {
+      close_tracked(s, victim);
+      s->evicted++;
+    } else {
+      t->closing = true; /* refused: every connection it would displace is busy */
+      shutdown(t->fd, SHUT_RDWR);
+      s->refused++;
+    }
+  }
+  if (!t->closing) s->live++;
+  t->next = s->conns;
+  if (s->conns) s->conns->prev = t;
+  s->conns = t;
+  pthread_mutex_unlock(&s->conns_lock);
+  *socket_context = t;
+}
+
+static tracked *tracked_of(struct MHD_Connection *connection) {
+  const union MHD_ConnectionInfo *ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+/* The request on connection has been read whole: no longer held to the deadline, nor evictable. */
+static void request_received(ep_https_server *s, struct MHD_Connection *connection) {
+  tracked *t = tracked_of(connection);
+  if (!t) return;
+  pthread_mutex_lock(&s->conns_lock);
+  t->receiving = false;
+  pthread_mutex_unlock(&s->conns_lock);
+}
+
+/* The response on connection has been sent: a kept-alive connection waits for the next request. */
+static void response_sent(ep_https_server *s, struct MHD_Connection *connection) {
+  tracked *t = tracked_of(connection);
+  if (!t) return;
+  pthread_mutex_lock(&s->conns_lock);
+  t->receiving = true;
+  t->since_ms = now_ms();
+  t->deadline_ms = t->since_ms + ((int64_t)s->limits.idle_timeout_s + s->limits.header_timeout_s) * 1000;
+  pthread_mutex_unlock(&s->conns_lock);
+}
+
+/* The deadline thread: closes the connections whose request is late, and logs now and then how
+ * many connections the limits closed or refused. */
+static void *sweep_main(void *arg) {
+  ep_https_server *s = arg;
+  pthread_setname_np(pthread_self(), "https-deadline");
+  int64_t reported = now_ms();
+  pthread_mutex_lock(&s->conns_lock);
+  while (s->sweeping) {
+    struct timespec tick = ep_clock_deadline(CLOCK_MONOTONIC, SWEEP_INTERVAL_MS); /* sweep_wake's clock */
+    pthread_cond_timedwait(&s->sweep_wake, &s->conns_lock, &tick);
+    int64_t now = now_ms();
+    for (tracked *t = s->conns; t; t = t->next)
+      if (!t->closing && t->receiving && now >= t->deadline_ms) {
+        close_tracked(s, t);
+        s->late++;
+      }
+    if (now - reported >= REPORT_INTERVAL_MS && (s->late || s->evicted || s->refused)) {
+      uint64_t late = s->late, evicted = s->evicted, refused = s->refused;
+      size_t live = s->live;
+      s->late = s->evicted = s->refused = 0;
+      reported = now;
+      pthread_mutex_unlock(&s->conns_lock); /* not held while the log is written */
+      ep_log(EP_LOG_WARN, "https",
+             "connections since the last report: %" PRIu64 " closed at the request deadline (https.header_timeout_s), "
+             "%" PRIu64 " closed to make room and %" PRIu64 " refused (https.connections_per_ip, "
+             "https.connections_max); %zu open",
+             late, evicted, refused, live);
+      pthread_mutex_lock(&s->conns_lock);
+    }
+  }
+  pthread_mutex_unlock(&s->conns_lock);
+  return NULL;
+}
+
+/* ---- route handlers, off the connection threads ---------------------------------------------
+ *
+ * A route handler may block: the token endpoint and the JWKS call the identity plugin, which
+ * may ask Keycloak (up to its timeout_ms, 10 s by default). On libmicrohttpd's few connection
+ * threads that would stall every other client, boot artifacts included, so a complete request
+ * for a route is suspended (MHD_suspend_connection) and queued for the handler threads, which
+ * run the handler and resume the connection; libmicrohttpd then calls on_request again, which
+ * sends the answer. A suspended connection holds no thread. */
+
+static void *handler_main(void *arg) {
+  ep_https_server *s = arg;
+  pthread_setname_np(pthread_self(), "https-handler");
+  pthread_mutex_lock(&s->jobs_lock);
+  for (;;) {
+    while (!s->jobs_head && !s->jobs_stopping) pthread_cond_wait(&s->jobs_more, &s->jobs_lock);
+    upload *u = s->jobs_head;
+    if (!u) break; /* stopping, and every queued request answered */
+    if (!(s->jobs_head = u->next)) s->jobs_tail = NULL;
+    bool stopping = s->jobs_stopping;
+    pthread_mutex_unlock(&s->jobs_lock);
+    if (stopping) /* the server stops: not held up by what waits behind a slow handler */
+      u->response = (ep_https_response){.status = 503, .content_type = "text/plain"};
+    else
+      u->rt->handler(u->rt->data, &u->request, &u->response);
+    u->stage = UPLOAD_ANSWERED;
+    MHD_resume_connection(u->connection); /* publishes u to the connection's thread */
+    pthread_mutex_lock(&s->jobs_lock);
+  }
+  pthread_mutex_unlock(&s->jobs_lock);
+  return NULL;
+}
+
+/* Queues u for a handler thread with connection suspended; false when the server stops (then
+ * the caller answers). */
+static bool queue_request(ep_https_server *s, struct MHD_Connection *connection, upload *u) {
+  pthread_mutex_lock(&s->jobs_lock);
+  bool queued = !s->jobs_stopping;
+  if (queued) {
+    MHD_suspend_connection(connection);
+    u->connection = connection;
+    u->stage = UPLOAD_QUEUED;
+    u->next = NULL;
+    if (s->jobs_tail) s->jobs_tail->next = u;
+    else s->jobs_head = u;
+    s->jobs_tail = u;
+    pthread_cond_signal(&s->jobs_more);
+  }
+  pthread_mutex_unlock(&s->jobs_lock);
+  return queued;
+}
+
+/* Clears what a request carried that may be secret: the Basic credentials and the form. */
+static void forget_credentials(upload *u) {
+  if (u->password) {
+    explicit_bzero(u->password, strlen(u->password));
+    MHD_free(u->password);
+  }
+  if (u->user) MHD_free(u->user);
+  u->user = u->password = NULL;
+  explicit_bzero(u->form, sizeof u->form); /* a form may carry a client secret */
+}
+
 /* The per-request state of a file request: no state, only a mark that its headers were seen. */
 static char file_request;
+
+/* Sends the answer a handler gave u's request. */
+static enum MHD_Result send_answer(struct MHD_Connection *connection, upload *u) {
+  forget_credentials(u);
+  ep_https_response *resp = &u->response;
+  if (!resp->body) return respond_text(connection, resp->status, "");
+  char *body = resp->body; /* taken by respond */
+  resp->body = NULL;
+  return respond(connection, resp->status, resp->content_type, body, resp->len);
+}
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url, const char *method,
                                   const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
   (void)version;
   ep_https_server *s = cls;
   upload *u = *con_cls;
+  if (*con_cls && !*upload_data_size) request_received(s, connection);
   const char *rel = NULL;
   const mount *m = find_mount(s, url, &rel);
-  if (m && !*con_cls && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+  if (m && !*con_cls && strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+    request_received(s, connection); /* answered now; libmicrohttpd closes the connection after */
     return respond_not_allowed(connection, "GET, HEAD");
+  }
   if (m && (strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0)) {
     /* Answered on the second call, once the request is read: libmicrohttpd closes the
      * connection after a response queued on the first (headers only) call, and UEFI HTTP
@@ -235,6 +555,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
       u->is_form = (u->form_parser = MHD_create_post_processor(connection, 4096, on_form_field, u)) != NULL;
     return MHD_YES;
   }
+  if (u->stage == UPLOAD_ANSWERED) return send_answer(connection, u); /* resumed by a handler thread */
   if (*upload_data_size) { /* body arriving */
     if (u->len + *upload_data_size > sizeof u->data)
       u->too_large = true;
@@ -260,37 +581,40 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     size_t used = strlen(allow);
     snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", rt->method);
     if (strcmp(rt->method, method) != 0) continue;
+    /* The strings are libmicrohttpd's, valid until the request completes, which a suspended
+     * connection does not. */
     const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    char *password = NULL;
-    char *user = MHD_basic_auth_get_username_password(connection, &password);
-    ep_https_request req = {.method = method, .path = url, .content_type = type ? type : "",
-                            .authorization = auth ? auth : "", .body = u->is_form ? NULL : u->data,
-                            .body_len = u->is_form ? 0 : u->len, .form = u->form, .form_count = u->form_count,
-                            .form_invalid = u->form_invalid, .basic_user = user, .basic_password = password};
-    ep_https_response resp = {.status = 500, .content_type = "text/plain"};
-    rt->handler(rt->data, &req, &resp);
-    if (password) {
-      explicit_bzero(password, strlen(password));
-      MHD_free(password);
-    }
-    if (user) MHD_free(user);
-    explicit_bzero(u->form, sizeof u->form); /* a form may carry a client secret */
-    if (!resp.body) return respond_text(connection, resp.status, "");
-    return respond(connection, resp.status, resp.content_type, resp.body, resp.len);
+    u->user = MHD_basic_auth_get_username_password(connection, &u->password);
+    u->rt = rt;
+    u->request = (ep_https_request){.method = method, .path = url, .content_type = type ? type : "",
+                                    .authorization = auth ? auth : "", .body = u->is_form ? NULL : u->data,
+                                    .body_len = u->is_form ? 0 : u->len, .form = u->form,
+                                    .form_count = u->form_count, .form_invalid = u->form_invalid,
+                                    .basic_user = u->user, .basic_password = u->password};
+    u->response = (ep_https_response){.status = 500, .content_type = "text/plain"};
+    if (s->handler_count > 0 && queue_request(s, connection, u)) return MHD_YES;
+    if (s->handler_count == 0) rt->handler(rt->data, &u->request, &u->response);
+    else u->response = (ep_https_response){.status = 503, .content_type = "text/plain"}; /* stopping */
+    u->stage = UPLOAD_ANSWERED;
+    return send_answer(connection, u);
   }
   return path_known ? respond_not_allowed(connection, allow) : respond_text(connection, 404, "not found\n");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls, enum MHD_RequestTerminationCode code) {
-  (void)cls, (void)connection, (void)code;
+  (void)code;
+  response_sent(cls, connection);
   if (*con_cls == &file_request) {
     *con_cls = NULL;
     return;
   }
   upload *u = *con_cls;
   if (u && u->form_parser) MHD_destroy_post_processor(u->form_parser);
-  if (u) explicit_bzero(u->form, sizeof u->form);
+  if (u) {
+    forget_credentials(u);
+    free(u->response.body); /* an answer the connection closed before */
+  }
   free(u);
   *con_cls = NULL;
 }
@@ -318,28 +642,75 @@ static const char dh_params[] =
     "ssbzSibBsu/6iGtCOGEoXJf//////////wIBAg==\n"
     "-----END DH PARAMETERS-----\n";
 
-/* Starts libmicrohttpd on s's handlers and limits; over TLS when tls (s has a certificate). */
-static struct MHD_Daemon *start_daemon(ep_https_server *s, unsigned int flags, uint16_t port, bool tls) {
+/* Starts libmicrohttpd on s's handlers and limits; over TLS when tls (s has a certificate).
+ * pool: with s's thread pool, connection account and suspendable requests (else one
+ * connection served on the caller's thread, serve_fd). */
+static struct MHD_Daemon *start_daemon(ep_https_server *s, unsigned int flags, uint16_t port, bool tls, bool pool) {
+  const ep_https_limits *l = &s->limits;
+  /* libmicrohttpd's own cap, above connections_max: the connections shut down here are
+   * counted by it until their threads close them, and in a thread pool each thread gets an
+   * equal share of it. Reached, a thread stops accepting; the account refuses long before. */
+  unsigned backstop = l->connections_max * 2 + l->threads * 8;
+  struct MHD_OptionItem options[] = {
+      {MHD_OPTION_SOCK_ADDR, 0, &s->addr},
+      {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+      {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)l->idle_timeout_s, NULL},
+      {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)EP_HTTPS_CONNECTION_MEMORY, NULL},
+      {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)(pool ? backstop : 1024u), NULL},
+      {pool ? MHD_OPTION_NOTIFY_CONNECTION : MHD_OPTION_END, (intptr_t)on_connection, s}, /* END ends the list */
+      {pool && l->threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)l->threads, NULL},
+      {MHD_OPTION_END, 0, NULL},
+  };
   if (tls)
-    return MHD_start_daemon(flags | MHD_USE_TLS, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
+    return MHD_start_daemon(flags | MHD_USE_TLS, port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, options,
                             MHD_OPTION_HTTPS_MEM_CERT, s->cert, MHD_OPTION_HTTPS_MEM_KEY, s->key,
                             MHD_OPTION_HTTPS_PRIORITIES, TLS_PRIORITIES, MHD_OPTION_HTTPS_MEM_DHPARAMS, dh_params,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                            MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                            (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
-  return MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &s->addr,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                          MHD_OPTION_CONNECTION_LIMIT, 1024u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                          (size_t)EP_HTTPS_CONNECTION_MEMORY, MHD_OPTION_END);
+                            MHD_OPTION_END);
+  return MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, options, MHD_OPTION_END);
+}
+
+/* Stops the deadline and handler threads: handlers running finish, requests still queued get
+ * 503, and every suspended connection is resumed (libmicrohttpd must find none suspended when
+ * it stops). */
+static void stop_threads(ep_https_server *s) {
+  pthread_mutex_lock(&s->conns_lock);
+  bool sweeping = s->sweeping;
+  s->sweeping = false;
+  pthread_cond_signal(&s->sweep_wake);
+  pthread_mutex_unlock(&s->conns_lock);
+  if (sweeping) pthread_join(s->sweeper, NULL);
+  pthread_mutex_lock(&s->jobs_lock);
+  s->jobs_stopping = true;
+  pthread_cond_broadcast(&s->jobs_more);
+  pthread_mutex_unlock(&s->jobs_lock);
+  for (size_t i = 0; i < s->handler_count; i++) pthread_join(s->handlers[i], NULL);
 }
 
 int ep_https_server_start(ep_https_server *s, int *ret_port) {
-  unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION;
+  if (s->mhd) return ep_error_set(EP_EINVAL, "the HTTPS server runs already");
+  /* A fixed pool of threads, each with its own epoll set, serves every connection: threads
+   * do not grow with clients. */
+  unsigned int flags = MHD_ALLOW_SUSPEND_RESUME | (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+                                                       ? MHD_USE_EPOLL_INTERNAL_THREAD
+                                                       : MHD_USE_POLL_INTERNAL_THREAD);
   if (s->addr.ss_family == AF_INET6) flags |= MHD_USE_IPv6;
   uint16_t port = s->addr.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&s->addr)->sin6_port)
                                                  : ntohs(((struct sockaddr_in *)&s->addr)->sin_port);
-  s->mhd = start_daemon(s, flags, port, s->cert != NULL);
-  if (!s->mhd) return ep_error_set(EP_EIO, "cannot start the HTTPS server (address in use, or a bad certificate)");
+  pthread_mutex_lock(&s->jobs_lock);
+  s->jobs_stopping = false;
+  pthread_mutex_unlock(&s->jobs_lock);
+  for (; s->handler_count < s->limits.handler_threads; s->handler_count++)
+    if (pthread_create(&s->handlers[s->handler_count], NULL, handler_main, s) != 0) break;
+  s->sweeping = s->handler_count > 0; /* before the thread starts: it runs while this holds */
+  if (s->sweeping && pthread_create(&s->sweeper, NULL, sweep_main, s) != 0) s->sweeping = false;
+  if (s->sweeping) s->mhd = start_daemon(s, flags, port, s->cert != NULL, true);
+  if (!s->mhd) {
+    bool threads = s->sweeping;
+    stop_threads(s);
+    s->handler_count = 0;
+    if (!threads) return ep_error_set(EP_ENOMEM, "cannot start the HTTPS server's threads");
+    return ep_error_set(EP_EIO, "cannot start the HTTPS server (address in use, or a bad certificate)");
+  }
   const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
   if (ret_port) *ret_port = info ? info->port : port;
   return 0;
@@ -350,7 +721,7 @@ int ep_https_server_serve_fd(ep_https_server *s, int fd) {
     close(fd);
     return ep_error_set(EP_EINVAL, "cannot serve a connection: the server runs");
   }
-  struct MHD_Daemon *d = start_daemon(s, MHD_USE_NO_LISTEN_SOCKET, 0, false);
+  struct MHD_Daemon *d = start_daemon(s, MHD_USE_NO_LISTEN_SOCKET, 0, false, false);
   if (!d) {
     close(fd);
     return ep_error_set(EP_EIO, "cannot start the HTTP server");
@@ -370,7 +741,16 @@ int ep_https_server_serve_fd(ep_https_server *s, int fd) {
 
 void ep_https_server_free(ep_https_server *s) {
   if (!s) return;
-  if (s->mhd) MHD_stop_daemon(s->mhd);
+  if (s->mhd) {
+    stop_threads(s);
+    MHD_stop_daemon(s->mhd);
+  }
+  if (s->locks_ready) {
+    pthread_mutex_destroy(&s->conns_lock);
+    pthread_cond_destroy(&s->sweep_wake);
+    pthread_mutex_destroy(&s->jobs_lock);
+    pthread_cond_destroy(&s->jobs_more);
+  }
   for (size_t i = 0; i < s->mount_count; i++) {
     free(s->mounts[i].url_path);
     free(s->mounts[i].directory);

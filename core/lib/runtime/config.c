@@ -17,6 +17,7 @@
 #include "base/files.h"
 #include "base/secret.h"
 #include "base/suggest.h"
+#include "net/https.h"
 
 struct ep_config_source {
   config_t lc;
@@ -286,11 +287,20 @@ static const core_key core_keys[] = {
     {"southbound", "first_message_s", KEY_INT, offsetof(ep_config, southbound.first_message_s), NULL, 1, 3600},
     {"southbound", "unknown_streams_max", KEY_INT, offsetof(ep_config, southbound.unknown_streams_max), NULL, 0,
      1000000},
+    {"https", "threads", KEY_INT, offsetof(ep_config, https.threads), NULL, 1, EP_HTTPS_THREADS_MAX},
+    {"https", "handler_threads", KEY_INT, offsetof(ep_config, https.handler_threads), NULL, 1, EP_HTTPS_THREADS_MAX},
+    {"https", "connections_max", KEY_INT, offsetof(ep_config, https.connections_max), NULL, 1,
+     EP_HTTPS_CONNECTIONS_MAX},
+    {"https", "connections_per_ip", KEY_INT, offsetof(ep_config, https.connections_per_ip), NULL, 1,
+     EP_HTTPS_CONNECTIONS_MAX},
+    {"https", "header_timeout_s", KEY_INT, offsetof(ep_config, https.header_timeout_s), NULL, 1,
+     EP_HTTPS_TIMEOUT_S_MAX},
+    {"https", "idle_timeout_s", KEY_INT, offsetof(ep_config, https.idle_timeout_s), NULL, 1, EP_HTTPS_TIMEOUT_S_MAX},
 };
 #pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "onboarding", "southbound"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "onboarding", "southbound", "https"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -314,6 +324,9 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   c->limits = (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST,
                                  EP_CONFIG_NODE_LOG_LINES_PER_S, EP_CONFIG_NODE_LOG_LINES_BURST};
   c->southbound = (ep_config_southbound)EP_CONFIG_SOUTHBOUND_DEFAULTS;
+  c->https = (ep_config_https){EP_HTTPS_THREADS_DEFAULT,         EP_HTTPS_HANDLER_THREADS_DEFAULT,
+                               EP_HTTPS_CONNECTIONS_MAX_DEFAULT, EP_HTTPS_CONNECTIONS_PER_IP_DEFAULT,
+                               EP_HTTPS_HEADER_TIMEOUT_S_DEFAULT, EP_HTTPS_IDLE_TIMEOUT_S_DEFAULT};
   if (replace_string(&c->listen_management, "unix:/run/edgeprov/edgeprov.sock") < 0 ||
       replace_string(&c->listen_grpc, "127.0.0.1:7443") < 0 ||
       replace_string(&c->listen_https, "127.0.0.1:8443") < 0 ||
@@ -640,6 +653,17 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
     const config_setting_t *s = config_lookup(&c->source->lc, "auth.token_audiences");
     DIAG_AT(diags, EP_DIAG_WARNING, s, path,
             "'auth.token_audiences' leaves out \"%s\": nodes will get no token for the node API", EP_CONFIG_AUDIENCE_DEFAULT);
+  }
+  /* https.connections_per_ip: a quarter of connections_max unless the file sets it (and
+   * read_core_key took it: a refused value is reported there). */
+  const config_setting_t *per_ip = config_lookup(&c->source->lc, "https.connections_per_ip");
+  if (!per_ip || config_setting_get_int64(per_ip) != c->https.connections_per_ip) {
+    c->https.connections_per_ip = c->https.connections_max / 4 > 0 ? c->https.connections_max / 4 : 1;
+  } else if (c->https.connections_per_ip > c->https.connections_max) {
+    DIAG_AT(diags, EP_DIAG_ERROR, per_ip, path,
+            "'https.connections_per_ip': %lld is more than https.connections_max (%lld)",
+            (long long)c->https.connections_per_ip, (long long)c->https.connections_max);
+    c->https.connections_per_ip = c->https.connections_max;
   }
   if ((c->tls_cert == NULL) != (c->tls_key == NULL)) {
     const config_setting_t *s = config_lookup(&c->source->lc, "tls");

@@ -88,6 +88,17 @@ typedef struct ep_config_southbound {
   int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
 } ep_config_southbound;
 #define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 16384, 100, 10, 60, 600, 1024, 10, 1000}
+/* https.*: the embedded HTTPS server's threads, connection caps and request deadline (see
+ * ep_https_limits in net/https.h, which holds the defaults and ranges). connections_per_ip
+ * defaults to a quarter of connections_max and may not exceed it. */
+typedef struct ep_config_https {
+  int64_t threads;
+  int64_t handler_threads;
+  int64_t connections_max;
+  int64_t connections_per_ip;
+  int64_t header_timeout_s;
+  int64_t idle_timeout_s;
+} ep_config_https;
 
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
 typedef struct ep_config {
@@ -112,6 +123,7 @@ typedef struct ep_config {
   ep_config_artifacts artifacts; /* artifacts.* */
   ep_config_limits limits;       /* limits.* */
   ep_config_southbound southbound; /* southbound.* */
+  ep_config_https https;         /* https.* */
   bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
   int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
