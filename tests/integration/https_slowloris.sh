@@ -92,6 +92,7 @@ echo "     threads: $threads_before before (HTTPS server: $https_before), at mos
 check "the HTTPS server has its 9 threads: 4 connection, 4 handler, 1 deadline" test "$https_before" -eq 9
 check "they stayed 9 through 1,100 connections" test "$max_https" -eq 9
 check "edgeprovd's threads did not grow with the connections" test "$max_threads" -le "$((threads_before + 4))"
+check "edgeprovd stayed under 64 threads in all" test "$max_threads" -lt 64
 check "edgeprovd serves after the slowloris" sh -c "curl -sf --max-time 2 --cacert '$tmp/ca.pem' '$jwks_url' | grep -q keys"
 check "edgeprovd stops cleanly" stop_daemon
 
