@@ -37,6 +37,7 @@ struct ep_change_hub {
   ep_change_sub *all;
   uint64_t revision; /* read up to here (the hub's thread only) */
   uint64_t pass;     /* pages read; under lock */
+  size_t subscribers; /* under lock: with none, changes are skipped, not read */
 };
 
 static size_t bucket_of(const char *key) {
@@ -84,7 +85,10 @@ static void catch_up(ep_change_hub *hub) {
   while (hub->revision < head) {
     pthread_mutex_lock(&hub->lock);
     hub->pass++;
+    bool anyone = hub->subscribers > 0;
+    if (!anyone) hub->revision = head; /* nobody waits: nothing to read (a later subscriber reads the store) */
     pthread_mutex_unlock(&hub->lock);
+    if (!anyone) break;
     uint64_t last = 0;
     int r = ep_inventory_events_page(hub->inv, hub->revision, HUB_PAGE, visit, hub, &last);
     pthread_mutex_lock(&hub->lock);
@@ -164,6 +168,7 @@ int ep_change_hub_subscribe(ep_change_hub *hub, const char *host_uuid, ep_change
   sub->next = *head;
   if (*head) (*head)->prev = sub;
   *head = sub;
+  hub->subscribers++;
   pthread_mutex_unlock(&hub->lock);
   *out = sub;
   return 0;
@@ -178,6 +183,7 @@ void ep_change_hub_unsubscribe(ep_change_hub *hub, ep_change_sub *sub) {
   else
     *head = sub->next;
   if (sub->next) sub->next->prev = sub->prev;
+  hub->subscribers--;
   pthread_mutex_unlock(&hub->lock);
   free(sub);
 }
