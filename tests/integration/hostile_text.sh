@@ -30,13 +30,7 @@ check "edgeprovd starts" start_daemon 1
 E="$build/bin/edgeprov --config $tmp/site.conf"
 
 U=dddddddd-0000-4000-8000-000000000007
-$E host add --uuid $U --serial HOSTILE07 --os microvisor --auto-onboard >/dev/null
-node_sysroot "$tmp/node" $U HOSTILE07
-agent() {
-  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "https://127.0.0.1:$https/oauth2/token" \
-    --sysroot "$tmp/node" --state-dir "$tmp/node/state" --backoff-ms 100 --backoff-max-ms 400 "$@"
-}
-check "the node onboards" run_status 0 "$tmp/onboard.log" agent --onboard-only
+check "the node onboards" enroll_node $U HOSTILE07
 token=$(node_token "$tmp/node" $U)
 N="env NODE_NO_WARNINGS=1 node $modules/hostile_call.mjs $src/core/proto 127.0.0.1:$grpc $tmp/ca.pem $token"
 
@@ -124,7 +118,7 @@ check "the host status is the last one taken" contains "$tmp/show" "$(printf 'Mi
 # ---- an agent whose action logs DEL, ESC and invalid UTF-8 keeps its stream and finishes --------
 disk="$tmp/disk$(printf '\x7f\x1b\xff\xc0\xaf')x"
 truncate -s 1M "$disk"
-agent --no-reboot --target-disk "$disk" >"$tmp/agent.log" 2>&1 &
+node_agent --no-reboot --target-disk "$disk" >"$tmp/agent.log" 2>&1 &
 apid=$!
 finished=1
 for _ in $(seq 600); do kill -0 $apid 2>/dev/null || { wait $apid; finished=$?; break; }; sleep 0.1; done

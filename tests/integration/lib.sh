@@ -132,6 +132,23 @@ node_sysroot() {
   echo "$3" >"$1/sys/class/dmi/id/product_serial"
 }
 
+# node_agent ARGS...: the agent as the node whose sysroot is $tmp/node, against this test's
+# edgeprovd (127.0.0.1:$grpc, tokens from :$https, trusting $tmp/ca.pem), retrying quickly.
+node_agent() {
+  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" \
+    --token-url "https://127.0.0.1:$https/oauth2/token" --sysroot "$tmp/node" --state-dir "$tmp/node/state" \
+    --backoff-ms 100 --backoff-max-ms 400 "$@"
+}
+
+# enroll_node UUID SERIAL: registers a host that onboards by itself (OS profile microvisor),
+# makes its node's sysroot in $tmp/node and onboards it with node_agent (log: $tmp/onboard.log).
+# Needs $E, the CLI against this test's site.
+enroll_node() {
+  $E host add --uuid "$1" --serial "$2" --os microvisor --auto-onboard >/dev/null &&
+    node_sysroot "$tmp/node" "$1" "$2" &&
+    run_status 0 "$tmp/onboard.log" node_agent --onboard-only
+}
+
 # node_token DIR UUID: a bearer token for the node whose credentials are in DIR/state (the
 # client-credentials grant at 127.0.0.1:$https, trusting $tmp/ca.pem).
 node_token() {

@@ -25,13 +25,7 @@ check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 
 U=dddddddd-0000-4000-8000-000000000003
-$E host add --uuid $U --serial FLOOD03 --os microvisor --auto-onboard >/dev/null
-node_sysroot "$tmp/node" $U FLOOD03
-agent() {
-  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" --token-url "https://127.0.0.1:$https/oauth2/token" \
-    --sysroot "$tmp/node" --state-dir "$tmp/node/state" --backoff-ms 100 --backoff-max-ms 400 "$@"
-}
-check "the node onboards" run_status 0 "$tmp/onboard.log" agent --onboard-only
+check "the node onboards" enroll_node $U FLOOD03
 token=$(node_token "$tmp/node" $U)
 N="env NODE_NO_WARNINGS=1 node $modules/flood_call.mjs $src/core/proto 127.0.0.1:$grpc $tmp/ca.pem $token"
 
@@ -69,7 +63,7 @@ served progress "$tmp/progress"
 
 # ---- a real agent still completes the workflow (its reports are state changes) --------------------
 truncate -s 1M "$tmp/disk"
-check "agent: the workflow completes after the flood" run_status 0 "$tmp/agent.log" agent --no-reboot --target-disk "$tmp/disk"
+check "agent: the workflow completes after the flood" run_status 0 "$tmp/agent.log" node_agent --no-reboot --target-disk "$tmp/disk"
 check "agent: no report was refused" lacks "$tmp/agent.log" "refused a report"
 $E instance list --json >"$tmp/instances.json"
 check "agent: the instance's status says done (a real change is stored)" python3 -c '
