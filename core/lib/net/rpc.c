@@ -905,7 +905,8 @@ bool ep_rpc_call_cancelled(ep_rpc_call *c) {
 
 int ep_rpc_call_recv(ep_rpc_call *c, uint8_t **ret_data, size_t *ret_len) {
   pthread_mutex_lock(&c->lock);
-  while (!c->has_message && !c->recv_over) pthread_cond_wait(&c->cond, &c->lock);
+  /* A finished call arms no more reads: nothing would end the wait. */
+  while (!c->has_message && !c->recv_over && (c->recv_armed || !c->finished)) pthread_cond_wait(&c->cond, &c->lock);
   int r = 0;
   if (c->has_message) {
     *ret_data = c->message;
