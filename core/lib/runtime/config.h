@@ -87,7 +87,7 @@ typedef struct ep_config_southbound {
   int64_t first_message_s;        /* an onboarding stream must say who it is within this */
   int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
 } ep_config_southbound;
-#define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 16384, 100, 10, 60, 600, 1024, 10, 1000}
+#define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 65536, 100, 10, 60, 600, 2048, 10, 1000}
 /* https.*: the embedded HTTPS server's threads, connection caps and request deadline (see
  * ep_https_limits in net/https.h, which holds the defaults and ranges). connections_per_ip
  * defaults to a quarter of connections_max and may not exceed it. */
