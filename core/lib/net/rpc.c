@@ -515,6 +515,10 @@ static void *thread_main(void *arg) {
   return NULL;
 }
 
+/* The retry hint of a call refused because the server is full: calls end and free their
+ * places all the time (a silent one within its method's first_message_ms). */
+#define BUSY_RETRY_S 10
+
 /* A new call arrived (on a poller): finds its method, admits it or refuses it, and starts
  * it in its mode. */
 static void accept_call(ep_rpc_server *server, ep_rpc_call *c) {
@@ -548,8 +552,14 @@ static void accept_call(ep_rpc_server *server, ep_rpc_call *c) {
     grpc_call_cancel(c->grpc, NULL);
     c->closed = c->recv_over = true;
   }
+  /* A call refused here has no handler and no handler's hold: it must never be scheduled
+   * (has_events), or its close event would release a hold it does not have and free the call
+   * while a worker still has it. */
+  c->ended = !room || !c->method;
   if (!room) {
-    refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "the server is handling too many calls; retry later");
+    char message[96];
+    snprintf(message, sizeof message, "the server is handling too many calls; ask again in %d s", BUSY_RETRY_S);
+    refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, message);
   } else if (!c->method) {
     char message[320];
     snprintf(message, sizeof message, "unknown method %s", c->path);
