@@ -34,25 +34,39 @@ static inline double bench_now(void) {
 static inline void bench_node_uuid(int i, char out[37]) { snprintf(out, 37, "bbbbbbbb-0000-4000-8000-%012d", i); }
 static inline void bench_node_serial(int i, char out[21]) { snprintf(out, 21, "LOAD%07d", i); }
 
+/* Sends node i's identity (its UUID and serial number) on an open onboarding stream; returns
+ * what ep_rpc_stream_send returned. */
+static inline int bench_node_send(ep_rpc_stream *stream, int i) {
+  char uuid[37], serial[21];
+  bench_node_uuid(i, uuid);
+  bench_node_serial(i, serial);
+  Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
+  req.uuid = uuid;
+  req.serialnum = serial;
+  uint8_t buf[256];
+  size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf);
+  return ep_rpc_stream_send(stream, buf, len);
+}
+
+/* The next answer on an onboarding stream (free with bench_answer_free), or NULL when the
+ * stream ended (its status is then in ep_rpc_stream_close) or the answer does not parse. */
+static inline bench_answer *bench_node_read(ep_rpc_stream *stream) {
+  uint8_t *data = NULL;
+  size_t data_len = 0;
+  bench_answer *resp = NULL;
+  if (ep_rpc_stream_read(stream, &data, &data_len) == 1)
+    resp = onboardingmgr__v1__onboard_node_stream_response__unpack(NULL, data_len, data);
+  free(data);
+  return resp;
+}
+
 /* Node i opens its onboarding stream on channel and sends its identity; returns the first
  * answer (free with bench_answer_free) and leaves the stream open in *ret_stream, or NULL
  * (the stream, when one was opened, is still to be closed). timeout_ms 0: no deadline. */
 static inline bench_answer *bench_node_ask(ep_rpc_channel *channel, int i, int timeout_ms, ep_rpc_stream **ret_stream) {
-  char uuid[37], serial[21];
-  bench_node_uuid(i, uuid);
-  bench_node_serial(i, serial);
   *ret_stream = NULL;
   if (ep_rpc_stream_open(ret_stream, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, timeout_ms) < 0) return NULL;
-  Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
-  req.uuid = uuid;
-  req.serialnum = serial;
-  uint8_t buf[256], *data = NULL;
-  size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf), data_len = 0;
-  bench_answer *resp = NULL;
-  if (ep_rpc_stream_send(*ret_stream, buf, len) == 0 && ep_rpc_stream_read(*ret_stream, &data, &data_len) == 1)
-    resp = onboardingmgr__v1__onboard_node_stream_response__unpack(NULL, data_len, data);
-  free(data);
-  return resp;
+  return bench_node_send(*ret_stream, i) == 0 ? bench_node_read(*ret_stream) : NULL;
 }
 
 static inline void bench_answer_free(bench_answer *resp) {

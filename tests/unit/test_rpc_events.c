@@ -21,6 +21,7 @@
 #define ECHO "/test.Events/Echo"
 #define WAIT "/test.Events/Wait"
 #define FLOOD "/test.Events/Flood"
+#define HELLO "/test.Events/Hello" /* echo, but a call must send its first message within 10 s */
 #define WAITERS_MAX 512
 
 typedef struct fixture {
@@ -125,7 +126,7 @@ static const ep_rpc_stream_ops wait_ops = {
     .open = wait_open, .message = wait_message, .wake = wait_wake, .close = echo_close};
 static const ep_rpc_stream_ops flood_ops = {.open = echo_open, .message = flood_message, .close = echo_close};
 
-static int setup(void **state) {
+static int setup_with(void **state, const ep_rpc_server_options *options) {
   fixture *f = calloc(1, sizeof *f);
   pthread_mutex_init(&f->lock, NULL);
   *state = f;
@@ -133,14 +134,23 @@ static int setup(void **state) {
       {.path = ECHO, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &echo_ops},
       {.path = WAIT, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &wait_ops},
       {.path = FLOOD, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &flood_ops},
+      {.path = HELLO, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &echo_ops, .first_message_ms = 10000},
   };
   int port = 0;
-  if (ep_rpc_server_new(&f->server, &(ep_rpc_server_options){.max_message = 4 << 20}) < 0) return -1;
-  for (int i = 0; i < 3; i++)
+  if (ep_rpc_server_new(&f->server, options) < 0) return -1;
+  for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
     if (ep_rpc_server_add_method(f->server, &methods[i]) < 0) return -1;
   if (ep_rpc_server_listen(f->server, "127.0.0.1:0", NULL, &port) < 0 || ep_rpc_server_start(f->server) < 0) return -1;
   snprintf(f->target, sizeof f->target, "127.0.0.1:%d", port);
   return ep_rpc_channel_new(&f->channel, f->target, NULL, 4 << 20);
+}
+
+static int setup(void **state) { return setup_with(state, &(ep_rpc_server_options){.max_message = 4 << 20}); }
+
+/* A server that takes CALLS_MAX calls at once. */
+#define CALLS_MAX 4
+static int setup_small(void **state) {
+  return setup_with(state, &(ep_rpc_server_options){.max_message = 4 << 20, .calls_max = CALLS_MAX});
 }
 
 static void release_waiters(fixture *f) {
@@ -279,12 +289,88 @@ static void shutdown_with_waiting_streams(void **state) {
   }
 }
 
+/* Calls past calls_max are refused RESOURCE_EXHAUSTED with when to ask again, and no event of
+ * theirs reaches a handler: an event-driven call refused on arrival has no handler, and its end
+ * once freed the call while a worker still had it queued (found by tests/integration/test_flood.c). */
+static void calls_past_the_maximum_are_refused_without_events(void **state) {
+  fixture *f = *state;
+  enum { EXTRA = 60 };
+  ep_rpc_stream *held[CALLS_MAX], *extra[EXTRA];
+  for (int i = 0; i < CALLS_MAX; i++) {
+    assert_int_equal(ep_rpc_stream_open(&held[i], f->channel, WAIT, NULL, 0, NULL, 0, 20000), 0);
+    assert_int_equal(ep_rpc_stream_send(held[i], (const uint8_t *)"hi", 2), 0);
+  }
+  await(&f->opened, CALLS_MAX);
+  for (int i = 0; i < EXTRA; i++) assert_int_equal(ep_rpc_stream_open(&extra[i], f->channel, WAIT, NULL, 0, NULL, 0, 20000), 0);
+  for (int i = 0; i < EXTRA; i++) {
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ep_rpc_stream_read(extra[i], &data, &len), 0);
+    ep_rpc_result result = {0};
+    ep_rpc_stream_close(extra[i], &result);
+    assert_int_equal(result.status, 8);
+    assert_non_null(strstr(result.message, "too many calls; ask again in "));
+    ep_rpc_result_clear(&result);
+  }
+  assert_int_equal(atomic_load(&f->opened), CALLS_MAX); /* no handler saw the refused calls */
+  assert_int_equal(atomic_load(&f->closed), 0);
+  for (int i = 0; i < CALLS_MAX; i++) ep_rpc_stream_close(held[i], NULL);
+  await(&f->closed, CALLS_MAX);
+  release_waiters(f);
+  /* Places free as calls end. */
+  ep_rpc_stream *s = NULL;
+  assert_int_equal(ep_rpc_stream_open(&s, f->channel, ECHO, NULL, 0, NULL, 0, 10000), 0);
+  assert_int_equal(ep_rpc_stream_send(s, (const uint8_t *)"again", 5), 0);
+  read_text(s, "AGAIN");
+  ep_rpc_stream_close(s, NULL);
+}
+
+/* A full server makes room for a newcomer by ending the call that has waited longest without
+ * sending anything (a method with first_message_ms): streams that say nothing cannot shut
+ * others out, while calls that spoke keep their places, however old. */
+static void a_full_server_ends_the_oldest_silent_call_for_a_newcomer(void **state) {
+  fixture *f = *state;
+  enum { SILENT = CALLS_MAX - 1, NEWCOMERS = 2 };
+  ep_rpc_stream *spoke = NULL, *silent[SILENT], *newcomer[NEWCOMERS];
+  assert_int_equal(ep_rpc_stream_open(&spoke, f->channel, HELLO, NULL, 0, NULL, 0, 20000), 0);
+  assert_int_equal(ep_rpc_stream_send(spoke, (const uint8_t *)"hi", 2), 0);
+  read_text(spoke, "HI");
+  for (int i = 0; i < SILENT; i++) {
+    assert_int_equal(ep_rpc_stream_open(&silent[i], f->channel, HELLO, NULL, 0, NULL, 0, 20000), 0);
+    await(&f->opened, i + 2); /* the server takes them in this order: it is full after the last */
+  }
+  for (int i = 0; i < NEWCOMERS; i++) {
+    assert_int_equal(ep_rpc_stream_open(&newcomer[i], f->channel, HELLO, NULL, 0, NULL, 0, 20000), 0);
+    assert_int_equal(ep_rpc_stream_send(newcomer[i], (const uint8_t *)"in", 2), 0);
+    read_text(newcomer[i], "IN");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ep_rpc_stream_read(silent[i], &data, &len), 0); /* the oldest silent one was ended */
+    ep_rpc_result result = {0};
+    ep_rpc_stream_close(silent[i], &result);
+    assert_int_equal(result.status, 8);
+    assert_non_null(strstr(result.message, "this one sent nothing; ask again in "));
+    ep_rpc_result_clear(&result);
+  }
+  /* The rest are still open: the client's close cancels each. */
+  ep_rpc_stream *open[] = {spoke, silent[2], newcomer[0], newcomer[1]};
+  for (size_t i = 0; i < sizeof open / sizeof open[0]; i++) {
+    ep_rpc_result result = {0};
+    ep_rpc_stream_close(open[i], &result);
+    assert_int_equal(result.status, 1);
+    ep_rpc_result_clear(&result);
+  }
+  await(&f->closed, 1 + SILENT + NEWCOMERS);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(events_in_order_and_one_at_a_time, setup, teardown),
       cmocka_unit_test_setup_teardown(waiting_streams_hold_no_thread_and_wakes_arrive, setup, teardown),
       cmocka_unit_test_setup_teardown(send_queue_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(shutdown_with_waiting_streams, setup, teardown),
+      cmocka_unit_test_setup_teardown(calls_past_the_maximum_are_refused_without_events, setup_small, teardown),
+      cmocka_unit_test_setup_teardown(a_full_server_ends_the_oldest_silent_call_for_a_newcomer, setup_small, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
