@@ -201,9 +201,6 @@ struct ep_rpc_call {
   struct ep_rpc_call *next; /* in the run queue */
 };
 
-/* The call is over (no batch in flight, the handler done with it): releases the gRPC call and
- * its place in the server; its memory may live on for references. Runs without the call's
- * lock, holding a reference (see settle_unlock). */
 /* Takes c out of the server's silent calls, if it is there. Server's lock held. */
 static void silent_remove(ep_rpc_server *server, ep_rpc_call *c) {
   if (!c->silent) return;
@@ -219,6 +216,9 @@ static void silent_remove(ep_rpc_server *server, ep_rpc_call *c) {
   c->silent = false;
 }
 
+/* The call is over (no batch in flight, the handler done with it): releases the gRPC call and
+ * its place in the server; its memory may live on for references. Runs without the call's
+ * lock, holding a reference (see settle_unlock). */
 static void call_over(ep_rpc_call *c, grpc_call *grpc) {
   if (grpc) grpc_call_unref(grpc);
   if (!c->counted) return;
