@@ -31,7 +31,7 @@ static const char usage_text[] =
     "                             and why a plugin does not load\n"
     "  plugins describe NAME      a plugin's settings: type, default, required, help\n"
     "  actions list               node actions offered by the loaded plugins\n"
-    "  actions run NAME [PARAM=VALUE ...]\n"
+    "  actions run [--log-level error|warn|info|debug] NAME [PARAM=VALUE ...]\n"
     "                             run one node action here and show its progress\n"
     "  host add --uuid UUID [--serial SERIAL] [--mac MAC ...] [--ip IP] [--site SITE]\n"
     "           [--os PROFILE] [--auto-onboard]\n"
@@ -385,6 +385,15 @@ int main(int argc, char **argv) {
   } else if (strcmp(group, "actions") == 0) {
     if (verb && strcmp(verb, "list") == 0 && rest == 0) return cmd_actions_list(config_path);
     if (verb && strcmp(verb, "run") == 0) {
+      /* --log-level shows the plugin's own lines (INFO, DEBUG) while the action runs. */
+      if (rest >= 1 && strcmp(args[0], "--log-level") == 0) {
+        int level = rest >= 2 ? ep_log_level_parse(args[1]) : -1;
+        if (level < 0)
+          return usage_error("--log-level needs one of error, warn, info, debug (got '%s')", rest >= 2 ? args[1] : "");
+        ep_log_setup(stderr, level);
+        args += 2;
+        rest -= 2;
+      }
       if (rest < 1) return usage_error("%s needs an action NAME", "actions run");
       return cmd_actions_run(config_path, args[0], args + 1, rest - 1);
     }

@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   ep_config *config = NULL;
   if (ep_config_load(&config, path, "/nonexistent", &diags) == 0) {
     const char *ids[] = {"storage-sqlite", "auth-local"};
-    ep_config_check_sections(config, ids, 2, &diags);
+    const ep_config_refused refused[] = {{"old-plugin", "/plugins/old-plugin.so", "ABI major mismatch"}};
+    ep_config_check_sections(config, ids, 2, refused, 1, &diags);
     ep_config_free(config);
   }
   ep_diags_clear(&diags);

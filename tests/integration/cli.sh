@@ -65,6 +65,13 @@ check "actions list: test.count" contains "$tmp/out" "test.count (plugin alpha)"
 check "actions run: ok" run_status 0 "$tmp/out" "$edgeprov" --config "$tmp/site.conf" actions run test.count steps=4
 check "actions run: progress" contains "$tmp/out" "progress: 4/4 (100%) counting"
 check "actions run: result" contains "$tmp/out" "action test.count: ok"
+check "actions run: the plugin's INFO lines are not shown by default" lacks "$tmp/out" "counted to 4"
+check "actions run --log-level info: ok" run_status 0 "$tmp/out" "$edgeprov" --config "$tmp/site.conf" actions run \
+  --log-level info test.count steps=4
+check "actions run --log-level info: the plugin's own line" contains "$tmp/out" "counted to 4"
+check "actions run --log-level: a bad level is a usage error" run_status 2 "$tmp/out" "$edgeprov" --config \
+  "$tmp/site.conf" actions run --log-level loud test.count
+check "actions run --log-level: says which levels" contains "$tmp/out" "--log-level needs one of error, warn, info, debug (got 'loud')"
 check "actions run: failure exits 1" run_status 1 "$tmp/out" "$edgeprov" --config "$tmp/site.conf" actions run test.count fail_at=2
 check "actions run: failure message" contains "$tmp/out" "action test.count (plugin alpha): failed at step 2 as asked"
 check "actions run: bad parameter" run_status 1 "$tmp/out" "$edgeprov" --config "$tmp/site.conf" actions run test.count steps=0

@@ -53,6 +53,9 @@ static int32_t count_run(void *state, ep_ctx *ctx) {
     if (i == fail_at) return ep_failf(s->host, ctx, EP_EFAILED, "failed at step %lld as asked", (long long)i);
     s->host->progress(ctx, (uint64_t)i, (uint64_t)steps, "counting");
   }
+  char line[64];
+  snprintf(line, sizeof line, "counted to %lld", (long long)steps);
+  s->host->log(ctx, EP_LOG_INFO, line); /* seen with: edgeprov actions run --log-level info */
   return 0;
 }
 

@@ -208,6 +208,26 @@ static void refused_required_plugin_is_reported(void **state) {
   ep_site *site = NULL;
   assert_int_equal(ep_site_open(&site, path, &diags), 0);
   assert_true(tu_has_diag(&diags, 0, "required plugin 'major' missing: not found in " TEST_PLUGIN_DIR));
+  /* The message lists the files that were refused there, with why: one may be it. */
+  assert_true(tu_has_diag(&diags, 0, "; refused there: "));
+  assert_true(tu_has_diag(&diags, 0, TEST_PLUGIN_DIR "/abi-major.so (ABI major mismatch: plugin built for ABI"));
+  ep_diags_clear(&diags);
+  ep_site_free(site);
+  free(path);
+
+  /* A plugin named by its file, refused: required and configured, each says why. */
+  snprintf(text, sizeof text,
+           "paths = { plugins = [ \"%s\" ]; };\n"
+           "plugins = { required = [ \"abi-major\" ]; };\n"
+           "abi-major = { workers = 2; };\n",
+           TEST_PLUGIN_DIR);
+  path = tu_write(*state, "major-by-file.conf", text);
+  assert_int_equal(ep_site_open(&site, path, &diags), 0);
+  assert_true(tu_has_diag(&diags, 3, "section 'abi-major' configures plugin " TEST_PLUGIN_DIR
+                                     "/abi-major.so, which was refused: ABI major mismatch"));
+  assert_false(tu_has_diag(&diags, 3, "unknown key"));
+  assert_true(tu_has_diag(&diags, 0, "required plugin 'abi-major' refused: " TEST_PLUGIN_DIR
+                                     "/abi-major.so: ABI major mismatch"));
   ep_diags_clear(&diags);
   ep_site_free(site);
   free(path);

@@ -736,7 +736,7 @@ size_t ep_config_check_plugin_section(const ep_config *config, const char *plugi
 }
 
 void ep_config_check_sections(const ep_config *config, const char *const *known_ids, size_t known_count,
-                              ep_diags *diags) {
+                              const ep_config_refused *refused, size_t refused_count, ep_diags *diags) {
   if (!config->source) return;
   const config_setting_t *root = config_root_setting(&config->source->lc);
   int n = config_setting_length(root);
@@ -750,7 +750,13 @@ void ep_config_check_sections(const ep_config *config, const char *const *known_
     if (is_core_group(name) || !config_setting_is_group(s)) continue;
     bool known = false;
     for (size_t k = 0; k < known_count && !known; k++) known = strcmp(known_ids[k], name) == 0;
-    if (!known) {
+    const ep_config_refused *was_refused = NULL;
+    for (size_t k = 0; !known && k < refused_count && !was_refused; k++)
+      if (strcmp(refused[k].id, name) == 0) was_refused = &refused[k];
+    if (was_refused) {
+      DIAG_AT(diags, EP_DIAG_ERROR, s, config->path, "section '%s' configures plugin %s, which was refused: %s", name,
+              was_refused->path, was_refused->reason);
+    } else if (!known) {
       const char *hint = ep_suggest(name, candidates, known_count + CORE_GROUP_COUNT);
       if (hint)
         DIAG_AT(diags, EP_DIAG_ERROR, s, config->path, "unknown key '%s' (did you mean '%s'?)", name, hint);

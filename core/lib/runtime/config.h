@@ -151,10 +151,19 @@ void ep_config_free(ep_config *config);
 size_t ep_config_check_plugin_section(const ep_config *config, const char *plugin_id, ep_fields *settings,
                                       ep_diags *diags);
 
+/* A plugin file the loader refused before its entry could be used: the ID a config would
+ * give it (its entry's, or its file name's), the file and why. */
+typedef struct ep_config_refused {
+  const char *id;
+  const char *path;
+  const char *reason;
+} ep_config_refused;
+
 /* Reports top-level sections that are neither core keys nor one of known_ids (error, with a
- * suggestion), and sections of known plugins that are not enabled (warning). */
+ * suggestion; a section named after a refused plugin says it was refused and why), and sections
+ * of known plugins that are not enabled (warning). */
 void ep_config_check_sections(const ep_config *config, const char *const *known_ids, size_t known_count,
-                              ep_diags *diags);
+                              const ep_config_refused *refused, size_t refused_count, ep_diags *diags);
 
 /* True when the plugin is enabled by this config. */
 bool ep_config_plugin_enabled(const ep_config *config, const char *plugin_id);

@@ -156,6 +156,7 @@ static void check_plugin(ep_plugin_set *set, ep_plugin *p) {
                e->id ? e->id : "(null)");
     return;
   }
+  snprintf(p->claimed_id, sizeof p->claimed_id, "%s", e->id); /* readable: this host's layout */
   if (!e->version || !*e->version || strnlen(e->version, 64) > 63) {
     set_reason(p, EP_PLUGIN_REFUSED, "plugin '%s' has no version text (or one longer than 63 bytes)", e->id);
     return;
@@ -259,6 +260,8 @@ static int add_plugin(ep_plugin_set *set, const char *dir, const char *name) {
     return EP_ENOMEM;
   }
   set->items[set->count++] = p;
+  size_t stem = strlen(name) > 3 ? strlen(name) - 3 : strlen(name); /* names end in ".so" */
+  snprintf(p->claimed_id, sizeof p->claimed_id, "%.*s", (int)stem, name);
   check_plugin(set, p);
   return 0;
 }
@@ -338,7 +341,16 @@ int ep_plugins_configure(ep_plugin_set *set, const ep_config *config, ep_diags *
     if (ep_config_check_plugin_section(config, p->entry->id, &p->settings, diags) > 0)
       set_reason(p, EP_PLUGIN_REFUSED, "invalid settings in %s", file ? file : "the embedded defaults");
   }
-  ep_config_check_sections(config, ids, id_count, diags);
+  /* Refused files, by the ID a config would give them: a section or a plugins list naming
+   * one is told why it was refused, not that the ID is unknown. */
+  ep_config_refused *refused = calloc(set->count + 1, sizeof *refused);
+  size_t refused_count = 0;
+  for (size_t i = 0; refused && i < set->count; i++) {
+    const ep_plugin *p = set->items[i];
+    if (p->state == EP_PLUGIN_REFUSED && !p->entry)
+      refused[refused_count++] = (ep_config_refused){p->claimed_id, p->path, p->reason ? p->reason : "refused"};
+  }
+  ep_config_check_sections(config, ids, id_count, refused, refused_count, diags);
   free(ids);
 
   char dirs[512];
@@ -351,11 +363,25 @@ int ep_plugins_configure(ep_plugin_set *set, const ep_config *config, ep_diags *
       bool required = ep_config_plugin_required(config, id);
       if (w == 1 && required) continue; /* reported in the first pass */
       if (find_valid_by_id(set, id, NULL)) continue;
-      ep_diags_add(diags, required ? EP_DIAG_ERROR : EP_DIAG_WARNING, file, 0,
-                   "%s plugin '%s' missing: not found in %s (refused files are listed with the reason)",
-                   required ? "required" : "enabled", id, dirs);
+      const ep_config_refused *same = NULL;
+      for (size_t k = 0; k < refused_count && !same; k++)
+        if (strcmp(refused[k].id, id) == 0) same = &refused[k];
+      if (same) {
+        ep_diags_add(diags, required ? EP_DIAG_ERROR : EP_DIAG_WARNING, file, 0, "%s plugin '%s' refused: %s: %s",
+                     required ? "required" : "enabled", id, same->path, same->reason);
+        continue;
+      }
+      /* Not found by its ID: every refused file may be it (an entry that could not be read). */
+      char others[1024] = "";
+      size_t used = 0;
+      for (size_t k = 0; k < refused_count && used < sizeof others; k++)
+        used += (size_t)snprintf(others + used, sizeof others - used, "%s%s (%s)", k ? "; " : "", refused[k].path,
+                                 refused[k].reason);
+      ep_diags_add(diags, required ? EP_DIAG_ERROR : EP_DIAG_WARNING, file, 0, "%s plugin '%s' missing: not found in %s%s%s",
+                   required ? "required" : "enabled", id, dirs, refused_count ? "; refused there: " : "", others);
     }
   }
+  free(refused);
   return diags->errors > errors_before ? EP_EINVAL : 0;
 }
 

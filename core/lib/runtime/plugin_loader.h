@@ -32,6 +32,8 @@ typedef struct ep_plugin {
   char *path;
   void *handle;                 /* dlopen handle, NULL when it could not be opened */
   const ep_plugin_entry *entry; /* NULL until the entry passed the ABI checks */
+  char claimed_id[64];          /* the ID its entry names once readable, else its file name without
+                                 * ".so": what a site's config would call it (messages only) */
   ep_plugin_state state;
   char *reason;                 /* why refused or failed, NULL otherwise */
   bool required;
