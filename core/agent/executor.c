@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "runtime/action.h"
+#include "runtime/site.h"
 #include "edgeprov/v1/workflow.pb-c.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -167,6 +168,20 @@ static void free_assignments(char **list) {
   free(list);
 }
 
+/* An action the node lacks may be one of a plugin that could not start here (no site config
+ * on a node, see plugin.h): adds to the message which plugins did not start and why. */
+static int explain_missing_action(const ep_plugin_set *plugins, int r) {
+  char why[EP_ERROR_MESSAGE_MAX] = "", line[EP_ERROR_MESSAGE_MAX];
+  size_t used = 0;
+  for (size_t i = 0; i < plugins->count && used < sizeof why; i++)
+    if (ep_site_plugin_problem(plugins->items[i], line, sizeof line))
+      used += (size_t)snprintf(why + used, sizeof why - used, "%s%s", used ? "; " : "", line);
+  if (!used) return r;
+  char missing[EP_ERROR_MESSAGE_MAX];
+  snprintf(missing, sizeof missing, "%s", ep_error_message());
+  return ep_error_set(r, "%s; not usable on this node: %s", missing, why);
+}
+
 /* One attempt of action a: 0, EP_ETIMEDOUT, or the action's error (message set). */
 static int attempt_action(run *rn, const wf_action *a, const ep_plugin_set *plugins, const ep_executor_node *node,
                           char reboot[16]) {
@@ -174,6 +189,7 @@ static int attempt_action(run *rn, const wf_action *a, const ep_plugin_set *plug
   ep_fields params = {0};
   char **assignments = NULL;
   int r = ep_actions_find(plugins, a->action, &ref);
+  if (r == EP_ENOENT) r = explain_missing_action(plugins, r);
   if (r == 0) r = ep_action_params_new(&params, &ref);
   if (r == 0) r = build_assignments(a, node, &assignments);
   if (r == 0) r = ep_action_params_parse(&params, &ref, (const char *const *)assignments, a->n_params);

@@ -2,9 +2,11 @@
 # Integration test: real edgeprov-agent processes on fake sysroots onboard at a real
 # edgeprovd (storage-sqlite, auth-local): pre-registered, unknown then added, REGISTERED then
 # approved, mismatched serial, nZTP and non-ZTP; the secret shows nowhere but on the node.
-# Usage: agent.sh SOURCE_DIR BUILD_DIR
+# A node's plugins (no site config there): one whose init needs its required setting is named
+# with its reason, and a missing action says which plugins did not start.
+# Usage: agent.sh SOURCE_DIR BUILD_DIR TEST_PLUGIN_DIR TEST_PLUGIN_REQUIRED_DIR TEST_PLUGIN_NODE_DIR
 set -u
-src=$1 build=$2
+src=$1 build=$2 node_plugins=$5
 . "$src/tests/integration/lib.sh"
 scratch
 unset EDGEPROV_CONFIG EDGEPROV_SERVER
@@ -174,5 +176,41 @@ check "not in host show" lacks "$tmp/show.json" "$secret"
 check "not in events" lacks "$tmp/events.json" "$secret"
 check "not in any daemon or agent log" absent -rF -- "$secret" "$tmp"/*.log
 check "not in the store" absent -raF -- "$secret" "$tmp/zt-data"
+
+# 8. A node's plugins run without the site's settings. The orchestrator has osact (an OS profile
+#    and actions, its image_url set); the node has only needy, whose init wants its required
+#    setting: the agent names the file and the reason, and the workflow's action that is not
+#    there says which plugin did not start, in the instance's status too.
+np_port=$(free_port) np_https=$(free_port)
+cat >"$tmp/np.conf" <<CONF
+listen = { management = "unix:$tmp/np.sock"; grpc = "127.0.0.1:$np_port"; https = "127.0.0.1:$np_https"; };
+paths = { data = "$tmp/np-data"; plugins = [ "$build/lib/edgeprov/plugins", "$node_plugins" ]; };
+plugins = { enabled = [ "storage-sqlite", "auth-local", "osact" ]; };
+provisioning = { mode = "nztp"; };
+tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; ca = "$tmp/ca.pem"; };
+osact = { image_url = "file:///srv/osact.img"; };
+CONF
+"$build/bin/edgeprovd" --config "$tmp/np.conf" >"$tmp/np.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/np.log" && break; sleep 0.05; done
+np_token=https://127.0.0.1:$np_https/oauth2/token
+P="$build/bin/edgeprov --config $tmp/np.conf"
+mkdir -p "$tmp/nodeplugins" && cp "$node_plugins/needy.so" "$tmp/nodeplugins/"
+U8=aaaaaaaa-0000-4000-8000-000000000008
+make_node n8 $U8 NODESER08 52:54:00:aa:00:08 10.0.2.18
+$P host add --uuid $U8 --serial NODESER08 --os osact-1 --auto-onboard >/dev/null
+"$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$np_port" --ca "$tmp/ca.pem" --token-url "$np_token" --sysroot "$tmp/n8" \
+  --state-dir "$tmp/n8/state" --plugins "$tmp/nodeplugins" --no-reboot --backoff-ms 100 --backoff-max-ms 200 \
+  >"$tmp/a8.agent.log" 2>&1 &
+agent_pid=$!
+pids+=($agent_pid)
+for _ in $(seq 200); do grep -qs "waiting for an operator" "$tmp/a8.agent.log" && break; sleep 0.05; done
+kill $agent_pid 2>/dev/null
+check "node: the plugin that cannot start is named with its reason" contains "$tmp/a8.agent.log" \
+  "warning: plugin $tmp/nodeplugins/needy.so: init failed: setting 'endpoint' is required"
+check "node: the workflow's action is missing, and why" contains "$tmp/a8.agent.log" \
+  "no action 'test.count' in the loaded plugins (see: edgeprov actions list); not usable on this node: plugin $tmp/nodeplugins/needy.so: init failed: setting 'endpoint' is required"
+$P instance list --json >"$tmp/out" 2>&1
+check "node: the instance's status says so too" contains "$tmp/out" "not usable on this node: plugin $tmp/nodeplugins/needy.so: init failed"
 
 finish

@@ -17,6 +17,8 @@
 #define VARIANT_INIT_FAILS 9    /* init fails with a message */
 #define VARIANT_BAD_DECL 10     /* a setting whose default is not of its type */
 #define VARIANT_GAMMA 11        /* good: a required setting, a vendor capability */
+#define VARIANT_NEEDY 12        /* actions, and an init that insists on its required setting */
+#define VARIANT_OS_ACTIONS 13   /* an OS profile and actions; init copes without its required setting */
 
 #ifndef TEST_VARIANT
 #error "define TEST_VARIANT"
@@ -31,6 +33,7 @@ typedef struct test_state {
   const ep_host *host;
   ep_ctx *ctx;
   char id[64];
+  const char *image_url; /* VARIANT_OS_ACTIONS: NULL on a node (no site config there) */
 } test_state;
 
 static void trace(test_state *s, const char *event) {
@@ -66,6 +69,7 @@ static const ep_field_decl count_params[] = {
 
 /* test.run_values: reports the run's host values in one progress message and asks for a
  * kexec, so the tests see what an action on a node gets. */
+static int32_t run_values_run(void *state, ep_ctx *ctx) __attribute__((unused));
 static int32_t run_values_run(void *state, ep_ctx *ctx) {
   test_state *s = state;
   const char *disk = "-", *scratch = "-", *deadline = "-";
@@ -78,6 +82,12 @@ static int32_t run_values_run(void *state, ep_ctx *ctx) {
   return s->host->request_reboot(ctx, "kexec");
 }
 
+#if TEST_VARIANT == VARIANT_NEEDY
+static const ep_action test_actions[] = {
+    {.struct_size = sizeof(ep_action), .name = "needy.count", .description = "count with progress",
+     .params = count_params, .params_count = EP_COUNT(count_params), .run = count_run},
+};
+#else
 static const ep_action test_actions[] = {
     {.struct_size = sizeof(ep_action),
      .name = "test.run_values",
@@ -90,6 +100,7 @@ static const ep_action test_actions[] = {
      .params_count = EP_COUNT(count_params),
      .run = count_run},
 };
+#endif
 
 static const ep_actions test_actions_table = {
     EP_ACTIONS_HEADER,
@@ -98,6 +109,32 @@ static const ep_actions test_actions_table = {
 };
 
 static int32_t test_init(const ep_host *host, ep_ctx *ctx, void **ret_state);
+
+#if TEST_VARIANT == VARIANT_OS_ACTIONS
+/* One profile from the image_url setting; called on the orchestrator only. */
+static int32_t os_profiles(void *state, ep_os_profile_fn visit, void *data) {
+  const test_state *s = state;
+  ep_os_profile profile = {.struct_size = sizeof profile, .name = "osact-1", .os_type = "immutable",
+                           .image_url = s->image_url,
+                           .image_sha256 = "0000000000000000000000000000000000000000000000000000000000000000",
+                           .image_format = "raw", .description = "test OS"};
+  return visit(data, &profile);
+}
+
+static int32_t os_template(void *state, const char *profile, ep_os_text_fn visit, void *data) {
+  const test_state *s = state;
+  if (strcmp(profile, "osact-1") != 0) return ep_failf(s->host, s->ctx, EP_ENOENT, "no profile '%s'", profile);
+  return visit(data, "actions = ( { action = \"test.count\"; params = { steps = \"2\"; }; } );");
+}
+
+static int32_t os_fragments(void *state, const char *profile, ep_os_text_fn visit, void *data) {
+  (void)state, (void)profile, (void)visit, (void)data;
+  return 0;
+}
+
+static const ep_os test_os_table = {.struct_size = sizeof(ep_os), .profiles = os_profiles,
+                                    .workflow_template = os_template, .cloudinit_fragments = os_fragments};
+#endif
 
 static void test_deinit(void *state) {
   test_state *s = state;
@@ -109,12 +146,26 @@ static const void *test_get_capability(void *state, const char *id) {
   (void)state;
   if (strcmp(id, EP_CAP_ACTIONS) == 0) return &test_actions_table;
   if (strcmp(id, "com.example.widget/1") == 0) return "widget";
+#if TEST_VARIANT == VARIANT_OS_ACTIONS
+  /* Answered on a node too: the loader checks every declared capability's table. */
+  if (strcmp(id, EP_CAP_OS) == 0) return &test_os_table;
+#endif
   return NULL;
 }
 
 #if TEST_VARIANT == VARIANT_BAD_DECL
 static const ep_field_decl test_settings[] = {
     EP_FIELD_INT_DECL("retries", "many", EP_FIELD_OPTIONAL, 0, 10, "retries"),
+};
+#elif TEST_VARIANT == VARIANT_NEEDY
+static const ep_field_decl test_settings[] = {
+    EP_FIELD_STRING_DECL("endpoint", NULL, EP_FIELD_REQUIRED, 256, "vendor endpoint URL"),
+    EP_FIELD_STRING_DECL("trace_file", "", EP_FIELD_OPTIONAL, 0, "append init/deinit events here"),
+};
+#elif TEST_VARIANT == VARIANT_OS_ACTIONS
+static const ep_field_decl test_settings[] = {
+    EP_FIELD_STRING_DECL("image_url", NULL, EP_FIELD_REQUIRED, 2048, "the OS image (orchestrator only)"),
+    EP_FIELD_STRING_DECL("trace_file", "", EP_FIELD_OPTIONAL, 0, "append init/deinit events here"),
 };
 #elif TEST_VARIANT == VARIANT_GAMMA
 static const ep_field_decl test_settings[] = {
@@ -133,6 +184,12 @@ static const ep_field_decl test_settings[] = {
 #if TEST_VARIANT == VARIANT_ALPHA || TEST_VARIANT == VARIANT_DUPLICATE
 #define TEST_ID "alpha"
 static const char *const test_capabilities[] = {EP_CAP_ACTIONS, NULL};
+#elif TEST_VARIANT == VARIANT_NEEDY
+#define TEST_ID "needy"
+static const char *const test_capabilities[] = {EP_CAP_ACTIONS, NULL};
+#elif TEST_VARIANT == VARIANT_OS_ACTIONS
+#define TEST_ID "osact"
+static const char *const test_capabilities[] = {EP_CAP_OS, EP_CAP_ACTIONS, NULL};
 #elif TEST_VARIANT == VARIANT_UNKNOWN_CAP
 #define TEST_ID "teleporter"
 static const char *const test_capabilities[] = {"edgeprov.teleport/1", NULL};
@@ -170,6 +227,17 @@ static int32_t test_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   s->host = host;
   s->ctx = ctx;
   snprintf(s->id, sizeof s->id, "%s", TEST_ID);
+#if TEST_VARIANT == VARIANT_NEEDY
+  const char *endpoint = NULL;
+  if (host->setting_string(ctx, "endpoint", &endpoint) < 0) {
+    host->free(ctx, s);
+    return ep_failf(host, ctx, EP_EINVAL, "setting 'endpoint' is required");
+  }
+#elif TEST_VARIANT == VARIANT_OS_ACTIONS
+  /* A required setting without a value happens only on a node: there only the actions are used. */
+  s->image_url = NULL;
+  if (host->setting_string(ctx, "image_url", &s->image_url) == EP_ENOENT) s->image_url = NULL;
+#endif
   trace(s, "init");
   *ret_state = s;
   return 0;

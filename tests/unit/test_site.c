@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "base/error.h"
+#include "runtime/action.h"
 #include "runtime/site.h"
 #include "testutil.h"
 
@@ -141,12 +142,62 @@ static void open_for_starts_only_the_plugins_of_one_capability(void **state) {
   ep_site_free(site);
   ep_diags_clear(&diags);
 
-  /* A plugin of that capability whose required setting nobody can give: no site. */
-  site = (ep_site *)0x1;
-  int r = ep_site_open_for(&site, TEST_PLUGIN_REQUIRED_DIR, *state, "com.example.widget/1", &diags);
-  assert_true(r < 0);
-  assert_ptr_equal(site, (ep_site *)0x1);
-  assert_true(tu_has_diag(&diags, 0, "endpoint"));
+  /* A plugin of that capability whose required setting nobody can give on a node: it starts
+   * without a value for it (its init does not need it), and the lookup answers EP_ENOENT. */
+  site = NULL;
+  assert_int_equal(ep_site_open_for(&site, TEST_PLUGIN_REQUIRED_DIR, *state, "com.example.widget/1", &diags), 0);
+  ep_plugin *gamma = ep_plugins_find(site->plugins, "gamma");
+  assert_int_equal(gamma->state, EP_PLUGIN_ACTIVE);
+  const char *endpoint = "untouched";
+  assert_int_equal(ep_fields_get_string(&gamma->settings, "endpoint", &endpoint), EP_ENOENT);
+  assert_string_equal(endpoint, "untouched");
+  int64_t timeout = 0;
+  assert_int_equal(ep_fields_get_int(&gamma->settings, "timeout_s", &timeout), 0);
+  assert_int_equal(timeout, 30); /* the declared default */
+  assert_int_equal(diags.count, 0);
+  ep_site_free(site);
+  ep_diags_clear(&diags);
+}
+
+/* The node-side rule (sdk/include/edgeprov/plugin.h): no site config on a node, so a plugin
+ * whose init insists on a required setting cannot start there, and the warning names its file
+ * and its own reason; a plugin offering an OS profile and actions serves its actions. */
+static void open_for_on_a_node_gives_no_settings_and_names_what_cannot_start(void **state) {
+  ep_diags diags = {0};
+  ep_site *site = NULL;
+  ep_error_clear();
+  assert_int_equal(ep_site_open_for(&site, TEST_PLUGIN_NODE_DIR, *state, EP_CAP_ACTIONS, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  assert_int_equal(diags.count, 1);
+  char want[512];
+  snprintf(want, sizeof want, "plugin %s/needy.so: init failed: setting 'endpoint' is required", TEST_PLUGIN_NODE_DIR);
+  assert_string_equal(diags.items[0].message, want);
+  assert_int_equal(diags.items[0].severity, EP_DIAG_WARNING);
+  ep_plugin *needy = ep_plugins_find(site->plugins, "needy");
+  assert_int_equal(needy->state, EP_PLUGIN_FAILED);
+  ep_plugin *osact = ep_plugins_find(site->plugins, "osact");
+  assert_int_equal(osact->state, EP_PLUGIN_ACTIVE);
+  assert_int_equal(site->plugins->started_count, 1);
+  const char *url = "untouched";
+  assert_int_equal(ep_fields_get_string(&osact->settings, "image_url", &url), EP_ENOENT);
+  /* The OS plugin's actions are there; the failed plugin's are not. */
+  ep_action_ref ref;
+  assert_int_equal(ep_actions_find(site->plugins, "test.count", &ref), 0);
+  assert_ptr_equal(ref.plugin, osact);
+  assert_int_equal(ep_actions_find(site->plugins, "needy.count", &ref), EP_ENOENT);
+  ep_site_free(site);
+  ep_diags_clear(&diags);
+
+  /* Refused files are named with the loader's reason; the good plugin still starts. */
+  site = NULL;
+  assert_int_equal(ep_site_open_for(&site, TEST_PLUGIN_DIR, *state, EP_CAP_ACTIONS, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  snprintf(want, sizeof want, "plugin %s/abi-major.so: refused: ABI major mismatch", TEST_PLUGIN_DIR);
+  assert_true(tu_has_diag(&diags, 0, want));
+  snprintf(want, sizeof want, "plugin %s/no-entry.so: refused: not a plugin", TEST_PLUGIN_DIR);
+  assert_true(tu_has_diag(&diags, 0, want));
+  assert_int_equal(ep_plugins_find(site->plugins, "alpha")->state, EP_PLUGIN_ACTIVE);
+  ep_site_free(site);
   ep_diags_clear(&diags);
 }
 
@@ -192,6 +243,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(open_fails_without_a_readable_config, setup, teardown),
       cmocka_unit_test_setup_teardown(open_for_starts_only_the_plugins_of_one_capability, setup, teardown),
       cmocka_unit_test(plugin_problem_line_says_why),
+      cmocka_unit_test_setup_teardown(open_for_on_a_node_gives_no_settings_and_names_what_cannot_start, setup, teardown),
   };
   return cmocka_run_group_tests_name("site", tests, NULL, NULL);
 }

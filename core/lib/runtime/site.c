@@ -55,6 +55,11 @@ static bool offers(const ep_plugin *p, const char *capability) {
   return false;
 }
 
+/* On a node there is no site config: the plugins offering capability start on their declared
+ * defaults, and a required setting stays without a value (its lookup answers EP_ENOENT), so
+ * the plugin's init, not the loader, decides whether it can work without it. Nothing is
+ * fatal: a plugin refused or failed is a warning that names its file and the reason, and its
+ * actions are missing from the node. */
 int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags) {
   ep_site *site = calloc(1, sizeof *site);
   if (!site) return ep_error_set(EP_ENOMEM, "out of memory");
@@ -66,17 +71,32 @@ int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir
     site->config->data_dir = data;
     r = scan_plugins(site);
   }
-  for (size_t i = 0; r == 0 && site->plugins && i < site->plugins->count; i++)
-    if (offers(site->plugins->items[i], capability))
-      r = ep_strv_push(&site->config->plugins_enabled, site->plugins->items[i]->entry->id);
+  for (size_t i = 0; r == 0 && i < site->plugins->notes.count; i++)
+    ep_diags_add(diags, EP_DIAG_WARNING, NULL, 0, "%s", site->plugins->notes.items[i]);
+  for (size_t i = 0; r == 0 && i < site->plugins->count; i++) {
+    ep_plugin *p = site->plugins->items[i];
+    if (p->state == EP_PLUGIN_REFUSED) continue;
+    if (!offers(p, capability)) {
+      p->state = EP_PLUGIN_DISABLED;
+      continue;
+    }
+    p->state = EP_PLUGIN_READY;
+    r = ep_strv_push(&site->config->plugins_enabled, p->entry->id);
+  }
   if (r == 0) {
     site->config->plugins_enabled_set = true;
-    r = ep_plugins_configure(site->plugins, site->config, diags);
+    r = ep_plugins_start(site->plugins, site->config);
   }
-  if (r == 0) r = ep_plugins_start(site->plugins, site->config);
   if (r < 0) {
     ep_site_free(site);
     return r;
+  }
+  /* What is unusable here: the plugins of the capability whose init failed, and every refused
+   * file (one whose entry could not be read may have been one of them). */
+  for (size_t i = 0; i < site->plugins->count; i++) {
+    char line[EP_ERROR_MESSAGE_MAX];
+    if (ep_site_plugin_problem(site->plugins->items[i], line, sizeof line))
+      ep_diags_add(diags, EP_DIAG_WARNING, NULL, 0, "%s", line);
   }
   *out = site;
   return 0;

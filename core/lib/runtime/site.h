@@ -27,8 +27,10 @@ int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags);
 
 /* Opens and starts the plugins a node's agent runs: those in plugin_dir that offer
  * capability (edgeprov.actions/1), on embedded defaults with data_dir as paths.data; every
- * other plugin is left off. Problems go to diags; returns 0 with *out set, or a negative
- * code (EP_EFAILED when a plugin's init failed, message set). */
+ * other plugin is left off. There is no site config: settings hold their declared defaults
+ * and a required one has no value (the plugin's init decides whether it can do without).
+ * A refused file or a failed init is a warning in diags naming the file and the reason, not
+ * a failure. Returns 0 with *out set, or a negative code (out of memory), message set. */
 int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags);
 
 void ep_site_free(ep_site *site);
