@@ -1,4 +1,6 @@
-/* edgeprov SDK: capability edgeprov.actions/1, named node-side actions run by the agent. */
+/* edgeprov SDK: capability edgeprov.actions/1, named node-side actions run by the agent.
+ * The agent loads a plugin with its declared setting defaults only (no site config on a node;
+ * see plugin.h): an action takes what varies per site or node from its parameters. */
 #ifndef EDGEPROV_ACTIONS_H
 #define EDGEPROV_ACTIONS_H
 

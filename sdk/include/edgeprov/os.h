@@ -33,8 +33,8 @@ typedef int32_t (*ep_os_text_fn)(void *data, const char *text);
  * profiles: visits every profile the plugin offers (typically from its settings).
  * workflow_template: visits the workflow template of profile: libconfig text
  *   `actions = ( { action = "NAME"; timeout_s = N; retries = N; params = { k = "v"; ... }; }, ... );`
- *   whose string values may reference ${variables} the core fills in (see README, "Workflow
- *   templates"); EP_ENOENT for a profile the plugin does not have.
+ *   whose string values may reference ${variables} the core fills in (see the plugin guide,
+ *   sdk/README.md, "Workflow templates"); EP_ENOENT for a profile the plugin does not have.
  * cloudinit_fragments: visits the cloud-config fragments (YAML mappings) the OS adds to the
  *   node's user-data, zero or more. */
 typedef struct ep_os {

@@ -34,7 +34,16 @@ extern "C" {
  *   negative code (deinit is then not called). host and ctx stay valid until deinit.
  * deinit: releases the state; called once, in reverse order of init. May be NULL.
  * get_capability: returns the table for capability_id (one of capabilities) or NULL. The
- *   table stays valid until deinit. */
+ *   table stays valid until deinit. The host asks for every declared capability after init
+ *   and refuses the plugin when one answers NULL.
+ *
+ * On a node (edgeprov-agent in the Micro-OS) only plugins offering EP_CAP_ACTIONS are loaded
+ * and only their actions are used; a plugin that also offers an OS profile serves its actions
+ * there. There is no site config on a node: every setting holds its declared default and a
+ * required setting has no value (setting_* returns EP_ENOENT, which on the orchestrator never
+ * happens for a required one). A plugin meant for nodes gives its settings defaults, or its
+ * init does without the ones it needs only on the orchestrator; an init that fails there is
+ * logged by the agent with the plugin's file and message, and its actions are missing. */
 typedef struct ep_plugin_entry {
   uint32_t struct_size;
   uint16_t abi_major;
