@@ -11,6 +11,7 @@ prefix=$tmp/prefix
 
 check "cmake --install" run_status 0 "$tmp/out" cmake --install "$build" --prefix "$prefix"
 check "installed headers" test -f "$prefix/include/edgeprov/plugin.h" -a -f "$prefix/include/edgeprov/actions.h"
+check "the plugin author's guide is installed" test -s "$prefix/share/doc/edgeprov-sdk/README.md"
 check "installed pkg-config file" test -f "$prefix/lib/pkgconfig/edgeprov-sdk.pc"
 check "installed CMake package" test -f "$prefix/lib/cmake/edgeprov-sdk/edgeprov-sdk-config.cmake"
 check "pkg-config finds the SDK" run_status 0 "$tmp/pc" env PKG_CONFIG_PATH="$prefix/lib/pkgconfig" \
