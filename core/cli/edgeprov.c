@@ -14,6 +14,7 @@
 #include "inventory_cmds.h"
 #include "base/log.h"
 #include "runtime/site.h"
+#include "provisioning/workflow.h"
 #include "base/suggest.h"
 #include "base/secret.h"
 
@@ -26,7 +27,9 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  config check FILE          validate a site config (edgeprov.conf) against the\n"
-    "                             settings its plugins declare; exit 1 on any error\n"
+    "                             settings its plugins declare, and the OS plugins'\n"
+    "                             workflow templates against the site's actions (starts\n"
+    "                             only the OS and action plugins); exit 1 on any error\n"
     "  plugins list               every plugin found: ID, version, state, capabilities,\n"
     "                             and why a plugin does not load\n"
     "  plugins describe NAME      a plugin's settings: type, default, required, help\n"
@@ -118,6 +121,23 @@ static int cmd_config_check(const char *path) {
   size_t enabled = 0;
   for (size_t i = 0; i < site->plugins->count; i++)
     if (site->plugins->items[i]->state == EP_PLUGIN_READY) enabled++;
+  /* The workflow templates, against the actions: only the OS and action plugins start. */
+  static const char *const template_capabilities[] = {EP_CAP_OS, EP_CAP_ACTIONS};
+  if (ep_site_start_offering(site, template_capabilities, 2) < 0) {
+    fprintf(stderr, "%s: error: %s\n%s: 1 error\n", path, ep_error_message(), path);
+    ep_site_free(site);
+    return EXIT_FAILURE;
+  }
+  print_problems(site);
+  ep_workflow_check_templates(site->plugins, &diags);
+  ep_diags_print(&diags, stderr);
+  errors = diags.errors;
+  ep_diags_clear(&diags);
+  if (errors > 0) {
+    fprintf(stderr, "%s: %zu error%s\n", path, errors, errors == 1 ? "" : "s");
+    ep_site_free(site);
+    return EXIT_FAILURE;
+  }
   printf("%s: ok (mode %s, %zu plugin%s enabled)\n", path, ep_provisioning_mode_name(site->config->mode), enabled,
          enabled == 1 ? "" : "s");
   ep_site_free(site);

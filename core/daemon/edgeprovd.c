@@ -17,6 +17,7 @@
 #include "northbound/mgmt_server.h"
 #include "provisioning/housekeeping.h"
 #include "provisioning/reconciler.h"
+#include "provisioning/workflow.h"
 #include "southbound/southbound.h"
 #include "runtime/site.h"
 #include "southbound/token_endpoint.h"
@@ -84,13 +85,9 @@ typedef struct daemon_state {
   ep_mgmt_server *mgmt;
 } daemon_state;
 
-/* Opens the site (config and plugins), logs what the config check found, and starts the
- * plugins. Returns 0, or -1 when the daemon must not start (said in the log). */
-static int open_site(daemon_state *d, const char *path) {
-  ep_diags diags = {0};
-  int r = ep_site_open(&d->site, path, &diags);
-  for (size_t i = 0; i < diags.count; i++) {
-    const ep_diag *diag = &diags.items[i];
+static void log_diags(const ep_diags *diags) {
+  for (size_t i = 0; i < diags->count; i++) {
+    const ep_diag *diag = &diags->items[i];
     char where[600] = "";
     if (diag->file && diag->line > 0)
       snprintf(where, sizeof where, "%s:%d: ", diag->file, diag->line);
@@ -98,6 +95,14 @@ static int open_site(daemon_state *d, const char *path) {
       snprintf(where, sizeof where, "%s: ", diag->file);
     ep_log(diag->severity == EP_DIAG_ERROR ? EP_LOG_ERROR : EP_LOG_WARN, "config", "%s%s", where, diag->message);
   }
+}
+
+/* Opens the site (config and plugins), logs what the config check found, and starts the
+ * plugins. Returns 0, or -1 when the daemon must not start (said in the log). */
+static int open_site(daemon_state *d, const char *path) {
+  ep_diags diags = {0};
+  int r = ep_site_open(&d->site, path, &diags);
+  log_diags(&diags);
   size_t errors = diags.errors;
   ep_diags_clear(&diags);
   if (r < 0 || errors > 0) {
@@ -114,6 +119,15 @@ static int open_site(daemon_state *d, const char *path) {
   for (size_t i = 0; i < site->plugins->count; i++)
     if (ep_site_plugin_problem(site->plugins->items[i], line, sizeof line))
       ep_log(EP_LOG_WARN, "loader", "%s (skipped)", line);
+  /* A template mistake would fail every node of its profile half-way: none starts. */
+  size_t mistakes = ep_workflow_check_templates(site->plugins, &diags);
+  log_diags(&diags);
+  ep_diags_clear(&diags);
+  if (mistakes > 0) {
+    ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: the workflow templates have %zu mistake(s); run: edgeprov config check %s",
+           mistakes, path ? path : "FILE");
+    return -1;
+  }
   for (size_t i = 0; i < site->plugins->started_count; i++) {
     const ep_plugin *p = site->plugins->started[i];
     ep_log(EP_LOG_INFO, "loader", "plugin %s %s active (%s)", p->entry->id, p->entry->version, p->path);

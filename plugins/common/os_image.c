@@ -22,6 +22,7 @@ typedef struct os_state {
   char image_sha256[65];    /* lower case */
   const char *template_text; /* def->builtin_template or file_text */
   char *file_text;          /* template_file's contents (host allocator), or NULL */
+  const char *template_file; /* the setting (host-owned), NULL for the built-in template */
 } os_state;
 
 /* ---- checks of settings ------------------------------------------------------------------------ */
@@ -249,7 +250,8 @@ static int32_t os_profiles(void *state, ep_os_profile_fn visit, void *data) {
                      .image_url = s->image_url,
                      .image_sha256 = s->image_sha256,
                      .image_format = s->image_format,
-                     .description = s->description};
+                     .description = s->description,
+                     .template_file = s->template_file};
   return visit ? visit(data, &p) : 0;
 }
 
@@ -300,6 +302,7 @@ int32_t ep_os_image_init(const ep_os_image_def *def, const ep_host *host, ep_ctx
     r = read_template_file(s, template_file);
     if (r == 0) r = check_template(s, what, s->file_text);
     s->template_text = s->file_text;
+    s->template_file = template_file;
   } else if (r == 0) {
     r = check_template(s, "the built-in template", def->builtin_template);
     s->template_text = def->builtin_template;

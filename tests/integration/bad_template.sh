@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Integration test: a site's workflow template with a mistake never takes edgeprovd down.
-# Mistakes the plugin can see on its own (a wrong type, a value out of range, a parameter that
-# is not text) stop the daemon at start with the file and line. Mistakes that only show when a
-# node's workflow is rendered (an action no plugin offers, a parameter the action does not
-# declare, an unknown ${variable}, a site setting the render needs) put that node's Instance in
-# ERROR with a status that names the mistake; the daemon keeps serving, and a restart with the
-# failed Instance stored does not crash (it used to abort in protobuf-c, on every restart).
+# Mistakes in a template are found before any node needs it: those the OS plugin sees on its
+# own (a wrong type, a value out of range, a parameter that is not text) and those the core's
+# check sees against the site's actions (an action no plugin offers, a parameter the action does
+# not declare, an unknown ${variable}, a missing required parameter) stop edgeprovd at start,
+# fail `edgeprovd --check` and `edgeprov config check`, each with the file, the line and a
+# "did you mean". What only a render can see (a site setting the render needs) puts that
+# node's Instance in ERROR with a status that names it; the daemon keeps serving, and a restart
+# with the failed Instance stored does not crash (it used to abort in protobuf-c, on every
+# restart).
 # Usage: bad_template.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -57,21 +60,64 @@ for i in json.load(sys.stdin):
     if i["host_uuid"] == sys.argv[1]: print(i["current_state"], (i["provisioning_status"] or {}).get("message"))' "$2"
 }
 
-# ---- mistakes the plugin sees at load: a required plugin stops the start, naming file and line ----
-load_case() { # NAME ENTRY EXPECTED
-  template "$tmp/$1.conf" "$2"
-  site_conf "$1" "$tmp/$1.conf"
-  timeout 20 "$build/bin/edgeprovd" --config "$tmp/$1/site.conf" >"$tmp/$1/out" 2>&1
-  local s=$?
-  check "load: $1: edgeprovd refuses to start (exit $s)" test $s -ne 0 -a $s -ne 124
-  check "load: $1: ... naming the file, line and mistake" contains "$tmp/$1/out" "$3"
+# ---- mistakes seen up front: no start, no --check, no config check; each names file and line ----
+load_case() { # NAME ENTRY EXPECTED...: the entry is line 3 of the template
+  local name=$1 entry=$2 s
+  shift 2
+  template "$tmp/$name.conf" "$entry"
+  site_conf "$name" "$tmp/$name.conf"
+  timeout 20 "$build/bin/edgeprovd" --config "$tmp/$name/site.conf" >"$tmp/$name/out" 2>&1
+  s=$?
+  check "load: $name: edgeprovd refuses to start (exit $s)" test $s -ne 0 -a $s -ne 124
+  timeout 20 "$build/bin/edgeprovd" --check --config "$tmp/$name/site.conf" >"$tmp/$name/check.out" 2>&1
+  s=$?
+  check "load: $name: edgeprovd --check fails (exit $s)" test $s -ne 0 -a $s -ne 124
+  check "load: $name: edgeprov config check fails" run_status 1 "$tmp/$name/config-check.out" \
+    "$build/bin/edgeprov" config check "$tmp/$name/site.conf"
+  local expected
+  for expected in "$@"; do
+    check "load: $name: the daemon's log names file, line and mistake: $expected" contains "$tmp/$name/out" "$expected"
+    check "load: $name: ... and so does --check" contains "$tmp/$name/check.out" "$expected"
+    check "load: $name: ... and config check" contains "$tmp/$name/config-check.out" "$expected"
+  done
 }
+# seen by the OS plugin on its own
 load_case wrong-type '{ action = "disk.erase"; timeout_s = "300"; params = { target = "/dev/vda"; }; }' \
   "$tmp/wrong-type.conf: line 3: actions[0] (disk.erase): timeout_s must be an integer 1..86400"
 load_case out-of-range '{ action = "disk.erase"; retries = 1000; params = { target = "/dev/vda"; }; }' \
   "$tmp/out-of-range.conf: line 3: actions[0] (disk.erase): retries must be an integer 0..100"
 load_case list-param '{ action = "disk.erase"; params = { target = [ "/dev/vda" ]; }; }' \
   "$tmp/list-param.conf: line 3: actions[0] (disk.erase)"
+# seen by the core, against the site's actions
+load_case unknown-action '{ action = "disk.eraze"; params = { target = "${node.target_disk}"; }; }' \
+  "$tmp/unknown-action.conf:3:" "actions[0]: no action 'disk.eraze' (did you mean 'disk.erase'?)"
+load_case unknown-param '{ action = "disk.erase"; params = { targte = "${node.target_disk}"; }; }' \
+  "$tmp/unknown-param.conf:3:" "actions[0] (disk.erase): no parameter 'targte' (did you mean 'target'?)"
+load_case bad-variable '{ action = "disk.erase"; params = { target = "${node.target_dsk}"; }; }' \
+  "$tmp/bad-variable.conf:3:" 'target: no variable ${node.target_dsk} (did you mean ${node.target_disk}?)'
+load_case unknown-instance-variable '{ action = "file.write"; params = { target = "${node.target_disk}"; path = "/x"; content = "${host.uuuid}"; }; }' \
+  "$tmp/unknown-instance-variable.conf:3:" 'content: no variable ${host.uuuid} (did you mean ${host.uuid}?)'
+load_case missing-param '{ action = "file.write"; params = { target = "${node.target_disk}"; content = "x"; }; }' \
+  "$tmp/missing-param.conf:3:" "actions[0] (file.write): missing required parameter 'path' (string)"
+load_case bad-literal '{ action = "file.write"; params = { target = "${node.target_disk}"; path = "/x"; content = "x"; uid = "-5"; }; }' \
+  "$tmp/bad-literal.conf:3:" "actions[0] (file.write): 'uid': -5 is out of range"
+# every mistake at once, each on its line
+printf '%s\n' 'actions = (' \
+  '  { action = "disk.eraze"; params = { target = "${node.target_disk}"; }; },' \
+  '  { action = "disk.erase"; params = { targte = "${node.target_disk}"; }; },' \
+  '  { action = "system.reboot"; params = { mode = "reboot"; }; }' ');' >"$tmp/several.conf"
+site_conf several "$tmp/several.conf"
+check "load: several: config check names every mistake" run_status 1 "$tmp/several/out" \
+  "$build/bin/edgeprov" config check "$tmp/several/site.conf"
+check "load: several: ... the first on its line" contains "$tmp/several/out" "$tmp/several.conf:2: error: template of profile microvisor: actions[0]: no action 'disk.eraze'"
+check "load: several: ... the second on its line" contains "$tmp/several/out" "$tmp/several.conf:3: error: template of profile microvisor: actions[1] (disk.erase): no parameter 'targte'"
+check "load: several: ... and counts them" contains "$tmp/several/out" "site.conf: 2 errors"
+check "load: several: config check started no storage (no data directory)" test ! -e "$tmp/several/data"
+# the fixed template passes all three
+template "$tmp/good.conf" '{ action = "disk.erase"; params = { target = "${node.target_disk}"; }; }'
+site_conf good "$tmp/good.conf"
+check "load: good: config check passes" run_status 0 "$tmp/good/out" "$build/bin/edgeprov" config check "$tmp/good/site.conf"
+check "load: good: edgeprovd --check passes" run_status 0 "$tmp/good/check.out" "$build/bin/edgeprovd" --check --config "$tmp/good/site.conf"
 
 # ---- mistakes seen at render: the Instance fails, the daemon serves on ----------------------
 n=0
@@ -82,7 +128,7 @@ render_case() { # NAME ENTRY EXPECTED_STATUS [CA_LINE]
   template "$tmp/$name.conf" "$2"
   site_conf "$name" "$tmp/$name.conf" "${4-ca = \"$tmp/ca.pem\";}"
   local E="$build/bin/edgeprov --config $tmp/$name/site.conf"
-  check "render: $name: edgeprovd starts (the plugin cannot see this mistake)" start_daemon "$name"
+  check "render: $name: edgeprovd starts (the check cannot see this mistake)" start_daemon "$name"
   $E host add --uuid $uuid --serial BADTPL$n --os microvisor --auto-onboard >/dev/null
   mkdir -p "$tmp/$name/node/sys/class/dmi/id"
   echo $uuid >"$tmp/$name/node/sys/class/dmi/id/product_uuid"
@@ -111,14 +157,6 @@ render_case() { # NAME ENTRY EXPECTED_STATUS [CA_LINE]
     test "$(grep -c 'Provisioning Failed: workflow' "$tmp/$name/daemon.log")" -eq 1
   stop_daemon
 }
-render_case unknown-action '{ action = "disk.eraze"; params = { target = "${node.target_disk}"; }; }' \
-  "disk.eraze"
-render_case unknown-param '{ action = "disk.erase"; params = { targte = "${node.target_disk}"; }; }' \
-  "line 3: actions[0] (disk.erase): no parameter 'targte' (did you mean 'target'?)"
-render_case bad-variable '{ action = "disk.erase"; params = { target = "${node.target_dsk}"; }; }' \
-  "line 3: actions[0] (disk.erase) target: template: ${node.target_dsk}: no such variable"
-render_case unknown-instance-variable '{ action = "file.write"; params = { target = "${node.target_disk}"; path = "/x"; content = "${host.nmae}"; }; }' \
-  "host.nmae"
 render_case missing-ca '{ action = "disk.erase"; params = { target = "${node.target_disk}"; }; }' \
   "tls.ca: the site names no CA" ""
 

@@ -9,6 +9,9 @@ src=$1
 . "$src/tests/integration/lib.sh"
 checker=$src/scripts/check-abi.sh
 scratch
+# The SDK's minor now, and its neighbours (the planted bumps are relative to it).
+minor=$(sed -n 's/^#define EP_ABI_MINOR \([0-9][0-9]*\)$/\1/p' "$src/sdk/include/edgeprov/abi.h")
+next=$((minor + 1)) prev=$((minor - 1))
 
 check "the SDK matches its baseline" run_status 0 "$tmp/out" "$checker" "$src/sdk"
 check "the SDK matches its baseline: says so" contains "$tmp/out" 'matches the baseline'
@@ -110,11 +113,11 @@ typedef struct ep_storage_hint {
   uint64_t after;
   uint32_t limit;
 } ep_storage_hint;'
-edit abi.h '#define EP_ABI_MINOR 2' '#define EP_ABI_MINOR 3'
+edit abi.h "#define EP_ABI_MINOR $minor" "#define EP_ABI_MINOR $next"
 check "minor bump with a new struct: check asks for --update" run_status 1 "$tmp/out" "$checker" "$copy"
 check "minor bump: says how" contains "$tmp/out" 'scripts/check-abi.sh --update'
 check "minor bump: --update records it" run_status 0 "$tmp/out" "$checker" --update "$copy"
-check "minor bump: recorded" contains "$copy/abi/version" '1.3'
+check "minor bump: recorded" contains "$copy/abi/version" "1.$next"
 check "minor bump: passes after --update" run_status 0 "$tmp/out" "$checker" "$copy"
 edit storage.h '  uint32_t limit;' '  uint32_t limit;
   uint32_t flags;'
@@ -144,16 +147,16 @@ edit plugin.h '#define EP_CAP_BOOT "edgeprov.boot/1"         /* boot artifacts (
 check "constant removed: fails" run_status 1 "$tmp/out" "$checker" "$copy"
 check "constant removed: named" contains "$tmp/out" 'constant EP_CAP_BOOT ("edgeprov.boot/1") removed'
 fresh
-edit abi.h '#define EP_ABI_MINOR 2' '#define EP_ABI_MINOR 1'
+edit abi.h "#define EP_ABI_MINOR $minor" "#define EP_ABI_MINOR $prev"
 check "older minor: fails" run_status 1 "$tmp/out" "$checker" "$copy"
-check "older minor: says so" contains "$tmp/out" 'EP_ABI_MINOR 1 is older than the baseline'
+check "older minor: says so" contains "$tmp/out" "EP_ABI_MINOR $prev is older than the baseline"
 fresh
 edit abi.h '#define EP_ABI_MAJOR 1' '#define EP_ABI_MAJOR 2'
 check "major changed: fails" run_status 1 "$tmp/out" "$checker" "$copy"
 check "major changed: --update alone refused" run_status 1 "$tmp/out" "$checker" --update "$copy"
 check "major changed: asks for --major" contains "$tmp/out" '--update --major'
-check "major 2.2: --update --major refused" run_status 1 "$tmp/out" "$checker" --update --major "$copy"
-edit abi.h '#define EP_ABI_MINOR 2' '#define EP_ABI_MINOR 0'
+check "major 2.$minor: --update --major refused" run_status 1 "$tmp/out" "$checker" --update --major "$copy"
+edit abi.h "#define EP_ABI_MINOR $minor" '#define EP_ABI_MINOR 0'
 edit host.h "$request_url" "$request_url
   uint32_t flags;"
 check "major 2.0: --update --major records it" run_status 0 "$tmp/out" "$checker" --update --major "$copy"
@@ -165,9 +168,9 @@ check "--major without a major bump: refused" run_status 1 "$tmp/out" "$checker"
 # An enum type and a struct without struct_size (none in the SDK: planted and recorded with a minor
 # bump): an enumerator added at the end passes, a changed value fails; the struct may not grow.
 fresh
-edit abi.h '#define EP_ABI_MINOR 2' '#define EP_ABI_MINOR 3
+edit abi.h "#define EP_ABI_MINOR $minor" "#define EP_ABI_MINOR $next
 typedef enum ep_test_kind { EP_TEST_A = 1, EP_TEST_B = 2 } ep_test_kind;
-typedef struct ep_test_plain { uint64_t a; } ep_test_plain;'
+typedef struct ep_test_plain { uint64_t a; } ep_test_plain;"
 check "enum: recorded with a minor bump" run_status 0 "$tmp/out" "$checker" --update "$copy"
 edit abi.h 'typedef enum ep_test_kind { EP_TEST_A = 1, EP_TEST_B = 2 } ep_test_kind;' \
   'typedef enum ep_test_kind { EP_TEST_A = 1, EP_TEST_B = 2, EP_TEST_C = 3 } ep_test_kind;'

@@ -90,6 +90,16 @@ static size_t open_site(fixture *f, const char *sections) {
   return f->diags.errors;
 }
 
+/* open_site with os-ubuntu's template_file set to path. */
+static size_t open_site_with_ubuntu_template(fixture *f, const char *path) {
+  char sections[2048];
+  snprintf(sections, sizeof sections,
+           "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\"; template_file = \"%s\"; };\n"
+           MICROVISOR_SECTION,
+           path);
+  return open_site(f, sections);
+}
+
 static ep_plugin *plugin(fixture *f, const char *id) {
   ep_plugin *p = ep_plugins_find(f->site->plugins, id);
   assert_non_null(p);
@@ -434,12 +444,7 @@ static const char custom_template[] =
 static void template_file_replaces_the_built_in_one(void **state) {
   fixture *f = *state;
   char *path = tu_write(f->dir, "custom.conf", custom_template);
-  char sections[2048];
-  snprintf(sections, sizeof sections,
-           "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\"; template_file = \"%s\"; };\n"
-           MICROVISOR_SECTION,
-           path);
-  assert_int_equal(open_site(f, sections), 0);
+  assert_int_equal(open_site_with_ubuntu_template(f, path), 0);
   char *text = template_of(f, "os-ubuntu", "ubuntu-22.04");
   assert_string_equal(text, custom_template);
   free(text);
@@ -498,6 +503,84 @@ static void bad_template_file_fails_init_naming_it(void **state) {
   }
   free(typo);
   free(broken);
+}
+
+/* ---- the core's up-front template check --------------------------------------------------------- */
+
+static void built_in_templates_pass_the_check(void **state) {
+  fixture *f = *state;
+  assert_int_equal(open_site(f, UBUNTU_SECTION MICROVISOR_SECTION), 0);
+  size_t mistakes = ep_workflow_check_templates(f->site->plugins, &f->diags);
+  if (mistakes != 0) {
+    ep_diags_print(&f->diags, stderr);
+    fail_msg("%zu mistakes in the built-in templates", mistakes);
+  }
+}
+
+/* A template_file with one mistake per line: the plugin's own format check passes it, the
+ * core's check names each with the file, the line and a "did you mean". */
+static const char mistakes_template[] =
+    "actions = (\n"
+    "  { action = \"disk.eraze\"; params = { target = \"${node.target_disk}\"; }; },\n"
+    "  { action = \"disk.erase\"; params = { targte = \"${node.target_disk}\"; }; },\n"
+    "  { action = \"disk.erase\"; params = { target = \"${node.target_dsk}\"; }; },\n"
+    "  { action = \"file.write\"; params = { target = \"${node.target_disk}\"; content = \"x\"; }; },\n"
+    "  { action = \"file.write\"; params = { target = \"${node.target_disk}\"; path = \"/x\"; content = \"x\"; uid = \"-1\"; }; },\n"
+    "  { action = \"file.write\"; params = { target = \"${node.target_disk}\"; path = \"/x\"; content = \"${profile.nmae}\"; }; },\n"
+    "  { action = \"system.reboot\"; params = { mode = \"reboot\"; }; }\n"
+    ");\n";
+
+static void template_check_names_every_mistake(void **state) {
+  fixture *f = *state;
+  char *path = tu_write(f->dir, "mistakes.conf", mistakes_template);
+  assert_int_equal(open_site_with_ubuntu_template(f, path), 0);
+  assert_int_equal(plugin(f, "os-ubuntu")->state, EP_PLUGIN_ACTIVE);
+  const struct {
+    int line;
+    const char *expect;
+  } want[] = {
+      {2, "template of profile ubuntu-22.04: actions[0]: no action 'disk.eraze' (did you mean 'disk.erase'?)"},
+      {3, "actions[1] (disk.erase): no parameter 'targte' (did you mean 'target'?)"},
+      {4, "actions[2] (disk.erase): target: no variable ${node.target_dsk} (did you mean ${node.target_disk}?)"},
+      {5, "actions[3] (file.write): missing required parameter 'path' (string)"},
+      {5 + 1, "actions[4] (file.write): "},
+      {7, "actions[5] (file.write): content: no variable ${profile.nmae} (did you mean ${profile.name}?)"},
+  };
+  size_t n = sizeof want / sizeof want[0];
+  assert_int_equal(ep_workflow_check_templates(f->site->plugins, &f->diags), n);
+  assert_int_equal(f->diags.count, n);
+  for (size_t i = 0; i < n; i++) {
+    const ep_diag *d = &f->diags.items[i];
+    assert_int_equal(d->severity, EP_DIAG_ERROR);
+    assert_non_null(d->file);
+    assert_string_equal(d->file, path);
+    if (d->line != want[i].line || !strstr(d->message, want[i].expect))
+      fail_msg("mistake %zu: %s:%d: %s; want line %d and '%s'", i, d->file, d->line, d->message, want[i].line,
+               want[i].expect);
+  }
+  assert_non_null(strstr(f->diags.items[4].message, "uid")); /* the literal -1 is below uid's 0 */
+  free(path);
+}
+
+/* The render does the same checks itself: a template that skipped the up-front check (the
+ * plugins changed, a caller that did not check) fails cleanly. It used to abort in protobuf-c. */
+static void render_of_a_bad_template_fails_cleanly(void **state) {
+  fixture *f = *state;
+  char *path = tu_write(f->dir, "mistakes.conf", mistakes_template);
+  assert_int_equal(open_site_with_ubuntu_template(f, path), 0);
+  Edgeprov__V1__Host host = EDGEPROV__V1__HOST__INIT;
+  Edgeprov__V1__Instance instance = EDGEPROV__V1__INSTANCE__INIT;
+  host.uuid = HOST_UUID;
+  instance.id = INSTANCE_ID;
+  instance.host_uuid = HOST_UUID;
+  instance.os_profile = "ubuntu-22.04";
+  ep_workflow *w = NULL;
+  assert_int_equal(ep_workflow_render(&w, f->site->plugins, f->site->config, &host, &instance, 1), EP_EINVAL);
+  assert_null(w);
+  char want[1024];
+  snprintf(want, sizeof want, "template of profile ubuntu-22.04 (%s): line 2: actions[0]: no action 'disk.eraze'", path);
+  if (!strstr(ep_error_message(), want)) fail_msg("'%s' does not say '%s'", ep_error_message(), want);
+  free(path);
 }
 
 /* ---- the ubuntu installer ------------------------------------------------------------------------ */
@@ -674,6 +757,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(template_file_replaces_the_built_in_one, setup, teardown),
       cmocka_unit_test_setup_teardown(installed_copy_is_the_built_in_template, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_template_file_fails_init_naming_it, setup, teardown),
+      cmocka_unit_test_setup_teardown(built_in_templates_pass_the_check, setup, teardown),
+      cmocka_unit_test_setup_teardown(template_check_names_every_mistake, setup, teardown),
+      cmocka_unit_test_setup_teardown(render_of_a_bad_template_fails_cleanly, setup, teardown),
       cmocka_unit_test_setup_teardown(installer_is_idempotent_and_resumable, setup, teardown),
   };
   return cmocka_run_group_tests_name("os_plugins", tests, NULL, NULL);

@@ -40,8 +40,13 @@ static void scan_refuses_each_bad_case_and_keeps_the_good(void **state) {
   assert_int_equal(by_file(set, "beta.so")->state, EP_PLUGIN_READY);
   assert_int_equal(by_file(set, "init-fails.so")->state, EP_PLUGIN_READY);
   assert_refused(set, "no-entry.so", "not a plugin (no entry symbol 'ep_plugin')");
-  assert_refused(set, "abi-major.so", "ABI major mismatch: plugin built for ABI 2.2, host is 1.2");
-  assert_refused(set, "abi-minor.so", "ABI minor newer than the host: plugin built for ABI 1.3, host is 1.2");
+  char want[128];
+  snprintf(want, sizeof want, "ABI major mismatch: plugin built for ABI %d.%d, host is %d.%d", EP_ABI_MAJOR + 1,
+           EP_ABI_MINOR, EP_ABI_MAJOR, EP_ABI_MINOR);
+  assert_refused(set, "abi-major.so", want);
+  snprintf(want, sizeof want, "ABI minor newer than the host: plugin built for ABI %d.%d, host is %d.%d", EP_ABI_MAJOR,
+           EP_ABI_MINOR + 1, EP_ABI_MAJOR, EP_ABI_MINOR);
+  assert_refused(set, "abi-minor.so", want);
   assert_refused(set, "bad-signature.so", "bad build signature 0x01040804: pointer 4, off_t 8, time_t 4 bytes");
   assert_refused(set, "duplicate-alpha.so", "duplicate plugin ID 'alpha' (already loaded from " TEST_PLUGIN_DIR "/alpha.so)");
   assert_refused(set, "unknown-cap.so", "unknown capability ID 'edgeprov.teleport/1'");

@@ -3,6 +3,8 @@
 #include "provisioning/workflow.h"
 
 #include <ctype.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <libconfig.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include "provisioning/cloudinit.h"
 #include "base/buf.h"
 #include "base/error.h"
+#include "base/suggest.h"
 #include "base/validate.h"
 #include "base/files.h"
 
@@ -45,7 +48,32 @@ typedef struct variables {
   size_t count;
 } variables;
 
+/* Every ${variable} a template may use: what the render fills in from the Host, the Instance,
+ * the OS profile and the site (set_var accepts no other name), then the node's own, which
+ * the node's agent fills in (core/agent/executor.c, lookup_node: keep the two lists equal).
+ * The renderer keeps each node.* one as it is; any other node.* name is a mistake the
+ * operator hears of at the template check, not one the node meets in the middle of its
+ * workflow. */
+static const char *const template_variables[] = {
+    "host.uuid",          "host.serial",          "host.hostname",        "host.ip",
+    "instance.id",        "profile.name",         "profile.image_url",    "profile.image_sha256",
+    "profile.image_format", "profile.os_type",    "site.orchestrator",    "site.token_url",
+    "cloudinit.user_data", "cloudinit.meta_data",
+    "node.target_disk",   "node.ca_file",         "node.efivars_dir",     "node.client_id",
+    "node.client_secret",
+};
+#define TEMPLATE_VARIABLE_COUNT (sizeof template_variables / sizeof template_variables[0])
+#define NODE_PREFIX "node."
+
+static bool template_variable_known(const char *name) {
+  for (size_t i = 0; i < TEMPLATE_VARIABLE_COUNT; i++)
+    if (strcmp(template_variables[i], name) == 0) return true;
+  return false;
+}
+
 static int set_var(variables *v, const char *name, const char *value) {
+  if (!template_variable_known(name) || strncmp(name, NODE_PREFIX, strlen(NODE_PREFIX)) == 0)
+    return ep_error_set(EP_EINVAL, "template variable %s is not in the list of variables (workflow.c)", name);
   if (v->count == VARIABLES_MAX) return ep_error_set(EP_ERANGE, "too many template variables");
   char *copy = strdup(value ? value : "");
   if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
@@ -53,22 +81,9 @@ static int set_var(variables *v, const char *name, const char *value) {
   return 0;
 }
 
-/* The ${node.*} variables the node's agent fills in (core/agent/executor.c, lookup_node: keep
- * the two lists equal). The renderer keeps each as it is; any other node.* name is a mistake
- * the operator hears of at render, not one the node meets in the middle of its workflow. */
-static const struct {
-  const char *name, *placeholder;
-} node_variables[] = {
-#define NODE_VARIABLE(n) {"node." n, "${node." n "}"}
-    NODE_VARIABLE("target_disk"), NODE_VARIABLE("ca_file"),       NODE_VARIABLE("efivars_dir"),
-    NODE_VARIABLE("client_id"),   NODE_VARIABLE("client_secret"),
-#undef NODE_VARIABLE
-};
-
+/* The render's values (node.* names are kept as they are: see substitute_value). */
 static const char *lookup_var(void *data, const char *name) {
   const variables *v = data;
-  for (size_t i = 0; i < sizeof node_variables / sizeof node_variables[0]; i++)
-    if (strcmp(node_variables[i].name, name) == 0) return node_variables[i].placeholder;
   for (size_t i = 0; i < v->count; i++)
     if (strcmp(v->items[i].name, name) == 0) return v->items[i].value;
   return NULL;
@@ -121,10 +136,23 @@ char *ep_template_substitute(const char *text, const char *(*lookup)(void *data,
 
 /* ---- the OS profile ------------------------------------------------------------------------ */
 
+#define TEMPLATE_ORIGIN_MAX 1100
+
+/* Where profile p's template comes from, for messages: its file (ABI 1.3), else the plugin. */
+static void template_origin(const ep_os_profile *p, const char *plugin_id, char out[TEMPLATE_ORIGIN_MAX]) {
+  bool has_file = p->struct_size >= offsetof(ep_os_profile, template_file) + sizeof p->template_file;
+  if (has_file && p->template_file && p->template_file[0])
+    snprintf(out, TEMPLATE_ORIGIN_MAX, "%.1000s", p->template_file);
+  else
+    snprintf(out, TEMPLATE_ORIGIN_MAX, "plugin %.63s: built-in template", plugin_id);
+}
+
 typedef struct found_profile {
   const char *wanted;
+  const char *plugin_id; /* of the plugin being visited */
   bool found;
   char name[64], os_type[16], format[8], sha256[65];
+  char origin[TEMPLATE_ORIGIN_MAX];
   char *url, *description;
 } found_profile;
 
@@ -132,6 +160,7 @@ static int32_t keep_profile(void *data, const ep_os_profile *p) {
   found_profile *f = data;
   if (f->found || !p->name || strcmp(p->name, f->wanted) != 0) return 0;
   f->found = true;
+  template_origin(p, f->plugin_id, f->origin);
   snprintf(f->name, sizeof f->name, "%s", p->name);
   snprintf(f->os_type, sizeof f->os_type, "%s", p->os_type ? p->os_type : "");
   snprintf(f->format, sizeof f->format, "%s", p->image_format ? p->image_format : "auto");
@@ -165,6 +194,7 @@ static int find_profile(const ep_plugin_set *plugins, const char *name, found_pr
     ep_plugin *p = plugins->started[i];
     const ep_os *os = p->entry->get_capability ? p->entry->get_capability(p->instance, EP_CAP_OS) : NULL;
     if (!os) continue;
+    out->plugin_id = p->entry->id;
     if (os->profiles(p->instance, keep_profile, out) < 0) return ep_error_prefix(EP_EIO, "plugin %s: profiles", p->entry->id);
     if (!out->found) continue;
     if (os->workflow_template(p->instance, name, keep_text, template_text) < 0 || template_text->count != 1)
@@ -244,6 +274,8 @@ static int cloudinit_values(variables *v, const ep_config *config, const ep_inv_
   return r < 0 ? ep_error_prefix(r, "cloud-init") : 0;
 }
 
+/* ---- checking a template ------------------------------------------------------------------- */
+
 /* A parameter value from the template as text (strings, integers and booleans). */
 static int param_text(const config_setting_t *s, char *buf, size_t cap, const char **out) {
   switch (config_setting_type(s)) {
@@ -255,80 +287,249 @@ static int param_text(const config_setting_t *s, char *buf, size_t cap, const ch
   }
 }
 
-/* entry's integer member key into *out (dflt when absent); EP_EINVAL when it is not an integer
- * in lo..hi. */
-static int int_member(const config_setting_t *entry, size_t index, const char *name, const char *key, int dflt, int lo,
-                      int hi, int *out) {
+/* Where a mistake is: the template line, and the action it is in (for messages). */
+typedef struct template_spot {
+  int line;
+  size_t index;
+  const char *action; /* "" until the entry's name is known */
+} template_spot;
+
+/* Sets the error "actions[I] (NAME): MESSAGE" at line and returns EP_EINVAL. */
+static int __attribute__((format(printf, 3, 4))) mistake(template_spot *at, int line, const char *fmt, ...) {
+  char text[EP_ERROR_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(text, sizeof text, fmt, ap);
+  va_end(ap);
+  at->line = line;
+  if (at->action[0]) return ep_error_set(EP_EINVAL, "actions[%zu] (%s): %s", at->index, at->action, text);
+  return ep_error_set(EP_EINVAL, "actions[%zu]: %s", at->index, text);
+}
+
+/* entry's integer member key into *out (dflt when absent); a mistake when it is not an
+ * integer in lo..hi. */
+static int int_member(const config_setting_t *entry, template_spot *at, const char *key, int dflt, int lo, int hi,
+                      int *out) {
   const config_setting_t *m = config_setting_get_member(entry, key);
   long long v = dflt;
   if (m && config_setting_type(m) != CONFIG_TYPE_INT && config_setting_type(m) != CONFIG_TYPE_INT64) v = (long long)lo - 1;
   else if (m) v = config_setting_get_int64(m);
   if (v < lo || v > hi)
-    return ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): %s must be an integer %d..%d",
-                        config_setting_source_line(m), index, name, key, lo, hi);
+    return mistake(at, config_setting_source_line(m), "%s must be an integer %d..%d", key, lo, hi);
   *out = (int)v;
   return 0;
 }
 
-static int render_action(Edgeprov__V1__WorkflowAction *a, const config_setting_t *entry, size_t index,
-                         const ep_plugin_set *plugins, variables *v) {
+/* The lookup of a check: every known variable has a value, the first unknown one is kept. */
+typedef struct unknown_variable {
+  char name[64];
+} unknown_variable;
+
+static const char *lookup_known(void *data, const char *name) {
+  unknown_variable *u = data;
+  if (template_variable_known(name)) return "";
+  if (!u->name[0]) snprintf(u->name, sizeof u->name, "%s", name);
+  return NULL;
+}
+
+/* Checks that value names only known ${variables}, with a "did you mean". */
+static int check_variables(const char *value, template_spot *at, int line, const char *param) {
+  unknown_variable unknown = {{0}};
+  char *checked = ep_template_substitute(value, lookup_known, &unknown, NULL, EP_WORKFLOW_PARAM_MAX);
+  if (checked) {
+    free(checked);
+    return 0;
+  }
+  if (!unknown.name[0]) return mistake(at, line, "%s: %s", param, ep_error_message());
+  const char *hint = ep_suggest(unknown.name, template_variables, TEMPLATE_VARIABLE_COUNT);
+  if (hint) return mistake(at, line, "%s: no variable ${%s} (did you mean ${%s}?)", param, unknown.name, hint);
+  return mistake(at, line, "%s: no variable ${%s} (see the plugin guide, \"Workflow templates\")", param,
+                 unknown.name);
+}
+
+/* Checks one action entry of a template against the active actions, as far as it can be
+ * without the node's values: the action exists, timeout_s and retries are in range, every
+ * parameter is declared, has a string, integer or boolean value naming only known
+ * ${variables}, a literal value fits its declaration, and no required parameter is missing.
+ * Returns 0 with *ret_ref set, or EP_EINVAL with the message set and at->line. */
+static int check_action(const config_setting_t *entry, const ep_plugin_set *plugins, template_spot *at,
+                        ep_action_ref *ret_ref, int *ret_timeout, int *ret_retries) {
   const char *name = NULL;
-  int timeout = 0, retries = 0;
+  at->line = config_setting_source_line(entry);
   if (!config_setting_is_group(entry) || !config_setting_lookup_string(entry, "action", &name))
-    return ep_error_set(EP_EINVAL, "template: line %d: actions[%zu]: 'action' (a string) is required",
-                        config_setting_source_line(entry), index);
-  if (int_member(entry, index, name, "timeout_s", 3600, 1, 86400, &timeout) < 0 ||
-      int_member(entry, index, name, "retries", 0, 0, 100, &retries) < 0)
+    return mistake(at, at->line, "'action' (a string) is required");
+  at->action = name;
+  if (int_member(entry, at, "timeout_s", 3600, 1, 86400, ret_timeout) < 0 ||
+      int_member(entry, at, "retries", 0, 0, 100, ret_retries) < 0)
     return EP_EINVAL;
-  ep_action_ref ref;
+  if (ep_actions_find(plugins, name, ret_ref) < 0) {
+    char reason[EP_ERROR_MESSAGE_MAX];
+    snprintf(reason, sizeof reason, "%s", ep_error_message());
+    at->action = "";
+    return mistake(at, at->line, "%s", reason);
+  }
   ep_fields declared = {0};
-  if (ep_actions_find(plugins, name, &ref) < 0 || ep_action_params_new(&declared, &ref) < 0)
-    return ep_error_prefix(EP_EINVAL, "template: line %d: actions[%zu]", config_setting_source_line(entry), index);
-  a->action = strdup(name);
+  if (ep_action_params_new(&declared, ret_ref) < 0) return mistake(at, at->line, "%s", ep_error_message());
+  const config_setting_t *params = config_setting_get_member(entry, "params");
+  int r = 0;
+  if (params && !config_setting_is_group(params))
+    r = mistake(at, config_setting_source_line(params), "params must be a group { name = \"value\"; }");
+  for (int i = 0; r == 0 && params && i < config_setting_length(params); i++) {
+    const config_setting_t *s = config_setting_get_elem(params, (unsigned)i);
+    const char *pname = config_setting_name(s), *raw = NULL;
+    char number[32];
+    int line = config_setting_source_line(s);
+    ep_field_value *field = ep_fields_find(&declared, pname);
+    if (!field) {
+      const char *hint = ep_fields_suggest(&declared, pname);
+      r = hint ? mistake(at, line, "no parameter '%s' (did you mean '%s'?)", pname, hint)
+               : mistake(at, line, "no parameter '%s' (see: edgeprov actions describe %s)", pname, name);
+    } else if (param_text(s, number, sizeof number, &raw) < 0) {
+      r = mistake(at, line, "'%s' must be a string, integer or boolean", pname);
+    } else if (strstr(raw, "${")) {
+      r = check_variables(raw, at, line, pname);
+      field->has_value = true; /* its type is checked on the node, once the value is known */
+    } else if (ep_field_set_text(field, raw) < 0) {
+      r = mistake(at, line, "%s", ep_error_message());
+    }
+  }
+  for (uint32_t i = 0; r == 0 && i < declared.count; i++)
+    if (ep_field_missing(&declared.items[i]))
+      r = mistake(at, at->line, "missing required parameter '%s' (%s)", declared.items[i].decl->name,
+                  ep_field_type_name(declared.items[i].decl->type));
+  ep_fields_free(&declared);
+  return r;
+}
+
+/* Parses a template's text into lc and returns its action list, or NULL with the error set
+ * (and *ret_line). */
+static const config_setting_t *template_actions(config_t *lc, const char *text, int *ret_line) {
+  *ret_line = 0;
+  if (strlen(text) > EP_WORKFLOW_TEMPLATE_MAX)
+    return ep_error_set(EP_ERANGE, "longer than %d bytes", EP_WORKFLOW_TEMPLATE_MAX), NULL;
+  if (config_read_string(lc, text) != CONFIG_TRUE) {
+    *ret_line = config_error_line(lc);
+    return ep_error_set(EP_EINVAL, "%s", config_error_text(lc)), NULL;
+  }
+  const config_setting_t *actions = config_lookup(lc, "actions");
+  int n = actions ? config_setting_length(actions) : 0;
+  if (!actions || !config_setting_is_list(actions) || n < 1 || n > EP_WORKFLOW_ACTIONS_MAX) {
+    *ret_line = actions ? config_setting_source_line(actions) : 0;
+    return ep_error_set(EP_EINVAL, "'actions' must be a list ( {...}, ... ) of 1 to %d actions", EP_WORKFLOW_ACTIONS_MAX),
+           NULL;
+  }
+  return actions;
+}
+
+/* One template's mistakes into diags: file = its file, or none for a built-in one (named in
+ * the message instead). */
+static void add_mistake(ep_diags *diags, const char *profile, const char *origin, bool is_file, int line) {
+  if (is_file)
+    ep_diags_add(diags, EP_DIAG_ERROR, origin, line, "template of profile %s: %s", profile, ep_error_message());
+  else
+    ep_diags_add(diags, EP_DIAG_ERROR, NULL, 0, "%s of profile %s: line %d: %s", origin, profile, line,
+                 ep_error_message());
+}
+
+typedef struct profile_names {
+  char name[64][64];
+  char origin[64][TEMPLATE_ORIGIN_MAX];
+  bool is_file[64];
+  size_t count;
+  const char *plugin_id;
+} profile_names;
+
+static int32_t keep_profile_name(void *data, const ep_os_profile *p) {
+  profile_names *n = data;
+  if (n->count == sizeof n->name / sizeof n->name[0] || !p->name) return 0;
+  snprintf(n->name[n->count], sizeof n->name[0], "%s", p->name);
+  template_origin(p, n->plugin_id, n->origin[n->count]);
+  n->is_file[n->count] = n->origin[n->count][0] == '/';
+  n->count++;
+  return 0;
+}
+
+static void check_profile_template(const ep_plugin_set *plugins, const ep_plugin *p, const ep_os *os, const profile_names *names, size_t k,
+                                   ep_diags *diags) {
+  texts text = {0};
+  const char *profile = names->name[k], *origin = names->origin[k];
+  if (os->workflow_template(p->instance, profile, keep_text, &text) < 0 || text.count != 1) {
+    ep_diags_add(diags, EP_DIAG_ERROR, NULL, 0, "plugin %s: no workflow template for profile %s", p->entry->id, profile);
+    free_texts(&text);
+    return;
+  }
+  config_t lc;
+  config_init(&lc);
+  int line = 0;
+  const config_setting_t *actions = template_actions(&lc, text.items[0], &line);
+  if (!actions) add_mistake(diags, profile, origin, names->is_file[k], line);
+  for (int i = 0; actions && i < config_setting_length(actions); i++) {
+    template_spot at = {.index = (size_t)i, .action = ""};
+    ep_action_ref ref;
+    int timeout, retries;
+    if (check_action(config_setting_get_elem(actions, (unsigned)i), plugins, &at, &ref, &timeout, &retries) < 0)
+      add_mistake(diags, profile, origin, names->is_file[k], at.line);
+  }
+  config_destroy(&lc);
+  free_texts(&text);
+}
+
+size_t ep_workflow_check_templates(const ep_plugin_set *plugins, ep_diags *diags) {
+  size_t before = diags->errors;
+  for (size_t i = 0; i < plugins->started_count; i++) {
+    const ep_plugin *p = plugins->started[i];
+    const ep_os *os = p->entry->get_capability ? p->entry->get_capability(p->instance, EP_CAP_OS) : NULL;
+    if (!os) continue;
+    profile_names *names = calloc(1, sizeof *names);
+    if (!names) {
+      ep_diags_add(diags, EP_DIAG_ERROR, NULL, 0, "out of memory");
+      break;
+    }
+    names->plugin_id = p->entry->id;
+    if (os->profiles(p->instance, keep_profile_name, names) < 0)
+      ep_diags_add(diags, EP_DIAG_ERROR, NULL, 0, "plugin %s: profiles: %s", p->entry->id, ep_error_message());
+    for (size_t k = 0; k < names->count; k++) check_profile_template(plugins, p, os, names, k, diags);
+    free(names);
+  }
+  return diags->errors - before;
+}
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+static int render_action(Edgeprov__V1__WorkflowAction *a, const config_setting_t *entry, template_spot *at,
+                         const ep_plugin_set *plugins, variables *v) {
+  ep_action_ref ref;
+  int timeout = 0, retries = 0;
+  if (check_action(entry, plugins, at, &ref, &timeout, &retries) < 0) return EP_EINVAL;
+  a->action = strdup(at->action);
   a->timeout_s = (uint32_t)timeout;
   a->retries = (uint32_t)retries;
   a->state = EDGEPROV__V1__ACTION_STATE__ACTION_STATE_PENDING;
   a->message = strdup("");
   const config_setting_t *params = config_setting_get_member(entry, "params");
   int n = params ? config_setting_length(params) : 0;
-  int r = a->action && a->message ? 0 : ep_error_set(EP_ENOMEM, "out of memory");
-  if (params && !config_setting_is_group(params))
-    r = ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): params must be a group { name = \"value\"; }",
-                     config_setting_source_line(params), index, name);
-  a->params = n > 0 && r == 0 ? calloc((size_t)n, sizeof *a->params) : NULL;
-  for (int i = 0; r == 0 && i < n; i++) {
+  a->params = n > 0 ? calloc((size_t)n, sizeof *a->params) : NULL;
+  if (!a->action || !a->message || (n > 0 && !a->params)) return ep_error_set(EP_ENOMEM, "out of memory");
+  for (int i = 0; i < n; i++) {
     const config_setting_t *s = config_setting_get_elem(params, (unsigned)i);
-    const char *pname = config_setting_name(s), *raw = NULL;
+    const char *raw = NULL;
     char number[32];
-    int line = config_setting_source_line(s);
-    if (!a->params) r = ep_error_set(EP_ENOMEM, "out of memory");
-    else if (!ep_fields_find(&declared, pname)) {
-      const char *hint = ep_fields_suggest(&declared, pname);
-      r = hint ? ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): no parameter '%s' (did you mean '%s'?)",
-                              line, index, name, pname, hint)
-               : ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): no parameter '%s' (see: edgeprov actions list)",
-                              line, index, name, pname);
-    } else if (param_text(s, number, sizeof number, &raw) < 0)
-      r = ep_error_set(EP_EINVAL, "template: line %d: actions[%zu] (%s): '%s' must be a string, integer or boolean", line,
-                       index, name, pname);
-    char *value = r == 0 ? ep_template_substitute(raw, lookup_var, v, NULL, EP_WORKFLOW_PARAM_MAX) : NULL;
-    if (r == 0 && !value) r = ep_error_prefix(EP_EINVAL, "line %d: actions[%zu] (%s) %s", line, index, name, pname);
-    if (r == 0) {
-      Edgeprov__V1__ActionParam *p = malloc(sizeof *p);
-      if (!p) {
-        free(value);
-        r = ep_error_set(EP_ENOMEM, "out of memory");
-        break;
-      }
-      edgeprov__v1__action_param__init(p);
-      p->name = strdup(pname);
-      p->value = value;
-      a->params[a->n_params++] = p;
-      if (!p->name) r = ep_error_set(EP_ENOMEM, "out of memory");
+    param_text(s, number, sizeof number, &raw); /* checked above */
+    /* The node's own ${node.*} stay for its agent (check_action refused unknown ones). */
+    char *value = ep_template_substitute(raw, lookup_var, v, NODE_PREFIX, EP_WORKFLOW_PARAM_MAX);
+    if (!value) return mistake(at, config_setting_source_line(s), "%s: %s", config_setting_name(s), ep_error_message());
+    Edgeprov__V1__ActionParam *p = malloc(sizeof *p);
+    if (!p) {
+      free(value);
+      return ep_error_set(EP_ENOMEM, "out of memory");
     }
+    edgeprov__v1__action_param__init(p);
+    p->name = strdup(config_setting_name(s));
+    p->value = value;
+    a->params[a->n_params++] = p;
+    if (!p->name) return ep_error_set(EP_ENOMEM, "out of memory");
   }
-  ep_fields_free(&declared);
-  return r;
+  return 0;
 }
 
 int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep_config *config, const ep_inv_host *host,
@@ -355,15 +556,16 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
   if (r == 0) r = set_var(&v, "profile.os_type", profile.os_type);
   if (r == 0) r = site_values(plugins, config, &v, &ca);
   if (r == 0) r = cloudinit_values(&v, config, instance, hostname, ca, &fragments);
-  if (r == 0 && strlen(template_text.items[0]) > EP_WORKFLOW_TEMPLATE_MAX)
-    r = ep_error_set(EP_ERANGE, "template of %s: longer than %d bytes", profile.name, EP_WORKFLOW_TEMPLATE_MAX);
-  if (r == 0 && config_read_string(&lc, template_text.items[0]) != CONFIG_TRUE)
-    r = ep_error_set(EP_EINVAL, "template of %s: line %d: %s", profile.name, config_error_line(&lc), config_error_text(&lc));
-  const config_setting_t *actions = r == 0 ? config_lookup(&lc, "actions") : NULL;
+  /* From here a failure is a mistake in the template (the up-front check should have seen it
+   * unless the plugins changed): the message names the template and the line. */
+  int line = 0;
+  bool template_mistake = false;
+  const config_setting_t *actions = NULL;
+  if (r == 0) {
+    actions = template_actions(&lc, template_text.items[0], &line);
+    if (!actions) r = ep_error_code(), template_mistake = true;
+  }
   int n = actions ? config_setting_length(actions) : 0;
-  if (r == 0 && (!actions || !config_setting_is_list(actions) || n < 1 || n > EP_WORKFLOW_ACTIONS_MAX))
-    r = ep_error_set(EP_EINVAL, "template of %s: 'actions' must be a list ( {...}, ... ) of 1 to %d actions", profile.name,
-                     EP_WORKFLOW_ACTIONS_MAX);
   if (r == 0) {
     edgeprov__v1__workflow__init(w);
     w->instance_id = strdup(instance->id);
@@ -385,8 +587,12 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
     }
     edgeprov__v1__workflow_action__init(a);
     w->actions[w->n_actions++] = a;
-    r = render_action(a, config_setting_get_elem(actions, (unsigned)i), (size_t)i, plugins, &v);
+    template_spot at = {.index = (size_t)i, .action = ""};
+    r = render_action(a, config_setting_get_elem(actions, (unsigned)i), &at, plugins, &v);
+    template_mistake = r == EP_EINVAL || r == EP_ERANGE;
+    line = at.line;
   }
+  if (template_mistake) ep_error_prefix(r, "template of profile %s (%s): line %d", profile.name, profile.origin, line);
   config_destroy(&lc);
   free_vars(&v);
   free_texts(&template_text);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "base/diag.h"
 #include "runtime/config.h"
 #include "provisioning/inventory.h"
 #include "runtime/plugin_loader.h"
@@ -19,13 +20,23 @@
 #define EP_WORKFLOW_STATUS_MAX 256
 
 /* Renders the workflow of instance (on host) from the template of its OS profile, found
- * among the active edgeprov.os/1 plugins. Every ${variable} must be known (EP_EINVAL naming
- * it); the node's own (${node.target_disk}, node.ca_file, node.efivars_dir, node.client_id,
- * node.client_secret) stay as they are for its agent to fill in. Every action must exist among the
- * active edgeprov.actions/1 plugins with the parameters named. *out: state PENDING, every
- * action PENDING; free with ep_workflow_free. */
+ * among the active edgeprov.os/1 plugins. The template must pass the checks of
+ * ep_workflow_check_templates (EP_EINVAL, "template of profile P (FILE): line N: ..."); the
+ * node's own ${node.*} variables stay as they are for its agent to fill in. *out: state
+ * PENDING, every action PENDING; free with ep_workflow_free. */
 int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep_config *config, const ep_inv_host *host,
                        const ep_inv_instance *instance, uint32_t generation);
+
+/* Checks the workflow template of every profile the active edgeprov.os/1 plugins offer
+ * against the active edgeprov.actions/1 plugins, as far as it can be before a node needs it:
+ * the template parses and holds 1 to EP_WORKFLOW_ACTIONS_MAX actions; each action exists, has
+ * timeout_s and retries in range, names only declared parameters (with a "did you mean"),
+ * gives each a string, integer or boolean naming only known ${variables}, a literal value
+ * that fits the declaration, and every required parameter. Each mistake is an error in diags
+ * with the template file and line (a built-in template is named in the message). What only a
+ * render can see (a site value the render needs, such as tls.ca; a value's type once
+ * substituted) is left to the render. Returns the number of errors added. */
+size_t ep_workflow_check_templates(const ep_plugin_set *plugins, ep_diags *diags);
 
 /* Applies one report of the node's agent to workflow: checks the instance, generation and
  * index (EP_EINVAL/EP_EPERM with a message), the state (no going back from SUCCESS) and the

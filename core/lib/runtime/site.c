@@ -102,6 +102,16 @@ int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir
   return 0;
 }
 
+int ep_site_start_offering(ep_site *site, const char *const *capabilities, size_t count) {
+  for (size_t i = 0; i < site->plugins->count; i++) {
+    ep_plugin *p = site->plugins->items[i];
+    bool wanted = false;
+    for (size_t c = 0; c < count && !wanted; c++) wanted = offers(p, capabilities[c]);
+    if (p->state == EP_PLUGIN_READY && !wanted) p->state = EP_PLUGIN_DISABLED;
+  }
+  return ep_plugins_start(site->plugins, site->config);
+}
+
 void ep_site_free(ep_site *site) {
   if (!site) return;
   ep_plugin_set_free(site->plugins);

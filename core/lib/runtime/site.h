@@ -33,6 +33,11 @@ int ep_site_open(ep_site **out, const char *config_path, ep_diags *diags);
  * a failure. Returns 0 with *out set, or a negative code (out of memory), message set. */
 int ep_site_open_for(ep_site **out, const char *plugin_dir, const char *data_dir, const char *capability, ep_diags *diags);
 
+/* Starts only the READY plugins offering one of capabilities (count of them); the others
+ * become DISABLED. For a check that needs some plugins running without the side effects of
+ * the rest (a storage plugin creating its store). Returns what ep_plugins_start returns. */
+int ep_site_start_offering(ep_site *site, const char *const *capabilities, size_t count);
+
 void ep_site_free(ep_site *site);
 
 /* Writes one line saying why p is not usable ("plugin FILE: refused: REASON") and returns

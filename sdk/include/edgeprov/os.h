@@ -20,6 +20,10 @@ typedef struct ep_os_profile {
   const char *image_sha256; /* hex SHA-256 of the image as written to the disk (decompressed) */
   const char *image_format; /* "auto", "raw", "zstd" or "gzip" */
   const char *description;
+  /* Since ABI 1.3: where the profile's workflow template comes from, for the file:line of the
+   * host's template checks: an absolute path when an operator's file, NULL when built into the
+   * plugin. The host reads it only when struct_size covers it. */
+  const char *template_file;
 } ep_os_profile;
 
 typedef int32_t (*ep_os_profile_fn)(void *data, const ep_os_profile *profile);
