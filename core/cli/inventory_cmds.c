@@ -14,6 +14,7 @@
 #include "edgeprov/v1/management.pb-c.h"
 #include "base/error.h"
 #include "northbound/mgmt_client.h"
+#include "provisioning/workflow.h"
 #include "base/validate.h"
 
 #define EXIT_USAGE 2
@@ -414,8 +415,147 @@ int ep_cli_host(ep_mgmt_client *client, int argc, char **argv) {
 static const char instance_usage[] =
     "Usage: edgeprov instance create HOST_UUID [--os PROFILE] [--json]\n"
     "       edgeprov instance list [--json]\n"
+    "       edgeprov instance show ID [--json]      (the instance and its workflow's actions)\n"
+    "       edgeprov instance render (--os PROFILE | --host UUID | both) [--json]\n"
+    "                                    (dry run: the workflow a node would get, secrets masked)\n"
     "       edgeprov instance delete ID\n"
     "       edgeprov instance retry ID      (re-arm a failed instance: its workflow starts again)\n";
+
+/* One action of a workflow as JSON; with_params adds its parameters. */
+static json_t *action_json(const Edgeprov__V1__WorkflowAction *a, bool with_params) {
+  json_t *o = json_pack("{s:o, s:i, s:i, s:s, s:i, s:I, s:I, s:o}", "action", text_json(a->action), "timeout_s",
+                        (int)a->timeout_s, "retries", (int)a->retries, "state", ep_action_state_name(a->state),
+                        "attempts", (int)a->attempts, "bytes_done", (json_int_t)a->bytes_done, "bytes_total",
+                        (json_int_t)a->bytes_total, "message", text_json(a->message));
+  if (!o || !with_params) return o;
+  json_t *params = json_object();
+  for (size_t k = 0; params && k < a->n_params; k++)
+    if (json_object_set_new(params, a->params[k]->name, text_json(a->params[k]->value)) < 0) {
+      json_decref(params);
+      params = NULL;
+    }
+  if (!params || json_object_set_new(o, "params", params) < 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+static json_t *workflow_json(const ep_workflow *w, bool with_params) {
+  if (!w) return json_null();
+  json_t *actions = json_array();
+  for (size_t i = 0; actions && i < w->n_actions; i++)
+    if (json_array_append_new(actions, action_json(w->actions[i], with_params)) < 0) {
+      json_decref(actions);
+      actions = NULL;
+    }
+  char created[32];
+  time_text(w->created_at, created, sizeof created);
+  return json_pack("{s:o, s:o, s:i, s:s, s:s, s:o}", "os_profile", text_json(w->os_profile), "host_uuid",
+                   text_json(w->host_uuid), "generation", (int)w->generation, "state",
+                   w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS   ? "SUCCESS"
+                   : w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED  ? "FAILED"
+                   : w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_RUNNING ? "RUNNING"
+                                                                                        : "PENDING",
+                   "created_at", created, "actions", actions);
+}
+
+static int instance_show(ep_mgmt_client *client, const char *id, int json) {
+  Edgeprov__V1__GetInstanceRequest req = EDGEPROV__V1__GET_INSTANCE_REQUEST__INIT;
+  req.id = (char *)id;
+  Edgeprov__V1__InstanceDetail *resp = NULL;
+  if (ep_mgmt_client_call(client, "GetInstance", &req.base, &edgeprov__v1__instance_detail__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  int status = EXIT_SUCCESS;
+  const ep_workflow *w = resp->workflow;
+  if (json) {
+    json_t *o = instance_json(resp->instance);
+    if (o && json_object_set_new(o, "workflow", workflow_json(w, false)) < 0) {
+      json_decref(o);
+      o = NULL;
+    }
+    status = print_json(o, JSON_INDENT(2));
+  } else {
+    print_instance(resp->instance);
+    if (!w) {
+      printf("workflow:      not rendered yet\n");
+    } else {
+      printf("workflow:      generation %u, %zu actions\n", w->generation, w->n_actions);
+      printf("  %-3s %-22s %-8s %-8s %-23s %s\n", "#", "ACTION", "STATE", "ATTEMPTS", "BYTES", "MESSAGE");
+      for (size_t i = 0; i < w->n_actions; i++) {
+        const Edgeprov__V1__WorkflowAction *a = w->actions[i];
+        char bytes[48] = "-";
+        if (a->bytes_total || a->bytes_done)
+          snprintf(bytes, sizeof bytes, "%" PRIu64 "/%" PRIu64, a->bytes_done, a->bytes_total);
+        printf("  %-3zu %-22s %-8s %-8u %-23s %s\n", i + 1, shown(a->action), ep_action_state_name(a->state), a->attempts,
+               bytes, a->message[0] ? shown(a->message) : "-");
+      }
+    }
+  }
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return status;
+}
+
+/* Prints a parameter's value: on its line when it is one line, else indented under it. */
+static void print_param(const Edgeprov__V1__ActionParam *p) {
+  if (!strchr(p->value, '\n')) {
+    printf("       %s = %s\n", shown(p->name), shown(p->value));
+    return;
+  }
+  printf("       %s = (%zu bytes)\n", shown(p->name), strlen(p->value));
+  for (const char *line = p->value; *line;) {
+    const char *end = strchr(line, '\n');
+    size_t len = end ? (size_t)(end - line) : strlen(line);
+    char *copy = strndup(line, len);
+    printf("         | %s\n", copy ? shown(copy) : "(out of memory)");
+    free(copy);
+    line += len + (end ? 1 : 0);
+  }
+}
+
+static int instance_render(ep_mgmt_client *client, int argc, char **argv) {
+  Edgeprov__V1__RenderWorkflowRequest req = EDGEPROV__V1__RENDER_WORKFLOW_REQUEST__INIT;
+  static const struct option options[] = {
+      {"os", required_argument, NULL, 'o'}, {"host", required_argument, NULL, 'H'}, {"json", no_argument, NULL, 'j'},
+      {"help", no_argument, NULL, 'h'},     {NULL, 0, NULL, 0}};
+  int json = 0, c;
+  optind = 1;
+  opterr = 0;
+  while ((c = getopt_long(argc, argv, "+h", options, NULL)) != -1) {
+    if (c == 'o') req.os_profile = optarg;
+    else if (c == 'H') req.host_uuid = optarg;
+    else if (c == 'j') json = 1;
+    else if (c == 'h') return printf("%s", instance_usage), EXIT_SUCCESS;
+    else return usage(instance_usage);
+  }
+  if (optind != argc || (!req.os_profile[0] && !req.host_uuid[0])) return usage(instance_usage);
+  Edgeprov__V1__RenderWorkflowResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, "RenderWorkflow", &req.base, &edgeprov__v1__render_workflow_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return fail();
+  const ep_workflow *w = resp->workflow;
+  int status = EXIT_SUCCESS;
+  if (json) {
+    json_t *o = workflow_json(w, true);
+    if (o && json_object_set_new(o, "masked", json_integer(resp->masked)) < 0) {
+      json_decref(o);
+      o = NULL;
+    }
+    status = print_json(o, JSON_INDENT(2));
+  } else if (w) {
+    printf("profile %s for host %s%s: %zu actions (dry run: nothing stored, no node told; %u secret%s masked)\n",
+           shown(w->os_profile), shown(w->host_uuid), req.host_uuid[0] ? "" : " (a sample host)", w->n_actions,
+           resp->masked, resp->masked == 1 ? "" : "s");
+    for (size_t i = 0; i < w->n_actions; i++) {
+      const Edgeprov__V1__WorkflowAction *a = w->actions[i];
+      printf("  %2zu. %s (timeout %us, retries %u)\n", i + 1, shown(a->action), a->timeout_s, a->retries);
+      for (size_t k = 0; k < a->n_params; k++) print_param(a->params[k]);
+    }
+  }
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return status;
+}
 
 static int instance_create(ep_mgmt_client *client, int argc, char **argv) {
   Edgeprov__V1__CreateInstanceRequest req = EDGEPROV__V1__CREATE_INSTANCE_REQUEST__INIT;
@@ -488,9 +628,11 @@ static int instance_retry(ep_mgmt_client *client, const char *id) {
 int ep_cli_instance(ep_mgmt_client *client, int argc, char **argv) {
   if (argc < 1) return usage(instance_usage);
   if (strcmp(argv[0], "create") == 0) return instance_create(client, argc, argv);
+  if (strcmp(argv[0], "render") == 0) return instance_render(client, argc, argv);
   int rest = 0;
   int json = has_json_flag(argc - 1, argv + 1, &rest);
   if (strcmp(argv[0], "list") == 0 && rest == 0) return list_all(client, &instances, json);
+  if (strcmp(argv[0], "show") == 0 && rest == 1) return instance_show(client, argv[1], json);
   if (strcmp(argv[0], "delete") == 0 && rest == 1 && !json) return instance_delete(client, argv[1]);
   if (strcmp(argv[0], "retry") == 0 && rest == 1 && !json) return instance_retry(client, argv[1]);
   return usage(instance_usage);

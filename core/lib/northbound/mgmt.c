@@ -12,7 +12,9 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "runtime/plugin_loader.h"
+#include "base/redact.h"
 #include "base/validate.h"
+#include "provisioning/workflow.h"
 
 void ep_mgmt_reply_clear(ep_mgmt_reply *reply) {
   free(reply->data);
@@ -200,6 +202,80 @@ static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_
   list_page(site, m, reply, true);
 }
 
+/* Drops the parameters of every action of w: what an operator sees of a stored workflow
+ * (they may hold what only the node should read). */
+static void drop_params(ep_workflow *w) {
+  for (size_t i = 0; i < w->n_actions; i++) {
+    Edgeprov__V1__WorkflowAction *a = w->actions[i];
+    for (size_t k = 0; k < a->n_params; k++) protobuf_c_message_free_unpacked(&a->params[k]->base, NULL);
+    free(a->params);
+    a->params = NULL;
+    a->n_params = 0;
+  }
+}
+
+static void get_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__GetInstanceRequest *req = (const void *)m;
+  Edgeprov__V1__InstanceDetail resp = EDGEPROV__V1__INSTANCE_DETAIL__INIT;
+  char id[EP_UUID_TEXT_LEN + 1];
+  int r = ep_validate_uuid(id, "id", req->id);
+  if (r == 0) r = ep_inventory_get_instance(site->inv, id, &resp.instance);
+  if (r == 0 && ep_inventory_get_workflow(site->inv, id, &resp.workflow) < 0) {
+    if (ep_error_code() != EP_ENOENT) r = ep_error_code();
+    resp.workflow = NULL;
+  }
+  if (resp.workflow) drop_params(resp.workflow);
+  reply_result(reply, r, &resp.base);
+  ep_inv_instance_free(resp.instance);
+  if (resp.workflow) ep_workflow_free(resp.workflow);
+}
+
+#define SAMPLE_HOST_UUID "00000000-0000-4000-8000-000000000000"
+#define DRY_RUN_INSTANCE_ID "00000000-0000-4000-8000-000000000001"
+
+/* Masks each parameter value of w that looks like a secret; returns how many were. */
+static int mask_secrets(ep_workflow *w, uint32_t *ret_masked) {
+  size_t masked = 0;
+  for (size_t i = 0; i < w->n_actions; i++)
+    for (size_t k = 0; k < w->actions[i]->n_params; k++) {
+      Edgeprov__V1__ActionParam *p = w->actions[i]->params[k];
+      char *value = ep_redact_value(p->name, p->value, &masked);
+      if (!value) return ep_error_set(EP_ENOMEM, "out of memory");
+      free(p->value);
+      p->value = value;
+    }
+  *ret_masked = (uint32_t)masked;
+  return 0;
+}
+
+static void render_workflow(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__RenderWorkflowRequest *req = (const void *)m;
+  Edgeprov__V1__RenderWorkflowResponse resp = EDGEPROV__V1__RENDER_WORKFLOW_RESPONSE__INIT;
+  ep_inv_host sample = EDGEPROV__V1__HOST__INIT, *host = NULL;
+  int r = 0;
+  if (!site->plugins || !site->plugins->config)
+    r = ep_error_set(EP_EFAILED, "no plugins are started here to render with");
+  else if (req->host_uuid[0])
+    r = ep_inventory_get_host(site->inv, req->host_uuid, &host);
+  else if (!req->os_profile[0])
+    r = ep_error_set(EP_EINVAL, "os_profile: required when no host_uuid is given (see: edgeprov plugins list)");
+  sample.uuid = SAMPLE_HOST_UUID;
+  sample.serial = "SAMPLE";
+  const char *profile = req->os_profile[0] ? req->os_profile : host ? host->os_profile : "";
+  if (r == 0 && !profile[0])
+    r = ep_error_set(EP_EINVAL, "os_profile: host %s names no OS profile; give one", host->uuid);
+  if (r == 0 && ep_validate_text("os_profile", profile, 63) < 0) r = EP_EINVAL;
+  ep_inv_instance instance = EDGEPROV__V1__INSTANCE__INIT;
+  instance.id = DRY_RUN_INSTANCE_ID;
+  instance.host_uuid = host ? host->uuid : sample.uuid;
+  instance.os_profile = (char *)profile;
+  if (r == 0) r = ep_workflow_render(&resp.workflow, site->plugins, site->plugins->config, host ? host : &sample, &instance, 0);
+  if (r == 0) r = mask_secrets(resp.workflow, &resp.masked);
+  reply_result(reply, r, &resp.base);
+  if (resp.workflow) ep_workflow_free(resp.workflow);
+  ep_inv_host_free(host);
+}
+
 /* The unary methods, listed once: name, request message, handler. The dispatch table and
  * ep_mgmt_unary_methods (what the server registers) are both made from this list. */
 #define UNARY_METHODS(X)                                             \
@@ -211,7 +287,9 @@ static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_
   X("DeleteInstance", delete_instance_request, delete_instance)      \
   X("ListInstances", list_request, list_instances)                   \
   X("SetDesiredState", set_desired_state_request, set_desired_state) \
-  X("RetryInstance", retry_instance_request, retry_instance)
+  X("RetryInstance", retry_instance_request, retry_instance)          \
+  X("GetInstance", get_instance_request, get_instance)                \
+  X("RenderWorkflow", render_workflow_request, render_workflow)
 
 typedef struct method {
   const char *name;

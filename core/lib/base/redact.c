@@ -1,0 +1,139 @@
+/* core: masking secrets in text shown to people, see redact.h. */
+#define _GNU_SOURCE /* strcasestr */
+#include "base/redact.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/buf.h"
+
+static const char *const secret_words[] = {"password", "passwd", "passphrase", "secret", "token", "private_key",
+                                           "privatekey", "api_key", "apikey", "credential", "psk"};
+
+bool ep_redact_is_secret_name(const char *name) {
+  for (size_t i = 0; name && i < sizeof secret_words / sizeof secret_words[0]; i++)
+    if (strcasestr(name, secret_words[i])) return true;
+  return false;
+}
+
+/* True when [p, end) is only "${node.NAME}" (quotes around it allowed). */
+static bool only_node_reference(const char *p, const char *end) {
+  while (p < end && (*p == '"' || *p == '\'')) p++;
+  while (end > p && (end[-1] == '"' || end[-1] == '\'' || end[-1] == ',')) end--;
+  if (end - p < 8 || strncmp(p, "${node.", 7) != 0 || end[-1] != '}') return false;
+  for (const char *c = p + 7; c < end - 1; c++)
+    if (!(isalnum((unsigned char)*c) || *c == '_')) return false;
+  return true;
+}
+
+static size_t indent_of(const char *line, const char *end) {
+  size_t n = 0;
+  while (line + n < end && (line[n] == ' ' || line[n] == '\t')) n++;
+  return n;
+}
+
+/* In [line, end): the separator of a "KEY: VALUE" or "KEY = VALUE" whose key names a secret,
+ * or NULL. */
+static const char *secret_separator(const char *line, const char *end) {
+  const char *p = line;
+  while (p < end && (*p == ' ' || *p == '\t' || *p == '-')) p++; /* indentation, a YAML list item */
+  const char *key = p;
+  while (p < end && *p != ':' && *p != '=') p++;
+  if (p == end || p == key) return NULL;
+  const char *key_end = p;
+  while (key_end > key && (key_end[-1] == ' ' || key_end[-1] == '"' || key_end[-1] == '\'')) key_end--;
+  while (key < key_end && (*key == '"' || *key == '\'')) key++;
+  char name[128];
+  size_t n = (size_t)(key_end - key);
+  if (n == 0 || n >= sizeof name) return NULL;
+  memcpy(name, key, n);
+  name[n] = '\0';
+  for (size_t i = 0; i < n; i++)
+    if (isspace((unsigned char)name[i])) return NULL; /* prose, not a key */
+  return ep_redact_is_secret_name(name) ? p : NULL;
+}
+
+char *ep_redact_text(const char *text, size_t *ret_count) {
+  ep_buf out;
+  ep_buf_init(&out, "redacted text", SIZE_MAX, EP_BUF_WIPE);
+  size_t count = 0;
+  bool in_key = false;        /* between a PRIVATE KEY's BEGIN and END lines */
+  long block_indent = -1;     /* masking a YAML block value indented more than this */
+  int r = 0;
+  for (const char *line = text; r == 0 && *line;) {
+    const char *end = strchr(line, '\n');
+    const char *next = end ? end + 1 : line + strlen(line);
+    if (!end) end = next;
+    size_t indent = indent_of(line, end);
+    bool blank = indent == (size_t)(end - line);
+    if (block_indent >= 0 && (blank || (long)indent > block_indent)) {
+      line = next; /* the block's lines are gone; its key line says EP_REDACTED */
+      continue;
+    }
+    block_indent = -1;
+    const char *begin = memmem(line, (size_t)(end - line), "-----BEGIN ", 11);
+    if (in_key) {
+      if (memmem(line, (size_t)(end - line), "-----END ", 9)) {
+        in_key = false;
+        r = ep_buf_append(&out, line, (size_t)(next - line));
+      }
+      line = next;
+      continue;
+    }
+    bool key_begins = begin && memmem(begin, (size_t)(end - begin), "PRIVATE KEY-----", 16);
+    const char *sep = secret_separator(line, end);
+    const char *value = sep ? sep + 1 : NULL;
+    while (value && value < end && (*value == ' ' || *value == '\t')) value++;
+    bool mask_value = value && value < end && !only_node_reference(value, end);
+    if (mask_value || key_begins) {
+      count++;
+      if (mask_value) { /* KEY: ******** (a key's BEGIN in the value: its lines go too) */
+        r = ep_buf_append(&out, line, (size_t)(value - line));
+        if (r == 0) r = ep_buf_append_str(&out, EP_REDACTED);
+        if (r == 0) r = ep_buf_append(&out, end, (size_t)(next - end));
+        if (!key_begins && (*value == '|' || *value == '>')) block_indent = (long)indent;
+      } else { /* the BEGIN line, then one line for all of the key's */
+        r = ep_buf_append(&out, line, (size_t)(next - line));
+        if (r == 0 && next == end) r = ep_buf_append_str(&out, "\n");
+        if (r == 0) r = ep_buf_append_str(&out, EP_REDACTED "\n");
+      }
+      in_key = key_begins;
+      line = next;
+      continue;
+    }
+    /* "Bearer X" anywhere in the line. */
+    const char *p = line;
+    for (const char *b; r == 0 && (b = memmem(p, (size_t)(end - p), "Bearer ", 7));) {
+      const char *token = b + 7, *token_end = token;
+      while (token_end < end && !isspace((unsigned char)*token_end) && *token_end != '"' && *token_end != '\'')
+        token_end++;
+      r = ep_buf_append(&out, p, (size_t)(token - p));
+      if (r == 0 && token_end > token) {
+        r = ep_buf_append_str(&out, EP_REDACTED);
+        count++;
+      }
+      p = token_end;
+    }
+    if (r == 0) r = ep_buf_append(&out, p, (size_t)(next - p));
+    line = next;
+  }
+  char *result = r == 0 ? ep_buf_take(&out, NULL) : NULL;
+  ep_buf_free(&out);
+  if (result && ret_count) *ret_count = count;
+  return result;
+}
+
+char *ep_redact_value(const char *name, const char *value, size_t *count) {
+  size_t n = 0;
+  char *masked;
+  if (ep_redact_is_secret_name(name) && value[0] && !only_node_reference(value, value + strlen(value))) {
+    masked = strdup(EP_REDACTED);
+    n = 1;
+  } else {
+    masked = ep_redact_text(value, &n);
+  }
+  if (masked && count) *count += n;
+  return masked;
+}

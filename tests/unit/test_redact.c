@@ -1,0 +1,71 @@
+/* Unit tests: masking secrets in text shown to people (base/redact.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "base/redact.h"
+
+/* Masks text and checks the result and the count. */
+static void expect(const char *text, const char *want, size_t want_count) {
+  size_t count = 99;
+  char *got = ep_redact_text(text, &count);
+  assert_non_null(got);
+  assert_string_equal(got, want);
+  assert_int_equal(count, want_count);
+  free(got);
+}
+
+static void names_that_are_secrets(void **state) {
+  (void)state;
+  const char *secret[] = {"password", "client_secret", "TOKEN", "api_key", "ApiKey", "ssh_private_key",
+                          "passwd", "wifi_psk", "Credentials", "passphrase"};
+  const char *plain[] = {"target", "url", "content", "sha256", "mode", "path", "ca_file", "", NULL};
+  for (size_t i = 0; i < sizeof secret / sizeof secret[0]; i++) assert_true(ep_redact_is_secret_name(secret[i]));
+  for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) assert_false(ep_redact_is_secret_name(plain[i]));
+}
+
+static void key_values_are_masked(void **state) {
+  (void)state;
+  expect("hostname: edge-1\npassword: hunter2\n", "hostname: edge-1\npassword: " EP_REDACTED "\n", 1);
+  expect("  - client_secret: \"s3cr3t\"\n", "  - client_secret: " EP_REDACTED "\n", 1);
+  expect("TOKEN=abc.def\nPATH=/bin", "TOKEN=" EP_REDACTED "\nPATH=/bin", 1);
+  expect("api_key = 42 ; comment\n", "api_key = " EP_REDACTED "\n", 1);
+  expect("\"passwd\": \"x\",\n", "\"passwd\": " EP_REDACTED "\n", 1);
+  /* not keys: prose, an empty value, a node reference the agent fills in */
+  expect("the password is: elsewhere\n", "the password is: elsewhere\n", 0);
+  expect("password:\n", "password:\n", 0);
+  expect("client_secret: ${node.client_secret}\n", "client_secret: ${node.client_secret}\n", 0);
+  expect("client_secret: \"${node.client_secret}\"\n", "client_secret: \"${node.client_secret}\"\n", 0);
+}
+
+static void yaml_blocks_are_masked(void **state) {
+  (void)state;
+  expect("users:\n  - name: ops\n    passwd: |\n      line1\n      line2\n    shell: /bin/sh\n",
+         "users:\n  - name: ops\n    passwd: " EP_REDACTED "\n    shell: /bin/sh\n", 1);
+}
+
+static void private_keys_and_bearer_tokens(void **state) {
+  (void)state;
+  expect("a\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\nabcd\n-----END RSA PRIVATE KEY-----\nb\n",
+         "a\n-----BEGIN RSA PRIVATE KEY-----\n" EP_REDACTED "\n-----END RSA PRIVATE KEY-----\nb\n", 1);
+  expect("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+         "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", 0);
+  expect("curl -H 'Authorization: Bearer eyJ.x.y' https://x\n",
+         "curl -H 'Authorization: Bearer " EP_REDACTED "' https://x\n", 1);
+  /* an unterminated key block: everything after BEGIN stays hidden */
+  expect("-----BEGIN PRIVATE KEY-----\nMIIE\n", "-----BEGIN PRIVATE KEY-----\n" EP_REDACTED "\n", 1);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(names_that_are_secrets),
+      cmocka_unit_test(key_values_are_masked),
+      cmocka_unit_test(yaml_blocks_are_masked),
+      cmocka_unit_test(private_keys_and_bearer_tokens),
+  };
+  return cmocka_run_group_tests_name("redact", tests, NULL, NULL);
+}
