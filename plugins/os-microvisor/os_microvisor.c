@@ -2,7 +2,7 @@
  * the site's settings and the workflow template of workflow.conf; no cloud-config fragments. */
 #include <stddef.h>
 
-#include "os_image.h"
+#include <edgeprov-kit/os_image.h>
 #include "os_microvisor_template.h" /* generated: os_microvisor_template[] */
 
 static const ep_os_image_def microvisor_def = {

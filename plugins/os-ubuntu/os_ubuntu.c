@@ -3,7 +3,7 @@
  * fragment that enables that installer. */
 #include <stddef.h>
 
-#include "os_image.h"
+#include <edgeprov-kit/os_image.h>
 #include "os_ubuntu_template.h" /* generated: os_ubuntu_template[] */
 
 /* Enables and starts the installer unit the workflow wrote. runcmd runs in cloud-final, after

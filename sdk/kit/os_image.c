@@ -1,6 +1,6 @@
 /* The shared half of the image-based OS plugins, see os_image.h. */
 #define _GNU_SOURCE /* O_CLOEXEC */
-#include "os_image.h"
+#include "edgeprov-kit/os_image.h"
 
 #include <errno.h>
 #include <fcntl.h>

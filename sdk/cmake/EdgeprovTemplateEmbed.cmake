@@ -1,4 +1,4 @@
-# Run with cmake -P (see os_image.cmake): makes an OS plugin's workflow template from
+# Run with cmake -P (see EdgeprovOsImage.cmake): makes an OS plugin's workflow template from
 # TEMPLATE and EMBED ("NAME=file|NAME=file"), writes it to OUT_CONF, and writes OUT_HEADER
 # declaring `static const char SYMBOL[]` with the same text.
 

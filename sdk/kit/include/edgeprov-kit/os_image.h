@@ -1,6 +1,13 @@
-/* The shared half of the image-based OS plugins (os-ubuntu, os-microvisor): their settings and
- * checks, the workflow template (built in, or the site's template_file) and the edgeprov.os/1
- * table. A plugin supplies an ep_os_image_def, its settings array and its entry. */
+/* The plugin kit: the shared half of an image-based OS plugin (in-tree: os-ubuntu,
+ * os-microvisor): its settings and their checks, its workflow template (built in, or the
+ * site's template_file, read bounded and checked against the template format with file:line
+ * messages) and its edgeprov.os/1 table. A plugin supplies an ep_os_image_def, its settings
+ * array (EP_OS_IMAGE_SETTINGS) and its entry; CMake's edgeprov_add_os_image_plugin builds it
+ * (the plugin guide, sdk/README.md, "The plugin kit").
+ * The kit is a static library linked into the plugin with hidden symbols: nothing of it
+ * crosses the plugin ABI. Its API follows the SDK's version: a minor adds, never changes or
+ * removes (a member of ep_os_image_def is only ever appended, so designated initialisers keep
+ * compiling). */
 #ifndef EP_PLUGIN_OS_IMAGE_H
 #define EP_PLUGIN_OS_IMAGE_H
 
@@ -16,7 +23,7 @@ typedef struct ep_os_image_def {
   const char *const *fragments;   /* cloud-config fragments (YAML mappings), NULL-terminated; NULL: none */
 } ep_os_image_def;
 
-/* Where the built-in templates are installed for operators to copy (set by os_image.cmake). */
+/* Where the built-in templates are installed for operators to copy (set by EdgeprovOsImage.cmake). */
 #ifndef EP_OS_WORKFLOWS_DIR
 #define EP_OS_WORKFLOWS_DIR "<datadir>/edgeprov/workflows"
 #endif
