@@ -583,6 +583,36 @@ static void render_of_a_bad_template_fails_cleanly(void **state) {
   free(path);
 }
 
+/* What only a render can see is the render's error (the reconciler puts it in the Instance's
+ * status): a site without TLS derives an http:// token URL, which a node must not use. */
+static void render_refuses_a_token_url_that_is_not_https(void **state) {
+  fixture *f = *state;
+  char text[4096];
+  snprintf(text, sizeof text,
+           "paths = { data = \"%s\"; plugins = [ \"%s\" ]; };\n"
+           "plugins = { enabled = [ \"actions-core\", \"os-ubuntu\", \"os-microvisor\" ]; };\n"
+           "listen = { grpc = \"orch.site.example:50051\"; };\n"
+           "tls = { ca = \"%s/ca.pem\"; };\n" UBUNTU_SECTION MICROVISOR_SECTION,
+           f->dir, EP_PLUGIN_OUTPUT_DIR, f->dir);
+  char *path = tu_write(f->dir, "site.conf", text);
+  assert_int_equal(ep_site_open(&f->site, path, &f->diags), 0);
+  free(path);
+  assert_int_equal(f->diags.errors, 0);
+  assert_int_equal(ep_plugins_start(f->site->plugins, f->site->config), 0);
+  assert_int_equal(ep_workflow_check_templates(f->site->plugins, &f->diags), 0); /* the template is fine */
+  Edgeprov__V1__Host host = EDGEPROV__V1__HOST__INIT;
+  Edgeprov__V1__Instance instance = EDGEPROV__V1__INSTANCE__INIT;
+  host.uuid = HOST_UUID;
+  instance.id = INSTANCE_ID;
+  instance.host_uuid = HOST_UUID;
+  instance.os_profile = "ubuntu-22.04";
+  ep_workflow *w = NULL;
+  assert_true(ep_workflow_render(&w, f->site->plugins, f->site->config, &host, &instance, 1) < 0);
+  assert_null(w);
+  if (!strstr(ep_error_message(), "token_url") || !strstr(ep_error_message(), "not an https:// URL"))
+    fail_msg("'%s' does not name token_url and why", ep_error_message());
+}
+
 /* ---- the ubuntu installer ------------------------------------------------------------------------ */
 
 static int run(const char *cmd) {
@@ -760,6 +790,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(built_in_templates_pass_the_check, setup, teardown),
       cmocka_unit_test_setup_teardown(template_check_names_every_mistake, setup, teardown),
       cmocka_unit_test_setup_teardown(render_of_a_bad_template_fails_cleanly, setup, teardown),
+      cmocka_unit_test_setup_teardown(render_refuses_a_token_url_that_is_not_https, setup, teardown),
       cmocka_unit_test_setup_teardown(installer_is_idempotent_and_resumable, setup, teardown),
   };
   return cmocka_run_group_tests_name("os_plugins", tests, NULL, NULL);
