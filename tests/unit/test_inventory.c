@@ -6,6 +6,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <edgeprov/storage.h>
 
 #include "base/error.h"
@@ -231,8 +235,92 @@ static void every_change_is_an_event(void **state) {
   assert_int_equal(ep_inventory_wait(f->inv, 2, 50), 0);
 }
 
+/* ---- waiting for changes: the store's wait (ABI 1.4), not a poll of the inventory ---- */
+
+typedef struct waiter {
+  ep_inventory *inv;
+  uint64_t after;
+  int result;
+  double seconds;
+} waiter;
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void *wait_for_change(void *arg) {
+  waiter *w = arg;
+  double start = now_s();
+  w->result = ep_inventory_wait(w->inv, w->after, 10000);
+  w->seconds = now_s() - start;
+  return NULL;
+}
+
+/* Starts a waiter on inv for a revision past the current one. */
+static void start_waiter(ep_inventory *inv, waiter *w, pthread_t *thread) {
+  *w = (waiter){.inv = inv, .result = 99};
+  assert_int_equal(ep_inventory_revision(inv, &w->after), 0);
+  assert_int_equal(pthread_create(thread, NULL, wait_for_change, w), 0);
+  usleep(100 * 1000); /* it is waiting */
+}
+
+static void a_commit_wakes_waiters_at_once(void **state) {
+  fixture *f = *state;
+  waiter w;
+  pthread_t thread;
+  start_waiter(f->inv, &w, &thread);
+  add_host_ok(f, UUID1, "SER001", false);
+  pthread_join(thread, NULL);
+  assert_int_equal(w.result, 0);
+  if (w.seconds > 0.35) fail_msg("the waiter saw this process's commit after %.3f s", w.seconds);
+}
+
+/* Another process or replica on the same store: a second site opening the same database file. */
+static void another_writer_on_the_store_wakes_waiters(void **state) {
+  fixture *f = *state;
+  char extra[1024];
+  snprintf(extra, sizeof extra, "storage-sqlite = { path = \"%s/inventory.sqlite\"; };\n", f->dir);
+  tu_site *other = tu_site_open("\"storage-sqlite\"", extra, NULL);
+  assert_non_null(other);
+  waiter w;
+  pthread_t thread;
+  start_waiter(f->inv, &w, &thread);
+  assert_int_equal(tu_add_host(other, UUID2, "SER002", "ubuntu-22.04", false), 0);
+  double committed = now_s();
+  pthread_join(thread, NULL);
+  double late = now_s() - committed;
+  assert_int_equal(w.result, 0);
+  /* SQLite cannot tell another process: the store's wait polls, every 500 ms at most. */
+  if (late > 1.0) fail_msg("the waiter saw the other writer's commit %.3f s late", late);
+  ep_inv_host *host = NULL;
+  assert_int_equal(ep_inventory_get_host(f->inv, UUID2, &host), 0);
+  ep_inv_host_free(host);
+  tu_site_close(other);
+}
+
+static void wake_and_free_do_not_wait_for_the_store(void **state) {
+  fixture *f = *state;
+  waiter w;
+  pthread_t thread;
+  start_waiter(f->inv, &w, &thread);
+  double start = now_s();
+  ep_inventory_wake(f->inv);
+  pthread_join(thread, NULL);
+  assert_int_equal(w.result, 0);
+  if (now_s() - start > 0.35) fail_msg("a wake took %.3f s", now_s() - start);
+  start = now_s();
+  ep_inventory_free(f->inv); /* stops the store follower */
+  f->inv = NULL;
+  if (now_s() - start > 1.5) fail_msg("freeing the inventory took %.3f s", now_s() - start);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(a_commit_wakes_waiters_at_once, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(another_writer_on_the_store_wakes_waiters, tu_site_setup_storage, tu_site_teardown),
+      cmocka_unit_test_setup_teardown(wake_and_free_do_not_wait_for_the_store, tu_site_setup_storage, tu_site_teardown),
       cmocka_unit_test_setup_teardown(adds_and_reads_hosts, tu_site_setup_storage, tu_site_teardown),
       cmocka_unit_test_setup_teardown(refuses_bad_fields_naming_them, tu_site_setup_storage, tu_site_teardown),
       cmocka_unit_test_setup_teardown(uuid_and_serial_are_unique, tu_site_setup_storage, tu_site_teardown),

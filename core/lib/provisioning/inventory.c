@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <edgeprov/storage.h>
 
@@ -23,6 +24,14 @@
 #define WORKFLOWS_PREFIX "workflows/"
 #define CAS_RETRIES 16 /* read-modify-write attempts before giving up under contention */
 
+/* Waiting for changes. With a store that can be waited on (ABI 1.4 wait), one follower
+ * thread waits on the store and publishes each new revision (known) to the waiters of this
+ * process: a commit of another process or replica reaches them as soon as the store tells.
+ * With an older store, each waiter asks the store itself, at least every
+ * POLL_FALLBACK_MS. */
+#define POLL_FALLBACK_MS 500
+#define FOLLOW_SLICE_MS 1000 /* the follower's longest wait, which bounds how late it sees a stop */
+
 struct ep_inventory {
   const ep_storage *st;
   void *state;
@@ -30,6 +39,9 @@ struct ep_inventory {
   pthread_cond_t changed;
   uint64_t wakes;   /* bumped by ep_inventory_wake */
   uint64_t commits; /* bumped by every commit of this process */
+  uint64_t known;   /* the highest revision the follower has seen (follower only) */
+  bool following, stopping, follower_failed;
+  pthread_t follower;
 };
 
 /* ---- names and transitions ------------------------------------------------------------- */
@@ -94,6 +106,34 @@ bool ep_inv_instance_transition_allowed(ep_inv_instance_state from, ep_inv_insta
 
 /* ---- storage access ---------------------------------------------------------------------- */
 
+static int storage_failed(int r, const char *what);
+
+/* The follower: waits on the store for revisions past known and wakes this process's waiters
+ * with each. A store error is logged once and retried after a pause; waiters then fall back
+ * to asking the store themselves. */
+static void *follow_store(void *arg) {
+  ep_inventory *inv = arg;
+  pthread_mutex_lock(&inv->lock);
+  uint64_t known = inv->known;
+  while (!inv->stopping) {
+    pthread_mutex_unlock(&inv->lock);
+    uint64_t revision = 0;
+    int32_t r = inv->st->wait(inv->state, known, FOLLOW_SLICE_MS, &revision);
+    if (r < 0 && r != EP_ETIMEDOUT && r != EP_ECANCELED) {
+      ep_log(EP_LOG_WARN, "inventory", "waiting on the store failed (retrying): %s", ep_error_message());
+      usleep(POLL_FALLBACK_MS * 1000);
+    }
+    pthread_mutex_lock(&inv->lock);
+    inv->follower_failed = r < 0 && r != EP_ETIMEDOUT && r != EP_ECANCELED;
+    if (r == 0 && revision > known) {
+      known = inv->known = revision;
+      pthread_cond_broadcast(&inv->changed);
+    }
+  }
+  pthread_mutex_unlock(&inv->lock);
+  return NULL;
+}
+
 int ep_inventory_new(ep_inventory **out, const ep_plugin_set *plugins) {
   ep_plugin *plugin = NULL;
   const ep_storage *st = ep_plugins_capability(plugins, EP_CAP_STORAGE, &plugin);
@@ -108,12 +148,28 @@ int ep_inventory_new(ep_inventory **out, const ep_plugin_set *plugins) {
   pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
   pthread_cond_init(&inv->changed, &attr);
   pthread_condattr_destroy(&attr);
+  if (EP_STORAGE_HAS(st, wake) && st->wait && st->wake) {
+    int32_t r = st->revision(inv->state, &inv->known);
+    if (r < 0 || pthread_create(&inv->follower, NULL, follow_store, inv) != 0) {
+      int code = r < 0 ? storage_failed(r, "revision") : ep_error_set(EP_ENOMEM, "cannot start the store follower");
+      ep_inventory_free(inv);
+      return code;
+    }
+    inv->following = true;
+  }
   *out = inv;
   return 0;
 }
 
 void ep_inventory_free(ep_inventory *inv) {
   if (!inv) return;
+  if (inv->following) {
+    pthread_mutex_lock(&inv->lock);
+    inv->stopping = true;
+    pthread_mutex_unlock(&inv->lock);
+    inv->st->wake(inv->state);
+    pthread_join(inv->follower, NULL);
+  }
   pthread_cond_destroy(&inv->changed);
   pthread_mutex_destroy(&inv->lock);
   free(inv);
@@ -908,34 +964,50 @@ int ep_inventory_revision(ep_inventory *inv, uint64_t *ret_revision) {
   return r < 0 ? storage_failed(r, "revision") : 0;
 }
 
+#define RETRY_WITH_FOLLOWER 1 /* poll_store: the follower works again */
+
+/* ep_inventory_wait with a store that cannot be waited on (or whose follower failed): asks
+ * the store, then sleeps until this process commits, a wake, or POLL_FALLBACK_MS. Called with
+ * inv->lock held. */
+static int poll_store(ep_inventory *inv, uint64_t after_revision, const struct timespec *deadline, uint64_t wakes) {
+  for (;;) {
+    uint64_t revision = 0, commits = inv->commits;
+    pthread_mutex_unlock(&inv->lock);
+    int rr = ep_inventory_revision(inv, &revision);
+    pthread_mutex_lock(&inv->lock);
+    if (rr < 0) return rr;
+    if (revision > after_revision || inv->wakes != wakes) return 0;
+    if (inv->commits != commits) continue; /* a commit landed while the store was asked */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (ep_timespec_cmp(&now, deadline) >= 0) return EP_ETIMEDOUT;
+    struct timespec step = ep_timespec_add_ms(now, POLL_FALLBACK_MS);
+    if (ep_timespec_cmp(&step, deadline) > 0) step = *deadline;
+    pthread_cond_timedwait(&inv->changed, &inv->lock, &step);
+    if (inv->following && !inv->follower_failed) return RETRY_WITH_FOLLOWER;
+  }
+}
+
 int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms) {
   struct timespec deadline = ep_clock_deadline(CLOCK_MONOTONIC, timeout_ms); /* inv->changed's clock */
   pthread_mutex_lock(&inv->lock);
   uint64_t wakes = inv->wakes;
   int r = 0;
   for (;;) {
-    uint64_t revision = 0, commits = inv->commits;
-    /* The store is asked each time so writers in other processes are seen too; the wait
-     * below is cut short by writes of this process. */
-    pthread_mutex_unlock(&inv->lock);
-    int rr = ep_inventory_revision(inv, &revision);
-    pthread_mutex_lock(&inv->lock);
-    if (rr < 0) {
-      r = rr;
+    if (!inv->following || inv->follower_failed) {
+      r = poll_store(inv, after_revision, &deadline, wakes);
+      if (r == RETRY_WITH_FOLLOWER) continue;
       break;
     }
-    if (revision > after_revision || inv->wakes != wakes) break;
-    if (inv->commits != commits) continue; /* a commit landed while the store was asked */
+    /* The follower publishes every revision the store tells of, this process's commits too. */
+    if (inv->known > after_revision || inv->wakes != wakes) break;
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (ep_timespec_cmp(&now, &deadline) >= 0) {
       r = EP_ETIMEDOUT;
       break;
     }
-    /* Wake at least every 500 ms to look at the store again. */
-    struct timespec step = ep_timespec_add_ms(now, 500);
-    if (ep_timespec_cmp(&step, &deadline) > 0) step = deadline;
-    pthread_cond_timedwait(&inv->changed, &inv->lock, &step);
+    pthread_cond_timedwait(&inv->changed, &inv->lock, &deadline);
   }
   pthread_mutex_unlock(&inv->lock);
   return r;

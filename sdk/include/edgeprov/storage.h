@@ -4,6 +4,8 @@
 #ifndef EDGEPROV_STORAGE_H
 #define EDGEPROV_STORAGE_H
 
+#include <stddef.h>
+
 #include "abi.h"
 
 #ifdef __cplusplus
@@ -113,7 +115,24 @@ typedef struct ep_storage {
   int32_t (*changes)(void *state, uint64_t after_revision, uint32_t limit, ep_storage_change_fn visit, void *data);
   int32_t (*revision)(void *state, uint64_t *ret_revision);
   int32_t (*compact)(void *state, uint64_t before_revision);
+  /* Since ABI 1.4 (EP_STORAGE_HAS(table, wake)): waiting for writes, so a replica sees what
+   * another one committed without polling the store.
+   * wait: returns 0 with *ret_revision (when non-NULL) set once the store's revision is
+   *   greater than after_revision, whoever committed it (this process, another process,
+   *   another replica on the same database), at once when it already is; EP_ETIMEDOUT when
+   *   timeout_ms (0..600000) passes without one; EP_ECANCELED when wake is called meanwhile.
+   *   It may see a commit a little late (a backend that cannot be told polls, at most every
+   *   500 ms) but never answers before the revision is there. Any thread; blocking.
+   * wake: makes every wait in progress on this store return EP_ECANCELED (the host stopping
+   *   or re-reading its state); waits begun afterwards are not affected. */
+  int32_t (*wait)(void *state, uint64_t after_revision, uint32_t timeout_ms, uint64_t *ret_revision);
+  void (*wake)(void *state);
 } ep_storage;
+
+/* True when the plugin's table is new enough to carry the named member (wait and wake came
+ * with ABI 1.4). */
+#define EP_STORAGE_HAS(table, member) \
+  ((table)->struct_size >= (uint32_t)(offsetof(ep_storage, member) + sizeof((table)->member)))
 
 #ifdef __cplusplus
 }
