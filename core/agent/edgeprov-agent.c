@@ -40,6 +40,8 @@
 #define CREDENTIAL_MAX 512         /* longest client_id, client_secret or project_id kept */
 #define TOKEN_ATTEMPTS_MAX 8       /* token requests before giving up on a reachable server */
 #define WORKFLOW_ATTEMPTS_MAX 20   /* reconnections of the workflow stream before giving up */
+#define ORCHESTRATORS_MAX 8        /* addresses --orchestrator may list */
+#define ORCHESTRATOR_MAX 255       /* longest HOST:PORT */
 
 /* The agent as it runs: its options, settled by check_options (defaults, the seed's settings),
  * and what it read. */
@@ -49,7 +51,38 @@ typedef struct agent {
   char seed_orchestrator[EP_CLOUDINIT_ORCHESTRATOR_MAX + 1];
   char seed_ca_file[1024]; /* the seed's CA, written to the state directory for the token request */
   ep_discovery node;
+  /* --orchestrator's addresses (replicas, or front doors): the agent uses one at a time and
+   * moves to the next when it cannot be reached. */
+  char orchestrators[ORCHESTRATORS_MAX][ORCHESTRATOR_MAX + 1];
+  size_t orchestrator_count, current;
+  bool token_url_follows; /* no --token-url: it follows the current orchestrator */
 } agent;
+
+static const char *orchestrator(const agent *a) { return a->orchestrators[a->current]; }
+
+/* The token URL for the current orchestrator: its host on listen.https's default port. */
+static int default_token_url(agent *a) {
+  const char *o = orchestrator(a), *colon = strrchr(o, ':');
+  size_t host_len = colon ? (size_t)(colon - o) : strlen(o);
+  int n = snprintf(a->opt.token_url, sizeof a->opt.token_url, "https://%.*s:" EP_AGENT_TOKEN_PORT_DEFAULT "/oauth2/token",
+                   (int)host_len, o);
+  return n > 0 && (size_t)n < sizeof a->opt.token_url ? 0 : EP_ERANGE;
+}
+
+/* The current orchestrator could not be reached (what): the next one's turn, if there are
+ * several. Callers back off as before, so a node never hammers the next one either. */
+static void next_orchestrator(agent *a, const char *what) {
+  if (a->orchestrator_count < 2) return;
+  const char *from = orchestrator(a);
+  a->current = (a->current + 1) % a->orchestrator_count;
+  ep_log(EP_LOG_WARN, "agent", "%s at %s failed; trying %s next", what, from, orchestrator(a));
+  if (a->token_url_follows) default_token_url(a);
+}
+
+/* True when a call's status means the orchestrator (this replica) cannot serve it now. */
+static bool unreachable(int status) {
+  return status == EP_STATUS_UNAVAILABLE || status == EP_STATUS_DEADLINE_EXCEEDED || status == EP_STATUS_UNKNOWN;
+}
 
 /* Sleeps for the attempt's backoff: base doubling up to max, with the upper half jittered. */
 static void back_off(const agent *a, int attempt) {
@@ -127,11 +160,15 @@ static int restore_credentials(const agent *a) {
 static int onboard_once(agent *a, int *attempt) {
   ep_rpc_channel *channel = NULL;
   ep_rpc_tls tls = {.ca_pem = a->ca_pem};
-  if (ep_rpc_channel_new(&channel, a->opt.orchestrator, a->ca_pem ? &tls : NULL, 0) < 0) return 0;
+  if (ep_rpc_channel_new(&channel, orchestrator(a), a->ca_pem ? &tls : NULL, 0) < 0) {
+    next_orchestrator(a, "connecting");
+    return 0;
+  }
   ep_rpc_stream *stream = NULL;
   int result = 0;
   if (ep_rpc_stream_open(&stream, channel, EP_ONBOARDING_SERVICE_STREAM, NULL, 0, NULL, 0, 0) < 0) {
     ep_rpc_channel_free(channel);
+    next_orchestrator(a, "onboarding");
     return 0;
   }
   Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
@@ -174,9 +211,10 @@ static int onboard_once(agent *a, int *attempt) {
   ep_rpc_result status;
   ep_rpc_stream_close(stream, &status);
   if (result == 0 && status.status != EP_STATUS_OK)
-    ep_log(EP_LOG_WARN, "agent", "onboarding at %s: %s: %s", a->opt.orchestrator, ep_status_name(status.status),
+    ep_log(EP_LOG_WARN, "agent", "onboarding at %s: %s: %s", orchestrator(a), ep_status_name(status.status),
            status.message);
   ep_rpc_channel_free(channel);
+  if (result == 0 && unreachable(status.status)) next_orchestrator(a, "onboarding");
   return result;
 }
 
@@ -235,7 +273,7 @@ static int request_token(const agent *a, const credentials *c, char *token, size
 static int report_status(const agent *a, const char *token, const char *status, bool installed) {
   ep_rpc_channel *channel = NULL;
   ep_rpc_tls tls = {.ca_pem = a->ca_pem};
-  int r = ep_rpc_channel_new(&channel, a->opt.orchestrator, a->ca_pem ? &tls : NULL, 0);
+  int r = ep_rpc_channel_new(&channel, orchestrator(a), a->ca_pem ? &tls : NULL, 0);
   if (r < 0) return r;
   char bearer[EP_NODE_TOKEN_MAX + 16];
   snprintf(bearer, sizeof bearer, "Bearer %s", token);
@@ -267,6 +305,7 @@ static int obtain_token(agent *a, const credentials *c, char *token) {
     r = request_token(a, c, token, EP_NODE_TOKEN_MAX + 1);
     if (r == 0 || r == EP_EPERM) break;
     ep_log(EP_LOG_WARN, "agent", "no token yet: %s; asking again", ep_error_message());
+    if (a->token_url_follows) next_orchestrator(a, "the token request");
     back_off(a, attempt);
   }
   if (r == 0) ep_log(EP_LOG_INFO, "agent", "obtained a bearer token at %s", a->opt.token_url);
@@ -280,6 +319,7 @@ static int report_with_retries(agent *a, const char *token, const char *status, 
     r = report_status(a, token, status, installed);
     if (r == 0 || r == EP_EPERM || r == EP_EINVAL) break;
     ep_log(EP_LOG_WARN, "agent", "report: %s; trying again", ep_error_message());
+    next_orchestrator(a, "reporting");
     back_off(a, attempt);
   }
   if (r == 0) ep_log(EP_LOG_INFO, "agent", "reported in on the node API");
@@ -330,7 +370,7 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
   for (int attempt = 0;; attempt++) {
     ep_rpc_channel *channel = NULL;
     ep_rpc_tls tls = {.ca_pem = a->ca_pem};
-    r = ep_rpc_channel_new(&channel, a->opt.orchestrator, a->ca_pem ? &tls : NULL, 0);
+    r = ep_rpc_channel_new(&channel, orchestrator(a), a->ca_pem ? &tls : NULL, 0);
     if (r == 0) r = ep_executor_run(channel, token, site->plugins, &node, reboot_mode);
     ep_rpc_channel_free(channel);
     if (r == 0 || attempt >= WORKFLOW_ATTEMPTS_MAX) break;
@@ -339,6 +379,7 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
       attempt = 0;
     } else {
       ep_log(EP_LOG_WARN, "agent", "%s; reconnecting", ep_error_message());
+      next_orchestrator(a, "the workflow stream");
     }
     back_off(a, attempt < 4 ? attempt : 4);
     if (obtain_token(a, c, token) < 0) break; /* tokens expire; a refused one may be stale */
@@ -375,15 +416,6 @@ static int after_onboarding(agent *a) {
   explicit_bzero(token, EP_NODE_TOKEN_MAX + 1);
   free(token);
   return r;
-}
-
-/* The default token URL: the orchestrator's host on listen.https's default port. */
-static int default_token_url(agent *a) {
-  const char *colon = strrchr(a->opt.orchestrator, ':');
-  size_t host_len = colon ? (size_t)(colon - a->opt.orchestrator) : strlen(a->opt.orchestrator);
-  int n = snprintf(a->opt.token_url, sizeof a->opt.token_url,
-                   "https://%.*s:" EP_AGENT_TOKEN_PORT_DEFAULT "/oauth2/token", (int)host_len, a->opt.orchestrator);
-  return n > 0 && (size_t)n < sizeof a->opt.token_url ? 0 : EP_ERANGE;
 }
 
 static bool loopback(const char *target) {
@@ -424,6 +456,30 @@ static int apply_seed(agent *a) {
   return r;
 }
 
+/* --orchestrator's comma-separated HOST:PORT list into a->orchestrators: at most
+ * ORCHESTRATORS_MAX, each non-empty, with a port, printable, no spaces. */
+static int split_orchestrators(agent *a) {
+  const char *p = a->opt.orchestrator;
+  a->orchestrator_count = 0;
+  for (;;) {
+    size_t len = strcspn(p, ",");
+    const char *colon = memrchr(p, ':', len);
+    if (a->orchestrator_count == ORCHESTRATORS_MAX)
+      return ep_error_set(EP_ERANGE, "more than %d addresses", ORCHESTRATORS_MAX);
+    if (len == 0 || len > ORCHESTRATOR_MAX || !colon || colon == p || colon + 1 == p + len)
+      return ep_error_set(EP_EINVAL, "address %zu ('%.*s') is not HOST:PORT", a->orchestrator_count + 1,
+                          (int)(len < 64 ? len : 64), p);
+    for (size_t i = 0; i < len; i++)
+      if (p[i] <= ' ' || p[i] >= 0x7f) return ep_error_set(EP_EINVAL, "address %zu holds a space or control character", a->orchestrator_count + 1);
+    for (const char *d = colon + 1; d < p + len; d++)
+      if (*d < '0' || *d > '9') return ep_error_set(EP_EINVAL, "address %zu: the port is not a number", a->orchestrator_count + 1);
+    memcpy(a->orchestrators[a->orchestrator_count], p, len);
+    a->orchestrators[a->orchestrator_count++][len] = '\0';
+    if (!p[len]) return 0;
+    p += len + 1;
+  }
+}
+
 /* Checks the options against each other and settles them: reads the CA, applies --seed,
  * derives the default token URL. Returns true when the agent goes on; false with *ret_exit
  * the exit status (1: a file could not be used, 2: the options are wrong), said on stderr. */
@@ -452,7 +508,12 @@ static bool check_options(agent *a, int *ret_exit) {
     fprintf(stderr, "edgeprov-agent: --backoff-ms must be >= 1 and <= --backoff-max-ms\n");
     return false;
   }
-  if (!o->token_url[0] && default_token_url(a) < 0) {
+  if (split_orchestrators(a) < 0) {
+    fprintf(stderr, "edgeprov-agent: --orchestrator: %s\n", ep_error_message());
+    return false;
+  }
+  a->token_url_follows = !o->token_url[0];
+  if (a->token_url_follows && default_token_url(a) < 0) {
     fprintf(stderr, "edgeprov-agent: --orchestrator is too long\n");
     return false;
   }
@@ -461,11 +522,12 @@ static bool check_options(agent *a, int *ret_exit) {
     fprintf(stderr, "edgeprov-agent: --token-url must be https:// (http:// only on loopback)\n");
     return false;
   }
-  if (!a->ca_pem && !loopback(o->orchestrator)) {
-    fprintf(stderr, "edgeprov-agent: --ca FILE is required for %s (only loopback may go without TLS)\n",
-            o->orchestrator);
-    return false;
-  }
+  for (size_t i = 0; i < a->orchestrator_count; i++)
+    if (!a->ca_pem && !loopback(a->orchestrators[i])) {
+      fprintf(stderr, "edgeprov-agent: --ca FILE is required for %s (only loopback may go without TLS)\n",
+              a->orchestrators[i]);
+      return false;
+    }
   *ret_exit = 0;
   return true;
 }
