@@ -9,6 +9,8 @@ packages=(
   # core libraries
   libconfig-dev libprotobuf-c-dev protobuf-c-compiler libgrpc-dev
   libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev libblkid-dev libsqlite3-dev libjansson-dev libmicrohttpd-dev
+  # storage-postgres: libpq; its tests run a throwaway cluster of the server (initdb, pg_ctl)
+  libpq-dev postgresql
   # libyaml: the cloud-init user-data and meta-data are emitted with its emitter
   libyaml-dev
   # tests (clang and its runtime for the libFuzzer targets)

@@ -1,0 +1,529 @@
+/* storage-postgres: the edgeprov.storage/1 capability on PostgreSQL (libpq; group commit,
+ * revisions in commit order, a connection pool). This file holds the plugin entry, settings,
+ * input validation and the reads; the writer is in group_commit.c, the pool in pg_pool.c,
+ * connections and the schema in pg_conn.c. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <edgeprov/edgeprov.h>
+#include <edgeprov/storage.h>
+
+#include "group_commit.h"
+#include "pg_conn.h"
+#include "pg_pool.h"
+
+#define PGS_CONNINFO_MAX 4095
+#define PGS_LIST_LIMIT_MAX 10000 /* most records of one list or changes call */
+#define PGS_STR_(x) #x
+#define PGS_STR(x) PGS_STR_(x)
+
+typedef struct pgs_store {
+  const ep_host *host;
+  ep_ctx *ctx;                /* the plugin's context: every error is reported on it */
+  pthread_mutex_t error_lock; /* one set_error at a time, so messages are never interleaved */
+  pgs_params params;
+  char where[PGS_MESSAGE_MAX / 2]; /* the database, named without its password */
+  bool pool_ready;
+  pgs_pool pool;
+  pgs_writer writer;
+} pgs_store;
+
+/* ---- errors and validation ------------------------------------------------------------ */
+
+static int32_t fail(pgs_store *s, int32_t code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int32_t fail(pgs_store *s, int32_t code, const char *fmt, ...) {
+  char message[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&s->error_lock);
+  s->host->set_error(s->ctx, code, message);
+  pthread_mutex_unlock(&s->error_lock);
+  return code;
+}
+
+/* True when the len bytes at p are well-formed UTF-8 (no overlong forms, surrogates or code
+ * points past U+10FFFF). */
+static bool utf8_valid(const unsigned char *p, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    unsigned char c = p[i];
+    size_t n;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xc2 && c <= 0xdf) {
+      n = 1, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (len - i - 1 < n) return false;
+    for (size_t k = 1; k <= n; k++) {
+      if ((p[i + k] & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+/* What is wrong with a key, or NULL when it is valid. */
+static const char *key_problem(const char *key) {
+  if (!key) return "is NULL";
+  size_t len = strnlen(key, EP_STORAGE_KEY_MAX + 1);
+  if (len == 0) return "is empty";
+  if (len > EP_STORAGE_KEY_MAX) return "is longer than " PGS_STR(EP_STORAGE_KEY_MAX) " bytes";
+  if (!utf8_valid((const unsigned char *)key, len)) return "is not valid UTF-8";
+  return NULL;
+}
+
+/* Checks a prefix or start_after: text of at most EP_STORAGE_KEY_MAX bytes, may be "". */
+static int32_t check_bound(pgs_store *s, const char *name, const char *text) {
+  if (!text) return fail(s, EP_EINVAL, "%s is NULL (use \"\" for none)", name);
+  if (strnlen(text, EP_STORAGE_KEY_MAX + 1) > EP_STORAGE_KEY_MAX)
+    return fail(s, EP_EINVAL, "%s is longer than %d bytes", name, EP_STORAGE_KEY_MAX);
+  return 0;
+}
+
+static int32_t check_limit(pgs_store *s, uint32_t limit) {
+  if (limit < 1 || limit > PGS_LIST_LIMIT_MAX)
+    return fail(s, EP_EINVAL, "limit %u is out of range [1, %d]", limit, PGS_LIST_LIMIT_MAX);
+  return 0;
+}
+
+static const ep_storage_op *op_at(const ep_storage_op *ops, uint32_t op_size, uint32_t i) {
+  return (const ep_storage_op *)((const char *)ops + (size_t)i * op_size);
+}
+
+static int32_t check_txn(pgs_store *s, const ep_storage_op *ops, uint32_t count, uint32_t op_size) {
+  if (!ops) return fail(s, EP_EINVAL, "ops is NULL");
+  if (count < 1 || count > EP_STORAGE_TXN_OPS_MAX)
+    return fail(s, EP_EINVAL, "count %u is out of range [1, %d]", count, EP_STORAGE_TXN_OPS_MAX);
+  if (op_size < sizeof(ep_storage_op))
+    return fail(s, EP_EINVAL, "op_size %u is smaller than ep_storage_op of ABI 1.0 (%zu bytes)", op_size,
+                sizeof(ep_storage_op));
+  for (uint32_t i = 0; i < count; i++) {
+    const ep_storage_op *op = op_at(ops, op_size, i);
+    if (op->kind != EP_STORAGE_PUT && op->kind != EP_STORAGE_DELETE)
+      return fail(s, EP_EINVAL, "op %u: unknown kind %u (expected EP_STORAGE_PUT or EP_STORAGE_DELETE)", i, op->kind);
+    const char *problem = key_problem(op->key);
+    if (problem) return fail(s, EP_EINVAL, "op %u: key %s", i, problem);
+    if (op->kind == EP_STORAGE_PUT && op->value_len > EP_STORAGE_VALUE_MAX)
+      return fail(s, EP_EINVAL, "op %u: value of %llu bytes is longer than %u bytes", i,
+                  (unsigned long long)op->value_len, EP_STORAGE_VALUE_MAX);
+    if (op->kind == EP_STORAGE_PUT && op->value_len > 0 && !op->value)
+      return fail(s, EP_EINVAL, "op %u: value is NULL but value_len is %llu", i, (unsigned long long)op->value_len);
+    for (uint32_t k = 0; k < i; k++)
+      if (strcmp(op_at(ops, op_size, k)->key, op->key) == 0)
+        return fail(s, EP_EINVAL, "op %u: key '%.100s' repeats op %u (keys of a transaction must be distinct)", i,
+                    op->key, k);
+  }
+  return 0;
+}
+
+
+/* ---- reads ---------------------------------------------------------------------------- */
+
+/* The smallest string greater than every string starting with prefix, in buf; false when
+ * there is none (prefix is "" or all 0xff bytes). */
+static bool prefix_end(const char *prefix, char buf[EP_STORAGE_KEY_MAX + 1]) {
+  size_t len = strlen(prefix);
+  memcpy(buf, prefix, len + 1);
+  while (len > 0) {
+    unsigned char last = (unsigned char)buf[len - 1];
+    if (last != 0xff) {
+      buf[len - 1] = (char)(last + 1);
+      buf[len] = '\0';
+      return true;
+    }
+    buf[--len] = '\0';
+  }
+  return false;
+}
+
+/* Called per row of a read; keeps its own state in data. */
+typedef void (*row_fn)(void *data, const PGresult *res);
+
+/* Runs one read-only query on a pool connection, rows one at a time (single-row mode, so a
+ * large page is never held whole). A connection the server dropped (a restart) is retried
+ * once on a fresh one if no row was seen yet. Returns 0 or an EP_E* code with message. */
+static int run_query(pgs_store *s, const char *what, const char *sql, int nparams, const char *const *values,
+                     row_fn on_row, void *data, char err[PGS_MESSAGE_MAX]) {
+  for (int attempt = 0;; attempt++) {
+    PGconn *conn = NULL;
+    int r = pgs_pool_acquire(&s->pool, &conn, err);
+    if (r < 0) return r;
+    bool seen = false;
+    if (!PQsendQueryParams(conn, sql, nparams, NULL, values, NULL, NULL, 1) || !PQsetSingleRowMode(conn))
+      r = pgs_fail(conn, NULL, what, err);
+    while (r == 0) {
+      int code = 0;
+      PGresult *res = pgs_next(conn, &s->params, &code, err);
+      if (!res) {
+        r = code;
+        break;
+      }
+      ExecStatusType status = PQresultStatus(res);
+      if (status == PGRES_SINGLE_TUPLE) {
+        seen = true;
+        on_row(data, res);
+      } else if (status != PGRES_TUPLES_OK) {
+        r = pgs_fail(conn, res, what, err);
+      }
+      PQclear(res);
+    }
+    bool lost = PQstatus(conn) != CONNECTION_OK;
+    pgs_pool_release(&s->pool, conn); /* closes it unless it is idle and connected */
+    if (r < 0 && lost && !seen && attempt == 0) continue;
+    return r;
+  }
+}
+
+/* A column of a binary result, as bytes (never NULL). */
+static const uint8_t *column_bytes(const PGresult *res, int col, uint64_t *len) {
+  *len = (uint64_t)PQgetlength(res, 0, col);
+  return (const uint8_t *)PQgetvalue(res, 0, col);
+}
+
+typedef struct get_state {
+  const char *key;
+  ep_storage_visit_fn visit;
+  void *data;
+  bool found;
+} get_state;
+
+static void get_row(void *data, const PGresult *res) {
+  get_state *g = data;
+  ep_storage_record rec = {.struct_size = sizeof rec, .key = g->key};
+  rec.value = column_bytes(res, 0, &rec.value_len);
+  rec.create_revision = (uint64_t)pgs_int(res, 0, 1);
+  rec.mod_revision = (uint64_t)pgs_int(res, 0, 2);
+  g->found = true;
+  if (g->visit) g->visit(g->data, &rec);
+}
+
+static int32_t store_get(void *state, const char *key, ep_storage_visit_fn visit, void *data) {
+  pgs_store *s = state;
+  const char *problem = key_problem(key);
+  if (problem) return fail(s, EP_EINVAL, "key %s", problem);
+  char err[PGS_MESSAGE_MAX];
+  get_state g = {.key = key, .visit = visit, .data = data};
+  int r = run_query(s, "cannot read a key", "SELECT value, create_revision, mod_revision FROM edgeprov_kv WHERE key = $1",
+                    1, &key, get_row, &g, err);
+  if (r < 0) return fail(s, r, "%s", err);
+  if (!g.found) return fail(s, EP_ENOENT, "key '%.100s' not found", key);
+  return 0;
+}
+
+typedef struct list_state {
+  uint32_t limit, count;
+  bool stopped, more;
+  uint64_t revision;
+  ep_storage_visit_fn visit;
+  void *data;
+} list_state;
+
+/* Columns: the store revision, then key, value, create and mod revision (NULL when the page
+ * is empty). The limit + 1st row only says that more remain. */
+static void list_row(void *data, const PGresult *res) {
+  list_state *l = data;
+  l->revision = (uint64_t)pgs_int(res, 0, 0);
+  if (PQgetisnull(res, 0, 1)) return;
+  if (l->count == l->limit || l->stopped) {
+    l->more = true;
+    return;
+  }
+  ep_storage_record rec = {.struct_size = sizeof rec, .key = PQgetvalue(res, 0, 1)};
+  rec.value = column_bytes(res, 2, &rec.value_len);
+  rec.create_revision = (uint64_t)pgs_int(res, 0, 3);
+  rec.mod_revision = (uint64_t)pgs_int(res, 0, 4);
+  l->count++;
+  if (l->visit && l->visit(l->data, &rec) != 0) l->stopped = true;
+}
+
+/* Visits one page of records; see storage.h. One statement reads the page and the revision,
+ * so they come from one snapshot and agree. */
+static int32_t store_list(void *state, const char *prefix, const char *start_after, uint32_t limit,
+                          ep_storage_visit_fn visit, void *data, uint64_t *ret_revision, int32_t *ret_more) {
+  pgs_store *s = state;
+  int32_t r;
+  if ((r = check_bound(s, "prefix", prefix)) < 0 || (r = check_bound(s, "start_after", start_after)) < 0 ||
+      (r = check_limit(s, limit)) < 0)
+    return r;
+  /* One lower bound serves both constraints: keys >= prefix, or keys > start_after when
+   * that is not smaller than prefix. */
+  bool after = strcmp(start_after, prefix) >= 0;
+  char end[EP_STORAGE_KEY_MAX + 1];
+  bool bounded = prefix_end(prefix, end);
+  char sql[512], fetch[16];
+  snprintf(sql, sizeof sql,
+           "SELECT m.value, k.key, k.value, k.create_revision, k.mod_revision FROM edgeprov_meta m "
+           "LEFT JOIN LATERAL (SELECT * FROM edgeprov_kv WHERE key %s $1%s ORDER BY key LIMIT $2) k ON true "
+           "WHERE m.name = 'revision' ORDER BY k.key",
+           after ? ">" : ">=", bounded ? " AND key < $3" : "");
+  snprintf(fetch, sizeof fetch, "%u", limit + 1);
+  const char *values[3] = {after ? start_after : prefix, fetch, end};
+  list_state l = {.limit = limit, .visit = visit, .data = data};
+  char err[PGS_MESSAGE_MAX];
+  r = run_query(s, "cannot list keys", sql, bounded ? 3 : 2, values, list_row, &l, err);
+  if (r < 0) return fail(s, r, "%s", err);
+  if (ret_revision) *ret_revision = l.revision;
+  if (ret_more) *ret_more = l.more;
+  return 0;
+}
+
+typedef struct changes_state {
+  uint64_t compacted;
+  bool stopped;
+  ep_storage_change_fn visit;
+  void *data;
+} changes_state;
+
+/* Columns: the compacted revision, then revision, kind, key, value (NULL when there are no
+ * changes, or after_revision is compacted). */
+static void change_row(void *data, const PGresult *res) {
+  changes_state *c = data;
+  c->compacted = (uint64_t)pgs_int(res, 0, 0);
+  if (PQgetisnull(res, 0, 1) || c->stopped) return;
+  ep_storage_change change = {.struct_size = sizeof change};
+  change.revision = (uint64_t)pgs_int(res, 0, 1);
+  change.kind = (uint32_t)pgs_int(res, 0, 2);
+  change.key = PQgetvalue(res, 0, 3);
+  if (change.kind == EP_STORAGE_PUT) change.value = column_bytes(res, 4, &change.value_len);
+  if (c->visit && c->visit(c->data, &change) != 0) c->stopped = true;
+}
+
+/* Visits changes after after_revision. limit counts changes, but a page never ends inside a
+ * transaction: the statement takes the first limit changes and then the rest of the last
+ * revision among them, so the next call can resume after the last revision seen. The
+ * compacted revision comes from the same snapshot as the changes. */
+static int32_t store_changes(void *state, uint64_t after_revision, uint32_t limit, ep_storage_change_fn visit,
+                             void *data) {
+  pgs_store *s = state;
+  int32_t r = check_limit(s, limit);
+  if (r < 0) return r;
+  char after[24], count[16];
+  snprintf(after, sizeof after, "%" PRIu64, after_revision > INT64_MAX ? (uint64_t)INT64_MAX : after_revision);
+  snprintf(count, sizeof count, "%u", limit);
+  const char *values[2] = {after, count};
+  changes_state c = {.visit = visit, .data = data};
+  char err[PGS_MESSAGE_MAX];
+  r = run_query(s, "cannot read the change log",
+                "SELECT m.value, c.revision, c.kind, c.key, c.value FROM edgeprov_meta m "
+                "LEFT JOIN LATERAL (SELECT * FROM edgeprov_changes WHERE revision > $1::bigint AND revision <= "
+                "(SELECT max(revision) FROM (SELECT revision FROM edgeprov_changes WHERE revision > $1::bigint "
+                "ORDER BY revision, seq LIMIT $2) page)) c ON $1::bigint >= m.value "
+                "WHERE m.name = 'compacted_revision' ORDER BY c.revision, c.seq",
+                2, values, change_row, &c, err);
+  if (r < 0) return fail(s, r, "%s", err);
+  if (after_revision < c.compacted)
+    return fail(s, EP_ECOMPACTED, "after_revision %" PRIu64 " is compacted: the change log starts after revision %" PRIu64,
+                after_revision, c.compacted);
+  return 0;
+}
+
+static void int_row(void *data, const PGresult *res) { *(uint64_t *)data = (uint64_t)pgs_int(res, 0, 0); }
+
+static int32_t store_revision(void *state, uint64_t *ret_revision) {
+  pgs_store *s = state;
+  char err[PGS_MESSAGE_MAX];
+  uint64_t revision = 0;
+  int r = run_query(s, "cannot read the revision", "SELECT value FROM edgeprov_meta WHERE name = 'revision'", 0, NULL,
+                    int_row, &revision, err);
+  if (r < 0) return fail(s, r, "%s", err);
+  if (ret_revision) *ret_revision = revision;
+  return 0;
+}
+
+/* ---- writes --------------------------------------------------------------------------- */
+
+static int32_t store_txn(void *state, const ep_storage_op *ops, uint32_t count, uint32_t op_size,
+                         uint64_t *ret_revision, uint32_t *ret_failed_op) {
+  pgs_store *s = state;
+  int32_t r = check_txn(s, ops, count, op_size);
+  if (r < 0) return r;
+  pgs_request req = {.ops = ops, .count = count, .op_size = op_size};
+  r = pgs_writer_submit(&s->writer, &req);
+  if (r == EP_ECONFLICT && ret_failed_op) *ret_failed_op = req.failed_op;
+  if (r < 0) return fail(s, r, "%s", req.message);
+  if (ret_revision) *ret_revision = req.revision;
+  return 0;
+}
+
+/* Compaction runs on a pool connection, beside the writer: edgeprov_compact takes only the
+ * compacted_revision row's lock, never the revision's, so writers do not wait for it. It is
+ * idempotent, so a retry after a lost connection is safe. */
+static int32_t store_compact(void *state, uint64_t before_revision) {
+  pgs_store *s = state;
+  char before[24];
+  snprintf(before, sizeof before, "%" PRIu64, before_revision > INT64_MAX ? (uint64_t)INT64_MAX : before_revision);
+  const char *values[1] = {before};
+  uint64_t revision = 0;
+  char err[PGS_MESSAGE_MAX];
+  int r = run_query(s, "cannot compact the change log", "SELECT edgeprov_compact($1::bigint)", 1, values, int_row,
+                    &revision, err);
+  if (r < 0) return fail(s, r, "%s", err);
+  if (before_revision > revision + 1)
+    return fail(s, EP_ERANGE, "before_revision %" PRIu64 " is past the store revision %" PRIu64, before_revision,
+                revision);
+  return 0;
+}
+
+static const ep_storage store_table = {
+    .struct_size = sizeof(ep_storage),
+    .get = store_get,
+    .txn = store_txn,
+    .list = store_list,
+    .changes = store_changes,
+    .revision = store_revision,
+    .compact = store_compact,
+};
+
+/* ---- init and deinit ------------------------------------------------------------------ */
+
+/* A passfile must be a regular file only its owner can read: libpq itself would ignore a
+ * wider one with a warning on stderr. */
+static int32_t check_passfile(const ep_host *host, ep_ctx *ctx, const char *path) {
+  if (!*path) return 0;
+  struct stat st;
+  if (path[0] != '/') return ep_failf(host, ctx, EP_EINVAL, "setting 'passfile': '%s' is not an absolute path", path);
+  if (stat(path, &st) < 0) return ep_failf(host, ctx, -errno, "setting 'passfile': %s: %s", path, strerror(errno));
+  if (!S_ISREG(st.st_mode)) return ep_failf(host, ctx, EP_EINVAL, "setting 'passfile': %s is not a regular file", path);
+  if (st.st_mode & 077)
+    return ep_failf(host, ctx, EP_EPERM, "setting 'passfile': %s is mode %04o; make it 0600 (chmod 600 %s)", path,
+                    (unsigned)(st.st_mode & 07777), path);
+  return 0;
+}
+
+static void store_free(pgs_store *s) {
+  if (!s) return;
+  if (s->pool_ready) pgs_pool_destroy(&s->pool);
+  pgs_writer_stop(&s->writer);
+  pthread_mutex_destroy(&s->error_lock);
+  free((char *)s->params.conninfo);
+  free((char *)s->params.passfile);
+  free(s);
+}
+
+static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
+  const char *conninfo = NULL, *passfile = "";
+  int64_t pool_size = 4, connect_timeout_s = 10, statement_timeout_ms = 30000, group_commit_max = 64;
+  if (host->setting_string(ctx, "conninfo", &conninfo) < 0 || !conninfo || !*conninfo)
+    return ep_failf(host, ctx, EP_EINVAL, "setting 'conninfo' is required: a libpq connection string or URI");
+  if (host->setting_string(ctx, "passfile", &passfile) < 0 || host->setting_int(ctx, "pool_size", &pool_size) < 0 ||
+      host->setting_int(ctx, "connect_timeout_s", &connect_timeout_s) < 0 ||
+      host->setting_int(ctx, "statement_timeout_ms", &statement_timeout_ms) < 0 ||
+      host->setting_int(ctx, "group_commit_max", &group_commit_max) < 0)
+    return ep_failf(host, ctx, EP_EINVAL, "the plugin's settings are unavailable");
+  int32_t r = check_passfile(host, ctx, passfile);
+  if (r < 0) return r;
+  pgs_store *s = calloc(1, sizeof *s);
+  if (!s) return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
+  s->host = host;
+  s->ctx = ctx;
+  pthread_mutex_init(&s->error_lock, NULL);
+  s->params.conninfo = strdup(conninfo);
+  s->params.passfile = strdup(passfile);
+  s->params.connect_timeout_s = (int)connect_timeout_s;
+  s->params.statement_timeout_ms = (int)statement_timeout_ms;
+  if (!s->params.conninfo || !s->params.passfile) {
+    store_free(s);
+    return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
+  }
+
+  char err[PGS_MESSAGE_MAX];
+  PGconn *conn = NULL;
+  uint64_t revision = 0;
+  if ((r = pgs_conninfo_check(&s->params, err)) < 0 || (r = pgs_connect(&conn, &s->params, err)) < 0 ||
+      (r = pgs_schema_init(conn, &s->params, err)) < 0) {
+    ep_failf(host, ctx, r, "%s", err);
+    goto fail;
+  }
+  pgs_describe(&s->params, conn, s->where, sizeof s->where);
+  if ((r = pgs_pool_init(&s->pool, &s->params, (size_t)pool_size)) < 0) {
+    ep_failf(host, ctx, r, "out of memory");
+    goto fail;
+  }
+  s->pool_ready = true;
+  if ((r = pgs_writer_start(&s->writer, conn, &s->params, (uint32_t)group_commit_max, err)) < 0) {
+    ep_failf(host, ctx, r, "%s", err);
+    goto fail;
+  }
+  conn = NULL; /* the writer's */
+  if ((r = store_revision(s, &revision)) < 0) goto fail;
+  ep_logf(host, ctx, EP_LOG_INFO, "opened %s (schema version %d, %lld pooled connections) at revision %" PRIu64,
+          s->where, PGS_SCHEMA_VERSION, (long long)pool_size, revision);
+  *ret_state = s;
+  return 0;
+fail:
+  PQfinish(conn);
+  store_free(s);
+  return r;
+}
+
+static void store_deinit(void *state) {
+  pgs_store *s = state;
+  pgs_pool_destroy(&s->pool);
+  s->pool_ready = false;
+  pgs_writer_stop(&s->writer); /* drains the queue first */
+  ep_logf(s->host, s->ctx, EP_LOG_INFO, "closed %s: %" PRIu64 " transactions committed in %" PRIu64
+          " group commits (largest %" PRIu64 ")",
+          s->where, s->writer.committed, s->writer.batches, s->writer.largest_batch);
+  store_free(s);
+}
+
+static const void *store_get_capability(void *state, const char *id) {
+  (void)state;
+  return strcmp(id, EP_CAP_STORAGE) == 0 ? &store_table : NULL;
+}
+
+static const ep_field_decl store_settings[] = {
+    EP_FIELD_STRING_DECL("conninfo", NULL, EP_FIELD_REQUIRED, PGS_CONNINFO_MAX,
+                         "the database, as a libpq connection string (\"host=db.example dbname=edgeprov "
+                         "user=edgeprov\") or URI (\"postgresql://edgeprov@db.example/edgeprov\"); keep the "
+                         "password out of it: use passfile"),
+    EP_FIELD_STRING_DECL("passfile", "", EP_FIELD_OPTIONAL, 4095,
+                         "a libpq password file (host:port:dbname:user:password lines), an absolute path, mode "
+                         "0600; \"\" means libpq's default (PGPASSFILE or ~/.pgpass)"),
+    EP_FIELD_INT_DECL("pool_size", "4", EP_FIELD_OPTIONAL, 1, 256,
+                      "connections for reads and compaction (the writer has one more of its own)"),
+    EP_FIELD_INT_DECL("connect_timeout_s", "10", EP_FIELD_OPTIONAL, 1, 3600,
+                      "how long a connection attempt may take, in seconds (libpq connect_timeout; overrides "
+                      "the conninfo's)"),
+    EP_FIELD_INT_DECL("statement_timeout_ms", "30000", EP_FIELD_OPTIONAL, 100, 3600000,
+                      "how long one statement may run, in milliseconds (SET statement_timeout); a call waits at "
+                      "most this plus 2 s for an answer"),
+    EP_FIELD_INT_DECL("group_commit_max", "64", EP_FIELD_OPTIONAL, 1, 1024,
+                      "most concurrent transactions committed together in one PostgreSQL transaction"),
+};
+
+static const char *const store_capabilities[] = {EP_CAP_STORAGE, NULL};
+
+EP_PLUGIN_EXPORT const ep_plugin_entry ep_plugin = {
+    EP_PLUGIN_ENTRY_HEADER,
+    .id = "storage-postgres",
+    .version = PGS_VERSION,
+    .description = "Inventory store on PostgreSQL (group commit, revisions in commit order, for several replicas)",
+    .capabilities = store_capabilities,
+    .settings = store_settings,
+    .settings_count = EP_COUNT(store_settings),
+    .init = store_init,
+    .deinit = store_deinit,
+    .get_capability = store_get_capability,
+};
