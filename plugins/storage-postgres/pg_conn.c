@@ -71,6 +71,8 @@ static const char schema_sql[] =
     "    seq := seq + 1;\n"
     "  END LOOP;\n"
     "  ret_revision := rev;\n"
+    /* delivered at commit, to every replica's listener (pg_listen.c) */
+    "  PERFORM pg_notify('edgeprov_revision', rev::text);\n"
     "END $fn$;"
     "CREATE FUNCTION edgeprov_compact(before bigint) RETURNS bigint LANGUAGE plpgsql AS $fn$\n"
     "DECLARE\n"

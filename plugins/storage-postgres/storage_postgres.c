@@ -7,17 +7,20 @@
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <edgeprov/edgeprov.h>
 #include <edgeprov/storage.h>
 
 #include "group_commit.h"
 #include "pg_conn.h"
+#include "pg_listen.h"
 #include "pg_pool.h"
 
 #define PGS_CONNINFO_MAX 4095
@@ -34,6 +37,9 @@ typedef struct pgs_store {
   bool pool_ready;
   pgs_pool pool;
   pgs_writer writer;
+  commit_wait commits;   /* wait and wake */
+  pgs_listener listener; /* feeds commits with every replica's revisions */
+  _Atomic int64_t revision_read_ms; /* when wait last read the revision from the database */
 } pgs_store;
 
 /* ---- errors and validation ------------------------------------------------------------ */
@@ -362,8 +368,46 @@ static int32_t store_txn(void *state, const ep_storage_op *ops, uint32_t count, 
   r = pgs_writer_submit(&s->writer, &req);
   if (r == EP_ECONFLICT && ret_failed_op) *ret_failed_op = req.failed_op;
   if (r < 0) return fail(s, r, "%s", req.message);
+  commit_wait_note(&s->commits, req.revision);
   if (ret_revision) *ret_revision = req.revision;
   return 0;
+}
+
+/* wait's look at the store. While the listener is LISTENing, the notifications are the store's
+ * word, and the database is read only every WAIT_CHECK_MS, in case one was lost; without the
+ * listener it is read every time (every 500 ms of a wait). */
+#define WAIT_CHECK_MS 5000
+
+static int64_t monotonic_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int32_t waited_revision(void *data, uint64_t *ret_revision) {
+  pgs_store *s = data;
+  int64_t now = monotonic_ms();
+  if (atomic_load(&s->listener.listening) && now - atomic_load(&s->revision_read_ms) < WAIT_CHECK_MS) {
+    pthread_mutex_lock(&s->commits.lock);
+    *ret_revision = s->commits.revision;
+    pthread_mutex_unlock(&s->commits.lock);
+    return 0;
+  }
+  atomic_store(&s->revision_read_ms, now);
+  return store_revision(s, ret_revision);
+}
+
+static int32_t store_wait(void *state, uint64_t after_revision, uint32_t timeout_ms, uint64_t *ret_revision) {
+  pgs_store *s = state;
+  int32_t r = commit_wait_for(&s->commits, after_revision, timeout_ms, waited_revision, s, ret_revision);
+  if (r == EP_ETIMEDOUT) return fail(s, r, "no revision past %" PRIu64 " within %u ms", after_revision, timeout_ms);
+  if (r == EP_ECANCELED) return fail(s, r, "woken");
+  return r; /* 0, or store_revision's error (reported) */
+}
+
+static void store_wake(void *state) {
+  pgs_store *s = state;
+  commit_wait_wake(&s->commits);
 }
 
 /* Compaction runs on a pool connection, beside the writer: edgeprov_compact takes only the
@@ -393,6 +437,8 @@ static const ep_storage store_table = {
     .changes = store_changes,
     .revision = store_revision,
     .compact = store_compact,
+    .wait = store_wait,
+    .wake = store_wake,
 };
 
 /* ---- init and deinit ------------------------------------------------------------------ */
@@ -413,9 +459,11 @@ static int32_t check_passfile(const ep_host *host, ep_ctx *ctx, const char *path
 
 static void store_free(pgs_store *s) {
   if (!s) return;
+  pgs_listener_stop(&s->listener);
   if (s->pool_ready) pgs_pool_destroy(&s->pool);
   pgs_writer_stop(&s->writer);
   pthread_mutex_destroy(&s->error_lock);
+  commit_wait_destroy(&s->commits);
   free((char *)s->params.conninfo);
   free((char *)s->params.passfile);
   free(s);
@@ -438,6 +486,7 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   s->host = host;
   s->ctx = ctx;
   pthread_mutex_init(&s->error_lock, NULL);
+  commit_wait_init(&s->commits);
   s->params.conninfo = strdup(conninfo);
   s->params.passfile = strdup(passfile);
   s->params.connect_timeout_s = (int)connect_timeout_s;
@@ -467,6 +516,11 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   }
   conn = NULL; /* the writer's */
   if ((r = store_revision(s, &revision)) < 0) goto fail;
+  commit_wait_note(&s->commits, revision);
+  if ((r = pgs_listener_start(&s->listener, &s->params, &s->commits)) < 0) {
+    ep_failf(host, ctx, r, "cannot start the listener thread");
+    goto fail;
+  }
   ep_logf(host, ctx, EP_LOG_INFO, "opened %s (schema version %d, %lld pooled connections) at revision %" PRIu64,
           s->where, PGS_SCHEMA_VERSION, (long long)pool_size, revision);
   *ret_state = s;
@@ -479,6 +533,7 @@ fail:
 
 static void store_deinit(void *state) {
   pgs_store *s = state;
+  pgs_listener_stop(&s->listener);
   pgs_pool_destroy(&s->pool);
   s->pool_ready = false;
   pgs_writer_stop(&s->writer); /* drains the queue first */

@@ -35,7 +35,7 @@ typedef struct sqs_store {
   bool pool_ready;
   sqs_pool readers;
   sqs_writer writer;
-  sqs_commit_wait commits; /* wait and wake */
+  commit_wait commits; /* wait and wake */
 } sqs_store;
 
 /* ---- errors and validation ------------------------------------------------------------ */
@@ -339,7 +339,7 @@ static int32_t store_txn(void *state, const ep_storage_op *ops, uint32_t count, 
   r = sqs_writer_submit(&s->writer, &req);
   if (r == EP_ECONFLICT && ret_failed_op) *ret_failed_op = req.failed_op;
   if (r < 0) return fail(s, r, "%s", req.message);
-  sqs_commit_wait_note(&s->commits, req.revision);
+  commit_wait_note(&s->commits, req.revision);
   if (ret_revision) *ret_revision = req.revision;
   return 0;
 }
@@ -355,7 +355,7 @@ static int32_t read_revision(void *data, uint64_t *ret_revision) { return store_
 
 static int32_t store_wait(void *state, uint64_t after_revision, uint32_t timeout_ms, uint64_t *ret_revision) {
   sqs_store *s = state;
-  int32_t r = sqs_commit_wait_for(&s->commits, after_revision, timeout_ms, read_revision, s, ret_revision);
+  int32_t r = commit_wait_for(&s->commits, after_revision, timeout_ms, read_revision, s, ret_revision);
   if (r == EP_ETIMEDOUT) return fail(s, r, "no revision past %llu within %u ms", (unsigned long long)after_revision, timeout_ms);
   if (r == EP_ECANCELED) return fail(s, r, "woken");
   return r; /* 0, or store_revision's error (reported) */
@@ -363,7 +363,7 @@ static int32_t store_wait(void *state, uint64_t after_revision, uint32_t timeout
 
 static void store_wake(void *state) {
   sqs_store *s = state;
-  sqs_commit_wait_wake(&s->commits);
+  commit_wait_wake(&s->commits);
 }
 
 static const ep_storage store_table = {
@@ -465,7 +465,7 @@ static void store_free(sqs_store *s) {
   if (s->pool_ready) sqs_pool_destroy(&s->readers); /* readers first: the writer closes last */
   sqs_writer_stop(&s->writer);
   pthread_mutex_destroy(&s->error_lock);
-  sqs_commit_wait_destroy(&s->commits);
+  commit_wait_destroy(&s->commits);
   free(s->path);
   free(s);
 }
@@ -480,7 +480,7 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   s->host = host;
   s->ctx = ctx;
   pthread_mutex_init(&s->error_lock, NULL);
-  sqs_commit_wait_init(&s->commits);
+  commit_wait_init(&s->commits);
 
   char err[SQS_MESSAGE_MAX];
   sqs_conn *conn = NULL;

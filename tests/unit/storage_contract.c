@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "storage_contract.h"
 #include "testutil.h"
@@ -653,6 +655,93 @@ static void concurrent_transactions(void **state) {
   assert_int_equal(more, 0);
 }
 
+/* ---- waiting for a revision (ABI 1.4) ------------------------------------------------- */
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+typedef struct waiter {
+  store *s;
+  uint64_t after, seen;
+  uint32_t timeout_ms;
+  int32_t result;
+  double started, returned;
+} waiter;
+
+static void *wait_thread(void *p) {
+  waiter *w = p;
+  w->started = now_s();
+  w->result = w->s->st->wait(w->s->inst, w->after, w->timeout_ms, &w->seen);
+  w->returned = now_s();
+  return NULL;
+}
+
+/* Starts a waiter for a revision past the store's current one and lets it get waiting. */
+static void start_waiter(store *s, waiter *w, pthread_t *thread, uint32_t timeout_ms) {
+  *w = (waiter){.s = s, .after = revision(s), .timeout_ms = timeout_ms, .result = 99};
+  assert_int_equal(pthread_create(thread, NULL, wait_thread, w), 0);
+  usleep(150 * 1000);
+}
+
+static void wait_for_a_revision(void **state) {
+  fixture *f = *state;
+  store *s = &f->s;
+  assert_true(EP_STORAGE_HAS(s->st, wake));
+  uint64_t r1 = put(s, "w/a", "1"), seen = 0;
+  /* Already past: at once, with the revision. */
+  double t = now_s();
+  assert_int_equal(s->st->wait(s->inst, r1 - 1, 5000, &seen), 0);
+  assert_int_equal(seen, r1);
+  assert_true(now_s() - t < 0.2);
+  /* Nothing comes: EP_ETIMEDOUT after the timeout, not before. */
+  t = now_s();
+  assert_int_equal(s->st->wait(s->inst, r1, 300, &seen), EP_ETIMEDOUT);
+  double waited = now_s() - t;
+  if (waited < 0.28 || waited > 1.5) fail_msg("a 300 ms wait took %.3f s", waited);
+  /* A commit of this instance wakes a waiter at once. */
+  waiter w;
+  pthread_t thread;
+  start_waiter(s, &w, &thread, 10000);
+  double committed = now_s();
+  uint64_t r2 = put(s, "w/b", "2");
+  pthread_join(thread, NULL);
+  assert_int_equal(w.result, 0);
+  assert_true(w.seen >= r2);
+  if (w.returned - committed > 0.3) fail_msg("the waiter saw the commit %.3f s late", w.returned - committed);
+  /* wake: a wait in progress ends with EP_ECANCELED, at once; a later one is not affected. */
+  start_waiter(s, &w, &thread, 10000);
+  double woken = now_s();
+  s->st->wake(s->inst);
+  pthread_join(thread, NULL);
+  assert_int_equal(w.result, EP_ECANCELED);
+  if (w.returned - woken > 0.3) fail_msg("wake took %.3f s", w.returned - woken);
+  assert_int_equal(s->st->wait(s->inst, r2, 100, NULL), EP_ETIMEDOUT);
+}
+
+/* Another instance of the store on the same data (another process, another replica). */
+static void wait_sees_another_writer(void **state) {
+  fixture *f = *state;
+  store other;
+  store_open(&other, f->dir);
+  waiter w;
+  pthread_t thread;
+  start_waiter(&f->s, &w, &thread, 10000);
+  double committed = now_s();
+  uint64_t r = put(&other, "w/other", "x");
+  pthread_join(thread, NULL);
+  assert_int_equal(w.result, 0);
+  assert_true(w.seen >= r);
+  double late = w.returned - committed;
+  if (late * 1000 > backend->other_writer_ms)
+    fail_msg("the waiter saw the other writer's commit %.0f ms late (at most %d)", late * 1000, backend->other_writer_ms);
+  got g;
+  assert_int_equal(get(&f->s, "w/other", &g), 0);
+  store_close(&other);
+}
+
 int sc_run(const sc_backend *b) {
   sc_use(b);
   const struct CMUnitTest tests[] = {
@@ -665,6 +754,8 @@ int sc_run(const sc_backend *b) {
       cmocka_unit_test_setup_teardown(validation_errors_name_the_field, setup, teardown),
       cmocka_unit_test_setup_teardown(reopen_keeps_data_and_revision, setup, teardown),
       cmocka_unit_test_setup_teardown(concurrent_transactions, setup, teardown),
+      cmocka_unit_test_setup_teardown(wait_for_a_revision, setup, teardown),
+      cmocka_unit_test_setup_teardown(wait_sees_another_writer, setup, teardown),
   };
   char name[128];
   snprintf(name, sizeof name, "storage_contract.%s", b->plugin);

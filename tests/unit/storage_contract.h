@@ -23,6 +23,9 @@ typedef struct sc_backend {
   /* Asserts what the backend keeps in dir is as it should be (file modes), while the store
    * is open. NULL: nothing to check. */
   void (*check_dir)(const char *dir);
+  /* How late, at most, a wait may see a commit of another instance of the store (another
+   * process or replica): a backend that cannot be told polls. */
+  int other_writer_ms;
 } sc_backend;
 
 /* Chooses the backend the helpers below open; sc_run does it too. */

@@ -1,4 +1,4 @@
-/* storage-sqlite: waiting for a revision, see commit_wait.h. */
+/* Storage plugins: waiting for a revision, see commit_wait.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "commit_wait.h"
 
@@ -6,7 +6,7 @@
 
 #include <edgeprov/abi.h>
 
-void sqs_commit_wait_init(sqs_commit_wait *w) {
+void commit_wait_init(commit_wait *w) {
   pthread_mutex_init(&w->lock, NULL);
   pthread_condattr_t attr;
   pthread_condattr_init(&attr);
@@ -17,12 +17,12 @@ void sqs_commit_wait_init(sqs_commit_wait *w) {
   w->wakes = 0;
 }
 
-void sqs_commit_wait_destroy(sqs_commit_wait *w) {
+void commit_wait_destroy(commit_wait *w) {
   pthread_cond_destroy(&w->changed);
   pthread_mutex_destroy(&w->lock);
 }
 
-void sqs_commit_wait_note(sqs_commit_wait *w, uint64_t revision) {
+void commit_wait_note(commit_wait *w, uint64_t revision) {
   pthread_mutex_lock(&w->lock);
   if (revision > w->revision) {
     w->revision = revision;
@@ -31,7 +31,7 @@ void sqs_commit_wait_note(sqs_commit_wait *w, uint64_t revision) {
   pthread_mutex_unlock(&w->lock);
 }
 
-void sqs_commit_wait_wake(sqs_commit_wait *w) {
+void commit_wait_wake(commit_wait *w) {
   pthread_mutex_lock(&w->lock);
   w->wakes++;
   pthread_cond_broadcast(&w->changed);
@@ -44,21 +44,21 @@ static int64_t now_ms(void) {
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-int32_t sqs_commit_wait_for(sqs_commit_wait *w, uint64_t after_revision, uint32_t timeout_ms,
-                            sqs_revision_fn read_revision, void *data, uint64_t *ret_revision) {
-  int64_t deadline = now_ms() + (timeout_ms > SQS_WAIT_TIMEOUT_MAX_MS ? SQS_WAIT_TIMEOUT_MAX_MS : timeout_ms);
+int32_t commit_wait_for(commit_wait *w, uint64_t after_revision, uint32_t timeout_ms,
+                            commit_wait_revision_fn read_revision, void *data, uint64_t *ret_revision) {
+  int64_t deadline = now_ms() + (timeout_ms > COMMIT_WAIT_TIMEOUT_MAX_MS ? COMMIT_WAIT_TIMEOUT_MAX_MS : timeout_ms);
   pthread_mutex_lock(&w->lock);
   uint64_t wakes = w->wakes;
   int32_t r = 0;
   for (;;) {
-    /* The store itself, for commits of other processes (a poll at most every SQS_WAIT_POLL_MS). */
+    /* The store itself, for commits of other processes (a poll at most every COMMIT_WAIT_POLL_MS). */
     uint64_t stored = 0;
     pthread_mutex_unlock(&w->lock);
     r = read_revision(data, &stored);
     pthread_mutex_lock(&w->lock);
     if (r < 0) break;
     if (stored > w->revision) w->revision = stored;
-    int64_t poll_until = now_ms() + SQS_WAIT_POLL_MS;
+    int64_t poll_until = now_ms() + COMMIT_WAIT_POLL_MS;
     for (;;) {
       if (w->revision > after_revision) {
         if (ret_revision) *ret_revision = w->revision;
