@@ -19,14 +19,13 @@
 #include <edgeprov/storage.h>
 
 #include "group_commit.h"
+#include "storage_check.h"
 #include "pg_conn.h"
 #include "pg_listen.h"
 #include "pg_pool.h"
 
 #define PGS_CONNINFO_MAX 4095
-#define PGS_LIST_LIMIT_MAX 10000 /* most records of one list or changes call */
-#define PGS_STR_(x) #x
-#define PGS_STR(x) PGS_STR_(x)
+#define STORAGE_LIMIT_MAX 10000 /* most records of one list or changes call */
 
 typedef struct pgs_store {
   const ep_host *host;
@@ -57,111 +56,27 @@ static int32_t fail(pgs_store *s, int32_t code, const char *fmt, ...) {
   return code;
 }
 
-/* True when the len bytes at p are well-formed UTF-8 (no overlong forms, surrogates or code
- * points past U+10FFFF). */
-static bool utf8_valid(const unsigned char *p, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    unsigned char c = p[i];
-    size_t n;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xc2 && c <= 0xdf) {
-      n = 1, cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2, cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (len - i - 1 < n) return false;
-    for (size_t k = 1; k <= n; k++) {
-      if ((p[i + k] & 0xc0) != 0x80) return false;
-      cp = (cp << 6) | (p[i + k] & 0x3f);
-    }
-    if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-      return false;
-    i += n + 1;
-  }
-  return true;
-}
+/* The argument checks every backend makes (plugins/common/storage_check.c), reported here. */
+static int32_t checked(pgs_store *s, int32_t r, const char *err) { return r < 0 ? fail(s, r, "%s", err) : 0; }
 
-/* What is wrong with a key, or NULL when it is valid. */
-static const char *key_problem(const char *key) {
-  if (!key) return "is NULL";
-  size_t len = strnlen(key, EP_STORAGE_KEY_MAX + 1);
-  if (len == 0) return "is empty";
-  if (len > EP_STORAGE_KEY_MAX) return "is longer than " PGS_STR(EP_STORAGE_KEY_MAX) " bytes";
-  if (!utf8_valid((const unsigned char *)key, len)) return "is not valid UTF-8";
-  return NULL;
-}
-
-/* Checks a prefix or start_after: text of at most EP_STORAGE_KEY_MAX bytes, may be "". */
 static int32_t check_bound(pgs_store *s, const char *name, const char *text) {
-  if (!text) return fail(s, EP_EINVAL, "%s is NULL (use \"\" for none)", name);
-  if (strnlen(text, EP_STORAGE_KEY_MAX + 1) > EP_STORAGE_KEY_MAX)
-    return fail(s, EP_EINVAL, "%s is longer than %d bytes", name, EP_STORAGE_KEY_MAX);
-  return 0;
+  char err[STORAGE_CHECK_MESSAGE_MAX];
+  return checked(s, storage_check_bound(name, text, err), err);
 }
 
 static int32_t check_limit(pgs_store *s, uint32_t limit) {
-  if (limit < 1 || limit > PGS_LIST_LIMIT_MAX)
-    return fail(s, EP_EINVAL, "limit %u is out of range [1, %d]", limit, PGS_LIST_LIMIT_MAX);
-  return 0;
-}
-
-static const ep_storage_op *op_at(const ep_storage_op *ops, uint32_t op_size, uint32_t i) {
-  return (const ep_storage_op *)((const char *)ops + (size_t)i * op_size);
+  char err[STORAGE_CHECK_MESSAGE_MAX];
+  return checked(s, storage_check_limit(limit, err), err);
 }
 
 static int32_t check_txn(pgs_store *s, const ep_storage_op *ops, uint32_t count, uint32_t op_size) {
-  if (!ops) return fail(s, EP_EINVAL, "ops is NULL");
-  if (count < 1 || count > EP_STORAGE_TXN_OPS_MAX)
-    return fail(s, EP_EINVAL, "count %u is out of range [1, %d]", count, EP_STORAGE_TXN_OPS_MAX);
-  if (op_size < sizeof(ep_storage_op))
-    return fail(s, EP_EINVAL, "op_size %u is smaller than ep_storage_op of ABI 1.0 (%zu bytes)", op_size,
-                sizeof(ep_storage_op));
-  for (uint32_t i = 0; i < count; i++) {
-    const ep_storage_op *op = op_at(ops, op_size, i);
-    if (op->kind != EP_STORAGE_PUT && op->kind != EP_STORAGE_DELETE)
-      return fail(s, EP_EINVAL, "op %u: unknown kind %u (expected EP_STORAGE_PUT or EP_STORAGE_DELETE)", i, op->kind);
-    const char *problem = key_problem(op->key);
-    if (problem) return fail(s, EP_EINVAL, "op %u: key %s", i, problem);
-    if (op->kind == EP_STORAGE_PUT && op->value_len > EP_STORAGE_VALUE_MAX)
-      return fail(s, EP_EINVAL, "op %u: value of %llu bytes is longer than %u bytes", i,
-                  (unsigned long long)op->value_len, EP_STORAGE_VALUE_MAX);
-    if (op->kind == EP_STORAGE_PUT && op->value_len > 0 && !op->value)
-      return fail(s, EP_EINVAL, "op %u: value is NULL but value_len is %llu", i, (unsigned long long)op->value_len);
-    for (uint32_t k = 0; k < i; k++)
-      if (strcmp(op_at(ops, op_size, k)->key, op->key) == 0)
-        return fail(s, EP_EINVAL, "op %u: key '%.100s' repeats op %u (keys of a transaction must be distinct)", i,
-                    op->key, k);
-  }
-  return 0;
+  char err[STORAGE_CHECK_MESSAGE_MAX];
+  return checked(s, storage_check_txn(ops, count, op_size, err), err);
 }
 
 
 /* ---- reads ---------------------------------------------------------------------------- */
 
-/* The smallest string greater than every string starting with prefix, in buf; false when
- * there is none (prefix is "" or all 0xff bytes). */
-static bool prefix_end(const char *prefix, char buf[EP_STORAGE_KEY_MAX + 1]) {
-  size_t len = strlen(prefix);
-  memcpy(buf, prefix, len + 1);
-  while (len > 0) {
-    unsigned char last = (unsigned char)buf[len - 1];
-    if (last != 0xff) {
-      buf[len - 1] = (char)(last + 1);
-      buf[len] = '\0';
-      return true;
-    }
-    buf[--len] = '\0';
-  }
-  return false;
-}
 
 /* Called per row of a read; keeps its own state in data. */
 typedef void (*row_fn)(void *data, const PGresult *res);
@@ -226,7 +141,7 @@ static void get_row(void *data, const PGresult *res) {
 
 static int32_t store_get(void *state, const char *key, ep_storage_visit_fn visit, void *data) {
   pgs_store *s = state;
-  const char *problem = key_problem(key);
+  const char *problem = storage_key_problem(key);
   if (problem) return fail(s, EP_EINVAL, "key %s", problem);
   char err[PGS_MESSAGE_MAX];
   get_state g = {.key = key, .visit = visit, .data = data};
@@ -276,7 +191,7 @@ static int32_t store_list(void *state, const char *prefix, const char *start_aft
    * that is not smaller than prefix. */
   bool after = strcmp(start_after, prefix) >= 0;
   char end[EP_STORAGE_KEY_MAX + 1];
-  bool bounded = prefix_end(prefix, end);
+  bool bounded = storage_prefix_end(prefix, end);
   char sql[512], fetch[16];
   snprintf(sql, sizeof sql,
            "SELECT m.value, k.key, k.value, k.create_revision, k.mod_revision FROM edgeprov_meta m "

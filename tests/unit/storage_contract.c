@@ -705,8 +705,8 @@ static void wait_for_a_revision(void **state) {
   waiter w;
   pthread_t thread;
   start_waiter(s, &w, &thread, 10000);
-  double committed = now_s();
   uint64_t r2 = put(s, "w/b", "2");
+  double committed = now_s(); /* the waiter may have returned already: late is then <= 0 */
   pthread_join(thread, NULL);
   assert_int_equal(w.result, 0);
   assert_true(w.seen >= r2);
@@ -729,8 +729,8 @@ static void wait_sees_another_writer(void **state) {
   waiter w;
   pthread_t thread;
   start_waiter(&f->s, &w, &thread, 10000);
-  double committed = now_s();
   uint64_t r = put(&other, "w/other", "x");
+  double committed = now_s(); /* acknowledged: from here the waiter may be late */
   pthread_join(thread, NULL);
   assert_int_equal(w.result, 0);
   assert_true(w.seen >= r);

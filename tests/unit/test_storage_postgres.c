@@ -207,9 +207,9 @@ static void reconnects_after_restart_and_outage(void **state) {
     pthread_t thread;
     assert_int_equal(pthread_create(&thread, NULL, notify_wait, &w), 0);
     usleep(100 * 1000); /* waiting */
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     uint64_t committed = put(&other, "notify", "x");
+    struct timespec t0; /* acknowledged: from here the waiter may be late */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     pthread_join(thread, NULL);
     assert_int_equal(w.result, 0);
     assert_true(w.seen >= committed);
