@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Integration test of two edgeprovd replicas on one PostgreSQL database (a throwaway cluster
+# of its own, tests/pg_cluster.sh): each sees the other's writes at once (the store's wait:
+# LISTEN/NOTIFY), and a node may use either. A node asking replica A as an unknown host is
+# answered within a second of `host add` through B; a node whose workflow stream is held by A
+# gets the workflow of an instance created through B and runs it to the end; a token issued
+# by A is accepted by B (the replicas read one signing key file); `host invalidate` through B
+# is refused by A at once. Every instance has one workflow, every node one credential.
+# Usage: replicas.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2
+if [ -z "${PG_TEST_DIR:-}" ]; then exec bash "$src/tests/pg_cluster.sh" run bash "$0" "$@"; fi
+. "$src/tests/integration/lib.sh"
+scratch
+unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+make_test_tls "$tmp"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$tmp/signing-key.pem" 2>/dev/null
+chmod 600 "$tmp/signing-key.pem"
+sha=$(printf x | sha256sum | cut -d' ' -f1)
+printf 'actions = (\n  { action = "disk.erase"; params = { target = "${node.target_disk}"; }; }\n);\n' >"$tmp/workflow.conf"
+
+# replica NAME: the site config of one replica in $tmp/NAME (ports in $tmp/NAME/ports).
+replica() {
+  local dir=$tmp/$1 g h
+  mkdir -p "$dir"
+  g=$(free_port) h=$(free_port)
+  echo "$g $h" >"$dir/ports"
+  cat >"$dir/site.conf" <<CONF
+listen = { management = "unix:$dir/mgmt.sock"; grpc = "127.0.0.1:$g"; https = "127.0.0.1:$h"; };
+paths = { data = "$dir/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; ca = "$tmp/ca.pem"; };
+provisioning = { mode = "nztp"; };
+plugins = { enabled = [ "storage-postgres", "auth-local", "actions-core", "os-microvisor" ];
+            required = [ "storage-postgres" ]; };
+storage-postgres = { conninfo = "host=$PG_TEST_DIR dbname=edgeprov user=edgeprov"; passfile = "$PG_TEST_DIR/passfile"; };
+auth-local = { key_file = "$tmp/signing-key.pem"; };
+os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sha256 = "$sha"; template_file = "$tmp/workflow.conf"; };
+CONF
+}
+replica a
+replica b
+read -r ga ha <"$tmp/a/ports"
+read -r gb hb <"$tmp/b/ports"
+"$build/bin/edgeprovd" --config "$tmp/a/site.conf" >"$tmp/a/daemon.log" 2>&1 &
+pids+=($!)
+"$build/bin/edgeprovd" --config "$tmp/b/site.conf" >"$tmp/b/daemon.log" 2>&1 &
+pids+=($!)
+for r in a b; do
+  ok=0
+  for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$r/daemon.log" && { ok=1; break; }; sleep 0.05; done
+  check "replica $r starts" test $ok -eq 1
+done
+A="$build/bin/edgeprov --config $tmp/a/site.conf"
+B="$build/bin/edgeprov --config $tmp/b/site.conf"
+# agent GRPC_PORT HTTPS_PORT NODE_DIR ARGS...: the node of NODE_DIR against one replica.
+agent() {
+  local g=$1 h=$2 node=$3
+  shift 3
+  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$g --ca "$tmp/ca.pem" \
+    --token-url "https://127.0.0.1:$h/oauth2/token" --sysroot "$node" --state-dir "$node/state" \
+    --backoff-ms 100 --backoff-max-ms 200 "$@"
+}
+
+# ---- an unknown node waiting on A is answered as soon as B registers it ---------------------------
+U1=cccccccc-0000-4000-8000-000000000001
+node_sysroot "$tmp/n1" $U1 REPLICA01
+agent $ga $ha "$tmp/n1" --onboard-only >"$tmp/n1.log" 2>&1 &
+n1=$!
+pids+=($n1)
+for _ in $(seq 100); do grep -q "not registered yet" "$tmp/n1.log" && break; sleep 0.05; done
+check "the node is waiting on A as an unknown host" grep -q "not registered yet" "$tmp/n1.log"
+added=$(date +%s.%N)
+$B host add --uuid $U1 --serial REPLICA01 --os microvisor --auto-onboard >/dev/null
+wait $n1
+answered=$(date +%s.%N)
+check "A onboarded the node B registered" test -s "$tmp/n1/state/credentials"
+check "... within a second of the host add through B ($(python3 -c "print(round($answered - $added, 2))") s)" \
+  python3 -c "import sys; sys.exit(0 if $answered - $added < 1.0 else 1)"
+
+# ---- a token issued by A is accepted by B; a workflow B made is pushed by A ------------------------
+check "B reports in with a token A issued" run_status 0 "$tmp/n1-b.log" agent $gb $ha "$tmp/n1" --onboard-only
+check "... (a token from A's endpoint, B's node API)" contains "$tmp/n1-b.log" "reported in on the node API"
+truncate -s 1M "$tmp/n1.disk"
+check "the node runs its workflow on A to the end" run_status 0 "$tmp/n1-run.log" \
+  agent $ga $ha "$tmp/n1" --target-disk "$tmp/n1.disk" --no-reboot
+instance=$($B host show $U1 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])')
+check "B sees the workflow A ran as done" run_status 0 "$tmp/out" $B instance show "$instance"
+check "... 1/1: done" contains "$tmp/out" "1/1: done"
+
+# A node whose workflow stream A holds gets the workflow of an instance created through B.
+U2=cccccccc-0000-4000-8000-000000000002
+$A host add --uuid $U2 --serial REPLICA02 >/dev/null
+node_sysroot "$tmp/n2" $U2 REPLICA02
+$B host approve $U2 >/dev/null
+check "a second node onboards on A" run_status 0 "$tmp/n2-onboard.log" agent $ga $ha "$tmp/n2" --onboard-only
+truncate -s 1M "$tmp/n2.disk"
+agent $ga $ha "$tmp/n2" --target-disk "$tmp/n2.disk" --no-reboot >"$tmp/n2-run.log" 2>&1 &
+n2=$!
+pids+=($n2)
+sleep 1 # its workflow stream on A waits: the host has no instance yet
+check "an instance is created through B" run_status 0 "$tmp/out" $B instance create $U2 --os microvisor
+for _ in $(seq 100); do kill -0 $n2 2>/dev/null || break; sleep 0.1; done
+wait $n2
+status=$?
+check "A pushed B's workflow to the node, which ran it (agent exit $status)" test $status -eq 0
+instance=$($A host show $U2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])')
+check "... to the end" run_status 0 "$tmp/out" $A instance show "$instance"
+check "... 1/1: done" contains "$tmp/out" "1/1: done"
+
+# ---- invalidation through B is refused by A at once -----------------------------------------------
+check "B invalidates the first node" run_status 0 "$tmp/out" $B host invalidate $U1
+check "A refuses its credentials at once" run_status 1 "$tmp/n1-after.log" agent $ga $ha "$tmp/n1" --installed
+check "... saying so" contains "$tmp/n1-after.log" "refused the credentials"
+
+# ---- one of each, whoever wrote it -----------------------------------------------------------------
+check "each instance has one workflow and each host one credential" python3 - "$PG_TEST_DIR" <<'PY'
+import subprocess, sys
+def q(sql):
+    return subprocess.run(["psql", "-h", sys.argv[1], "-U", "postgres", "-d", "edgeprov", "-Atc", sql],
+                          check=True, capture_output=True, text=True).stdout.split()
+instances = q("SELECT count(*) FROM edgeprov_kv WHERE key LIKE 'instances/%'")
+workflows = q("SELECT count(*) FROM edgeprov_kv WHERE key LIKE 'workflows/%'")
+assert instances == workflows == ["2"], (instances, workflows)
+PY
+for r in a b; do check "replica $r logged no error" lacks "$tmp/$r/daemon.log" "level=error"; done
+
+finish
