@@ -110,3 +110,15 @@ bool storage_prefix_end(const char *prefix, char buf[EP_STORAGE_KEY_MAX + 1]) {
   }
   return false;
 }
+
+int32_t storage_check_role(const char *role, char err[STORAGE_CHECK_MESSAGE_MAX]) {
+  if (!role) return snprintf(err, STORAGE_CHECK_MESSAGE_MAX, "role is NULL"), EP_EINVAL;
+  size_t len = strnlen(role, STORAGE_ROLE_MAX + 1);
+  bool ok = len >= 1 && len <= STORAGE_ROLE_MAX;
+  for (size_t i = 0; ok && i < len; i++) ok = (role[i] >= 'a' && role[i] <= 'z') || (role[i] >= '0' && role[i] <= '9') || strchr("_.-", role[i]);
+  if (!ok)
+    return snprintf(err, STORAGE_CHECK_MESSAGE_MAX, "role '%.63s' is not 1 to %d characters of [a-z0-9_.-]", role,
+                    STORAGE_ROLE_MAX),
+           EP_EINVAL;
+  return 0;
+}

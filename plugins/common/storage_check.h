@@ -27,6 +27,11 @@ int32_t storage_check_limit(uint32_t limit, char err[STORAGE_CHECK_MESSAGE_MAX])
 int32_t storage_check_txn(const ep_storage_op *ops, uint32_t count, uint32_t op_size,
                           char err[STORAGE_CHECK_MESSAGE_MAX]);
 
+/* A role of lead: 1..STORAGE_ROLE_MAX bytes of [a-z0-9_.-]. */
+#define STORAGE_ROLE_MAX 63
+#define STORAGE_ROLES_MAX 8 /* roles one instance may hold at once */
+int32_t storage_check_role(const char *role, char err[STORAGE_CHECK_MESSAGE_MAX]);
+
 /* Op i of ops laid out op_size bytes apart (the caller's ABI). */
 static inline const ep_storage_op *storage_op_at(const ep_storage_op *ops, uint32_t op_size, uint32_t i) {
   return (const ep_storage_op *)((const char *)ops + (size_t)i * op_size);

@@ -39,6 +39,10 @@ typedef struct pgs_store {
   commit_wait commits;   /* wait and wake */
   pgs_listener listener; /* feeds commits with every replica's revisions */
   _Atomic int64_t revision_read_ms; /* when wait last read the revision from the database */
+  /* lead: session advisory locks on a connection of their own, which end with its session. */
+  pthread_mutex_t lead_lock;
+  PGconn *lead_conn;
+  char held[STORAGE_ROLES_MAX][STORAGE_ROLE_MAX + 1];
 } pgs_store;
 
 /* ---- errors and validation ------------------------------------------------------------ */
@@ -344,6 +348,73 @@ static int32_t store_compact(void *state, uint64_t before_revision) {
   return 0;
 }
 
+/* The advisory lock key of role: FNV-1a (64 bits) of "edgeprov.lead." and the role. */
+static int64_t role_key(const char *role) {
+  uint64_t h = 1469598103934665603ULL;
+  for (const char *p = "edgeprov.lead."; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  for (const char *p = role; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return (int64_t)h;
+}
+
+/* pg_try_advisory_lock(role's key) on the lead connection: 0 with *taken, or an EP_E* code. */
+static int try_lock(pgs_store *s, const char *role, bool *taken, char err[PGS_MESSAGE_MAX]) {
+  char key[24];
+  snprintf(key, sizeof key, "%" PRId64, role_key(role));
+  const char *values[1] = {key};
+  if (!PQsendQueryParams(s->lead_conn, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, values, NULL, NULL, 0))
+    return pgs_fail(s->lead_conn, NULL, "lead", err);
+  int r = 0, code = 0;
+  *taken = false;
+  for (PGresult *res; (res = pgs_next(s->lead_conn, &s->params, &code, err)); PQclear(res)) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) r = pgs_fail(s->lead_conn, res, "lead", err);
+    else if (PQntuples(res) == 1) *taken = PQgetvalue(res, 0, 0)[0] == 't';
+  }
+  return r < 0 ? r : code;
+}
+
+/* A role is a session advisory lock: PostgreSQL releases it when the session ends, so a killed
+ * replica's roles pass to the next replica that asks. A session found closed (a restart, an
+ * outage) has lost its roles: the next call opens a new one and asks again. */
+static int32_t store_lead(void *state, const char *role, int32_t *ret_leading) {
+  pgs_store *s = state;
+  char err[PGS_MESSAGE_MAX];
+  int32_t r = checked(s, storage_check_role(role, err), err);
+  if (r < 0) return r;
+  pthread_mutex_lock(&s->lead_lock);
+  if (s->lead_conn && !pgs_usable(s->lead_conn)) {
+    PQfinish(s->lead_conn);
+    s->lead_conn = NULL;
+    memset(s->held, 0, sizeof s->held);
+  }
+  if (!s->lead_conn) r = pgs_connect(&s->lead_conn, &s->params, err);
+  int32_t leading = 0;
+  size_t slot = STORAGE_ROLES_MAX;
+  for (size_t i = 0; r == 0 && i < STORAGE_ROLES_MAX && !leading; i++) {
+    if (strcmp(s->held[i], role) == 0) leading = 1;
+    else if (!s->held[i][0] && slot == STORAGE_ROLES_MAX) slot = i;
+  }
+  if (r == 0 && !leading && slot == STORAGE_ROLES_MAX) {
+    snprintf(err, sizeof err, "this store holds %d roles already", STORAGE_ROLES_MAX);
+    r = EP_ERANGE;
+  } else if (r == 0 && !leading) {
+    bool taken = false;
+    r = try_lock(s, role, &taken, err);
+    if (r == 0 && taken) {
+      snprintf(s->held[slot], sizeof s->held[slot], "%s", role);
+      leading = 1;
+    }
+    if (r < 0) { /* the session is in doubt: drop it, with whatever it held */
+      PQfinish(s->lead_conn);
+      s->lead_conn = NULL;
+      memset(s->held, 0, sizeof s->held);
+    }
+  }
+  pthread_mutex_unlock(&s->lead_lock);
+  if (r < 0) return fail(s, r, "%s", err);
+  if (ret_leading) *ret_leading = leading;
+  return 0;
+}
+
 static const ep_storage store_table = {
     .struct_size = sizeof(ep_storage),
     .get = store_get,
@@ -354,6 +425,7 @@ static const ep_storage store_table = {
     .compact = store_compact,
     .wait = store_wait,
     .wake = store_wake,
+    .lead = store_lead,
 };
 
 /* ---- init and deinit ------------------------------------------------------------------ */
@@ -379,6 +451,8 @@ static void store_free(pgs_store *s) {
   pgs_writer_stop(&s->writer);
   pthread_mutex_destroy(&s->error_lock);
   commit_wait_destroy(&s->commits);
+  PQfinish(s->lead_conn); /* ends the session: its roles pass on */
+  pthread_mutex_destroy(&s->lead_lock);
   free((char *)s->params.conninfo);
   free((char *)s->params.passfile);
   free(s);
@@ -402,6 +476,7 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   s->ctx = ctx;
   pthread_mutex_init(&s->error_lock, NULL);
   commit_wait_init(&s->commits);
+  pthread_mutex_init(&s->lead_lock, NULL);
   s->params.conninfo = strdup(conninfo);
   s->params.passfile = strdup(passfile);
   s->params.connect_timeout_s = (int)connect_timeout_s;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,6 +36,12 @@ typedef struct sqs_store {
   sqs_pool readers;
   sqs_writer writer;
   commit_wait commits; /* wait and wake */
+  /* lead: a role is held by an flock on <database>.lead-<role>, released with the process. */
+  pthread_mutex_t lead_lock;
+  struct {
+    char role[STORAGE_ROLE_MAX + 1];
+    int fd;
+  } held[STORAGE_ROLES_MAX];
 } sqs_store;
 
 /* ---- errors and validation ------------------------------------------------------------ */
@@ -281,6 +288,41 @@ static void store_wake(void *state) {
   commit_wait_wake(&s->commits);
 }
 
+/* Several processes may share the file (WAL): an exclusive flock on a file beside it decides. */
+static int32_t store_lead(void *state, const char *role, int32_t *ret_leading) {
+  sqs_store *s = state;
+  char err[STORAGE_CHECK_MESSAGE_MAX];
+  int32_t r = checked(s, storage_check_role(role, err), err);
+  if (r < 0) return r;
+  pthread_mutex_lock(&s->lead_lock);
+  int32_t leading = 0;
+  size_t free_slot = STORAGE_ROLES_MAX;
+  for (size_t i = 0; i < STORAGE_ROLES_MAX && !leading; i++) {
+    if (s->held[i].fd > 0 && strcmp(s->held[i].role, role) == 0) leading = 1;
+    else if (s->held[i].fd <= 0 && free_slot == STORAGE_ROLES_MAX) free_slot = i;
+  }
+  if (!leading && free_slot == STORAGE_ROLES_MAX) {
+    r = fail(s, EP_ERANGE, "this store holds %d roles already", STORAGE_ROLES_MAX);
+  } else if (!leading) {
+    char path[SQS_PATH_MAX + 80];
+    snprintf(path, sizeof path, "%s.lead-%s", s->path, role);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      r = fail(s, -errno, "cannot open %s: %s", path, strerror(errno));
+    } else if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+      snprintf(s->held[free_slot].role, sizeof s->held[free_slot].role, "%s", role);
+      s->held[free_slot].fd = fd;
+      leading = 1;
+    } else {
+      if (errno != EWOULDBLOCK) r = fail(s, -errno, "cannot lock %s: %s", path, strerror(errno));
+      close(fd);
+    }
+  }
+  pthread_mutex_unlock(&s->lead_lock);
+  if (r == 0 && ret_leading) *ret_leading = leading;
+  return r;
+}
+
 static const ep_storage store_table = {
     .struct_size = sizeof(ep_storage),
     .get = store_get,
@@ -291,6 +333,7 @@ static const ep_storage store_table = {
     .compact = store_compact,
     .wait = store_wait,
     .wake = store_wake,
+    .lead = store_lead,
 };
 
 /* ---- init and deinit ------------------------------------------------------------------ */
@@ -381,6 +424,9 @@ static void store_free(sqs_store *s) {
   sqs_writer_stop(&s->writer);
   pthread_mutex_destroy(&s->error_lock);
   commit_wait_destroy(&s->commits);
+  for (size_t i = 0; i < STORAGE_ROLES_MAX; i++)
+    if (s->held[i].fd > 0) close(s->held[i].fd); /* releases the role */
+  pthread_mutex_destroy(&s->lead_lock);
   free(s->path);
   free(s);
 }
@@ -396,6 +442,7 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   s->ctx = ctx;
   pthread_mutex_init(&s->error_lock, NULL);
   commit_wait_init(&s->commits);
+  pthread_mutex_init(&s->lead_lock, NULL);
 
   char err[SQS_MESSAGE_MAX];
   sqs_conn *conn = NULL;

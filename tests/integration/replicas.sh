@@ -5,7 +5,8 @@
 # answered within a second of `host add` through B; a node whose workflow stream is held by A
 # gets the workflow of an instance created through B and runs it to the end; a token issued
 # by A is accepted by B (the replicas read one signing key file); `host invalidate` through B
-# is refused by A at once. Every instance has one workflow, every node one credential.
+# is refused by A at once. One replica leads the reconciler; killed, the other takes over
+# within 5 s. Every instance has one workflow.
 # Usage: replicas.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -42,9 +43,11 @@ replica b
 read -r ga ha <"$tmp/a/ports"
 read -r gb hb <"$tmp/b/ports"
 "$build/bin/edgeprovd" --config "$tmp/a/site.conf" >"$tmp/a/daemon.log" 2>&1 &
-pids+=($!)
+pid_a=$!
+pids+=($pid_a)
 "$build/bin/edgeprovd" --config "$tmp/b/site.conf" >"$tmp/b/daemon.log" 2>&1 &
-pids+=($!)
+pid_b=$!
+pids+=($pid_b)
 for r in a b; do
   ok=0
   for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$r/daemon.log" && { ok=1; break; }; sleep 0.05; done
@@ -67,7 +70,7 @@ node_sysroot "$tmp/n1" $U1 REPLICA01
 agent $ga $ha "$tmp/n1" --onboard-only >"$tmp/n1.log" 2>&1 &
 n1=$!
 pids+=($n1)
-for _ in $(seq 100); do grep -q "not registered yet" "$tmp/n1.log" && break; sleep 0.05; done
+for _ in $(seq 100); do grep -qs "not registered yet" "$tmp/n1.log" && break; sleep 0.05; done
 check "the node is waiting on A as an unknown host" grep -q "not registered yet" "$tmp/n1.log"
 added=$(date +%s.%N)
 $B host add --uuid $U1 --serial REPLICA01 --os microvisor --auto-onboard >/dev/null
@@ -112,6 +115,26 @@ check "B invalidates the first node" run_status 0 "$tmp/out" $B host invalidate 
 check "A refuses its credentials at once" run_status 1 "$tmp/n1-after.log" agent $ga $ha "$tmp/n1" --installed
 check "... saying so" contains "$tmp/n1-after.log" "refused the credentials"
 
+# ---- one reconciler: the leader is killed, the other takes over within 5 s ------------------------
+leads() { grep -c 'reconciler: this replica leads it now' "$tmp/$1/daemon.log"; }
+check "exactly one replica leads the reconciler" test $(($(leads a) + $(leads b))) -eq 1
+if [ "$(leads a)" -eq 1 ]; then leader=a survivor=b pid=$pid_a; else leader=b survivor=a pid=$pid_b; fi
+kill -KILL $pid
+killed=$(date +%s.%N)
+wait $pid 2>/dev/null
+for _ in $(seq 100); do [ "$(leads $survivor)" -eq 1 ] && break; sleep 0.1; done
+took=$(python3 -c "import time; print(round(time.time() - $killed, 2))")
+check "replica $survivor leads the reconciler once $leader is killed ($took s)" test "$(leads $survivor)" -eq 1
+check "... within 5 s" python3 -c "import sys; sys.exit(0 if $took < 5 else 1)"
+read -r gs hs <"$tmp/$survivor/ports"
+S="$build/bin/edgeprov --config $tmp/$survivor/site.conf"
+U3=cccccccc-0000-4000-8000-000000000003
+$S host add --uuid $U3 --serial REPLICA03 --os microvisor --auto-onboard >/dev/null
+node_sysroot "$tmp/n3" $U3 REPLICA03
+truncate -s 1M "$tmp/n3.disk"
+check "a node provisions on the survivor: its reconciler rendered the workflow" run_status 0 "$tmp/n3.log" \
+  agent $gs $hs "$tmp/n3" --target-disk "$tmp/n3.disk" --no-reboot
+
 # ---- one of each, whoever wrote it -----------------------------------------------------------------
 check "each instance has one workflow and each host one credential" python3 - "$PG_TEST_DIR" <<'PY'
 import subprocess, sys
@@ -120,8 +143,8 @@ def q(sql):
                           check=True, capture_output=True, text=True).stdout.split()
 instances = q("SELECT count(*) FROM edgeprov_kv WHERE key LIKE 'instances/%'")
 workflows = q("SELECT count(*) FROM edgeprov_kv WHERE key LIKE 'workflows/%'")
-assert instances == workflows == ["2"], (instances, workflows)
+assert instances == workflows == ["3"], (instances, workflows)
 PY
-for r in a b; do check "replica $r logged no error" lacks "$tmp/$r/daemon.log" "level=error"; done
+check "the survivor logged no error" lacks "$tmp/$survivor/daemon.log" "level=error"
 
 finish

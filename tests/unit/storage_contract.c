@@ -742,6 +742,43 @@ static void wait_sees_another_writer(void **state) {
   store_close(&other);
 }
 
+/* ---- one holder per role (ABI 1.5) ----------------------------------------------------- */
+
+static int32_t leads(store *s, const char *role) {
+  int32_t leading = -1;
+  assert_int_equal(s->st->lead(s->inst, role, &leading), 0);
+  return leading;
+}
+
+static void one_instance_leads_a_role(void **state) {
+  fixture *f = *state;
+  assert_true(EP_STORAGE_HAS(f->s.st, lead));
+  store other;
+  store_open(&other, f->dir);
+  assert_int_equal(leads(&f->s, "reconciler"), 1);
+  assert_int_equal(leads(&f->s, "reconciler"), 1); /* kept */
+  assert_int_equal(leads(&other, "reconciler"), 0); /* another instance holds it */
+  assert_int_equal(leads(&other, "housekeeping"), 1); /* roles are independent */
+  assert_int_equal(leads(&f->s, "housekeeping"), 0);
+  int32_t leading = 7;
+  assert_int_equal(f->s.st->lead(f->s.inst, "Not A Role", &leading), EP_EINVAL);
+  assert_non_null(strstr(message(&f->s), "role 'Not A Role'"));
+  assert_int_equal(leading, 7);
+  /* Closing the holder releases its roles: the next instance that asks takes them (a server
+   * may end the closed session a moment later: callers ask about every second). */
+  store_close(&f->s);
+  int32_t taken = 0;
+  for (int i = 0; i < 40 && !taken; i++)
+    if (!(taken = leads(&other, "reconciler"))) usleep(50 * 1000);
+  assert_int_equal(taken, 1);
+  store_open(&f->s, f->dir);
+  assert_int_equal(leads(&f->s, "reconciler"), 0);
+  assert_int_equal(leads(&f->s, "housekeeping"), 0);
+  store_close(&other);
+  for (int i = 0; i < 40 && !(taken = leads(&f->s, "housekeeping")); i++) usleep(50 * 1000);
+  assert_int_equal(taken, 1);
+}
+
 int sc_run(const sc_backend *b) {
   sc_use(b);
   const struct CMUnitTest tests[] = {
@@ -756,6 +793,7 @@ int sc_run(const sc_backend *b) {
       cmocka_unit_test_setup_teardown(concurrent_transactions, setup, teardown),
       cmocka_unit_test_setup_teardown(wait_for_a_revision, setup, teardown),
       cmocka_unit_test_setup_teardown(wait_sees_another_writer, setup, teardown),
+      cmocka_unit_test_setup_teardown(one_instance_leads_a_role, setup, teardown),
   };
   char name[128];
   snprintf(name, sizeof name, "storage_contract.%s", b->plugin);

@@ -13,6 +13,7 @@
 /* The thread looks at the store at least this often even without a wake-up (writes of
  * other processes are only seen by polling). */
 #define HOUSEKEEPING_WAIT_MS 5000
+#define HOUSEKEEPING_STANDBY_MS 2000 /* how often a replica that does not lead asks again */
 /* Most revisions dropped by one compaction: a store that grew for long before this ran is
  * compacted in steps, so the writer is never held by one huge DELETE. */
 #define HOUSEKEEPING_STEP_MAX 50000
@@ -60,6 +61,11 @@ int64_t ep_housekeeping_pass(ep_housekeeping *hk) {
 static void *housekeeping_main(void *arg) {
   ep_housekeeping *hk = arg;
   while (!atomic_load(&hk->stopping)) {
+    bool leading = false;
+    if (ep_inventory_lead(hk->inv, "housekeeping", &leading) < 0 || !leading) { /* another replica compacts */
+      ep_inventory_wait(hk->inv, UINT64_MAX, HOUSEKEEPING_STANDBY_MS);
+      continue;
+    }
     int64_t n = ep_housekeeping_pass(hk);
     if (n < 0)
       ep_log(EP_LOG_WARN, "housekeeping", "change-log compaction failed (retrying in %d s): %s",

@@ -30,6 +30,7 @@
  * With an older store, each waiter asks the store itself, at least every
  * POLL_FALLBACK_MS. */
 #define POLL_FALLBACK_MS 500
+#define LEAD_ROLES_LOGGED 8
 #define FOLLOW_SLICE_MS 1000 /* the follower's longest wait, which bounds how late it sees a stop */
 
 struct ep_inventory {
@@ -42,6 +43,8 @@ struct ep_inventory {
   uint64_t known;   /* the highest revision the follower has seen (follower only) */
   bool following, stopping, follower_failed;
   pthread_t follower;
+  char lead_roles[LEAD_ROLES_LOGGED][64]; /* ep_inventory_lead's roles, for its log lines */
+  bool leading[LEAD_ROLES_LOGGED];
 };
 
 /* ---- names and transitions ------------------------------------------------------------- */
@@ -1011,6 +1014,27 @@ int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms
   }
   pthread_mutex_unlock(&inv->lock);
   return r;
+}
+
+int ep_inventory_lead(ep_inventory *inv, const char *role, bool *ret_leading) {
+  int32_t leading = 1;
+  int32_t r = EP_STORAGE_HAS(inv->st, lead) && inv->st->lead ? inv->st->lead(inv->state, role, &leading) : 0;
+  if (r < 0) leading = 0;
+  pthread_mutex_lock(&inv->lock);
+  /* One bit per role this process has said it leads, for the log (the first roles only). */
+  size_t slot = 0;
+  while (slot < LEAD_ROLES_LOGGED && inv->lead_roles[slot][0] && strcmp(inv->lead_roles[slot], role) != 0) slot++;
+  bool known = slot < LEAD_ROLES_LOGGED;
+  bool was = known && inv->lead_roles[slot][0] && inv->leading[slot];
+  if (known && !inv->lead_roles[slot][0]) snprintf(inv->lead_roles[slot], sizeof inv->lead_roles[slot], "%s", role);
+  if (known) inv->leading[slot] = leading;
+  pthread_mutex_unlock(&inv->lock);
+  if (known && was != (leading != 0))
+    ep_log(EP_LOG_INFO, "inventory", "%s: %s", role,
+           leading ? "this replica leads it now" : "another replica leads it (or the store cannot say); standing by");
+  if (r < 0) return storage_failed(r, "lead");
+  *ret_leading = leading != 0;
+  return 0;
 }
 
 void ep_inventory_wake(ep_inventory *inv) {

@@ -129,6 +129,13 @@ int ep_inventory_wait(ep_inventory *inv, uint64_t after_revision, int timeout_ms
 /* Wakes every ep_inventory_wait (for shutdown). */
 void ep_inventory_wake(ep_inventory *inv);
 
+/* Whether this process holds role (background work that must run on one replica: "reconciler",
+ * "housekeeping") among the processes on the same store, taking it when nobody does: the
+ * store's lead (ABI 1.5); a store without it answers true (one process per store). Call it
+ * before each piece of such work. Returns 0 with *ret_leading, or a storage error (then act as
+ * not leading). Logs each change of leadership. */
+int ep_inventory_lead(ep_inventory *inv, const char *role, bool *ret_leading);
+
 /* Drops the change-log entries of revisions below before_revision (the records stay): a
  * later ep_inventory_events from an older revision gets EP_ECOMPACTED. A before_revision at
  * or below an earlier compaction does nothing; one past the current revision + 1 is

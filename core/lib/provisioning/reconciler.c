@@ -104,6 +104,13 @@ static void *reconciler_main(void *arg) {
   uint64_t seen = 0;
   while (!atomic_load(&rc->stopping)) {
     uint64_t revision = 0;
+    bool leading = false;
+    /* One replica reconciles (the store elects it); the others stand by and ask each pass. */
+    if (ep_inventory_lead(rc->inv, "reconciler", &leading) < 0 || !leading) {
+      seen = 0; /* a new leader starts with a full pass */
+      ep_inventory_wait(rc->inv, UINT64_MAX, RECONCILE_WAIT_MS);
+      continue;
+    }
     if (ep_inventory_revision(rc->inv, &revision) == 0 && revision != seen) {
       if (ep_reconciler_pass(rc->inv, rc->plugins, rc->config) < 0)
         ep_log(EP_LOG_WARN, "reconciler", "pass failed: %s", ep_error_message());

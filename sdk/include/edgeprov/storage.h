@@ -127,10 +127,21 @@ typedef struct ep_storage {
    *   or re-reading its state); waits begun afterwards are not affected. */
   int32_t (*wait)(void *state, uint64_t after_revision, uint32_t timeout_ms, uint64_t *ret_revision);
   void (*wake)(void *state);
+  /* Since ABI 1.5 (EP_STORAGE_HAS(table, lead)): one holder per role among the instances on
+   * the same store (replicas), for background work that must run once.
+   * lead: takes role (1..63 bytes of [a-z0-9_.-]) for this instance when no other instance
+   *   holds it, or confirms this instance still does: 0 with *ret_leading 1 when it holds the
+   *   role, 0 with *ret_leading 0 when another does; an error when the store cannot say
+   *   (the caller then acts as not leading). The role is released when this instance is
+   *   closed or its process ends (a killed replica's session ends with it; the database may
+   *   take a moment to end a session), and lost when the
+   *   instance loses the store; a backend may only notice at the next call, so callers call
+   *   it about every second and before each piece of work. Any thread. */
+  int32_t (*lead)(void *state, const char *role, int32_t *ret_leading);
 } ep_storage;
 
 /* True when the plugin's table is new enough to carry the named member (wait and wake came
- * with ABI 1.4). */
+ * with ABI 1.4, lead with 1.5). */
 #define EP_STORAGE_HAS(table, member) \
   ((table)->struct_size >= (uint32_t)(offsetof(ep_storage, member) + sizeof((table)->member)))
 
