@@ -11,6 +11,8 @@ packages=(
   libcurl4-openssl-dev libssl-dev libzstd-dev zlib1g-dev libblkid-dev libsqlite3-dev libjansson-dev libmicrohttpd-dev
   # storage-postgres: libpq; its tests run a throwaway cluster of the server (initdb, pg_ctl)
   libpq-dev postgresql
+  # the front door of several replicas (deploy/haproxy/edgeprov.cfg), real in replicas.sh
+  haproxy
   # libyaml: the cloud-init user-data and meta-data are emitted with its emitter
   libyaml-dev
   # tests (clang and its runtime for the libFuzzer targets)

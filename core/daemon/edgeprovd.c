@@ -20,6 +20,7 @@
 #include "provisioning/workflow.h"
 #include "southbound/southbound.h"
 #include "runtime/site.h"
+#include "southbound/health.h"
 #include "southbound/token_endpoint.h"
 
 /* How long running calls get to end when the daemon stops. */
@@ -41,7 +42,8 @@ static int publish_directories(ep_https_server *server, const ep_plugin_set *plu
 
 /* The embedded HTTPS server: the identity plugin's token endpoint and JWKS, and the
  * directories plugins publish. */
-static int start_https(ep_https_server **out, int *ret_port, const ep_site *site) {
+static int start_https(ep_https_server **out, int *ret_port, ep_health **ret_health, const ep_site *site,
+                       ep_inventory *inv) {
   char *cert = NULL, *key = NULL;
   int r = site->config->tls_cert ? ep_config_read_tls_files(site->config, &cert, &key) : 0;
   ep_https_server *server = NULL;
@@ -58,6 +60,7 @@ static int start_https(ep_https_server **out, int *ret_port, const ep_site *site
                             (unsigned)h->header_timeout_s, (unsigned)h->idle_timeout_s};
   if (r == 0) r = ep_https_server_set_limits(server, &limits);
   if (r == 0) r = ep_token_endpoint_route(server, site->plugins);
+  if (r == 0) r = ep_health_route(ret_health, server, inv);
   if (r == 0) r = publish_directories(server, site->plugins);
   if (r == 0) r = ep_https_server_start(server, ret_port);
   if (r == 0)
@@ -80,6 +83,7 @@ typedef struct daemon_state {
   ep_southbound *southbound;
   ep_https_server *https;
   int https_port;
+  ep_health *health; /* GET /healthz on https: freed after it */
   ep_housekeeping *housekeeping;
   ep_reconciler *reconciler;
   ep_mgmt_server *mgmt;
@@ -164,7 +168,7 @@ static int start_services(daemon_state *d, bool check_only) {
    * dialled the southbound port in that window was refused (a flaky test_onboarding). */
   if (ep_inventory_new(&d->inv, site->plugins) < 0 ||
       (!check_only && ep_southbound_start(&d->southbound, d->inv, site->plugins, site->config) < 0) ||
-      (!check_only && start_https(&d->https, &d->https_port, site) < 0) ||
+      (!check_only && start_https(&d->https, &d->https_port, &d->health, site, d->inv) < 0) ||
       (!check_only &&
        ep_housekeeping_new(&d->housekeeping, d->inv, (uint64_t)site->config->change_log_retention) < 0) ||
       (!check_only && ep_housekeeping_start(d->housekeeping) < 0) ||
@@ -185,6 +189,7 @@ static void stop(daemon_state *d, int grace_ms) {
   ep_reconciler_stop(d->reconciler);
   ep_housekeeping_free(d->housekeeping);
   ep_https_server_free(d->https);
+  ep_health_free(d->health);
   ep_southbound_stop(d->southbound, grace_ms);
   ep_mgmt_server_stop(d->mgmt, grace_ms);
   ep_inventory_free(d->inv);

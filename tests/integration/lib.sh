@@ -85,11 +85,11 @@ run_status() {
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # make_test_tls DIR: a throwaway CA (DIR/ca.pem, ca.key) and a server certificate for
-# 127.0.0.1 and localhost signed by it (DIR/tls.pem, DIR/tls.key, mode 0600).
+# 127.0.0.1-127.0.0.4 (replicas on addresses of their own) and localhost signed by it (DIR/tls.pem, DIR/tls.key, mode 0600).
 make_test_tls() {
   ( cd "$1" && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 1 \
       -subj /CN=edgeprov-test-ca && openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout tls.key \
-      -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,DNS:localhost' >ext && openssl x509 -req \
+      -out tls.csr -subj /CN=localhost && printf 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2,IP:127.0.0.3,IP:127.0.0.4,DNS:localhost' >ext && openssl x509 -req \
       -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 1 -extfile ext ) >/dev/null 2>&1
   chmod 600 "$1/tls.key"
 }

@@ -6,7 +6,8 @@
 # gets the workflow of an instance created through B and runs it to the end; a token issued
 # by A is accepted by B (the replicas read one signing key file); `host invalidate` through B
 # is refused by A at once. One replica leads the reconciler; killed, the other takes over
-# within 5 s. Every instance has one workflow.
+# within 5 s, and HAProxy (the repository's deploy/haproxy/edgeprov.cfg, real) takes the dead
+# replica out of rotation: a node provisions through it. Every instance has one workflow.
 # Usage: replicas.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -20,14 +21,15 @@ chmod 600 "$tmp/signing-key.pem"
 sha=$(printf x | sha256sum | cut -d' ' -f1)
 printf 'actions = (\n  { action = "disk.erase"; params = { target = "${node.target_disk}"; }; }\n);\n' >"$tmp/workflow.conf"
 
-# replica NAME: the site config of one replica in $tmp/NAME (ports in $tmp/NAME/ports).
+# The replicas listen on addresses of their own with the same ports, as on separate machines.
+g=$(free_port) h=$(free_port)
+# replica NAME ADDRESS: the site config of one replica in $tmp/NAME.
 replica() {
-  local dir=$tmp/$1 g h
+  local dir=$tmp/$1
   mkdir -p "$dir"
-  g=$(free_port) h=$(free_port)
-  echo "$g $h" >"$dir/ports"
+  echo "$2" >"$dir/address"
   cat >"$dir/site.conf" <<CONF
-listen = { management = "unix:$dir/mgmt.sock"; grpc = "127.0.0.1:$g"; https = "127.0.0.1:$h"; };
+listen = { management = "unix:$dir/mgmt.sock"; grpc = "$2:$g"; https = "$2:$h"; };
 paths = { data = "$dir/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
 tls = { cert = "$tmp/tls.pem"; key = "$tmp/tls.key"; ca = "$tmp/ca.pem"; };
 provisioning = { mode = "nztp"; };
@@ -38,10 +40,8 @@ auth-local = { key_file = "$tmp/signing-key.pem"; };
 os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sha256 = "$sha"; template_file = "$tmp/workflow.conf"; };
 CONF
 }
-replica a
-replica b
-read -r ga ha <"$tmp/a/ports"
-read -r gb hb <"$tmp/b/ports"
+replica a 127.0.0.2
+replica b 127.0.0.3
 "$build/bin/edgeprovd" --config "$tmp/a/site.conf" >"$tmp/a/daemon.log" 2>&1 &
 pid_a=$!
 pids+=($pid_a)
@@ -52,17 +52,31 @@ for r in a b; do
   ok=0
   for _ in $(seq 200); do grep -q 'msg="ready' "$tmp/$r/daemon.log" && { ok=1; break; }; sleep 0.05; done
   check "replica $r starts" test $ok -eq 1
+  check "replica $r is ready (GET /healthz)" run_status 0 "$tmp/$r/health" \
+    curl -sf --cacert "$tmp/ca.pem" "https://$(cat "$tmp/$r/address"):$h/healthz"
+  check "... with the store's revision" grep -q '^ready revision [0-9]' "$tmp/$r/health"
 done
+# The front door: HAProxy with the repository's configuration; its third replica is down.
+fg=$(free_port) fh=$(free_port)
+EDGEPROV_FRONT_GRPC=127.0.0.1:$fg EDGEPROV_FRONT_HTTPS=127.0.0.1:$fh EDGEPROV_R1=127.0.0.2 EDGEPROV_R2=127.0.0.3 \
+  EDGEPROV_R3=127.0.0.4 EDGEPROV_GRPC_PORT=$g EDGEPROV_HTTPS_PORT=$h \
+  haproxy -db -f "$src/deploy/haproxy/edgeprov.cfg" >"$tmp/haproxy.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null --cacert "$tmp/ca.pem" "https://127.0.0.1:$fh/healthz" && break; sleep 0.05; done
+check "HAProxy passes /healthz through to a replica" run_status 0 "$tmp/out" \
+  curl -sf --cacert "$tmp/ca.pem" "https://127.0.0.1:$fh/healthz"
 A="$build/bin/edgeprov --config $tmp/a/site.conf"
 B="$build/bin/edgeprov --config $tmp/b/site.conf"
-# agent GRPC_PORT HTTPS_PORT NODE_DIR ARGS...: the node of NODE_DIR against one replica.
+# agent GRPC HTTPS NODE_DIR ARGS...: the node of NODE_DIR against one replica or the front door
+# (GRPC and HTTPS are ADDRESS:PORT); an agent retries for ever, the test gives it a minute.
 agent() {
-  local g=$1 h=$2 node=$3
+  local grpc=$1 https=$2 node=$3
   shift 3
-  "$build/bin/edgeprov-agent" --orchestrator 127.0.0.1:$g --ca "$tmp/ca.pem" \
-    --token-url "https://127.0.0.1:$h/oauth2/token" --sysroot "$node" --state-dir "$node/state" \
+  timeout 60 "$build/bin/edgeprov-agent" --orchestrator "$grpc" --ca "$tmp/ca.pem" \
+    --token-url "https://$https/oauth2/token" --sysroot "$node" --state-dir "$node/state" \
     --backoff-ms 100 --backoff-max-ms 200 "$@"
 }
+ga=127.0.0.2:$g ha=127.0.0.2:$h gb=127.0.0.3:$g hb=127.0.0.3:$h
 
 # ---- an unknown node waiting on A is answered as soon as B registers it ---------------------------
 U1=cccccccc-0000-4000-8000-000000000001
@@ -126,14 +140,16 @@ for _ in $(seq 100); do [ "$(leads $survivor)" -eq 1 ] && break; sleep 0.1; done
 took=$(python3 -c "import time; print(round(time.time() - $killed, 2))")
 check "replica $survivor leads the reconciler once $leader is killed ($took s)" test "$(leads $survivor)" -eq 1
 check "... within 5 s" python3 -c "import sys; sys.exit(0 if $took < 5 else 1)"
-read -r gs hs <"$tmp/$survivor/ports"
 S="$build/bin/edgeprov --config $tmp/$survivor/site.conf"
 U3=cccccccc-0000-4000-8000-000000000003
 $S host add --uuid $U3 --serial REPLICA03 --os microvisor --auto-onboard >/dev/null
 node_sysroot "$tmp/n3" $U3 REPLICA03
 truncate -s 1M "$tmp/n3.disk"
-check "a node provisions on the survivor: its reconciler rendered the workflow" run_status 0 "$tmp/n3.log" \
-  agent $gs $hs "$tmp/n3" --target-disk "$tmp/n3.disk" --no-reboot
+sleep 2.5 # HAProxy's checks (a second apart, two to fail) take the killed replica out
+check "a node provisions through HAProxy: the survivor serves it, its reconciler rendered the workflow" \
+  run_status 0 "$tmp/n3.log" agent 127.0.0.1:$fg 127.0.0.1:$fh "$tmp/n3" --target-disk "$tmp/n3.disk" --no-reboot
+check "HAProxy saw the killed replica go down" grep -qE "Server replicas_grpc/r[12] is DOWN" "$tmp/haproxy.log"
+check "... and the one that never came up" grep -q "Server replicas_grpc/r3 is DOWN" "$tmp/haproxy.log"
 
 # ---- one of each, whoever wrote it -----------------------------------------------------------------
 check "each instance has one workflow and each host one credential" python3 - "$PG_TEST_DIR" <<'PY'
@@ -145,6 +161,45 @@ instances = q("SELECT count(*) FROM edgeprov_kv WHERE key LIKE 'instances/%'")
 workflows = q("SELECT count(*) FROM edgeprov_kv WHERE key LIKE 'workflows/%'")
 assert instances == workflows == ["3"], (instances, workflows)
 PY
+
+# ---- the database goes away and comes back: the replica answers UNAVAILABLE and recovers -------
+hs=$(cat "$tmp/$survivor/address"):$h
+bash "$src/tests/pg_cluster.sh" halt "$PG_TEST_DIR"
+for _ in $(seq 30); do curl -sf -o /dev/null --cacert "$tmp/ca.pem" "https://$hs/healthz" || break; sleep 0.1; done
+check "with the database gone, /healthz says not ready (within its 0.5 s cache)" run_status 22 "$tmp/out" \
+  curl -sf --cacert "$tmp/ca.pem" "https://$hs/healthz"
+curl -s --cacert "$tmp/ca.pem" "https://$hs/healthz" >"$tmp/out"
+check "... naming the database" grep -q '^not ready: .*database "edgeprov"' "$tmp/out"
+check "... and never its password" lacks "$tmp/out" "$(cat "$PG_TEST_DIR/password")"
+check "an operator's call fails at once, not a hang" run_status 1 "$tmp/out" timeout 30 $S host list
+check "... naming the database" contains "$tmp/out" 'database "edgeprov"'
+node_sysroot "$tmp/n4" cccccccc-0000-4000-8000-000000000004 REPLICA04
+agent 127.0.0.1:$fg 127.0.0.1:$fh "$tmp/n4" --onboard-only >"$tmp/n4.log" 2>&1 &
+n4=$!
+for _ in $(seq 100); do grep -qs "UNAVAILABLE" "$tmp/n4.log" && break; sleep 0.1; done
+kill $n4 2>/dev/null
+wait $n4 2>/dev/null
+check "a node is answered UNAVAILABLE (it backs off and asks again)" grep -q "onboarding at .*: UNAVAILABLE: .*database" "$tmp/n4.log"
+check "the replica keeps running" kill -0 $( [ $survivor = a ] && echo $pid_a || echo $pid_b )
+bash "$src/tests/pg_cluster.sh" resume "$PG_TEST_DIR"
+for _ in $(seq 100); do curl -sf -o /dev/null --cacert "$tmp/ca.pem" "https://$hs/healthz" && break; sleep 0.1; done
+check "once it is back the replica is ready again by itself" run_status 0 "$tmp/out" \
+  curl -sf --cacert "$tmp/ca.pem" "https://$hs/healthz"
+check "... and serves" run_status 0 "$tmp/out" $S host list
+check "... all the hosts" contains "$tmp/out" REPLICA03
+
+# ---- a replica that cannot reach its database does not start, and says why in one line ---------
+sed -e "s|host=$PG_TEST_DIR|host=$tmp/nowhere|" -e "s|unix:$tmp/a/mgmt.sock|unix:$tmp/c.sock|" "$tmp/a/site.conf" >"$tmp/c.conf"
+check "no database: edgeprovd refuses to start" run_status 1 "$tmp/c.out" timeout 30 "$build/bin/edgeprovd" --config "$tmp/c.conf"
+check "... in one line naming the host and database" grep -qE "not starting: .*cannot connect to database .*edgeprov.* on host $tmp/nowhere port" "$tmp/c.out"
+printf '*:*:*:edgeprov:wrong-password\n' >"$tmp/wrong.pass"
+chmod 600 "$tmp/wrong.pass"
+sed -e "s|passfile = \"$PG_TEST_DIR/passfile\"|passfile = \"$tmp/wrong.pass\"|" -e "s|unix:$tmp/a/mgmt.sock|unix:$tmp/c.sock|" \
+  "$tmp/a/site.conf" >"$tmp/c.conf"
+check "a wrong password: edgeprovd refuses to start" run_status 1 "$tmp/c.out" timeout 30 "$build/bin/edgeprovd" --config "$tmp/c.conf"
+check "... saying the password was refused" grep -qi "password" "$tmp/c.out"
+check "... never the password itself" lacks "$tmp/c.out" "wrong-password"
+
 check "the survivor logged no error" lacks "$tmp/$survivor/daemon.log" "level=error"
 
 finish

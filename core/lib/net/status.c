@@ -18,6 +18,9 @@ int ep_status_from_error(int code) {
    * failure worth retrying as is */
   case EP_ECOMPACTED: return EP_STATUS_OUT_OF_RANGE;
   case EP_ENOMEM: return EP_STATUS_RESOURCE_EXHAUSTED;
+  /* an input/output failure (the store's database unreachable, a lost connection) is
+   * transient: the caller may retry, on this replica or another */
+  case EP_EIO: return EP_STATUS_UNAVAILABLE;
   case EP_ETIMEDOUT: return EP_STATUS_DEADLINE_EXCEEDED;
   case EP_ECANCELED: return EP_STATUS_CANCELLED;
   case EP_ENOTSUP: return EP_STATUS_UNIMPLEMENTED;
