@@ -204,7 +204,9 @@ static int writer_connect(pgs_writer *w, char err[PGS_MESSAGE_MAX]) {
   return pgs_connect(&w->conn, w->params, err);
 }
 
-static void run_batch(pgs_writer *w, pgs_request **batch, size_t n) {
+static void run_batch(void *data, batch_item **items, size_t n) {
+  pgs_writer *w = data;
+  pgs_request **batch = (pgs_request **)items; /* item is each request's first member */
   char err[PGS_MESSAGE_MAX];
   for (size_t i = 0; i < n; i++) batch[i]->result = RESULT_PENDING;
   int r = writer_connect(w, err);
@@ -225,98 +227,31 @@ static void run_batch(pgs_writer *w, pgs_request **batch, size_t n) {
   if (n > w->largest_batch) w->largest_batch = n;
 }
 
-static void *writer_main(void *arg) {
-  pgs_writer *w = arg;
-  pthread_mutex_lock(&w->lock);
-  for (;;) {
-    while (!w->head && !w->stopping) pthread_cond_wait(&w->work, &w->lock);
-    if (!w->head) break; /* stopping, and the queue is drained */
-    size_t n = 0;
-    while (w->head && n < w->batch_max) {
-      w->batch[n++] = w->head;
-      w->head = w->head->next;
-    }
-    if (!w->head) w->tail = NULL;
-    pthread_mutex_unlock(&w->lock);
-
-    run_batch(w, w->batch, n);
-
-    pthread_mutex_lock(&w->lock);
-    for (size_t i = 0; i < n; i++) {
-      w->batch[i]->done = true;
-      pthread_cond_signal(&w->batch[i]->done_cond);
-    }
-  }
-  pthread_mutex_unlock(&w->lock);
-  return NULL;
-}
-
 int pgs_writer_start(pgs_writer *w, PGconn *conn, const pgs_params *params, uint32_t batch_max,
                      char err[PGS_MESSAGE_MAX]) {
   memset(w, 0, sizeof *w);
-  w->batch = calloc(batch_max, sizeof *w->batch);
-  if (!w->batch) {
-    snprintf(err, PGS_MESSAGE_MAX, "out of memory");
-    return EP_ENOMEM;
-  }
   w->conn = conn;
   w->params = params;
-  w->batch_max = batch_max;
-  pthread_mutex_init(&w->lock, NULL);
-  pthread_cond_init(&w->work, NULL);
-  int e = pthread_create(&w->thread, NULL, writer_main, w);
-  if (e != 0) {
-    snprintf(err, PGS_MESSAGE_MAX, "cannot start the writer thread: %s", strerror(e));
-    pthread_cond_destroy(&w->work);
-    pthread_mutex_destroy(&w->lock);
-    free(w->batch);
-    w->batch = NULL;
-    w->conn = NULL; /* still the caller's */
-    return -e;
-  }
-  w->running = true;
-  return 0;
+  int r = batch_queue_start(&w->queue, batch_max, run_batch, w, err, PGS_MESSAGE_MAX);
+  if (r < 0) w->conn = NULL; /* still the caller's */
+  return r;
 }
 
 int pgs_writer_submit(pgs_writer *w, pgs_request *req) {
-  req->done = false;
-  req->next = NULL;
   req->result = 0;
   req->revision = 0;
   req->failed_op = 0;
   req->message[0] = '\0';
-  pthread_cond_init(&req->done_cond, NULL);
-  pthread_mutex_lock(&w->lock);
-  if (w->stopping) {
-    pthread_mutex_unlock(&w->lock);
-    pthread_cond_destroy(&req->done_cond);
+  if (!batch_queue_submit(&w->queue, &req->item)) {
     snprintf(req->message, PGS_MESSAGE_MAX, "the store is closing");
     return req->result = EP_ECANCELED;
   }
-  if (w->tail)
-    w->tail->next = req;
-  else
-    w->head = req;
-  w->tail = req;
-  pthread_cond_signal(&w->work);
-  while (!req->done) pthread_cond_wait(&req->done_cond, &w->lock);
-  pthread_mutex_unlock(&w->lock);
-  pthread_cond_destroy(&req->done_cond);
   return req->result;
 }
 
 void pgs_writer_stop(pgs_writer *w) {
-  if (!w->running) return;
-  pthread_mutex_lock(&w->lock);
-  w->stopping = true;
-  pthread_cond_signal(&w->work);
-  pthread_mutex_unlock(&w->lock);
-  pthread_join(w->thread, NULL);
-  w->running = false;
-  pthread_cond_destroy(&w->work);
-  pthread_mutex_destroy(&w->lock);
-  free(w->batch);
-  w->batch = NULL;
+  if (!w->queue.running) return;
+  batch_queue_stop(&w->queue); /* drains the queue first */
   PQfinish(w->conn);
   w->conn = NULL;
 }

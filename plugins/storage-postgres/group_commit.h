@@ -9,11 +9,13 @@
 
 #include <edgeprov/storage.h>
 
+#include "batch_queue.h"
 #include "pg_conn.h"
 
 /* One caller's transaction, on the caller's stack while it waits. The caller fills the
  * input fields (already validated); the writer fills the results before marking it done. */
 typedef struct pgs_request {
+  batch_item item; /* first: the queue hands the writer its items */
   const ep_storage_op *ops;
   uint32_t count;
   uint32_t op_size;
@@ -22,23 +24,12 @@ typedef struct pgs_request {
   uint64_t revision;  /* the transaction's revision on success */
   uint32_t failed_op; /* index of the failed expectation with EP_ECONFLICT */
   char message[PGS_MESSAGE_MAX];
-
-  bool done;
-  pthread_cond_t done_cond;
-  struct pgs_request *next;
 } pgs_request;
 
 typedef struct pgs_writer {
-  pthread_mutex_t lock;
-  pthread_cond_t work; /* queue not empty, or stopping */
-  pgs_request *head, *tail;
-  bool stopping;
-  bool running;
-  pthread_t thread;
+  batch_queue queue; /* at most batch_max transactions committed together */
   PGconn *conn; /* owned by the writer thread while it runs; NULL until (re)connected */
   const pgs_params *params;
-  uint32_t batch_max; /* most transactions committed together */
-  pgs_request **batch;
   /* Figures, written by the writer thread, read after pgs_writer_stop. */
   uint64_t batches;
   uint64_t committed;

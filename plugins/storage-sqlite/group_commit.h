@@ -8,6 +8,7 @@
 
 #include <edgeprov/storage.h>
 
+#include "batch_queue.h"
 #include "sqlite_conn.h"
 
 typedef enum sqs_request_kind {
@@ -18,6 +19,7 @@ typedef enum sqs_request_kind {
 /* One caller's write, on the caller's stack while it waits. The caller fills the input
  * fields (already validated); the writer fills the results before marking it done. */
 typedef struct sqs_request {
+  batch_item item; /* first: the queue hands the writer its items */
   sqs_request_kind kind;
   const ep_storage_op *ops;
   uint32_t count;
@@ -28,22 +30,11 @@ typedef struct sqs_request {
   uint64_t revision;  /* the transaction's revision on success */
   uint32_t failed_op; /* index of the failed expectation with EP_ECONFLICT */
   char message[SQS_MESSAGE_MAX];
-
-  bool done;
-  pthread_cond_t done_cond;
-  struct sqs_request *next;
 } sqs_request;
 
 typedef struct sqs_writer {
-  pthread_mutex_t lock;
-  pthread_cond_t work; /* queue not empty, or stopping */
-  sqs_request *head, *tail;
-  bool stopping;
-  bool running;
-  pthread_t thread;
+  batch_queue queue;  /* at most batch_max transactions committed together */
   sqs_conn *conn;     /* owned by the writer thread while it runs */
-  uint32_t batch_max; /* most transactions committed together */
-  sqs_request **batch;
   /* Figures, written by the writer thread, read after sqs_writer_stop. */
   uint64_t batches;
   uint64_t committed;
