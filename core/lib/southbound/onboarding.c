@@ -163,11 +163,21 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   /* Credentials are issued once: a node that restarts in the middle of provisioning takes
    * them back from its firmware's NVRAM (edgeprov-agent), not from a second onboarding that
    * anyone knowing its identifiers could ask for. */
-  if (identity->get(id_state, host->uuid, NULL, NULL) == 0)
-    return ep_error_set(EP_EPERM,
-                        "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
-                        "then edgeprov host approve %s",
-                        host->uuid, host->uuid, host->uuid);
+  if (identity->get(id_state, host->uuid, NULL, NULL) == 0) {
+    if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED)
+      return ep_error_set(EP_EPERM,
+                          "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
+                          "then edgeprov host approve %s",
+                          host->uuid, host->uuid, host->uuid);
+    /* An onboarding that did not finish: the store failed between issuing the credentials and
+     * recording the host ONBOARDED (a database restart), and so did the revocation that undoes
+     * it. No node received them (the answer goes out only once the host is ONBOARDED), so
+     * they are replaced rather than locking the node out until an operator acts. */
+    ep_log(EP_LOG_WARN, "onboarding", "host %s: credentials of an onboarding that did not finish are replaced",
+           host->uuid);
+    int r = identity->revoke(id_state, host->uuid);
+    if (r < 0) return ep_error_prefix(r, "host %s: revoking unfinished credentials", host->uuid);
+  }
   /* An invalidated host that an operator approved again registers before it onboards. */
   if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
     int r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
