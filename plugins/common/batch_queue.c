@@ -60,6 +60,7 @@ int batch_queue_start(batch_queue *q, uint32_t batch_max, batch_run_fn run, void
 }
 
 bool batch_queue_submit(batch_queue *q, batch_item *item) {
+  if (!q->running) return false; /* never started, or stopped: its lock is gone */
   item->done = false;
   item->next = NULL;
   pthread_cond_init(&item->done_cond, NULL);

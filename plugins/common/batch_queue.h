@@ -36,7 +36,7 @@ typedef struct batch_queue {
 int batch_queue_start(batch_queue *q, uint32_t batch_max, batch_run_fn run, void *data, char *err, size_t cap);
 
 /* Queues item and waits until run has handled it: true. False at once when the queue is
- * stopping (the item was not run). Any thread. */
+ * stopping or stopped (the item was not run). Any thread, while the queue exists. */
 bool batch_queue_submit(batch_queue *q, batch_item *item);
 
 /* Lets the thread drain the queue and joins it. Safe on a queue that never started. */

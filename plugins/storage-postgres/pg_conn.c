@@ -211,10 +211,13 @@ int pgs_fail(PGconn *conn, const PGresult *res, const char *what, char err[PGS_M
 int pgs_connect(PGconn **out, const pgs_params *p, char err[PGS_MESSAGE_MAX]) {
   char timeout[16];
   snprintf(timeout, sizeof timeout, "%d", p->connect_timeout_s);
-  /* Later keywords override what the expanded conninfo (the first) says. */
-  const char *keys[6] = {"dbname", "connect_timeout", "client_encoding", "fallback_application_name"};
-  const char *values[6] = {p->conninfo, timeout, "UTF8", "edgeprovd"};
-  if (*p->passfile) keys[4] = "passfile", values[4] = p->passfile;
+  /* Keywords override those before them: TCP keepalives first (a half-open connection, after a
+   * failover or a partition, is noticed within about 25 s; the conninfo may say otherwise),
+   * then the conninfo, then what this plugin needs. */
+  const char *keys[10] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count", "dbname",
+                          "connect_timeout", "client_encoding", "fallback_application_name"};
+  const char *values[10] = {"1", "10", "5", "3", p->conninfo, timeout, "UTF8", "edgeprovd"};
+  if (*p->passfile) keys[8] = "passfile", values[8] = p->passfile;
   PGconn *conn = PQconnectdbParams(keys, values, 1);
   char where[PGS_MESSAGE_MAX / 2];
   if (!conn) {

@@ -20,6 +20,16 @@ static bool stopped_within(pgs_listener *l, int ms) {
   return poll(&p, 1, ms) > 0;
 }
 
+/* Reads the committed revision on conn and passes it to the waiters. 0, or -1 when the
+ * connection failed. */
+static int read_revision(pgs_listener *l, PGconn *conn) {
+  PGresult *res = PQexec(conn, "SELECT value FROM edgeprov_meta WHERE name = 'revision'");
+  int r = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ? 0 : -1;
+  if (r == 0) commit_wait_note(l->commits, strtoull(PQgetvalue(res, 0, 0), NULL, 10));
+  PQclear(res);
+  return r;
+}
+
 /* Connects, LISTENs and reads the revision committed meanwhile. NULL when it cannot. */
 static PGconn *listen_once(pgs_listener *l) {
   char err[PGS_MESSAGE_MAX];
@@ -30,10 +40,10 @@ static PGconn *listen_once(pgs_listener *l) {
     return NULL;
   }
   /* After LISTEN: a commit between this read and the first notification is not lost. */
-  PGresult *res = PQexec(conn, "SELECT value FROM edgeprov_meta WHERE name = 'revision'");
-  if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-    commit_wait_note(l->commits, strtoull(PQgetvalue(res, 0, 0), NULL, 10));
-  PQclear(res);
+  if (read_revision(l, conn) < 0) {
+    PQfinish(conn);
+    return NULL;
+  }
   return conn;
 }
 
@@ -55,8 +65,11 @@ static void *listener_main(void *arg) {
       if (n < 0 && errno == EINTR) continue;
       if (n < 0 || p[1].revents) break;
       if (!PQconsumeInput(conn)) break; /* the connection is gone: reconnect */
-      for (PGnotify *note; (note = PQnotifies(conn)); PQfreemem(note))
-        commit_wait_note(l->commits, strtoull(note->extra, NULL, 10));
+      /* A notification is a hint that something committed, not a revision to believe (any
+       * role may NOTIFY this channel): the revision is read from the table. */
+      bool notified = false;
+      for (PGnotify *note; (note = PQnotifies(conn)); PQfreemem(note)) notified = true;
+      if (notified && read_revision(l, conn) < 0) break;
     }
     atomic_store(&l->listening, false);
     PQfinish(conn);

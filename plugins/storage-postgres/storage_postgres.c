@@ -372,6 +372,15 @@ static int try_lock(pgs_store *s, const char *role, bool *taken, char err[PGS_ME
   return r < 0 ? r : code;
 }
 
+/* A bounded round trip on the lead session: 0, or an EP_E* code with err set. */
+static int session_alive(pgs_store *s, char err[PGS_MESSAGE_MAX]) {
+  if (!PQsendQuery(s->lead_conn, "SELECT 1")) return pgs_fail(s->lead_conn, NULL, "lead", err);
+  int r = 0, code = 0;
+  for (PGresult *res; (res = pgs_next(s->lead_conn, &s->params, &code, err)); PQclear(res))
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) r = pgs_fail(s->lead_conn, res, "lead", err);
+  return r < 0 ? r : code;
+}
+
 /* A role is a session advisory lock: PostgreSQL releases it when the session ends, so a killed
  * replica's roles pass to the next replica that asks. A session found closed (a restart, an
  * outage) has lost its roles: the next call opens a new one and asks again. */
@@ -393,6 +402,9 @@ static int32_t store_lead(void *state, const char *role, int32_t *ret_leading) {
     if (strcmp(s->held[i], role) == 0) leading = 1;
     else if (!s->held[i][0] && slot == STORAGE_ROLES_MAX) slot = i;
   }
+  /* A role held is confirmed by a round trip on the session that holds it: a connection that
+   * is half-open (the server failed over, a partition) must not go on leading unseen. */
+  if (r == 0 && leading && (r = session_alive(s, err)) < 0) leading = 0;
   if (r == 0 && !leading && slot == STORAGE_ROLES_MAX) {
     snprintf(err, sizeof err, "this store holds %d roles already", STORAGE_ROLES_MAX);
     r = EP_ERANGE;
@@ -403,11 +415,11 @@ static int32_t store_lead(void *state, const char *role, int32_t *ret_leading) {
       snprintf(s->held[slot], sizeof s->held[slot], "%s", role);
       leading = 1;
     }
-    if (r < 0) { /* the session is in doubt: drop it, with whatever it held */
-      PQfinish(s->lead_conn);
-      s->lead_conn = NULL;
-      memset(s->held, 0, sizeof s->held);
-    }
+  }
+  if (r < 0 && r != EP_ERANGE && s->lead_conn) { /* the session is in doubt: drop it, with what it held */
+    PQfinish(s->lead_conn);
+    s->lead_conn = NULL;
+    memset(s->held, 0, sizeof s->held);
   }
   pthread_mutex_unlock(&s->lead_lock);
   if (r < 0) return fail(s, r, "%s", err);

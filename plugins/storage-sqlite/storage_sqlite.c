@@ -298,8 +298,8 @@ static int32_t store_lead(void *state, const char *role, int32_t *ret_leading) {
   int32_t leading = 0;
   size_t free_slot = STORAGE_ROLES_MAX;
   for (size_t i = 0; i < STORAGE_ROLES_MAX && !leading; i++) {
-    if (s->held[i].fd > 0 && strcmp(s->held[i].role, role) == 0) leading = 1;
-    else if (s->held[i].fd <= 0 && free_slot == STORAGE_ROLES_MAX) free_slot = i;
+    if (s->held[i].fd >= 0 && strcmp(s->held[i].role, role) == 0) leading = 1;
+    else if (s->held[i].fd < 0 && free_slot == STORAGE_ROLES_MAX) free_slot = i;
   }
   if (!leading && free_slot == STORAGE_ROLES_MAX) {
     r = fail(s, EP_ERANGE, "this store holds %d roles already", STORAGE_ROLES_MAX);
@@ -425,7 +425,7 @@ static void store_free(sqs_store *s) {
   pthread_mutex_destroy(&s->error_lock);
   commit_wait_destroy(&s->commits);
   for (size_t i = 0; i < STORAGE_ROLES_MAX; i++)
-    if (s->held[i].fd > 0) close(s->held[i].fd); /* releases the role */
+    if (s->held[i].fd >= 0) close(s->held[i].fd); /* releases the role */
   pthread_mutex_destroy(&s->lead_lock);
   free(s->path);
   free(s);
@@ -443,6 +443,7 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   pthread_mutex_init(&s->error_lock, NULL);
   commit_wait_init(&s->commits);
   pthread_mutex_init(&s->lead_lock, NULL);
+  for (size_t i = 0; i < STORAGE_ROLES_MAX; i++) s->held[i].fd = -1;
 
   char err[SQS_MESSAGE_MAX];
   sqs_conn *conn = NULL;

@@ -30,7 +30,7 @@
 #define REPLICAS_MAX 3
 #define PER_ADDRESS 16
 #define CALL_TIMEOUT_MS 10000
-#define ATTEMPTS_MAX 40
+#define NODE_GIVES_UP_S 60 /* a node asks again for this long, as an agent would for ever */
 
 typedef struct options {
   char daemon[PATH_MAX], plugins[PATH_MAX], haproxy_cfg[PATH_MAX];
@@ -72,9 +72,11 @@ static int start_replica(cluster *c, int i) {
   h->daemon_path = opt.daemon;
   snprintf(h->dir, sizeof h->dir, "/tmp/edgeprov-replica-XXXXXX");
   if (!mkdtemp(h->dir)) return -1;
-  snprintf(h->address, sizeof h->address, "unix:%s/mgmt.sock", h->dir);
-  snprintf(h->config_path, sizeof h->config_path, "%s/site.conf", h->dir);
-  snprintf(h->log_path, sizeof h->log_path, "%s/edgeprovd.log", h->dir);
+  char dir[sizeof h->dir];
+  memcpy(dir, h->dir, sizeof dir);
+  snprintf(h->address, sizeof h->address, "unix:%s/mgmt.sock", dir);
+  snprintf(h->config_path, sizeof h->config_path, "%s/site.conf", dir);
+  snprintf(h->log_path, sizeof h->log_path, "%s/edgeprovd.log", dir);
   FILE *f = fopen(h->config_path, "w");
   if (!f) return -1;
   char ip[16];
@@ -84,12 +86,15 @@ static int start_replica(cluster *c, int i) {
           "listen = { management = \"%s\"; grpc = \"%s:%d\"; https = \"%s:%d\"; };\n"
           "paths = { data = \"%s\"; plugins = [ \"%s\" ]; };\n"
           "tls = { cert = \"%s/tls.pem\"; key = \"%s/tls.key\"; ca = \"%s/ca.pem\"; };\n"
-          "auth-local = { key_file = \"%s/signing-key.pem\"; };\n",
+          "auth-local = { key_file = \"%s/signing-key.pem\"; };\n"
+          /* a cut onboarding's credentials are replaced after 15 s: statements end within 5 s */
+          "southbound = { unfinished_onboarding_s = 15; };\n",
           h->address, ip, grpc_port, ip, https_port, h->dir, opt.plugins, tls_dir, tls_dir, tls_dir, tls_dir);
   if (c->postgres)
     fprintf(f,
             "plugins = { enabled = [ \"storage-postgres\", \"auth-local\" ]; required = [ \"storage-postgres\" ]; };\n"
-            "storage-postgres = { conninfo = \"host=%s dbname=edgeprov user=edgeprov\"; passfile = \"%s/passfile\"; };\n",
+            "storage-postgres = { conninfo = \"host=%s dbname=edgeprov user=edgeprov\"; passfile = \"%s/passfile\"; "
+            "statement_timeout_ms = 5000; };\n",
             pg, pg);
   else
     fprintf(f, "plugins = { enabled = [ \"storage-sqlite\", \"auth-local\" ]; required = [ \"storage-sqlite\" ]; };\n");
@@ -179,7 +184,7 @@ static void *node_thread(void *arg) {
     if (k == l->kill_at) disrupt(l);
     double start = bench_now();
     int ok = -1;
-    for (int attempt = 0; ok < 0 && attempt < ATTEMPTS_MAX; attempt++) {
+    for (int attempt = 0; ok < 0 && bench_now() - start < NODE_GIVES_UP_S; attempt++) {
       char target[32], ip[16];
       if (opt.haproxy) snprintf(target, sizeof target, "127.0.0.1:%d", front_port);
       else snprintf(target, sizeof target, "%s:%d", replica_address((k + attempt) % l->c->count, ip), grpc_port);

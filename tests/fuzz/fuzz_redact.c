@@ -1,6 +1,7 @@
 /* Fuzzes secret masking, ep_redact_text (base/redact.c), which will read what nodes send (their
  * log lines) as well as operators' text. Checks: it never fails but for memory; text with none
- * of the markers it looks for (a secret word, "Bearer ", "PRIVATE KEY") comes back unchanged;
+ * of the markers it looks for (a secret word, "Bearer ", "PRIVATE KEY", a URL's "@") comes back
+ * unchanged;
  * a masked value never survives: in "password: X" lines made from the input, X is gone. */
 #define _GNU_SOURCE /* strcasestr, memmem */
 #include <stdint.h>
@@ -11,9 +12,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char *const markers[] = {"password", "passwd", "passphrase", "secret", "token", "private_key",
-                                      "privatekey", "api_key", "apikey", "credential", "psk", "Bearer ",
-                                      "PRIVATE KEY"};
+static const char *const markers[] = {"password", "passwd", "passphrase", "pass", "pwd", "secret", "token",
+                                      "private_key", "privatekey", "api_key", "apikey", "credential", "psk",
+                                      "auth", "luks", "Bearer ", "PRIVATE KEY", "@" /* a URL's userinfo */};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size > 64 * 1024) return 0;

@@ -60,12 +60,26 @@ static void private_keys_and_bearer_tokens(void **state) {
   expect("-----BEGIN PRIVATE KEY-----\nMIIE\n", "-----BEGIN PRIVATE KEY-----\n" EP_REDACTED "\n", 1);
 }
 
+/* What a review showed getting through the first version. */
+static void secrets_anywhere_in_a_line(void **state) {
+  (void)state;
+  expect("{\"user\":\"a\",\"password\":\"x\"}\n", "{\"user\":\"a\",\"password\":\"" EP_REDACTED "\"}\n", 1);
+  expect("image https://u:pw@mirror.example/img.raw\n", "image https://u:" EP_REDACTED "@mirror.example/img.raw\n", 1);
+  expect("export DB_PASSWORD=x\n", "export DB_PASSWORD=" EP_REDACTED "\n", 1);
+  expect("GET /img?sig=1&token=abc&x=2\n", "GET /img?sig=1&token=" EP_REDACTED "&x=2\n", 1);
+  expect("luks_key = \"k\" ; pwd: y\n", "luks_key = " EP_REDACTED "\n", 1); /* the rest of a key line goes too */
+  expect("  docker: {\"auths\": {\"r\": {\"auth\": \"dTpw\"}}}\n",
+         "  docker: {\"auths\": {\"r\": {\"auth\": \"" EP_REDACTED "\"}}}\n", 1);
+  expect("see https://example.org/path and a:b\n", "see https://example.org/path and a:b\n", 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(names_that_are_secrets),
       cmocka_unit_test(key_values_are_masked),
       cmocka_unit_test(yaml_blocks_are_masked),
       cmocka_unit_test(private_keys_and_bearer_tokens),
+      cmocka_unit_test(secrets_anywhere_in_a_line),
   };
   return cmocka_run_group_tests_name("redact", tests, NULL, NULL);
 }

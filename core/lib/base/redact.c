@@ -7,10 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <edgeprov/abi.h>
+
 #include "base/buf.h"
 
-static const char *const secret_words[] = {"password", "passwd", "passphrase", "secret", "token", "private_key",
-                                           "privatekey", "api_key", "apikey", "credential", "psk"};
+static const char *const secret_words[] = {"password", "passwd", "passphrase", "pass", "pwd", "secret", "token",
+                                           "private_key", "privatekey", "api_key", "apikey", "credential", "psk",
+                                           "auth", "luks"};
 
 bool ep_redact_is_secret_name(const char *name) {
   for (size_t i = 0; name && i < sizeof secret_words / sizeof secret_words[0]; i++)
@@ -39,6 +42,12 @@ static size_t indent_of(const char *line, const char *end) {
 static const char *secret_separator(const char *line, const char *end) {
   const char *p = line;
   while (p < end && (*p == ' ' || *p == '\t' || *p == '-')) p++; /* indentation, a YAML list item */
+  for (const char *word = p; word < end;) { /* shell: "export NAME=...", "set NAME=..." */
+    if ((size_t)(end - word) > 7 && strncmp(word, "export ", 7) == 0) word += 7;
+    else if ((size_t)(end - word) > 4 && strncmp(word, "set ", 4) == 0) word += 4;
+    else break;
+    p = word;
+  }
   const char *key = p;
   while (p < end && *p != ':' && *p != '=') p++;
   if (p == end || p == key) return NULL;
@@ -53,6 +62,95 @@ static const char *secret_separator(const char *line, const char *end) {
   for (size_t i = 0; i < n; i++)
     if (isspace((unsigned char)name[i])) return NULL; /* prose, not a key */
   return ep_redact_is_secret_name(name) ? p : NULL;
+}
+
+/* The value at v, past an HTTP authorization scheme ("Bearer ", "Basic ") when it has one. */
+static size_t skip_scheme(const char *line, size_t len, size_t v) {
+  static const char *const schemes[] = {"Bearer ", "Basic ", "Token "};
+  for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+    size_t n = strlen(schemes[i]);
+    if (len - v > n && strncmp(line + v, schemes[i], n) == 0) return v + n;
+  }
+  return v;
+}
+
+static bool ident_char(char c) { return isalnum((unsigned char)c) || c == '_' || c == '-' || c == '.'; }
+
+/* The line [line, line + len) with, in place of each value of a secret-named key anywhere in
+ * it and each URL password, EP_REDACTED: *out (malloc'd) and how many; 0 when there was
+ * nothing (*out may be NULL); (size_t)-1 out of memory. */
+static size_t mask_inline(const char *line, size_t len, char **out) {
+  ep_buf b;
+  ep_buf_init(&b, "redacted line", SIZE_MAX, EP_BUF_WIPE);
+  size_t count = 0, i = 0, copied = 0;
+  int r = 0;
+  while (r == 0 && i < len) {
+    /* A URL's userinfo: scheme://user:password@ */
+    if (i + 3 <= len && memcmp(line + i, "://", 3) == 0) {
+      size_t u = i + 3, colon = 0, at = 0;
+      for (size_t k = u; k < len && !strchr("/?# \t\"'", line[k]); k++) {
+        if (line[k] == ':' && !colon) colon = k;
+        if (line[k] == '@') at = k;
+      }
+      if (colon && at > colon + 1) {
+        r = ep_buf_append(&b, line + copied, colon + 1 - copied);
+        if (r == 0) r = ep_buf_append_str(&b, EP_REDACTED);
+        copied = i = at;
+        count++;
+        continue;
+      }
+    }
+    /* A key: an identifier, maybe quoted, then ':' or '=' */
+    if (ident_char(line[i]) && (i == 0 || !ident_char(line[i - 1]))) {
+      size_t k = i;
+      while (k < len && ident_char(line[k])) k++;
+      char name[128];
+      size_t n = k - i < sizeof name - 1 ? k - i : sizeof name - 1;
+      memcpy(name, line + i, n);
+      name[n] = '\0';
+      size_t v = k;
+      while (v < len && (line[v] == '"' || line[v] == '\'' || line[v] == ' ')) v++;
+      if (v < len && (line[v] == ':' || line[v] == '=') && ep_redact_is_secret_name(name)) {
+        v++;
+        while (v < len && line[v] == ' ') v++;
+        if (v < len && (line[v] == '{' || line[v] == '[')) { /* a structure: its own keys are scanned */
+          i = k;
+          continue;
+        }
+        size_t start = v, stop = v;
+        if (v < len && (line[v] == '"' || line[v] == '\'')) {
+          char quote = line[v];
+          start = v + 1;
+          for (stop = start; stop < len && line[stop] != quote; stop++)
+            if (line[stop] == '\\' && stop + 1 < len) stop++;
+        } else {
+          /* "Authorization: Bearer X": the credential is the word after the scheme */
+          stop = start = skip_scheme(line, len, v);
+          if (stop + 1 < len && line[stop] == '$' && line[stop + 1] == '{') { /* a ${reference} as a whole */
+            while (stop < len && line[stop] != '}') stop++;
+            if (stop < len) stop++;
+          } else {
+            while (stop < len && !strchr(" \t,;&}])\"'", line[stop])) stop++;
+          }
+        }
+        if (stop > start && !only_node_reference(line + start, line + stop)) {
+          r = ep_buf_append(&b, line + copied, start - copied);
+          if (r == 0) r = ep_buf_append_str(&b, EP_REDACTED);
+          copied = i = stop;
+          count++;
+          continue;
+        }
+      }
+      i = k;
+      continue;
+    }
+    i++;
+  }
+  if (r == 0 && count) r = ep_buf_append(&b, line + copied, len - copied);
+  *out = r == 0 && count ? ep_buf_take(&b, NULL) : NULL;
+  ep_buf_free(&b);
+  if (r < 0 || (count && !*out)) return (size_t)-1;
+  return count;
 }
 
 char *ep_redact_text(const char *text, size_t *ret_count) {
@@ -103,6 +201,24 @@ char *ep_redact_text(const char *text, size_t *ret_count) {
       line = next;
       continue;
     }
+    /* Anywhere in the line: a secret-named key's value in JSON, a query string or a list of
+     * pairs ({"user":"a","password":"x"}, ?token=abc&x=1), and a URL's password
+     * (https://user:pw@host). */
+    char *scanned = NULL;
+    size_t found = mask_inline(line, (size_t)(end - line), &scanned);
+    if (found == (size_t)-1) {
+      r = EP_ENOMEM;
+      break;
+    }
+    if (found) {
+      count += found;
+      r = ep_buf_append_str(&out, scanned);
+      free(scanned);
+      if (r == 0) r = ep_buf_append(&out, end, (size_t)(next - end));
+      line = next;
+      continue;
+    }
+    free(scanned);
     /* "Bearer X" anywhere in the line. */
     const char *p = line;
     for (const char *b; r == 0 && (b = memmem(p, (size_t)(end - p), "Bearer ", 7));) {

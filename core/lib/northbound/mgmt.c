@@ -203,10 +203,16 @@ static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_
 }
 
 /* Drops the parameters of every action of w: what an operator sees of a stored workflow
- * (they may hold what only the node should read). */
+ * (they may hold what only the node should read); the messages the node reported are masked
+ * like any text that may hold a secret. */
 static void drop_params(ep_workflow *w) {
   for (size_t i = 0; i < w->n_actions; i++) {
     Edgeprov__V1__WorkflowAction *a = w->actions[i];
+    char *masked = a->message ? ep_redact_text(a->message, NULL) : NULL;
+    if (masked) {
+      if (a->message != protobuf_c_empty_string) free(a->message);
+      a->message = masked;
+    }
     for (size_t k = 0; k < a->n_params; k++) protobuf_c_message_free_unpacked(&a->params[k]->base, NULL);
     free(a->params);
     a->params = NULL;

@@ -112,8 +112,8 @@ bool ep_inv_instance_transition_allowed(ep_inv_instance_state from, ep_inv_insta
 static int storage_failed(int r, const char *what);
 
 /* The follower: waits on the store for revisions past known and wakes this process's waiters
- * with each. A store error is logged once and retried after a pause; waiters then fall back
- * to asking the store themselves. */
+ * with each. A store error is logged once per outage and retried after a pause; waiters then
+ * fall back to asking the store themselves. */
 static void *follow_store(void *arg) {
   ep_inventory *inv = arg;
   pthread_mutex_lock(&inv->lock);
@@ -122,12 +122,15 @@ static void *follow_store(void *arg) {
     pthread_mutex_unlock(&inv->lock);
     uint64_t revision = 0;
     int32_t r = inv->st->wait(inv->state, known, FOLLOW_SLICE_MS, &revision);
-    if (r < 0 && r != EP_ETIMEDOUT && r != EP_ECANCELED) {
-      ep_log(EP_LOG_WARN, "inventory", "waiting on the store failed (retrying): %s", ep_error_message());
-      usleep(POLL_FALLBACK_MS * 1000);
-    }
+    bool failed = r < 0 && r != EP_ETIMEDOUT && r != EP_ECANCELED;
+    if (failed && !inv->follower_failed) /* once per outage */
+      ep_log(EP_LOG_WARN, "inventory", "waiting on the store failed (waiters poll it until it answers): %s",
+             ep_error_message());
+    if (failed) usleep(POLL_FALLBACK_MS * 1000);
     pthread_mutex_lock(&inv->lock);
-    inv->follower_failed = r < 0 && r != EP_ETIMEDOUT && r != EP_ECANCELED;
+    if (inv->follower_failed != failed) pthread_cond_broadcast(&inv->changed); /* waiters switch over */
+    if (!failed && inv->follower_failed) ep_log(EP_LOG_INFO, "inventory", "the store answers again");
+    inv->follower_failed = failed;
     if (r == 0 && revision > known) {
       known = inv->known = revision;
       pthread_cond_broadcast(&inv->changed);
@@ -978,7 +981,14 @@ static int poll_store(ep_inventory *inv, uint64_t after_revision, const struct t
     pthread_mutex_unlock(&inv->lock);
     int rr = ep_inventory_revision(inv, &revision);
     pthread_mutex_lock(&inv->lock);
-    if (rr < 0) return rr;
+    if (rr < 0) { /* the store cannot answer: a caller that loops must not spin on it */
+      struct timespec now, pause;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      pause = ep_timespec_add_ms(now, POLL_FALLBACK_MS);
+      if (ep_timespec_cmp(&pause, deadline) > 0) pause = *deadline;
+      pthread_cond_timedwait(&inv->changed, &inv->lock, &pause);
+      return rr;
+    }
     if (revision > after_revision || inv->wakes != wakes) return 0;
     if (inv->commits != commits) continue; /* a commit landed while the store was asked */
     struct timespec now;

@@ -436,12 +436,17 @@ typedef struct profile_names {
   char origin[64][TEMPLATE_ORIGIN_MAX];
   bool is_file[64];
   size_t count;
+  bool overflow; /* more profiles than checked */
   const char *plugin_id;
 } profile_names;
 
 static int32_t keep_profile_name(void *data, const ep_os_profile *p) {
   profile_names *n = data;
-  if (n->count == sizeof n->name / sizeof n->name[0] || !p->name) return 0;
+  if (!p->name) return 0;
+  if (n->count == sizeof n->name / sizeof n->name[0]) {
+    n->overflow = true;
+    return 0;
+  }
   snprintf(n->name[n->count], sizeof n->name[0], "%s", p->name);
   template_origin(p, n->plugin_id, n->origin[n->count]);
   n->is_file[n->count] = n->origin[n->count][0] == '/';
@@ -489,6 +494,9 @@ size_t ep_workflow_check_templates(const ep_plugin_set *plugins, ep_diags *diags
     if (os->profiles(p->instance, keep_profile_name, names) < 0)
       ep_diags_add(diags, EP_DIAG_ERROR, NULL, 0, "plugin %s: profiles: %s", p->entry->id, ep_error_message());
     for (size_t k = 0; k < names->count; k++) check_profile_template(plugins, p, os, names, k, diags);
+    if (names->overflow)
+      ep_diags_add(diags, EP_DIAG_ERROR, NULL, 0, "plugin %s: more than %zu OS profiles; the rest are not checked",
+                   p->entry->id, sizeof names->name / sizeof names->name[0]);
     free(names);
   }
   return diags->errors - before;

@@ -287,6 +287,8 @@ static const core_key core_keys[] = {
     {"southbound", "first_message_s", KEY_INT, offsetof(ep_config, southbound.first_message_s), NULL, 1, 3600},
     {"southbound", "unknown_streams_max", KEY_INT, offsetof(ep_config, southbound.unknown_streams_max), NULL, 0,
      1000000},
+    {"southbound", "unfinished_onboarding_s", KEY_INT, offsetof(ep_config, southbound.unfinished_onboarding_s), NULL, 10,
+     3600},
     {"https", "threads", KEY_INT, offsetof(ep_config, https.threads), NULL, 1, EP_HTTPS_THREADS_MAX},
     {"https", "handler_threads", KEY_INT, offsetof(ep_config, https.handler_threads), NULL, 1, EP_HTTPS_THREADS_MAX},
     {"https", "connections_max", KEY_INT, offsetof(ep_config, https.connections_max), NULL, 1,

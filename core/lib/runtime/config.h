@@ -86,8 +86,9 @@ typedef struct ep_config_southbound {
   int64_t memory_mb;              /* gRPC's memory quota for all connections */
   int64_t first_message_s;        /* an onboarding stream must say who it is within this */
   int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
+  int64_t unfinished_onboarding_s; /* credentials left by a cut onboarding are replaced after this */
 } ep_config_southbound;
-#define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 65536, 100, 10, 60, 600, 2048, 10, 1000}
+#define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 65536, 100, 10, 60, 600, 2048, 10, 1000, 60}
 /* https.*: the embedded HTTPS server's threads, connection caps and request deadline (see
  * ep_https_limits in net/https.h, which holds the defaults and ranges). connections_per_ip
  * defaults to a quarter of connections_max and may not exceed it. */

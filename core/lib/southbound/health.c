@@ -10,12 +10,14 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/log.h"
 
 struct ep_health {
   ep_inventory *inv;
   pthread_mutex_t lock;
   int64_t checked_ms; /* when the store was last asked (0: never) */
-  int status;
+  bool asking;  /* a request is asking the store */
+  int status;   /* 0 until the first answer */
   char text[300];
 };
 
@@ -25,25 +27,37 @@ static int64_t now_ms(void) {
   return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+/* One request at a time asks the store (outside the lock, so a slow store holds nobody else
+ * up); the others get the last answer. The reason of a failure goes to the log, not to the
+ * public answer. */
 static void handle_health(void *data, const ep_https_request *req, ep_https_response *resp) {
   (void)req;
   ep_health *h = data;
   pthread_mutex_lock(&h->lock);
-  int64_t now = now_ms();
-  if (!h->checked_ms || now - h->checked_ms >= EP_HEALTH_CACHE_MS) {
+  bool ask = !h->asking && (!h->checked_ms || now_ms() - h->checked_ms >= EP_HEALTH_CACHE_MS);
+  if (ask) h->asking = true;
+  pthread_mutex_unlock(&h->lock);
+  if (ask) {
     uint64_t revision = 0;
-    if (ep_inventory_revision(h->inv, &revision) == 0) {
+    int r = ep_inventory_revision(h->inv, &revision);
+    pthread_mutex_lock(&h->lock);
+    if (r == 0) {
+      if (h->status == 503) ep_log(EP_LOG_INFO, "health", "ready again (revision %" PRIu64 ")", revision);
       h->status = 200;
       snprintf(h->text, sizeof h->text, "ready revision %" PRIu64 "\n", revision);
     } else {
+      if (h->status != 503) ep_log(EP_LOG_WARN, "health", "not ready: %s", ep_error_message());
       h->status = 503;
-      snprintf(h->text, sizeof h->text, "not ready: %.250s\n", ep_error_message());
+      snprintf(h->text, sizeof h->text, "not ready: the store cannot be reached (the replica's log says why)\n");
     }
-    h->checked_ms = now;
+    h->checked_ms = now_ms(); /* after the call: a slow one does not leave an expired answer */
+    h->asking = false;
+    pthread_mutex_unlock(&h->lock);
   }
-  resp->status = h->status;
+  pthread_mutex_lock(&h->lock);
+  resp->status = h->status ? h->status : 503;
   resp->content_type = "text/plain";
-  resp->body = strdup(h->text);
+  resp->body = strdup(h->status ? h->text : "not ready: starting\n");
   resp->len = resp->body ? strlen(resp->body) : 0;
   pthread_mutex_unlock(&h->lock);
 }

@@ -1,9 +1,10 @@
 /* core: the readiness check a front door (HAProxy) and an operator ask, on the embedded
  * HTTPS server:
- *   GET /healthz   200 "ready revision N" when the store answers; 503 "not ready: REASON"
- *                  when it does not (the replica keeps running and recovers by itself)
- * The answer is kept for EP_HEALTH_CACHE_MS, so a client polling fast costs one store read
- * per period, and it names no secret (storage errors name the database without a password). */
+ *   GET /healthz   200 "ready revision N" when the store answers; 503 "not ready: ..." when
+ *                  it does not (the replica keeps running and recovers by itself)
+ * The answer is kept for EP_HEALTH_CACHE_MS and one request at a time refreshes it, so a client
+ * polling fast costs one store read per period; it is public, so it says nothing of the
+ * database: the reason goes to the log (once per change). */
 #ifndef EP_CORE_HEALTH_H
 #define EP_CORE_HEALTH_H
 

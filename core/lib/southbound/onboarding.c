@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <edgeprov/identity.h>
 
@@ -139,6 +140,11 @@ static int32_t keep_credentials(void *data, const ep_identity_credentials *c) {
   return 0;
 }
 
+static int32_t keep_issue_time(void *data, const ep_identity_credentials *c) {
+  *(int64_t *)data = c->created_at;
+  return 0;
+}
+
 /* nZTP: the instance is created as soon as the host is onboarded, when a profile is known. */
 static void create_instance_if_zero_touch(ep_onboarding *ob, const ep_inv_host *host) {
   if (ob->config->mode != EP_MODE_NZTP || host->instance_id[0] || !host->os_profile[0]) return;
@@ -163,18 +169,30 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   /* Credentials are issued once: a node that restarts in the middle of provisioning takes
    * them back from its firmware's NVRAM (edgeprov-agent), not from a second onboarding that
    * anyone knowing its identifiers could ask for. */
-  if (identity->get(id_state, host->uuid, NULL, NULL) == 0) {
-    if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED)
+  int64_t issued_at = 0;
+  if (identity->get(id_state, host->uuid, keep_issue_time, &issued_at) == 0) {
+    /* Credentials and no ONBOARDED host (read again now: another replica may have just
+     * finished) are what an onboarding cut between issuing them and recording the host leaves
+     * behind (a database restart, a replica killed), when its revocation failed too. No node
+     * received them: the answer goes out only once the host is ONBOARDED. Once they are older
+     * than any onboarding in progress can be (southbound.unfinished_onboarding_s), they are
+     * replaced, so the node is not locked out; before that the node is asked to come back, so
+     * a second request can never take the credentials of one still in progress. */
+    ep_inv_host *now = NULL;
+    bool onboarded = ep_inventory_get_host(ob->inv, host->uuid, &now) < 0 ||
+                     now->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED;
+    ep_inv_host_free(now);
+    if (onboarded || issued_at <= 0) /* (a plugin that does not say when it issued them: as before) */
       return ep_error_set(EP_EPERM,
                           "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
                           "then edgeprov host approve %s",
                           host->uuid, host->uuid, host->uuid);
-    /* An onboarding that did not finish: the store failed between issuing the credentials and
-     * recording the host ONBOARDED (a database restart), and so did the revocation that undoes
-     * it. No node received them (the answer goes out only once the host is ONBOARDED), so
-     * they are replaced rather than locking the node out until an operator acts. */
-    ep_log(EP_LOG_WARN, "onboarding", "host %s: credentials of an onboarding that did not finish are replaced",
-           host->uuid);
+    int64_t age = (int64_t)time(NULL) - issued_at;
+    if (age < ob->config->southbound.unfinished_onboarding_s)
+      return ep_error_set(EP_EIO, "host %s: an onboarding of this node is in progress or was cut; ask again in %lld s",
+                          host->uuid, (long long)(ob->config->southbound.unfinished_onboarding_s - age));
+    ep_log(EP_LOG_WARN, "onboarding", "host %s: credentials an onboarding left unfinished %lld s ago are replaced",
+           host->uuid, (long long)age);
     int r = identity->revoke(id_state, host->uuid);
     if (r < 0) return ep_error_prefix(r, "host %s: revoking unfinished credentials", host->uuid);
   }
