@@ -418,8 +418,14 @@ static int after_onboarding(agent *a) {
   return r;
 }
 
+/* True when target (HOST:PORT, or a URL's HOST:PORT/...) is on this machine: 127.x.y.z as an
+ * address (not "127.example.org"), localhost or [::1]. */
 static bool loopback(const char *target) {
-  return !strncmp(target, "127.", 4) || !strncmp(target, "localhost:", 10) || !strncmp(target, "[::1]:", 6);
+  if (!strncmp(target, "localhost:", 10) || !strncmp(target, "[::1]:", 6)) return true;
+  if (strncmp(target, "127.", 4) != 0) return false;
+  const char *p = target + 4;
+  while ((*p >= '0' && *p <= '9') || *p == '.') p++;
+  return *p == ':';
 }
 
 /* --seed: the settings and credentials of the NoCloud user-data edgeprov wrote for this node

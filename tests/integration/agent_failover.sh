@@ -33,6 +33,9 @@ check "... saying so" contains "$tmp/out" "more than 8 addresses"
 check "a remote address still needs --ca" run_status 2 "$tmp/out" \
   "$build/bin/edgeprov-agent" --orchestrator "127.0.0.1:$grpc,orch.example:50051" --sysroot "$tmp/node" --onboard-only
 check "... naming the address" contains "$tmp/out" "--ca FILE is required for orch.example:50051"
+check "a name that only starts like a loopback address needs --ca too" run_status 2 "$tmp/out" \
+  "$build/bin/edgeprov-agent" --orchestrator "127.evil.example:50051" --sysroot "$tmp/node" --onboard-only
+check "... naming it" contains "$tmp/out" "--ca FILE is required for 127.evil.example:50051"
 
 # ---- the first address is down: the second serves the whole run -----------------------------------
 U=aaaaaaaa-0000-4000-8000-0000000000f1
