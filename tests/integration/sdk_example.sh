@@ -100,7 +100,7 @@ $E host add --uuid $U --serial VENDOR01 --os vendor-1 --auto-onboard >/dev/null
 node_sysroot "$tmp/node" $U VENDOR01
 head -c 1048576 /dev/urandom >"$tmp/disk"
 check "vendor-os: the installed agent runs the node's workflow to the end" run_status 0 "$tmp/agent.log" \
-  "$prefix/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" \
+  timeout 120 "$prefix/bin/edgeprov-agent" --orchestrator 127.0.0.1:$grpc --ca "$tmp/ca.pem" \
   --token-url "https://127.0.0.1:$https/oauth2/token" --sysroot "$tmp/node" --state-dir "$tmp/node/state" \
   --backoff-ms 100 --backoff-max-ms 400 --target-disk "$tmp/disk" --no-reboot
 check "vendor-os: the agent used the installed plugins" contains "$tmp/agent.log" "vendor.stamp"
