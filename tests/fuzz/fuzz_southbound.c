@@ -560,6 +560,9 @@ static const mgmt_method mgmt_methods[] = {
     {"ListInstances", &edgeprov__v1__list_request__descriptor, &edgeprov__v1__list_instances_response__descriptor},
     {"SetDesiredState", &edgeprov__v1__set_desired_state_request__descriptor, &edgeprov__v1__host_response__descriptor},
     {"RetryInstance", &edgeprov__v1__retry_instance_request__descriptor, &edgeprov__v1__instance_response__descriptor},
+    {"GetInstance", &edgeprov__v1__get_instance_request__descriptor, &edgeprov__v1__instance_detail__descriptor},
+    {"RenderWorkflow", &edgeprov__v1__render_workflow_request__descriptor,
+     &edgeprov__v1__render_workflow_response__descriptor},
 };
 #define MGMT_METHODS (sizeof mgmt_methods / sizeof mgmt_methods[0])
 
@@ -613,6 +616,14 @@ static void check_mgmt_ok(const mgmt_method *m, const ProtobufCMessage *request,
       check(in->current_state == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_PROVISIONING,
             "RetryInstance: not re-armed");
     }
+  } else if (m->response == &edgeprov__v1__instance_detail__descriptor) {
+    const Edgeprov__V1__InstanceDetail *d = (const void *)response;
+    check(d->instance && uuid_of(again, d->instance->id) && strcmp(again, d->instance->id) == 0,
+          "GetInstance: no canonical instance");
+    for (size_t i = 0; d->workflow && i < d->workflow->n_actions; i++)
+      check(d->workflow->actions[i]->n_params == 0, "GetInstance: a workflow action's parameters went out");
+  } else if (m->response == &edgeprov__v1__render_workflow_response__descriptor) {
+    check(((const Edgeprov__V1__RenderWorkflowResponse *)response)->workflow != NULL, "RenderWorkflow: no workflow");
   } else if (m->response == &edgeprov__v1__delete_response__descriptor) {
     const Edgeprov__V1__DeleteResponse *d = (const void *)response;
     check(d->revision > 0 && d->revision <= store.revision, "a DeleteResponse revision the store never had");
