@@ -109,12 +109,12 @@ static json_t *host_json(const ep_inv_host *h) {
     }
   char created[32];
   time_text(h->created_at, created, sizeof created);
-  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
                    text_json(h->uuid), "serial", text_json(h->serial), "macs", macs, "ip", text_json(h->ip), "peer_ip",
                    text_json(h->peer_ip), "site",
                    text_json(h->site), "os_profile", text_json(h->os_profile), "desired_state",
                    ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
-                   "auto_onboard", h->auto_onboard, "instance_id", text_json(h->instance_id), "host_status",
+                   "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", text_json(h->instance_id), "host_status",
                    status_json(h->host_status), "onboarding_status", status_json(h->onboarding_status),
                    "registration_status", status_json(h->registration_status), "created_at", created, "revision",
                    (json_int_t)h->revision);
@@ -183,6 +183,7 @@ static void print_host(const ep_inv_host *h) {
   printf("host status:   %s [%s]\n", status_text(h->host_status),
          ep_status_indicator_name(h->host_status ? h->host_status->indicator : 0));
   printf("onboarding:    %s\n", status_text(h->onboarding_status));
+  if (h->credentials_unused) printf("credentials:   handed out, not used by the node yet\n");
   printf("registration:  %s\n", status_text(h->registration_status));
   printf("instance:      %s\n", h->instance_id[0] ? shown(h->instance_id) : "-");
   printf("created:       %s (revision %" PRIu64 ")\n", created, h->revision);

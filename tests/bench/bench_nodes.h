@@ -81,19 +81,32 @@ static inline bool bench_answer_waits(const bench_answer *resp, bool unknown) {
   return resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED;
 }
 
+/* What a node received when it onboarded. */
+typedef struct bench_credentials {
+  char client_id[128], client_secret[64];
+} bench_credentials;
+
 /* Node i, registered and approved, onboards on channel: 0 once it holds its credentials and
- * the server ended the stream, -1 otherwise. */
-static inline int bench_node_onboard(ep_rpc_channel *channel, int i, int timeout_ms) {
+ * the server ended the stream, -1 otherwise. With ret, the node keeps its credentials there. */
+static inline int bench_node_onboard_keep(ep_rpc_channel *channel, int i, int timeout_ms, bench_credentials *ret) {
   ep_rpc_stream *s = NULL;
   bench_answer *resp = bench_node_ask(channel, i, timeout_ms, &s);
   int ok = resp && resp->node_state == ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED &&
            strlen(resp->client_secret) == 43;
+  if (ok && ret) {
+    snprintf(ret->client_id, sizeof ret->client_id, "%s", resp->client_id);
+    snprintf(ret->client_secret, sizeof ret->client_secret, "%s", resp->client_secret);
+  }
   bench_answer_free(resp);
   uint8_t *data = NULL;
   size_t data_len = 0;
   while (s && ep_rpc_stream_read(s, &data, &data_len) == 1) free(data);
   if (s) ep_rpc_stream_close(s, NULL);
   return ok ? 0 : -1;
+}
+
+static inline int bench_node_onboard(ep_rpc_channel *channel, int i, int timeout_ms) {
+  return bench_node_onboard_keep(channel, i, timeout_ms, NULL);
 }
 
 /* Registers nodes first .. first+count-1 through the management API (auto_onboard: approved

@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "bench_nodes.h"
 #include "daemon_harness.h"
 #include "testutil.h"
@@ -152,6 +154,7 @@ typedef struct load {
   cluster *c;
   atomic_int next, done, failed, retries;
   double *latency;
+  bench_credentials *credentials; /* what each node received */
   int kill_at; /* the node whose turn kills replica 0 or restarts PostgreSQL (-1: none) */
 } load;
 
@@ -189,7 +192,7 @@ static void *node_thread(void *arg) {
       if (opt.haproxy) snprintf(target, sizeof target, "127.0.0.1:%d", front_port);
       else snprintf(target, sizeof target, "%s:%d", replica_address((k + attempt) % l->c->count, ip), grpc_port);
       ep_rpc_channel *channel = node_channel(target, k);
-      ok = channel ? bench_node_onboard(channel, k, CALL_TIMEOUT_MS) : -1;
+      ok = channel ? bench_node_onboard_keep(channel, k, CALL_TIMEOUT_MS, &l->credentials[k]) : -1;
       ep_rpc_channel_free(channel);
       if (ok < 0) {
         atomic_fetch_add(&l->retries, 1);
@@ -200,6 +203,46 @@ static void *node_thread(void *arg) {
     atomic_fetch_add(ok == 0 ? &l->done : &l->failed, 1);
   }
   return NULL;
+}
+
+static size_t discard_body(char *data, size_t size, size_t count, void *user) {
+  (void)data, (void)user;
+  return size * count;
+}
+
+/* Every node's credentials get a token at the token endpoint of url (HAProxy's, or a live
+ * replica's): what a node received is what the store holds. */
+static bool check_credentials(const load *l, const char *url, result *r) {
+  char ca_file[128];
+  snprintf(ca_file, sizeof ca_file, "%s/ca.pem", tls_dir);
+  CURL *curl = curl_easy_init();
+  if (!curl) return false;
+  curl_easy_setopt(curl, CURLOPT_URL, url);
+  curl_easy_setopt(curl, CURLOPT_CAINFO, ca_file);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard_body);
+  int refused = 0, first = -1;
+  long first_status = 0;
+  for (int i = 0; i < opt.nodes; i++) {
+    const bench_credentials *cr = &l->credentials[i];
+    char *id = curl_easy_escape(curl, cr->client_id, 0), *secret = curl_easy_escape(curl, cr->client_secret, 0);
+    char form[512];
+    snprintf(form, sizeof form, "grant_type=client_credentials&client_id=%s&client_secret=%s", id ? id : "",
+             secret ? secret : "");
+    curl_free(id);
+    curl_free(secret);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form);
+    long status = 0;
+    if (curl_easy_perform(curl) != CURLE_OK || curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) != CURLE_OK ||
+        status != 200) {
+      if (refused++ == 0) first = i, first_status = status;
+    }
+  }
+  curl_easy_cleanup(curl);
+  if (refused)
+    snprintf(r->error, sizeof r->error, "%d of %d nodes' credentials got no token (first: node %d, HTTP %ld)", refused,
+             opt.nodes, first, first_status);
+  return refused == 0;
 }
 
 /* Every node ONBOARDED, one credential each (one store key per node). */
@@ -262,6 +305,7 @@ static void run(result *r, bool postgres, int replicas) {
   }
   if (opt.haproxy) start_haproxy(&c);
   load l = {.c = &c, .latency = calloc((size_t)opt.nodes, sizeof(double)),
+            .credentials = calloc((size_t)opt.nodes, sizeof(bench_credentials)),
             .kill_at = opt.kill || opt.restart_db ? opt.nodes / 2 : -1};
   pthread_t threads[256];
   int n = opt.concurrency;
@@ -276,7 +320,12 @@ static void run(result *r, bool postgres, int replicas) {
   r->p50_ms = bench_quantile(l.latency, opt.nodes, 0.5);
   r->p99_ms = bench_quantile(l.latency, opt.nodes, 0.99);
   free(l.latency);
-  r->checked = check_store(&c, r);
+  char url[96], ip[16];
+  if (opt.haproxy) snprintf(url, sizeof url, "https://127.0.0.1:%d/oauth2/token", front_https_port);
+  else snprintf(url, sizeof url, "https://%s:%d/oauth2/token", replica_address(c.h[0].pid > 0 ? 0 : 1, ip), https_port);
+  r->checked = check_store(&c, r) && check_credentials(&l, url, r);
+  explicit_bzero(l.credentials, (size_t)opt.nodes * sizeof *l.credentials);
+  free(l.credentials);
   stop_cluster(&c);
 }
 
@@ -294,7 +343,8 @@ static void usage(FILE *out) {
           "                     (deploy/haproxy/edgeprov.cfg)\n"
           "  --kill             ... and replica 1 killed (SIGKILL) half-way\n"
           "  --restart-db       ... and PostgreSQL restarted half-way\n"
-          "Exit status 0 when every node of every configuration ended ONBOARDED with one credential.\n");
+          "Exit status 0 when every node of every configuration ended ONBOARDED with one credential, and the\n"
+          "credentials each node received get a token.\n");
 }
 
 int main(int argc, char **argv) {
@@ -368,7 +418,7 @@ int main(int argc, char **argv) {
   for (int i = first; i < 3; i++) printf(" %15d / %4d", results[i].done, results[i].failed);
   printf("\n%-28s", "calls retried");
   for (int i = first; i < 3; i++) printf(" %22d", results[i].retries);
-  printf("\n%-28s", "all ONBOARDED, 1 credential");
+  printf("\n%-28s", "ONBOARDED, 1 credential, token");
   for (int i = first; i < 3; i++) printf(" %22s", results[i].checked ? "yes" : "NO");
   printf("\n");
   int status = 0;

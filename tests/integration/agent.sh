@@ -91,6 +91,19 @@ check "a second run sees its credentials" run_status 0 "$tmp/out" "$build/bin/ed
   --token-url "$zt_token" --sysroot "$tmp/n1" --state-dir "$tmp/n1/state"
 check "and does not onboard again" contains "$tmp/out" "already onboarded"
 check "but reports in again" contains "$tmp/out" "reported in on the node API"
+# A second node with n1's identifiers (a copy, or n1 after losing its disk) gets nothing: n1
+# used its credentials, so they can never be on their way still.
+cp -r "$tmp/n1" "$tmp/n1copy" && rm -rf "$tmp/n1copy/state"
+"$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$zt_port" --token-url "$zt_token" \
+  --sysroot "$tmp/n1copy" --state-dir "$tmp/n1copy/state" --backoff-ms 100 --backoff-max-ms 200 >"$tmp/copy.log" 2>&1 &
+copy_pid=$!
+pids+=($copy_pid)
+for _ in $(seq 100); do grep -q "already has credentials" "$tmp/copy.log" && break; sleep 0.05; done
+check "a copy of a node that used its credentials is refused" contains "$tmp/copy.log" "already has credentials"
+kill $copy_pid 2>/dev/null
+check "... and gets none" test ! -e "$tmp/n1copy/state/credentials"
+$E host show $U1 >"$tmp/out"
+check "the host's credentials count as used" sh -c "! grep -q '^credentials:' '$tmp/out'"
 secret=$(sed -n 's/^client_secret=//p' "$tmp/n1/state/credentials") # checked in 7
 $E host invalidate $U1 >/dev/null
 check "revoked credentials: the agent fails" run_status 1 "$tmp/out" "$build/bin/edgeprov-agent" --onboard-only --orchestrator "127.0.0.1:$zt_port" \

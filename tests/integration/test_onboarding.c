@@ -208,13 +208,75 @@ static void pre_registered_node_onboards_and_gets_an_instance(void **state) {
   /* The secret is nowhere but in the node's reply: not in the log, not in the store. */
   assert_int_equal(tu_grep_tree(s->h.dir, secret), 1);
 
-  /* Credentials are issued once. */
+  /* Credentials are issued once: a second request while they may still be on their way (not
+   * used yet, issued less than southbound.unfinished_onboarding_s ago) is asked to come back;
+   * once the node has used them, it is refused (agent.sh). */
   stream = open_stream(s);
   send_identity(stream, UUID_A, "SERIALA1");
   assert_null(read_response(stream));
   r = close_stream(stream);
-  assert_int_equal(r.status, EP_STATUS_FAILED_PRECONDITION);
-  assert_non_null(strstr(r.message, "already has credentials"));
+  assert_int_equal(r.status, EP_STATUS_UNAVAILABLE);
+  assert_non_null(strstr(r.message, "in progress, or its answer was lost; ask again in"));
+}
+
+/* An answer lost after the host was recorded ONBOARDED (its replica died before it went out):
+ * the node asks again, is told to come back while the credentials could still be on their
+ * way, and once they are older than southbound.unfinished_onboarding_s (10 s here) and were
+ * never used, gets new ones. The host keeps its one instance. */
+static int setup_short_unfinished(void **state) {
+  site *s = calloc(1, sizeof *s);
+  *state = s;
+  return start_site_with(s, "nztp", "southbound = { unfinished_onboarding_s = 10; };");
+}
+
+static char *onboard_secret(site *s, const char *uuid, const char *serial, ep_rpc_result *ret) {
+  ep_rpc_stream *stream = open_stream(s);
+  send_identity(stream, uuid, serial);
+  Onboardingmgr__V1__OnboardNodeStreamResponse *resp = read_response(stream);
+  char *secret = resp && resp->node_state == NODE_ONBOARDED ? strdup(resp->client_secret) : NULL;
+  if (resp) onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+  if (resp) assert_null(read_response(stream)); /* the service ends the stream once it is done */
+  *ret = close_stream(stream);
+  return secret;
+}
+
+static void a_lost_answer_is_made_good_once_the_credentials_are_stale(void **state) {
+  site *s = *state;
+  add_host(s, UUID_A, "SERIALA1", true, "ubuntu-22.04");
+  ep_rpc_result r;
+  char *lost = onboard_secret(s, UUID_A, "SERIALA1", &r); /* the answer the node never got */
+  assert_non_null(lost);
+  Edgeprov__V1__HostResponse *host = get_host(s, UUID_A);
+  assert_true(host->host->credentials_unused);
+  char instance[64];
+  snprintf(instance, sizeof instance, "%s", host->host->instance_id);
+  assert_true(instance[0] != '\0');
+  protobuf_c_message_free_unpacked(&host->base, NULL);
+
+  assert_null(onboard_secret(s, UUID_A, "SERIALA1", &r));
+  assert_int_equal(r.status, EP_STATUS_UNAVAILABLE);
+  assert_non_null(strstr(r.message, "ask again in"));
+  sleep(11);
+  char *second = onboard_secret(s, UUID_A, "SERIALA1", &r);
+  assert_int_equal(r.status, 0);
+  assert_non_null(second);
+  assert_string_not_equal(second, lost);
+  host = get_host(s, UUID_A);
+  assert_int_equal(host->host->current_state, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED);
+  assert_true(host->host->credentials_unused);
+  assert_string_equal(host->host->instance_id, instance);
+  protobuf_c_message_free_unpacked(&host->base, NULL);
+  /* The new ones are as fresh as the first were: asked again at once, the node comes back later. */
+  assert_null(onboard_secret(s, UUID_A, "SERIALA1", &r));
+  assert_int_equal(r.status, EP_STATUS_UNAVAILABLE);
+  char *log = tu_slurp(s->h.log_path);
+  assert_non_null(log);
+  assert_non_null(strstr(log, "credentials handed out and never used"));
+  assert_null(strstr(log, lost));
+  assert_null(strstr(log, second));
+  free(log);
+  free(lost);
+  free(second);
 }
 
 static void unknown_node_waits_then_onboards(void **state) {
@@ -619,6 +681,8 @@ int main(int argc, char **argv) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(pre_registered_node_onboards_and_gets_an_instance, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(unknown_node_waits_then_onboards, setup_nztp, teardown),
+      cmocka_unit_test_setup_teardown(a_lost_answer_is_made_good_once_the_credentials_are_stale, setup_short_unfinished,
+                                      teardown),
       cmocka_unit_test_setup_teardown(registered_node_waits, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(a_node_must_match_every_registered_identifier, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(onboarding_attempts_are_rate_limited_per_peer, setup_nztp, teardown),

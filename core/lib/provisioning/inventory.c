@@ -620,6 +620,27 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host
   return update_host(inv, uuid, change_current, &c, ret_host);
 }
 
+static int change_onboarded(ep_inv_host *host, void *data) {
+  int r = change_current(host, data);
+  if (r == 0) host->credentials_unused = true;
+  return r;
+}
+
+int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host) {
+  state_change c = {EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE};
+  return update_host(inv, uuid, change_onboarded, &c, ret_host);
+}
+
+static int change_used(ep_inv_host *host, void *data) {
+  (void)data;
+  host->credentials_unused = false;
+  return 0;
+}
+
+int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid) {
+  return update_host(inv, uuid, change_used, NULL, NULL);
+}
+
 static int change_status(ep_inv_host *host, void *data) {
   const state_change *c = data;
   return set_status(&host->host_status, c->status, c->indicator);
@@ -639,6 +660,7 @@ static int change_desired(ep_inv_host *host, void *data) {
   host->desired_state = c->state;
   if (c->state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
     host->current_state = c->state;
+    host->credentials_unused = false; /* revoked with the host */
     return set_status(&host->host_status, c->status, c->indicator);
   }
   return 0;

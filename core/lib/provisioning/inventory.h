@@ -66,6 +66,14 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
 int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host_state current, const char *status,
                                 ep_status_indicator indicator, ep_inv_host **ret_host);
 
+/* Records that onboarding handed host uuid its credentials: current state ONBOARDED (status
+ * "Onboarded") and credentials_unused set, until ep_inventory_credentials_used. */
+int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host);
+
+/* Records that the node of host uuid used its credentials (an authenticated call): clears
+ * credentials_unused; writes nothing when it is clear already. */
+int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid);
+
 /* Sets what the operator wants of a host: ONBOARDED approves it, REGISTERED holds it,
  * UNTRUSTED invalidates it (current state too; its credentials must be revoked). */
 int ep_inventory_set_desired_state(ep_inventory *inv, const char *uuid, ep_inv_host_state desired, ep_inv_host **ret_host);

@@ -60,6 +60,8 @@ static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *r
   if (r == 0)
     r = ep_inventory_set_host_status(ns->inv, node_id, req->status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
                                      &host);
+  /* The node has its credentials: a lost onboarding answer can no longer be made good. */
+  if (r == 0 && host->credentials_unused) r = ep_inventory_credentials_used(ns->inv, node_id);
   if (r == 0 && installed) r = report_running(ns, host, req->status);
   edgeprov__v1__report_status_request__free_unpacked(req, NULL);
   if (r < 0) {

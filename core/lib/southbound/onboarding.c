@@ -158,6 +158,41 @@ static void create_instance_if_zero_touch(ep_onboarding *ob, const ep_inv_host *
   }
 }
 
+/* Decides about the credentials host uuid already has (issued at issued_at, 0: unknown) when
+ * its node asks to onboard again. Returns 0 when they may be replaced, else the refusal.
+ * A node never receives credentials twice, except when none of them can have reached it or
+ * been used:
+ *  - an onboarding cut between issuing them and recording the host (a database restart, a
+ *    replica killed) leaves credentials and no ONBOARDED host (read again now: another
+ *    replica may have just finished), when its revocation failed too;
+ *  - an answer lost after the host was recorded (the replica died before it went out, the
+ *    connection broke) leaves an ONBOARDED host whose credentials_unused is still set: its
+ *    node never made an authenticated call with them.
+ * Either way they are replaced once older than any onboarding in progress can be
+ * (southbound.unfinished_onboarding_s), so the node is not locked out; before that the node
+ * is asked to come back, so a second request never takes the credentials of one in
+ * progress. Credentials a node has used are never replaced: an operator re-arms the host. */
+static int may_replace_credentials(ep_onboarding *ob, const char *uuid, int64_t issued_at) {
+  ep_inv_host *now = NULL;
+  bool readable = ep_inventory_get_host(ob->inv, uuid, &now) == 0;
+  bool onboarded = !readable || now->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED;
+  bool unused = readable && now->credentials_unused;
+  ep_inv_host_free(now);
+  if ((onboarded && !unused) || issued_at <= 0) /* (a plugin that does not say when it issued them: as before) */
+    return ep_error_set(EP_EPERM,
+                        "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
+                        "then edgeprov host approve %s",
+                        uuid, uuid, uuid);
+  int64_t age = (int64_t)time(NULL) - issued_at;
+  if (age < ob->config->southbound.unfinished_onboarding_s)
+    return ep_error_set(EP_EIO,
+                        "host %s: an onboarding of this node is in progress, or its answer was lost; ask again in %lld s",
+                        uuid, (long long)(ob->config->southbound.unfinished_onboarding_s - age));
+  ep_log(EP_LOG_WARN, "onboarding", "host %s: credentials %s %lld s ago are replaced", uuid,
+         onboarded ? "handed out and never used" : "an onboarding left unfinished", (long long)age);
+  return 0;
+}
+
 /* Onboards host: issues credentials and replies ONBOARDED. Returns 0 when the stream is
  * done, or a negative code with the status to finish with. */
 static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
@@ -171,29 +206,9 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
    * anyone knowing its identifiers could ask for. */
   int64_t issued_at = 0;
   if (identity->get(id_state, host->uuid, keep_issue_time, &issued_at) == 0) {
-    /* Credentials and no ONBOARDED host (read again now: another replica may have just
-     * finished) are what an onboarding cut between issuing them and recording the host leaves
-     * behind (a database restart, a replica killed), when its revocation failed too. No node
-     * received them: the answer goes out only once the host is ONBOARDED. Once they are older
-     * than any onboarding in progress can be (southbound.unfinished_onboarding_s), they are
-     * replaced, so the node is not locked out; before that the node is asked to come back, so
-     * a second request can never take the credentials of one still in progress. */
-    ep_inv_host *now = NULL;
-    bool onboarded = ep_inventory_get_host(ob->inv, host->uuid, &now) < 0 ||
-                     now->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED;
-    ep_inv_host_free(now);
-    if (onboarded || issued_at <= 0) /* (a plugin that does not say when it issued them: as before) */
-      return ep_error_set(EP_EPERM,
-                          "host %s already has credentials; an operator re-arms it with: edgeprov host invalidate %s, "
-                          "then edgeprov host approve %s",
-                          host->uuid, host->uuid, host->uuid);
-    int64_t age = (int64_t)time(NULL) - issued_at;
-    if (age < ob->config->southbound.unfinished_onboarding_s)
-      return ep_error_set(EP_EIO, "host %s: an onboarding of this node is in progress or was cut; ask again in %lld s",
-                          host->uuid, (long long)(ob->config->southbound.unfinished_onboarding_s - age));
-    ep_log(EP_LOG_WARN, "onboarding", "host %s: credentials an onboarding left unfinished %lld s ago are replaced",
-           host->uuid, (long long)age);
-    int r = identity->revoke(id_state, host->uuid);
+    int r = may_replace_credentials(ob, host->uuid, issued_at);
+    if (r < 0) return r;
+    r = identity->revoke(id_state, host->uuid);
     if (r < 0) return ep_error_prefix(r, "host %s: revoking unfinished credentials", host->uuid);
   }
   /* An invalidated host that an operator approved again registers before it onboards. */
@@ -207,8 +222,7 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   int r = identity->create(id_state, host->uuid, keep_credentials, &creds);
   if (r < 0) return ep_error_prefix(r, "host %s: credentials", host->uuid);
   ep_inv_host *updated = NULL;
-  r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded",
-                                  EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, &updated);
+  r = ep_inventory_set_onboarded(ob->inv, host->uuid, &updated);
   if (r == 0) {
     r = send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED,
                       creds.client_id, creds.client_secret, creds.project_id);

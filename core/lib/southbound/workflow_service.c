@@ -223,10 +223,14 @@ static void run_message(void *state, ep_rpc_call *call, const uint8_t *bytes, si
     r = ep_error_set(EP_EINVAL, "request is not a valid WorkflowStreamRequest");
   } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_HELLO && !st->hello) {
     st->hello = true;
+    /* The node has its credentials: a lost onboarding answer can no longer be made good. */
+    r = ep_inventory_credentials_used(ws->inv, st->node_id);
     /* Subscribe first, then look: a workflow stored in between wakes the stream. */
-    ep_rpc_call_ref(call);
-    r = ep_change_hub_subscribe(ws->hub, st->node_id, wake_stream, st, &st->waiting);
-    if (r < 0) ep_rpc_call_unref(call);
+    if (r == 0) {
+      ep_rpc_call_ref(call);
+      r = ep_change_hub_subscribe(ws->hub, st->node_id, wake_stream, st, &st->waiting);
+      if (r < 0) ep_rpc_call_unref(call);
+    }
     if (r == 0) try_push(st);
   } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && st->hello) {
     r = record_report(ws, st->node_id, req->report);
