@@ -12,6 +12,7 @@
 #include "artifacts_cmds.h"
 #include "base/error.h"
 #include "inventory_cmds.h"
+#include "fleet_cmds.h"
 #include "base/log.h"
 #include "runtime/site.h"
 #include "provisioning/workflow.h"
@@ -53,6 +54,10 @@ static const char usage_text[] =
     "  instance delete ID\n"
     "  events [--follow] [--after REVISION] [--json]\n"
     "                             inventory changes, each with its revision\n"
+    "  watch [HOST_UUID...] [--site SITE] [--until running|onboarded] [--json]\n"
+    "                             live table of nodes: state, action, progress, rate, ETA\n"
+    "  logs HOST_UUID [--follow] [--run N] [--json]\n"
+    "                             a node's log, as its agent reported it (secrets masked)\n"
     "\n"
     "Options:\n"
     "  --server ADDRESS           edgeprovd's management API (default: $EDGEPROV_SERVER, else\n"
@@ -339,6 +344,10 @@ static int run_inventory_command(const char *config_path, const server_options *
     status = ep_cli_host(client, argc, argv);
   else if (strcmp(group, "instance") == 0)
     status = ep_cli_instance(client, argc, argv);
+  else if (strcmp(group, "watch") == 0)
+    status = ep_cli_watch(client, argc, argv);
+  else if (strcmp(group, "logs") == 0)
+    status = ep_cli_logs(client, argc, argv);
   else
     status = ep_cli_events(client, argc, argv);
   ep_mgmt_client_free(client);
@@ -384,7 +393,8 @@ int main(int argc, char **argv) {
   int rest = argc - i - 2;
   char **args = argv + i + 2;
 
-  if (strcmp(group, "host") == 0 || strcmp(group, "instance") == 0 || strcmp(group, "events") == 0)
+  if (strcmp(group, "host") == 0 || strcmp(group, "instance") == 0 || strcmp(group, "events") == 0 ||
+      strcmp(group, "watch") == 0 || strcmp(group, "logs") == 0)
     return run_inventory_command(config_path, &server, group, argc - i - 1, argv + i + 1);
   if (strcmp(group, "config") == 0) {
     if (verb && strcmp(verb, "check") == 0) {

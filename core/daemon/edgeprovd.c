@@ -20,6 +20,7 @@
 #include "provisioning/workflow.h"
 #include "southbound/southbound.h"
 #include "runtime/site.h"
+#include "southbound/boot_fetches.h"
 #include "southbound/health.h"
 #include "southbound/token_endpoint.h"
 
@@ -62,6 +63,7 @@ static int start_https(ep_https_server **out, int *ret_port, ep_health **ret_hea
   if (r == 0) r = ep_token_endpoint_route(server, site->plugins);
   if (r == 0) r = ep_health_route(ret_health, server, inv);
   if (r == 0) r = publish_directories(server, site->plugins);
+  if (r == 0) ep_https_server_observe_files(server, ep_boot_fetches_observe, NULL); /* nodes' timelines */
   if (r == 0) r = ep_https_server_start(server, ret_port);
   if (r == 0)
     ep_log(EP_LOG_INFO, "https", "serving on %s: %u connection threads, %u handler threads, at most %u connections "

@@ -3,6 +3,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <edgeprov/edgeprov.h>
 
@@ -45,16 +46,27 @@ static void trace(test_state *s, const char *event) {
   fclose(f);
 }
 
-/* test.count: counts to `steps`, reporting progress; fails at step `fail_at` if set. */
+/* test.count: counts to `steps` (`delay_ms` a step), reporting progress (a step is `step_bytes`
+ * bytes) and logging `say` at each step when set; fails at step `fail_at` if set. */
 static int32_t count_run(void *state, ep_ctx *ctx) {
   test_state *s = state;
-  int64_t steps = 0, fail_at = 0;
+  int64_t steps = 0, fail_at = 0, delay_ms = 0, step_bytes = 1;
+  const char *say = "";
   s->host->param_int(ctx, "steps", &steps);
   s->host->param_int(ctx, "fail_at", &fail_at);
+  s->host->param_int(ctx, "delay_ms", &delay_ms);
+  s->host->param_int(ctx, "step_bytes", &step_bytes);
+  s->host->param_string(ctx, "say", &say);
   for (int64_t i = 1; i <= steps; i++) {
     if (s->host->cancelled(ctx)) return ep_failf(s->host, ctx, EP_ECANCELED, "cancelled at step %lld", (long long)i);
     if (i == fail_at) return ep_failf(s->host, ctx, EP_EFAILED, "failed at step %lld as asked", (long long)i);
-    s->host->progress(ctx, (uint64_t)i, (uint64_t)steps, "counting");
+    if (delay_ms) nanosleep(&(struct timespec){delay_ms / 1000, delay_ms % 1000 * 1000000}, NULL);
+    if (say && *say) {
+      char line[512];
+      snprintf(line, sizeof line, "step %lld: %s", (long long)i, say);
+      s->host->log(ctx, EP_LOG_INFO, line);
+    }
+    s->host->progress(ctx, (uint64_t)(i * step_bytes), (uint64_t)(steps * step_bytes), "counting");
   }
   char line[64];
   snprintf(line, sizeof line, "counted to %lld", (long long)steps);
@@ -65,6 +77,9 @@ static int32_t count_run(void *state, ep_ctx *ctx) {
 static const ep_field_decl count_params[] = {
     EP_FIELD_INT_DECL("steps", "3", EP_FIELD_OPTIONAL, 1, 1000, "how many steps"),
     EP_FIELD_INT_DECL("fail_at", "0", EP_FIELD_OPTIONAL, 0, 1000, "fail at this step (0: never)"),
+    EP_FIELD_INT_DECL("delay_ms", "0", EP_FIELD_OPTIONAL, 0, 10000, "pause before each step"),
+    EP_FIELD_INT_DECL("step_bytes", "1", EP_FIELD_OPTIONAL, 1, 1073741824, "bytes a step stands for"),
+    EP_FIELD_STRING_DECL("say", "", EP_FIELD_OPTIONAL, 400, "a line logged at each step"),
 };
 
 /* test.run_values: reports the run's host values in one progress message and asks for a
@@ -124,6 +139,8 @@ static int32_t os_profiles(void *state, ep_os_profile_fn visit, void *data) {
 static int32_t os_template(void *state, const char *profile, ep_os_text_fn visit, void *data) {
   const test_state *s = state;
   if (strcmp(profile, "osact-1") != 0) return ep_failf(s->host, s->ctx, EP_ENOENT, "no profile '%s'", profile);
+  const char *text = NULL; /* the site's, else two steps */
+  if (s->host->setting_string(s->ctx, "template", &text) == 0 && text && *text) return visit(data, text);
   return visit(data, "actions = ( { action = \"test.count\"; params = { steps = \"2\"; }; } );");
 }
 
@@ -166,6 +183,7 @@ static const ep_field_decl test_settings[] = {
 static const ep_field_decl test_settings[] = {
     EP_FIELD_STRING_DECL("image_url", NULL, EP_FIELD_REQUIRED, 2048, "the OS image (orchestrator only)"),
     EP_FIELD_STRING_DECL("trace_file", "", EP_FIELD_OPTIONAL, 0, "append init/deinit events here"),
+    EP_FIELD_STRING_DECL("template", "", EP_FIELD_OPTIONAL, 8192, "the workflow template of osact-1 (default: 2 steps)"),
 };
 #elif TEST_VARIANT == VARIANT_GAMMA
 static const ep_field_decl test_settings[] = {

@@ -80,6 +80,8 @@ struct ep_https_server {
   pthread_t handlers[EP_HTTPS_THREADS_MAX];
   size_t handler_count; /* 0: handlers run on the calling thread (serve_fd) */
   bool locks_ready;
+  ep_https_file_observer file_observer; /* NULL: none */
+  void *file_observer_data;
 };
 
 typedef enum { UPLOAD_RECEIVING, UPLOAD_QUEUED, UPLOAD_ANSWERED } upload_stage;
@@ -247,6 +249,25 @@ int ep_https_server_serve_directory(ep_https_server *s, const char *url_path, co
   }
   s->mount_count++;
   return 0;
+}
+
+void ep_https_server_observe_files(ep_https_server *s, ep_https_file_observer observer, void *data) {
+  s->file_observer = observer;
+  s->file_observer_data = data;
+}
+
+/* The client's address as text ("" when unknown), an IPv4-mapped IPv6 address as IPv4. */
+static void peer_text(struct MHD_Connection *connection, char out[INET6_ADDRSTRLEN]) {
+  out[0] = '\0';
+  const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *a = info ? info->client_addr : NULL;
+  if (a && a->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)a)->sin_addr, out, INET6_ADDRSTRLEN);
+  } else if (a && a->sa_family == AF_INET6) {
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)a)->sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(v6)) inet_ntop(AF_INET, v6->s6_addr + 12, out, INET6_ADDRSTRLEN);
+    else inet_ntop(AF_INET6, v6, out, INET6_ADDRSTRLEN);
+  }
 }
 
 /* The published directory url falls under, with *rel set to the rest of the path. */
@@ -544,6 +565,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     if (*upload_data_size) {
       *upload_data_size = 0;
       return MHD_YES;
+    }
+    if (s->file_observer) {
+      char peer[INET6_ADDRSTRLEN];
+      peer_text(connection, peer);
+      s->file_observer(s->file_observer_data, peer, url);
     }
     return ep_https_serve_file(connection, method, m->directory, rel);
   }

@@ -98,6 +98,14 @@ int ep_https_server_route(ep_https_server *server, const char *method, const cha
  * url_path is served already. */
 int ep_https_server_serve_directory(ep_https_server *server, const char *url_path, const char *directory);
 
+/* Called once per request for a file of a served directory (GET or HEAD), before it is
+ * answered, with the client's address (canonical text; an IPv4-mapped IPv6 address as IPv4;
+ * "" when unknown) and the request path. Runs on a connection thread: quick and thread-safe. */
+typedef void (*ep_https_file_observer)(void *data, const char *peer_ip, const char *path);
+
+/* Sets the file observer (before start; one per server). */
+void ep_https_server_observe_files(ep_https_server *server, ep_https_file_observer observer, void *data);
+
 /* Starts serving on the server's own threads (limits.threads + limits.handler_threads + 1
  * for the deadlines); *ret_port gets the bound port. */
 int ep_https_server_start(ep_https_server *server, int *ret_port);

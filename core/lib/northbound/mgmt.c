@@ -14,6 +14,7 @@
 #include "runtime/plugin_loader.h"
 #include "base/redact.h"
 #include "base/validate.h"
+#include "provisioning/node_log.h"
 #include "provisioning/workflow.h"
 
 void ep_mgmt_reply_clear(ep_mgmt_reply *reply) {
@@ -111,7 +112,9 @@ static void list_page(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_
   Edgeprov__V1__ListHostsResponse hosts = EDGEPROV__V1__LIST_HOSTS_RESPONSE__INIT;
   Edgeprov__V1__ListInstancesResponse insts = EDGEPROV__V1__LIST_INSTANCES_RESPONSE__INIT;
   char *next = NULL;
-  int r = instances ? ep_inventory_list_instances(site->inv, req->page_token, req->page_size, &insts.instances,
+  int r = instances ? 0 : ep_inventory_revision(site->inv, &hosts.revision); /* before the page: nothing missed */
+  if (r == 0)
+    r = instances ? ep_inventory_list_instances(site->inv, req->page_token, req->page_size, &insts.instances,
                                                   &insts.n_instances, &next)
                     : ep_inventory_list_hosts(site->inv, req->page_token, req->page_size, &hosts.hosts, &hosts.n_hosts,
                                               &next);
@@ -163,6 +166,8 @@ static void delete_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgm
   int r = ep_validate_uuid(uuid, "uuid", req->uuid);
   if (r == 0) r = ep_inventory_delete_host(site->inv, uuid, &resp.revision);
   if (r == 0) revoke_credentials(site, uuid);
+  if (r == 0 && ep_node_log_delete(site->inv, uuid) < 0) /* the host is gone all the same */
+    ep_log(EP_LOG_WARN, "mgmt", "host %s deleted, but its log could not be: %s", uuid, ep_error_message());
   reply_result(reply, r, &resp.base);
 }
 
@@ -202,24 +207,6 @@ static void list_instances(const mgmt_site *site, const ProtobufCMessage *m, ep_
   list_page(site, m, reply, true);
 }
 
-/* Drops the parameters of every action of w: what an operator sees of a stored workflow
- * (they may hold what only the node should read); the messages the node reported are masked
- * like any text that may hold a secret. */
-static void drop_params(ep_workflow *w) {
-  for (size_t i = 0; i < w->n_actions; i++) {
-    Edgeprov__V1__WorkflowAction *a = w->actions[i];
-    char *masked = a->message ? ep_redact_text(a->message, NULL) : NULL;
-    if (masked) {
-      if (a->message != protobuf_c_empty_string) free(a->message);
-      a->message = masked;
-    }
-    for (size_t k = 0; k < a->n_params; k++) protobuf_c_message_free_unpacked(&a->params[k]->base, NULL);
-    free(a->params);
-    a->params = NULL;
-    a->n_params = 0;
-  }
-}
-
 static void get_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
   const Edgeprov__V1__GetInstanceRequest *req = (const void *)m;
   Edgeprov__V1__InstanceDetail resp = EDGEPROV__V1__INSTANCE_DETAIL__INIT;
@@ -230,10 +217,63 @@ static void get_instance(const mgmt_site *site, const ProtobufCMessage *m, ep_mg
     if (ep_error_code() != EP_ENOENT) r = ep_error_code();
     resp.workflow = NULL;
   }
-  if (resp.workflow) drop_params(resp.workflow);
+  if (resp.workflow) ep_workflow_strip_for_operators(resp.workflow);
   reply_result(reply, r, &resp.base);
   ep_inv_instance_free(resp.instance);
   if (resp.workflow) ep_workflow_free(resp.workflow);
+}
+
+typedef struct log_lines {
+  Edgeprov__V1__LogLine **lines;
+  size_t count, cap;
+  int error;
+} log_lines;
+
+static int keep_log_line(void *data, const ep_node_log_line *line) {
+  log_lines *l = data;
+  uint8_t buf[2 * EP_WORKFLOW_MESSAGE_MAX + EP_WORKFLOW_ACTION_NAME_MAX + 64]; /* a line, its action and numbers */
+  size_t len = edgeprov__v1__log_line__get_packed_size(line);
+  Edgeprov__V1__LogLine *copy =
+      len <= sizeof buf ? edgeprov__v1__log_line__unpack(NULL, edgeprov__v1__log_line__pack(line, buf), buf) : NULL;
+  if (!copy || l->count == l->cap) {
+    if (copy) protobuf_c_message_free_unpacked(&copy->base, NULL);
+    l->error = ep_error_set(EP_ENOMEM, "out of memory");
+    return 1;
+  }
+  l->lines[l->count++] = copy;
+  return 0;
+}
+
+static void get_logs(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__GetLogsRequest *req = (const void *)m;
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  int r = ep_validate_uuid(uuid, "host_uuid", req->host_uuid);
+  if (r == 0 && req->limit > EP_NODE_LOG_READ_MAX)
+    r = ep_error_set(EP_EINVAL, "limit: %u lines, at most %d", req->limit, EP_NODE_LOG_READ_MAX);
+  ep_inv_host *host = NULL;
+  if (r == 0) r = ep_inventory_get_host(site->inv, uuid, &host); /* an unknown host is NOT_FOUND, not an empty log */
+  ep_inv_host_free(host);
+  size_t limit = req->limit ? req->limit : EP_NODE_LOG_READ_MAX;
+  /* One more than asked, to tell whether more follow. */
+  log_lines l = {.cap = limit + 1};
+  l.lines = r == 0 ? calloc(l.cap, sizeof *l.lines) : NULL;
+  if (r == 0 && !l.lines) r = ep_error_set(EP_ENOMEM, "out of memory");
+  ep_node_log_head head;
+  uint64_t revision = 0;
+  if (r == 0) r = ep_inventory_revision(site->inv, &revision); /* before the log: nothing missed */
+  if (r == 0) r = ep_node_log_read(site->inv, uuid, req->after_line, req->run, l.cap, keep_log_line, &l, &head);
+  if (r == 0) r = l.error;
+  Edgeprov__V1__GetLogsResponse resp = EDGEPROV__V1__GET_LOGS_RESPONSE__INIT;
+  if (r == 0) {
+    resp.more = l.count > limit;
+    resp.n_lines = resp.more ? limit : l.count;
+    resp.lines = l.lines;
+    resp.next_line = head.next_line ? head.next_line : 1;
+    resp.revision = revision;
+  }
+  reply_result(reply, r, &resp.base);
+  for (size_t i = 0; i < l.count; i++) protobuf_c_message_free_unpacked(&l.lines[i]->base, NULL);
+  free(l.lines);
 }
 
 #define SAMPLE_HOST_UUID "00000000-0000-4000-8000-000000000000"
@@ -295,7 +335,8 @@ static void render_workflow(const mgmt_site *site, const ProtobufCMessage *m, ep
   X("SetDesiredState", set_desired_state_request, set_desired_state) \
   X("RetryInstance", retry_instance_request, retry_instance)          \
   X("GetInstance", get_instance_request, get_instance)                \
-  X("RenderWorkflow", render_workflow_request, render_workflow)
+  X("RenderWorkflow", render_workflow_request, render_workflow)       \
+  X("GetLogs", get_logs_request, get_logs)
 
 typedef struct method {
   const char *name;

@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/redact.h"
 #include "base/log.h"
 #include "runtime/plugin_loader.h"
 #include "base/validate.h"
@@ -22,6 +23,8 @@
 #define INSTANCES_PREFIX "instances/"
 #define SERIALS_PREFIX "serials/"
 #define WORKFLOWS_PREFIX "workflows/"
+#define LOGS_PREFIX "logs/" /* node_log.c: "logs/<uuid>/head" and "logs/<uuid>/<slot>" */
+#define LOG_HEAD_SUFFIX "/head"
 #define CAS_RETRIES 16 /* read-modify-write attempts before giving up under contention */
 
 /* Waiting for changes. With a store that can be waited on (ABI 1.4 wait), one follower
@@ -231,6 +234,21 @@ static int commit(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_
   pthread_mutex_unlock(&inv->lock);
   if (ret_revision) *ret_revision = revision;
   return 0;
+}
+
+int ep_inventory_load_raw(ep_inventory *inv, const char *key, uint8_t **ret_data, size_t *ret_len,
+                          uint64_t *ret_mod_revision) {
+  blob b = {0};
+  int r = load(inv, key, &b);
+  if (r < 0) return r;
+  *ret_data = b.data;
+  *ret_len = b.len;
+  if (ret_mod_revision) *ret_mod_revision = b.mod_revision;
+  return 0;
+}
+
+int ep_inventory_commit_raw(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_t *ret_revision) {
+  return commit(inv, ops, count, ret_revision, NULL);
 }
 
 static char *key_of(const char *prefix, const char *id) {
@@ -622,7 +640,10 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host
 
 static int change_onboarded(ep_inv_host *host, void *data) {
   int r = change_current(host, data);
-  if (r == 0) host->credentials_unused = true;
+  if (r == 0) {
+    host->credentials_unused = true;
+    host->onboarded_at = (int64_t)time(NULL);
+  }
   return r;
 }
 
@@ -661,6 +682,7 @@ static int change_desired(ep_inv_host *host, void *data) {
   if (c->state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
     host->current_state = c->state;
     host->credentials_unused = false; /* revoked with the host */
+    host->artifact_fetched_at = host->first_contact_at = host->onboarded_at = 0; /* its next onboarding starts afresh */
     return set_status(&host->host_status, c->status, c->indicator);
   }
   return 0;
@@ -675,6 +697,8 @@ typedef struct registration {
   const char *status;
   ep_status_indicator indicator;
   char *ip, *peer_ip; /* canonical, "" to keep */
+  bool contact;                /* the node itself connected: its timeline starts */
+  int64_t artifact_fetched_at; /* 0: unknown */
 } registration;
 
 /* Replaces *field with value unless they are equal. */
@@ -691,6 +715,8 @@ static int change_registration(ep_inv_host *host, void *data) {
   registration *g = data;
   int r = g->ip[0] ? set_text(&host->ip, g->ip) : 0;
   if (r == 0 && g->peer_ip[0]) r = set_text(&host->peer_ip, g->peer_ip);
+  if (g->contact && !host->first_contact_at) host->first_contact_at = (int64_t)time(NULL);
+  if (g->contact && !host->artifact_fetched_at && g->artifact_fetched_at) host->artifact_fetched_at = g->artifact_fetched_at;
   return r < 0 ? r : set_status(&host->registration_status, g->status, g->indicator);
 }
 
@@ -699,7 +725,17 @@ int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, co
   char canonical_ip[EP_IP_TEXT_MAX + 1] = "", canonical_peer[EP_IP_TEXT_MAX + 1] = "";
   if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
   if (peer_ip && *peer_ip && ep_validate_ip(canonical_peer, "peer_ip", peer_ip) < 0) return EP_EINVAL;
-  registration g = {status, indicator, canonical_ip, canonical_peer};
+  registration g = {status, indicator, canonical_ip, canonical_peer, false, 0};
+  return update_host(inv, uuid, change_registration, &g, NULL);
+}
+
+int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const char *ip, const char *peer_ip,
+                                int64_t artifact_fetched_at) {
+  char canonical_ip[EP_IP_TEXT_MAX + 1] = "", canonical_peer[EP_IP_TEXT_MAX + 1] = "";
+  if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
+  if (peer_ip && *peer_ip && ep_validate_ip(canonical_peer, "peer_ip", peer_ip) < 0) return EP_EINVAL;
+  registration g = {"Node connected", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, canonical_ip, canonical_peer,
+                    true, artifact_fetched_at};
   return update_host(inv, uuid, change_registration, &g, NULL);
 }
 
@@ -836,6 +872,11 @@ int ep_inventory_set_instance_state(ep_inventory *inv, const char *id, ep_inv_in
     bool same = instance->current_state == current && instance->provisioning_status &&
                 instance->provisioning_status->indicator == indicator &&
                 strcmp(instance->provisioning_status->message, status ? status : "") == 0;
+    if (current == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING &&
+        instance->current_state != EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING)
+      instance->running_at = (int64_t)time(NULL);
+    else if (current != EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING)
+      instance->running_at = 0; /* provisioned again (re-armed), or failed */
     instance->current_state = current;
     uint64_t expect = instance->revision;
     instance->revision = 0;
@@ -929,11 +970,37 @@ int ep_inventory_retry_instance(ep_inventory *inv, const char *id, ep_inv_instan
   return r;
 }
 
+void ep_workflow_strip_for_operators(ep_workflow *w) {
+  for (size_t i = 0; i < w->n_actions; i++) {
+    Edgeprov__V1__WorkflowAction *a = w->actions[i];
+    char *masked = a->message ? ep_redact_text(a->message, NULL) : NULL;
+    if (masked) {
+      if (a->message != protobuf_c_empty_string) free(a->message);
+      a->message = masked;
+    }
+    for (size_t k = 0; k < a->n_params; k++) protobuf_c_message_free_unpacked(&a->params[k]->base, NULL);
+    free(a->params);
+    a->params = NULL;
+    a->n_params = 0;
+  }
+}
+
 void ep_workflow_free(ep_workflow *workflow) {
   if (workflow) edgeprov__v1__workflow__free_unpacked(workflow, NULL);
 }
 
 /* ---- events ---------------------------------------------------------------------------------- */
+
+/* True when key is a host's log head, "logs/<uuid>/head"; copies the UUID into host. */
+static bool is_log_head(const char *key, char host[EP_UUID_TEXT_LEN + 1]) {
+  size_t prefix = strlen(LOGS_PREFIX), suffix = strlen(LOG_HEAD_SUFFIX), len = strlen(key);
+  if (len != prefix + EP_UUID_TEXT_LEN + suffix || strncmp(key, LOGS_PREFIX, prefix) != 0 ||
+      strcmp(key + prefix + EP_UUID_TEXT_LEN, LOG_HEAD_SUFFIX) != 0)
+    return false;
+  memcpy(host, key + prefix, EP_UUID_TEXT_LEN);
+  host[EP_UUID_TEXT_LEN] = '\0';
+  return true;
+}
 
 typedef struct event_walk {
   int (*visit)(void *data, const ep_inv_event *event);
@@ -949,6 +1016,9 @@ static int32_t visit_change(void *data, const ep_storage_change *change) {
   ep_inv_instance instance_id = EDGEPROV__V1__INSTANCE__INIT;
   ep_inv_host *host = NULL;
   ep_inv_instance *instance = NULL;
+  ep_workflow workflow_id = EDGEPROV__V1__WORKFLOW__INIT, *workflow = NULL;
+  Edgeprov__V1__LogHead log_id = EDGEPROV__V1__LOG_HEAD__INIT, *log = NULL;
+  char log_host[EP_UUID_TEXT_LEN + 1] = "";
   bool put = change->kind == EP_STORAGE_PUT;
   w->last = change->revision;
   event.revision = change->revision;
@@ -964,12 +1034,28 @@ static int32_t visit_change(void *data, const ep_storage_change *change) {
     if (put) r = unpack_instance(change->value, change->value_len, change->revision, change->key, &instance);
     instance_id.id = (char *)change->key + strlen(INSTANCES_PREFIX);
     event.instance = put ? instance : &instance_id;
+  } else if (strncmp(change->key, WORKFLOWS_PREFIX, strlen(WORKFLOWS_PREFIX)) == 0) {
+    event.resource_case = EDGEPROV__V1__EVENT__RESOURCE_WORKFLOW;
+    if (put && !(workflow = edgeprov__v1__workflow__unpack(NULL, change->value_len, change->value)))
+      r = ep_error_set(EP_EIO, "record %s is corrupt (cannot decode)", change->key);
+    if (workflow) workflow->revision = change->revision;
+    if (workflow) ep_workflow_strip_for_operators(workflow); /* events are for people: no parameters */
+    workflow_id.instance_id = (char *)change->key + strlen(WORKFLOWS_PREFIX);
+    event.workflow = put ? workflow : &workflow_id;
+  } else if (is_log_head(change->key, log_host)) {
+    event.resource_case = EDGEPROV__V1__EVENT__RESOURCE_LOG;
+    if (put && !(log = edgeprov__v1__log_head__unpack(NULL, change->value_len, change->value)))
+      r = ep_error_set(EP_EIO, "record %s is corrupt (cannot decode)", change->key);
+    log_id.host_uuid = log_host;
+    event.log = put ? log : &log_id;
   } else {
-    return 0; /* indexes are not events */
+    return 0; /* indexes and log slots are not events */
   }
   int stop = r < 0 ? (w->error = r, 1) : w->visit(w->data, &event);
   ep_inv_host_free(host);
   ep_inv_instance_free(instance);
+  ep_workflow_free(workflow);
+  if (log) edgeprov__v1__log_head__free_unpacked(log, NULL);
   return stop;
 }
 

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <edgeprov/storage.h>
+
 #include "edgeprov/v1/inventory.pb-c.h"
 #include "edgeprov/v1/workflow.pb-c.h"
 
@@ -66,6 +68,13 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
 int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host_state current, const char *status,
                                 ep_status_indicator indicator, ep_inv_host **ret_host);
 
+/* Records that the node of host uuid sent an onboarding message: registration status "Node
+ * connected", the IP it reports (ip) and the address it came from (peer_ip; "" or NULL keep
+ * them), and the start of its timeline: first_contact_at (now) and artifact_fetched_at (when
+ * its address first fetched a boot artifact, 0: unknown), each set once per onboarding. */
+int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const char *ip, const char *peer_ip,
+                                int64_t artifact_fetched_at);
+
 /* Records that onboarding handed host uuid its credentials: current state ONBOARDED (status
  * "Onboarded") and credentials_unused set, until ep_inventory_credentials_used. */
 int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host);
@@ -114,6 +123,11 @@ int ep_inventory_get_workflow(ep_inventory *inv, const char *instance_id, ep_wor
 int ep_inventory_put_workflow(ep_inventory *inv, const ep_workflow *workflow, uint64_t expect_revision,
                               uint64_t *ret_revision);
 int ep_inventory_delete_workflow(ep_inventory *inv, const char *instance_id);
+/* Strips w for people's eyes (the management API, events): drops the parameters of every
+ * action (they may hold what only the node should read) and masks in the messages the node
+ * reported what looks like a secret (base/redact.h). */
+void ep_workflow_strip_for_operators(ep_workflow *w);
+
 void ep_workflow_free(ep_workflow *workflow);
 
 /* Calls visit for each inventory change after after_revision (at most limit), in order.
@@ -163,5 +177,15 @@ void ep_inv_host_free(ep_inv_host *host);
 void ep_inv_instance_free(ep_inv_instance *instance);
 void ep_inv_hosts_free(ep_inv_host **hosts, size_t count);
 void ep_inv_instances_free(ep_inv_instance **instances, size_t count);
+
+/* Raw records, for the provisioning layer's own record kinds kept beside the inventory's
+ * (node_log.c): reads key into *ret_data (malloc'd) with its mod_revision; EP_ENOENT when
+ * absent. */
+int ep_inventory_load_raw(ep_inventory *inv, const char *key, uint8_t **ret_data, size_t *ret_len,
+                          uint64_t *ret_mod_revision);
+
+/* Commits ops in one transaction (waking this process's waiters). EP_ECONFLICT, without a
+ * message, when an expectation failed. */
+int ep_inventory_commit_raw(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_t *ret_revision);
 
 #endif

@@ -649,6 +649,12 @@ int ep_workflow_apply_report(ep_workflow *w, const Edgeprov__V1__ActionReport *r
   if (!message) return ep_error_set(EP_ENOMEM, "out of memory");
   if (a->message != protobuf_c_empty_string) free(a->message); /* unpacked "" is protobuf-c's static */
   a->message = message;
+  int64_t now = (int64_t)time(NULL);
+  if (rep->attempts != a->attempts || !a->started_at) a->started_at = now, a->finished_at = 0; /* an attempt begins */
+  bool final = rep->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS ||
+               rep->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_FAILED ||
+               rep->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_TIMEOUT;
+  if (final && !a->finished_at) a->finished_at = now;
   a->state = rep->state;
   a->attempts = rep->attempts;
   a->bytes_done = rep->bytes_done;
@@ -659,6 +665,7 @@ int ep_workflow_apply_report(ep_workflow *w, const Edgeprov__V1__ActionReport *r
     w->state = EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS;
   else
     w->state = EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_RUNNING;
+  if (w->state != EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_RUNNING) w->finished_at = now;
   return 0;
 }
 

@@ -18,6 +18,7 @@
 #define EP_WORKFLOW_MESSAGE_MAX 512      /* longest report message kept */
 #define EP_WORKFLOW_LOG_LINES_MAX 16     /* log lines accepted per report */
 #define EP_WORKFLOW_STATUS_MAX 256
+#define EP_WORKFLOW_ACTION_NAME_MAX 127  /* longest action name kept with a log line (names are shorter) */
 
 /* Renders the workflow of instance (on host) from the template of its OS profile, found
  * among the active edgeprov.os/1 plugins. The template must pass the checks of

@@ -270,6 +270,8 @@ static const core_key core_keys[] = {
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
     {"storage", "change_log_retention", KEY_INT, offsetof(ep_config, change_log_retention), NULL,
      EP_CONFIG_RETENTION_MIN, EP_CONFIG_RETENTION_MAX},
+    {"logs", "max_bytes_per_host", KEY_INT, offsetof(ep_config, log_max_bytes_per_host), NULL,
+     EP_CONFIG_LOG_MAX_BYTES_MIN, EP_CONFIG_LOG_MAX_BYTES_MAX},
     {"limits", "node_reports_per_s", KEY_INT, offsetof(ep_config, limits.node_reports_per_s), NULL, 0, EP_CONFIG_LIMIT_MAX},
     {"limits", "node_reports_burst", KEY_INT, offsetof(ep_config, limits.node_reports_burst), NULL, 1, EP_CONFIG_LIMIT_MAX},
     {"limits", "node_log_lines_per_s", KEY_INT, offsetof(ep_config, limits.node_log_lines_per_s), NULL, 0,
@@ -302,7 +304,7 @@ static const core_key core_keys[] = {
 #pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "onboarding", "southbound", "https"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -323,6 +325,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   if (!c) return ep_error_set(EP_ENOMEM, "out of memory");
   c->mode = EP_MODE_NZTP;
   c->change_log_retention = EP_CONFIG_RETENTION_DEFAULT;
+  c->log_max_bytes_per_host = EP_CONFIG_LOG_MAX_BYTES_DEFAULT;
   c->limits = (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST,
                                  EP_CONFIG_NODE_LOG_LINES_PER_S, EP_CONFIG_NODE_LOG_LINES_BURST};
   c->southbound = (ep_config_southbound)EP_CONFIG_SOUTHBOUND_DEFAULTS;

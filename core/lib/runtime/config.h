@@ -102,6 +102,11 @@ typedef struct ep_config_https {
 } ep_config_https;
 
 /* A validated site config. Every field is set (defaults fill what the file leaves out). */
+/* logs.max_bytes_per_host: how much of each node's log the store keeps (oldest lines go first). */
+#define EP_CONFIG_LOG_MAX_BYTES_DEFAULT (1024 * 1024)
+#define EP_CONFIG_LOG_MAX_BYTES_MIN (32 * 1024)
+#define EP_CONFIG_LOG_MAX_BYTES_MAX (64 * 1024 * 1024)
+
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
   char *listen_management; /* "unix:/path" or "host:port" */
@@ -127,6 +132,7 @@ typedef struct ep_config {
   ep_config_https https;         /* https.* */
   bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
   int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
+  int64_t log_max_bytes_per_host; /* logs.max_bytes_per_host, EP_CONFIG_LOG_MAX_BYTES_MIN..MAX */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */
   ep_strv plugins_required;

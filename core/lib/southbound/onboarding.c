@@ -13,6 +13,7 @@
 #include "base/error.h"
 #include "base/log.h"
 #include "base/ratelimit.h"
+#include "southbound/boot_fetches.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
 #include "net/rpc.h"
 #include "base/validate.h"
@@ -336,8 +337,7 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
                        "this host was invalidated by an operator; it onboards again once approved", NULL, 0);
     return;
   }
-  ep_inventory_set_registration_status(ob->inv, host->uuid, "Node connected",
-                                       EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, req->host_ip, peer);
+  ep_inventory_node_connected(ob->inv, host->uuid, req->host_ip, peer, ep_boot_fetches_first(peer, (int64_t)time(NULL)));
   onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
   if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
     r = onboard(ob, call, host);

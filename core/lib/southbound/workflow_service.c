@@ -10,6 +10,8 @@
 #include <edgeprov/storage.h>
 
 #include "base/error.h"
+#include "base/redact.h"
+#include "provisioning/node_log.h"
 #include "base/log.h"
 #include "southbound/node_auth.h"
 #include "runtime/plugin_loader.h"
@@ -55,7 +57,8 @@ static bool progress_only(const ep_workflow *w, const Edgeprov__V1__ActionReport
 }
 
 /* ep_workflow_record_report with ws's budgets (ws->budget, ws->writes; zero: none). */
-static int record_report(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report) {
+static int record_report(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report,
+                         char action_name[EP_WORKFLOW_ACTION_NAME_MAX + 1]) {
   ep_inventory *inv = ws->inv;
   bool charged = false;
   for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
@@ -72,6 +75,7 @@ static int record_report(ep_workflow_service *ws, const char *node_id, const Edg
     /* Progress is stored at most once a second per workflow; the next state change is always. */
     if (r == 0 && progress_only(w, report)) skip_write = !ep_ratelimit_take(ws->writes, w->instance_id, NULL);
     if (r == 0) r = ep_workflow_apply_report(w, report);
+    if (r == 0 && action_name) snprintf(action_name, EP_WORKFLOW_ACTION_NAME_MAX + 1, "%s", w->actions[report->index]->action);
     uint64_t expect = w ? w->revision : 0;
     if (r == 0 && !skip_write) r = ep_inventory_put_workflow(inv, w, expect, NULL);
     if (r == 0 && !skip_write) {
@@ -98,13 +102,17 @@ static int record_report(ep_workflow_service *ws, const char *node_id, const Edg
 
 int ep_workflow_record_report(ep_inventory *inv, const char *node_id, const Edgeprov__V1__ActionReport *report) {
   ep_workflow_service unlimited = {.inv = inv};
-  return record_report(&unlimited, node_id, report);
+  return record_report(&unlimited, node_id, report, NULL);
 }
 
-/* Logs the report's log lines within the node's budget; lines over it are counted, and once
- * the node may log again one line says how many were dropped. */
-static void log_lines(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report) {
+/* Keeps the report's log lines within the node's budget: in the node's log in the store
+ * (node_log.c, redacted there) and in the daemon log; lines over the budget are counted, and
+ * once the node may log again one line says how many were dropped. */
+static void log_lines(ep_workflow_service *ws, const char *node_id, const Edgeprov__V1__ActionReport *report,
+                      const char *action_name) {
   size_t n = report->n_log_lines < EP_WORKFLOW_LOG_LINES_MAX ? report->n_log_lines : EP_WORKFLOW_LOG_LINES_MAX;
+  char *kept[EP_WORKFLOW_LOG_LINES_MAX];
+  size_t kept_count = 0;
   for (size_t i = 0; i < n; i++) {
     bool allowed = ep_ratelimit_take(ws->log_lines, node_id, NULL);
     uint64_t resumed = 0;
@@ -131,8 +139,17 @@ static void log_lines(ep_workflow_service *ws, const char *node_id, const Edgepr
     if (resumed)
       ep_log(EP_LOG_WARN, "node", "host %s: %" PRIu64 " log lines dropped (over limits.node_log_lines_per_s)", node_id,
              resumed);
-    if (allowed) /* validated with the report: printable, at most EP_WORKFLOW_MESSAGE_MAX bytes */
-      ep_log(EP_LOG_INFO, "node", "host %s action %u: %s", node_id, report->index, report->log_lines[i]);
+    if (allowed) kept[kept_count++] = report->log_lines[i]; /* validated with the report: printable, bounded */
+  }
+  const ep_config *config = ws->plugins ? ws->plugins->config : NULL;
+  uint64_t max_bytes = config ? (uint64_t)config->log_max_bytes_per_host : EP_CONFIG_LOG_MAX_BYTES_DEFAULT;
+  if (kept_count && ep_node_log_append(ws->inv, node_id, report->generation, report->index, action_name, kept, kept_count,
+                                       max_bytes, NULL) < 0)
+    ep_log(EP_LOG_WARN, "node", "host %s: %zu log lines not kept: %s", node_id, kept_count, ep_error_message());
+  for (size_t i = 0; i < kept_count; i++) {
+    char *shown = ep_redact_text(kept[i], NULL); /* the daemon log gets what the store got */
+    ep_log(EP_LOG_INFO, "node", "host %s action %u: %s", node_id, report->index, shown ? shown : EP_REDACTED);
+    free(shown);
   }
 }
 
@@ -233,8 +250,9 @@ static void run_message(void *state, ep_rpc_call *call, const uint8_t *bytes, si
     }
     if (r == 0) try_push(st);
   } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && st->hello) {
-    r = record_report(ws, st->node_id, req->report);
-    if (r == 0) log_lines(ws, st->node_id, req->report);
+    char action_name[EP_WORKFLOW_ACTION_NAME_MAX + 1] = "";
+    r = record_report(ws, st->node_id, req->report, action_name);
+    if (r == 0) log_lines(ws, st->node_id, req->report, action_name);
     /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
      * to one warning a minute. */
     if (r < 0 && ep_ratelimit_take(ws->budget.warned, st->node_id, NULL))

@@ -1,0 +1,198 @@
+/* edgeprov CLI: what every command prints with, see cli_output.h. */
+#include "cli_output.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/error.h"
+#include "base/validate.h"
+#include "provisioning/workflow.h"
+
+#define SHOWN_SLOTS 8 /* escaped texts one printf may show at once */
+
+/* text for the terminal: every control character, bidi control and byte that is not UTF-8
+ * made visible (\xNN, \u{NNNN}; flags: what may stay, see validate.h). Node text is checked
+ * when it arrives, but records stored before that check may hold anything. The result lives
+ * until SHOWN_SLOTS later calls. */
+const char *cli_shown_flags(const char *text, unsigned flags) {
+  static char *slots[SHOWN_SLOTS];
+  static size_t next;
+  if (!text) text = "";
+  size_t cap = 4 * strlen(text) + 1; /* an escape is at most 4 bytes per byte escaped */
+  char *buf = realloc(slots[next], cap);
+  if (!buf) return "(out of memory)";
+  slots[next] = buf;
+  next = (next + 1) % SHOWN_SLOTS;
+  ep_text_escape(buf, cap, text, flags);
+  return buf;
+}
+
+const char *cli_shown(const char *text) { return cli_shown_flags(text, 0); }
+
+int cli_fail(void) {
+  fprintf(stderr, "edgeprov: %s\n", cli_shown_flags(ep_error_message(), EP_TEXT_TAB | EP_TEXT_NEWLINE));
+  return EXIT_FAILURE;
+}
+
+int cli_usage(const char *text) {
+  fprintf(stderr, "%s", text);
+  return EXIT_USAGE;
+}
+
+/* ---- rendering ------------------------------------------------------------------------------ */
+
+void cli_time_text(int64_t t, char *buf, size_t len) {
+  if (t <= 0) {
+    snprintf(buf, len, "-");
+    return;
+  }
+  time_t tt = (time_t)t;
+  struct tm tm;
+  gmtime_r(&tt, &tm);
+  strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A JSON string of stored text: as it is when it is UTF-8, else with each byte that is not
+ * replaced by U+FFFD (jansson refuses such text, and the record would vanish from a list).
+ * NULL only when out of memory. */
+json_t *cli_text_json(const char *text) {
+  if (!text) text = "";
+  size_t len = strlen(text);
+  json_t *j = json_stringn(text, len);
+  if (j) return j;
+  char *fixed = malloc(3 * len + 1);
+  if (!fixed) return NULL;
+  size_t used = 0;
+  for (size_t i = 0; i < len;) {
+    uint32_t cp;
+    size_t n = ep_utf8_next(text + i, len - i, &cp);
+    if (n) {
+      memcpy(fixed + used, text + i, n);
+      used += n;
+      i += n;
+    } else {
+      memcpy(fixed + used, "\xef\xbf\xbd", 3); /* U+FFFD for the byte */
+      used += 3;
+      i++;
+    }
+  }
+  j = json_stringn(fixed, used);
+  free(fixed);
+  return j;
+}
+
+/* The JSON builders return NULL when the value cannot be built (print_json reports it). */
+json_t *cli_status_json(const Edgeprov__V1__Status *s) {
+  if (!s) return json_null();
+  char when[32];
+  cli_time_text(s->timestamp, when, sizeof when);
+  return json_pack("{s:o, s:s, s:s}", "message", cli_text_json(s->message), "indicator",
+                   ep_status_indicator_name(s->indicator), "time", when);
+}
+
+json_t *cli_host_json(const ep_inv_host *h) {
+  json_t *macs = json_array();
+  for (size_t i = 0; macs && i < h->n_macs; i++)
+    if (json_array_append_new(macs, cli_text_json(h->macs[i])) < 0) {
+      json_decref(macs);
+      macs = NULL;
+    }
+  char created[32];
+  cli_time_text(h->created_at, created, sizeof created);
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+                   cli_text_json(h->uuid), "serial", cli_text_json(h->serial), "macs", macs, "ip", cli_text_json(h->ip), "peer_ip",
+                   cli_text_json(h->peer_ip), "site",
+                   cli_text_json(h->site), "os_profile", cli_text_json(h->os_profile), "desired_state",
+                   ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
+                   "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", cli_text_json(h->instance_id), "host_status",
+                   cli_status_json(h->host_status), "onboarding_status", cli_status_json(h->onboarding_status),
+                   "registration_status", cli_status_json(h->registration_status), "created_at", created, "revision",
+                   (json_int_t)h->revision);
+}
+
+json_t *cli_instance_json(const ep_inv_instance *i) {
+  char created[32];
+  cli_time_text(i->created_at, created, sizeof created);
+  return json_pack("{s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:I}", "id", cli_text_json(i->id), "host_uuid",
+                   cli_text_json(i->host_uuid), "os_profile", cli_text_json(i->os_profile), "desired_state",
+                   ep_inv_instance_state_name(i->desired_state), "current_state", ep_inv_instance_state_name(i->current_state),
+                   "provisioning_status", cli_status_json(i->provisioning_status), "created_at", created, "revision",
+                   (json_int_t)i->revision);
+}
+
+/* Prints value (taken over; NULL: it could not be built) as JSON, every non-ASCII character
+ * and DEL as \u escapes so no raw control or bidi character reaches the terminal. A value
+ * that cannot be built, encoded or written is an error on stderr, never empty output. */
+int cli_print_json(json_t *value, size_t flags) {
+  char *text = value ? json_dumps(value, flags | JSON_ENSURE_ASCII | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(value);
+  if (!text) {
+    fprintf(stderr, "edgeprov: cannot encode the answer as JSON (out of memory)\n");
+    return EXIT_FAILURE;
+  }
+  for (const char *p = text; *p;) { /* DEL is valid in a JSON string (and only there), but not for a terminal */
+    size_t n = strcspn(p, "\x7f");
+    fwrite(p, 1, n, stdout);
+    p += n;
+    if (*p) {
+      fputs("\\u007f", stdout);
+      p++;
+    }
+  }
+  free(text);
+  putchar('\n');
+  if (fflush(stdout) != 0 || ferror(stdout)) {
+    fprintf(stderr, "edgeprov: cannot write the output: %s\n", strerror(errno));
+    return EXIT_FAILURE;
+  }
+  return EXIT_SUCCESS;
+}
+
+/* A record that could not go into a JSON list: the list is not printed short. */
+int cli_not_encoded(const char *what, const char *id) {
+  fprintf(stderr, "edgeprov: %s %s: cannot encode it as JSON (out of memory)\n", what, cli_shown(id));
+  return EXIT_FAILURE;
+}
+
+/* One action of a workflow as JSON; with_params adds its parameters. */
+json_t *cli_action_json(const Edgeprov__V1__WorkflowAction *a, bool with_params) {
+  json_t *o = json_pack("{s:o, s:i, s:i, s:s, s:i, s:I, s:I, s:o}", "action", cli_text_json(a->action), "timeout_s",
+                        (int)a->timeout_s, "retries", (int)a->retries, "state", ep_action_state_name(a->state),
+                        "attempts", (int)a->attempts, "bytes_done", (json_int_t)a->bytes_done, "bytes_total",
+                        (json_int_t)a->bytes_total, "message", cli_text_json(a->message));
+  if (!o || !with_params) return o;
+  json_t *params = json_object();
+  for (size_t k = 0; params && k < a->n_params; k++)
+    if (json_object_set_new(params, a->params[k]->name, cli_text_json(a->params[k]->value)) < 0) {
+      json_decref(params);
+      params = NULL;
+    }
+  if (!params || json_object_set_new(o, "params", params) < 0) {
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
+json_t *cli_workflow_json(const ep_workflow *w, bool with_params) {
+  if (!w) return json_null();
+  json_t *actions = json_array();
+  for (size_t i = 0; actions && i < w->n_actions; i++)
+    if (json_array_append_new(actions, cli_action_json(w->actions[i], with_params)) < 0) {
+      json_decref(actions);
+      actions = NULL;
+    }
+  char created[32];
+  cli_time_text(w->created_at, created, sizeof created);
+  return json_pack("{s:o, s:o, s:i, s:s, s:s, s:o}", "os_profile", cli_text_json(w->os_profile), "host_uuid",
+                   cli_text_json(w->host_uuid), "generation", (int)w->generation, "state",
+                   w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS   ? "SUCCESS"
+                   : w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED  ? "FAILED"
+                   : w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_RUNNING ? "RUNNING"
+                                                                                        : "PENDING",
+                   "created_at", created, "actions", actions);
+}
+
