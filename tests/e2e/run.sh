@@ -34,7 +34,7 @@ src=$(cd "$here/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two ha)
 . "$src/tests/integration/lib.sh"
 . "$here/lib.sh"
 . "$here/network.sh"
