@@ -19,14 +19,15 @@
 #   two         two VMs at once (Debian image)
 #   ha          three edgeprovd replicas on PostgreSQL behind HAProxy (tests/e2e/ha.sh): the node
 #               boots and provisions through HAProxy (os-microvisor), the replica holding its
-#               workflow stream is killed, the node reconnects to a survivor and reaches RUNNING
+#               workflow stream is killed while it waits, then the next while the workflow runs;
+#               the node reconnects to a survivor each time and reaches RUNNING
 # Each stage is a console marker waited for with its own timeout; each node's timeline is
 # printed, and the final inventory. KEEP=1 keeps the scratch directory.
 # Target images: tests/e2e/images/debian-image.sh (os-ubuntu style, cloud-init; cached between
 # runs) and tests/e2e/images/microvisor-image.sh (os-microvisor, made from each run's artifacts).
 set -u
 if [ $# -lt 1 ]; then
-  sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
