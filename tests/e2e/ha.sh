@@ -70,7 +70,8 @@ ha_replica_conf() {
   local r=$HA_DIR/r$1 addr
   addr=$(ha_addr "$1")
   mkdir -p "$r/data"
-  sed -e "s|^listen = .*|listen = { management = \"unix:$r/mgmt.sock\"; grpc = \"$addr:$HA_G\"; https = \"$addr:$HA_H\"; };|" \
+  local listen="listen = { management = \"unix:$r/mgmt.sock\"; grpc = \"$addr:$HA_G\"; https = \"$addr:$HA_H\"; };"
+  sed -e "s|^listen = .*|$listen|" \
     -e "s|data = \"$HA_DIR/data\"|data = \"$r/data\"|" \
     -e 's|"storage-sqlite"|"storage-postgres"|' \
     -e "s|^artifacts = { |artifacts = { directory = \"$HA_ART\"; |" "$HA_DIR/site.conf" >"$r/site.conf"
@@ -228,7 +229,8 @@ scenario_ha() {
   VM_CONF[$name]=$HA_DIR/r1/site.conf
   E2E_ART=$HA_ART VM_BOOTFILE=$HA_NETBOOT_URL vm_start "$name" "$u" "$serial" net
   if check "ha: iPXE runs" vm_wait $name "iPXE runs" 90 'iPXE initialising devices|iPXE 1\.' &&
-    check "ha: iPXE fetches the kernel through HAProxy" vm_wait $name "vmlinuz through HAProxy" 90 "$front/vmlinuz\.\.\..* ok" &&
+    check "ha: iPXE fetches the kernel through HAProxy" vm_wait $name "vmlinuz through HAProxy" 90 \
+      "$front/vmlinuz\.\.\..* ok" &&
     check "ha: ... and the initramfs" vm_wait $name "initrd through HAProxy" 90 "$front/initrd\.img\.\.\..* ok" &&
     check "ha: Micro-OS kernel starts" vm_wait $name "Micro-OS kernel starts" 90 'Linux version' &&
     check "ha: the agent onboards through HAProxy" vm_wait $name "onboarded" 120 'onboarded as' &&
@@ -270,8 +272,10 @@ scenario_ha() {
       cli=("$BUILD/bin/edgeprov" --config "$HA_DIR/r$survivor/site.conf")
       check "ha: the agent's stream breaks mid-workflow, it reconnects" ha_console_count $name 'reconnecting' 2 60
       check "ha: ... and gets its workflow again, from r$survivor" ha_console_count $name 'workflow for instance' 2 60
-      check "ha: the workflow ends, the node reboots" vm_wait $name "workflow done, rebooting" 180 'workflow done; restarting' &&
-        check "ha: the installed image boots" vm_wait $name "installed OS reads its seed" 120 'edgeprov-microos: seed on' &&
+      check "ha: the workflow ends, the node reboots" vm_wait $name "workflow done, rebooting" 180 \
+        'workflow done; restarting' &&
+        check "ha: the installed image boots" vm_wait $name "installed OS reads its seed" 120 \
+          'edgeprov-microos: seed on' &&
         check "ha: its agent reports it running (through HAProxy)" vm_wait $name "installed OS running" 120 \
           'edgeprov-microos: installed OS running' &&
         check "ha: RUNNING in the inventory (r$survivor)" vm_wait $name "RUNNING in the inventory" 60 @running
