@@ -128,32 +128,34 @@ e2e_orchestrator_start() {
   e2e_log "edgeprovd ready (gRPC :$E2E_GRPC, HTTPS :$E2E_HTTPS), netboot $E2E_NETBOOT_URL"
 }
 
-# e2e_netboot_start PORT: plain-HTTP nginx on 127.0.0.1:PORT answering /netboot.efi by
-# User-Agent (OVMF takes a file for an EFI binary by its .efi name or type; iPXE recognises
-# its script by the #!ipxe line whatever the name).
+# e2e_netboot_start PORT [DIR ART]: plain-HTTP nginx on 127.0.0.1:PORT answering /netboot.efi
+# by User-Agent (OVMF takes a file for an EFI binary by its .efi name or type; iPXE recognises
+# its script by the #!ipxe line whatever the name) from the artifact directory ART, its files
+# (config, logs) in DIR; by default the main orchestrator's ($E2E, $E2E_ART).
 e2e_netboot_start() {
-  chmod 755 "$E2E" "$E2E/data" "$E2E_ART"
-  cp /usr/local/share/edgeprov/ipxe/ipxe.efi "$E2E/unsigned-ipxe.efi" # as fetched, before signing
-  chmod 644 "$E2E/unsigned-ipxe.efi"
-  cat >"$E2E/netboot.conf" <<CONF
-worker_processes 1; daemon off; pid $E2E/netboot.pid; error_log $E2E/netboot-error.log;
+  local d=${2:-$E2E} art=${3:-$E2E_ART}
+  chmod 755 "$E2E" "$d" "$d/data" "$art"
+  cp /usr/local/share/edgeprov/ipxe/ipxe.efi "$d/unsigned-ipxe.efi" # as fetched, before signing
+  chmod 644 "$d/unsigned-ipxe.efi"
+  cat >"$d/netboot.conf" <<CONF
+worker_processes 1; daemon off; pid $d/netboot.pid; error_log $d/netboot-error.log;
 events { worker_connections 64; }
 http {
-  access_log $E2E/netboot-access.log; client_body_temp_path $E2E/nb; proxy_temp_path $E2E/np;
-  fastcgi_temp_path $E2E/nf; uwsgi_temp_path $E2E/nu; scgi_temp_path $E2E/ns;
+  access_log $d/netboot-access.log; client_body_temp_path $d/nb; proxy_temp_path $d/np;
+  fastcgi_temp_path $d/nf; uwsgi_temp_path $d/nu; scgi_temp_path $d/ns;
   map \$http_user_agent \$netboot_file { ~^UefiHttpBoot /ipxe.efi; default /boot.ipxe; }
   server {
     listen 127.0.0.1:$1;
-    location = /netboot.efi { root $E2E_ART; default_type application/octet-stream; try_files \$netboot_file =404; }
-    location = /unsigned/ipxe.efi { alias $E2E/unsigned-ipxe.efi; default_type application/efi; }
+    location = /netboot.efi { root $art; default_type application/octet-stream; try_files \$netboot_file =404; }
+    location = /unsigned/ipxe.efi { alias $d/unsigned-ipxe.efi; default_type application/efi; }
   }
 }
 CONF
-  nginx -c "$E2E/netboot.conf" >"$E2E/netboot.out" 2>&1 &
+  nginx -c "$d/netboot.conf" >"$d/netboot.out" 2>&1 &
   e2e_pids+=($!)
   local _
   for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$1/netboot.efi" && return 0; sleep 0.05; done
-  cat "$E2E/netboot.out" "$E2E/netboot-error.log" 2>/dev/null
+  cat "$d/netboot.out" "$d/netboot-error.log" 2>/dev/null
   e2e_die "the netboot nginx did not start"
 }
 

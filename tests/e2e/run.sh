@@ -17,13 +17,17 @@
 #               and microvisor image boot through to RUNNING; an unsigned iPXE is refused
 #   nonztp      the node waits in the Micro-OS until `edgeprov instance create` (Debian image)
 #   two         two VMs at once (Debian image)
+#   ha          three edgeprovd replicas on PostgreSQL behind HAProxy (tests/e2e/ha.sh): the node
+#               boots and provisions through HAProxy (os-microvisor), the replica holding its
+#               workflow stream is killed while it waits, then the next while the workflow runs;
+#               the node reconnects to a survivor each time and reaches RUNNING
 # Each stage is a console marker waited for with its own timeout; each node's timeline is
 # printed, and the final inventory. KEEP=1 keeps the scratch directory.
 # Target images: tests/e2e/images/debian-image.sh (os-ubuntu style, cloud-init; cached between
 # runs) and tests/e2e/images/microvisor-image.sh (os-microvisor, made from each run's artifacts).
 set -u
 if [ $# -lt 1 ]; then
-  sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,10 +35,11 @@ src=$(cd "$here/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two ha)
 . "$src/tests/integration/lib.sh"
 . "$here/lib.sh"
 . "$here/network.sh"
+. "$here/ha.sh"
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY SOURCE_DATE_EPOCH
 
 for tool in qemu-system-x86_64 nginx curl zstd sgdisk mcopy bc; do
@@ -54,8 +59,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---- the orchestrator on QEMU's user network -------------------------------------------------
-# Started for the first scenario that needs it (all but network, which brings its own): the
-# Debian target image, then e2e_orchestrator_start. E2E_IMAGE=FILE.zst (with FILE.zst.sha256,
+# Started for the first scenario that needs it (all but network and ha, which bring their own):
+# the Debian target image, then e2e_orchestrator_start. E2E_IMAGE=FILE.zst (with FILE.zst.sha256,
 # the SHA-256 of the raw image) uses that image instead of building one.
 MAIN_STARTED=
 main_orchestrator() {
@@ -197,7 +202,7 @@ for s in "${scenarios[@]}"; do
   declare -F "scenario_$s" >/dev/null || e2e_die "unknown scenario $s"
 done
 for s in "${scenarios[@]}"; do
-  [ "$s" = network ] || main_orchestrator
+  case $s in network | ha) ;; *) main_orchestrator ;; esac
   "scenario_$s"
 done
 
