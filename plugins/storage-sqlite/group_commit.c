@@ -179,14 +179,19 @@ static void run_batch(void *data, batch_item **items, size_t n) {
     fail_batch(batch, n, r, err);
     return;
   }
+  /* Waiters hear of the group once, before its callers wake (each caller's own note is then a
+   * no-op): a group of n transactions wakes the store's followers once, not n times. */
+  if (w->commits && revision != start) commit_wait_note(w->commits, revision);
   w->batches++;
   w->committed += revision - start;
   if (n > w->largest_batch) w->largest_batch = n;
 }
 
-int sqs_writer_start(sqs_writer *w, sqs_conn *conn, uint32_t batch_max, char err[SQS_MESSAGE_MAX]) {
+int sqs_writer_start(sqs_writer *w, sqs_conn *conn, commit_wait *commits, uint32_t batch_max,
+                     char err[SQS_MESSAGE_MAX]) {
   memset(w, 0, sizeof *w);
   w->conn = conn;
+  w->commits = commits;
   int r = batch_queue_start(&w->queue, batch_max, run_batch, w, err, SQS_MESSAGE_MAX);
   if (r < 0) w->conn = NULL; /* still the caller's */
   return r;

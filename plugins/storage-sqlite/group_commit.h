@@ -9,6 +9,7 @@
 #include <edgeprov/storage.h>
 
 #include "batch_queue.h"
+#include "commit_wait.h"
 #include "sqlite_conn.h"
 
 typedef enum sqs_request_kind {
@@ -35,15 +36,18 @@ typedef struct sqs_request {
 typedef struct sqs_writer {
   batch_queue queue;  /* at most batch_max transactions committed together */
   sqs_conn *conn;     /* owned by the writer thread while it runs */
+  commit_wait *commits; /* told each group's last revision, NULL for none */
   /* Figures, written by the writer thread, read after sqs_writer_stop. */
   uint64_t batches;
   uint64_t committed;
   uint64_t largest_batch;
 } sqs_writer;
 
-/* Starts the writer thread on conn (a writer connection, which it then owns until stop).
+/* Starts the writer thread on conn (a writer connection, which it then owns until stop);
+ * commits (may be NULL) is told the last revision of each group once it is durable.
  * Returns 0, or an EP_E* code with a message in err. */
-int sqs_writer_start(sqs_writer *w, sqs_conn *conn, uint32_t batch_max, char err[SQS_MESSAGE_MAX]);
+int sqs_writer_start(sqs_writer *w, sqs_conn *conn, commit_wait *commits, uint32_t batch_max,
+                     char err[SQS_MESSAGE_MAX]);
 
 /* Queues req and waits until the writer has committed or refused it; returns req->result.
  * Any thread; EP_ECANCELED once the writer is stopping. */

@@ -460,7 +460,7 @@ static int32_t store_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
     goto fail;
   }
   s->pool_ready = true;
-  if ((r = sqs_writer_start(&s->writer, conn, (uint32_t)group_commit_max, err)) < 0) {
+  if ((r = sqs_writer_start(&s->writer, conn, &s->commits, (uint32_t)group_commit_max, err)) < 0) {
     ep_failf(host, ctx, r, "%s", err);
     goto fail;
   }

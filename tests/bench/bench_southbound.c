@@ -7,8 +7,9 @@
  *     server's memory and threads are sampled as they ramp up, and the cost of a connection
  *     is the slope over the ramp, projected to a fleet larger than this machine can hold;
  *   - onboarding: approved nodes onboard concurrently, each on a TLS connection of its own:
- *     durable onboardings/s with p50/p99 latency, once with the connections opened first (what
- *     the server sustains) and once with each node connecting as it onboards (TCP + TLS too).
+ *     durable onboardings/s with p50/p99 latency, once with the connections opened first and
+ *     closed after, each apart (what the server sustains), and once with each node connecting
+ *     as it onboards and closing after (TCP + TLS too).
  * With --compare-with the same is run against a second edgeprovd (an older build) and both
  * columns are printed side by side. Run with --help for the options. */
 #define _GNU_SOURCE
@@ -66,6 +67,8 @@ typedef struct result {
     int done, failed;
     double seconds, p50_ms, p99_ms, server_cpu, client_cpu;
   } open, fresh; /* on connections opened first; each node connecting as it onboards */
+  int closed;                                /* connections of open, closed after its timing */
+  double close_server_cpu, close_client_cpu; /* CPU seconds that took */
 } result;
 
 /* What the runner of one server and its load generators share (MAP_SHARED). */
@@ -78,7 +81,7 @@ typedef struct shared {
 } shared;
 
 /* A load generator's orders: a phase and its nodes (first, count) on the server at port. */
-enum { PHASE_EXIT, PHASE_OPEN, PHASE_ONBOARD, PHASE_WAIT };
+enum { PHASE_EXIT, PHASE_OPEN, PHASE_ONBOARD, PHASE_WAIT, PHASE_CLOSE };
 typedef struct command {
   int phase, port, first, count, threads;
 } command;
@@ -161,13 +164,29 @@ static void *onboard_load(void *arg) {
     if (!channel) channel = node_channel(w->cmd.port, k);
     int r = channel ? bench_node_onboard(channel, k, ONBOARD_TIMEOUT_MS) : -1;
     sh->latencies[k] = bench_now() - start;
-    ep_rpc_channel_free(channel);
+    /* A connection opened first is closed after the phase (PHASE_CLOSE), so its close is
+     * counted apart, as its opening is; one opened here is closed here. */
+    if (opened && k >= open_first && k < open_first + open_count)
+      opened[k - open_first] = channel;
+    else
+      ep_rpc_channel_free(channel);
     if (r == 0) {
       atomic_fetch_add(&sh->connected, 1);
     } else {
       atomic_fetch_add(&sh->failed, 1);
       record_error("node %d did not onboard", k);
     }
+  }
+  return NULL;
+}
+
+static void *close_load(void *arg) {
+  worker *w = arg;
+  for (int i; (i = atomic_fetch_add(&w->next, 1)) < open_count;) {
+    if (!opened[i]) continue;
+    ep_rpc_channel_free(opened[i]);
+    opened[i] = NULL;
+    atomic_fetch_add(&sh->connected, 1);
   }
   return NULL;
 }
@@ -219,9 +238,11 @@ static void load_generator(int in) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256u << 10);
-    for (int i = 0; i < cmd.threads; i++)
-      pthread_create(&threads[i], &attr,
-                     cmd.phase == PHASE_WAIT ? wait_load : cmd.phase == PHASE_OPEN ? open_load : onboard_load, &w);
+    void *(*run)(void *) = cmd.phase == PHASE_WAIT    ? wait_load
+                           : cmd.phase == PHASE_OPEN  ? open_load
+                           : cmd.phase == PHASE_CLOSE ? close_load
+                                                      : onboard_load;
+    for (int i = 0; i < cmd.threads; i++) pthread_create(&threads[i], &attr, run, &w);
     for (int i = 0; i < cmd.threads; i++) pthread_join(threads[i], NULL);
     pthread_attr_destroy(&attr);
     free(threads);
@@ -350,13 +371,29 @@ static bool onboard_nodes(runner *r, harness *h, int port, int base, struct onbo
   return ok;
 }
 
+/* Closes the connections the onboarding phase kept; their cost goes to the close figures.
+ * The server tears a connection down after the client went: its CPU is read once its
+ * descriptors are back near where they were before the connections were opened. */
+static bool close_opened(runner *r, harness *h, int port, long fds_before) {
+  double server_cpu = bench_proc_cpu_seconds(h->pid), client_cpu = workers_cpu(r);
+  bool ok = run_phase(r, PHASE_CLOSE, port, 0, opt.onboard);
+  for (double until = bench_now() + 10; bench_proc_fds(h->pid) > fds_before + 16 && bench_now() < until;) usleep(10000);
+  sh->res.closed = atomic_load(&sh->connected);
+  sh->res.close_server_cpu = bench_proc_cpu_seconds(h->pid) - server_cpu;
+  sh->res.close_client_cpu = workers_cpu(r) - client_cpu;
+  return ok;
+}
+
 /* Approved nodes onboard twice over: nodes 0..N-1 on connections opened first (the time
- * counts the onboarding only), then nodes N..2N-1 each connecting as it onboards. */
+ * counts the onboarding only: the connections are opened before and closed after, each
+ * measured apart), then nodes N..2N-1 each connecting as it onboards (and closing after). */
 static void phase_onboard(runner *r) {
   harness h;
   int port = start_daemon(&h, r, 2 * opt.onboard, true);
   if (port < 0) return stop_daemon(&h);
-  if (run_phase(r, PHASE_OPEN, port, 0, opt.onboard) && onboard_nodes(r, &h, port, 0, &sh->res.open))
+  long fds_before = bench_proc_fds(h.pid);
+  if (run_phase(r, PHASE_OPEN, port, 0, opt.onboard) && onboard_nodes(r, &h, port, 0, &sh->res.open) &&
+      close_opened(r, &h, port, fds_before))
     onboard_nodes(r, &h, port, opt.onboard, &sh->res.fresh);
   stop_daemon(&h);
 }
@@ -497,6 +534,8 @@ FIELD(client_rss, r->client_rss_kib / 1024.0)
   FIELD(o##_client_ms, r->o.done ? r->o.client_cpu * 1000 / r->o.done : 0)
 ONBOARDING(open)
 ONBOARDING(fresh)
+FIELD(close_server_ms, r->closed ? r->close_server_cpu * 1000 / r->closed : 0)
+FIELD(close_client_ms, r->closed ? r->close_client_cpu * 1000 / r->closed : 0)
 FIELD(wait_server_ms, r->connected ? r->wait_server_cpu * 1000 / r->connected : 0)
 FIELD(wait_client_ms, r->connected ? r->wait_client_cpu * 1000 / r->connected : 0)
 
@@ -536,7 +575,7 @@ static void report(void) {
   if (opt.onboard > 0) {
     int at_once = opt.concurrency < opt.processes ? opt.processes : opt.concurrency / opt.processes * opt.processes;
     printf("\nOnboarding: %d approved nodes, %d at once, each on a TLS connection of its own opened first "
-           "(SQLite, durable)\n", opt.onboard, at_once);
+           "and closed after (SQLite, durable)\n", opt.onboard, at_once);
     row("onboardings/s", 0, open_rate);
     row("  p50 latency, ms (stream to credentials)", 1, open_p50);
     row("  p99 latency, ms", 1, open_p99);
@@ -544,6 +583,8 @@ static void report(void) {
     row("  server CPU per onboarding, ms", 2, open_server_ms);
     row("  onboardings/s per server core (projected)", 0, open_per_core);
     row("  load generators' CPU per onboarding, ms", 2, open_client_ms);
+    row("then closing those connections: server CPU each, ms", 2, close_server_ms);
+    row("  load generators' CPU each, ms", 2, close_client_ms);
     printf("\nOnboarding: %d more, each connecting as it onboards (TCP + TLS + onboarding)\n", opt.onboard);
     row("onboardings/s", 0, fresh_rate);
     row("  p50 latency, ms (connect to credentials)", 1, fresh_p50);

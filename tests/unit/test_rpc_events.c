@@ -22,6 +22,8 @@
 #define WAIT "/test.Events/Wait"
 #define FLOOD "/test.Events/Flood"
 #define HELLO "/test.Events/Hello" /* echo, but a call must send its first message within 10 s */
+#define ANSWER "/test.Events/Answer" /* answers each message and ends the call in the same event */
+#define BURST "/test.Events/Burst"   /* sends small messages in one event until refused */
 #define WAITERS_MAX 512
 
 typedef struct fixture {
@@ -29,6 +31,7 @@ typedef struct fixture {
   ep_rpc_channel *channel;
   char target[64];
   atomic_int opened, closed, half_closed, overlap, flood_refused;
+  atomic_int burst_taken; /* messages a Burst event sent before the refusal, -1 while none ran */
   pthread_mutex_t lock;
   ep_rpc_call *waiters[WAITERS_MAX]; /* referenced in open, released in close */
   int waiter_count;
@@ -120,6 +123,28 @@ static void flood_message(void *state, ep_rpc_call *call, const uint8_t *message
   ep_rpc_call_finish(call, 8 /* RESOURCE_EXHAUSTED */, ep_error_message(), NULL, 0);
 }
 
+/* Answer: "answer" back, then the status the message names ("ok" or anything else: 9,
+ * FAILED_PRECONDITION), both from the one event, as the onboarding service answers a node. */
+static void answer_message(void *state, ep_rpc_call *call, const uint8_t *message, size_t len) {
+  (void)state;
+  bool ok = len == 2 && memcmp(message, "ok", 2) == 0;
+  assert_int_equal(ep_rpc_call_send(call, (const uint8_t *)"answer", 6), 0);
+  ep_rpc_call_finish(call, ok ? 0 : 9, ok ? "" : "ended", NULL, 0);
+}
+
+/* Burst: small messages in one event until the send queue refuses one, then the call ends. */
+static void burst_message(void *state, ep_rpc_call *call, const uint8_t *message, size_t len) {
+  (void)message, (void)len;
+  stream_state *st = state;
+  int taken = 0;
+  while (taken < 1000 && ep_rpc_call_send(call, (const uint8_t *)"x", 1) == 0) taken++;
+  atomic_store(&st->f->burst_taken, taken);
+  ep_rpc_call_finish(call, 0, "", NULL, 0);
+}
+
+static const ep_rpc_stream_ops answer_ops = {.open = echo_open, .message = answer_message, .close = echo_close};
+static const ep_rpc_stream_ops burst_ops = {.open = echo_open, .message = burst_message, .close = echo_close};
+
 static const ep_rpc_stream_ops echo_ops = {
     .open = echo_open, .message = echo_message, .half_close = echo_half_close, .close = echo_close};
 static const ep_rpc_stream_ops wait_ops = {
@@ -135,7 +160,10 @@ static int setup_with(void **state, const ep_rpc_server_options *options) {
       {.path = WAIT, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &wait_ops},
       {.path = FLOOD, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &flood_ops},
       {.path = HELLO, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &echo_ops, .first_message_ms = 10000},
+      {.path = ANSWER, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &answer_ops},
+      {.path = BURST, .kind = EP_RPC_BIDI_STREAMING, .data = f, .stream = &burst_ops},
   };
+  atomic_store(&f->burst_taken, -1);
   int port = 0;
   if (ep_rpc_server_new(&f->server, options) < 0) return -1;
   for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
@@ -269,6 +297,49 @@ static void send_queue_is_bounded(void **state) {
   ep_rpc_result_clear(&result);
 }
 
+/* A message and the status one event gives after it arrive both, in order (they leave in one
+ * batch), with an OK status and with an error alike. */
+static void a_message_and_the_status_after_it_arrive_in_order(void **state) {
+  fixture *f = *state;
+  const char *asks[] = {"ok", "end"};
+  for (size_t i = 0; i < 2; i++) {
+    ep_rpc_stream *s = NULL;
+    assert_int_equal(ep_rpc_stream_open(&s, f->channel, ANSWER, NULL, 0, NULL, 0, 10000), 0);
+    assert_int_equal(ep_rpc_stream_send(s, (const uint8_t *)asks[i], strlen(asks[i])), 0);
+    read_text(s, "answer");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_int_equal(ep_rpc_stream_read(s, &data, &len), 0);
+    ep_rpc_result result = {0};
+    ep_rpc_stream_close(s, &result);
+    assert_int_equal(result.status, i == 0 ? 0 : 9);
+    assert_string_equal(result.message, i == 0 ? "" : "ended");
+    ep_rpc_result_clear(&result);
+  }
+}
+
+/* The sends of one event wait until it returns; the first counts as the one in flight, so an
+ * event may send EP_RPC_SEND_QUEUE_MAX + 1 messages before a refusal, every time. */
+static void sends_of_one_event_are_bounded_as_one_in_flight_and_a_full_queue(void **state) {
+  fixture *f = *state;
+  ep_rpc_stream *s = NULL;
+  assert_int_equal(ep_rpc_stream_open(&s, f->channel, BURST, NULL, 0, NULL, 0, 10000), 0);
+  assert_int_equal(ep_rpc_stream_send(s, (const uint8_t *)"go", 2), 0);
+  int received = 0;
+  uint8_t *data = NULL;
+  size_t len = 0;
+  while (ep_rpc_stream_read(s, &data, &len) == 1) {
+    received++;
+    free(data);
+  }
+  ep_rpc_result result = {0};
+  ep_rpc_stream_close(s, &result);
+  assert_int_equal(result.status, 0);
+  ep_rpc_result_clear(&result);
+  assert_int_equal(atomic_load(&f->burst_taken), EP_RPC_SEND_QUEUE_MAX + 1);
+  assert_int_equal(received, EP_RPC_SEND_QUEUE_MAX + 1);
+}
+
 /* Stopping the server with event-driven streams open ends each (close runs, see teardown). */
 static void shutdown_with_waiting_streams(void **state) {
   fixture *f = *state;
@@ -368,6 +439,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(events_in_order_and_one_at_a_time, setup, teardown),
       cmocka_unit_test_setup_teardown(waiting_streams_hold_no_thread_and_wakes_arrive, setup, teardown),
       cmocka_unit_test_setup_teardown(send_queue_is_bounded, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_message_and_the_status_after_it_arrive_in_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(sends_of_one_event_are_bounded_as_one_in_flight_and_a_full_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(shutdown_with_waiting_streams, setup, teardown),
       cmocka_unit_test_setup_teardown(calls_past_the_maximum_are_refused_without_events, setup_small, teardown),
       cmocka_unit_test_setup_teardown(a_full_server_ends_the_oldest_silent_call_for_a_newcomer, setup_small, teardown),
