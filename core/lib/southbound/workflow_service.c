@@ -10,6 +10,7 @@
 #include <edgeprov/storage.h>
 
 #include "base/error.h"
+#include "base/figures.h"
 #include "base/log.h"
 #include "southbound/node_auth.h"
 #include "runtime/plugin_loader.h"
@@ -87,6 +88,7 @@ static int record_report(ep_workflow_service *ws, const char *node_id, const Edg
           NULL);
       if (r == 0 && done)
         r = ep_inventory_set_host_status(inv, node_id, "Rebooting", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS, NULL);
+      if (failed || done) ep_figures_workflow_end(w->created_at, failed);
       if (failed || done) ep_log(failed ? EP_LOG_WARN : EP_LOG_INFO, "workflow", "host %s: %s", node_id, status);
     }
     ep_workflow_free(w);
@@ -178,6 +180,7 @@ typedef struct run_stream {
   bool hello;           /* the stream's first message came */
   bool pushed;          /* the workflow was sent */
   ep_change_sub *waiting; /* subscribed to the host's changes until pushed; holds a reference */
+  ep_figures_action action; /* what this stream saw of the running action (metrics) */
 } run_stream;
 
 static void wake_stream(void *data) { ep_rpc_call_wake(((run_stream *)data)->call); }
@@ -235,6 +238,8 @@ static void run_message(void *state, ep_rpc_call *call, const uint8_t *bytes, si
   } else if (req->kind_case == EDGEPROV__V1__WORKFLOW_STREAM_REQUEST__KIND_REPORT && st->hello) {
     r = record_report(ws, st->node_id, req->report);
     if (r == 0) log_lines(ws, st->node_id, req->report);
+    if (r == 0) ep_figures_action_report(&st->action, req->report->index, req->report->attempts,
+                                         req->report->bytes_done, ep_action_state_name(req->report->state));
     /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
      * to one warning a minute. */
     if (r < 0 && ep_ratelimit_take(ws->budget.warned, st->node_id, NULL))
