@@ -15,8 +15,9 @@
  * store is listed at most that often (every host, page by page). */
 #define NODES_CACHE_MS 2000
 
+/* The states counted; a host registered whose node has not called yet has none: "NEW". */
 static const ep_inv_host_state node_states[] = {
-    EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED,
+    EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED,
     EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED, EDGEPROV__V1__HOST_STATE__HOST_STATE_DELETED};
 #define NODE_STATES (sizeof node_states / sizeof node_states[0])
 
@@ -77,7 +78,8 @@ static void collect_nodes(void *data, ep_metrics_sink *sink) {
     m->counted_ms = now; /* a failing store is asked again only after the same pause */
   }
   for (size_t k = 0; m->counted && k < NODE_STATES; k++)
-    ep_metrics_sink_put(sink, (const char *const[]){ep_inv_host_state_name(node_states[k])}, m->counts[k]);
+    ep_metrics_sink_put(sink, (const char *const[]){k == 0 ? "NEW" : ep_inv_host_state_name(node_states[k])},
+                        m->counts[k]);
 }
 
 static void collect_connections(void *data, ep_metrics_sink *sink) {
