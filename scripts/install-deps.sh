@@ -19,6 +19,9 @@ packages=(
   libcmocka-dev openssl sqlite3 curl clang libclang-rt-14-dev
   # scripts/check-layers.py and the tests' small helpers (free ports, JSON)
   python3
+  # promtool checks the /metrics text (tests/integration/metrics.sh); the prometheus server
+  # that comes with it is stopped and disabled below
+  prometheus
   # scripts/check-abi.sh: libabigail's abidw records the SDK's ABI, abidiff compares it with sdk/abi/
   abigail-tools
   # cloud-init: its schema check validates the rendered user-data (brings python3-yaml)
@@ -58,6 +61,18 @@ else
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# prometheus is here for promtool only: its server must not run, nor hold port 9090, nor be
+# what a test talks to.
+if [ -e /lib/systemd/system/prometheus.service ] && command -v systemctl >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  else
+    $sudo systemctl disable prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 
 # iPXE with HTTPS (bookworm's has none): trixie's ipxe package's EFI binary, unpacked to

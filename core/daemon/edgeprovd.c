@@ -10,6 +10,8 @@
 #include <sys/resource.h>
 
 #include "daemon_args.h"
+#include "daemon_metrics.h"
+#include "base/figures.h"
 #include "base/error.h"
 #include "net/https.h"
 #include "provisioning/inventory.h"
@@ -89,6 +91,7 @@ typedef struct daemon_state {
   ep_housekeeping *housekeeping;
   ep_reconciler *reconciler;
   ep_mgmt_server *mgmt;
+  ep_daemon_metrics *metrics; /* GET /metrics on listen.metrics: stopped first */
 } daemon_state;
 
 static void log_diags(const ep_diags *diags) {
@@ -169,12 +172,14 @@ static int start_services(daemon_state *d, bool check_only) {
    * it answer finds the node-facing listeners up too. It started first, and a node that
    * dialled the southbound port in that window was refused (a flaky test_onboarding). */
   if (ep_inventory_new(&d->inv, site->plugins) < 0 ||
+      (!check_only && site->config->listen_metrics && ep_figures_register() < 0) ||
       (!check_only && ep_southbound_start(&d->southbound, d->inv, site->plugins, site->config) < 0) ||
       (!check_only && start_https(&d->https, &d->https_port, &d->health, site, d->inv) < 0) ||
       (!check_only &&
        ep_housekeeping_new(&d->housekeeping, d->inv, (uint64_t)site->config->change_log_retention) < 0) ||
       (!check_only && ep_housekeeping_start(d->housekeeping) < 0) ||
       (!check_only && ep_reconciler_start(&d->reconciler, d->inv, site->plugins, site->config) < 0) ||
+      (!check_only && ep_daemon_metrics_start(&d->metrics, site->config, d->inv, d->https) < 0) ||
       (!check_only && ep_mgmt_server_start(&d->mgmt, d->inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
     return -1;
@@ -188,6 +193,7 @@ static int start_services(daemon_state *d, bool check_only) {
 
 /* Stops and frees whatever started, in reverse; running calls get grace_ms to end. */
 static void stop(daemon_state *d, int grace_ms) {
+  ep_daemon_metrics_stop(d->metrics);
   ep_reconciler_stop(d->reconciler);
   ep_housekeeping_free(d->housekeeping);
   ep_https_server_free(d->https);

@@ -193,6 +193,37 @@ static void tcp_management_needs_tls_and_a_token(void **state) {
   free(path);
 }
 
+static void metrics_listen_on_loopback_unless_public(void **state) {
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  char *path = tu_write(*state, "metrics.conf", "listen = {\n  metrics = \"127.0.0.1:9464\";\n};\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  assert_string_equal(c->listen_metrics, "127.0.0.1:9464");
+  assert_false(c->metrics_public);
+  ep_config_free(c);
+  free(path);
+  path = tu_write(*state, "metrics.conf", "listen = {\n  metrics = \"0.0.0.0:9464\";\n};\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 2, "'listen.metrics': 0.0.0.0:9464 is not a loopback address, and the figures "
+                                     "show the fleet's size and activity"));
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+  path = tu_write(*state, "metrics.conf", "listen = {\n  metrics = \"0.0.0.0:9464\";\n};\nmetrics = { public = true; };\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 2, "'listen.metrics': 0.0.0.0:9464 is not a loopback address: metrics are served "
+                                     "there over TLS, set tls.cert and tls.key"));
+  assert_true(c->metrics_public);
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+  c = NULL;
+  assert_int_equal(ep_config_new_defaults(&c, NULL), 0);
+  assert_null(c->listen_metrics); /* off by default */
+  ep_config_free(c);
+}
+
 static void syntax_and_io_errors(void **state) {
   char *path = tu_write(*state, "syntax.conf", "listen = {\n  grpc = \"a:1\";\n  = 5;\n};\n");
   ep_diags diags = {0};
@@ -294,6 +325,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(provisioning_and_cloudinit_keys, setup, teardown),
       cmocka_unit_test_setup_teardown(reads_every_core_key, setup, teardown),
       cmocka_unit_test_setup_teardown(core_errors_name_line_and_reason, setup, teardown),
+      cmocka_unit_test_setup_teardown(metrics_listen_on_loopback_unless_public, setup, teardown),
       cmocka_unit_test_setup_teardown(tcp_management_needs_tls_and_a_token, setup, teardown),
       cmocka_unit_test_setup_teardown(syntax_and_io_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(plugin_sections_follow_declared_settings, setup, teardown),

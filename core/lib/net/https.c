@@ -742,6 +742,13 @@ int ep_https_server_start(ep_https_server *s, int *ret_port) {
   return 0;
 }
 
+size_t ep_https_server_connections(ep_https_server *s) {
+  pthread_mutex_lock(&s->conns_lock);
+  size_t live = s->live;
+  pthread_mutex_unlock(&s->conns_lock);
+  return live;
+}
+
 int ep_https_server_serve_fd(ep_https_server *s, int fd) {
   if (s->mhd) {
     close(fd);

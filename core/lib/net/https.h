@@ -110,6 +110,9 @@ void ep_https_server_observe_files(ep_https_server *server, ep_https_file_observ
  * for the deadlines); *ret_port gets the bound port. */
 int ep_https_server_start(ep_https_server *server, int *ret_port);
 
+/* The connections open now, as the limits count them (those closing not counted). Any thread. */
+size_t ep_https_server_connections(ep_https_server *server);
+
 /* For tests and fuzzing: answers the HTTP/1.1 requests read from fd (a connected stream
  * socket, plaintext whatever the certificate) with server's routes and directories, on the
  * calling thread (handlers too; no connection limits), until the peer has closed its side and every request it sent is answered

@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/figures.h"
+
 #define PATH_DEPTH_MAX 8
 #define PATH_LEN_MAX 255
 /* Bytes read from a file per send. libmicrohttpd's own file responses read 4 KiB at a time,
@@ -124,6 +126,7 @@ static ssize_t read_file_block(void *cls, uint64_t pos, char *buf, size_t max) {
   ssize_t n;
   do n = pread(b->fd, buf, max, (off_t)(b->offset + pos));
   while (n < 0 && errno == EINTR);
+  if (n > 0) ep_figures_artifact_bytes((uint64_t)n);
   /* 0 before the announced length: the file shrank while being sent; end the connection
    * rather than send a short body with a full Content-Length. */
   return n > 0 ? n : MHD_CONTENT_READER_END_WITH_ERROR;

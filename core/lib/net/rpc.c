@@ -25,6 +25,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/figures.h"
 #include "base/secret.h"
 
 
@@ -257,6 +258,7 @@ static void call_over(ep_rpc_call *c, grpc_call *grpc) {
     if (c->live_next) c->live_next->live_prev = c->live_prev;
   }
   server->active--;
+  ep_figures_rpc_calls_open(-1);
   pthread_cond_broadcast(&server->cond);
   pthread_mutex_unlock(&server->lock);
 }
@@ -368,6 +370,7 @@ static bool last_send_with_status(const ep_rpc_call *c) {
 static void start_finish(ep_rpc_call *c) {
   if (!c->finished || c->finish_started || c->send_buffer || (c->send_head && !last_send_with_status(c))) return;
   c->finish_started = true;
+  ep_figures_rpc_call(c->method ? c->path : "unknown", ep_status_name(c->finish_status)); /* a known path only */
   c->finish_details = grpc_slice_from_copied_string(c->finish_message ? c->finish_message : "");
   c->finish_buffer = c->finish_status == 0 && c->finish_data ? bytes_to_buffer(c->finish_data, c->finish_len) : NULL;
   if (c->send_head) { /* last_send_with_status */
@@ -617,6 +620,7 @@ static void accept_call(ep_rpc_server *server, ep_rpc_call *c) {
   room = room || evicted;
   if (room) {
     server->active++;
+    ep_figures_rpc_calls_open(1);
     if (server->active > server->active_peak) server->active_peak = server->active;
     if (c->mode == MODE_THREAD) server->threads++;
     if (c->mode == MODE_EVENTS && c->method) {

@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/redact.h"
+#include "base/figures.h"
 #include "base/log.h"
 #include "runtime/plugin_loader.h"
 #include "base/validate.h"
@@ -222,7 +223,9 @@ static int commit(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_
   uint64_t revision = 0;
   uint32_t failed = 0;
   for (uint32_t i = 0; i < count; i++) ops[i].struct_size = sizeof(ep_storage_op);
+  int64_t started = ep_figures_clock();
   int32_t r = inv->st->txn(inv->state, ops, count, sizeof(ep_storage_op), &revision, &failed);
+  ep_figures_storage_txn(started);
   if (r == EP_ECONFLICT) {
     if (ret_failed) *ret_failed = failed;
     return EP_ECONFLICT;

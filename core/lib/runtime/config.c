@@ -130,6 +130,11 @@ static const char *check_address(const char *value, bool unix_ok) {
   return port_valid(colon + 1) ? NULL : "port must be a number from 0 to 65535";
 }
 
+/* True for a host:port on a loopback address (127.0.0.0/8, [::1], localhost). */
+static bool loopback_address(const char *v) {
+  return strncmp(v, "127.", 4) == 0 || strncmp(v, "[::1]:", 6) == 0 || strncmp(v, "localhost:", 10) == 0;
+}
+
 static const char *check_management(const char *v) { return check_address(v, true); }
 static const char *check_network(const char *v) { return check_address(v, false); }
 
@@ -239,6 +244,8 @@ static const core_key core_keys[] = {
     {"listen", "management", KEY_STRING, offsetof(ep_config, listen_management), check_management},
     {"listen", "grpc", KEY_STRING, offsetof(ep_config, listen_grpc), check_network},
     {"listen", "https", KEY_STRING, offsetof(ep_config, listen_https), check_network},
+    {"listen", "metrics", KEY_STRING, offsetof(ep_config, listen_metrics), check_network},
+    {"metrics", "public", KEY_BOOL, offsetof(ep_config, metrics_public), NULL},
     {"paths", "data", KEY_STRING, offsetof(ep_config, data_dir), check_absolute_path},
     {"paths", "plugins", KEY_LIST, offsetof(ep_config, plugin_dirs), check_absolute_path},
     {"tls", "cert", KEY_STRING, offsetof(ep_config, tls_cert), check_readable_file},
@@ -304,7 +311,7 @@ static const core_key core_keys[] = {
 #pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https", "metrics"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -351,6 +358,7 @@ void ep_config_free(ep_config *c) {
   free(c->listen_management);
   free(c->listen_grpc);
   free(c->listen_https);
+  free(c->listen_metrics);
   free(c->data_dir);
   free(c->tls_cert);
   free(c->tls_key);
@@ -641,6 +649,19 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
     DIAG_AT(diags, EP_DIAG_ERROR, s, path,
             "'listen.management': a TCP address needs tls.cert, tls.key and auth.operator_token_file "
             "(or use unix:/path)");
+  }
+  /* The figures tell whoever reads them how big the fleet is and what it does. */
+  if (c->listen_metrics && !loopback_address(c->listen_metrics) && (!c->metrics_public || !c->tls_cert)) {
+    const config_setting_t *s = config_lookup(&c->source->lc, "listen.metrics");
+    if (!c->metrics_public)
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+              "'listen.metrics': %s is not a loopback address, and the figures show the fleet's size and activity to "
+              "whoever can reach it: set metrics.public = true to serve them there (or use 127.0.0.1:PORT)",
+              c->listen_metrics);
+    else
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+              "'listen.metrics': %s is not a loopback address: metrics are served there over TLS, set tls.cert and tls.key",
+              c->listen_metrics);
   }
   if (c->onboarding_create_nodes && !c->operator_token_file) {
     const config_setting_t *s = config_lookup(&c->source->lc, "onboarding.create_nodes");

@@ -112,6 +112,8 @@ typedef struct ep_config {
   char *listen_management; /* "unix:/path" or "host:port" */
   char *listen_grpc;       /* southbound gRPC, "host:port" */
   char *listen_https;      /* embedded HTTPS server, "host:port" */
+  char *listen_metrics;    /* Prometheus /metrics, "host:port"; NULL (the default): not served */
+  bool metrics_public;     /* metrics.public: listen.metrics may be a non-loopback address (then over TLS) */
   char *data_dir;
   ep_strv plugin_dirs; /* searched in order; the first plugin with an ID wins */
   char *tls_cert;      /* PEM files, NULL when unset */

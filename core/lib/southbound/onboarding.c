@@ -11,6 +11,7 @@
 #include <edgeprov/identity.h>
 
 #include "base/error.h"
+#include "base/figures.h"
 #include "base/log.h"
 #include "base/ratelimit.h"
 #include "southbound/boot_fetches.h"
@@ -341,6 +342,7 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
   onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
   if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
     r = onboard(ob, call, host);
+    ep_figures_onboarding(r == 0);
     ep_inv_host_free(host);
     if (r < 0)
       ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);

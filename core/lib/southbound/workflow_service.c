@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "base/redact.h"
 #include "provisioning/node_log.h"
+#include "base/figures.h"
 #include "base/log.h"
 #include "southbound/node_auth.h"
 #include "runtime/plugin_loader.h"
@@ -91,6 +92,7 @@ static int record_report(ep_workflow_service *ws, const char *node_id, const Edg
           NULL);
       if (r == 0 && done)
         r = ep_inventory_set_host_status(inv, node_id, "Rebooting", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IN_PROGRESS, NULL);
+      if (failed || done) ep_figures_workflow_end(w->created_at, failed);
       if (failed || done) ep_log(failed ? EP_LOG_WARN : EP_LOG_INFO, "workflow", "host %s: %s", node_id, status);
     }
     ep_workflow_free(w);
@@ -195,6 +197,7 @@ typedef struct run_stream {
   bool hello;           /* the stream's first message came */
   bool pushed;          /* the workflow was sent */
   ep_change_sub *waiting; /* subscribed to the host's changes until pushed; holds a reference */
+  ep_figures_action action; /* what this stream saw of the running action (metrics) */
 } run_stream;
 
 static void wake_stream(void *data) { ep_rpc_call_wake(((run_stream *)data)->call); }
@@ -253,6 +256,8 @@ static void run_message(void *state, ep_rpc_call *call, const uint8_t *bytes, si
     char action_name[EP_WORKFLOW_ACTION_NAME_MAX + 1] = "";
     r = record_report(ws, st->node_id, req->report, action_name);
     if (r == 0) log_lines(ws, st->node_id, req->report, action_name);
+    if (r == 0) ep_figures_action_report(&st->action, req->report->index, req->report->attempts,
+                                         req->report->bytes_done, ep_action_state_name(req->report->state));
     /* A refusal ends the stream, so a node reconnecting to repeat a refused report is held
      * to one warning a minute. */
     if (r < 0 && ep_ratelimit_take(ws->budget.warned, st->node_id, NULL))
