@@ -121,8 +121,8 @@ static int storage_failed(int r, const char *what);
 static void *follow_store(void *arg) {
   ep_inventory *inv = arg;
   pthread_mutex_lock(&inv->lock);
-  uint64_t known = inv->known;
   while (!inv->stopping) {
+    uint64_t known = inv->known; /* this process's commits publish theirs too */
     pthread_mutex_unlock(&inv->lock);
     uint64_t revision = 0;
     int32_t r = inv->st->wait(inv->state, known, FOLLOW_SLICE_MS, &revision);
@@ -135,8 +135,8 @@ static void *follow_store(void *arg) {
     if (inv->follower_failed != failed) pthread_cond_broadcast(&inv->changed); /* waiters switch over */
     if (!failed && inv->follower_failed) ep_log(EP_LOG_INFO, "inventory", "the store answers again");
     inv->follower_failed = failed;
-    if (r == 0 && revision > known) {
-      known = inv->known = revision;
+    if (r == 0 && revision > inv->known) { /* never back: a commit may have published a later one */
+      inv->known = revision;
       pthread_cond_broadcast(&inv->changed);
     }
   }
@@ -233,7 +233,14 @@ static int commit(ep_inventory *inv, ep_storage_op *ops, uint32_t count, uint64_
   if (r < 0) return storage_failed(r, "write");
   pthread_mutex_lock(&inv->lock);
   inv->commits++;
-  pthread_cond_broadcast(&inv->changed);
+  /* With a working follower, waiters wake for a revision they have not seen: this commit's is
+   * published here (revisions are handed out in commit order, so the store holds every one
+   * before it), and a commit that adds nothing new wakes no one. Without it, waiters poll and
+   * each commit is their cue. */
+  bool published = inv->following && !inv->follower_failed;
+  bool wake = !published || revision > inv->known;
+  if (published && revision > inv->known) inv->known = revision;
+  if (wake) pthread_cond_broadcast(&inv->changed);
   pthread_mutex_unlock(&inv->lock);
   if (ret_revision) *ret_revision = revision;
   return 0;
@@ -641,20 +648,6 @@ int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host
   return update_host(inv, uuid, change_current, &c, ret_host);
 }
 
-static int change_onboarded(ep_inv_host *host, void *data) {
-  int r = change_current(host, data);
-  if (r == 0) {
-    host->credentials_unused = true;
-    host->onboarded_at = (int64_t)time(NULL);
-  }
-  return r;
-}
-
-int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host) {
-  state_change c = {EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE};
-  return update_host(inv, uuid, change_onboarded, &c, ret_host);
-}
-
 static int change_used(ep_inv_host *host, void *data) {
   (void)data;
   host->credentials_unused = false;
@@ -732,14 +725,48 @@ int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, co
   return update_host(inv, uuid, change_registration, &g, NULL);
 }
 
-int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const char *ip, const char *peer_ip,
-                                int64_t artifact_fetched_at) {
-  char canonical_ip[EP_IP_TEXT_MAX + 1] = "", canonical_peer[EP_IP_TEXT_MAX + 1] = "";
-  if (ip && *ip && ep_validate_ip(canonical_ip, "host_ip", ip) < 0) return EP_EINVAL;
-  if (peer_ip && *peer_ip && ep_validate_ip(canonical_peer, "peer_ip", peer_ip) < 0) return EP_EINVAL;
-  registration g = {"Node connected", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, canonical_ip, canonical_peer,
-                    true, artifact_fetched_at};
+/* The registration change a contact makes (g's texts live in static buffers of the calling
+ * thread until its next call). EP_EINVAL for an address that is not one. */
+static int contact_registration(const ep_inv_contact *contact, registration *g) {
+  static _Thread_local char canonical_ip[EP_IP_TEXT_MAX + 1], canonical_peer[EP_IP_TEXT_MAX + 1];
+  canonical_ip[0] = canonical_peer[0] = '\0';
+  if (contact->ip && *contact->ip && ep_validate_ip(canonical_ip, "host_ip", contact->ip) < 0) return EP_EINVAL;
+  if (contact->peer_ip && *contact->peer_ip && ep_validate_ip(canonical_peer, "peer_ip", contact->peer_ip) < 0)
+    return EP_EINVAL;
+  *g = (registration){"Node connected", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, canonical_ip, canonical_peer,
+                      true, contact->artifact_fetched_at};
+  return 0;
+}
+
+int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact) {
+  registration g;
+  if (contact_registration(contact, &g) < 0) return EP_EINVAL;
   return update_host(inv, uuid, change_registration, &g, NULL);
+}
+
+typedef struct onboarded {
+  state_change state;
+  registration *contact; /* NULL: none */
+} onboarded;
+
+static int change_onboarded(ep_inv_host *host, void *data) {
+  onboarded *o = data;
+  int r = o->contact ? change_registration(host, o->contact) : 0;
+  if (r == 0) r = change_current(host, &o->state);
+  if (r == 0) {
+    host->credentials_unused = true;
+    host->onboarded_at = (int64_t)time(NULL);
+  }
+  return r;
+}
+
+int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact,
+                               ep_inv_host **ret_host) {
+  registration g;
+  onboarded o = {{EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE},
+                 contact ? &g : NULL};
+  if (contact && contact_registration(contact, &g) < 0) return EP_EINVAL;
+  return update_host(inv, uuid, change_onboarded, &o, ret_host);
 }
 
 /* ---- instances ----------------------------------------------------------------------------- */

@@ -68,16 +68,24 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
 int ep_inventory_set_host_state(ep_inventory *inv, const char *uuid, ep_inv_host_state current, const char *status,
                                 ep_status_indicator indicator, ep_inv_host **ret_host);
 
+/* What a node's onboarding message tells of it: the IP it reports (ip) and the address it came
+ * from (peer_ip; "" or NULL keep them), and when its address first fetched a boot artifact
+ * (artifact_fetched_at, 0: unknown). */
+typedef struct ep_inv_contact {
+  const char *ip, *peer_ip;
+  int64_t artifact_fetched_at;
+} ep_inv_contact;
+
 /* Records that the node of host uuid sent an onboarding message: registration status "Node
- * connected", the IP it reports (ip) and the address it came from (peer_ip; "" or NULL keep
- * them), and the start of its timeline: first_contact_at (now) and artifact_fetched_at (when
- * its address first fetched a boot artifact, 0: unknown), each set once per onboarding. */
-int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const char *ip, const char *peer_ip,
-                                int64_t artifact_fetched_at);
+ * connected", contact's addresses, and the start of its timeline: first_contact_at (now) and
+ * artifact_fetched_at, each set once per onboarding. EP_EINVAL for an address that is not one. */
+int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact);
 
 /* Records that onboarding handed host uuid its credentials: current state ONBOARDED (status
- * "Onboarded") and credentials_unused set, until ep_inventory_credentials_used. */
-int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, ep_inv_host **ret_host);
+ * "Onboarded"), onboarded_at, and credentials_unused set until ep_inventory_credentials_used;
+ * with contact (may be NULL), what ep_inventory_node_connected records, in the same write. */
+int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact,
+                               ep_inv_host **ret_host);
 
 /* Records that the node of host uuid used its credentials (an authenticated call): clears
  * credentials_unused; writes nothing when it is clear already. */

@@ -197,22 +197,12 @@ static int may_replace_credentials(ep_onboarding *ob, const char *uuid, int64_t 
 
 /* Onboards host: issues credentials and replies ONBOARDED. Returns 0 when the stream is
  * done, or a negative code with the status to finish with. */
-static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
+static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host, const ep_inv_contact *contact) {
   void *id_state = NULL;
   ep_plugin *provider = NULL;
   const ep_identity *identity = ep_plugins_capability(ob->plugins, EP_CAP_IDENTITY, &provider);
   if (!identity) return ep_error_set(EP_EIO, "no identity plugin is active (enable auth-local)");
   id_state = provider->instance;
-  /* Credentials are issued once: a node that restarts in the middle of provisioning takes
-   * them back from its firmware's NVRAM (edgeprov-agent), not from a second onboarding that
-   * anyone knowing its identifiers could ask for. */
-  int64_t issued_at = 0;
-  if (identity->get(id_state, host->uuid, keep_issue_time, &issued_at) == 0) {
-    int r = may_replace_credentials(ob, host->uuid, issued_at);
-    if (r < 0) return r;
-    r = identity->revoke(id_state, host->uuid);
-    if (r < 0) return ep_error_prefix(r, "host %s: revoking unfinished credentials", host->uuid);
-  }
   /* An invalidated host that an operator approved again registers before it onboards. */
   if (host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED) {
     int r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
@@ -222,9 +212,23 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host) {
   issued creds;
   memset(&creds, 0, sizeof creds);
   int r = identity->create(id_state, host->uuid, keep_credentials, &creds);
+  /* Credentials are issued once: a node that restarts in the middle of provisioning takes
+   * them back from its firmware's NVRAM (edgeprov-agent), not from a second onboarding that
+   * anyone knowing its identifiers could ask for (may_replace_credentials says when a second
+   * one is due). The identity plugin refuses a second set (EP_EEXIST); only then is it asked
+   * about the first. */
+  if (r == EP_EEXIST) {
+    int64_t issued_at = 0;
+    if (identity->get(id_state, host->uuid, keep_issue_time, &issued_at) < 0) issued_at = 0;
+    r = may_replace_credentials(ob, host->uuid, issued_at);
+    if (r < 0) return r;
+    r = identity->revoke(id_state, host->uuid);
+    if (r < 0) return ep_error_prefix(r, "host %s: revoking unfinished credentials", host->uuid);
+    r = identity->create(id_state, host->uuid, keep_credentials, &creds);
+  }
   if (r < 0) return ep_error_prefix(r, "host %s: credentials", host->uuid);
   ep_inv_host *updated = NULL;
-  r = ep_inventory_set_onboarded(ob->inv, host->uuid, &updated);
+  r = ep_inventory_set_onboarded(ob->inv, host->uuid, contact, &updated); /* with the contact: one write */
   if (r == 0) {
     r = send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED,
                       creds.client_id, creds.client_secret, creds.project_id);
@@ -338,10 +342,14 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
                        "this host was invalidated by an operator; it onboards again once approved", NULL, 0);
     return;
   }
-  ep_inventory_node_connected(ob->inv, host->uuid, req->host_ip, peer, ep_boot_fetches_first(peer, (int64_t)time(NULL)));
+  char host_ip[EP_IP_TEXT_MAX + 1] = "";
+  snprintf(host_ip, sizeof host_ip, "%s", req->host_ip); /* validated by check_request */
   onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+  ep_inv_contact contact = {host_ip, peer, ep_boot_fetches_first(peer, (int64_t)time(NULL))};
   if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
-    r = onboard(ob, call, host);
+    r = onboard(ob, call, host, &contact);
+    /* Onboarded, the contact went with it; refused, it is recorded by itself. */
+    if (r < 0) ep_inventory_node_connected(ob->inv, host->uuid, &contact);
     ep_figures_onboarding(r == 0);
     ep_inv_host_free(host);
     if (r < 0)
@@ -350,6 +358,7 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
       ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
     return;
   }
+  ep_inventory_node_connected(ob->inv, host->uuid, &contact);
   if (host->current_state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
     r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
                                     "Registered, waiting for approval", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
