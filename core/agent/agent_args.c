@@ -10,7 +10,7 @@
 const char ep_agent_usage[] =
     "Usage: edgeprov-agent --orchestrator HOST:PORT[,HOST:PORT...] [--ca FILE] [--token-url URL] [--sysroot DIR]\n"
     "                      [--state-dir DIR] [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS]\n"
-    "                      [--plugins DIR] [--target-disk PATH] [--efivars DIR]\n"
+    "                      [--plugins DIR] [--target-disk PATH] [--efivars DIR] [--boot-log FILE]\n"
     "                      [--no-reboot | --onboard-only | --installed [--seed FILE]]\n"
     "                      [--log-level LEVEL]\n"
     "\n"
@@ -43,7 +43,11 @@ const char ep_agent_usage[] =
     "  --seed FILE               with --installed, on an image without cloud-init: take the\n"
     "                            orchestrator, token URL, CA and credentials from the NoCloud\n"
     "                            user-data edgeprov wrote (mode 0600); given options win\n"
-    "  --host-ip IP              report this IP instead of the discovered one\n";
+    "  --host-ip IP              report this IP instead of the discovered one\n"
+    "  --boot-log FILE           when the orchestrator refuses to onboard this node (invalidated,\n"
+    "                            credentials already issued...), send it the last 256 lines of\n"
+    "                            FILE (default: the kernel's log, <sysroot>/dev/kmsg), at most\n"
+    "                            once every 10 minutes: edgeprov logs shows them\n";
 
 bool ep_agent_args_parse(ep_agent_options *out, int *ret_exit, int argc, char **argv) {
   ep_agent_options o = {.sysroot = "/", .state_dir = "/var/lib/edgeprov-agent", .backoff_ms = 2000,
@@ -78,6 +82,7 @@ bool ep_agent_args_parse(ep_agent_options *out, int *ret_exit, int argc, char **
     else if (!strcmp(arg, "--target-disk")) o.target_disk = value;
     else if (!strcmp(arg, "--efivars")) o.efivars_dir = value;
     else if (!strcmp(arg, "--seed")) o.seed_file = value;
+    else if (!strcmp(arg, "--boot-log")) o.boot_log = value;
     else if (!strcmp(arg, "--backoff-ms")) o.backoff_ms = atoi(value);
     else if (!strcmp(arg, "--backoff-max-ms")) o.backoff_max_ms = atoi(value);
     else if (!strcmp(arg, "--log-level") && ep_log_level_parse(value) >= 0) o.log_level = ep_log_level_parse(value);

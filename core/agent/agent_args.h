@@ -24,6 +24,7 @@ typedef struct ep_agent_options {
   bool onboard_only;
   bool installed;
   const char *seed_file;            /* --seed: NoCloud user-data to take settings and credentials from */
+  const char *boot_log;             /* --boot-log: what UploadBootLog sends; default <sysroot>/dev/kmsg */
   int log_level;                    /* EP_LOG_*, default EP_LOG_INFO */
 } ep_agent_options;
 

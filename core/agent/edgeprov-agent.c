@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "agent_args.h"
+#include "boot_log.h"
 #include "runtime/config.h"
 #include "base/diag.h"
 #include "discovery.h"
@@ -56,6 +57,8 @@ typedef struct agent {
   char orchestrators[ORCHESTRATORS_MAX][ORCHESTRATOR_MAX + 1];
   size_t orchestrator_count, current;
   bool token_url_follows; /* no --token-url: it follows the current orchestrator */
+  int refused;            /* the last onboarding attempt was refused (its gRPC status), 0: it was not */
+  time_t boot_log_sent;   /* when the boot log last went to the orchestrator */
 } agent;
 
 static const char *orchestrator(const agent *a) { return a->orchestrators[a->current]; }
@@ -213,6 +216,9 @@ static int onboard_once(agent *a, int *attempt) {
   if (result == 0 && status.status != EP_STATUS_OK)
     ep_log(EP_LOG_WARN, "agent", "onboarding at %s: %s: %s", orchestrator(a), ep_status_name(status.status),
            status.message);
+  a->refused = result == 0 && (status.status == EP_STATUS_PERMISSION_DENIED || status.status == EP_STATUS_FAILED_PRECONDITION)
+                   ? status.status
+                   : 0;
   ep_rpc_channel_free(channel);
   if (result == 0 && unreachable(status.status)) next_orchestrator(a, "onboarding");
   return result;
@@ -555,6 +561,55 @@ static bool has_credentials(const agent *a) {
   return false;
 }
 
+#define BOOT_LOG_INTERVAL_S 600 /* the boot log goes to the orchestrator at most this often */
+
+/* Onboarding was refused: sends the node's boot log (--boot-log) to the orchestrator, which
+ * keeps it in the host's log when the node names a registered host (UploadBootLog, no token),
+ * at most once every BOOT_LOG_INTERVAL_S. Failures are logged; onboarding goes on regardless. */
+static void send_boot_log(agent *a) {
+  time_t now = time(NULL);
+  if (a->boot_log_sent && now - a->boot_log_sent < BOOT_LOG_INTERVAL_S) return;
+  a->boot_log_sent = now;
+  char kmsg[4096];
+  const char *path = a->opt.boot_log;
+  if (!path) {
+    snprintf(kmsg, sizeof kmsg, "%s/dev/kmsg", strcmp(a->opt.sysroot, "/") == 0 ? "" : a->opt.sysroot);
+    path = kmsg;
+  }
+  ep_boot_log log;
+  if (ep_boot_log_read(path, &log) < 0) {
+    ep_log(EP_LOG_WARN, "agent", "no boot log for the orchestrator: %s", ep_error_message());
+    return;
+  }
+  Edgeprov__V1__UploadBootLogRequest req = EDGEPROV__V1__UPLOAD_BOOT_LOG_REQUEST__INIT;
+  req.uuid = a->node.uuid;
+  req.serialnum = a->node.serial;
+  req.mac_id = a->node.primary_mac;
+  req.lines = log.lines;
+  req.n_lines = log.count;
+  size_t len = edgeprov__v1__upload_boot_log_request__get_packed_size(&req);
+  uint8_t *buf = malloc(len ? len : 1);
+  ep_rpc_channel *channel = NULL;
+  ep_rpc_tls tls = {.ca_pem = a->ca_pem};
+  ep_rpc_result result = {0};
+  int r = buf ? ep_rpc_channel_new(&channel, orchestrator(a), a->ca_pem ? &tls : NULL, 0) : EP_ENOMEM;
+  if (r == 0) {
+    edgeprov__v1__upload_boot_log_request__pack(&req, buf);
+    r = ep_rpc_unary(channel, EP_NODE_SERVICE_UPLOAD_BOOT_LOG, NULL, 0, buf, len, 15000, &result);
+  }
+  if (r < 0)
+    ep_log(EP_LOG_WARN, "agent", "sending the boot log failed: %s", ep_error_message());
+  else if (result.status != EP_STATUS_OK)
+    ep_log(EP_LOG_WARN, "agent", "the orchestrator did not take the boot log: %s: %s", ep_status_name(result.status),
+           result.message);
+  else
+    ep_log(EP_LOG_INFO, "agent", "sent %zu lines of the boot log (%s) to the orchestrator", log.count, path);
+  ep_rpc_result_clear(&result);
+  ep_rpc_channel_free(channel);
+  free(buf);
+  ep_boot_log_clear(&log);
+}
+
 /* Discovers the node and onboards it, asking until the orchestrator approves. Returns 0 once
  * the credentials are stored, else the exit status (1, or 2 for a bad --host-ip). */
 static int onboard(agent *a) {
@@ -577,6 +632,7 @@ static int onboard(agent *a) {
   for (;;) {
     int r = onboard_once(a, &attempt);
     if (r == 1) return 0;
+    if (r == 0 && a->refused) send_boot_log(a);
     if (r < 0) {
       ep_log(EP_LOG_ERROR, "agent", "%s", ep_error_message());
       return 1;

@@ -227,13 +227,22 @@ static int run_action(run *rn, const wf_action *a, const ep_plugin_set *plugins,
   rn->bytes_done = rn->bytes_total = 0;
   for (;;) {
     rn->attempts++;
-    ep_log(EP_LOG_INFO, "agent", "action %u/%zu %s: attempt %u of %u", rn->index + 1, rn->workflow->n_actions, a->action,
-           rn->attempts, a->retries + 1);
+    /* The node's log (edgeprov logs) gets a line as each attempt starts and ends, whatever the
+     * action itself logs. */
+    char line[EP_WORKFLOW_MESSAGE_MAX + 1];
+    snprintf(line, sizeof line, "action %u/%zu %s: attempt %u of %u", rn->index + 1, rn->workflow->n_actions, a->action,
+             rn->attempts, a->retries + 1);
+    ep_log(EP_LOG_INFO, "agent", "%s", line);
+    keep_line(rn, EP_LOG_INFO, line);
     if (send_report(rn, EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING, "started") < 0) return EP_EIO;
+    struct timespec started;
+    clock_gettime(CLOCK_MONOTONIC, &started);
     int r = attempt_action(rn, a, plugins, node, reboot);
     if (rn->send_error) return ep_error_set(EP_EIO, "the workflow stream broke during %s", a->action);
     if (r == 0) {
-      ep_log(EP_LOG_INFO, "agent", "action %s: SUCCESS", a->action);
+      snprintf(line, sizeof line, "action %s: SUCCESS in %.1f s", a->action, since_ms(&started) / 1000);
+      ep_log(EP_LOG_INFO, "agent", "%s", line);
+      keep_line(rn, EP_LOG_INFO, line);
       return send_report(rn, EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS, "done") < 0 ? EP_EIO : 0;
     }
     /* The status reads "Provisioning Failed: <action>: <message>": drop the runner's
@@ -242,7 +251,9 @@ static int run_action(run *rn, const wf_action *a, const ep_plugin_set *plugins,
     if (strncmp(text, "action ", 7) == 0 && plugin_end) text = plugin_end + 3;
     char message[EP_ERROR_MESSAGE_MAX];
     snprintf(message, sizeof message, "%s", text);
-    ep_log(EP_LOG_WARN, "agent", "action %s: attempt %u failed: %s", a->action, rn->attempts, message);
+    snprintf(line, sizeof line, "action %s: attempt %u failed: %.400s", a->action, rn->attempts, message);
+    ep_log(EP_LOG_WARN, "agent", "%s", line);
+    keep_line(rn, EP_LOG_WARN, line);
     if (rn->attempts > a->retries) {
       bool timeout = r == EP_ETIMEDOUT;
       send_report(rn, timeout ? EDGEPROV__V1__ACTION_STATE__ACTION_STATE_TIMEOUT : EDGEPROV__V1__ACTION_STATE__ACTION_STATE_FAILED,

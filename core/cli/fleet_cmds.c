@@ -406,7 +406,9 @@ static int64_t row_elapsed(const node_row *r) {
                                                  : 0;
   if (r->host->artifact_fetched_at && r->host->artifact_fetched_at < start) start = r->host->artifact_fetched_at;
   if (!start) return -1;
-  int64_t end = r->instance && r->instance->running_at ? r->instance->running_at : now_s();
+  int64_t end = r->instance && r->instance->running_at ? r->instance->running_at
+                : failed(r) && r->workflow && r->workflow->finished_at ? r->workflow->finished_at /* stopped there */
+                                                                    : now_s();
   return end - start;
 }
 

@@ -240,6 +240,27 @@ hb_disk_holds() {
   return 1
 }
 
+# hb_logs_cover_workflow DIR UUID CLI...: the node's kept log (edgeprov logs --json) has a line
+# of every action of its workflow (edgeprov instance show --json).
+hb_logs_cover_workflow() {
+  local d=$1 u=$2
+  shift 2
+  "$@" logs "$u" --json >"$d/logs.json" || return 1
+  "$@" host show "$u" --json >"$d/host.json" || return 1
+  "$@" instance show "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["instance_id"])' "$d/host.json")" \
+    --json >"$d/instance.json" || return 1
+  python3 - "$d/logs.json" "$d/instance.json" <<'PY'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+detail = json.load(open(sys.argv[2]))
+actions = [a["action"] for a in detail["workflow"]["actions"]]
+seen = {l["action"] for l in lines}
+missing = [f"{i}:{a}" for i, a in enumerate(actions) if i not in seen]
+print(f"  logs: {len(lines)} lines, actions {actions}, missing {missing}")
+sys.exit(1 if missing or not actions else 0)
+PY
+}
+
 scenario_network() {
   local d=$E2E/netns name=netns/node1
   local u=6f1e2d3c-4b5a-4978-8a9b-0000000000f1 serial=E2ENODEF1
@@ -256,6 +277,10 @@ scenario_network() {
     --serial "$serial" --os microvisor --auto-onboard
   check "network: edgeprovd keeps HTTPS connections alive (OVMF HTTP boot needs it)" \
     hb_keepalive "$base/ipxe.efi" "$d/pki/ca.pem"
+  # The operator's view of the rollout (issue 18): watch waits for RUNNING from the event stream.
+  timeout 900 "${cli[@]}" watch "$u" --until running >"$d/watch.out" 2>&1 &
+  local watch_pid=$!
+  HB_PIDS+=("$watch_pid")
   HB_VM=$name HB_BROKEN=
   hb_vm_start "$name" "$u" "$serial"
   hb_stage "network: OVMF starts HTTP boot" "OVMF HTTP boot starts" 120 'Start HTTP Boot'
@@ -276,6 +301,13 @@ scenario_network() {
   hb_stage "network: its agent reports it running" "installed OS running" 120 'edgeprov-microos: installed OS running'
   if [ -z "$HB_BROKEN" ]; then
     check "network: RUNNING in the inventory" vm_wait "$name" "RUNNING in the inventory" 60 @running
+    check "network: edgeprov watch --until running returned 0" wait "$watch_pid"
+    tail -n 3 "$d/watch.out" | sed 's/^/  watch: /'
+    check "network: edgeprov logs holds a line of each action of the node's workflow" \
+      hb_logs_cover_workflow "$d" "$u" "${cli[@]}"
+    "${cli[@]}" host show "$u" | sed -n '/^timeline/,$p' | sed 's/^/  /'
+    check "network: its timeline starts at the firmware's first fetch" sh -c \
+      "'${cli[0]}' --config '$HB_CONF' host show '$u' | grep -q 'first boot artifact fetched'"
   fi
   # After the fact, from the DHCP server's side, the disk and the console.
   check "network: dnsmasq offered the HTTPS ipxe.efi URL with option 60 to the firmware" \

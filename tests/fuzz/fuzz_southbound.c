@@ -563,6 +563,7 @@ static const mgmt_method mgmt_methods[] = {
     {"GetInstance", &edgeprov__v1__get_instance_request__descriptor, &edgeprov__v1__instance_detail__descriptor},
     {"RenderWorkflow", &edgeprov__v1__render_workflow_request__descriptor,
      &edgeprov__v1__render_workflow_response__descriptor},
+    {"GetLogs", &edgeprov__v1__get_logs_request__descriptor, &edgeprov__v1__get_logs_response__descriptor},
 };
 #define MGMT_METHODS (sizeof mgmt_methods / sizeof mgmt_methods[0])
 
@@ -624,6 +625,15 @@ static void check_mgmt_ok(const mgmt_method *m, const ProtobufCMessage *request,
       check(d->workflow->actions[i]->n_params == 0, "GetInstance: a workflow action's parameters went out");
   } else if (m->response == &edgeprov__v1__render_workflow_response__descriptor) {
     check(((const Edgeprov__V1__RenderWorkflowResponse *)response)->workflow != NULL, "RenderWorkflow: no workflow");
+  } else if (m->response == &edgeprov__v1__get_logs_response__descriptor) {
+    const Edgeprov__V1__GetLogsRequest *q = (const void *)request;
+    const Edgeprov__V1__GetLogsResponse *l = (const void *)response;
+    check(l->n_lines <= (q->limit ? q->limit : 1000), "GetLogs: more lines than the limit");
+    for (size_t i = 0; i < l->n_lines; i++) {
+      check(l->lines[i]->seq > q->after_line && l->lines[i]->seq < l->next_line, "GetLogs: a line outside the range");
+      check(i == 0 || l->lines[i]->seq > l->lines[i - 1]->seq, "GetLogs: lines out of order");
+      check(!q->run || l->lines[i]->run == q->run, "GetLogs: a line of another run");
+    }
   } else if (m->response == &edgeprov__v1__delete_response__descriptor) {
     const Edgeprov__V1__DeleteResponse *d = (const void *)response;
     check(d->revision > 0 && d->revision <= store.revision, "a DeleteResponse revision the store never had");

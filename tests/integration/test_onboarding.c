@@ -16,6 +16,8 @@
 #include "northbound/mgmt.h"
 #include "southbound/onboarding.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
+#include "edgeprov/v1/node.pb-c.h"
+#include "edgeprov/v1/management.pb-c.h"
 #include "net/rpc.h"
 
 #define NODE_REGISTERED ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED
@@ -608,6 +610,57 @@ static int create_nodes(site *s, const char *authorization, const char *uuid, ep
 }
 
 /* Finding 9: CreateNodes is not served unless the site enables it, even to the operator. */
+/* UploadBootLog: the node names itself; only a registered host with all its identifiers gets
+ * its lines kept (masked), bounded, one upload a minute per host after two. */
+static int upload_boot_log(site *s, const char *uuid, const char *serial, char **lines, size_t count, ep_rpc_result *out) {
+  Edgeprov__V1__UploadBootLogRequest req = EDGEPROV__V1__UPLOAD_BOOT_LOG_REQUEST__INIT;
+  req.uuid = (char *)uuid;
+  req.serialnum = (char *)serial;
+  req.lines = lines;
+  req.n_lines = count;
+  size_t len = edgeprov__v1__upload_boot_log_request__get_packed_size(&req);
+  uint8_t *buf = malloc(len);
+  edgeprov__v1__upload_boot_log_request__pack(&req, buf);
+  assert_int_equal(ep_rpc_unary(s->south, EP_NODE_SERVICE_UPLOAD_BOOT_LOG, NULL, 0, buf, len, 10000, out), 0);
+  free(buf);
+  return out->status;
+}
+
+static void a_refused_node_can_leave_its_boot_log(void **state) {
+  site *s = *state;
+  add_host(s, UUID_A, "SERIALA1", false, NULL);
+  char *lines[] = {"Linux version 6.1.0", "edgeprov-microos: network up", "db_password=hunter2-in-boot"};
+  ep_rpc_result r;
+  assert_int_equal(upload_boot_log(s, UUID_A, "WRONGSER", lines, 3, &r), EP_STATUS_NOT_FOUND); /* a mismatch */
+  assert_int_equal(upload_boot_log(s, UUID_B, "SERIALB2", lines, 3, &r), EP_STATUS_NOT_FOUND); /* unknown */
+  assert_non_null(strstr(r.message, "is not registered"));
+  char *many[EP_BOOT_LOG_LINES_MAX + 1];
+  for (size_t i = 0; i <= EP_BOOT_LOG_LINES_MAX; i++) many[i] = "x";
+  assert_int_equal(upload_boot_log(s, UUID_A, "SERIALA1", many, EP_BOOT_LOG_LINES_MAX + 1, &r), EP_STATUS_INVALID_ARGUMENT);
+  assert_non_null(strstr(r.message, "lines: 257"));
+  char *control[] = {"bad\x1b[2Jline"};
+  assert_int_equal(upload_boot_log(s, UUID_A, "SERIALA1", control, 1, &r), EP_STATUS_INVALID_ARGUMENT);
+  assert_non_null(strstr(r.message, "lines[0]"));
+  assert_int_equal(upload_boot_log(s, UUID_A, "SERIALA1", lines, 3, &r), EP_STATUS_OK);
+  assert_int_equal(upload_boot_log(s, UUID_A, "SERIALA1", lines, 1, &r), EP_STATUS_OK);
+  assert_int_equal(upload_boot_log(s, UUID_A, "SERIALA1", lines, 1, &r), EP_STATUS_RESOURCE_EXHAUSTED);
+  assert_non_null(strstr(r.message, "ask again in"));
+
+  Edgeprov__V1__GetLogsRequest req = EDGEPROV__V1__GET_LOGS_REQUEST__INIT;
+  req.host_uuid = UUID_A;
+  Edgeprov__V1__GetLogsResponse *resp = NULL;
+  assert_int_equal(ep_mgmt_client_call(s->mgmt, "GetLogs", &req.base, &edgeprov__v1__get_logs_response__descriptor,
+                                       (ProtobufCMessage **)&resp),
+                   0);
+  assert_int_equal(resp->n_lines, 4);
+  assert_string_equal(resp->lines[0]->text, "Linux version 6.1.0");
+  assert_string_equal(resp->lines[0]->action_name, "boot log");
+  assert_int_equal(resp->lines[0]->run, 0);
+  assert_null(strstr(resp->lines[2]->text, "hunter2"));
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  assert_int_equal(tu_grep_tree(s->h.dir, "hunter2-in-boot"), 1);
+}
+
 static void create_nodes_is_off_by_default(void **state) {
   site *s = *state;
   ep_rpc_result r;
@@ -692,6 +745,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test_setup_teardown(unknown_streams_are_bounded, setup_budgets, teardown),
       cmocka_unit_test_setup_teardown(a_silent_stream_is_ended, setup_budgets, teardown),
       cmocka_unit_test_setup_teardown(create_nodes_is_off_by_default, setup_nztp, teardown),
+      cmocka_unit_test_setup_teardown(a_refused_node_can_leave_its_boot_log, setup_nztp, teardown),
       cmocka_unit_test_setup_teardown(create_nodes_needs_the_token_and_is_rate_limited, setup_create_nodes, teardown),
       cmocka_unit_test_setup_teardown(non_ztp_waits_for_the_operator, setup_non_ztp, teardown),
       cmocka_unit_test_setup_teardown(invalidate_then_approve_rearms_and_delete_revokes, setup_non_ztp, teardown),

@@ -94,21 +94,24 @@ check "logs: the second action's lines" grep -qE "run [0-9]+ test\.count: step 3
 check "logs: the password is masked" grep -q "password=\*\*\*\*\*\*\*\*" "$tmp/logs.txt"
 check "logs: ... and nowhere in the output" lacks "$tmp/logs.txt" "hunter2"
 check "logs: not in the daemon log either (test_node_log checks the store)" lacks "$tmp/daemon.log" "hunter2"
-# 25 lines: 20 steps and "counted to 20", 3 steps and "counted to 3".
+# 29 lines: each action's attempt and SUCCESS lines (the agent's), 20 steps and "counted to
+# 20", 3 steps and "counted to 3".
 check "logs --json: one object a line, numbered, of one run" python3 - <<PY
 import json, subprocess
 out = subprocess.run("$E logs $U1 --json".split(), capture_output=True, text=True, check=True).stdout
 lines = [json.loads(l) for l in out.splitlines()]
-assert len(lines) == 25, len(lines)
-assert [l["seq"] for l in lines] == list(range(1, 26))
+assert len(lines) == 29, len(lines)
+assert [l["seq"] for l in lines] == list(range(1, 30))
+assert lines[0]["text"] == "action 1/2 test.count: attempt 1 of 1", lines[0]
+assert lines[-1]["text"].startswith("action test.count: SUCCESS in "), lines[-1]
 assert len({l["run"] for l in lines}) == 1 and all(l["action_name"] == "test.count" for l in lines)
 assert {l["action"] for l in lines} == {0, 1}
 open("$tmp/run", "w").write(str(lines[0]["run"]))
 PY
-check "logs --run: the lines of that run" sh -c "[ \$($E logs $U1 --run \$(cat $tmp/run) | wc -l) -eq 25 ]"
+check "logs --run: the lines of that run" sh -c "[ \$($E logs $U1 --run \$(cat $tmp/run) | wc -l) -eq 29 ]"
 check "logs --run of another run: none" sh -c "[ -z \"\$($E logs $U1 --run 1)\" ]"
 kill $follow 2>/dev/null
-check "logs --follow printed the lines as they came" sh -c "[ \$(grep -c 'test.count: ' '$tmp/follow.txt') -eq 25 ]"
+check "logs --follow printed the lines as they came" sh -c "[ \$(grep -c 'test.count: ' '$tmp/follow.txt') -eq 29 ]"
 
 # ---- its timeline -------------------------------------------------------------------------------
 $E host show $U1 >"$tmp/show.txt"
@@ -131,7 +134,7 @@ PY
 # ---- events -------------------------------------------------------------------------------------
 $E events >"$tmp/events.txt"
 check "events: the workflow's changes" grep -qE "workflow [0-9a-f-]{36} put: host $U1, 1/2: test\.count" "$tmp/events.txt"
-check "events: the log's growth" grep -q "log of host $U1: 25 lines" "$tmp/events.txt"
+check "events: the log's growth" grep -q "log of host $U1: 29 lines" "$tmp/events.txt"
 
 # ---- a failing node, and --until onboarded -------------------------------------------------------
 U2=aaaaaaaa-0000-4000-8000-000000000002
@@ -160,5 +163,22 @@ check "watch --until onboarded waits while the node waits for approval" kill -0 
 $E host approve $U3 >/dev/null
 check "... and exits 0 once it is onboarded" wait $watch_onboarded
 check "... its last line says ONBOARDED" sh -c "tail -n 1 '$tmp/watch3.json' | grep -q '\"state\": *\"ONBOARDED\"'"
+
+# ---- the boot log of a node whose onboarding is refused --------------------------------------
+U4=aaaaaaaa-0000-4000-8000-000000000004
+$E host add --uuid $U4 --serial VISNODE04 --os osact-1 --auto-onboard >/dev/null
+$E host invalidate $U4 >/dev/null
+node_sysroot "$tmp/node4" $U4 VISNODE04
+printf 'Linux version 6.1.0-test\nedgeprov-microos: network up\nenv: API_TOKEN=hunter2-boot\n' >"$tmp/boot.log"
+agent "$tmp/node4" --onboard-only --boot-log "$tmp/boot.log" >"$tmp/agent4.log" 2>&1 &
+agent4=$!
+pids+=($agent4)
+for _ in $(seq 100); do grep -q "boot log" "$tmp/agent4.log" && break; sleep 0.1; done
+kill $agent4 2>/dev/null
+check "a refused node sends its boot log" contains "$tmp/agent4.log" "sent 3 lines of the boot log ($tmp/boot.log) to the orchestrator"
+$E logs $U4 >"$tmp/logs4.txt"
+check "... edgeprov logs shows it" grep -q "run 0 boot log: edgeprov-microos: network up" "$tmp/logs4.txt"
+check "... masked" grep -q "API_TOKEN=\*\*\*\*\*\*\*\*" "$tmp/logs4.txt"
+check "... the secret nowhere" lacks "$tmp/logs4.txt" "hunter2"
 
 finish

@@ -9,6 +9,10 @@
 /* edgeprov.v1: calls an onboarded node makes with its bearer token. */
 #define EP_NODE_SERVICE_REPORT_STATUS "/edgeprov.v1.NodeService/ReportStatus"
 #define EP_WORKFLOW_SERVICE_RUN "/edgeprov.v1.WorkflowService/Run"
+/* edgeprov.v1: no token; a node whose onboarding failed names itself (see node.proto). */
+#define EP_NODE_SERVICE_UPLOAD_BOOT_LOG "/edgeprov.v1.NodeService/UploadBootLog"
+#define EP_BOOT_LOG_LINES_MAX 256    /* lines one upload may carry */
+#define EP_BOOT_LOG_LINE_MAX 512     /* bytes of one line */
 
 #define EP_NODE_AUDIENCE "edgeprov" /* the audience southbound tokens must carry */
 #define EP_NODE_TOKEN_MAX 8192      /* longest bearer token accepted */

@@ -16,6 +16,8 @@
 #include "base/ratelimit.h"
 #include "southbound/boot_fetches.h"
 #include "onboardingmgr/v1/onboarding.pb-c.h"
+#include "edgeprov/v1/node.pb-c.h"
+#include "provisioning/node_log.h"
 #include "net/rpc.h"
 #include "base/validate.h"
 #include "base/secret.h"
@@ -38,6 +40,9 @@ typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
 #define CREATE_NODES_PER_S 1.0
 #define CREATE_NODES_BURST 5
 #define CREATE_NODES_HOSTS_MAX 1000
+/* UploadBootLog: one upload a minute per host (two at once). */
+#define BOOT_LOGS_PER_S (1.0 / 60)
+#define BOOT_LOGS_BURST 2
 
 struct ep_onboarding {
   ep_inventory *inv;
@@ -49,6 +54,7 @@ struct ep_onboarding {
   pthread_mutex_t lock;          /* guards unknown_streams */
   int64_t unknown_streams;       /* streams whose node is unknown, waiting */
   ep_ratelimit *create_per_peer; /* CreateNodes calls, by address */
+  ep_ratelimit *boot_logs;       /* UploadBootLog calls, by host UUID */
 };
 
 /* Sends one response on the stream; status is a gRPC code with its message. */
@@ -477,7 +483,8 @@ int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_se
   pthread_mutex_init(&ob->lock, NULL);
   if (ep_ratelimit_new(&ob->per_peer, ONBOARD_ATTEMPTS_PER_S, ONBOARD_ATTEMPTS_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
       ep_ratelimit_new(&ob->per_host, ONBOARD_ATTEMPTS_PER_S, ONBOARD_ATTEMPTS_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
-      ep_ratelimit_new(&ob->create_per_peer, CREATE_NODES_PER_S, CREATE_NODES_BURST, ONBOARD_PEERS_TRACKED) < 0) {
+      ep_ratelimit_new(&ob->create_per_peer, CREATE_NODES_PER_S, CREATE_NODES_BURST, ONBOARD_PEERS_TRACKED) < 0 ||
+      ep_ratelimit_new(&ob->boot_logs, BOOT_LOGS_PER_S, BOOT_LOGS_BURST, ONBOARD_PEERS_TRACKED) < 0) {
     ep_onboarding_free(ob);
     return EP_ENOMEM;
   }
@@ -497,6 +504,59 @@ int ep_onboarding_new(ep_onboarding **out, ep_inventory *inv, const ep_plugin_se
   return 0;
 }
 
+/* UploadBootLog (node.proto): the boot log of a node whose onboarding failed, kept in its
+ * host's log when the node names a registered host with all its identifiers. No token: held
+ * to the onboarding budgets (its address's while unknown) and one upload a minute per host. */
+static void handle_upload_boot_log(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
+  ep_onboarding *ob = data;
+  char peer[EP_IP_TEXT_MAX + 1] = "";
+  ep_rpc_call_peer_ip(call, peer, sizeof peer);
+  Edgeprov__V1__UploadBootLogRequest *req = edgeprov__v1__upload_boot_log_request__unpack(NULL, len, request);
+  if (!req) {
+    if (within_budget(ob->per_peer, call, peer, "onboarding attempts"))
+      ep_rpc_call_finish(call, EP_STATUS_INVALID_ARGUMENT, "request is not a valid UploadBootLogRequest", NULL, 0);
+    return;
+  }
+  stream_request who = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
+  who.uuid = req->uuid;
+  who.serialnum = req->serialnum;
+  who.mac_id = req->mac_id;
+  int r = check_request(&who);
+  if (r == 0 && req->n_lines > EP_BOOT_LOG_LINES_MAX)
+    r = ep_error_set(EP_EINVAL, "lines: %zu, at most %d an upload", req->n_lines, EP_BOOT_LOG_LINES_MAX);
+  for (size_t i = 0; r == 0 && i < req->n_lines; i++) {
+    char field[32];
+    snprintf(field, sizeof field, "lines[%zu]", i);
+    r = ep_validate_text(field, req->lines[i], EP_BOOT_LOG_LINE_MAX);
+  }
+  ep_inv_host *host = NULL;
+  if (r == 0) r = find_host(ob, &who, peer, &host);
+  bool known = r == 0;
+  if (within_budget(known ? ob->per_host : ob->per_peer, call, known ? host->uuid : peer, "onboarding attempts") &&
+      (!known || within_budget(ob->boot_logs, call, host->uuid, "boot log uploads"))) {
+    Edgeprov__V1__UploadBootLogResponse resp = EDGEPROV__V1__UPLOAD_BOOT_LOG_RESPONSE__INIT;
+    if (known)
+      r = ep_node_log_append(ob->inv, host->uuid, 0, 0, "boot log", req->lines, req->n_lines,
+                             (uint64_t)ob->config->log_max_bytes_per_host, NULL);
+    if (r == EP_ENOENT) {
+      char message[200];
+      snprintf(message, sizeof message, "node uuid %.36s serial %.64s is not registered (or not with these identifiers)",
+               req->uuid, req->serialnum);
+      ep_rpc_call_finish(call, EP_STATUS_NOT_FOUND, message, NULL, 0);
+    } else if (r < 0) {
+      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+    } else {
+      ep_log(EP_LOG_INFO, "onboarding", "host %s: kept %zu lines of its boot log (from %s)", host->uuid, req->n_lines,
+             peer[0] ? peer : "-");
+      resp.kept = (uint32_t)req->n_lines;
+      uint8_t out[16];
+      ep_rpc_call_finish(call, EP_STATUS_OK, "", out, edgeprov__v1__upload_boot_log_response__pack(&resp, out));
+    }
+  }
+  ep_inv_host_free(host);
+  edgeprov__v1__upload_boot_log_request__free_unpacked(req, NULL);
+}
+
 int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
   ep_rpc_method methods[] = {{.path = EP_ONBOARDING_SERVICE_STREAM,
                               .kind = EP_RPC_BIDI_STREAMING,
@@ -506,6 +566,10 @@ int ep_onboarding_register(ep_onboarding *ob, ep_rpc_server *server) {
                              {.path = EP_ONBOARDING_SERVICE_CREATE,
                               .kind = EP_RPC_UNARY,
                               .handler = handle_create_nodes,
+                              .data = ob},
+                             {.path = EP_NODE_SERVICE_UPLOAD_BOOT_LOG,
+                              .kind = EP_RPC_UNARY,
+                              .handler = handle_upload_boot_log,
                               .data = ob}};
   int r = 0;
   for (size_t i = 0; r == 0 && i < sizeof methods / sizeof methods[0]; i++) r = ep_rpc_server_add_method(server, &methods[i]);
@@ -517,6 +581,7 @@ void ep_onboarding_free(ep_onboarding *ob) {
   ep_ratelimit_free(ob->per_peer);
   ep_ratelimit_free(ob->per_host);
   ep_ratelimit_free(ob->create_per_peer);
+  ep_ratelimit_free(ob->boot_logs);
   pthread_mutex_destroy(&ob->lock);
   if (ob->operator_token) {
     explicit_bzero(ob->operator_token, strlen(ob->operator_token));
