@@ -623,6 +623,15 @@ static int upload_boot_log(site *s, const char *uuid, const char *serial, char *
   edgeprov__v1__upload_boot_log_request__pack(&req, buf);
   assert_int_equal(ep_rpc_unary(s->south, EP_NODE_SERVICE_UPLOAD_BOOT_LOG, NULL, 0, buf, len, 10000, out), 0);
   free(buf);
+  if (out->status == EP_STATUS_OK) {
+    Edgeprov__V1__UploadBootLogResponse *resp = edgeprov__v1__upload_boot_log_response__unpack(NULL, out->len, out->data);
+    assert_non_null(resp);
+    assert_int_equal(resp->kept, count);
+    edgeprov__v1__upload_boot_log_response__free_unpacked(resp, NULL);
+  }
+  free(out->data); /* the status and message stay */
+  out->data = NULL;
+  out->len = 0;
   return out->status;
 }
 
