@@ -313,7 +313,7 @@
     const ctl = new AbortController();
     stream = ctl;
     try {
-      const resp = await fetch("/api/events" + (revision ? "?after=" + revision : ""),
+      const resp = await fetch("/api/events?after=" + revision,
                                { headers: { Authorization: "Bearer " + token, Accept: "text/event-stream" },
                                  cache: "no-store", signal: ctl.signal });
       if (!resp.ok || !resp.body) throw new Error("HTTP " + resp.status);

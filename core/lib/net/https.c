@@ -1,11 +1,12 @@
 /* core: the embedded HTTPS server over libmicrohttpd, see https.h. */
-#define _GNU_SOURCE /* strdup, explicit_bzero, pthread_setname_np */
+#define _GNU_SOURCE /* strdup, explicit_bzero, pthread_setname_np, POLLRDHUP */
 #include "net/https.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -506,7 +507,7 @@ static void response_sent(ep_https_server *s, struct MHD_Connection *connection)
   pthread_mutex_unlock(&s->conns_lock);
 }
 
-static void keepalive_tick(ep_https_server *s);
+static void stream_tick(ep_https_server *s);
 
 /* The deadline thread: closes the connections whose request is late, and logs now and then how
  * many connections the limits closed or refused. */
@@ -538,7 +539,7 @@ static void *sweep_main(void *arg) {
       pthread_mutex_lock(&s->conns_lock);
     }
     pthread_mutex_unlock(&s->conns_lock); /* streams_lock is never taken under conns_lock */
-    keepalive_tick(s);
+    stream_tick(s);
     pthread_mutex_lock(&s->conns_lock);
   }
   pthread_mutex_unlock(&s->conns_lock);
@@ -711,18 +712,34 @@ void ep_https_server_wake_streams(ep_https_server *s) {
   pthread_mutex_unlock(&s->streams_lock);
 }
 
-/* The deadline thread's tick: wakes each stream silent for keepalive_s, to send the keep-alive. */
-static void keepalive_tick(ep_https_server *s) {
-  if (!s->keepalive_s) return;
+/* The deadline thread's tick, for the waiting streams: ends each whose client left (or sent
+ * something: an event stream's client only listens), which libmicrohttpd does not see while the
+ * connection is suspended, so that it frees its place under streams_max at once; and wakes each
+ * silent for keepalive_s, to send the keep-alive. */
+static void stream_tick(ep_https_server *s) {
   int64_t now = now_ms();
   pthread_mutex_lock(&s->streams_lock);
-  for (stream_conn *sc = s->streams; sc; sc = sc->next)
-    if (sc->suspended && now - sc->sent_ms >= (int64_t)s->keepalive_s * 1000) {
-      sc->keepalive_due = sc->woken = true;
-      sc->suspended = false;
-      MHD_resume_connection(sc->connection);
-    }
+  size_t n = 0;
+  struct pollfd *fds = s->stream_count ? calloc(s->stream_count, sizeof *fds) : NULL;
+  for (stream_conn *sc = s->streams; fds && sc; sc = sc->next) {
+    const union MHD_ConnectionInfo *fd =
+        sc->suspended ? MHD_get_connection_info(sc->connection, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    fds[n++] = (struct pollfd){.fd = fd ? fd->connect_fd : -1, .events = POLLIN | POLLRDHUP};
+  }
+  if (n) poll(fds, n, 0);
+  size_t k = 0;
+  for (stream_conn *sc = s->streams; sc; sc = sc->next, k++) {
+    bool gone = fds && k < n && fds[k].fd >= 0 && (fds[k].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+    bool due = s->keepalive_s && now - sc->sent_ms >= (int64_t)s->keepalive_s * 1000;
+    if (!sc->suspended || (!gone && !due)) continue;
+    sc->ending = sc->ending || gone;
+    sc->keepalive_due = due;
+    sc->woken = true;
+    sc->suspended = false;
+    MHD_resume_connection(sc->connection);
+  }
   pthread_mutex_unlock(&s->streams_lock);
+  free(fds);
 }
 
 /* Ends every stream (the server stops): each suspended one is resumed, libmicrohttpd must find

@@ -377,19 +377,21 @@ typedef struct events {
   ep_dashboard *d;
   uint64_t cursor; /* the last revision told */
   bool greeted;    /* the "ready" event went out */
+  bool resync;     /* the client's revision is unknown here: it re-reads everything */
 } events;
 
-/* Appends one event to buf (used of max) when it fits whole; false when it does not. */
-static bool put_event(char *buf, size_t max, size_t *used, const char *name, uint64_t revision, const char *kind,
-                      const char *host) {
+/* Appends one event to buf (used of max) when it fits whole; false when it does not. Its id is
+ * where a client that reconnects resumes (Last-Event-ID). */
+static bool put_event(char *buf, size_t max, size_t *used, const char *name, uint64_t id, uint64_t revision,
+                      const char *kind, const char *host) {
   char text[256];
   int n;
   if (kind)
     n = snprintf(text, sizeof text,
                  "id: %" PRIu64 "\nevent: %s\ndata: {\"revision\":%" PRIu64 ",\"kind\":\"%s\",\"host\":%s%s%s}\n\n",
-                 revision, name, revision, kind, host[0] ? "\"" : "", host[0] ? host : "null", host[0] ? "\"" : "");
+                 id, name, revision, kind, host[0] ? "\"" : "", host[0] ? host : "null", host[0] ? "\"" : "");
   else
-    n = snprintf(text, sizeof text, "id: %" PRIu64 "\nevent: %s\ndata: {\"revision\":%" PRIu64 "}\n\n", revision, name,
+    n = snprintf(text, sizeof text, "id: %" PRIu64 "\nevent: %s\ndata: {\"revision\":%" PRIu64 "}\n\n", id, name,
                  revision);
   if (n < 0 || (size_t)n >= sizeof text || *used + (size_t)n > max) return false;
   memcpy(buf + *used, text, (size_t)n);
@@ -408,15 +410,19 @@ static long read_events(void *stream, char *buf, size_t max) {
       memcpy(buf, retry, sizeof retry - 1);
       used = sizeof retry - 1;
     }
-    e->greeted = put_event(buf, max, &used, "ready", d->followed, NULL, NULL);
+    /* "ready" tells the revision the server is at; its id is where the stream starts */
+    e->greeted = put_event(buf, max, &used, "ready", e->resync ? d->followed : e->cursor, d->followed, NULL, NULL);
   }
-  if (e->greeted && e->cursor < d->floor) { /* fell behind what is kept: the client re-reads all */
-    if (put_event(buf, max, &used, "resync", d->followed, NULL, NULL)) e->cursor = d->followed;
+  /* Behind what is kept, or from elsewhere: the client re-reads everything, then follows. */
+  if (e->greeted && (e->resync || e->cursor < d->floor) &&
+      put_event(buf, max, &used, "resync", d->followed, d->followed, NULL, NULL)) {
+    e->cursor = d->followed;
+    e->resync = false;
   }
   for (size_t k = 0; e->greeted && k < d->ring_count; k++) {
     const change *c = &d->ring[(d->ring_start + k) % EP_DASHBOARD_CHANGES_KEPT];
     if (c->revision <= e->cursor) continue;
-    if (!put_event(buf, max, &used, "change", c->revision, c->kind, c->host)) break;
+    if (!put_event(buf, max, &used, "change", c->revision, c->revision, c->kind, c->host)) break;
     e->cursor = c->revision;
   }
   if (e->greeted && e->cursor < d->followed && (d->ring_count == 0 ||
@@ -492,9 +498,13 @@ static void api_events(void *data, const ep_https_request *req, ep_https_respons
   if (!authorized(d, req, resp)) return;
   uint64_t after = 0;
   const char *last_id = ep_https_header_value(req, "Last-Event-ID");
+  bool given = ep_https_query_value(req, "after") != NULL;
   bool ok = !req->query_invalid && query_number(req, "after", UINT64_MAX / 2, &after);
-  if (ok && !after && last_id && *last_id) ok = strspn(last_id, "0123456789") == strlen(last_id) && strlen(last_id) <= 19;
-  if (ok && !after && last_id && *last_id) after = strtoull(last_id, NULL, 10);
+  if (ok && !given && last_id && *last_id) {
+    given = true;
+    ok = strspn(last_id, "0123456789") == strlen(last_id) && strlen(last_id) <= 18;
+    after = ok ? strtoull(last_id, NULL, 10) : 0;
+  }
   if (!ok) {
     answer_error(resp, 400, "after (or Last-Event-ID): a revision");
     return;
@@ -506,9 +516,9 @@ static void api_events(void *data, const ep_https_request *req, ep_https_respons
   }
   e->d = d;
   uint64_t head = 0; /* a revision this store has not reached (another store's): the client resyncs */
-  bool unknown = after && (ep_inventory_revision(d->inv, &head) < 0 || after > head);
+  e->resync = given && (ep_inventory_revision(d->inv, &head) < 0 || after > head);
   pthread_mutex_lock(&d->lock);
-  e->cursor = unknown ? 0 : after ? after : d->followed;
+  e->cursor = given && !e->resync ? after : d->followed;
   pthread_mutex_unlock(&d->lock);
   *resp = (ep_https_response){.status = 200, .content_type = "text/event-stream; charset=utf-8", .stream = e,
                               .stream_ops = &events_ops};
