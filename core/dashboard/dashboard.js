@@ -179,7 +179,7 @@
   function drawTimeline(phases, now) {
     const box = $("timeline");
     box.replaceChildren();
-    const rowH = 22, top = 26, labelW = 330, width = 1100, right = 20;
+    const rowH = 22, top = 26, labelW = 330, width = 1100, right = 40;
     const svg = document.createElementNS(SVG, "svg");
     svg.setAttribute("id", "timeline-svg");
     const height = top + Math.max(1, phases.length) * rowH + 8;

@@ -39,7 +39,7 @@ provisioning = { mode = "nztp"; };
 plugins = { enabled = [ "storage-sqlite", "auth-local", "osact" ]; };
 limits = { node_log_lines_per_s = 1000; node_log_lines_burst = 1000; };
 osact = { image_url = "file:///srv/osact.img";
-          template = "actions = ( { action = \"test.count\"; params = { steps = \"10\"; delay_ms = \"300\"; step_bytes = \"1048576\"; say = \"copying; password=hunter2\"; }; }, { action = \"test.count\"; params = { steps = \"2\"; say = \"settling\"; }; } );"; };
+          template = "actions = ( { action = \"test.count\"; params = { steps = \"20\"; delay_ms = \"300\"; step_bytes = \"1048576\"; say = \"copying; password=hunter2\"; }; }, { action = \"test.count\"; params = { steps = \"2\"; say = \"settling\"; }; } );"; };
 CONF
 }
 
@@ -91,6 +91,20 @@ PY
 check "a malformed node UUID: 400" test "$(get bad /api/node/not-a-uuid "${auth[@]}")" = 400
 check "an unknown node: 404" test "$(get none /api/node/aaaaaaaa-0000-4000-8000-0000000000ff "${auth[@]}")" = 404
 
+# ---- the page in headless Chromium ---------------------------------------------------------------
+# chrome NAME FRAGMENT: the page at /#FRAGMENT, its DOM after the JavaScript ran in $tmp/NAME.html
+# and a screenshot in $out/NAME.png. live=0: no event stream (it would hold Chromium's virtual
+# time, which waits for open fetches); the stream is tested above.
+chrome() {
+  local flags=(--headless --no-sandbox --disable-gpu --ignore-certificate-errors --no-first-run --disable-extensions
+    --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$tmp/chrome-$1"
+    --virtual-time-budget=8000 --window-size=1280,800)
+  timeout 90 "$chromium" "${flags[@]}" --dump-dom "$base/#$2" >"$tmp/$1.html" 2>"$tmp/$1.err" &&
+    timeout 90 "$chromium" "${flags[@]}" --screenshot="$out/$1.png" "$base/#$2" >>"$tmp/$1.err" 2>&1
+  local status=$?
+  [ $status -eq 0 ] || { echo "---- chromium exit status $status:"; tail -n 20 "$tmp/$1.err"; }
+  return $status
+}
 # ---- a node provisions while an event stream is open -----------------------------------------
 U1=dddddddd-0000-4000-8000-000000000001
 curl -sS -N --max-time 25 --cacert "$tmp/ca.pem" "${auth[@]}" "$base/api/events" >"$tmp/events.txt" 2>&1 &
@@ -128,8 +142,18 @@ keys = {"uuid", "serial", "site", "state", "host_state", "instance_state", "stat
 assert keys <= set(h), sorted(keys - set(h))
 assert h["uuid"] == sys.argv[2] and h["serial"] == "DASHNODE01" and h["site"] == "lab-1", h
 assert h["action"] == "test.count" and h["action_index"] == 1 and h["actions"] == 2, h
-assert h["bytes_total"] == 10 * 1048576 and h["instance_state"] == "PROVISIONING", h
+assert h["bytes_total"] == 20 * 1048576 and h["instance_state"] == "PROVISIONING", h
 assert h["elapsed_s"] is not None and h["elapsed_s"] >= 0, h
+PY
+check "Chromium loads the fleet page mid-way" chrome dashboard-fleet-progress "token=$TOKEN&live=0"
+check "... the node's row has a progress bar of its bytes" python3 - "$tmp/dashboard-fleet-progress.html" "$U1" <<'PY'
+import re, sys
+dom = open(sys.argv[1]).read()
+row = re.search(r'<tr data-uuid="%s">.*?</tr>' % sys.argv[2], dom, re.S)
+assert row, "no row"
+bar = re.search(r'<div class="bar" role="progressbar" aria-valuenow="(\d+)">.*?<span class="label">(\d+)% [0-9.]+ MiB / 20\.0 MiB</span>', row.group(0), re.S)
+assert bar and 0 < int(bar.group(1)) < 100, row.group(0)
+assert ">PROVISIONING<" in row.group(0)
 PY
 check "the node runs its workflow" wait $agent_pid
 check "the installed OS reports in" run_status 0 "$tmp/installed.log" agent --plugins "$tmp/nodeplugins" --installed
@@ -181,18 +205,18 @@ phases = [p["phase"] for p in tl]
 assert "Micro-OS connected, onboarding" in phases and "onboarded (credentials handed out)" in phases, phases
 assert any(p.startswith("RUNNING") for p in phases), phases
 steps = [p for p in tl if p["kind"] == "action"]
-assert len(steps) == 2 and steps[0]["bytes_total"] == 10 * 1048576 and steps[0]["state"] == "SUCCESS", steps
+assert len(steps) == 2 and steps[0]["bytes_total"] == 20 * 1048576 and steps[0]["state"] == "SUCCESS", steps
 assert all(p["end"] is None or p["end"] >= p["start"] for p in tl), tl
 assert [p["start"] for p in tl] == sorted(p["start"] for p in tl), tl
 log = b["log"]
-assert len(log) == 14 and [l["seq"] for l in log] == list(range(1, 15)), [l["seq"] for l in log]
+assert len(log) == 24 and [l["seq"] for l in log] == list(range(1, 25)), [l["seq"] for l in log]
 assert log[0]["text"].startswith("step 1: copying") and "password=********" in log[0]["text"], log[0]
 PY
 check "GET /api/node/UUID?lines=3: the last 3 lines" python3 - "$(get node3 "/api/node/$U1?lines=3" "${auth[@]}")" "$tmp/node3" <<'PY'
 import json, sys
 assert sys.argv[1] == "200"
 log = json.load(open(sys.argv[2]))["log"]
-assert [l["seq"] for l in log] == [12, 13, 14], log
+assert [l["seq"] for l in log] == [22, 23, 24], log
 PY
 client_secret=$(sed -n 's/^client_secret=//p' "$tmp/node/state/credentials")
 check "the node has a client secret to look for" test -n "$client_secret"
@@ -212,20 +236,7 @@ check "... so does Last-Event-ID" cmp -s <(grep '^id: ' "$tmp/after.txt" | tail 
 curl -sS -N --max-time 2 --cacert "$tmp/ca.pem" "${auth[@]}" "$base/api/events?after=999999999" >"$tmp/future.txt" 2>/dev/null
 check "a revision the store has not reached: resync" grep -q '^event: resync$' "$tmp/future.txt"
 
-# ---- the page in headless Chromium ---------------------------------------------------------------
-# chrome NAME FRAGMENT: the page at /#FRAGMENT, its DOM after the JavaScript ran in $tmp/NAME.html
-# and a screenshot in $out/NAME.png. live=0: no event stream (it would hold Chromium's virtual
-# time, which waits for open fetches); the stream is tested above.
-chrome() {
-  local flags=(--headless --no-sandbox --disable-gpu --ignore-certificate-errors --no-first-run --disable-extensions
-    --disable-background-networking --disable-component-update --disable-sync --user-data-dir="$tmp/chrome-$1"
-    --virtual-time-budget=8000 --window-size=1280,800)
-  timeout 90 "$chromium" "${flags[@]}" --dump-dom "$base/#$2" >"$tmp/$1.html" 2>"$tmp/$1.err" &&
-    timeout 90 "$chromium" "${flags[@]}" --screenshot="$out/$1.png" "$base/#$2" >>"$tmp/$1.err" 2>&1
-  local status=$?
-  [ $status -eq 0 ] || { echo "---- chromium exit status $status:"; tail -n 20 "$tmp/$1.err"; }
-  return $status
-}
+# ---- the page in headless Chromium, the node RUNNING ---------------------------------------------
 check "Chromium loads the fleet page" chrome dashboard-fleet "token=$TOKEN&live=0"
 check "... the DOM has the fleet table's row of the node with its state, drawn by the JavaScript" python3 - \
   "$tmp/dashboard-fleet.html" "$U1" <<'PY'
@@ -273,12 +284,25 @@ check "a screenshot of the node page is written" sh -c "head -c 8 '$out/dashboar
 check "... and of the fleet" sh -c "head -c 8 '$out/dashboard-fleet.png' | od -An -c | grep -q 'P   N   G'"
 echo "screenshots: $out/dashboard.png $out/dashboard-fleet.png"
 
+check "the page goes live in Chromium (its event stream says ready)" chrome dashboard-live "token=$TOKEN"
+check "... the live badge is on" grep -q 'class="live on"' "$tmp/dashboard-live.html"
+
 # ---- at most dashboard.streams_max (2) streams -------------------------------------------------
-for k in 1 2; do
-  curl -sS -N --max-time 20 --cacert "$tmp/ca.pem" "${auth[@]}" "$base/api/events" >"$tmp/hold$k.txt" 2>&1 &
-  pids+=($!)
-done
-for _ in $(seq 50); do grep -q '^event: ready' "$tmp/hold1.txt" && grep -q '^event: ready' "$tmp/hold2.txt" && break; sleep 0.1; done
+# hold K: an event stream in the background, once it is ready (the streams of the pages above may
+# take a tick to be seen gone: a 503 is tried again).
+hold() {
+  local pid
+  for _ in $(seq 20); do
+    curl -sS -N --max-time 20 --cacert "$tmp/ca.pem" "${auth[@]}" "$base/api/events" >"$tmp/hold$1.txt" 2>&1 &
+    pid=$!
+    for _ in $(seq 20); do grep -q '^event: ready' "$tmp/hold$1.txt" && { pids+=($pid); return 0; }; sleep 0.05; done
+    kill $pid 2>/dev/null; wait $pid 2>/dev/null
+    sleep 0.3
+  done
+  return 1
+}
+check "a first stream" hold 1
+check "a second stream" hold 2
 check "a third stream over dashboard.streams_max: 503" test "$(get third /api/events "${auth[@]}")" = 503
 check "... while the API answers" test "$(get fleet2 /api/fleet "${auth[@]}")" = 200
 
