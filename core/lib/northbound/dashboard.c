@@ -266,32 +266,31 @@ int ep_dashboard_node_json(ep_inventory *inv, const char *uuid_text, unsigned li
     lr = ep_node_log_read(inv, uuid, last > lines ? last - lines : 0, 0, lines, keep_line, &l, NULL);
   if (lr < 0) ep_log(EP_LOG_WARN, "dashboard", "cannot read the log of host %s: %s", uuid, ep_error_message());
   int64_t now = (int64_t)time(NULL);
-  json_t *o = json_object(), *host = fleet_row(h, i, w, now), *instance = i ? json_object() : json_null();
-  bool ok = o && host && instance && l.lines && !l.failed;
+  /* Each part is built whole, then put into o (put takes it, whether or not it succeeds). */
+  json_t *o = json_object(), *host = fleet_row(h, i, w, now);
+  bool ok = o && host && l.lines && !l.failed;
   ok = ok && put(host, "ip", text_json(h->ip)) && put(host, "peer_ip", text_json(h->peer_ip)) &&
        put(host, "os_profile", text_json(h->os_profile)) &&
        put(host, "desired_state", json_string(ep_inv_host_state_name(h->desired_state))) &&
        put(host, "created_at", time_json(h->created_at));
+  ok = put(o, "host", host) && ok;
+  json_t *instance = i ? json_object() : json_null();
   if (ok && i)
     ok = put(instance, "id", text_json(i->id)) && put(instance, "os_profile", text_json(i->os_profile)) &&
          put(instance, "state", json_string(ep_inv_instance_state_name(i->current_state))) &&
          put(instance, "status", text_json(i->provisioning_status ? i->provisioning_status->message : "")) &&
          put(instance, "running_at", time_json(i->running_at));
+  ok = put(o, "instance", instance) && ok;
   json_t *workflow = w ? json_object() : json_null();
   if (ok && w)
-    ok = workflow && put(workflow, "generation", json_integer(w->generation)) &&
-         put(workflow, "os_profile", text_json(w->os_profile)) && put(workflow, "created_at", time_json(w->created_at)) &&
-         put(workflow, "finished_at", time_json(w->finished_at)) && put(workflow, "actions", actions_json(w));
-  ok = ok && workflow && put(o, "revision", json_integer((json_int_t)revision)) && put(o, "now", json_integer(now)) &&
-       json_object_set_new(o, "host", host) == 0;
-  if (!ok) json_decref(host);
-  ok = ok && json_object_set_new(o, "instance", instance) == 0;
-  if (!ok) json_decref(instance);
-  ok = ok && json_object_set_new(o, "workflow", workflow) == 0;
-  if (!ok) json_decref(workflow);
-  ok = ok && put(o, "timeline", timeline_json(h, i, w)) && json_object_set_new(o, "log", l.lines) == 0;
-  if (!ok) json_decref(l.lines);
-  ok = ok && put(o, "log_next_line", json_integer((json_int_t)(head.next_line ? head.next_line : 1)));
+    ok = put(workflow, "generation", json_integer(w->generation)) && put(workflow, "os_profile", text_json(w->os_profile)) &&
+         put(workflow, "created_at", time_json(w->created_at)) && put(workflow, "finished_at", time_json(w->finished_at)) &&
+         put(workflow, "actions", actions_json(w));
+  ok = put(o, "workflow", workflow) && ok;
+  ok = put(o, "log", l.lines) && ok;
+  ok = ok && put(o, "revision", json_integer((json_int_t)revision)) && put(o, "now", json_integer(now)) &&
+       put(o, "timeline", timeline_json(h, i, w)) &&
+       put(o, "log_next_line", json_integer((json_int_t)(head.next_line ? head.next_line : 1)));
   ep_inv_host_free(h);
   ep_inv_instance_free(i);
   if (w) ep_workflow_free(w);
