@@ -22,6 +22,8 @@ packages=(
   # promtool checks the /metrics text (tests/integration/metrics.sh); the prometheus server
   # that comes with it is stopped and disabled below
   prometheus
+  # the web dashboard's test (tests/integration/dashboard.sh) runs its page in headless Chromium
+  chromium
   # scripts/check-abi.sh: libabigail's abidw records the SDK's ABI, abidiff compares it with sdk/abi/
   abigail-tools
   # cloud-init: its schema check validates the rendered user-data (brings python3-yaml)

@@ -17,6 +17,7 @@
 #include "edgeprov/v1/management.pb-c.h"
 #include "base/error.h"
 #include "base/validate.h"
+#include "northbound/fleet_view.h"
 #include "provisioning/workflow.h"
 
 static int64_t now_s(void) { return (int64_t)time(NULL); }
@@ -47,54 +48,10 @@ static void duration_text(int64_t s, char *buf, size_t len) {
 
 /* ---- the timeline ------------------------------------------------------------------------------ */
 
-#define PHASES_MAX (EP_WORKFLOW_ACTIONS_MAX + 8)
-
-typedef struct phase {
-  char name[160];
-  int64_t start, end; /* Unix seconds; end 0: a moment, or not ended */
-  const char *state;  /* an action's state, or NULL */
-  uint64_t bytes_done, bytes_total;
-} phase;
-
-/* The node's phases in time order, from its host, instance and workflow (each may be NULL). */
-static size_t timeline_of(const ep_inv_host *h, const ep_inv_instance *i, const ep_workflow *w, phase *out) {
-  size_t n = 0;
-#define MOMENT(t, ...)                                          \
-  do {                                                          \
-    if ((t) > 0 && n < PHASES_MAX) {                            \
-      memset(&out[n], 0, sizeof out[n]);                        \
-      snprintf(out[n].name, sizeof out[n].name, __VA_ARGS__);   \
-      out[n++].start = (t);                                     \
-    }                                                           \
-  } while (0)
-  if (h) {
-    MOMENT(h->artifact_fetched_at, "first boot artifact fetched (from %s)", h->peer_ip[0] ? cli_shown(h->peer_ip) : "its address");
-    MOMENT(h->first_contact_at, "Micro-OS connected, onboarding");
-    MOMENT(h->onboarded_at, "onboarded (credentials handed out)");
-  }
-  if (w) {
-    MOMENT(w->created_at, "workflow %u created (%s)", w->generation, cli_shown(w->os_profile));
-    for (size_t k = 0; k < w->n_actions && n < PHASES_MAX; k++) {
-      const Edgeprov__V1__WorkflowAction *a = w->actions[k];
-      if (!a->started_at) continue;
-      memset(&out[n], 0, sizeof out[n]);
-      snprintf(out[n].name, sizeof out[n].name, "%s", cli_shown(a->action));
-      out[n].start = a->started_at;
-      out[n].end = a->finished_at;
-      out[n].state = ep_action_state_name(a->state);
-      out[n].bytes_done = a->bytes_done;
-      out[n].bytes_total = a->bytes_total;
-      n++;
-    }
-    if (w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS)
-      MOMENT(w->finished_at, "workflow done, rebooting into the installed OS");
-    else if (w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED)
-      MOMENT(w->finished_at, "workflow failed");
-  }
-  if (i) MOMENT(i->running_at, "RUNNING (the installed OS reported in)");
-#undef MOMENT
-  return n;
-}
+/* The phases come from northbound/fleet_view.c (the dashboard draws the same); their texts are
+ * the records' own, escaped here when printed. */
+typedef ep_fleet_phase phase;
+#define PHASES_MAX EP_FLEET_PHASES_MAX
 
 static int64_t timeline_origin(const phase *p, size_t n) {
   int64_t origin = 0;
@@ -105,7 +62,7 @@ static int64_t timeline_origin(const phase *p, size_t n) {
 
 void cli_print_timeline(const ep_inv_host *h, const ep_inv_instance *i, const ep_workflow *w) {
   phase p[PHASES_MAX];
-  size_t n = timeline_of(h, i, w, p);
+  size_t n = ep_fleet_timeline(h, i, w, p);
   if (!n) {
     printf("timeline:      - (the node has not fetched or said anything yet)\n");
     return;
@@ -126,19 +83,19 @@ void cli_print_timeline(const ep_inv_host *h, const ep_inv_instance *i, const ep
       bytes_text(p[k].bytes_total, total, sizeof total);
       snprintf(bytes, sizeof bytes, "  %s of %s", done, total);
     }
-    printf("  +%-8s %-8s %s%s%s%s\n", at, took, p[k].name, p[k].state ? "  " : "", p[k].state ? p[k].state : "", bytes);
+    printf("  +%-8s %-8s %s%s%s%s\n", at, took, cli_shown(p[k].name), p[k].state ? "  " : "", p[k].state ? p[k].state : "", bytes);
   }
 }
 
 json_t *cli_timeline_json(const ep_inv_host *h, const ep_inv_instance *i, const ep_workflow *w) {
   phase p[PHASES_MAX];
-  size_t n = timeline_of(h, i, w, p);
+  size_t n = ep_fleet_timeline(h, i, w, p);
   json_t *list = json_array();
   for (size_t k = 0; list && k < n; k++) {
     char start[32], end[32];
     cli_time_text(p[k].start, start, sizeof start);
     cli_time_text(p[k].end, end, sizeof end);
-    json_t *o = json_pack("{s:s, s:s}", "phase", p[k].name, "start", start);
+    json_t *o = json_pack("{s:s, s:s}", "phase", cli_shown(p[k].name), "start", start);
     if (o && p[k].state &&
         (json_object_set_new(o, "end", p[k].end ? json_string(end) : json_null()) < 0 ||
          json_object_set_new(o, "state", json_string(p[k].state)) < 0 ||
@@ -346,15 +303,6 @@ static int load_instance(fleet *f, node_row *r) {
   return 0;
 }
 
-/* The current action: the first not SUCCESS (the last when all are). */
-static const Edgeprov__V1__WorkflowAction *current_action(const ep_workflow *w, uint32_t *ret_index) {
-  if (!w || !w->n_actions) return NULL;
-  size_t k = 0;
-  while (k + 1 < w->n_actions && w->actions[k]->state == EDGEPROV__V1__ACTION_STATE__ACTION_STATE_SUCCESS) k++;
-  if (ret_index) *ret_index = (uint32_t)k;
-  return w->actions[k];
-}
-
 static bool failed(const node_row *r) {
   return (r->instance && r->instance->current_state == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR) ||
          (r->workflow && r->workflow->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED) ||
@@ -367,20 +315,13 @@ static bool reached(const node_row *r, until_goal goal) {
   return r->host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED;
 }
 
-/* The state a person reads: the instance's when there is one, else the host's. */
-static const char *row_state(const node_row *r) {
-  if (r->instance && r->instance->current_state == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING) return "RUNNING";
-  if (failed(r)) return r->host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNTRUSTED ? "UNTRUSTED" : "FAILED";
-  if (r->workflow && r->workflow->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS) return "REBOOTING";
-  if (r->workflow) return "PROVISIONING";
-  if (r->host->current_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED) return "NEW"; /* its node never called */
-  return ep_inv_host_state_name(r->host->current_state);
-}
+/* The state a person reads (fleet_view.h): the instance's when there is one, else the host's. */
+static const char *row_state(const node_row *r) { return ep_fleet_state(r->host, r->instance, r->workflow); }
 
 /* Updates the row's transfer rate from its current action's bytes. */
 static void update_rate(node_row *r) {
   uint32_t index = 0;
-  const Edgeprov__V1__WorkflowAction *a = current_action(r->workflow, &index);
+  const Edgeprov__V1__WorkflowAction *a = ep_fleet_current_action(r->workflow, &index);
   double t = now_precise();
   if (!a || a->state != EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING || !a->bytes_total) {
     r->rate = 0;
@@ -422,7 +363,7 @@ typedef struct row_figures {
 
 static row_figures figures_of(const node_row *r) {
   row_figures g = {.action = "-", .eta = -1, .elapsed = row_elapsed(r)};
-  const Edgeprov__V1__WorkflowAction *a = current_action(r->workflow, NULL);
+  const Edgeprov__V1__WorkflowAction *a = ep_fleet_current_action(r->workflow, NULL);
   bool done = r->workflow && r->workflow->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS;
   if (a && !done) {
     g.action = a->action;

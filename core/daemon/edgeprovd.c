@@ -16,6 +16,7 @@
 #include "net/https.h"
 #include "provisioning/inventory.h"
 #include "base/log.h"
+#include "northbound/dashboard.h"
 #include "northbound/mgmt_server.h"
 #include "provisioning/housekeeping.h"
 #include "provisioning/reconciler.h"
@@ -92,6 +93,7 @@ typedef struct daemon_state {
   ep_reconciler *reconciler;
   ep_mgmt_server *mgmt;
   ep_daemon_metrics *metrics; /* GET /metrics on listen.metrics: stopped first */
+  ep_dashboard *dashboard;    /* the web dashboard on listen.dashboard: stopped first too */
 } daemon_state;
 
 static void log_diags(const ep_diags *diags) {
@@ -180,6 +182,7 @@ static int start_services(daemon_state *d, bool check_only) {
       (!check_only && ep_housekeeping_start(d->housekeeping) < 0) ||
       (!check_only && ep_reconciler_start(&d->reconciler, d->inv, site->plugins, site->config) < 0) ||
       (!check_only && ep_daemon_metrics_start(&d->metrics, site->config, d->inv, d->https) < 0) ||
+      (!check_only && ep_dashboard_start(&d->dashboard, site->config, d->inv, NULL) < 0) ||
       (!check_only && ep_mgmt_server_start(&d->mgmt, d->inv, site->plugins, site->config) < 0)) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
     return -1;
@@ -193,6 +196,7 @@ static int start_services(daemon_state *d, bool check_only) {
 
 /* Stops and frees whatever started, in reverse; running calls get grace_ms to end. */
 static void stop(daemon_state *d, int grace_ms) {
+  ep_dashboard_stop(d->dashboard);
   ep_daemon_metrics_stop(d->metrics);
   ep_reconciler_stop(d->reconciler);
   ep_housekeeping_free(d->housekeeping);

@@ -224,6 +224,49 @@ static void metrics_listen_on_loopback_unless_public(void **state) {
   ep_config_free(c);
 }
 
+static void dashboard_needs_the_operator_token_and_tls_off_loopback(void **state) {
+  ep_diags diags = {0};
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_new_defaults(&c, NULL), 0);
+  assert_null(c->listen_dashboard); /* off by default */
+  assert_int_equal(c->dashboard_streams_max, EP_CONFIG_DASHBOARD_STREAMS_DEFAULT);
+  ep_config_free(c);
+  char *token = tu_write(*state, "operator.token", "0123456789abcdef0123\n");
+  char text[1024];
+  snprintf(text, sizeof text, "listen = { dashboard = \"127.0.0.1:9480\"; };\nauth = { operator_token_file = \"%s\"; };\n"
+           "dashboard = { streams_max = 4; };\n", token);
+  char *path = tu_write(*state, "dash.conf", text);
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_int_equal(diags.errors, 0);
+  assert_string_equal(c->listen_dashboard, "127.0.0.1:9480");
+  assert_int_equal(c->dashboard_streams_max, 4);
+  ep_config_free(c);
+  free(path);
+  path = tu_write(*state, "dash.conf", "listen = { dashboard = \"127.0.0.1:9480\"; };\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 1, "'listen.dashboard': the dashboard's API asks for the operator token: set "
+                                     "auth.operator_token_file"));
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+  snprintf(text, sizeof text, "listen = { dashboard = \"0.0.0.0:9480\"; };\nauth = { operator_token_file = \"%s\"; };\n",
+           token);
+  path = tu_write(*state, "dash.conf", text);
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_true(tu_has_diag(&diags, 1, "'listen.dashboard': 0.0.0.0:9480 is not a loopback address: the dashboard is "
+                                     "served there over TLS, set tls.cert and tls.key"));
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+  path = tu_write(*state, "dash.conf", "dashboard = { streams_max = 0; };\n");
+  assert_int_equal(ep_config_load(&c, path, NULL, &diags), 0);
+  assert_int_equal(diags.errors, 1);
+  ep_config_free(c);
+  ep_diags_clear(&diags);
+  free(path);
+  free(token);
+}
+
 static void syntax_and_io_errors(void **state) {
   char *path = tu_write(*state, "syntax.conf", "listen = {\n  grpc = \"a:1\";\n  = 5;\n};\n");
   ep_diags diags = {0};
@@ -326,6 +369,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(reads_every_core_key, setup, teardown),
       cmocka_unit_test_setup_teardown(core_errors_name_line_and_reason, setup, teardown),
       cmocka_unit_test_setup_teardown(metrics_listen_on_loopback_unless_public, setup, teardown),
+      cmocka_unit_test_setup_teardown(dashboard_needs_the_operator_token_and_tls_off_loopback, setup, teardown),
       cmocka_unit_test_setup_teardown(tcp_management_needs_tls_and_a_token, setup, teardown),
       cmocka_unit_test_setup_teardown(syntax_and_io_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(plugin_sections_follow_declared_settings, setup, teardown),

@@ -637,6 +637,184 @@ static void over_the_cap_with_every_connection_busy_a_new_one_is_refused_at_once
   free(file);
 }
 
+
+/* ---- streamed responses, query arguments, prefix routes ------------------------------------- */
+
+/* What the streams of /feed send: text queued by the test, taken by whichever stream reads. */
+typedef struct feed {
+  pthread_mutex_t lock;
+  char pending[256];
+  int opened, closed;
+  char query[64];  /* the last request's ?q= */
+  char header[64]; /* its X-Test header */
+  bool bearer;     /* it carried "Bearer sesame" */
+} feed;
+
+static long feed_read(void *stream, char *buf, size_t max) {
+  feed *fd = stream;
+  pthread_mutex_lock(&fd->lock);
+  size_t n = strlen(fd->pending);
+  if (n > max) n = max;
+  memcpy(buf, fd->pending, n);
+  memmove(fd->pending, fd->pending + n, strlen(fd->pending + n) + 1);
+  pthread_mutex_unlock(&fd->lock);
+  return (long)n;
+}
+
+static void feed_close(void *stream) {
+  feed *fd = stream;
+  pthread_mutex_lock(&fd->lock);
+  fd->closed++;
+  pthread_mutex_unlock(&fd->lock);
+}
+
+static const ep_https_stream_ops feed_ops = {.read = feed_read, .close = feed_close};
+
+static void open_feed(void *data, const ep_https_request *req, ep_https_response *resp) {
+  feed *fd = data;
+  const char *q = ep_https_query_value(req, "q"), *h = ep_https_header_value(req, "x-test");
+  pthread_mutex_lock(&fd->lock);
+  fd->opened++;
+  snprintf(fd->query, sizeof fd->query, "%s", q ? q : "(none)");
+  snprintf(fd->header, sizeof fd->header, "%s", h ? h : "(none)");
+  fd->bearer = ep_https_bearer_matches(req, "sesame");
+  pthread_mutex_unlock(&fd->lock);
+  *resp = (ep_https_response){.status = 200, .content_type = "text/event-stream", .stream = fd, .stream_ops = &feed_ops};
+}
+
+static void feed_push(feed *fd, const char *text) {
+  pthread_mutex_lock(&fd->lock);
+  strncat(fd->pending, text, sizeof fd->pending - strlen(fd->pending) - 1);
+  pthread_mutex_unlock(&fd->lock);
+}
+
+static int feed_count(feed *fd, bool closed) {
+  pthread_mutex_lock(&fd->lock);
+  int n = closed ? fd->closed : fd->opened;
+  pthread_mutex_unlock(&fd->lock);
+  return n;
+}
+
+/* Waits up to ms for n streams of fd to have been closed. */
+static bool closed_streams(feed *fd, int n, int ms) {
+  int64_t until = ms_now() + ms;
+  while (feed_count(fd, true) < n && ms_now() < until) usleep(10000);
+  return feed_count(fd, true) >= n;
+}
+
+static ep_https_server *start_feed(feed *fd, fixture *f, unsigned max, unsigned keepalive_s, int *port) {
+  ep_https_server *s = NULL;
+  const ep_https_limits one = {1, 1, 16, 16, 5, 30}; /* one thread of each: a waiting stream holds none */
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(ep_https_server_set_limits(s, &one), 0);
+  assert_int_equal(ep_https_server_set_streams(s, max, keepalive_s, ": ka\n\n"), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/feed", open_feed, fd), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/echo", record, &f->seen), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/under/*", record, &f->seen), 0);
+  assert_int_equal(ep_https_server_start(s, port), 0);
+  return s;
+}
+
+static void a_stream_waits_holding_no_thread_and_sends_when_woken(void **state) {
+  fixture *f = *state;
+  feed fd = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  int port = 0;
+  ep_https_server *s = start_feed(&fd, f, 4, 0, &port);
+  feed_push(&fd, "event: first\n\n");
+  int a = dial(port), b = dial(port);
+  send_text(a, "GET /feed?q=a%20b HTTP/1.1\r\nHost: t\r\nX-Test: yes\r\nAuthorization: Bearer sesame\r\n\r\n");
+  assert_true(answer_holds(a, "event: first"));
+  send_text(b, "GET /feed HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer other\r\n\r\n");
+  usleep(200000);
+  assert_int_equal(feed_count(&fd, false), 2);
+  /* Both wait, yet the one handler thread and the one connection thread answer others. */
+  tu_response r;
+  assert_int_equal(call(&(fixture){.port = port}, "GET", "/echo", NULL, NULL, 0, &r), 200);
+  tu_response_clear(&r);
+  feed_push(&fd, "event: second\n\n");
+  ep_https_server_wake_streams(s);
+  assert_true(answer_holds(a, "event: second") || answer_holds(b, "event: second"));
+  pthread_mutex_lock(&fd.lock);
+  assert_string_equal(fd.query, "(none)"); /* the second request's: no query, no header */
+  assert_string_equal(fd.header, "(none)");
+  assert_false(fd.bearer);
+  pthread_mutex_unlock(&fd.lock);
+  assert_int_equal(feed_count(&fd, true), 0);
+  close(a);
+  assert_true(closed_streams(&fd, 1, 3000)); /* its client left: ended within a tick */
+  ep_https_server_free(s); /* ends the other */
+  assert_int_equal(feed_count(&fd, true), 2);
+  close(b);
+}
+
+static void query_arguments_headers_and_the_bearer_token_reach_the_handler(void **state) {
+  fixture *f = *state;
+  feed fd = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  int port = 0;
+  ep_https_server *s = start_feed(&fd, f, 4, 0, &port);
+  int a = dial(port);
+  send_text(a, "GET /feed?q=a%20b&x=1 HTTP/1.1\r\nHost: t\r\nX-Test: yes\r\nAuthorization: Bearer sesame\r\n\r\n");
+  assert_true(answer_holds(a, "200 OK"));
+  pthread_mutex_lock(&fd.lock);
+  assert_string_equal(fd.query, "a b");
+  assert_string_equal(fd.header, "yes");
+  assert_true(fd.bearer);
+  pthread_mutex_unlock(&fd.lock);
+  close(a);
+  /* A route ending in '*' takes the paths under it; its prefix alone is not one of them. */
+  tu_response r;
+  assert_int_equal(call(&(fixture){.port = port}, "GET", "/under/x/y", NULL, NULL, 0, &r), 200);
+  tu_response_clear(&r);
+  assert_string_equal(f->seen.path, "/under/x/y");
+  assert_int_equal(call(&(fixture){.port = port}, "GET", "/under", NULL, NULL, 0, &r), 404);
+  tu_response_clear(&r);
+  ep_https_server_free(s);
+}
+
+static void streams_over_the_cap_get_503_and_a_silent_one_sends_the_keepalive(void **state) {
+  fixture *f = *state;
+  feed fd = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  int port = 0;
+  ep_https_server *s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(ep_https_server_set_streams(s, 0, 1, NULL), EP_EINVAL);
+  assert_int_equal(ep_https_server_set_streams(s, EP_HTTPS_STREAMS_MAX + 1, 1, NULL), EP_EINVAL);
+  ep_https_server_free(s);
+  s = start_feed(&fd, f, 1, 1, &port);
+  assert_int_equal(ep_https_server_set_streams(s, 2, 1, NULL), EP_EINVAL); /* it runs */
+  int a = dial(port), b = dial(port);
+  send_text(a, "GET /feed HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(answer_holds(a, "200 OK"));
+  send_text(b, "GET /feed HTTP/1.1\r\nHost: t\r\n\r\n");
+  assert_true(answer_holds(b, "503"));
+  assert_int_equal(feed_count(&fd, false), 2);
+  assert_true(closed_streams(&fd, 1, 1000)); /* the refused one was closed at once */
+  assert_true(answer_holds(a, ": ka")); /* a second of silence */
+  close(a);
+  close(b);
+  ep_https_server_free(s);
+  assert_int_equal(feed_count(&fd, true), 2);
+}
+
+static void serve_fd_ends_a_stream_when_it_has_nothing(void **state) {
+  (void)state;
+  feed fd = {.lock = PTHREAD_MUTEX_INITIALIZER};
+  ep_https_server *s = NULL;
+  assert_int_equal(ep_https_server_new(&s, "127.0.0.1:0", NULL, NULL), 0);
+  assert_int_equal(ep_https_server_route(s, "GET", "/feed", open_feed, &fd), 0);
+  feed_push(&fd, "data: all there is\n\n");
+  int fds[2];
+  assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  const char *request = "GET /feed HTTP/1.1\r\nHost: t\r\n\r\n";
+  assert_int_equal(write(fds[0], request, strlen(request)), (ssize_t)strlen(request));
+  assert_int_equal(shutdown(fds[0], SHUT_WR), 0);
+  assert_int_equal(ep_https_server_serve_fd(s, fds[1]), 0);
+  assert_true(answer_holds(fds[0], "data: all there is"));
+  close(fds[0]);
+  assert_int_equal(feed_count(&fd, true), 1);
+  ep_https_server_free(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(addresses_accepted_and_refused),
@@ -653,6 +831,11 @@ int main(void) {
       cmocka_unit_test_setup_teardown(over_the_cap_the_longest_waiting_connection_makes_room, setup, teardown),
       cmocka_unit_test_setup_teardown(over_the_cap_with_every_connection_busy_a_new_one_is_refused_at_once, setup,
                                       teardown),
+      cmocka_unit_test_setup_teardown(a_stream_waits_holding_no_thread_and_sends_when_woken, setup, teardown),
+      cmocka_unit_test_setup_teardown(query_arguments_headers_and_the_bearer_token_reach_the_handler, setup, teardown),
+      cmocka_unit_test_setup_teardown(streams_over_the_cap_get_503_and_a_silent_one_sends_the_keepalive, setup,
+                                      teardown),
+      cmocka_unit_test(serve_fd_ends_a_stream_when_it_has_nothing),
   };
   return cmocka_run_group_tests_name("https", tests, NULL, NULL);
 }

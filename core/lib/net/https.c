@@ -1,11 +1,12 @@
 /* core: the embedded HTTPS server over libmicrohttpd, see https.h. */
-#define _GNU_SOURCE /* strdup, explicit_bzero, pthread_setname_np */
+#define _GNU_SOURCE /* strdup, explicit_bzero, pthread_setname_np, POLLRDHUP */
 #include "net/https.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -20,6 +21,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "base/log.h"
+#include "base/secret.h"
 #include "net/https_files.h"
 
 /* How often the deadline thread looks for late requests, and how often at most it logs the
@@ -54,6 +56,21 @@ typedef struct tracked {
 
 typedef struct upload upload;
 
+/* One streamed response: made when a handler's answer streams, freed by libmicrohttpd's
+ * free callback of the response; in the server's streams under streams_lock. */
+typedef struct stream_conn {
+  struct stream_conn *prev, *next;
+  ep_https_server *server;
+  struct MHD_Connection *connection;
+  void *stream;
+  const ep_https_stream_ops *ops;
+  bool suspended;     /* waiting for a wake (streams_lock) */
+  bool woken;         /* a wake came since read last found nothing (streams_lock) */
+  bool keepalive_due; /* the keep-alive tick woke it (streams_lock) */
+  bool ending;        /* the server stops: the response ends (streams_lock) */
+  int64_t sent_ms;    /* when it last sent something (streams_lock) */
+} stream_conn;
+
 struct ep_https_server {
   mount mounts[EP_HTTPS_MOUNTS_MAX];
   size_t mount_count;
@@ -82,6 +99,14 @@ struct ep_https_server {
   bool locks_ready;
   ep_https_file_observer file_observer; /* NULL: none */
   void *file_observer_data;
+
+  pthread_mutex_t streams_lock; /* guards streams, stream_count and each stream_conn's flags */
+  stream_conn *streams;
+  size_t stream_count;
+  unsigned streams_max;
+  bool streams_ending; /* the server stops: no stream starts or waits */
+  unsigned keepalive_s;
+  char *keepalive_text; /* NULL: none */
 };
 
 typedef enum { UPLOAD_RECEIVING, UPLOAD_QUEUED, UPLOAD_ANSWERED } upload_stage;
@@ -97,6 +122,9 @@ struct upload {
   ep_https_form_field form[EP_HTTPS_FORM_FIELDS_MAX];
   size_t form_count;
   bool form_invalid;
+  ep_https_form_field query[EP_HTTPS_QUERY_MAX];
+  size_t query_count;
+  bool query_invalid;
   upload_stage stage;
   upload *next; /* in the server's jobs */
   struct MHD_Connection *connection;
@@ -116,6 +144,37 @@ const char *ep_https_form_value(const ep_https_request *request, const char *nam
   for (size_t i = 0; i < request->form_count; i++)
     if (strcmp(request->form[i].name, name) == 0) return request->form[i].value;
   return NULL;
+}
+
+const char *ep_https_query_value(const ep_https_request *request, const char *name) {
+  for (size_t i = 0; i < request->query_count; i++)
+    if (strcmp(request->query[i].name, name) == 0) return request->query[i].value;
+  return NULL;
+}
+
+bool ep_https_bearer_matches(const ep_https_request *request, const char *token) {
+  return token && strncmp(request->authorization, "Bearer ", 7) == 0 &&
+         ep_secret_equal(request->authorization + 7, token);
+}
+
+const char *ep_https_header_value(const ep_https_request *request, const char *name) {
+  return request->connection ? MHD_lookup_connection_value(request->connection, MHD_HEADER_KIND, name) : NULL;
+}
+
+/* Keeps a query argument of the request (libmicrohttpd decoded it). */
+static enum MHD_Result on_query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  (void)kind;
+  upload *u = cls;
+  if (!value) value = "";
+  if (u->query_count == EP_HTTPS_QUERY_MAX || strlen(key) >= EP_HTTPS_FORM_NAME_MAX ||
+      strlen(value) >= EP_HTTPS_FORM_VALUE_MAX) {
+    u->query_invalid = true;
+    return MHD_YES;
+  }
+  ep_https_form_field *arg = &u->query[u->query_count++];
+  memcpy(arg->name, key, strlen(key) + 1);
+  memcpy(arg->value, value, strlen(value) + 1);
+  return MHD_YES;
 }
 
 /* Receives a form field from libmicrohttpd, possibly in pieces (off > 0 continues it). */
@@ -191,6 +250,8 @@ int ep_https_server_new(ep_https_server **out, const char *address, const char *
   pthread_cond_init(&s->sweep_wake, &monotonic);
   pthread_mutex_init(&s->jobs_lock, NULL);
   pthread_cond_init(&s->jobs_more, NULL);
+  pthread_mutex_init(&s->streams_lock, NULL);
+  s->streams_max = EP_HTTPS_STREAMS_DEFAULT;
   pthread_condattr_destroy(&monotonic);
   s->locks_ready = true;
   int r = 0;
@@ -221,6 +282,19 @@ int ep_https_server_set_limits(ep_https_server *s, const ep_https_limits *l) {
     return ep_error_set(EP_EINVAL, "'%s': out of range (threads 1 to %d; connections_per_ip at most connections_max; "
                         "timeouts at least 1 s)", bad, EP_HTTPS_THREADS_MAX);
   s->limits = *l;
+  return 0;
+}
+
+int ep_https_server_set_streams(ep_https_server *s, unsigned max, unsigned keepalive_s, const char *keepalive_text) {
+  if (s->mhd) return ep_error_set(EP_EINVAL, "cannot change the stream limits: the server runs");
+  if (max < 1 || max > EP_HTTPS_STREAMS_MAX || keepalive_s > EP_HTTPS_TIMEOUT_S_MAX)
+    return ep_error_set(EP_EINVAL, "streams: %u open at most is out of range (1 to %d)", max, EP_HTTPS_STREAMS_MAX);
+  char *text = keepalive_text && *keepalive_text ? strdup(keepalive_text) : NULL;
+  if (keepalive_text && *keepalive_text && !text) return ep_error_set(EP_ENOMEM, "out of memory");
+  free(s->keepalive_text);
+  s->keepalive_text = text;
+  s->streams_max = max;
+  s->keepalive_s = text ? keepalive_s : 0;
   return 0;
 }
 
@@ -433,6 +507,8 @@ static void response_sent(ep_https_server *s, struct MHD_Connection *connection)
   pthread_mutex_unlock(&s->conns_lock);
 }
 
+static void stream_tick(ep_https_server *s);
+
 /* The deadline thread: closes the connections whose request is late, and logs now and then how
  * many connections the limits closed or refused. */
 static void *sweep_main(void *arg) {
@@ -462,6 +538,9 @@ static void *sweep_main(void *arg) {
              late, evicted, refused, live);
       pthread_mutex_lock(&s->conns_lock);
     }
+    pthread_mutex_unlock(&s->conns_lock); /* streams_lock is never taken under conns_lock */
+    stream_tick(s);
+    pthread_mutex_lock(&s->conns_lock);
   }
   pthread_mutex_unlock(&s->conns_lock);
   return NULL;
@@ -532,10 +611,166 @@ static void forget_credentials(upload *u) {
 /* The per-request state of a file request: no state, only a mark that its headers were seen. */
 static char file_request;
 
+/* ---- streamed responses ---------------------------------------------------------------------
+ *
+ * A streamed response (server-sent events) may stay open for hours with nothing to say most of
+ * the time, so it must not hold a thread while it waits: libmicrohttpd asks read_stream for
+ * more whenever the socket can take it, and when the stream has nothing, read_stream suspends
+ * the connection (allowed from a content reader) and returns 0; ep_https_server_wake_streams,
+ * or the deadline thread's keep-alive tick, resumes it and libmicrohttpd asks again. A wake
+ * that comes between read and suspend is not lost: both happen under streams_lock, and read
+ * does not suspend when woken was set since it began. A suspended connection does not see its
+ * client leave; the keep-alive's write does. */
+
+static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  stream_conn *sc = cls;
+  ep_https_server *s = sc->server;
+  pthread_mutex_lock(&s->streams_lock);
+  bool ending = sc->ending || s->streams_ending, keepalive = sc->keepalive_due;
+  sc->keepalive_due = sc->woken = false;
+  pthread_mutex_unlock(&s->streams_lock);
+  if (ending) return MHD_CONTENT_READER_END_OF_STREAM;
+  long n = sc->ops->read(sc->stream, buf, max);
+  if (n < 0 || (size_t)n > max) return MHD_CONTENT_READER_END_OF_STREAM;
+  size_t keep = s->keepalive_text ? strlen(s->keepalive_text) : 0;
+  if (n == 0 && keepalive && keep && keep <= max) {
+    memcpy(buf, s->keepalive_text, keep);
+    n = (long)keep;
+  }
+  pthread_mutex_lock(&s->streams_lock);
+  if (n > 0) {
+    sc->sent_ms = now_ms();
+  } else if (s->handler_count == 0) { /* serve_fd: nothing waits, the stream ends */
+    n = -1;
+  } else if (sc->ending || s->streams_ending) {
+    n = -1;
+  } else if (!sc->woken) {
+    sc->suspended = true;
+    MHD_suspend_connection(sc->connection);
+  }
+  pthread_mutex_unlock(&s->streams_lock);
+  return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+/* libmicrohttpd is done with the response: the stream leaves the server's list and is closed. */
+static void free_stream(void *cls) {
+  stream_conn *sc = cls;
+  ep_https_server *s = sc->server;
+  pthread_mutex_lock(&s->streams_lock);
+  if (sc->prev) sc->prev->next = sc->next;
+  else s->streams = sc->next;
+  if (sc->next) sc->next->prev = sc->prev;
+  s->stream_count--;
+  pthread_mutex_unlock(&s->streams_lock);
+  sc->ops->close(sc->stream);
+  free(sc);
+}
+
+/* Starts the stream a handler answered (taken from resp), or answers 503 at the cap. */
+static enum MHD_Result send_stream(ep_https_server *s, struct MHD_Connection *connection, ep_https_response *resp) {
+  void *stream = resp->stream;
+  const ep_https_stream_ops *ops = resp->stream_ops;
+  resp->stream = NULL;
+  stream_conn *sc = calloc(1, sizeof *sc);
+  pthread_mutex_lock(&s->streams_lock);
+  bool room = s->stream_count < s->streams_max && !s->streams_ending;
+  if (room && sc) {
+    *sc = (stream_conn){.next = s->streams, .server = s, .connection = connection, .stream = stream, .ops = ops,
+                        .sent_ms = now_ms()};
+    if (s->streams) s->streams->prev = sc;
+    s->streams = sc;
+    s->stream_count++;
+  }
+  pthread_mutex_unlock(&s->streams_lock);
+  if (!room || !sc) {
+    free(sc);
+    ops->close(stream);
+    return respond_text(connection, 503, "too many streams open: try again later\n");
+  }
+  struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, sc, free_stream);
+  if (!r) {
+    free_stream(sc);
+    return MHD_NO;
+  }
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type ? resp->content_type : "text/plain");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  enum MHD_Result q = MHD_queue_response(connection, (unsigned)resp->status, r);
+  MHD_destroy_response(r); /* freed (free_stream) once the connection is done with it */
+  return q;
+}
+
+void ep_https_server_wake_streams(ep_https_server *s) {
+  pthread_mutex_lock(&s->streams_lock);
+  for (stream_conn *sc = s->streams; sc; sc = sc->next) {
+    sc->woken = true;
+    if (sc->suspended) {
+      sc->suspended = false;
+      MHD_resume_connection(sc->connection);
+    }
+  }
+  pthread_mutex_unlock(&s->streams_lock);
+}
+
+/* The deadline thread's tick, for the waiting streams: ends each whose client left (or sent
+ * something: an event stream's client only listens), which libmicrohttpd does not see while the
+ * connection is suspended, so that it frees its place under streams_max at once; and wakes each
+ * silent for keepalive_s, to send the keep-alive. */
+static void stream_tick(ep_https_server *s) {
+  int64_t now = now_ms();
+  pthread_mutex_lock(&s->streams_lock);
+  size_t n = 0;
+  struct pollfd *fds = s->stream_count ? calloc(s->stream_count, sizeof *fds) : NULL;
+  for (stream_conn *sc = s->streams; fds && sc; sc = sc->next) {
+    const union MHD_ConnectionInfo *fd =
+        sc->suspended ? MHD_get_connection_info(sc->connection, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    fds[n++] = (struct pollfd){.fd = fd ? fd->connect_fd : -1, .events = POLLIN | POLLRDHUP};
+  }
+  if (n) poll(fds, n, 0);
+  size_t k = 0;
+  for (stream_conn *sc = s->streams; sc; sc = sc->next, k++) {
+    bool gone = fds && k < n && fds[k].fd >= 0 && (fds[k].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR));
+    bool due = s->keepalive_s && now - sc->sent_ms >= (int64_t)s->keepalive_s * 1000;
+    if (!sc->suspended || (!gone && !due)) continue;
+    sc->ending = sc->ending || gone;
+    sc->keepalive_due = due;
+    sc->woken = true;
+    sc->suspended = false;
+    MHD_resume_connection(sc->connection);
+  }
+  pthread_mutex_unlock(&s->streams_lock);
+  free(fds);
+}
+
+/* Ends every stream (the server stops): each suspended one is resumed, libmicrohttpd must find
+ * none suspended when it stops. */
+static void end_streams(ep_https_server *s) {
+  pthread_mutex_lock(&s->streams_lock);
+  s->streams_ending = true;
+  for (stream_conn *sc = s->streams; sc; sc = sc->next) {
+    sc->ending = true;
+    if (sc->suspended) {
+      sc->suspended = false;
+      MHD_resume_connection(sc->connection);
+    }
+  }
+  pthread_mutex_unlock(&s->streams_lock);
+}
+
+/* Whether url is path, or starts with path less its '*' when it ends in one. */
+static bool route_matches(const char *path, const char *url) {
+  size_t n = strlen(path);
+  if (n && path[n - 1] == '*') return strncmp(path, url, n - 1) == 0;
+  return strcmp(path, url) == 0;
+}
+
 /* Sends the answer a handler gave u's request. */
-static enum MHD_Result send_answer(struct MHD_Connection *connection, upload *u) {
+static enum MHD_Result send_answer(ep_https_server *s, struct MHD_Connection *connection, upload *u) {
   forget_credentials(u);
   ep_https_response *resp = &u->response;
+  if (resp->stream && resp->stream_ops && !resp->body) return send_stream(s, connection, resp);
+  if (resp->stream && resp->stream_ops) resp->stream_ops->close(resp->stream); /* a body and a stream: the body */
+  resp->stream = NULL;
   if (!resp->body) return respond_text(connection, resp->status, "");
   char *body = resp->body; /* taken by respond */
   resp->body = NULL;
@@ -581,7 +816,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
       u->is_form = (u->form_parser = MHD_create_post_processor(connection, 4096, on_form_field, u)) != NULL;
     return MHD_YES;
   }
-  if (u->stage == UPLOAD_ANSWERED) return send_answer(connection, u); /* resumed by a handler thread */
+  if (u->stage == UPLOAD_ANSWERED) return send_answer(s, connection, u); /* resumed by a handler thread */
   if (*upload_data_size) { /* body arriving */
     if (u->len + *upload_data_size > sizeof u->data)
       u->too_large = true;
@@ -602,7 +837,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
   char allow[128] = ""; /* the methods routed on this path, for a 405 */
   for (size_t i = 0; i < s->route_count; i++) {
     route *rt = &s->routes[i];
-    if (strcmp(rt->path, url) != 0) continue;
+    if (!route_matches(rt->path, url)) continue;
     path_known = true;
     size_t used = strlen(allow);
     snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", rt->method);
@@ -612,18 +847,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     const char *type = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     const char *auth = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
     u->user = MHD_basic_auth_get_username_password(connection, &u->password);
+    MHD_get_connection_values(connection, MHD_GET_ARGUMENT_KIND, on_query_arg, u);
     u->rt = rt;
     u->request = (ep_https_request){.method = method, .path = url, .content_type = type ? type : "",
                                     .authorization = auth ? auth : "", .body = u->is_form ? NULL : u->data,
                                     .body_len = u->is_form ? 0 : u->len, .form = u->form,
                                     .form_count = u->form_count, .form_invalid = u->form_invalid,
-                                    .basic_user = u->user, .basic_password = u->password};
+                                    .basic_user = u->user, .basic_password = u->password, .query = u->query,
+                                    .query_count = u->query_count, .query_invalid = u->query_invalid,
+                                    .connection = connection};
     u->response = (ep_https_response){.status = 500, .content_type = "text/plain"};
     if (s->handler_count > 0 && queue_request(s, connection, u)) return MHD_YES;
     if (s->handler_count == 0) rt->handler(rt->data, &u->request, &u->response);
     else u->response = (ep_https_response){.status = 503, .content_type = "text/plain"}; /* stopping */
     u->stage = UPLOAD_ANSWERED;
-    return send_answer(connection, u);
+    return send_answer(s, connection, u);
   }
   return path_known ? respond_not_allowed(connection, allow) : respond_text(connection, 404, "not found\n");
 }
@@ -640,6 +878,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
   if (u) {
     forget_credentials(u);
     free(u->response.body); /* an answer the connection closed before */
+    if (u->response.stream && u->response.stream_ops) u->response.stream_ops->close(u->response.stream);
   }
   free(u);
   *con_cls = NULL;
@@ -776,9 +1015,11 @@ void ep_https_server_free(ep_https_server *s) {
   if (!s) return;
   if (s->mhd) {
     stop_threads(s);
-    MHD_stop_daemon(s->mhd);
+    end_streams(s);
+    MHD_stop_daemon(s->mhd); /* closes every stream */
   }
   if (s->locks_ready) {
+    pthread_mutex_destroy(&s->streams_lock);
     pthread_mutex_destroy(&s->conns_lock);
     pthread_cond_destroy(&s->sweep_wake);
     pthread_mutex_destroy(&s->jobs_lock);
@@ -797,5 +1038,6 @@ void ep_https_server_free(ep_https_server *s) {
     free(s->key);
   }
   free(s->cert);
+  free(s->keepalive_text);
   free(s);
 }

@@ -17,6 +17,9 @@
 #define EP_HTTPS_THREADS_MAX 64           /* most connection or handler threads */
 #define EP_HTTPS_CONNECTIONS_MAX 1000000  /* largest connections_max */
 #define EP_HTTPS_TIMEOUT_S_MAX 86400      /* longest header or idle timeout */
+#define EP_HTTPS_QUERY_MAX 8              /* query arguments kept (names and values bounded as a form's) */
+#define EP_HTTPS_STREAMS_DEFAULT 16       /* streamed responses open at once, see ep_https_server_set_streams */
+#define EP_HTTPS_STREAMS_MAX 4096
 
 /* What the server holds its clients to (the site's https.* settings). A fixed number of
  * threads serves every connection, however many clients there are; a client that sends its
@@ -48,7 +51,9 @@ typedef struct ep_https_form_field {
 /* A request as a handler sees it; valid during the handler call. A form body is decoded
  * into form (form_invalid when a field was too long or there were too many); any other
  * body is in body. basic_user/basic_password are the decoded HTTP Basic credentials, or
- * NULL. */
+ * NULL. The query arguments are decoded into query (query_invalid when one was too long or
+ * there were more than EP_HTTPS_QUERY_MAX); connection is the server's, for
+ * ep_https_header_value. */
 typedef struct ep_https_request {
   const char *method;
   const char *path;
@@ -61,17 +66,48 @@ typedef struct ep_https_request {
   bool form_invalid;
   const char *basic_user;
   const char *basic_password;
+  const ep_https_form_field *query;
+  size_t query_count;
+  bool query_invalid;
+  void *connection;
 } ep_https_request;
 
 /* The value of the form field name, or NULL when the form lacks it. */
 const char *ep_https_form_value(const ep_https_request *request, const char *name);
 
-/* What a handler answers: status, content type, and a malloc'd body the server frees. */
+/* The value of the query argument name ("?name=value", decoded), or NULL when absent. */
+const char *ep_https_query_value(const ep_https_request *request, const char *name);
+
+/* True when the request carries "Authorization: Bearer <token>", compared in constant time
+ * (base/secret.h); false for a NULL token. */
+bool ep_https_bearer_matches(const ep_https_request *request, const char *token);
+
+/* The value of the request header name (any case), or NULL when absent. */
+const char *ep_https_header_value(const ep_https_request *request, const char *name);
+
+/* A response sent as it is produced (server-sent events), instead of a whole body.
+ * read copies at most max bytes of what the stream has to send now into buf and returns how
+ * many; 0 when it has nothing now: the connection then waits, holding no thread, until
+ * ep_https_server_wake_streams (or the keep-alive tick) asks again; -1 ends the response. It
+ * runs on a connection thread and must not block. close frees the stream, once, when the
+ * response is done (the client left, read ended it, or the server stops); the server may call
+ * it from any of its threads. */
+typedef struct ep_https_stream_ops {
+  long (*read)(void *stream, char *buf, size_t max);
+  void (*close)(void *stream);
+} ep_https_stream_ops;
+
+/* What a handler answers: status, content type, and a malloc'd body the server frees; or,
+ * with stream and stream_ops set (and no body), a streamed response: the server takes the
+ * stream (and closes it at once, answering 503, when ep_https_server_set_streams's cap is
+ * reached). */
 typedef struct ep_https_response {
   int status;
   const char *content_type;
   char *body;
   size_t len;
+  void *stream;
+  const ep_https_stream_ops *stream_ops;
 } ep_https_response;
 
 typedef void (*ep_https_handler)(void *data, const ep_https_request *request, ep_https_response *response);
@@ -86,7 +122,8 @@ int ep_https_server_new(ep_https_server **out, const char *address, const char *
  * EP_EINVAL, naming the setting, when one is out of range. */
 int ep_https_server_set_limits(ep_https_server *server, const ep_https_limits *limits);
 
-/* Routes method + exact path to handler (before start). Others get 404 (405 for a known
+/* Routes method + exact path to handler (before start); a path ending in '*' takes every
+ * path that begins with what precedes it (as "/api/node/" + "*"). Others get 404 (405 for a known
  * path with another method). The handler runs on one of the server's handler threads, never
  * on a connection thread, so it may block (a plugin asking another service) without holding
  * up file transfers or other connections; only requests queued behind it wait. */
@@ -106,6 +143,15 @@ typedef void (*ep_https_file_observer)(void *data, const char *peer_ip, const ch
 /* Sets the file observer (before start; one per server). */
 void ep_https_server_observe_files(ep_https_server *server, ep_https_file_observer observer, void *data);
 
+/* Streamed responses (before start): at most max open at once (1..EP_HTTPS_STREAMS_MAX,
+ * default EP_HTTPS_STREAMS_DEFAULT; more are answered 503); a stream that sent nothing for
+ * keepalive_s (0: never) sends keepalive_text (e.g. an event-stream comment), which also tells
+ * a client that left (a waiting connection does not see it go). EP_EINVAL when out of range. */
+int ep_https_server_set_streams(ep_https_server *server, unsigned max, unsigned keepalive_s, const char *keepalive_text);
+
+/* Asks every open stream's read again (something it sends may have come). Any thread. */
+void ep_https_server_wake_streams(ep_https_server *server);
+
 /* Starts serving on the server's own threads (limits.threads + limits.handler_threads + 1
  * for the deadlines); *ret_port gets the bound port. */
 int ep_https_server_start(ep_https_server *server, int *ret_port);
@@ -115,9 +161,10 @@ size_t ep_https_server_connections(ep_https_server *server);
 
 /* For tests and fuzzing: answers the HTTP/1.1 requests read from fd (a connected stream
  * socket, plaintext whatever the certificate) with server's routes and directories, on the
- * calling thread (handlers too; no connection limits), until the peer has closed its side and every request it sent is answered
- * (or the connection fails or times out). Takes fd and closes it. The server must not be
- * started. Returns 0, or EP_EIO/EP_EINVAL with the error set. */
+ * calling thread (handlers too; no connection limits; a stream ends when it has nothing to
+ * send), until the peer has closed its side and every request it sent is answered (or the
+ * connection fails or times out). Takes fd and closes it. The server must not be started.
+ * Returns 0, or EP_EIO/EP_EINVAL with the error set. */
 int ep_https_server_serve_fd(ep_https_server *server, int fd);
 
 /* Stops (handlers running finish, requests queued for one get 503) and frees. Accepts NULL. */

@@ -246,6 +246,9 @@ static const core_key core_keys[] = {
     {"listen", "https", KEY_STRING, offsetof(ep_config, listen_https), check_network},
     {"listen", "metrics", KEY_STRING, offsetof(ep_config, listen_metrics), check_network},
     {"metrics", "public", KEY_BOOL, offsetof(ep_config, metrics_public), NULL},
+    {"listen", "dashboard", KEY_STRING, offsetof(ep_config, listen_dashboard), check_network},
+    {"dashboard", "streams_max", KEY_INT, offsetof(ep_config, dashboard_streams_max), NULL, 1,
+     EP_CONFIG_DASHBOARD_STREAMS_MAX},
     {"paths", "data", KEY_STRING, offsetof(ep_config, data_dir), check_absolute_path},
     {"paths", "plugins", KEY_LIST, offsetof(ep_config, plugin_dirs), check_absolute_path},
     {"tls", "cert", KEY_STRING, offsetof(ep_config, tls_cert), check_readable_file},
@@ -311,7 +314,7 @@ static const core_key core_keys[] = {
 #pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https", "metrics"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https", "metrics", "dashboard"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -333,6 +336,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   c->mode = EP_MODE_NZTP;
   c->change_log_retention = EP_CONFIG_RETENTION_DEFAULT;
   c->log_max_bytes_per_host = EP_CONFIG_LOG_MAX_BYTES_DEFAULT;
+  c->dashboard_streams_max = EP_CONFIG_DASHBOARD_STREAMS_DEFAULT;
   c->limits = (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST,
                                  EP_CONFIG_NODE_LOG_LINES_PER_S, EP_CONFIG_NODE_LOG_LINES_BURST};
   c->southbound = (ep_config_southbound)EP_CONFIG_SOUTHBOUND_DEFAULTS;
@@ -359,6 +363,7 @@ void ep_config_free(ep_config *c) {
   free(c->listen_grpc);
   free(c->listen_https);
   free(c->listen_metrics);
+  free(c->listen_dashboard);
   free(c->data_dir);
   free(c->tls_cert);
   free(c->tls_key);
@@ -662,6 +667,19 @@ int ep_config_load(ep_config **out, const char *path, const char *default_plugin
       DIAG_AT(diags, EP_DIAG_ERROR, s, path,
               "'listen.metrics': %s is not a loopback address: metrics are served there over TLS, set tls.cert and tls.key",
               c->listen_metrics);
+  }
+  /* The dashboard shows the fleet to whoever holds the operator token, never in clear text off
+   * this machine. */
+  if (c->listen_dashboard && (!c->operator_token_file || (!c->tls_cert && !loopback_address(c->listen_dashboard)))) {
+    const config_setting_t *s = config_lookup(&c->source->lc, "listen.dashboard");
+    if (!c->operator_token_file)
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+              "'listen.dashboard': the dashboard's API asks for the operator token: set auth.operator_token_file");
+    else
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path,
+              "'listen.dashboard': %s is not a loopback address: the dashboard is served there over TLS, set tls.cert "
+              "and tls.key (or use 127.0.0.1:PORT)",
+              c->listen_dashboard);
   }
   if (c->onboarding_create_nodes && !c->operator_token_file) {
     const config_setting_t *s = config_lookup(&c->source->lc, "onboarding.create_nodes");

@@ -107,6 +107,9 @@ typedef struct ep_config_https {
 #define EP_CONFIG_LOG_MAX_BYTES_MIN (32 * 1024)
 #define EP_CONFIG_LOG_MAX_BYTES_MAX (64 * 1024 * 1024)
 
+#define EP_CONFIG_DASHBOARD_STREAMS_DEFAULT 16
+#define EP_CONFIG_DASHBOARD_STREAMS_MAX 1024
+
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
   char *listen_management; /* "unix:/path" or "host:port" */
@@ -114,6 +117,8 @@ typedef struct ep_config {
   char *listen_https;      /* embedded HTTPS server, "host:port" */
   char *listen_metrics;    /* Prometheus /metrics, "host:port"; NULL (the default): not served */
   bool metrics_public;     /* metrics.public: listen.metrics may be a non-loopback address (then over TLS) */
+  char *listen_dashboard;  /* the web dashboard, "host:port"; NULL (the default): not served */
+  int64_t dashboard_streams_max; /* dashboard.streams_max: its event streams open at once */
   char *data_dir;
   ep_strv plugin_dirs; /* searched in order; the first plugin with an ID wins */
   char *tls_cert;      /* PEM files, NULL when unset */
