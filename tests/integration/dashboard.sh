@@ -209,14 +209,16 @@ assert len(steps) == 2 and steps[0]["bytes_total"] == 20 * 1048576 and steps[0][
 assert all(p["end"] is None or p["end"] >= p["start"] for p in tl), tl
 assert [p["start"] for p in tl] == sorted(p["start"] for p in tl), tl
 log = b["log"]
-assert len(log) == 24 and [l["seq"] for l in log] == list(range(1, 25)), [l["seq"] for l in log]
-assert log[0]["text"].startswith("step 1: copying") and "password=********" in log[0]["text"], log[0]
+# 28 lines: per action the agent's attempt and SUCCESS lines, its steps and "counted to N"
+assert len(log) == 28 and [l["seq"] for l in log] == list(range(1, 29)), [l["seq"] for l in log]
+assert log[0]["text"] == "action 1/2 test.count: attempt 1 of 1", log[0]
+assert log[1]["text"].startswith("step 1: copying") and "password=********" in log[1]["text"], log[1]
 PY
 check "GET /api/node/UUID?lines=3: the last 3 lines" python3 - "$(get node3 "/api/node/$U1?lines=3" "${auth[@]}")" "$tmp/node3" <<'PY'
 import json, sys
 assert sys.argv[1] == "200"
 log = json.load(open(sys.argv[2]))["log"]
-assert [l["seq"] for l in log] == [22, 23, 24], log
+assert [l["seq"] for l in log] == [26, 27, 28], log
 PY
 client_secret=$(sed -n 's/^client_secret=//p' "$tmp/node/state/credentials")
 check "the node has a client secret to look for" test -n "$client_secret"
