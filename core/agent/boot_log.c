@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/error.h"
@@ -15,6 +16,7 @@
 
 /* Keeps text (one line, without its newline) as the log's newest line, the oldest going. */
 static void keep(ep_boot_log *log, const char *text, size_t len) {
+  if (!len) return; /* an empty line says nothing (and the server takes none) */
   /* A kmsg record: "PRIORITY,SEQUENCE,MICROSECONDS,FLAGS;TEXT": the text. */
   size_t skip = 0;
   while (skip < len && strchr("0123456789,-cm", text[skip]) && text[skip]) skip++;
@@ -38,7 +40,11 @@ int ep_boot_log_read(const char *path, ep_boot_log *log) {
   memset(log, 0, sizeof *log);
   int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return ep_error_set(EP_EIO, "boot log %s: %s", path, strerror(errno));
-  lseek(fd, 0, SEEK_DATA); /* /dev/kmsg: from the oldest record kept */
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > READ_MAX)
+    lseek(fd, st.st_size - READ_MAX, SEEK_SET); /* a long file: its end (the first line read may be cut) */
+  else
+    lseek(fd, 0, SEEK_DATA); /* /dev/kmsg: from the oldest record kept */
   char buf[8192], pending[EP_BOOT_LOG_LINE_MAX * 4 + 1] = "";
   size_t held = 0, total = 0;
   for (;;) {

@@ -229,8 +229,10 @@ static const char watch_usage[] =
     "  A live table of nodes: state, current action, progress with bytes, rate and ETA, elapsed\n"
     "  time, from edgeprovd's event stream. Redrawn in place on a terminal; otherwise one line per\n"
     "  change. Without HOST_UUID, every host (of SITE), hosts added later too.\n"
-    "  --until running     exit 0 once every selected node is RUNNING, 1 once one failed\n"
-    "  --until onboarded   exit 0 once every selected node is onboarded, 1 once one failed\n"
+    "  --until running     exit 0 once every selected node is RUNNING, 1 once one failed (or\n"
+    "                      edgeprovd ends the stream first); without HOST_UUID, the hosts of\n"
+    "                      the moment and those added before they all got there\n"
+    "  --until onboarded   the same for onboarded\n"
     "  --json              one JSON object per change (host, state, action, bytes_done,\n"
     "                      bytes_total, rate_bytes_s, eta_s, elapsed_s)\n";
 
@@ -460,7 +462,12 @@ static int show(fleet *f) {
 /* With --until: EXIT_FAILURE once a node failed, EXIT_SUCCESS once every one got there, -1
  * while some are on their way. */
 static int verdict(const fleet *f) {
-  if (f->until == UNTIL_NONE || !f->count) return -1;
+  if (f->until == UNTIL_NONE) return -1;
+  if (!f->count && !f->all) { /* every named host was deleted */
+    fprintf(stderr, "edgeprov: watch: the hosts watched were deleted\n");
+    return EXIT_FAILURE;
+  }
+  if (!f->count) return -1;
   bool all = true;
   for (size_t i = 0; i < f->count; i++) {
     if (failed(&f->rows[i])) return EXIT_FAILURE;
@@ -637,8 +644,14 @@ int ep_cli_watch(ep_mgmt_client *client, int argc, char **argv) {
       status = v;
     } else if (ep_mgmt_client_watch(client, revision, 1, on_fleet_event, &f) < 0) {
       status = cli_fail();
+    } else if (f.status >= 0) {
+      status = f.status;
+    } else if (f.until != UNTIL_NONE) { /* edgeprovd ended the stream (it stops) before the goal */
+      fprintf(stderr, "edgeprov: watch: edgeprovd ended the event stream before every node was %s\n",
+              f.until == UNTIL_RUNNING ? "RUNNING" : "onboarded");
+      status = EXIT_FAILURE;
     } else {
-      status = f.status >= 0 ? f.status : EXIT_SUCCESS;
+      status = EXIT_SUCCESS;
     }
   }
   for (size_t i = 0; i < f.count; i++) {

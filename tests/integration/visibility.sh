@@ -177,7 +177,7 @@ for _ in $(seq 100); do grep -q "boot log" "$tmp/agent4.log" && break; sleep 0.1
 kill $agent4 2>/dev/null
 check "a refused node sends its boot log" contains "$tmp/agent4.log" "sent 3 lines of the boot log ($tmp/boot.log) to the orchestrator"
 $E logs $U4 >"$tmp/logs4.txt"
-check "... edgeprov logs shows it" grep -q "run 0 boot log: edgeprov-microos: network up" "$tmp/logs4.txt"
+check "... edgeprov logs shows it, marked" grep -q "run 0 boot log (no token, from 127.0.0.1): edgeprov-microos: network up" "$tmp/logs4.txt"
 check "... masked" grep -q "API_TOKEN=\*\*\*\*\*\*\*\*" "$tmp/logs4.txt"
 check "... the secret nowhere" lacks "$tmp/logs4.txt" "hunter2"
 

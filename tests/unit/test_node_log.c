@@ -167,12 +167,58 @@ static void an_append_is_an_event_and_the_log_goes_with_its_host(void **state) {
                    EP_EINVAL);
 }
 
+/* A full ring of the default size: more lines than one read returns, a delete of more keys
+ * than one transaction holds, a large append on the smallest ring, and a secret spanning lines. */
+static void a_full_ring_reads_in_pages_and_deletes_whole(void **state) {
+  tu_site *t = *state;
+  char text[501];
+  memset(text, 'y', 500);
+  text[500] = '\0';
+  char **lines = calloc(2200, sizeof *lines);
+  for (int i = 0; i < 2200; i++) lines[i] = text;
+  assert_int_equal(ep_node_log_append(t->inv, HOST_A, 1, 0, "image.stream", lines, 2200, EP_CONFIG_LOG_MAX_BYTES_DEFAULT, NULL),
+                   0);
+  seen s = {0};
+  ep_node_log_head head;
+  assert_int_equal(ep_node_log_read(t->inv, HOST_A, 0, 0, 0, keep, &s, &head), 0);
+  assert_int_equal(s.count, EP_NODE_LOG_READ_MAX + 1); /* a page and one more: more follow */
+  assert_int_equal(head.next_line, 2201);
+  assert_true(head.slot_seq > EP_NODE_LOG_SLOTS); /* the ring went round */
+  seen rest = {0};
+  assert_int_equal(ep_node_log_read(t->inv, HOST_A, s.seqs[EP_NODE_LOG_READ_MAX - 1], 0, 0, keep, &rest, NULL), 0);
+  assert_true(rest.count > 0);
+  assert_int_equal(rest.seqs[rest.count - 1], 2200); /* the newest line is reachable */
+
+  assert_int_equal(ep_node_log_delete(t->inv, HOST_A), 0);
+  char key[64];
+  uint8_t *data = NULL;
+  size_t len = 0;
+  for (int slot = 0; slot < EP_NODE_LOG_SLOTS; slot++) {
+    snprintf(key, sizeof key, "logs/%s/%03d", HOST_A, slot);
+    assert_int_equal(ep_inventory_load_raw(t->inv, key, &data, &len, NULL), EP_ENOENT);
+  }
+  /* The smallest ring takes a boot log's 256 long lines in one call. */
+  assert_int_equal(ep_node_log_append(t->inv, HOST_B, 0, 0, "boot log", lines, 256, EP_CONFIG_LOG_MAX_BYTES_MIN, NULL), 0);
+  free(lines);
+  /* A private key logged line by line is masked whole. */
+  char *pem[] = {"-----BEGIN PRIVATE KEY-----", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC", "-----END PRIVATE KEY-----",
+                 "", "after the key"};
+  assert_int_equal(ep_node_log_append(t->inv, HOST_A, 2, 0, "file.write", pem, 5, EP_CONFIG_LOG_MAX_BYTES_DEFAULT, NULL), 0);
+  seen k = {0};
+  assert_int_equal(ep_node_log_read(t->inv, HOST_A, 0, 2, 0, keep, &k, NULL), 0);
+  assert_true(k.count >= 1);
+  for (size_t i = 0; i < k.count && i < 8; i++) assert_null(strstr(k.texts[i], "MIIEvQ"));
+  assert_non_null(strstr(k.texts[k.count - 1], "after the key")); /* and the empty line dropped */
+  assert_int_equal(tu_grep_tree(t->dir, "MIIEvQIBADAN"), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(lines_are_kept_in_order_by_run_and_read_after_a_line, setup, teardown),
       cmocka_unit_test_setup_teardown(secrets_are_redacted_before_they_are_stored, setup, teardown),
       cmocka_unit_test_setup_teardown(a_log_is_bounded_and_the_oldest_lines_go_first, setup, teardown),
       cmocka_unit_test_setup_teardown(an_append_is_an_event_and_the_log_goes_with_its_host, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_full_ring_reads_in_pages_and_deletes_whole, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -231,10 +231,10 @@ typedef struct log_lines {
 
 static int keep_log_line(void *data, const ep_node_log_line *line) {
   log_lines *l = data;
-  uint8_t buf[2 * EP_WORKFLOW_MESSAGE_MAX + EP_WORKFLOW_ACTION_NAME_MAX + 64]; /* a line, its action and numbers */
   size_t len = edgeprov__v1__log_line__get_packed_size(line);
-  Edgeprov__V1__LogLine *copy =
-      len <= sizeof buf ? edgeprov__v1__log_line__unpack(NULL, edgeprov__v1__log_line__pack(line, buf), buf) : NULL;
+  uint8_t *buf = malloc(len ? len : 1);
+  Edgeprov__V1__LogLine *copy = buf ? edgeprov__v1__log_line__unpack(NULL, edgeprov__v1__log_line__pack(line, buf), buf) : NULL;
+  free(buf);
   if (!copy || l->count == l->cap) {
     if (copy) protobuf_c_message_free_unpacked(&copy->base, NULL);
     l->error = ep_error_set(EP_ENOMEM, "out of memory");

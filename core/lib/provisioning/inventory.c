@@ -726,13 +726,15 @@ int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, co
 }
 
 /* The registration change a contact makes (g's texts live in static buffers of the calling
- * thread until its next call). EP_EINVAL for an address that is not one. */
+ * thread until its next call). Returns 0. */
 static int contact_registration(const ep_inv_contact *contact, registration *g) {
   static _Thread_local char canonical_ip[EP_IP_TEXT_MAX + 1], canonical_peer[EP_IP_TEXT_MAX + 1];
   canonical_ip[0] = canonical_peer[0] = '\0';
-  if (contact->ip && *contact->ip && ep_validate_ip(canonical_ip, "host_ip", contact->ip) < 0) return EP_EINVAL;
+  /* Facts about the node, never a reason to refuse it: what is not an address is not kept (a
+   * link-local peer with a zone, say). */
+  if (contact->ip && *contact->ip && ep_validate_ip(canonical_ip, "host_ip", contact->ip) < 0) canonical_ip[0] = '\0';
   if (contact->peer_ip && *contact->peer_ip && ep_validate_ip(canonical_peer, "peer_ip", contact->peer_ip) < 0)
-    return EP_EINVAL;
+    canonical_peer[0] = '\0';
   *g = (registration){"Node connected", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE, canonical_ip, canonical_peer,
                       true, contact->artifact_fetched_at};
   return 0;

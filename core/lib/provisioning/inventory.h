@@ -78,7 +78,7 @@ typedef struct ep_inv_contact {
 
 /* Records that the node of host uuid sent an onboarding message: registration status "Node
  * connected", contact's addresses, and the start of its timeline: first_contact_at (now) and
- * artifact_fetched_at, each set once per onboarding. EP_EINVAL for an address that is not one. */
+ * artifact_fetched_at, each set once per onboarding. An address that is not one is not kept. */
 int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact);
 
 /* Records that onboarding handed host uuid its credentials: current state ONBOARDED (status

@@ -111,49 +111,64 @@ static int pack_slot(pending *p, const char *uuid, const ep_node_log_head *head,
   return 0;
 }
 
-/* The lines of one append, redacted, numbered from first_seq. */
+/* The lines of one append, redacted together (a secret may span lines: a private key's body,
+ * a YAML block under a secret key), then split again. */
 typedef struct batch {
   ep_node_log_line *lines;
-  char **texts;
+  char *text; /* the redacted lines, each NUL-terminated in place */
   size_t count;
   size_t redacted;
 } batch;
 
 static void batch_clear(batch *b) {
-  for (size_t i = 0; b->texts && i < b->count; i++) free(b->texts[i]);
-  free(b->texts);
+  free(b->text);
   free(b->lines);
   memset(b, 0, sizeof *b);
 }
 
 static int batch_make(batch *b, uint32_t run, uint32_t action, const char *action_name, char *const *lines, size_t count) {
   memset(b, 0, sizeof *b);
-  b->lines = calloc(count ? count : 1, sizeof *b->lines);
-  b->texts = calloc(count ? count : 1, sizeof *b->texts);
-  if (!b->lines || !b->texts) return batch_clear(b), ep_error_set(EP_ENOMEM, "out of memory");
-  int64_t now = (int64_t)time(NULL);
+  size_t total = 1;
+  for (size_t i = 0; i < count; i++) total += strlen(lines[i]) + 1;
+  char *joined = malloc(total);
+  if (!joined) return ep_error_set(EP_ENOMEM, "out of memory");
+  size_t used = 0;
   for (size_t i = 0; i < count; i++) {
-    size_t masked = 0;
-    if (!(b->texts[i] = ep_redact_text(lines[i], &masked))) return batch_clear(b), ep_error_set(EP_ENOMEM, "out of memory");
-    b->count++;
-    b->redacted += masked;
-    edgeprov__v1__log_line__init(&b->lines[i]);
-    b->lines[i].time = now;
-    b->lines[i].run = run;
-    b->lines[i].action = action;
-    b->lines[i].action_name = (char *)(action_name ? action_name : "");
-    b->lines[i].text = b->texts[i];
+    size_t len = strlen(lines[i]);
+    memcpy(joined + used, lines[i], len);
+    used += len;
+    joined[used++] = '\n';
+  }
+  joined[used ? used - 1 : 0] = '\0'; /* no newline after the last */
+  b->text = ep_redact_text(joined, &b->redacted);
+  free(joined);
+  if (!b->text) return ep_error_set(EP_ENOMEM, "out of memory");
+  size_t split = 1;
+  for (const char *p = b->text; *p; p++) split += *p == '\n';
+  if (!(b->lines = calloc(split, sizeof *b->lines))) return batch_clear(b), ep_error_set(EP_ENOMEM, "out of memory");
+  int64_t now = (int64_t)time(NULL);
+  for (char *line = b->text, *next; line; line = next) {
+    next = strchr(line, '\n');
+    if (next) *next++ = '\0';
+    if (!*line) continue; /* an empty line says nothing */
+    ep_node_log_line *l = &b->lines[b->count++];
+    edgeprov__v1__log_line__init(l);
+    l->time = now;
+    l->run = run;
+    l->action = action;
+    l->action_name = (char *)(action_name ? action_name : "");
+    l->text = line;
   }
   return 0;
 }
 
-/* Builds the writes of one append onto head (advanced in place) and the current slot (NULL:
- * none yet): the slots filled, then the head. */
-static int plan_append(const char *uuid, ep_node_log_head *head, Edgeprov__V1__LogSlot *current, batch *b,
-                       pending *out, size_t *ret_count) {
+/* Builds the writes of appending lines[0..count) onto head (advanced in place) and the current
+ * slot (NULL: none yet): the slots filled, then the head. out has room for count + 2. */
+static int plan_append(const char *uuid, ep_node_log_head *head, Edgeprov__V1__LogSlot *current, ep_node_log_line *add,
+                       size_t count, pending *out, size_t *ret_count) {
   uint64_t slot_cap = head->slot_bytes;
   size_t n = 0, kept = current ? current->n_lines : 0, size = 0;
-  ep_node_log_line **lines = calloc(kept + b->count + 1, sizeof *lines);
+  ep_node_log_line **lines = calloc(kept + count + 1, sizeof *lines);
   if (!lines) return ep_error_set(EP_ENOMEM, "out of memory");
   for (size_t i = 0; i < kept; i++) {
     lines[i] = current->lines[i];
@@ -161,8 +176,8 @@ static int plan_append(const char *uuid, ep_node_log_head *head, Edgeprov__V1__L
   }
   size_t used = kept;
   int r = 0;
-  for (size_t i = 0; r == 0 && i < b->count; i++) {
-    ep_node_log_line *line = &b->lines[i];
+  for (size_t i = 0; r == 0 && i < count; i++) {
+    ep_node_log_line *line = &add[i];
     line->seq = head->next_line++;
     size_t line_size = edgeprov__v1__log_line__get_packed_size(line) + 3;
     if (used && size + line_size > slot_cap) { /* this slot is full: the next one, the oldest, is overwritten */
@@ -185,28 +200,24 @@ static int plan_append(const char *uuid, ep_node_log_head *head, Edgeprov__V1__L
   return r;
 }
 
-int ep_node_log_append(ep_inventory *inv, const char *uuid, uint32_t run, uint32_t action, const char *action_name,
-                       char *const *lines, size_t count, uint64_t max_bytes, size_t *ret_redacted) {
-  char canonical[EP_UUID_TEXT_LEN + 1];
-  if (ep_validate_uuid(canonical, "uuid", uuid) < 0) return EP_EINVAL;
-  if (ret_redacted) *ret_redacted = 0;
-  if (!count) return 0;
-  if (max_bytes < EP_CONFIG_LOG_MAX_BYTES_MIN) max_bytes = EP_CONFIG_LOG_MAX_BYTES_MIN;
-  batch b;
-  int r = batch_make(&b, run, action, action_name, lines, count);
-  if (r < 0) return r;
-  /* At most one slot per line, and the head. */
-  pending *writes = calloc(count + 2, sizeof *writes);
-  ep_storage_op *ops = calloc(count + 2, sizeof *ops);
-  if (!writes || !ops) r = ep_error_set(EP_ENOMEM, "out of memory");
-  for (int attempt = 0; r == 0 && attempt < CAS_RETRIES; attempt++) {
+/* Lines one transaction appends at most: it then writes at most APPEND_CHUNK + 1 slots and
+ * the head, all distinct keys (a ring has at least EP_CONFIG_LOG_MAX_BYTES_MIN /
+ * EP_NODE_LOG_LINE_BYTES_MAX = 32 slots) and well within a transaction's operations. */
+#define APPEND_CHUNK 16
+
+/* Appends lines[0..count) (count <= APPEND_CHUNK) in one transaction, compare-and-set on the
+ * head. */
+static int append_chunk(ep_inventory *inv, const char *uuid, ep_node_log_line *lines, size_t count, uint64_t max_bytes) {
+  pending writes[APPEND_CHUNK + 2];
+  ep_storage_op ops[APPEND_CHUNK + 2];
+  for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
     ep_node_log_head *head = NULL;
     Edgeprov__V1__LogSlot *current = NULL;
     uint64_t head_revision = 0;
     size_t n = 0;
-    r = load_head(inv, canonical, max_bytes, &head, &head_revision);
-    if (r == 0) r = load_slot(inv, canonical, head, head->slot_seq, &current);
-    if (r == 0) r = plan_append(canonical, head, current, &b, writes, &n);
+    int r = load_head(inv, uuid, max_bytes, &head, &head_revision);
+    if (r == 0) r = load_slot(inv, uuid, head, head->slot_seq, &current);
+    if (r == 0) r = plan_append(uuid, head, current, lines, count, writes, &n);
     for (size_t i = 0; r == 0 && i < n; i++) {
       bool is_head = i + 1 == n;
       ops[i] = (ep_storage_op){.kind = EP_STORAGE_PUT, .key = writes[i].key, .value = writes[i].data,
@@ -218,12 +229,24 @@ int ep_node_log_append(ep_inventory *inv, const char *uuid, uint32_t run, uint32
     for (size_t i = 0; i < n; i++) free(writes[i].data);
     free_slot(current);
     free_head(head);
-    if (r != EP_ECONFLICT) break;
-    r = attempt + 1 < CAS_RETRIES ? 0 : ep_error_set(EP_ECONFLICT, "the log of host %s keeps changing", canonical);
+    if (r != EP_ECONFLICT) return r;
   }
+  return ep_error_set(EP_ECONFLICT, "the log of host %s keeps changing", uuid);
+}
+
+int ep_node_log_append(ep_inventory *inv, const char *uuid, uint32_t run, uint32_t action, const char *action_name,
+                       char *const *lines, size_t count, uint64_t max_bytes, size_t *ret_redacted) {
+  char canonical[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(canonical, "uuid", uuid) < 0) return EP_EINVAL;
+  if (ret_redacted) *ret_redacted = 0;
+  if (!count) return 0;
+  if (max_bytes < EP_CONFIG_LOG_MAX_BYTES_MIN) max_bytes = EP_CONFIG_LOG_MAX_BYTES_MIN;
+  batch b;
+  int r = batch_make(&b, run, action, action_name, lines, count);
+  for (size_t done = 0; r == 0 && done < b.count; done += APPEND_CHUNK)
+    r = append_chunk(inv, canonical, b.lines + done, b.count - done < APPEND_CHUNK ? b.count - done : APPEND_CHUNK,
+                     max_bytes);
   if (r == 0 && ret_redacted) *ret_redacted = b.redacted;
-  free(writes);
-  free(ops);
   batch_clear(&b);
   return r;
 }
@@ -233,7 +256,7 @@ int ep_node_log_read(ep_inventory *inv, const char *uuid, uint64_t after_seq, ui
   char canonical[EP_UUID_TEXT_LEN + 1];
   if (ep_validate_uuid(canonical, "uuid", uuid) < 0) return EP_EINVAL;
   if (ret_head) edgeprov__v1__log_head__init(ret_head);
-  if (limit > EP_NODE_LOG_READ_MAX || limit == 0) limit = EP_NODE_LOG_READ_MAX;
+  if (limit > EP_NODE_LOG_READ_MAX + 1 || limit == 0) limit = EP_NODE_LOG_READ_MAX + 1;
   ep_node_log_head *head = NULL;
   uint64_t head_revision = 0;
   int r = load_head(inv, canonical, EP_CONFIG_LOG_MAX_BYTES_DEFAULT, &head, &head_revision);
@@ -281,19 +304,28 @@ int ep_node_log_read(ep_inventory *inv, const char *uuid, uint64_t after_seq, ui
 int ep_node_log_delete(ep_inventory *inv, const char *uuid) {
   char canonical[EP_UUID_TEXT_LEN + 1];
   if (ep_validate_uuid(canonical, "uuid", uuid) < 0) return EP_EINVAL;
+  /* The head first, so readers see no log at once; then the slots, a transaction's worth at a
+   * time (a full ring has more keys than one transaction may hold). */
   char keys[EP_NODE_LOG_SLOTS + 1][64];
   ep_storage_op ops[EP_NODE_LOG_SLOTS + 1];
   uint32_t n = 0;
-  for (int slot = -1; slot < EP_NODE_LOG_SLOTS; slot++) {
-    key_of(keys[n], canonical, slot);
+  int r = 0;
+  for (int slot = -1; r == 0 && slot < EP_NODE_LOG_SLOTS; slot++) {
+    key_of(keys[slot + 1], canonical, slot);
     uint8_t *data = NULL;
     size_t len = 0;
-    int r = ep_inventory_load_raw(inv, keys[n], &data, &len, NULL);
+    r = ep_inventory_load_raw(inv, keys[slot + 1], &data, &len, NULL);
     free(data);
-    if (r == EP_ENOENT) continue;
-    if (r < 0) return r;
-    ops[n] = (ep_storage_op){.kind = EP_STORAGE_DELETE, .key = keys[n], .expect_mod_revision = EP_STORAGE_EXPECT_ANY};
-    n++;
+    if (r == EP_ENOENT) {
+      r = 0;
+    } else if (r == 0) {
+      ops[n++] = (ep_storage_op){.kind = EP_STORAGE_DELETE, .key = keys[slot + 1], .expect_mod_revision = EP_STORAGE_EXPECT_ANY};
+    }
+    bool flush = slot == -1 || n == EP_STORAGE_TXN_OPS_MAX || slot + 1 == EP_NODE_LOG_SLOTS;
+    if (r == 0 && flush && n) {
+      r = ep_inventory_commit_raw(inv, ops, n, NULL);
+      n = 0;
+    }
   }
-  return n ? ep_inventory_commit_raw(inv, ops, n, NULL) : 0;
+  return r;
 }

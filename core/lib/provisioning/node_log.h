@@ -26,13 +26,15 @@ typedef Edgeprov__V1__LogLine ep_node_log_line;
 typedef Edgeprov__V1__LogHead ep_node_log_head;
 
 /* Appends count lines (each validated by the caller: printable, bounded) of host uuid's action
- * number action (action_name) of workflow run run; each is redacted first. *ret_redacted (may
- * be NULL) gets how many secrets were masked. */
+ * number action (action_name) of workflow run run, redacted first (together: a secret may span
+ * lines; a masked block may become one line, and empty lines are dropped), in transactions of
+ * up to 16 lines. *ret_redacted (may be NULL) gets how many secrets were masked. */
 int ep_node_log_append(ep_inventory *inv, const char *uuid, uint32_t run, uint32_t action, const char *action_name,
                        char *const *lines, size_t count, uint64_t max_bytes, size_t *ret_redacted);
 
 /* Calls visit for host uuid's kept lines with a seq above after_seq, oldest first, at most
- * limit (<= EP_NODE_LOG_READ_MAX) of them, of run only when run > 0; visit returns non-zero
+ * limit (0 or more than EP_NODE_LOG_READ_MAX + 1: that; one more than a page lets a caller
+ * tell whether more follow) of them, of run only when run > 0; visit returns non-zero
  * to stop. *ret_head (may be NULL) gets the log's head (zeroed when the host has no log):
  * next_line - 1 is the last line written. */
 int ep_node_log_read(ep_inventory *inv, const char *uuid, uint64_t after_seq, uint32_t run, size_t limit,

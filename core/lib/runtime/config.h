@@ -105,7 +105,7 @@ typedef struct ep_config_https {
 /* logs.max_bytes_per_host: how much of each node's log the store keeps (oldest lines go first). */
 #define EP_CONFIG_LOG_MAX_BYTES_DEFAULT (1024 * 1024)
 #define EP_CONFIG_LOG_MAX_BYTES_MIN (32 * 1024)
-#define EP_CONFIG_LOG_MAX_BYTES_MAX (64 * 1024 * 1024)
+#define EP_CONFIG_LOG_MAX_BYTES_MAX (8 * 1024 * 1024) /* slots of at most 64 KiB: an append rewrites one */
 
 #define EP_CONFIG_DASHBOARD_STREAMS_DEFAULT 16
 #define EP_CONFIG_DASHBOARD_STREAMS_MAX 1024

@@ -40,9 +40,9 @@ typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
 #define CREATE_NODES_PER_S 1.0
 #define CREATE_NODES_BURST 5
 #define CREATE_NODES_HOSTS_MAX 1000
-/* UploadBootLog: one upload a minute per host (two at once). */
-#define BOOT_LOGS_PER_S (1.0 / 60)
-#define BOOT_LOGS_BURST 2
+/* UploadBootLog: one upload every 10 minutes per host, as often as the agent sends one. */
+#define BOOT_LOGS_PER_S (1.0 / 600)
+#define BOOT_LOGS_BURST 1
 
 struct ep_onboarding {
   ep_inventory *inv;
@@ -354,12 +354,14 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
   ep_inv_contact contact = {host_ip, peer, ep_boot_fetches_first(peer, (int64_t)time(NULL))};
   if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
     r = onboard(ob, call, host, &contact);
+    char refusal[EP_ERROR_MESSAGE_MAX] = "";
+    if (r < 0) snprintf(refusal, sizeof refusal, "%s", ep_error_message()); /* what the node is told */
     /* Onboarded, the contact went with it; refused, it is recorded by itself. */
     if (r < 0) ep_inventory_node_connected(ob->inv, host->uuid, &contact);
     ep_figures_onboarding(r == 0);
     ep_inv_host_free(host);
     if (r < 0)
-      ep_rpc_call_finish(call, ep_status_from_error(r), ep_error_message(), NULL, 0);
+      ep_rpc_call_finish(call, ep_status_from_error(r), refusal, NULL, 0);
     else
       ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
     return;
@@ -535,8 +537,16 @@ static void handle_upload_boot_log(void *data, ep_rpc_call *call, const uint8_t 
   if (within_budget(known ? ob->per_host : ob->per_peer, call, known ? host->uuid : peer, "onboarding attempts") &&
       (!known || within_budget(ob->boot_logs, call, host->uuid, "boot log uploads"))) {
     Edgeprov__V1__UploadBootLogResponse resp = EDGEPROV__V1__UPLOAD_BOOT_LOG_RESPONSE__INIT;
-    if (known)
-      r = ep_node_log_append(ob->inv, host->uuid, 0, 0, "boot log", req->lines, req->n_lines,
+    ep_inv_instance *instance = NULL;
+    if (known && host->instance_id[0] && ep_inventory_get_instance(ob->inv, host->instance_id, &instance) == 0 &&
+        instance->current_state == EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING)
+      r = ep_error_set(EP_EPERM, "host %s is RUNNING: its boot log is not taken without a token", host->uuid);
+    ep_inv_instance_free(instance);
+    /* Marked as what it is: lines anyone knowing the host's identifiers could have sent. */
+    char source[EP_IP_TEXT_MAX + 40];
+    snprintf(source, sizeof source, "boot log (no token, from %s)", peer[0] ? peer : "-");
+    if (known && r == 0)
+      r = ep_node_log_append(ob->inv, host->uuid, 0, 0, source, req->lines, req->n_lines,
                              (uint64_t)ob->config->log_max_bytes_per_host, NULL);
     if (r == EP_ENOENT) {
       char message[200];
