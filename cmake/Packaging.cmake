@@ -2,8 +2,9 @@
 # -DCMAKE_INSTALL_PREFIX=/usr writes edgeprov_<version>_<arch>.deb (programs, plugins, the
 # default site config, the systemd unit) and edgeprov-dev_<version>_<arch>.deb (the SDK).
 # Install rules without a COMPONENT belong to "runtime" (CMAKE_INSTALL_DEFAULT_COMPONENT_NAME);
-# the SDK's are "dev". What only a package installs is EXCLUDE_FROM_ALL, so that
-# `cmake --install BUILD --prefix DIR` never writes to /etc or to systemd's directories.
+# the SDK's are "dev". What only a system install needs (the unit, /etc/edgeprov/edgeprov.conf,
+# the Debian doc files) is EXCLUDE_FROM_ALL, so that `cmake --install BUILD --prefix DIR` never
+# writes to /etc: it comes with the packages, or with `cmake --install BUILD --component runtime`.
 
 set(EP_PACKAGE_MAINTAINER "edgeprov maintainers <maintainers@edgeprov.example.org>"
     CACHE STRING "Maintainer field of the Debian packages")
@@ -23,7 +24,9 @@ install(FILES ${PROJECT_BINARY_DIR}/edgeprovd.service DESTINATION lib/systemd/sy
 install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/edgeprov.sysusers DESTINATION lib/sysusers.d
         RENAME edgeprov.conf COMPONENT runtime EXCLUDE_FROM_ALL)
 # The default site config, a conffile (packaging/debian/conffiles). /etc, not <prefix>/etc.
-install(FILES ${EP_PKG_DIR}/edgeprov.conf DESTINATION /etc/edgeprov COMPONENT runtime EXCLUDE_FROM_ALL)
+set(EP_CONF_PLUGIN_DIR ${CMAKE_INSTALL_PREFIX}/${EP_PLUGIN_INSTALL_DIR})
+configure_file(${EP_PKG_DIR}/edgeprov.conf.in ${PROJECT_BINARY_DIR}/packaging/edgeprov.conf @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/packaging/edgeprov.conf DESTINATION /etc/edgeprov COMPONENT runtime EXCLUDE_FROM_ALL)
 
 # Each package's /usr/share/doc/<package>: copyright and the (native) changelog, gzip -9n.
 configure_file(${EP_PKG_DIR}/debian/changelog.in ${PROJECT_BINARY_DIR}/packaging/changelog @ONLY)
