@@ -10,8 +10,10 @@
 # ${EDGEPROV_E2E_CACHE:-/var/cache/edgeprov-e2e}, from this machine's own apt source as
 # scripts/apt-mirror.sh finds it, or $EDGEPROV_E2E_MIRROR), where edgeprov --version,
 # edgeprov plugins list and edgeprovd --check --config /etc/edgeprov/edgeprov.conf run in a
-# chroot, loading every plugin from the installed paths; then it is purged.
-# Needs root (debootstrap, chroot). About 1 minute with the cached root (3 uncached).
+# chroot, loading every plugin from the installed paths; the root is then booted in a container
+# (systemd-nspawn, its own network namespace), where edgeprovd.service runs sandboxed as the
+# edgeprov user and a probe unit checks it; then the package is purged.
+# Needs root (debootstrap, chroot, systemd-nspawn). About 1 minute with the cached root.
 # Usage: package.sh SOURCE_DIR BUILD_DIR ...
 set -u
 src=$1 build=$2
@@ -38,7 +40,7 @@ on_exit() {
 }
 
 check "runs as root (debootstrap, chroot)" test "$(id -u)" -eq 0
-for tool in lintian systemd-analyze dpkg-deb dpkg-shlibdeps debootstrap zstd chroot python3; do
+for tool in lintian systemd-analyze systemd-nspawn dpkg-deb dpkg-shlibdeps debootstrap zstd chroot python3; do
   check "$tool is installed (scripts/install-deps.sh)" command -v "$tool"
 done
 
@@ -144,10 +146,12 @@ codename=$( (. /etc/os-release && echo "${VERSION_CODENAME:-}") 2>/dev/null)
 mirror=${EDGEPROV_E2E_MIRROR:-$(ep_apt_mirror "$codename")}
 check "this machine's apt source for '$codename' (or EDGEPROV_E2E_MIRROR)" test -n "$codename" -a -n "$mirror"
 
-# make_root DIR: debootstrap minbase of the machine's suite, its package lists fetched.
+# make_root DIR: debootstrap minbase of the machine's suite with systemd (to boot it in a
+# container below), its package lists fetched.
 make_root() {
   local dir=$1
   setsid debootstrap --variant=minbase --arch="$(dpkg --print-architecture)" --components=main \
+    --include=systemd,systemd-sysv,dbus \
     --keyring=/usr/share/keyrings/debian-archive-keyring.gpg "$codename" "$dir" "${mirror%/}" >"$tmp/debootstrap.log" 2>&1 &
   bootstrap_pid=$!
   wait "$bootstrap_pid" || { bootstrap_pid=""; tail -n 20 "$tmp/debootstrap.log"; return 1; }
@@ -162,7 +166,8 @@ if [ ! -s "$tarball" ]; then
   mkdir -p "$cache_dir" "$tmp/bootstrap"
   if make_root "$tmp/bootstrap"; then
     part=$cache_dir/.tmp-package-$$-root.tar.zst
-    tar -C "$tmp/bootstrap" --numeric-owner -cf - . | zstd -q -T0 -o "$part" && mv "$part" "$tarball"
+    tar -C "$tmp/bootstrap" --numeric-owner -cf - . | zstd -q -T0 -o "$part" && mv "$part" "$tarball" &&
+      find "$cache_dir" -maxdepth 1 -name 'package-root-*.tar.zst' ! -name "$(basename "$tarball")" -delete
   fi
   rm -rf --one-file-system "$tmp/bootstrap"
 fi
@@ -208,6 +213,62 @@ check "  started the plugins from the installed paths" contains "$tmp/check" \
 check "postinst: the edgeprov system user" run_status 0 "$tmp/out" inroot getent passwd edgeprov
 check "postinst: /etc/edgeprov is root:edgeprov 0750" test "$(inroot stat -c '%U:%G %a' /etc/edgeprov)" = "root:edgeprov 750"
 check "postinst: no service started (no systemd in a chroot)" test ! -e "$root/run/edgeprov/edgeprov.sock"
+check "postinst: the unit enabled" test -L "$root/etc/systemd/system/multi-user.target.wants/edgeprovd.service"
+
+# ---- the unit under systemd: the root booted in a container -------------------------------------
+# A probe unit ordered after edgeprovd (so after its READY=1) records what the service looks like,
+# stops it and powers the container off. Its own network namespace: no port of this machine is taken.
+cat >"$root/etc/systemd/system/edgeprov-probe.service" <<'UNIT'
+[Unit]
+Description=edgeprov package test probe
+After=edgeprovd.service
+Wants=edgeprovd.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh /usr/local/sbin/edgeprov-probe
+ExecStopPost=/bin/systemctl --no-block poweroff
+[Install]
+WantedBy=multi-user.target
+UNIT
+mkdir -p "$root/usr/local/sbin"
+cat >"$root/usr/local/sbin/edgeprov-probe" <<'PROBE'
+exec >/probe.out 2>&1
+echo "active=$(systemctl is-active edgeprovd)"
+systemctl show -p Type -p NRestarts edgeprovd | sed 's/^/unit./'
+pid=$(systemctl show -p MainPID --value edgeprovd)
+echo "user=$(stat -c %U /proc/$pid)"
+grep -E '^(NoNewPrivs|Seccomp):' /proc/$pid/status | tr -d ' \t' | sed 's/:/=/'
+awk '/^Max open files/ { print "nofile=" $4 ":" $5 }' /proc/$pid/limits
+echo "run=$(stat -c '%U:%G %a' /run/edgeprov) sock=$(stat -c '%U:%G %a' /run/edgeprov/edgeprov.sock)"
+echo "data=$(stat -c '%U:%G %a' /var/lib/edgeprov)"
+edgeprov host list >/dev/null 2>&1; echo "cli=$?"
+systemctl stop edgeprovd
+systemctl show -p Result -p ActiveState edgeprovd | sed 's/^/stopped./'
+journalctl -u edgeprovd --no-pager -o cat >/probe.journal
+PROBE
+ln -sf /etc/systemd/system/edgeprov-probe.service "$root/etc/systemd/system/multi-user.target.wants/edgeprov-probe.service"
+: >"$root/etc/machine-id"
+check "systemd-nspawn boots the root" run_status 0 "$tmp/nspawn.log" timeout 180 systemd-nspawn -q -D "$root" -b \
+  --register=no --keep-unit --private-network --machine="edgeprov-pkg-$$"
+probe=$root/probe.out
+check "  edgeprovd.service was active" contains "$probe" "active=active"
+check "  of the unit's Type ($(sed -n 's/^Type=//p' "$unit"))" contains "$probe" "unit.Type=$(sed -n 's/^Type=//p' "$unit")"
+check "  started once" contains "$probe" "unit.NRestarts=0"
+check "  runs as the edgeprov user" contains "$probe" "user=edgeprov"
+check "  with no new privileges" contains "$probe" "NoNewPrivs=1"
+check "  under a seccomp filter" contains "$probe" "Seccomp=2"
+check "  soft descriptor limit raised to the hard one" \
+  test -n "$(awk -F'[=:]' '/^nofile=/ && $2 == $3 && $2 > 1024' "$probe")"
+check "  management socket 0660 in a 0750 /run/edgeprov" contains "$probe" \
+  "run=edgeprov:edgeprov 750 sock=edgeprov:edgeprov 660"
+check "  its state in /var/lib/edgeprov" contains "$probe" "data=edgeprov:edgeprov 750"
+check "  the CLI reaches it through the socket" contains "$probe" "cli=0"
+check "  it stops cleanly" contains "$probe" "stopped.Result=success"
+check "  and stays stopped" contains "$probe" "stopped.ActiveState=inactive"
+check "  its log: plugins from the installed paths" contains "$root/probe.journal" \
+  "plugin storage-sqlite $(dpkg-deb -f "$deb" Version) active (/usr/lib/edgeprov/plugins/storage-sqlite.so)"
+check "  its log: ready" contains "$root/probe.journal" 'msg="ready '
+rm -f "$root/etc/systemd/system/multi-user.target.wants/edgeprov-probe.service"
 check "apt-get purge edgeprov" run_status 0 "$tmp/out" inroot apt-get purge -y edgeprov
 check "  removes the statoverride" test -z "$(inroot dpkg-statoverride --list /etc/edgeprov)"
 check "  and the config" test ! -e "$root/etc/edgeprov/edgeprov.conf"
