@@ -82,6 +82,7 @@ set(CPACK_DEBIAN_DEV_PACKAGE_NAME edgeprov-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 # The kit (libedgeprov-kit.a) links libconfig.
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS libconfig-dev)
+set(CPACK_DEBIAN_DEV_PACKAGE_SUGGESTS edgeprov)
 set(CPACK_COMPONENT_DEV_DESCRIPTION "edgeprov plugin SDK
 The stable plugin ABI headers of edgeprov, the plugin kit (libedgeprov-kit.a)
 for image-based OS plugins, and their pkg-config (edgeprov-sdk, edgeprov-kit)
