@@ -26,7 +26,13 @@ install(FILES ${PROJECT_SOURCE_DIR}/deploy/systemd/edgeprov.sysusers DESTINATION
 # The default site config, a conffile (packaging/debian/conffiles). /etc, not <prefix>/etc.
 set(EP_CONF_PLUGIN_DIR ${CMAKE_INSTALL_PREFIX}/${EP_PLUGIN_INSTALL_DIR})
 configure_file(${EP_PKG_DIR}/edgeprov.conf.in ${PROJECT_BINARY_DIR}/packaging/edgeprov.conf @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/packaging/edgeprov.conf DESTINATION /etc/edgeprov COMPONENT runtime EXCLUDE_FROM_ALL)
+# A source install (`--component runtime`) never replaces a site config that is there already.
+install(CODE "
+  if(EXISTS \"\$ENV{DESTDIR}/etc/edgeprov/edgeprov.conf\")
+    message(STATUS \"Keeping: \$ENV{DESTDIR}/etc/edgeprov/edgeprov.conf (an existing site config is not replaced)\")
+  else()
+    file(INSTALL DESTINATION /etc/edgeprov TYPE FILE FILES \"${PROJECT_BINARY_DIR}/packaging/edgeprov.conf\")
+  endif()" COMPONENT runtime EXCLUDE_FROM_ALL)
 
 # Each package's /usr/share/doc/<package>: copyright and the (native) changelog, gzip -9n.
 configure_file(${EP_PKG_DIR}/debian/changelog.in ${PROJECT_BINARY_DIR}/packaging/changelog @ONLY)
