@@ -80,6 +80,7 @@ for p in storage-sqlite auth-local actions-core boot-https os-ubuntu; do
 done
 check "package: the unit" grep -qx /usr/lib/systemd/system/edgeprovd.service "$tmp/files"
 check "package: the system user (sysusers.d)" grep -qx /usr/lib/sysusers.d/edgeprov.conf "$tmp/files"
+check "package: the site config" grep -qx /etc/edgeprov/edgeprov.conf "$tmp/files"
 check "package: the site config is a conffile" contains <(dpkg-deb -I "$deb" conffiles) /etc/edgeprov/edgeprov.conf
 check "package: no SDK header" absent -x '/usr/include/.*' "$tmp/files"
 check "package: dependencies from dpkg-shlibdeps" grep -qE '^Depends: .*libc6 \(>= [0-9.]+\).*libconfig9' "$tmp/control"
