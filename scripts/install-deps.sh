@@ -40,6 +40,11 @@ packages=(
   # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
   # UEFI HTTPS boot test
   qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base
+  # the Debian packages (cmake/Packaging.cmake, tests/integration/package.sh): dpkg-shlibdeps
+  # (dpkg-dev) computes their dependencies, lintian checks them, systemd-analyze (systemd)
+  # verifies the unit, libsystemd-dev gives edgeprovd sd_notify (Type=notify); the test's
+  # Debian root is made with debootstrap (below) and booted with systemd-nspawn (systemd-container)
+  lintian systemd systemd-container libsystemd-dev dpkg-dev
   # the e2e target OS image (tests/e2e/images/debian-image.sh): debootstrap makes its Debian
   # root filesystem; mkfs.ext4 -d (e2fsprogs), mkfs.vfat + mtools, sgdisk, objcopy and the
   # systemd-boot-efi stub (all above) make the disk and its unified kernel image

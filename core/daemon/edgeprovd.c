@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef EP_HAVE_SYSTEMD
+#include <systemd/sd-daemon.h> /* sd_notify: readiness under a Type=notify unit */
+#endif
 
 #include "daemon_args.h"
 #include "daemon_metrics.h"
@@ -191,6 +194,10 @@ static int start_services(daemon_state *d, bool check_only) {
          ep_provisioning_mode_name(site->config->mode), site->plugins->started_count,
          site->config->listen_management, site->config->listen_grpc,
          d->southbound ? ep_southbound_port(d->southbound) : 0, site->config->listen_https, d->https_port);
+#ifdef EP_HAVE_SYSTEMD
+  /* Under systemd (Type=notify): every listener is up. Without $NOTIFY_SOCKET this does nothing. */
+  if (!check_only) sd_notify(0, "READY=1");
+#endif
   return 0;
 }
 
