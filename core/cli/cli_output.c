@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/validate.h"
 #include "provisioning/workflow.h"
 
@@ -55,59 +56,30 @@ void cli_time_text(int64_t t, char *buf, size_t len) {
   strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* A JSON string of stored text: as it is when it is UTF-8, else with each byte that is not
- * replaced by U+FFFD (jansson refuses such text, and the record would vanish from a list).
- * NULL only when out of memory. */
-json_t *cli_text_json(const char *text) {
-  if (!text) text = "";
-  size_t len = strlen(text);
-  json_t *j = json_stringn(text, len);
-  if (j) return j;
-  char *fixed = malloc(3 * len + 1);
-  if (!fixed) return NULL;
-  size_t used = 0;
-  for (size_t i = 0; i < len;) {
-    uint32_t cp;
-    size_t n = ep_utf8_next(text + i, len - i, &cp);
-    if (n) {
-      memcpy(fixed + used, text + i, n);
-      used += n;
-      i += n;
-    } else {
-      memcpy(fixed + used, "\xef\xbf\xbd", 3); /* U+FFFD for the byte */
-      used += 3;
-      i++;
-    }
-  }
-  j = json_stringn(fixed, used);
-  free(fixed);
-  return j;
-}
-
 /* The JSON builders return NULL when the value cannot be built (print_json reports it). */
 json_t *cli_status_json(const Edgeprov__V1__Status *s) {
   if (!s) return json_null();
   char when[32];
   cli_time_text(s->timestamp, when, sizeof when);
-  return json_pack("{s:o, s:s, s:s}", "message", cli_text_json(s->message), "indicator",
+  return json_pack("{s:o, s:s, s:s}", "message", ep_json_text(s->message), "indicator",
                    ep_status_indicator_name(s->indicator), "time", when);
 }
 
 json_t *cli_host_json(const ep_inv_host *h) {
   json_t *macs = json_array();
   for (size_t i = 0; macs && i < h->n_macs; i++)
-    if (json_array_append_new(macs, cli_text_json(h->macs[i])) < 0) {
+    if (json_array_append_new(macs, ep_json_text(h->macs[i])) < 0) {
       json_decref(macs);
       macs = NULL;
     }
   char created[32];
   cli_time_text(h->created_at, created, sizeof created);
   return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
-                   cli_text_json(h->uuid), "serial", cli_text_json(h->serial), "macs", macs, "ip", cli_text_json(h->ip), "peer_ip",
-                   cli_text_json(h->peer_ip), "site",
-                   cli_text_json(h->site), "os_profile", cli_text_json(h->os_profile), "desired_state",
+                   ep_json_text(h->uuid), "serial", ep_json_text(h->serial), "macs", macs, "ip", ep_json_text(h->ip), "peer_ip",
+                   ep_json_text(h->peer_ip), "site",
+                   ep_json_text(h->site), "os_profile", ep_json_text(h->os_profile), "desired_state",
                    ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
-                   "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", cli_text_json(h->instance_id), "host_status",
+                   "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", ep_json_text(h->instance_id), "host_status",
                    cli_status_json(h->host_status), "onboarding_status", cli_status_json(h->onboarding_status),
                    "registration_status", cli_status_json(h->registration_status), "created_at", created, "revision",
                    (json_int_t)h->revision);
@@ -116,8 +88,8 @@ json_t *cli_host_json(const ep_inv_host *h) {
 json_t *cli_instance_json(const ep_inv_instance *i) {
   char created[32];
   cli_time_text(i->created_at, created, sizeof created);
-  return json_pack("{s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:I}", "id", cli_text_json(i->id), "host_uuid",
-                   cli_text_json(i->host_uuid), "os_profile", cli_text_json(i->os_profile), "desired_state",
+  return json_pack("{s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:I}", "id", ep_json_text(i->id), "host_uuid",
+                   ep_json_text(i->host_uuid), "os_profile", ep_json_text(i->os_profile), "desired_state",
                    ep_inv_instance_state_name(i->desired_state), "current_state", ep_inv_instance_state_name(i->current_state),
                    "provisioning_status", cli_status_json(i->provisioning_status), "created_at", created, "revision",
                    (json_int_t)i->revision);
@@ -159,14 +131,14 @@ int cli_not_encoded(const char *what, const char *id) {
 
 /* One action of a workflow as JSON; with_params adds its parameters. */
 json_t *cli_action_json(const Edgeprov__V1__WorkflowAction *a, bool with_params) {
-  json_t *o = json_pack("{s:o, s:i, s:i, s:s, s:i, s:I, s:I, s:o}", "action", cli_text_json(a->action), "timeout_s",
+  json_t *o = json_pack("{s:o, s:i, s:i, s:s, s:i, s:I, s:I, s:o}", "action", ep_json_text(a->action), "timeout_s",
                         (int)a->timeout_s, "retries", (int)a->retries, "state", ep_action_state_name(a->state),
                         "attempts", (int)a->attempts, "bytes_done", (json_int_t)a->bytes_done, "bytes_total",
-                        (json_int_t)a->bytes_total, "message", cli_text_json(a->message));
+                        (json_int_t)a->bytes_total, "message", ep_json_text(a->message));
   if (!o || !with_params) return o;
   json_t *params = json_object();
   for (size_t k = 0; params && k < a->n_params; k++)
-    if (json_object_set_new(params, a->params[k]->name, cli_text_json(a->params[k]->value)) < 0) {
+    if (json_object_set_new(params, a->params[k]->name, ep_json_text(a->params[k]->value)) < 0) {
       json_decref(params);
       params = NULL;
     }
@@ -187,8 +159,8 @@ json_t *cli_workflow_json(const ep_workflow *w, bool with_params) {
     }
   char created[32];
   cli_time_text(w->created_at, created, sizeof created);
-  return json_pack("{s:o, s:o, s:i, s:s, s:s, s:o}", "os_profile", cli_text_json(w->os_profile), "host_uuid",
-                   cli_text_json(w->host_uuid), "generation", (int)w->generation, "state",
+  return json_pack("{s:o, s:o, s:i, s:s, s:s, s:o}", "os_profile", ep_json_text(w->os_profile), "host_uuid",
+                   ep_json_text(w->host_uuid), "generation", (int)w->generation, "state",
                    w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_SUCCESS   ? "SUCCESS"
                    : w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_FAILED  ? "FAILED"
                    : w->state == EDGEPROV__V1__WORKFLOW_STATE__WORKFLOW_STATE_RUNNING ? "RUNNING"

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/json_text.h" /* ep_json_text: stored text as JSON */
 #include "provisioning/inventory.h"
 
 #define EXIT_USAGE 2
@@ -29,7 +30,6 @@ int cli_usage(const char *text);
 void cli_time_text(int64_t t, char *buf, size_t len);
 
 /* JSON values of stored text and records; NULL when out of memory (cli_print_json reports it). */
-json_t *cli_text_json(const char *text);
 json_t *cli_status_json(const Edgeprov__V1__Status *s);
 json_t *cli_host_json(const ep_inv_host *h);
 json_t *cli_instance_json(const ep_inv_instance *i);

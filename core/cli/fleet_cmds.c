@@ -144,8 +144,8 @@ static int print_log_line(const log_follow *f, const Edgeprov__V1__LogLine *l) {
   cli_time_text(l->time, when, sizeof when);
   if (f->json) {
     json_t *o = json_pack("{s:I, s:s, s:i, s:i, s:o, s:o}", "seq", (json_int_t)l->seq, "time", when, "run", (int)l->run,
-                          "action", (int)l->action, "action_name", cli_text_json(l->action_name), "text",
-                          cli_text_json(l->text));
+                          "action", (int)l->action, "action_name", ep_json_text(l->action_name), "text",
+                          ep_json_text(l->text));
     return cli_print_json(o, JSON_COMPACT);
   }
   printf("%s run %u %s: %s\n", when, l->run, l->action_name[0] ? cli_shown(l->action_name) : "-", cli_shown(l->text));
@@ -417,8 +417,8 @@ static void row_text(const node_row *r, char *buf, size_t len) {
 
 static json_t *row_json(const node_row *r) {
   row_figures g = figures_of(r);
-  return json_pack("{s:o, s:s, s:o, s:I, s:I, s:I, s:o, s:o}", "host", cli_text_json(r->host->uuid), "state",
-                   row_state(r), "action", g.action[0] == '-' && !g.action[1] ? json_null() : cli_text_json(g.action),
+  return json_pack("{s:o, s:s, s:o, s:I, s:I, s:I, s:o, s:o}", "host", ep_json_text(r->host->uuid), "state",
+                   row_state(r), "action", g.action[0] == '-' && !g.action[1] ? json_null() : ep_json_text(g.action),
                    "bytes_done", (json_int_t)g.done, "bytes_total", (json_int_t)g.total, "rate_bytes_s",
                    (json_int_t)g.rate, "eta_s", g.eta >= 0 ? json_integer(g.eta) : json_null(), "elapsed_s",
                    g.elapsed >= 0 ? json_integer(g.elapsed) : json_null());

@@ -502,21 +502,21 @@ static int print_event(void *data, const ep_inv_event *e) {
     json_t *resource = NULL;
     if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
       key = "host";
-      resource = put ? cli_host_json(e->host) : json_pack("{s:o}", "uuid", cli_text_json(e->host->uuid));
+      resource = put ? cli_host_json(e->host) : json_pack("{s:o}", "uuid", ep_json_text(e->host->uuid));
     } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
       key = "instance";
-      resource = put ? cli_instance_json(e->instance) : json_pack("{s:o}", "id", cli_text_json(e->instance->id));
+      resource = put ? cli_instance_json(e->instance) : json_pack("{s:o}", "id", ep_json_text(e->instance->id));
     } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_WORKFLOW) {
       key = "workflow";
       resource = put ? cli_workflow_json(e->workflow, false)
-                     : json_pack("{s:o}", "instance_id", cli_text_json(e->workflow->instance_id));
-      if (put && resource && json_object_set_new(resource, "instance_id", cli_text_json(e->workflow->instance_id)) < 0) {
+                     : json_pack("{s:o}", "instance_id", ep_json_text(e->workflow->instance_id));
+      if (put && resource && json_object_set_new(resource, "instance_id", ep_json_text(e->workflow->instance_id)) < 0) {
         json_decref(resource);
         resource = NULL;
       }
     } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_LOG) {
       key = "log";
-      resource = json_pack("{s:o, s:I}", "host_uuid", cli_text_json(e->log->host_uuid), "next_line",
+      resource = json_pack("{s:o, s:I}", "host_uuid", ep_json_text(e->log->host_uuid), "next_line",
                            (json_int_t)e->log->next_line);
     }
     if (key && (!o || json_object_set_new(o, key, resource) < 0)) { /* set_new takes resource even when it fails */

@@ -31,7 +31,6 @@
 
 HA_PG=
 HA_PIDS=()
-HA_OLD_TRAP=
 declare -A HA_RPID # replica number -> edgeprovd pid
 
 # ha_cleanup: stops what the scenario started and removes its database (idempotent).
@@ -44,21 +43,6 @@ ha_cleanup() {
     bash "$src/tests/pg_cluster.sh" stop "$HA_PG" >/dev/null 2>&1
     HA_PG=
   fi
-}
-
-# ha_trap_install / ha_trap_restore: runs ha_cleanup before the harness's own EXIT trap.
-ha_trap_install() {
-  local old
-  old=$(trap -p EXIT)
-  HA_OLD_TRAP=
-  if [ -n "$old" ]; then
-    eval "set -- $old"
-    HA_OLD_TRAP=$3
-  fi
-  trap "ha_cleanup; $HA_OLD_TRAP" EXIT
-}
-ha_trap_restore() {
-  if [ -n "$HA_OLD_TRAP" ]; then trap -- "$HA_OLD_TRAP" EXIT; else trap - EXIT; fi
 }
 
 ha_addr() { echo "127.0.0.$(($1 + 1))"; }
@@ -216,10 +200,10 @@ ha_note() { # NAME TEXT: a line in the node's timeline
 scenario_ha() {
   local name=ha1 u serial=E2ENODE08 holder second survivor led=
   u=$(uuid_of 8)
-  ha_trap_install
+  e2e_trap_install ha_cleanup
   if ! check "ha: PostgreSQL, three replicas and HAProxy up" ha_setup; then
     ha_cleanup
-    ha_trap_restore
+    e2e_trap_restore
     return
   fi
   local cli=("$BUILD/bin/edgeprov" --config "$HA_DIR/r1/site.conf")
@@ -295,5 +279,5 @@ scenario_ha() {
   "${cli[@]}" instance list | sed 's/^/  /'
   vm_stop $name
   ha_cleanup
-  ha_trap_restore
+  e2e_trap_restore
 }

@@ -285,3 +285,21 @@ vm_stop() {
   wait "${VM_PID[$1]}" 2>/dev/null
   return 0
 }
+
+# e2e_trap_install FN / e2e_trap_restore: a scenario with processes and namespaces of its own
+# has FN run before the harness's own EXIT trap, until it puts that trap back (scenarios run
+# one after the other: one saved trap is enough).
+E2E_SAVED_TRAP=
+e2e_trap_install() {
+  local fn=$1 old
+  old=$(trap -p EXIT)
+  E2E_SAVED_TRAP=
+  if [ -n "$old" ]; then
+    eval "set -- $old"
+    E2E_SAVED_TRAP=$3
+  fi
+  trap "$fn; $E2E_SAVED_TRAP" EXIT
+}
+e2e_trap_restore() {
+  if [ -n "$E2E_SAVED_TRAP" ]; then trap -- "$E2E_SAVED_TRAP" EXIT; else trap - EXIT; fi
+}

@@ -28,7 +28,6 @@
 
 HB_NS=
 HB_PIDS=()
-HB_OLD_TRAP=
 HB_IP=10.0.3.1
 HB_FW_URL=
 HB_VM=
@@ -44,21 +43,6 @@ hb_cleanup() {
     ip netns del "$HB_NS" 2>/dev/null
     HB_NS=
   fi
-}
-
-# hb_trap_install / hb_trap_restore: runs hb_cleanup before the harness's own EXIT trap.
-hb_trap_install() {
-  local old
-  old=$(trap -p EXIT)
-  HB_OLD_TRAP=
-  if [ -n "$old" ]; then
-    eval "set -- $old"
-    HB_OLD_TRAP=$3
-  fi
-  trap "hb_cleanup; $HB_OLD_TRAP" EXIT
-}
-hb_trap_restore() {
-  if [ -n "$HB_OLD_TRAP" ]; then trap -- "$HB_OLD_TRAP" EXIT; else trap - EXIT; fi
 }
 
 # hb_wait_file FILE PATTERN TRIES: polls FILE for PATTERN (grep -E) every 0.1 s.
@@ -265,10 +249,10 @@ scenario_network() {
   local d=$E2E/netns name=netns/node1
   local u=6f1e2d3c-4b5a-4978-8a9b-0000000000f1 serial=E2ENODEF1
   mkdir -p "$d"
-  hb_trap_install
+  e2e_trap_install hb_cleanup
   if ! check "network: namespace, dnsmasq and edgeprovd up" hb_setup "$d"; then
     hb_cleanup
-    hb_trap_restore
+    e2e_trap_restore
     return
   fi
   local base=https://$HB_IP:$HB_HTTPS/boot
@@ -331,5 +315,5 @@ scenario_network() {
   "${cli[@]}" instance list | sed 's/^/  /'
   vm_stop "$name"
   hb_cleanup
-  hb_trap_restore
+  e2e_trap_restore
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/error.h"
+#include "base/json_text.h"
 #include "base/log.h"
 #include "base/secret.h"
 #include "base/validate.h"
@@ -47,34 +48,6 @@ struct ep_dashboard {
 
 /* ---- JSON ------------------------------------------------------------------------------------- */
 
-/* Text from the store as a JSON string; a byte that is not UTF-8 becomes U+FFFD (jansson takes
- * only UTF-8). NULL when out of memory. */
-static json_t *text_json(const char *text) {
-  if (!text) text = "";
-  size_t len = strlen(text);
-  json_t *j = json_stringn(text, len);
-  if (j) return j;
-  char *fixed = malloc(3 * len + 1);
-  if (!fixed) return NULL;
-  size_t used = 0;
-  for (size_t i = 0; i < len;) {
-    uint32_t cp;
-    size_t n = ep_utf8_next(text + i, len - i, &cp);
-    if (n) {
-      memcpy(fixed + used, text + i, n);
-      used += n;
-      i += n;
-    } else {
-      memcpy(fixed + used, "\xef\xbf\xbd", 3);
-      used += 3;
-      i++;
-    }
-  }
-  j = json_stringn(fixed, used);
-  free(fixed);
-  return j;
-}
-
 /* Sets key of o to value (taken); false when value is NULL or out of memory (o is kept). */
 static bool put(json_t *o, const char *key, json_t *value) { return value && json_object_set_new(o, key, value) == 0; }
 
@@ -83,7 +56,7 @@ static json_t *time_json(int64_t t) { return t > 0 ? json_integer((json_int_t)t)
 /* {"error": message} and the status; NULL when out of memory. */
 static char *error_body(const char *message) {
   json_t *o = json_object();
-  char *text = o && put(o, "error", text_json(message)) ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+  char *text = o && put(o, "error", ep_json_text(message)) ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
   json_decref(o);
   return text;
 }
@@ -118,12 +91,12 @@ static json_t *fleet_row(const ep_inv_host *h, const ep_inv_instance *i, const e
   const char *status = i && i->provisioning_status && i->provisioning_status->message[0] ? i->provisioning_status->message
                        : h->host_status ? h->host_status->message
                                         : "";
-  bool ok = o && put(o, "uuid", text_json(h->uuid)) && put(o, "serial", text_json(h->serial)) &&
-            put(o, "site", text_json(h->site)) && put(o, "state", json_string(ep_fleet_state(h, i, w))) &&
+  bool ok = o && put(o, "uuid", ep_json_text(h->uuid)) && put(o, "serial", ep_json_text(h->serial)) &&
+            put(o, "site", ep_json_text(h->site)) && put(o, "state", json_string(ep_fleet_state(h, i, w))) &&
             put(o, "host_state", json_string(ep_inv_host_state_name(h->current_state))) &&
             put(o, "instance_state", i ? json_string(ep_inv_instance_state_name(i->current_state)) : json_null()) &&
-            put(o, "status", text_json(status)) &&
-            put(o, "action", a && !done ? text_json(a->action) : json_null()) &&
+            put(o, "status", ep_json_text(status)) &&
+            put(o, "action", a && !done ? ep_json_text(a->action) : json_null()) &&
             put(o, "action_index", a && !done ? json_integer(index + 1) : json_null()) &&
             put(o, "actions", json_integer(w ? (json_int_t)w->n_actions : 0)) &&
             put(o, "action_state", a && !done ? json_string(ep_action_state_name(a->state)) : json_null()) &&
@@ -169,7 +142,7 @@ int ep_dashboard_fleet_json(ep_inventory *inv, const char *page_token, unsigned 
     if (w) ep_workflow_free(w);
   }
   ok = ok && put(o, "revision", json_integer((json_int_t)revision)) && put(o, "now", json_integer(now)) &&
-       put(o, "next", next && next[0] ? text_json(next) : json_null());
+       put(o, "next", next && next[0] ? ep_json_text(next) : json_null());
   if (ok) ok = json_object_set_new(o, "hosts", rows) == 0;
   else json_decref(rows);
   ep_inv_hosts_free(hosts, count);
@@ -184,7 +157,7 @@ static json_t *timeline_json(const ep_inv_host *h, const ep_inv_instance *i, con
   json_t *list = json_array();
   for (size_t k = 0; list && k < n; k++) {
     json_t *o = json_object();
-    bool ok = o && put(o, "phase", text_json(p[k].name)) && put(o, "kind", json_string(p[k].state ? "action" : "moment")) &&
+    bool ok = o && put(o, "phase", ep_json_text(p[k].name)) && put(o, "kind", json_string(p[k].state ? "action" : "moment")) &&
               put(o, "start", json_integer(p[k].start)) && put(o, "end", time_json(p[k].end)) &&
               put(o, "state", p[k].state ? json_string(p[k].state) : json_null()) &&
               put(o, "bytes_done", json_integer((json_int_t)p[k].bytes_done)) &&
@@ -203,8 +176,8 @@ static json_t *actions_json(const ep_workflow *w) {
   for (size_t k = 0; list && k < w->n_actions; k++) {
     const Edgeprov__V1__WorkflowAction *a = w->actions[k];
     json_t *o = json_object();
-    bool ok = o && put(o, "action", text_json(a->action)) && put(o, "state", json_string(ep_action_state_name(a->state))) &&
-              put(o, "attempts", json_integer(a->attempts)) && put(o, "message", text_json(a->message)) &&
+    bool ok = o && put(o, "action", ep_json_text(a->action)) && put(o, "state", json_string(ep_action_state_name(a->state))) &&
+              put(o, "attempts", json_integer(a->attempts)) && put(o, "message", ep_json_text(a->message)) &&
               put(o, "bytes_done", json_integer((json_int_t)a->bytes_done)) &&
               put(o, "bytes_total", json_integer((json_int_t)a->bytes_total)) &&
               put(o, "started_at", time_json(a->started_at)) && put(o, "finished_at", time_json(a->finished_at));
@@ -227,7 +200,7 @@ static int keep_line(void *data, const ep_node_log_line *line) {
   json_t *o = json_object();
   bool ok = o && put(o, "seq", json_integer((json_int_t)line->seq)) && put(o, "time", json_integer(line->time)) &&
             put(o, "run", json_integer(line->run)) && put(o, "action", json_integer(line->action)) &&
-            put(o, "action_name", text_json(line->action_name)) && put(o, "text", text_json(line->text));
+            put(o, "action_name", ep_json_text(line->action_name)) && put(o, "text", ep_json_text(line->text));
   if (!ok || json_array_append_new(l->lines, o) < 0) {
     if (!ok) json_decref(o);
     l->failed = true;
@@ -269,21 +242,21 @@ int ep_dashboard_node_json(ep_inventory *inv, const char *uuid_text, unsigned li
   /* Each part is built whole, then put into o (put takes it, whether or not it succeeds). */
   json_t *o = json_object(), *host = fleet_row(h, i, w, now);
   bool ok = o && host && l.lines && !l.failed;
-  ok = ok && put(host, "ip", text_json(h->ip)) && put(host, "peer_ip", text_json(h->peer_ip)) &&
-       put(host, "os_profile", text_json(h->os_profile)) &&
+  ok = ok && put(host, "ip", ep_json_text(h->ip)) && put(host, "peer_ip", ep_json_text(h->peer_ip)) &&
+       put(host, "os_profile", ep_json_text(h->os_profile)) &&
        put(host, "desired_state", json_string(ep_inv_host_state_name(h->desired_state))) &&
        put(host, "created_at", time_json(h->created_at));
   ok = put(o, "host", host) && ok;
   json_t *instance = i ? json_object() : json_null();
   if (ok && i)
-    ok = put(instance, "id", text_json(i->id)) && put(instance, "os_profile", text_json(i->os_profile)) &&
+    ok = put(instance, "id", ep_json_text(i->id)) && put(instance, "os_profile", ep_json_text(i->os_profile)) &&
          put(instance, "state", json_string(ep_inv_instance_state_name(i->current_state))) &&
-         put(instance, "status", text_json(i->provisioning_status ? i->provisioning_status->message : "")) &&
+         put(instance, "status", ep_json_text(i->provisioning_status ? i->provisioning_status->message : "")) &&
          put(instance, "running_at", time_json(i->running_at));
   ok = put(o, "instance", instance) && ok;
   json_t *workflow = w ? json_object() : json_null();
   if (ok && w)
-    ok = put(workflow, "generation", json_integer(w->generation)) && put(workflow, "os_profile", text_json(w->os_profile)) &&
+    ok = put(workflow, "generation", json_integer(w->generation)) && put(workflow, "os_profile", ep_json_text(w->os_profile)) &&
          put(workflow, "created_at", time_json(w->created_at)) && put(workflow, "finished_at", time_json(w->finished_at)) &&
          put(workflow, "actions", actions_json(w));
   ok = put(o, "workflow", workflow) && ok;

@@ -1,0 +1,13 @@
+/* core: stored text as a JSON string, for every JSON answer (the dashboard's API, the CLI's
+ * --json). jansson takes only UTF-8; text stored before the input checks may hold anything. */
+#ifndef EP_CORE_JSON_TEXT_H
+#define EP_CORE_JSON_TEXT_H
+
+#include <jansson.h>
+
+/* text (NULL: "") as a JSON string: as it is when it is UTF-8, else each byte that is not
+ * replaced by U+FFFD, so a record never vanishes from a list for one bad byte. NULL only when
+ * out of memory. */
+json_t *ep_json_text(const char *text);
+
+#endif
