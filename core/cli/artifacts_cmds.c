@@ -1,6 +1,6 @@
-/* edgeprov CLI: see artifacts_cmds.h. */
+/* edgeprov CLI: the boot artifacts (artifacts build|keys|nginx-conf) and the USB stick image (usb-image). */
 #define _GNU_SOURCE
-#include "artifacts_cmds.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,42 +20,12 @@
 #include "keys.h"
 #include "nginx_conf.h"
 
-#define EXIT_USAGE 2
 #define NGINX_CONF_MAX 8192
 
-static int usage(const char *what) {
-  fprintf(stderr, "edgeprov: %s\nRun 'edgeprov --help' for usage.\n", what);
-  return EXIT_USAGE;
-}
-
-/* Finds "--name VALUE" among argv; returns the value, NULL when absent, and sets *bad when
- * an option is unknown or lacks its value. */
-static const char *option(int argc, char **argv, const char *name) {
-  for (int i = 0; i + 1 < argc; i++)
-    if (strcmp(argv[i], name) == 0) return argv[i + 1];
-  return NULL;
-}
-
-static int check_options(int argc, char **argv, const char *const *allowed) {
-  for (int i = 0; i < argc; i++) {
-    bool known = false;
-    for (size_t k = 0; allowed[k]; k++) known |= strcmp(argv[i], allowed[k]) == 0;
-    if (!known || i + 1 >= argc) {
-      fprintf(stderr, "edgeprov: %s '%s'\nRun 'edgeprov --help' for usage.\n",
-              known ? "missing value after" : "unknown option", argv[i]);
-      return -1;
-    }
-    i++;
-  }
-  return 0;
-}
-
-static int cmd_build(const ep_site *site, int argc, char **argv) {
-  static const char *const allowed[] = {"--out", NULL};
-  if (check_options(argc, argv, allowed) < 0) return EXIT_USAGE;
+int ep_cli_artifacts_build(cli_call *call) {
   ep_artifacts_report *report = calloc(1, sizeof *report);
   if (!report) return EXIT_FAILURE;
-  int r = ep_artifacts_build(site, option(argc, argv, "--out"), report);
+  int r = ep_artifacts_build(call->site, cli_value(call, 'o'), report);
   if (r < 0) {
     fprintf(stderr, "edgeprov: artifacts build: %s\n", ep_error_message());
     free(report);
@@ -71,12 +41,9 @@ static int cmd_build(const ep_site *site, int argc, char **argv) {
   return EXIT_SUCCESS;
 }
 
-static int cmd_keys(int argc, char **argv) {
-  static const char *const allowed[] = {"--out", "--name", NULL};
-  if (check_options(argc, argv, allowed) < 0) return EXIT_USAGE;
-  const char *out = option(argc, argv, "--out");
-  const char *name = option(argc, argv, "--name");
-  if (!out) return usage("artifacts keys needs --out DIR");
+int ep_cli_artifacts_keys(cli_call *call) {
+  const char *out = cli_value(call, 'o'); /* required: see the command's row */
+  const char *name = cli_value(call, 'n');
   if (ep_keys_create(out, name ? name : "edgeprov site") < 0) {
     fprintf(stderr, "edgeprov: artifacts keys: %s\n", ep_error_message());
     return EXIT_FAILURE;
@@ -103,15 +70,13 @@ static int write_atomically(const char *path, const char *text, size_t len) {
   return 0;
 }
 
-static int cmd_nginx_conf(const ep_site *site, int argc, char **argv) {
-  static const char *const allowed[] = {"--out", "--listen", "--cert", "--key", "--directory", NULL};
-  if (check_options(argc, argv, allowed) < 0) return EXIT_USAGE;
-  ep_nginx_conf_options o = {.listen = option(argc, argv, "--listen"), .cert = option(argc, argv, "--cert"),
-                             .key = option(argc, argv, "--key"), .directory = option(argc, argv, "--directory")};
+int ep_cli_artifacts_nginx_conf(cli_call *call) {
+  ep_nginx_conf_options o = {.listen = cli_value(call, 'l'), .cert = cli_value(call, 'c'), .key = cli_value(call, 'k'),
+                             .directory = cli_value(call, 'd')};
   if (!o.listen) o.listen = "0.0.0.0:443";
   char text[NGINX_CONF_MAX];
-  int n = ep_nginx_conf(site->config, &o, text, sizeof text);
-  const char *out = option(argc, argv, "--out");
+  int n = ep_nginx_conf(call->site->config, &o, text, sizeof text);
+  const char *out = cli_value(call, 'o');
   if (n >= 0 && out) n = write_atomically(out, text, (size_t)n) < 0 ? -1 : n;
   if (n < 0) {
     fprintf(stderr, "edgeprov: artifacts nginx-conf: %s\n", ep_error_message());
@@ -122,27 +87,15 @@ static int cmd_nginx_conf(const ep_site *site, int argc, char **argv) {
   return EXIT_SUCCESS;
 }
 
-int ep_cli_artifacts(const ep_site *site, int argc, char **argv) {
-  if (argc < 1) return usage("artifacts needs build, keys or nginx-conf");
-  if (strcmp(argv[0], "build") == 0) return cmd_build(site, argc - 1, argv + 1);
-  if (strcmp(argv[0], "keys") == 0) return cmd_keys(argc - 1, argv + 1);
-  if (strcmp(argv[0], "nginx-conf") == 0) return cmd_nginx_conf(site, argc - 1, argv + 1);
-  return usage("artifacts needs build, keys or nginx-conf");
-}
-
-int ep_cli_usb_image(const ep_site *site, int argc, char **argv) {
-  static const char *const allowed[] = {"--out", "--payload", "--from", NULL};
-  if (check_options(argc, argv, allowed) < 0) return EXIT_USAGE;
-  const char *out = option(argc, argv, "--out");
-  const char *payload = option(argc, argv, "--payload");
-  const char *from = option(argc, argv, "--from");
-  if (!out) return usage("usb-image needs --out FILE");
-  if (payload && strcmp(payload, "ipxe") != 0 && strcmp(payload, "micro-os") != 0)
-    return usage("--payload must be ipxe or micro-os");
+int ep_cli_usb_image(cli_call *call) {
+  const ep_site *site = call->site;
+  const char *out = cli_value(call, 'o'); /* required; --payload is one of the row's choices */
+  const char *payload = cli_value(call, 'p');
+  const char *from = cli_value(call, 'f');
   char out_abs[PATH_MAX], from_abs[PATH_MAX];
   if (out[0] == '/') snprintf(out_abs, sizeof out_abs, "%s", out);
   else if (!getcwd(from_abs, sizeof from_abs) || snprintf(out_abs, sizeof out_abs, "%s/%s", from_abs, out) >= (int)sizeof out_abs)
-    return usage("--out: path too long");
+    return cli_usage_error(call, "--out: path too long");
   if (!realpath(from ? from : site->config->artifacts.directory, from_abs)) {
     fprintf(stderr, "edgeprov: usb-image: %s: %s (run: edgeprov artifacts build)\n",
             from ? from : site->config->artifacts.directory, strerror(errno));

@@ -2,12 +2,14 @@
 #include "cli_output.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/error.h"
+#include "edgeprov/v1/management.pb-c.h"
 #include "base/json_text.h"
 #include "base/validate.h"
 #include "provisioning/workflow.h"
@@ -33,14 +35,15 @@ const char *cli_shown_flags(const char *text, unsigned flags) {
 
 const char *cli_shown(const char *text) { return cli_shown_flags(text, 0); }
 
+/* How northbound/mgmt_client.c words a call that found no edgeprovd (gRPC UNAVAILABLE: connection
+ * refused, no socket, a failed TLS handshake); its code, EP_EIO, is shared with other failures. */
+#define UNREACHABLE_PREFIX "cannot reach edgeprovd at "
+
 int cli_fail(void) {
   fprintf(stderr, "edgeprov: %s\n", cli_shown_flags(ep_error_message(), EP_TEXT_TAB | EP_TEXT_NEWLINE));
+  if (ep_error_code() == EP_EIO && strncmp(ep_error_message(), UNREACHABLE_PREFIX, strlen(UNREACHABLE_PREFIX)) == 0)
+    return EXIT_UNREACHABLE;
   return EXIT_FAILURE;
-}
-
-int cli_usage(const char *text) {
-  fprintf(stderr, "%s", text);
-  return EXIT_USAGE;
 }
 
 /* ---- rendering ------------------------------------------------------------------------------ */
@@ -168,3 +171,55 @@ json_t *cli_workflow_json(const ep_workflow *w, bool with_params) {
                    "created_at", created, "actions", actions);
 }
 
+
+const char *cli_status_text(const Edgeprov__V1__Status *s) { return s && s->message[0] ? cli_shown(s->message) : "-"; }
+
+/* ---- lists ----------------------------------------------------------------------------------- */
+
+/* Shows every record of kind, asking for EP_INVENTORY_PAGE_DEFAULT a page (every list the
+ * same), as a table or (json) one JSON array; returns the exit status. */
+int cli_list_all(ep_mgmt_client *client, const list_kind *kind, int json) {
+  Edgeprov__V1__ListRequest req = EDGEPROV__V1__LIST_REQUEST__INIT;
+  req.page_size = EP_INVENTORY_PAGE_DEFAULT;
+  listing l = {.json = json, .all = json ? json_array() : NULL};
+  char *token = NULL;
+  bool header = !json;
+  do {
+    req.page_token = token ? token : "";
+    ProtobufCMessage *page = NULL;
+    int r = ep_mgmt_client_call(client, kind->method, &req.base, kind->response, &page);
+    free(token);
+    token = NULL;
+    if (r < 0) {
+      json_decref(l.all);
+      return cli_fail();
+    }
+    if (header) {
+      kind->header();
+      header = false;
+    }
+    const char *next = "";
+    int status = kind->page(&l, page, &next);
+    if (status == EXIT_SUCCESS && next[0]) token = strdup(next);
+    protobuf_c_message_free_unpacked(page, NULL);
+    if (status != EXIT_SUCCESS) {
+      json_decref(l.all);
+      return status;
+    }
+  } while (token);
+  if (json) return cli_print_json(l.all, JSON_INDENT(2));
+  if (l.total == 0 && kind->none) printf("%s\n", kind->none);
+  return EXIT_SUCCESS;
+}
+
+/* Calls method (DeleteHost, DeleteInstance) with request and says that what id is deleted. */
+int cli_delete_record(ep_mgmt_client *client, const char *method, const ProtobufCMessage *request, const char *what,
+                         const char *id) {
+  Edgeprov__V1__DeleteResponse *resp = NULL;
+  if (ep_mgmt_client_call(client, method, request, &edgeprov__v1__delete_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return cli_fail();
+  printf("%s %s deleted (revision %" PRIu64 ")\n", what, id, resp->revision);
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return EXIT_SUCCESS;
+}

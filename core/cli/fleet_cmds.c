@@ -1,10 +1,11 @@
-/* edgeprov CLI: watching the fleet (watch), a node's log (logs) and its timeline (host show),
- * over the management API: the current state from unary calls, then changes from the
- * WatchEvents stream (no polling). */
-#define _GNU_SOURCE /* getopt_long */
+/* edgeprov CLI: inventory changes (events), watching the fleet (watch), a node's log (logs) and
+ * its timeline (host show), over the management API: the current state from unary calls, then
+ * changes from the WatchEvents stream (no polling). */
+#define _GNU_SOURCE /* strndup */
 #include "fleet_cmds.h"
 
-#include <getopt.h>
+#include "cli.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -119,15 +120,96 @@ int cli_get_instance(ep_mgmt_client *client, const char *id, Edgeprov__V1__Insta
                              (ProtobufCMessage **)ret_detail);
 }
 
-/* ---- logs ------------------------------------------------------------------------------------ */
+/* ---- events ----------------------------------------------------------------------------------- */
 
-static const char logs_usage[] =
-    "Usage: edgeprov logs HOST_UUID [--follow] [--run N] [--json]\n"
-    "  The node's log kept by edgeprovd (what its agent reported, secrets masked; the oldest\n"
-    "  lines go past logs.max_bytes_per_host), oldest first.\n"
-    "  -f, --follow   keep printing lines as they arrive (until the host is deleted or ^C)\n"
-    "  --run N        only the lines of workflow run N (the workflow's generation)\n"
-    "  --json         one JSON object per line: seq, time, run, action, action_name, text\n";
+typedef struct event_printer {
+  int json;
+  int failed; /* an event could not be printed (reported on stderr): the command fails */
+} event_printer;
+
+static int print_event(void *data, const ep_inv_event *e) {
+  event_printer *p = data;
+  int put = e->kind == EDGEPROV__V1__EVENT__KIND__KIND_PUT;
+  if (p->json) {
+    json_t *o = json_pack("{s:I, s:s}", "revision", (json_int_t)e->revision, "kind", put ? "put" : "delete");
+    const char *key = NULL;
+    json_t *resource = NULL;
+    if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
+      key = "host";
+      resource = put ? cli_host_json(e->host) : json_pack("{s:o}", "uuid", ep_json_text(e->host->uuid));
+    } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
+      key = "instance";
+      resource = put ? cli_instance_json(e->instance) : json_pack("{s:o}", "id", ep_json_text(e->instance->id));
+    } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_WORKFLOW) {
+      key = "workflow";
+      resource = put ? cli_workflow_json(e->workflow, false)
+                     : json_pack("{s:o}", "instance_id", ep_json_text(e->workflow->instance_id));
+      if (put && resource && json_object_set_new(resource, "instance_id", ep_json_text(e->workflow->instance_id)) < 0) {
+        json_decref(resource);
+        resource = NULL;
+      }
+    } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_LOG) {
+      key = "log";
+      resource = json_pack("{s:o, s:I}", "host_uuid", ep_json_text(e->log->host_uuid), "next_line",
+                           (json_int_t)e->log->next_line);
+    }
+    if (key && (!o || json_object_set_new(o, key, resource) < 0)) { /* set_new takes resource even when it fails */
+      if (!o) json_decref(resource);
+      json_decref(o);
+      o = NULL;
+    }
+    if (cli_print_json(o, JSON_COMPACT) != EXIT_SUCCESS) {
+      p->failed = 1;
+      return 1;
+    }
+  } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST) {
+    if (put)
+      printf("%" PRIu64 " host %s put: desired %s, current %s, %s\n", e->revision, cli_shown(e->host->uuid),
+             ep_inv_host_state_name(e->host->desired_state), ep_inv_host_state_name(e->host->current_state),
+             cli_status_text(e->host->host_status));
+    else
+      printf("%" PRIu64 " host %s deleted\n", e->revision, cli_shown(e->host->uuid));
+  } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE) {
+    if (put)
+      printf("%" PRIu64 " instance %s put: host %s, %s, %s\n", e->revision, cli_shown(e->instance->id),
+             cli_shown(e->instance->host_uuid), ep_inv_instance_state_name(e->instance->current_state),
+             cli_status_text(e->instance->provisioning_status));
+    else
+      printf("%" PRIu64 " instance %s deleted\n", e->revision, cli_shown(e->instance->id));
+  } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_WORKFLOW) {
+    if (put) {
+      char status[EP_WORKFLOW_STATUS_MAX];
+      ep_workflow_status(e->workflow, status, NULL);
+      printf("%" PRIu64 " workflow %s put: host %s, %s\n", e->revision, cli_shown(e->workflow->instance_id),
+             cli_shown(e->workflow->host_uuid), cli_shown(status));
+    } else {
+      printf("%" PRIu64 " workflow %s deleted\n", e->revision, cli_shown(e->workflow->instance_id));
+    }
+  } else if (e->resource_case == EDGEPROV__V1__EVENT__RESOURCE_LOG) {
+    if (put)
+      printf("%" PRIu64 " log of host %s: %" PRIu64 " lines\n", e->revision, cli_shown(e->log->host_uuid),
+             e->log->next_line - 1);
+    else
+      printf("%" PRIu64 " log of host %s deleted\n", e->revision, cli_shown(e->log->host_uuid));
+  }
+  fflush(stdout);
+  return 0;
+}
+
+int ep_cli_events(cli_call *call) {
+  uint64_t after = 0;
+  event_printer printer = {.json = cli_flag(call, 'j')};
+  const char *after_text = cli_value(call, 'A');
+  if (after_text) {
+    char *end = NULL;
+    after = strtoull(after_text, &end, 10);
+    if (!*after_text || *end) return cli_usage_error(call, "--after needs a revision, a number (got '%s')", after_text);
+  }
+  if (ep_mgmt_client_watch(call->client, after, cli_flag(call, 'f'), print_event, &printer) < 0) return cli_fail();
+  return printer.failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+/* ---- logs ------------------------------------------------------------------------------------ */
 
 typedef struct log_follow {
   ep_mgmt_client *client;
@@ -189,33 +271,19 @@ static int on_log_event(void *data, const ep_inv_event *e) {
   return f->status != EXIT_SUCCESS;
 }
 
-int ep_cli_logs(ep_mgmt_client *client, int argc, char **argv) {
-  static const struct option longs[] = {{"follow", no_argument, NULL, 'f'}, {"run", required_argument, NULL, 'r'},
-                                        {"json", no_argument, NULL, 'j'},   {"help", no_argument, NULL, 'h'},
-                                        {NULL, 0, NULL, 0}};
-  log_follow f = {.client = client};
-  bool follow = false;
-  optind = 0;
-  opterr = 0;
-  for (int ch; (ch = getopt_long(argc + 1, argv - 1, "fh", longs, NULL)) != -1;) {
-    if (ch == 'f') {
-      follow = true;
-    } else if (ch == 'j') {
-      f.json = true;
-    } else if (ch == 'r') {
-      char *end = NULL;
-      unsigned long run = strtoul(optarg, &end, 10);
-      if (!*optarg || *end || run == 0 || run > UINT32_MAX) return cli_usage(logs_usage);
-      f.run = (uint32_t)run;
-    } else if (ch == 'h') {
-      fputs(logs_usage, stdout);
-      return EXIT_SUCCESS;
-    } else {
-      return cli_usage(logs_usage);
-    }
+int ep_cli_logs(cli_call *call) {
+  ep_mgmt_client *client = call->client;
+  log_follow f = {.client = client, .json = cli_flag(call, 'j')};
+  bool follow = cli_flag(call, 'f');
+  const char *run_text = cli_value(call, 'r');
+  if (run_text) {
+    char *end = NULL;
+    unsigned long run = strtoul(run_text, &end, 10);
+    if (!*run_text || *end || run == 0 || run > UINT32_MAX)
+      return cli_usage_error(call, "--run needs a workflow run, 1 or more (got '%s')", run_text);
+    f.run = (uint32_t)run;
   }
-  if (optind != argc) return cli_usage(logs_usage);
-  if (ep_validate_uuid(f.uuid, "HOST_UUID", argv[optind - 1]) < 0) return cli_fail();
+  if (ep_validate_uuid(f.uuid, "HOST_UUID", call->args[0]) < 0) return cli_fail();
   int status = print_new_lines(&f);
   if (status != EXIT_SUCCESS || !follow) return status;
   if (ep_mgmt_client_watch(client, f.revision, 1, on_log_event, &f) < 0) return cli_fail();
@@ -223,18 +291,6 @@ int ep_cli_logs(ep_mgmt_client *client, int argc, char **argv) {
 }
 
 /* ---- watch ----------------------------------------------------------------------------------- */
-
-static const char watch_usage[] =
-    "Usage: edgeprov watch [HOST_UUID...] [--site SITE] [--until running|onboarded] [--json]\n"
-    "  A live table of nodes: state, current action, progress with bytes, rate and ETA, elapsed\n"
-    "  time, from edgeprovd's event stream. Redrawn in place on a terminal; otherwise one line per\n"
-    "  change. Without HOST_UUID, every host (of SITE), hosts added later too.\n"
-    "  --until running     exit 0 once every selected node is RUNNING, 1 once one failed (or\n"
-    "                      edgeprovd ends the stream first); without HOST_UUID, the hosts of\n"
-    "                      the moment and those added before they all got there\n"
-    "  --until onboarded   the same for onboarded\n"
-    "  --json              one JSON object per change (host, state, action, bytes_done,\n"
-    "                      bytes_total, rate_bytes_s, eta_s, elapsed_s)\n";
 
 typedef enum { UNTIL_NONE, UNTIL_ONBOARDED, UNTIL_RUNNING } until_goal;
 
@@ -600,33 +656,15 @@ static int load_fleet(fleet *f, char **hosts, int count, uint64_t *ret_revision)
   return 0;
 }
 
-int ep_cli_watch(ep_mgmt_client *client, int argc, char **argv) {
-  static const struct option longs[] = {{"site", required_argument, NULL, 's'}, {"until", required_argument, NULL, 'u'},
-                                        {"json", no_argument, NULL, 'j'},      {"help", no_argument, NULL, 'h'},
-                                        {NULL, 0, NULL, 0}};
-  fleet f = {.client = client, .status = -1, .tty = isatty(STDOUT_FILENO) != 0};
-  optind = 0;
-  opterr = 0;
-  /* argv starts at the first argument after "watch": getopt_long sees "watch" as argv[0]. */
-  for (int ch; (ch = getopt_long(argc + 1, argv - 1, "h", longs, NULL)) != -1;) {
-    if (ch == 's') {
-      if (ep_validate_name("--site", optarg) < 0) return cli_fail();
-      f.site = optarg;
-    } else if (ch == 'u') {
-      if (strcmp(optarg, "running") == 0) f.until = UNTIL_RUNNING;
-      else if (strcmp(optarg, "onboarded") == 0) f.until = UNTIL_ONBOARDED;
-      else return cli_usage(watch_usage);
-    } else if (ch == 'j') {
-      f.json = true;
-    } else if (ch == 'h') {
-      fputs(watch_usage, stdout);
-      return EXIT_SUCCESS;
-    } else {
-      return cli_usage(watch_usage);
-    }
-  }
-  char **hosts = argv + optind - 1;
-  int count = argc + 1 - optind;
+int ep_cli_watch(cli_call *call) {
+  ep_mgmt_client *client = call->client;
+  fleet f = {.client = client, .status = -1, .tty = isatty(STDOUT_FILENO) != 0, .json = cli_flag(call, 'j')};
+  const char *site = cli_value(call, 's'), *until = cli_value(call, 'u');
+  if (site && ep_validate_name("--site", site) < 0) return cli_fail();
+  f.site = site;
+  if (until) f.until = strcmp(until, "running") == 0 ? UNTIL_RUNNING : UNTIL_ONBOARDED; /* the row's choices */
+  char **hosts = call->args;
+  int count = call->nargs;
   for (int k = 0; k < count; k++) {
     char canonical[EP_UUID_TEXT_LEN + 1];
     if (ep_validate_uuid(canonical, "HOST_UUID", hosts[k]) < 0) return cli_fail();

@@ -1,5 +1,5 @@
-/* edgeprov CLI: the fleet commands (watch, logs) and a node's timeline (host show). argv
- * starts after the command's name; each returns the process exit status. */
+/* edgeprov CLI: what the fleet commands (events, watch, logs: cli.h) share with host show: an
+ * instance's detail and a node's timeline. */
 #ifndef EP_CLI_FLEET_CMDS_H
 #define EP_CLI_FLEET_CMDS_H
 
@@ -8,9 +8,6 @@
 #include "edgeprov/v1/management.pb-c.h"
 #include "northbound/mgmt_client.h"
 #include "provisioning/inventory.h"
-
-int ep_cli_watch(ep_mgmt_client *client, int argc, char **argv);
-int ep_cli_logs(ep_mgmt_client *client, int argc, char **argv);
 
 /* GetInstance: the instance id and its workflow (no parameters). */
 int cli_get_instance(ep_mgmt_client *client, const char *id, Edgeprov__V1__InstanceDetail **ret_detail);
