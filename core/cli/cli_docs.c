@@ -188,6 +188,7 @@ static void roff_option(FILE *out, const cli_option *o) {
 void cli_print_man(FILE *out) {
   fprintf(out, ".\\\" edgeprov(1), generated from the CLI's command table (edgeprov --man): edit core/cli/commands.c.\n"
                ".TH EDGEPROV 1 \"\" \"edgeprov %s\" \"edgeprov\"\n"
+               ".ad l\n.nh\n" /* synopses and option names read better unjustified, unhyphenated */
                ".SH NAME\nedgeprov \\- operator CLI of edgeprov, the zero-touch edge node provisioning framework\n"
                ".SH SYNOPSIS\n.B edgeprov\n[\\fIGLOBAL OPTIONS\\fR] \\fICOMMAND\\fR [\\fIOPTIONS\\fR] [\\fIARGS\\fR]\n"
                ".SH DESCRIPTION\n"
@@ -247,7 +248,7 @@ void cli_print_man(FILE *out) {
 /* ---- bash completion -------------------------------------------------------------------------- */
 
 /* Whether values named arg are paths (completed as file names). */
-static bool is_path(const char *arg) { return arg && (strstr(arg, "FILE") || strstr(arg, "DIR")); }
+static bool is_path(const char *arg) { return arg && (strcmp(arg, "FILE") == 0 || strcmp(arg, "DIR") == 0); }
 
 void cli_print_completion(FILE *out) {
   fputs("# bash completion for edgeprov, generated from its command table (edgeprov --bash-completion).\n"
@@ -283,7 +284,7 @@ void cli_print_completion(FILE *out) {
         "    case $prev in\n",
         out);
   for (const cli_option *o = cli_global_options; o->name; o++)
-    if (o->arg) fprintf(out, "      --%s) %s return ;;\n", o->name, is_path(o->arg) ? "COMPREPLY=($(compgen -f -- \"$cur\"));" : "");
+    if (o->arg) fprintf(out, "      --%s) %sreturn ;;\n", o->name, is_path(o->arg) ? "COMPREPLY=($(compgen -f -- \"$cur\")); " : "");
   fputs("    esac\n"
         "    if [[ $cur == -* ]]; then\n"
         "      COMPREPLY=($(compgen -W \"",
