@@ -24,7 +24,7 @@ typedef enum cli_needs {
 } cli_needs;
 
 #define CLI_OPT_REQUIRED 0x1u /* the command cannot run without it */
-#define CLI_OPT_REPEAT 0x2u   /* may be given more than once */
+#define CLI_OPT_REPEAT 0x2u   /* each value counts (cli_values); otherwise the last one given does */
 
 /* One option of a command. -h/--help is every command's and not listed. */
 typedef struct cli_option {
@@ -105,6 +105,8 @@ void cli_print_man(FILE *out);
 void cli_print_completion(FILE *out);
 /* The top-level help: every command of the table, the global options, the exit statuses. */
 void cli_print_help(FILE *out);
+/* The usage of a group's commands (`edgeprov host`): each verb with its summary. */
+void cli_print_group_usage(const char *group, FILE *out);
 
 /* Prints on stderr, as warnings, why an enabled plugin of the site is not active. */
 void cli_print_problems(const ep_site *site);

@@ -106,6 +106,15 @@ void cli_print_usage(const cli_command *command, FILE *out) {
   fprintf(out, "\nGlobal options (--config, --server ...) go before the command: see edgeprov --help.\n");
 }
 
+/* The usage of a group's commands (`edgeprov host`): each with its summary. */
+void cli_print_group_usage(const char *group, FILE *out) {
+  fprintf(out, "Usage: edgeprov %s COMMAND [OPTIONS] [ARGS]\n\nCommands:\n", group);
+  for (size_t i = 0; i < cli_command_count; i++)
+    if (strcmp(cli_commands[i].group, group) == 0)
+      fprintf(out, "  %-14s %s\n", cli_commands[i].verb, cli_commands[i].summary);
+  fprintf(out, "\nRun 'edgeprov %s COMMAND --help' for a command's options.\n", group);
+}
+
 void cli_print_help(FILE *out) {
   fprintf(out, "Usage: edgeprov [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
                "\n"

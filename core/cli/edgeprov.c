@@ -14,15 +14,6 @@
 #include "cli.h"
 #include "runtime/site.h"
 
-/* The usage of a group's commands (`edgeprov host`): each with its summary. */
-static void print_group_usage(const char *group, FILE *out) {
-  fprintf(out, "Usage: edgeprov %s COMMAND [OPTIONS] [ARGS]\n\nCommands:\n", group);
-  for (size_t i = 0; i < cli_command_count; i++)
-    if (strcmp(cli_commands[i].group, group) == 0)
-      fprintf(out, "  %-14s %s\n", cli_commands[i].verb, cli_commands[i].summary);
-  fprintf(out, "\nRun 'edgeprov %s COMMAND --help' for a command's options.\n", group);
-}
-
 int cli_usage_error(const cli_call *call, const char *fmt, ...) {
   char name[64];
   va_list ap;
@@ -102,8 +93,6 @@ static int parse_options(cli_call *call, int argc, char **argv) {
         return cli_usage_error(call, "--%s needs one of %s (got '%s')", o->name, list, optarg);
       }
     }
-    if (!(o->flags & CLI_OPT_REPEAT) && o->arg && cli_flag(call, o->key) && strcmp(cli_value(call, o->key), optarg) != 0)
-      return cli_usage_error(call, "--%s given twice", o->name);
     if (call->nvalues == CLI_VALUES_MAX) return cli_usage_error(call, "more than %d options", CLI_VALUES_MAX);
     call->values[call->nvalues++] = (cli_given){ch, o->arg ? optarg : NULL};
   }
@@ -240,7 +229,7 @@ static int unknown_word(const char *what, const char *word, const char *group) {
   const char *hint = ep_suggest(word, words, n);
   fprintf(stderr, "edgeprov: unknown %s '%s%s%s'%s%s%s\n\n", what, group ? group : "", group ? " " : "", word,
           hint ? " (did you mean '" : "", hint ? hint : "", hint ? "'?)" : "");
-  if (group) print_group_usage(group, stderr);
+  if (group) cli_print_group_usage(group, stderr);
   else cli_print_help(stderr);
   return EXIT_USAGE;
 }
@@ -289,12 +278,12 @@ int main(int argc, char **argv) {
   if (!command) { /* a group without its verb (`edgeprov host`), or with an unknown one */
     const char *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
     if (verb && (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0)) {
-      print_group_usage(group, stdout);
+      cli_print_group_usage(group, stdout);
       return EXIT_SUCCESS;
     }
     if (verb) return unknown_word("command", verb, group);
     fprintf(stderr, "edgeprov: %s needs a command\n\n", group);
-    print_group_usage(group, stderr);
+    cli_print_group_usage(group, stderr);
     return EXIT_USAGE;
   }
   /* The command's argv: its name first (getopt_long skips argv[0]), then its words. */

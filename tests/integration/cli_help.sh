@@ -40,7 +40,6 @@ run_split() {
 nonempty() { [ -s "$1" ] || { echo "---- $1 is empty"; return 1; }; }
 empty() { [ ! -s "$1" ] || { echo "---- $1 is not empty:"; sed 's/^/    /' "$1"; return 1; }; }
 
-help_text=
 while IFS=$'\t' read -r words min max required options; do
   read -ra w <<<"$words"
   for flag in --help -h; do
@@ -99,6 +98,26 @@ for words in "plugins list" "plugins describe" "actions list" "host add" "host l
   "host invalidate" "instance create" "instance list" "instance show" "instance render" "instance retry" events watch logs; do
   check "$words takes --json" grep -qE "^$words	.*--json" "$tmp/commands"
 done
+
+# ... and what the site's commands print with it is JSON (the daemon's are in inventory.sh,
+# visibility.sh, instance_render.sh).
+cat >"$tmp/site.conf" <<CONF
+listen = { management = "unix:$tmp/nobody.sock"; grpc = "127.0.0.1:0"; https = "127.0.0.1:0"; };
+paths = { data = "$tmp/data"; plugins = [ "$build/lib/edgeprov/plugins" ]; };
+CONF
+json_of() { # NAME PYTHON_CHECK COMMAND...: COMMAND's stdout is JSON for which the expression holds
+  local name=$1 expression=$2
+  shift 2
+  check "$name --json: exit 0" run_split 0 "$edgeprov" --config "$tmp/site.conf" "$@" --json
+  check "$name --json: $expression" python3 -c "import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if $expression else 1)" \
+    "$tmp/stdout"
+}
+json_of "plugins list" "any(p['id'] == 'actions-core' and p['state'] == 'active' for p in d)" plugins list
+json_of "plugins describe" "d['id'] == 'storage-sqlite' and any(s['name'] == 'busy_timeout_ms' and s['max'] > 0 for s in d['settings'])" \
+  plugins describe storage-sqlite
+json_of "actions list" "any(a['name'] == 'disk.erase' and any(p['name'] == 'target' for p in a['params']) for a in d)" actions list
+check "instance render without --os or --host: exit 2 before any call" run_split 2 "${E[@]}" instance render
+check "... says what it needs" contains "$tmp/stderr" "needs --os PROFILE, --host UUID or both"
 
 # ---- edgeprovd out of reach: exit 3, and what to do ---------------------------------------------
 U=123e4567-e89b-12d3-a456-426614174000
