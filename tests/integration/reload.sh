@@ -134,11 +134,11 @@ check "nothing serves on the new port" test "$(healthz $other_https)" = 000
 
 # ---- an invalid config: refused whole, naming the key ----------------------------------------
 lines_before=$(wc -l <"$tmp/daemon.log")
-site 'logs = { level = "info"; };' 'southbound = { unknown_streams_max = 1000; first_message_s = 0; };'
+site 'logs = { level = "info"; };' 'southbound = { unknown_streams_max = 1000; unfinished_onboarding_s = 5; };'
 check "SIGHUP with an error in the file: the reload ends" hup 4
 tail -n +$((lines_before + 1)) "$tmp/daemon.log" >"$tmp/invalid.log"
 check "the error names the key and the reason" contains "$tmp/invalid.log" \
-  "'southbound.first_message_s': 0 is out of range [1, 3600]"
+  "'southbound.unfinished_onboarding_s': 5 is out of range [10, 3600]"
 check "the reload is refused, the daemon goes on" contains "$tmp/invalid.log" \
   "$tmp/site.conf not reloaded: 1 error(s) (above); still running on the previous settings"
 check "the HTTPS listener still serves" test "$(healthz $https)" = 200

@@ -302,8 +302,8 @@ static const core_key core_keys[] = {
     {"southbound", "keepalive_s", KEY_INT, offsetof(ep_config, southbound.keepalive_s), NULL, 0, 86400},
     {"southbound", "idle_timeout_s", KEY_INT, offsetof(ep_config, southbound.idle_timeout_s), NULL, 0, 86400},
     {"southbound", "memory_mb", KEY_INT, offsetof(ep_config, southbound.memory_mb), NULL, 64, 1048576},
-    {"southbound", "first_message_s", KEY_INT, offsetof(ep_config, southbound.first_message_s), NULL, 1, 3600,
-     .reload = true},
+    /* Not reloaded: the onboarding method's deadline, set when the method is registered. */
+    {"southbound", "first_message_s", KEY_INT, offsetof(ep_config, southbound.first_message_s), NULL, 1, 3600},
     {"southbound", "unknown_streams_max", KEY_INT, offsetof(ep_config, southbound.unknown_streams_max), NULL, 0,
      1000000, .reload = true},
     {"southbound", "unfinished_onboarding_s", KEY_INT, offsetof(ep_config, southbound.unfinished_onboarding_s), NULL, 10,

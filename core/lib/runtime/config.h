@@ -85,8 +85,8 @@ typedef struct ep_config_southbound {
   int64_t keepalive_s;            /* idle connections are pinged this often, dropped if silent */
   int64_t idle_timeout_s;         /* a connection without calls is closed after this */
   int64_t memory_mb;              /* gRPC's memory quota for all connections */
-  /* The three below are reloaded (see ep_config_reload): atomic, read one at a time. */
-  _Atomic int64_t first_message_s;        /* an onboarding stream must say who it is within this */
+  int64_t first_message_s;        /* an onboarding stream must say who it is within this */
+  /* The two below are reloaded (see ep_config_reload): atomic, read one at a time. */
   _Atomic int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
   _Atomic int64_t unfinished_onboarding_s; /* credentials left by a cut onboarding are replaced after this */
 } ep_config_southbound;
@@ -217,8 +217,8 @@ typedef void ep_config_change_fn(void *user, const char *key, bool applied, cons
 
 /* Takes what can change at run time from next (the same file read again and found free of
  * errors) into running, and reports every difference to changed. Applied at once: logs.level,
- * logs.max_bytes_per_host, southbound.first_message_s, southbound.unknown_streams_max,
- * southbound.unfinished_onboarding_s (each stored atomically, one after the other). Every other
+ * logs.max_bytes_per_host, southbound.unknown_streams_max and southbound.unfinished_onboarding_s,
+ * the settings read afresh on each use (each stored atomically, one after the other). Every other
  * core key, and each plugin section, is reported with applied false: it takes effect at
  * restart. On the thread that owns running (see ep_config); returns the number applied. */
 size_t ep_config_reload(ep_config *running, const ep_config *next, ep_config_change_fn *changed, void *user);
