@@ -6,8 +6,14 @@
 # the Debian doc files) is EXCLUDE_FROM_ALL, so that `cmake --install BUILD --prefix DIR` never
 # writes to /etc: it comes with the packages, or with `cmake --install BUILD --component runtime`.
 
+# Who publishes the packages, named once: the Maintainer field of both packages and the
+# changelog's trailer come from EP_PACKAGE_MAINTAINER, the Homepage field (left out when empty)
+# from EP_PACKAGE_HOMEPAGE. The project names no real address or site yet: whoever publishes
+# packages sets both (-DEP_PACKAGE_MAINTAINER="Name <address>" -DEP_PACKAGE_HOMEPAGE=https://...).
+# Licence: none is declared (no LICENSE file, no SPDX headers); packaging/debian/copyright says so.
 set(EP_PACKAGE_MAINTAINER "edgeprov maintainers <maintainers@edgeprov.example.org>"
-    CACHE STRING "Maintainer field of the Debian packages")
+    CACHE STRING "Maintainer field of the Debian packages and their changelog")
+set(EP_PACKAGE_HOMEPAGE "" CACHE STRING "Homepage field of the Debian packages (empty: none)")
 set(EP_PKG_DIR ${PROJECT_SOURCE_DIR}/packaging)
 
 # The unit: notify when edgeprovd reports readiness through libsystemd (EP_HAVE_SYSTEMD).
@@ -63,6 +69,10 @@ set(CPACK_EP_CONFIGURED_PREFIX ${CMAKE_INSTALL_PREFIX})
 
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${EP_PACKAGE_MAINTAINER}")
+if(EP_PACKAGE_HOMEPAGE)
+  set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "${EP_PACKAGE_HOMEPAGE}")
+  set(CPACK_PACKAGE_HOMEPAGE_URL "${EP_PACKAGE_HOMEPAGE}")
+endif()
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)

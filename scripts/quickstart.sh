@@ -8,17 +8,21 @@
 #
 #   scripts/quickstart.sh            the demo (tests/e2e/run.sh's "network" scenario)
 #   scripts/quickstart.sh --daemon   instead start edgeprovd in the foreground on its embedded
-#                                    defaults (Ctrl-C stops it); other arguments go to edgeprovd
+#                                    defaults (Ctrl-C stops it); other arguments go to edgeprovd,
+#                                    run from the caller's directory (--config site.conf works)
 set -euo pipefail
+here=$PWD # where the caller is: relative paths among edgeprovd's arguments (--config) are taken from there
 cd "$(dirname "$0")/.."
+root=$PWD
 
 ./scripts/install-deps.sh
 cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build/release -j "$(nproc)"
 if [ "${1:-}" = --daemon ]; then
   shift
-  echo "==> build/release/bin/edgeprovd (embedded defaults; Ctrl-C stops it)"
-  exec build/release/bin/edgeprovd "$@"
+  echo "==> build/release/bin/edgeprovd ${*:-(embedded defaults)} (Ctrl-C stops it)"
+  cd "$here"
+  exec "$root/build/release/bin/edgeprovd" "$@"
 fi
 echo "==> booting one virtual edge node end to end (tests/e2e/run.sh build/release network)"
 exec tests/e2e/run.sh build/release network

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/error.h"
+#include "base/files.h"
 #include "base/log.h"
 
 const char ep_agent_usage[] =
@@ -47,7 +49,9 @@ const char ep_agent_usage[] =
     "  --boot-log FILE           when the orchestrator refuses to onboard this node (invalidated,\n"
     "                            credentials already issued...), send it the last 256 lines of\n"
     "                            FILE (default: the kernel's log, <sysroot>/dev/kmsg), at most\n"
-    "                            once every 10 minutes: edgeprov logs shows them\n";
+    "                            once every 10 minutes: edgeprov logs shows them\n"
+    "\n"
+    "A relative path given to an option is taken from the current directory.\n";
 
 bool ep_agent_args_parse(ep_agent_options *out, int *ret_exit, int argc, char **argv) {
   ep_agent_options o = {.sysroot = "/", .state_dir = "/var/lib/edgeprov-agent", .backoff_ms = 2000,
@@ -92,6 +96,28 @@ bool ep_agent_args_parse(ep_agent_options *out, int *ret_exit, int argc, char **
       return false;
     }
   }
+  /* Relative paths are taken from the current directory now. */
+  const char **paths[] = {&o.ca_file,    &o.sysroot,     &o.state_dir, &o.plugin_dir,
+                          &o.target_disk, &o.efivars_dir, &o.seed_file, &o.boot_log};
+  _Static_assert(sizeof paths / sizeof paths[0] <= EP_AGENT_PATH_OPTIONS, "room in ep_agent_options.owned");
+  size_t owned = 0;
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    if (!*paths[i] || (*paths[i])[0] == '/') continue;
+    if (ep_path_absolute(&o.owned[owned], *paths[i]) < 0) {
+      fprintf(stderr, "edgeprov-agent: %s\n", ep_error_message());
+      ep_agent_options_clear(&o);
+      *ret_exit = 1;
+      return false;
+    }
+    *paths[i] = o.owned[owned++];
+  }
   *out = o;
   return true;
+}
+
+void ep_agent_options_clear(ep_agent_options *options) {
+  for (size_t i = 0; i < EP_AGENT_PATH_OPTIONS; i++) {
+    free(options->owned[i]);
+    options->owned[i] = NULL;
+  }
 }

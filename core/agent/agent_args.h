@@ -6,8 +6,11 @@
 
 #define EP_AGENT_TOKEN_PORT_DEFAULT "8443" /* listen.https's default port */
 #define EP_AGENT_URL_MAX 1024              /* longest --token-url, terminator included */
+#define EP_AGENT_PATH_OPTIONS 8            /* options that name a file or directory */
 
-/* The options as given; NULL or empty for those not given, unless a default is named. */
+/* The options as given; NULL or empty for those not given, unless a default is named. Paths
+ * are absolute: a relative one given is taken from the current directory at parse time (the
+ * node's plugins and its workflow's actions take absolute paths only). */
 typedef struct ep_agent_options {
   const char *orchestrator;
   const char *ca_file;
@@ -26,14 +29,18 @@ typedef struct ep_agent_options {
   const char *seed_file;            /* --seed: NoCloud user-data to take settings and credentials from */
   const char *boot_log;             /* --boot-log: what UploadBootLog sends; default <sysroot>/dev/kmsg */
   int log_level;                    /* EP_LOG_*, default EP_LOG_INFO */
+  char *owned[EP_AGENT_PATH_OPTIONS]; /* the absolute forms made of relative paths; ep_agent_options_clear */
 } ep_agent_options;
 
 /* The --help text. */
 extern const char ep_agent_usage[];
 
-/* Fills out from argv (whose strings it points into). Returns true when the agent goes on;
- * false when it is done, with *ret_exit the exit status: 0 after printing --help to stdout,
- * 2 after saying on stderr which argument is bad. */
+/* Fills out from argv (whose strings it points into, or into out->owned). Returns true when
+ * the agent goes on (then free out with ep_agent_options_clear); false when it is done, with
+ * *ret_exit the exit status: 0 after printing --help to stdout, 2 after saying on stderr which
+ * argument is bad, 1 when a relative path cannot be made absolute. */
 bool ep_agent_args_parse(ep_agent_options *out, int *ret_exit, int argc, char **argv);
+
+void ep_agent_options_clear(ep_agent_options *options);
 
 #endif

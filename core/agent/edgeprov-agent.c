@@ -660,5 +660,6 @@ int main(int argc, char **argv) {
   ep_log_setup(stderr, a.opt.log_level);
   if (check_options(&a, &status)) status = run(&a);
   free(a.ca_pem);
+  ep_agent_options_clear(&a.opt);
   return status;
 }

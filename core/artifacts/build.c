@@ -20,6 +20,7 @@
 
 #include "efi.h"
 #include "base/error.h"
+#include "base/files.h"
 #include "initramfs.h"
 #include "microos.h"
 #include "microos_files.h" /* generated from micro-os/: microos_init[], microos_udhcpc_script[] */
@@ -445,10 +446,16 @@ static int publish(build *b, const char *dir) {
 int ep_artifacts_build(const ep_site *site, const char *out_dir, ep_artifacts_report *report) {
   memset(report, 0, sizeof *report);
   build b = {.site = site, .report = report};
-  const char *dir = out_dir ? out_dir : site->config->artifacts.directory;
-  if (dir[0] != '/') return ep_error_set(EP_EINVAL, "the artifact directory must be an absolute path: %s", dir);
+  /* --out may be relative (to the current directory); artifacts.directory is absolute. */
+  const char *given = out_dir ? out_dir : site->config->artifacts.directory;
+  char *absolute = NULL, dir[PATH_MAX - 16]; /* room for the stage's ".build-XXXXXX" */
+  int r = ep_path_absolute(&absolute, given);
+  if (r < 0) return r;
+  int n = snprintf(dir, sizeof dir, "%s", absolute);
+  free(absolute);
+  if (n >= (int)sizeof dir) return ep_error_set(EP_EINVAL, "the artifact directory's path is too long: %s", given);
   snprintf(report->directory, sizeof report->directory, "%s", dir);
-  int r = resolve_inputs(site->config, &b.in, report);
+  r = resolve_inputs(site->config, &b.in, report);
   if (r < 0) return r;
   snprintf(report->kernel, sizeof report->kernel, "%s", b.in.kernel);
   snprintf(report->kernel_version, sizeof report->kernel_version, "%s", b.in.version);

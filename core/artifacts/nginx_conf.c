@@ -4,10 +4,12 @@
 
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "build.h"
 #include "base/error.h"
+#include "base/files.h"
 
 /* A value nginx reads as one token inside double quotes. */
 static bool nginx_safe(const char *v) {
@@ -17,18 +19,27 @@ static bool nginx_safe(const char *v) {
   return true;
 }
 
+static void free_string(char **s) { free(*s); }
+
 int ep_nginx_conf(const ep_config *c, const ep_nginx_conf_options *o, char *buf, size_t size) {
   const char *cert = o->cert ? o->cert : c->tls_cert, *key = o->key ? o->key : c->tls_key;
   const char *dir = o->directory ? o->directory : c->artifacts.directory;
   if (!cert || !key)
     return ep_error_set(EP_EINVAL, "nginx serves HTTPS: set tls.cert and tls.key in the config, or pass --cert and --key");
+  /* --cert, --key and --directory may be relative to the current directory; nginx needs them absolute. */
+  __attribute__((cleanup(free_string))) char *cert_abs = NULL, *key_abs = NULL, *dir_abs = NULL;
+  int r = ep_path_absolute(&cert_abs, cert);
+  if (r == 0) r = ep_path_absolute(&key_abs, key);
+  if (r == 0) r = ep_path_absolute(&dir_abs, dir);
+  if (r < 0) return r;
+  cert = cert_abs, key = key_abs, dir = dir_abs;
   if (!o->listen || !nginx_safe(o->listen) || !strchr(o->listen, ':'))
     return ep_error_set(EP_EINVAL, "--listen: expected HOST:PORT");
-  if (!nginx_safe(cert) || cert[0] != '/') return ep_error_set(EP_EINVAL, "--cert/tls.cert: an absolute path without quotes, $, ; or spaces");
-  if (!nginx_safe(key) || key[0] != '/') return ep_error_set(EP_EINVAL, "--key/tls.key: an absolute path without quotes, $, ; or spaces");
-  if (!nginx_safe(dir) || dir[0] != '/') return ep_error_set(EP_EINVAL, "--directory/artifacts.directory: an absolute path without quotes, $, ; or spaces");
+  if (!nginx_safe(cert)) return ep_error_set(EP_EINVAL, "--cert/tls.cert: a path without quotes, $, ; or spaces");
+  if (!nginx_safe(key)) return ep_error_set(EP_EINVAL, "--key/tls.key: a path without quotes, $, ; or spaces");
+  if (!nginx_safe(dir)) return ep_error_set(EP_EINVAL, "--directory/artifacts.directory: a path without quotes, $, ; or spaces");
   char base[1024];
-  int r = ep_artifacts_base_url(c, base, sizeof base);
+  r = ep_artifacts_base_url(c, base, sizeof base);
   if (r < 0) return r;
   const char *host = strstr(base, "://");
   const char *path = host ? strchr(host + 3, '/') : NULL;

@@ -7,6 +7,8 @@
 
 #include <edgeprov/abi.h>
 
+#include "base/error.h"
+#include "base/files.h"
 #include "base/log.h"
 #include "runtime/site.h"
 
@@ -18,14 +20,15 @@ static const char usage_text[] =
     "Options:\n"
     "  --config FILE      site config (default: $" EP_SITE_CONFIG_ENV ", else " EP_SITE_CONFIG_SYSTEM
     "\n"
-    "                     if it exists, else the embedded defaults)\n"
-    "  --log-level LEVEL  error, warn, info (default) or debug\n"
+    "                     if it exists, else the embedded defaults); SIGHUP reads it again\n"
+    "  --log-level LEVEL  error, warn, info or debug (default: the config's logs.level, info)\n"
     "  --check            load the config and plugins, then exit (0 when startup would succeed)\n"
     "  --version          print the version\n"
     "  -h, --help         print this help\n";
 
 bool ep_daemon_args_parse(ep_daemon_options *out, int *ret_exit, int argc, char **argv) {
   ep_daemon_options o = {.log_level = EP_LOG_INFO};
+  const char *config_path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
       fputs(usage_text, stdout);
@@ -36,9 +39,10 @@ bool ep_daemon_args_parse(ep_daemon_options *out, int *ret_exit, int argc, char 
       *ret_exit = EXIT_SUCCESS;
       return false;
     } else if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
-      o.config_path = argv[++i];
+      config_path = argv[++i];
     } else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc && ep_log_level_parse(argv[i + 1]) >= 0) {
       o.log_level = ep_log_level_parse(argv[++i]);
+      o.log_level_set = true;
     } else if (strcmp(argv[i], "--check") == 0) {
       o.check_only = true;
     } else {
@@ -47,6 +51,17 @@ bool ep_daemon_args_parse(ep_daemon_options *out, int *ret_exit, int argc, char 
       return false;
     }
   }
+  /* Absolute now: a reload (SIGHUP) reads the same file whatever the current directory is by then. */
+  if (config_path && ep_path_absolute(&o.config_path, config_path) < 0) {
+    fprintf(stderr, "edgeprovd: --config %s: %s\n", config_path, ep_error_message());
+    *ret_exit = EXIT_FAILURE;
+    return false;
+  }
   *out = o;
   return true;
+}
+
+void ep_daemon_options_clear(ep_daemon_options *options) {
+  free(options->config_path);
+  options->config_path = NULL;
 }

@@ -1,4 +1,5 @@
-/* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT.
+/* edgeprovd: the orchestrator daemon. Loads the site's plugins and runs until SIGTERM/SIGINT;
+ * SIGHUP reads the config again (reload below).
  * main: the options (daemon_args.c), the site and its checks, the services, one teardown. */
 #define _GNU_SOURCE /* explicit_bzero */
 #include <errno.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #ifdef EP_HAVE_SYSTEMD
 #include <systemd/sd-daemon.h> /* sd_notify: readiness under a Type=notify unit */
 #endif
@@ -111,9 +113,10 @@ static void log_diags(const ep_diags *diags) {
   }
 }
 
-/* Opens the site (config and plugins), logs what the config check found, and starts the
- * plugins. Returns 0, or -1 when the daemon must not start (said in the log). */
-static int open_site(daemon_state *d, const char *path) {
+/* Opens the site (config and plugins), logs what the config check found, takes the config's
+ * logs.level unless --log-level was given, and starts the plugins. Returns 0, or -1 when the
+ * daemon must not start (said in the log). */
+static int open_site(daemon_state *d, const char *path, bool log_level_set) {
   ep_diags diags = {0};
   int r = ep_site_open(&d->site, path, &diags);
   log_diags(&diags);
@@ -125,6 +128,7 @@ static int open_site(daemon_state *d, const char *path) {
     return -1;
   }
   const ep_site *site = d->site;
+  if (!log_level_set) ep_log_set_level((int)site->config->log_level);
   if (ep_plugins_start(site->plugins, site->config) < 0) {
     ep_log(EP_LOG_ERROR, "edgeprovd", "not starting: %s", ep_error_message());
     return -1;
@@ -201,6 +205,69 @@ static int start_services(daemon_state *d, bool check_only) {
   return 0;
 }
 
+static void log_change(void *user, const char *key, bool applied, const char *was, const char *now) {
+  size_t *restart_only = user;
+  if (applied) {
+    ep_log(EP_LOG_INFO, "reload", "%s: %s (was %s)", key, now, was);
+  } else {
+    ep_log(EP_LOG_WARN, "reload", "%s changed: takes effect at restart", key);
+    (*restart_only)++;
+  }
+}
+
+#ifdef EP_HAVE_SYSTEMD
+static void notify_reloading(void) {
+  /* MONOTONIC_USEC: systemd (253 and later) pairs it with the READY=1 that ends the reload. */
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  sd_notifyf(0, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)now.tv_sec * 1000000ULL + (unsigned long long)now.tv_nsec / 1000);
+}
+#endif
+
+/* On SIGHUP: reads the config file again and checks it as startup does (core keys, the plugins
+ * found, each plugin's section) without starting the plugins again. With an error nothing
+ * changes (the log says which key and why). Otherwise ep_config_reload takes what a running
+ * daemon can change (README, "Reloading the configuration") and every other difference is
+ * logged as taking effect at restart. Main thread only: the single writer of the running config. */
+static void reload(daemon_state *d, const char *path, bool log_level_set) {
+#ifdef EP_HAVE_SYSTEMD
+  notify_reloading();
+#endif
+  if (!path) {
+    ep_log(EP_LOG_WARN, "reload", "SIGHUP: running on the embedded defaults, there is no config file to read again");
+  } else {
+    ep_site *next = NULL;
+    ep_diags diags = {0};
+    int r = ep_site_open(&next, path, &diags);
+    log_diags(&diags);
+    size_t errors = diags.errors;
+    ep_diags_clear(&diags);
+    if (r < 0 || errors > 0) {
+      ep_log(EP_LOG_ERROR, "reload", "%s not reloaded: %zu error(s) (above); still running on the previous settings",
+             path, errors);
+    } else {
+      ep_config *running = d->site->config;
+      int level_before = (int)running->log_level;
+      size_t restart_only = 0;
+      size_t applied = ep_config_reload(running, next->config, log_change, &restart_only);
+      ep_log(EP_LOG_INFO, "reload", "%s reloaded: %zu setting(s) applied, %zu take effect at restart", path, applied,
+             restart_only);
+      if ((int)running->log_level != level_before) {
+        if (log_level_set)
+          ep_log(EP_LOG_WARN, "reload", "logs.level %s: --log-level on the command line wins",
+                 ep_log_level_name((int)running->log_level));
+        else
+          ep_log_set_level((int)running->log_level); /* last, so the lines above are written at the old level */
+      }
+    }
+    ep_site_free(next);
+  }
+#ifdef EP_HAVE_SYSTEMD
+  sd_notify(0, "READY=1");
+#endif
+}
+
 /* Stops and frees whatever started, in reverse; running calls get grace_ms to end. */
 static void stop(daemon_state *d, int grace_ms) {
   ep_dashboard_stop(d->dashboard);
@@ -222,27 +289,28 @@ int main(int argc, char **argv) {
   if (!ep_daemon_args_parse(&opt, &status, argc, argv)) return status;
   ep_log_setup(stderr, opt.log_level);
 
-  /* Block the stop signals before any plugin starts a thread, so every thread inherits the
-   * mask and only sigwait below receives them. */
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+  /* Block the stop and reload signals before any plugin starts a thread, so every thread
+   * inherits the mask and only sigwait below receives them (a SIGHUP during startup waits there). */
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &signals, NULL);
 
   const char *path = ep_site_config_path(opt.config_path);
   ep_log(EP_LOG_INFO, "edgeprovd", "starting version=%s config=%s", EP_VERSION, path ? path : "(embedded defaults)");
   daemon_state d = {0};
-  if (open_site(&d, path) < 0 || start_services(&d, opt.check_only) < 0) {
+  if (open_site(&d, path, opt.log_level_set) < 0 || start_services(&d, opt.check_only) < 0) {
     stop(&d, 0); /* nothing was served yet: no calls to wait for */
+    ep_daemon_options_clear(&opt);
     return EXIT_FAILURE;
   }
-  if (!opt.check_only) {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-  }
+  int sig = 0;
+  while (!opt.check_only && sigwait(&signals, &sig) == 0 && sig == SIGHUP) reload(&d, path, opt.log_level_set);
+  if (!opt.check_only) ep_log(EP_LOG_INFO, "edgeprovd", "stopping on %s", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   stop(&d, SHUTDOWN_GRACE_MS);
   ep_log(EP_LOG_INFO, "edgeprovd", "stopped");
+  ep_daemon_options_clear(&opt);
   return EXIT_SUCCESS;
 }

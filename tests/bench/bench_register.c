@@ -3,6 +3,7 @@
  * rows one durable transaction each (WAL, synchronous=FULL), the floor without group commit.
  * Usage: bench_register EDGEPROVD PLUGIN_DIR [REGISTRATIONS] */
 #define _GNU_SOURCE
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -71,7 +72,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_register: REGISTRATIONS must be 1..1000000\n");
     return 2;
   }
-  if (harness_init(&h, argv[1], argv[2]) < 0 || harness_start(&h) < 0) {
+  /* The daemon's config names absolute paths; EDGEPROVD and PLUGIN_DIR may be relative. */
+  char daemon[PATH_MAX], plugins[PATH_MAX];
+  if (!realpath(argv[1], daemon) || !realpath(argv[2], plugins)) {
+    fprintf(stderr, "bench_register: no such file: %s or %s\n", argv[1], argv[2]);
+    return 2;
+  }
+  if (harness_init(&h, daemon, plugins) < 0 || harness_start(&h) < 0) {
     fprintf(stderr, "bench_register: edgeprovd did not start (log: %s)\n", h.log_path);
     return 1;
   }

@@ -365,9 +365,17 @@ int main(int argc, char **argv) {
   if (argc - optind != 2 || opt.nodes < 1 || opt.concurrency < 1 || opt.concurrency > 256 || opt.replicas < 2 ||
       opt.replicas > REPLICAS_MAX || ((opt.kill || opt.restart_db) && !opt.haproxy))
     return usage(stderr), 2;
-  if (!realpath(argv[optind], opt.daemon) || !realpath(argv[optind + 1], opt.plugins)) {
-    fprintf(stderr, "bench_replicas: %s: %s\n", argv[optind], strerror(errno));
-    return 2;
+  /* Paths may be relative: resolved now, as the replicas' configs and haproxy need them whole. */
+  const char *paths[] = {argv[optind], argv[optind + 1], opt.haproxy ? opt.haproxy_cfg : NULL};
+  char *resolved[] = {opt.daemon, opt.plugins, opt.haproxy_cfg};
+  for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+    char given[PATH_MAX];
+    if (!paths[i]) continue;
+    snprintf(given, sizeof given, "%s", paths[i]); /* haproxy_cfg is resolved onto itself */
+    if (!realpath(given, resolved[i])) {
+      fprintf(stderr, "bench_replicas: %s: %s\n", given, strerror(errno));
+      return 2;
+    }
   }
   if (!getenv("PG_TEST_DIR")) { /* a throwaway cluster around this very run */
     char **args = calloc((size_t)argc + 4, sizeof *args);

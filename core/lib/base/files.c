@@ -1,8 +1,11 @@
-/* core: reading small text files, see files.h. */
+/* core: reading small text files, and the absolute form of a path a user gave; see files.h. */
+#define _GNU_SOURCE /* asprintf */
 #include "base/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,5 +40,21 @@ int ep_read_text_file(char **out, const char *path, size_t max, ep_file_access a
   size_t len = strlen(text);
   while (len > 0 && strchr(" \t\r\n", text[len - 1])) text[--len] = '\0';
   *out = text;
+  return 0;
+}
+
+int ep_path_absolute(char **out, const char *path) {
+  char *copy = NULL;
+  if (path[0] == '/') {
+    copy = strdup(path);
+  } else {
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof cwd)) return ep_error_set(-errno, "%s: the current directory: %s", path, strerror(errno));
+    while (path[0] == '.' && path[1] == '/') path += 2 + strspn(path + 2, "/");
+    if (strcmp(path, ".") == 0) path = "";
+    if (asprintf(&copy, "%s%s%s", cwd, strcmp(cwd, "/") == 0 || !*path ? "" : "/", path) < 0) copy = NULL;
+  }
+  if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+  *out = copy;
   return 0;
 }

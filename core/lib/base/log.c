@@ -3,18 +3,29 @@
 
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
 static FILE *log_sink;
-static int log_max_level = EP_LOG_INFO;
+/* Atomic: edgeprovd's reload (SIGHUP) changes it while every thread logs. */
+static atomic_int log_max_level = EP_LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void ep_log_setup(FILE *sink, int max_level) {
   log_sink = sink;
-  log_max_level = max_level < EP_LOG_ERROR ? EP_LOG_ERROR : max_level > EP_LOG_DEBUG ? EP_LOG_DEBUG : max_level;
+  ep_log_set_level(max_level);
+}
+
+void ep_log_set_level(int max_level) {
+  atomic_store(&log_max_level,
+               max_level < EP_LOG_ERROR ? EP_LOG_ERROR : max_level > EP_LOG_DEBUG ? EP_LOG_DEBUG : max_level);
+}
+
+const char *ep_log_level_name(int level) {
+  return level >= EP_LOG_ERROR && level <= EP_LOG_DEBUG ? level_names[level] : "?";
 }
 
 int ep_log_level_parse(const char *name) {
@@ -37,7 +48,7 @@ static void write_escaped(FILE *out, const char *text) {
 }
 
 void ep_log_message(int level, const char *component, const char *message) {
-  if (level > log_max_level) return;
+  if (level > atomic_load(&log_max_level)) return;
   if (level < EP_LOG_ERROR) level = EP_LOG_ERROR;
   FILE *out = log_sink ? log_sink : stderr;
   struct timespec now;

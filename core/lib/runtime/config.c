@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "base/files.h"
+#include "base/log.h"
 #include "base/secret.h"
 #include "base/suggest.h"
 #include "net/https.h"
@@ -226,15 +227,19 @@ static const char *check_plugin_id(const char *v) {
 
 /* ---- the core schema ------------------------------------------------------------------ */
 
-typedef enum { KEY_STRING, KEY_LIST, KEY_INT, KEY_BOOL } key_kind;
+/* KEY_LEVEL: a log level's name in the file ("info"), an EP_LOG_* held as an int64_t. */
+typedef enum { KEY_STRING, KEY_LIST, KEY_INT, KEY_BOOL, KEY_LEVEL } key_kind;
 
 typedef struct core_key {
   const char *group;
   const char *name;
   key_kind kind;
-  size_t offset; /* of a char * (KEY_STRING), an ep_strv (KEY_LIST), an int64_t (KEY_INT) or a bool (KEY_BOOL) in ep_config */
+  size_t offset; /* of a char * (KEY_STRING), an ep_strv (KEY_LIST), an int64_t (KEY_INT, KEY_LEVEL) or a bool
+                    (KEY_BOOL) in ep_config */
   const char *(*check)(const char *value);
   int64_t min, max; /* KEY_INT: the accepted range */
+  bool reload;      /* ep_config_reload applies it to a running daemon: a KEY_INT or KEY_LEVEL whose field is
+                       an _Atomic int64_t, read by its users on any thread (see ep_config) */
 } core_key;
 
 /* String and list keys leave min and max out (zero): keep -Wextra quiet about that here only. */
@@ -281,7 +286,8 @@ static const core_key core_keys[] = {
     {"storage", "change_log_retention", KEY_INT, offsetof(ep_config, change_log_retention), NULL,
      EP_CONFIG_RETENTION_MIN, EP_CONFIG_RETENTION_MAX},
     {"logs", "max_bytes_per_host", KEY_INT, offsetof(ep_config, log_max_bytes_per_host), NULL,
-     EP_CONFIG_LOG_MAX_BYTES_MIN, EP_CONFIG_LOG_MAX_BYTES_MAX},
+     EP_CONFIG_LOG_MAX_BYTES_MIN, EP_CONFIG_LOG_MAX_BYTES_MAX, .reload = true},
+    {"logs", "level", KEY_LEVEL, offsetof(ep_config, log_level), NULL, EP_LOG_ERROR, EP_LOG_DEBUG, .reload = true},
     {"limits", "node_reports_per_s", KEY_INT, offsetof(ep_config, limits.node_reports_per_s), NULL, 0, EP_CONFIG_LIMIT_MAX},
     {"limits", "node_reports_burst", KEY_INT, offsetof(ep_config, limits.node_reports_burst), NULL, 1, EP_CONFIG_LIMIT_MAX},
     {"limits", "node_log_lines_per_s", KEY_INT, offsetof(ep_config, limits.node_log_lines_per_s), NULL, 0,
@@ -296,11 +302,12 @@ static const core_key core_keys[] = {
     {"southbound", "keepalive_s", KEY_INT, offsetof(ep_config, southbound.keepalive_s), NULL, 0, 86400},
     {"southbound", "idle_timeout_s", KEY_INT, offsetof(ep_config, southbound.idle_timeout_s), NULL, 0, 86400},
     {"southbound", "memory_mb", KEY_INT, offsetof(ep_config, southbound.memory_mb), NULL, 64, 1048576},
+    /* Not reloaded: the onboarding method's deadline, set when the method is registered. */
     {"southbound", "first_message_s", KEY_INT, offsetof(ep_config, southbound.first_message_s), NULL, 1, 3600},
     {"southbound", "unknown_streams_max", KEY_INT, offsetof(ep_config, southbound.unknown_streams_max), NULL, 0,
-     1000000},
+     1000000, .reload = true},
     {"southbound", "unfinished_onboarding_s", KEY_INT, offsetof(ep_config, southbound.unfinished_onboarding_s), NULL, 10,
-     3600},
+     3600, .reload = true},
     {"https", "threads", KEY_INT, offsetof(ep_config, https.threads), NULL, 1, EP_HTTPS_THREADS_MAX},
     {"https", "handler_threads", KEY_INT, offsetof(ep_config, https.handler_threads), NULL, 1, EP_HTTPS_THREADS_MAX},
     {"https", "connections_max", KEY_INT, offsetof(ep_config, https.connections_max), NULL, 1,
@@ -336,6 +343,7 @@ int ep_config_new_defaults(ep_config **out, const char *plugin_dir) {
   c->mode = EP_MODE_NZTP;
   c->change_log_retention = EP_CONFIG_RETENTION_DEFAULT;
   c->log_max_bytes_per_host = EP_CONFIG_LOG_MAX_BYTES_DEFAULT;
+  c->log_level = EP_LOG_INFO;
   c->dashboard_streams_max = EP_CONFIG_DASHBOARD_STREAMS_DEFAULT;
   c->limits = (ep_config_limits){EP_CONFIG_NODE_REPORTS_PER_S, EP_CONFIG_NODE_REPORTS_BURST,
                                  EP_CONFIG_NODE_LOG_LINES_PER_S, EP_CONFIG_NODE_LOG_LINES_BURST};
@@ -438,6 +446,20 @@ static void report_unknown_core_key(const config_setting_t *s, const char *group
     DIAG_AT(diags, EP_DIAG_ERROR, s, path, "unknown key '%s.%s'", group, config_setting_name(s));
 }
 
+/* The value of a KEY_INT or KEY_LEVEL key; a reloaded one is an _Atomic int64_t. */
+static int64_t key_int(const ep_config *c, const core_key *key) {
+  const char *at = (const char *)c + key->offset;
+  return key->reload ? atomic_load((_Atomic int64_t *)at) : *(const int64_t *)at;
+}
+
+static void key_int_set(ep_config *c, const core_key *key, int64_t value) {
+  char *at = (char *)c + key->offset;
+  if (key->reload)
+    atomic_store((_Atomic int64_t *)at, value);
+  else
+    *(int64_t *)at = value;
+}
+
 /* Checks one string value of a core key; returns true when it is acceptable. */
 static bool check_core_string(const config_setting_t *s, const core_key *key, const char *value,
                               const char *path, ep_diags *diags) {
@@ -478,7 +500,17 @@ static int read_core_key(ep_config *c, const config_setting_t *s, const core_key
               value, (long long)key->min, (long long)key->max);
       return 0;
     }
-    *(int64_t *)((char *)c + key->offset) = value;
+    key_int_set(c, key, value);
+    return 0;
+  }
+  if (key->kind == KEY_LEVEL) {
+    int level = type == CONFIG_TYPE_STRING ? ep_log_level_parse(config_setting_get_string(s)) : -1;
+    if (level < 0) {
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': expected \"error\", \"warn\", \"info\" or \"debug\"", key->group,
+              key->name);
+      return 0;
+    }
+    key_int_set(c, key, level);
     return 0;
   }
   if (key->kind == KEY_STRING) {
@@ -579,8 +611,7 @@ static int read_core_group(ep_config *c, const config_setting_t *group, const ch
       report_unknown_core_key(s, gname, path, diags);
       continue;
     }
-    int r = key->check || key->kind == KEY_INT || key->kind == KEY_BOOL ? read_core_key(c, s, key, path, diags)
-                                                                        : read_users(c, s, path, diags);
+    int r = key->check || key->kind != KEY_LIST ? read_core_key(c, s, key, path, diags) : read_users(c, s, path, diags);
     if (r < 0) return r;
   }
   return 0;
@@ -842,4 +873,112 @@ int ep_config_read_tls_files(const ep_config *config, char **ret_cert, char **re
   *ret_cert = cert;
   *ret_key = key;
   return 0;
+}
+
+/* ---- reload --------------------------------------------------------------------------- */
+
+static bool strings_equal(const char *a, const char *b) { return a == b || (a && b && strcmp(a, b) == 0); }
+
+static bool strv_equal(const ep_strv *a, const ep_strv *b) {
+  if (a->count != b->count) return false;
+  for (size_t i = 0; i < a->count; i++)
+    if (strcmp(a->items[i], b->items[i]) != 0) return false;
+  return true;
+}
+
+static bool users_equal(const ep_config *a, const ep_config *b) {
+  if (a->cloudinit_user_count != b->cloudinit_user_count) return false;
+  for (size_t i = 0; i < a->cloudinit_user_count; i++) {
+    const ep_config_user *x = &a->cloudinit_users[i], *y = &b->cloudinit_users[i];
+    if (!strings_equal(x->name, y->name) || !strings_equal(x->shell, y->shell) || x->sudo != y->sudo ||
+        !strv_equal(&x->ssh_keys, &y->ssh_keys))
+      return false;
+  }
+  return true;
+}
+
+/* True when two settings of a file hold the same value (groups: the same members, in any order). */
+static bool settings_equal(const config_setting_t *a, const config_setting_t *b) {
+  if (!a || !b) return a == b;
+  int type = config_setting_type(a);
+  if (type != config_setting_type(b)) return false;
+  switch (type) {
+  case CONFIG_TYPE_INT:
+  case CONFIG_TYPE_INT64: return config_setting_get_int64(a) == config_setting_get_int64(b);
+  case CONFIG_TYPE_FLOAT: return config_setting_get_float(a) == config_setting_get_float(b);
+  case CONFIG_TYPE_BOOL: return config_setting_get_bool(a) == config_setting_get_bool(b);
+  case CONFIG_TYPE_STRING: return strcmp(config_setting_get_string(a), config_setting_get_string(b)) == 0;
+  default: break;
+  }
+  int n = config_setting_length(a);
+  if (n != config_setting_length(b)) return false;
+  for (int i = 0; i < n; i++) {
+    const config_setting_t *x = config_setting_get_elem(a, (unsigned)i);
+    const config_setting_t *y = type == CONFIG_TYPE_GROUP ? config_setting_get_member(b, config_setting_name(x))
+                                                          : config_setting_get_elem(b, (unsigned)i);
+    if (!settings_equal(x, y)) return false;
+  }
+  return true;
+}
+
+static bool core_key_equal(const ep_config *a, const ep_config *b, const core_key *key) {
+  const char *x = (const char *)a + key->offset, *y = (const char *)b + key->offset;
+  switch (key->kind) {
+  case KEY_INT:
+  case KEY_LEVEL: return key_int(a, key) == key_int(b, key);
+  case KEY_BOOL: return *(const bool *)x == *(const bool *)y;
+  case KEY_STRING:
+    if (key->offset == 0) return a->mode == b->mode; /* provisioning.mode */
+    return strings_equal(*(char *const *)x, *(char *const *)y);
+  case KEY_LIST:
+    if (key->offset == 0) return users_equal(a, b); /* cloudinit.users */
+    return strv_equal((const ep_strv *)x, (const ep_strv *)y);
+  }
+  return false;
+}
+
+static void format_value(char *buf, size_t len, const core_key *key, int64_t value) {
+  if (key->kind == KEY_LEVEL)
+    snprintf(buf, len, "%s", ep_log_level_name((int)value));
+  else
+    snprintf(buf, len, "%lld", (long long)value);
+}
+
+/* Reports the plugin sections (top-level groups that are not core groups) that differ. */
+static void report_sections(const ep_config *running, const ep_config *next, ep_config_change_fn *changed,
+                            void *user) {
+  const config_setting_t *roots[2] = {running->source ? config_root_setting(&running->source->lc) : NULL,
+                                      next->source ? config_root_setting(&next->source->lc) : NULL};
+  for (int side = 0; side < 2; side++) {
+    const config_setting_t *root = roots[side], *other = roots[1 - side];
+    for (int i = 0; root && i < config_setting_length(root); i++) {
+      const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+      const char *name = config_setting_name(s);
+      if (is_core_group(name) || !config_setting_is_group(s)) continue;
+      const config_setting_t *match = other ? config_setting_get_member(other, name) : NULL;
+      if (side == 1 && match) continue; /* compared from the running side */
+      if (!settings_equal(s, match)) changed(user, name, false, NULL, NULL);
+    }
+  }
+}
+
+size_t ep_config_reload(ep_config *running, const ep_config *next, ep_config_change_fn *changed, void *user) {
+  size_t applied = 0;
+  for (size_t i = 0; i < CORE_KEY_COUNT; i++) {
+    const core_key *key = &core_keys[i];
+    if (core_key_equal(running, next, key)) continue;
+    char name[64], was[32] = "", now[32] = "";
+    snprintf(name, sizeof name, "%s.%s", key->group, key->name);
+    if (!key->reload) {
+      changed(user, name, false, NULL, NULL);
+      continue;
+    }
+    format_value(was, sizeof was, key, key_int(running, key));
+    format_value(now, sizeof now, key, key_int(next, key));
+    key_int_set(running, key, key_int(next, key));
+    applied++;
+    changed(user, name, true, was, now);
+  }
+  report_sections(running, next, changed, user);
+  return applied;
 }

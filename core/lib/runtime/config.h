@@ -3,6 +3,7 @@
 #ifndef EP_CORE_CONFIG_H
 #define EP_CORE_CONFIG_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,8 +86,9 @@ typedef struct ep_config_southbound {
   int64_t idle_timeout_s;         /* a connection without calls is closed after this */
   int64_t memory_mb;              /* gRPC's memory quota for all connections */
   int64_t first_message_s;        /* an onboarding stream must say who it is within this */
-  int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
-  int64_t unfinished_onboarding_s; /* credentials left by a cut onboarding are replaced after this */
+  /* The two below are reloaded (see ep_config_reload): atomic, read one at a time. */
+  _Atomic int64_t unknown_streams_max;    /* onboarding streams of unknown nodes waiting at once */
+  _Atomic int64_t unfinished_onboarding_s; /* credentials left by a cut onboarding are replaced after this */
 } ep_config_southbound;
 #define EP_CONFIG_SOUTHBOUND_DEFAULTS {16, 65536, 100, 10, 60, 600, 2048, 10, 1000, 60}
 /* https.*: the embedded HTTPS server's threads, connection caps and request deadline (see
@@ -101,7 +103,6 @@ typedef struct ep_config_https {
   int64_t idle_timeout_s;
 } ep_config_https;
 
-/* A validated site config. Every field is set (defaults fill what the file leaves out). */
 /* logs.max_bytes_per_host: how much of each node's log the store keeps (oldest lines go first). */
 #define EP_CONFIG_LOG_MAX_BYTES_DEFAULT (1024 * 1024)
 #define EP_CONFIG_LOG_MAX_BYTES_MIN (32 * 1024)
@@ -110,6 +111,11 @@ typedef struct ep_config_https {
 #define EP_CONFIG_DASHBOARD_STREAMS_DEFAULT 16
 #define EP_CONFIG_DASHBOARD_STREAMS_MAX 1024
 
+/* A validated site config. Every field is set (defaults fill what the file leaves out).
+ * Thread contract: a config is written only while it is read in, and after that only by
+ * ep_config_reload, on one thread (edgeprovd's main thread, on SIGHUP), which changes just the
+ * _Atomic fields: any thread may read those at any time (each read is one atomic load, so read a
+ * value once where two reads must agree); every other field stays as it was read in. */
 typedef struct ep_config {
   char *path; /* the file read, or NULL for embedded defaults */
   char *listen_management; /* "unix:/path" or "host:port" */
@@ -139,7 +145,9 @@ typedef struct ep_config {
   ep_config_https https;         /* https.* */
   bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
   int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
-  int64_t log_max_bytes_per_host; /* logs.max_bytes_per_host, EP_CONFIG_LOG_MAX_BYTES_MIN..MAX */
+  _Atomic int64_t log_max_bytes_per_host; /* logs.max_bytes_per_host, EP_CONFIG_LOG_MAX_BYTES_MIN..MAX; reloaded */
+  _Atomic int64_t log_level;      /* logs.level, an EP_LOG_* (default EP_LOG_INFO); reloaded. Only edgeprovd
+                                     applies it (its --log-level wins over it) */
   bool plugins_enabled_set; /* false: every plugin found is enabled */
   ep_strv plugins_enabled;  /* in init order */
   ep_strv plugins_required;
@@ -201,6 +209,19 @@ char *ep_config_default_plugin_dir(void);
 bool ep_plugin_id_valid(const char *id);
 
 const char *ep_provisioning_mode_name(ep_provisioning_mode mode);
+
+/* Called by ep_config_reload for each setting that differs: key names it ("logs.level", or a
+ * plugin section's ID); applied tells whether the running config took the new value, and then
+ * was and now are the old and new values as text (NULL for a setting that is not applied). */
+typedef void ep_config_change_fn(void *user, const char *key, bool applied, const char *was, const char *now);
+
+/* Takes what can change at run time from next (the same file read again and found free of
+ * errors) into running, and reports every difference to changed. Applied at once: logs.level,
+ * logs.max_bytes_per_host, southbound.unknown_streams_max and southbound.unfinished_onboarding_s,
+ * the settings read afresh on each use (each stored atomically, one after the other). Every other
+ * core key, and each plugin section, is reported with applied false: it takes effect at
+ * restart. On the thread that owns running (see ep_config); returns the number applied. */
+size_t ep_config_reload(ep_config *running, const ep_config *next, ep_config_change_fn *changed, void *user);
 
 /* Reads the site's TLS certificate chain and private key (tls.cert, tls.key; the key must
  * be private to its owner). The caller frees both and clears the key first. */

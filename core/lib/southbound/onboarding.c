@@ -192,10 +192,11 @@ static int may_replace_credentials(ep_onboarding *ob, const char *uuid, int64_t 
                         "then edgeprov host approve %s",
                         uuid, uuid, uuid);
   int64_t age = (int64_t)time(NULL) - issued_at;
-  if (age < ob->config->southbound.unfinished_onboarding_s)
+  int64_t wait_s = ob->config->southbound.unfinished_onboarding_s; /* read once: a reload may change it */
+  if (age < wait_s)
     return ep_error_set(EP_EIO,
                         "host %s: an onboarding of this node is in progress, or its answer was lost; ask again in %lld s",
-                        uuid, (long long)(ob->config->southbound.unfinished_onboarding_s - age));
+                        uuid, (long long)(wait_s - age));
   ep_log(EP_LOG_WARN, "onboarding", "host %s: credentials %s %lld s ago are replaced", uuid,
          onboarded ? "handed out and never used" : "an onboarding left unfinished", (long long)age);
   return 0;
