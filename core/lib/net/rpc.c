@@ -144,6 +144,12 @@ static void copy_slice(char *buf, size_t len, grpc_slice slice) {
   buf[n] = '\0';
 }
 
+/* Largest TLS record a server connection builds (gRPC's default: 16 KiB). Its TLS layer keeps
+ * a buffer of that size per connection for its whole life, and what the server sends is small
+ * (an onboarding answer, a workflow step): a message past 4 KiB goes out as several records,
+ * 22 bytes each more. 4.8 KiB less per waiting node on top of SSL_CTX_new's mode above. */
+#define TLS_FRAME_MAX 4096
+
 /* ---- server -------------------------------------------------------------------------------- */
 
 /* How a call's handler runs (see rpc.h): */
@@ -502,10 +508,11 @@ int ep_rpc_server_new(ep_rpc_server **out, const ep_rpc_server_options *options)
     return ep_error_set(EP_ENOMEM, "out of memory");
   }
   rpc_init();
-  grpc_arg args[8];
+  grpc_arg args[10];
   size_t n = 0;
   args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
                          .value.integer = (int)o.max_message};
+  args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_TSI_MAX_FRAME_SIZE, .value.integer = TLS_FRAME_MAX};
   if (o.streams_per_connection > 0)
     args[n++] = (grpc_arg){.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_CONCURRENT_STREAMS,
                            .value.integer = o.streams_per_connection};
