@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "edgeprov/v1/management.pb-c.h"
 #include "base/json_text.h"
+#include "northbound/mgmt_client.h"
 #include "base/validate.h"
 #include "provisioning/workflow.h"
 
@@ -37,11 +38,10 @@ const char *cli_shown(const char *text) { return cli_shown_flags(text, 0); }
 
 /* How northbound/mgmt_client.c words a call that found no edgeprovd (gRPC UNAVAILABLE: connection
  * refused, no socket, a failed TLS handshake); its code, EP_EIO, is shared with other failures. */
-#define UNREACHABLE_PREFIX "cannot reach edgeprovd at "
 
 int cli_fail(void) {
   fprintf(stderr, "edgeprov: %s\n", cli_shown_flags(ep_error_message(), EP_TEXT_TAB | EP_TEXT_NEWLINE));
-  if (ep_error_code() == EP_EIO && strncmp(ep_error_message(), UNREACHABLE_PREFIX, strlen(UNREACHABLE_PREFIX)) == 0)
+  if (ep_error_code() == EP_EIO && strncmp(ep_error_message(), EP_MGMT_UNREACHABLE_PREFIX, strlen(EP_MGMT_UNREACHABLE_PREFIX)) == 0)
     return EXIT_UNREACHABLE;
   return EXIT_FAILURE;
 }

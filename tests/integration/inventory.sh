@@ -20,7 +20,7 @@ E="$edgeprov --config $tmp/site.conf"
 U1=123e4567-e89b-12d3-a456-426614174000
 U2=123e4567-e89b-12d3-a456-426614174001
 
-check "daemon not running: says how to start it" run_status 1 "$tmp/out" $E host list
+check "daemon not running: says how to start it (exit 3: unreachable)" run_status 3 "$tmp/out" $E host list
 check "daemon not running: message" contains "$tmp/out" "Is it running? Start it with: edgeprovd"
 
 check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"

@@ -62,7 +62,7 @@ void ep_mgmt_client_free(ep_mgmt_client *client) {
 static int call_failed(const ep_mgmt_client *client, const char *method, const ep_rpc_result *result) {
   if (result->status == EP_STATUS_UNAVAILABLE)
     return ep_error_set(EP_EIO,
-                        "cannot reach edgeprovd at %s (%s). Is it running? Start it with: edgeprovd [--config FILE] "
+                        EP_MGMT_UNREACHABLE_PREFIX "%s (%s). Is it running? Start it with: edgeprovd [--config FILE] "
                         "(or ./scripts/quickstart.sh)",
                         client->address, result->message);
   if (result->status == EP_STATUS_DEADLINE_EXCEEDED)

@@ -18,6 +18,10 @@ typedef struct ep_mgmt_client ep_mgmt_client;
 int ep_mgmt_client_new(ep_mgmt_client **out, const char *address, const char *ca_file, const char *token);
 void ep_mgmt_client_free(ep_mgmt_client *client);
 
+/* How every error for an edgeprovd that cannot be reached (its socket missing, the connection
+ * refused, TLS failing; EP_EIO) begins: the CLI's "daemon unreachable" exit status keys on it. */
+#define EP_MGMT_UNREACHABLE_PREFIX "cannot reach edgeprovd at "
+
 /* Calls method ("AddHost") with request and decodes the reply as reply_type into
  * *ret_reply (free with protobuf_c_message_free_unpacked). On failure returns a negative
  * code with a message for the operator: the server's own message for a refused call, or
