@@ -19,6 +19,7 @@
 #include "northbound/mgmt_client.h"
 #include "provisioning/workflow.h"
 #include "base/validate.h"
+#include "base/tpm_credential.h"
 
 
 static const char *status_text(const Edgeprov__V1__Status *s) { return s && s->message[0] ? cli_shown(s->message) : "-"; }
@@ -42,6 +43,9 @@ static void print_host(const ep_inv_host *h) {
   printf("onboarding:    %s\n", status_text(h->onboarding_status));
   if (h->credentials_unused) printf("credentials:   handed out, not used by the node yet\n");
   printf("registration:  %s\n", status_text(h->registration_status));
+  char ek[EP_TPM_FINGERPRINT_LEN + 1] = "-";
+  if (h->tpm_ek.len) ep_tpm_ek_fingerprint(ek, h->tpm_ek.data, h->tpm_ek.len);
+  printf("tpm ek:        %s%s\n", ek, !h->tpm_ek.len ? "" : h->tpm_ek_first_use ? " (recorded on first use)" : " (registered)");
   printf("instance:      %s\n", h->instance_id[0] ? cli_shown(h->instance_id) : "-");
   printf("created:       %s (revision %" PRIu64 ")\n", created, h->revision);
 }
@@ -127,7 +131,10 @@ static int delete_record(ep_mgmt_client *client, const char *method, const Proto
 
 static const char host_usage[] =
     "Usage: edgeprov host add --uuid UUID [--serial SERIAL] [--mac MAC ...] [--ip IP] [--site SITE]\n"
-    "                         [--os PROFILE] [--auto-onboard]\n"
+    "                         [--os PROFILE] [--auto-onboard] [--ek FILE]\n"
+    "                         (--ek: the node's TPM endorsement key, a PEM public key as\n"
+    "                         tpm2_createek -f pem writes it or its EK certificate; the node\n"
+    "                         must then prove it holds that TPM to onboard)\n"
     "       edgeprov host list [--json]\n"
     "       edgeprov host show UUID|SERIAL [--json]\n"
     "       edgeprov host approve UUID      (let the node onboard: desired ONBOARDED)\n"
@@ -171,8 +178,9 @@ static int host_add(ep_mgmt_client *client, int argc, char **argv) {
                                           {"mac", required_argument, NULL, 'm'},  {"ip", required_argument, NULL, 'i'},
                                           {"site", required_argument, NULL, 'S'}, {"os", required_argument, NULL, 'o'},
                                           {"auto-onboard", no_argument, NULL, 'a'}, {"json", no_argument, NULL, 'j'},
-                                          {NULL, 0, NULL, 0}};
+                                          {"ek", required_argument, NULL, 'e'},   {NULL, 0, NULL, 0}};
   Edgeprov__V1__AddHostRequest req = EDGEPROV__V1__ADD_HOST_REQUEST__INIT;
+  ep_tpm_ek ek;
   char *macs[EP_MACS_MAX];
   int json = 0, c;
   while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
@@ -191,6 +199,13 @@ static int host_add(ep_mgmt_client *client, int argc, char **argv) {
     case 'o': req.os_profile = optarg; break;
     case 'a': req.auto_onboard = 1; break;
     case 'j': json = 1; break;
+    case 'e': /* sent as its DER public key, whatever form the file has */
+      if (ep_tpm_ek_from_file(&ek, optarg) < 0) {
+        fprintf(stderr, "edgeprov: --ek: %s\n", ep_error_message());
+        return EXIT_USAGE;
+      }
+      req.tpm_ek = (ProtobufCBinaryData){ek.der_len, ek.der};
+      break;
     default: return cli_usage(host_usage);
     }
   }
