@@ -14,7 +14,7 @@ const char ep_agent_usage[] =
     "                      [--state-dir DIR] [--host-ip IP] [--backoff-ms MS] [--backoff-max-ms MS]\n"
     "                      [--plugins DIR] [--target-disk PATH] [--efivars DIR] [--boot-log FILE]\n"
     "                      [--no-reboot | --onboard-only | --installed [--seed FILE]]\n"
-    "                      [--log-level LEVEL]\n"
+    "                      [--tpm TCTI|auto|off] [--log-level LEVEL]\n"
     "\n"
     "Discovers this node (SMBIOS UUID and serial, MACs, IPs, disks, CPUs, memory), onboards it at\n"
     "the orchestrator and stores the credentials it receives (mode 0600) in the state directory.\n"
@@ -50,6 +50,10 @@ const char ep_agent_usage[] =
     "                            credentials already issued...), send it the last 256 lines of\n"
     "                            FILE (default: the kernel's log, <sysroot>/dev/kmsg), at most\n"
     "                            once every 10 minutes: edgeprov logs shows them\n"
+    "  --tpm TCTI|auto|off       the TPM 2.0 that proves this node's identity when the site or the\n"
+    "                            host asks for it (tpm2-tss's TCTI form, e.g. device:/dev/tpmrm0 or\n"
+    "                            swtpm:host=127.0.0.1,port=2321); auto (default): " EP_AGENT_TPM_AUTO_DEVICE "\n"
+    "                            when it exists; off: never\n"
     "\n"
     "A relative path given to an option is taken from the current directory.\n";
 
@@ -87,6 +91,7 @@ bool ep_agent_args_parse(ep_agent_options *out, int *ret_exit, int argc, char **
     else if (!strcmp(arg, "--efivars")) o.efivars_dir = value;
     else if (!strcmp(arg, "--seed")) o.seed_file = value;
     else if (!strcmp(arg, "--boot-log")) o.boot_log = value;
+    else if (!strcmp(arg, "--tpm") && value[0]) o.tpm = value;
     else if (!strcmp(arg, "--backoff-ms")) o.backoff_ms = atoi(value);
     else if (!strcmp(arg, "--backoff-max-ms")) o.backoff_max_ms = atoi(value);
     else if (!strcmp(arg, "--log-level") && ep_log_level_parse(value) >= 0) o.log_level = ep_log_level_parse(value);

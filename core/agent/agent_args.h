@@ -7,6 +7,7 @@
 #define EP_AGENT_TOKEN_PORT_DEFAULT "8443" /* listen.https's default port */
 #define EP_AGENT_URL_MAX 1024              /* longest --token-url, terminator included */
 #define EP_AGENT_PATH_OPTIONS 8            /* options that name a file or directory */
+#define EP_AGENT_TPM_AUTO_DEVICE "/dev/tpmrm0" /* the TPM --tpm auto uses when it exists */
 
 /* The options as given; NULL or empty for those not given, unless a default is named. Paths
  * are absolute: a relative one given is taken from the current directory at parse time (the
@@ -28,6 +29,7 @@ typedef struct ep_agent_options {
   bool installed;
   const char *seed_file;            /* --seed: NoCloud user-data to take settings and credentials from */
   const char *boot_log;             /* --boot-log: what UploadBootLog sends; default <sysroot>/dev/kmsg */
+  const char *tpm;                  /* --tpm: a TCTI, "auto" or "off"; NULL: auto */
   int log_level;                    /* EP_LOG_*, default EP_LOG_INFO */
   char *owned[EP_AGENT_PATH_OPTIONS]; /* the absolute forms made of relative paths; ep_agent_options_clear */
 } ep_agent_options;

@@ -36,6 +36,7 @@
 #include "base/files.h"
 #include "base/secret.h"
 #include "net/node_api.h"
+#include "tpm_identity.h"
 
 #define CREDENTIALS_FILE "credentials"
 #define CREDENTIAL_MAX 512         /* longest client_id, client_secret or project_id kept */
@@ -59,6 +60,8 @@ typedef struct agent {
   bool token_url_follows; /* no --token-url: it follows the current orchestrator */
   int refused;            /* the last onboarding attempt was refused (its gRPC status), 0: it was not */
   time_t boot_log_sent;   /* when the boot log last went to the orchestrator */
+  ep_agent_tpm *tpm;      /* the TPM proving the node's identity; NULL: none (see open_tpm) */
+  bool tpm_tried;         /* open_tpm ran */
 } agent;
 
 static const char *orchestrator(const agent *a) { return a->orchestrators[a->current]; }
@@ -158,8 +161,68 @@ static int restore_credentials(const agent *a) {
   return r;
 }
 
+/* The node's TPM, opened once (--tpm: a TCTI; auto: EP_AGENT_TPM_AUTO_DEVICE when it exists;
+ * off). Without one the agent onboards as clients of the reference contract do; a site or host
+ * that asks for the proof then refuses it, saying so. */
+static ep_agent_tpm *open_tpm(agent *a) {
+  if (a->tpm_tried) return a->tpm;
+  a->tpm_tried = true;
+  const char *tcti = a->opt.tpm ? a->opt.tpm : "auto";
+  if (strcmp(tcti, "off") == 0) return NULL;
+  bool automatic = strcmp(tcti, "auto") == 0;
+  if (automatic && access(EP_AGENT_TPM_AUTO_DEVICE, R_OK | W_OK) != 0) {
+    ep_log(EP_LOG_INFO, "agent", "no TPM at %s: onboarding without a TPM identity", EP_AGENT_TPM_AUTO_DEVICE);
+    return NULL;
+  }
+  if (ep_agent_tpm_open(&a->tpm, automatic ? "device:" EP_AGENT_TPM_AUTO_DEVICE : tcti) < 0) {
+    ep_log(EP_LOG_WARN, "agent", "%s: onboarding without a TPM identity", ep_error_message());
+    return NULL;
+  }
+  ep_log(EP_LOG_INFO, "agent", "TPM identity ready (endorsement key and attestation key made)");
+  return a->tpm;
+}
+
+/* The onboarding request: the node's identifiers, and its TPM's keys (and the answer to a
+ * challenge, answer_len > 0) when it has one. Returns the length packed into buf. */
+static size_t pack_request(agent *a, uint8_t *buf, size_t size, const uint8_t *answer, size_t answer_len) {
+  Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
+  req.uuid = a->node.uuid;
+  req.serialnum = a->node.serial;
+  req.mac_id = a->node.primary_mac;
+  req.host_ip = (char *)(a->opt.host_ip ? a->opt.host_ip : a->node.primary_ip);
+  Onboardingmgr__V1__TpmIdentity tpm = ONBOARDINGMGR__V1__TPM_IDENTITY__INIT;
+  if (open_tpm(a)) {
+    tpm.ek_public.data = (uint8_t *)ep_agent_tpm_ek_public(a->tpm, &tpm.ek_public.len);
+    tpm.ak_public.data = (uint8_t *)ep_agent_tpm_ak_public(a->tpm, &tpm.ak_public.len);
+    tpm.activated_secret.data = (uint8_t *)answer;
+    tpm.activated_secret.len = answer_len;
+    req.tpm = &tpm;
+  }
+  size_t len = onboardingmgr__v1__onboard_node_stream_request__get_packed_size(&req);
+  return len <= size ? onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf) : 0;
+}
+
+/* Answers the orchestrator's TPM challenge: the request with the activated secret, packed
+ * into buf (its length; 0 when the TPM could not answer). */
+static size_t answer_challenge(agent *a, const Onboardingmgr__V1__TpmChallenge *challenge, uint8_t *buf, size_t size) {
+  uint8_t secret[64];
+  size_t secret_len = 0;
+  if (!a->tpm || ep_agent_tpm_activate(a->tpm, challenge->credential_blob.data, challenge->credential_blob.len,
+                                       challenge->encrypted_secret.data, challenge->encrypted_secret.len, secret,
+                                       &secret_len) < 0) {
+    ep_log(EP_LOG_WARN, "agent", "the TPM could not answer the orchestrator's challenge: %s",
+           a->tpm ? ep_error_message() : "no TPM is open");
+    return 0;
+  }
+  size_t len = pack_request(a, buf, size, secret, secret_len);
+  explicit_bzero(secret, sizeof secret);
+  ep_log(EP_LOG_INFO, "agent", "answering the orchestrator's TPM challenge");
+  return len;
+}
+
 /* One connection: sends the identity until ONBOARDED (returns 1), the stream ends (0), or
- * storing fails (<0). *attempt counts answers that said "not yet". */
+ * storing fails (<0). *attempt counts answers that said "not yet". A TPM challenge is
+ * answered at once on the same stream. */
 static int onboard_once(agent *a, int *attempt) {
   ep_rpc_channel *channel = NULL;
   ep_rpc_tls tls = {.ca_pem = a->ca_pem};
@@ -174,15 +237,12 @@ static int onboard_once(agent *a, int *attempt) {
     next_orchestrator(a, "onboarding");
     return 0;
   }
-  Onboardingmgr__V1__OnboardNodeStreamRequest req = ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_REQUEST__INIT;
-  req.uuid = a->node.uuid;
-  req.serialnum = a->node.serial;
-  req.mac_id = a->node.primary_mac;
-  req.host_ip = (char *)(a->opt.host_ip ? a->opt.host_ip : a->node.primary_ip);
-  uint8_t buf[512];
-  size_t len = onboardingmgr__v1__onboard_node_stream_request__pack(&req, buf);
+  uint8_t buf[2048], answer[2048];
+  size_t len = pack_request(a, buf, sizeof buf, NULL, 0), answer_len = 0;
   for (;;) {
-    if (ep_rpc_stream_send(stream, buf, len) < 0) break;
+    if (ep_rpc_stream_send(stream, answer_len ? answer : buf, answer_len ? answer_len : len) < 0) break;
+    explicit_bzero(answer, answer_len);
+    answer_len = 0;
     uint8_t *data = NULL;
     size_t data_len = 0;
     if (ep_rpc_stream_read(stream, &data, &data_len) != 1) break;
@@ -204,6 +264,12 @@ static int onboard_once(agent *a, int *attempt) {
       onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
       break;
     }
+    if (resp->tpm_challenge) {
+      answer_len = answer_challenge(a, resp->tpm_challenge, answer, sizeof answer);
+      onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
+      if (answer_len) continue; /* no backoff: the orchestrator waits for the answer */
+      break;
+    }
     if (code == EP_STATUS_NOT_FOUND)
       ep_log(EP_LOG_INFO, "agent", "not registered yet (%s); asking again", resp->status->message);
     else
@@ -211,6 +277,7 @@ static int onboard_once(agent *a, int *attempt) {
     onboardingmgr__v1__onboard_node_stream_response__free_unpacked(resp, NULL);
     back_off(a, (*attempt)++);
   }
+  explicit_bzero(answer, sizeof answer);
   ep_rpc_result status;
   ep_rpc_stream_close(stream, &status);
   if (result == 0 && status.status != EP_STATUS_OK)
@@ -646,6 +713,8 @@ static int onboard(agent *a) {
 static int run(agent *a) {
   if (!has_credentials(a)) {
     int status = onboard(a);
+    ep_agent_tpm_free(a->tpm); /* (only onboarding uses it) */
+    a->tpm = NULL;
     if (status != 0) return status;
   }
   int r = after_onboarding(a);

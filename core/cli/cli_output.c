@@ -1,6 +1,8 @@
 /* edgeprov CLI: what every command prints with, see cli_output.h. */
 #include "cli_output.h"
 
+#include "base/tpm_credential.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -77,15 +79,21 @@ json_t *cli_host_json(const ep_inv_host *h) {
     }
   char created[32];
   cli_time_text(h->created_at, created, sizeof created);
-  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+  json_t *tpm_ek = json_null();
+  if (h->tpm_ek.len) {
+    char fingerprint[EP_TPM_FINGERPRINT_LEN + 1];
+    ep_tpm_ek_fingerprint(fingerprint, h->tpm_ek.data, h->tpm_ek.len);
+    tpm_ek = json_pack("{s:s, s:b}", "fingerprint", fingerprint, "first_use", h->tpm_ek_first_use);
+  }
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
                    ep_json_text(h->uuid), "serial", ep_json_text(h->serial), "macs", macs, "ip", ep_json_text(h->ip), "peer_ip",
                    ep_json_text(h->peer_ip), "site",
                    ep_json_text(h->site), "os_profile", ep_json_text(h->os_profile), "desired_state",
                    ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
                    "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", ep_json_text(h->instance_id), "host_status",
                    cli_status_json(h->host_status), "onboarding_status", cli_status_json(h->onboarding_status),
-                   "registration_status", cli_status_json(h->registration_status), "created_at", created, "revision",
-                   (json_int_t)h->revision);
+                   "registration_status", cli_status_json(h->registration_status), "tpm_ek", tpm_ek, "created_at", created,
+                   "revision", (json_int_t)h->revision);
 }
 
 json_t *cli_instance_json(const ep_inv_instance *i) {

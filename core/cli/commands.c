@@ -30,6 +30,9 @@ static const cli_option host_add_options[] = {
     {"site", 'S', false, "SITE", 0, NULL, "the site it belongs to"},
     {"os", 'o', false, "PROFILE", 0, NULL, "the OS profile it gets"},
     {"auto-onboard", 'a', false, NULL, 0, NULL, "let it onboard without `edgeprov host approve`"},
+    {"ek", 'e', false, "FILE", 0, NULL,
+     "its TPM's endorsement key (a PEM public key as `tpm2_createek -f pem` writes it, or its EK certificate, PEM or "
+     "DER): its node must prove it holds that TPM to onboard"},
     JSON_OPTION("the host added"),
     END_OPTIONS};
 static const cli_option host_list_options[] = {JSON_OPTION("the hosts"), END_OPTIONS};

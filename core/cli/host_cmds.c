@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/error.h"
+#include "base/tpm_credential.h"
 #include "base/validate.h"
 #include "cli.h"
 #include "edgeprov/v1/management.pb-c.h"
@@ -33,6 +34,9 @@ static void print_host(const ep_inv_host *h) {
   printf("onboarding:    %s\n", cli_status_text(h->onboarding_status));
   if (h->credentials_unused) printf("credentials:   handed out, not used by the node yet\n");
   printf("registration:  %s\n", cli_status_text(h->registration_status));
+  char ek[EP_TPM_FINGERPRINT_LEN + 1] = "-";
+  if (h->tpm_ek.len) ep_tpm_ek_fingerprint(ek, h->tpm_ek.data, h->tpm_ek.len);
+  printf("tpm ek:        %s%s\n", ek, !h->tpm_ek.len ? "" : h->tpm_ek_first_use ? " (recorded on first use)" : " (registered)");
   printf("instance:      %s\n", h->instance_id[0] ? cli_shown(h->instance_id) : "-");
   printf("created:       %s (revision %" PRIu64 ")\n", created, h->revision);
 }
@@ -86,6 +90,11 @@ int ep_cli_host_add(cli_call *call) {
   if (cli_value(call, 'S')) req.site = (char *)cli_value(call, 'S');
   if (cli_value(call, 'o')) req.os_profile = (char *)cli_value(call, 'o');
   req.auto_onboard = cli_flag(call, 'a');
+  ep_tpm_ek ek;
+  if (cli_value(call, 'e')) { /* sent as its DER public key, whatever form the file has */
+    if (ep_tpm_ek_from_file(&ek, cli_value(call, 'e')) < 0) return cli_usage_error(call, "--ek: %s", ep_error_message());
+    req.tpm_ek = (ProtobufCBinaryData){ek.der_len, ek.der};
+  }
   req.n_macs = n_macs;
   req.macs = (char **)macs;
   return host_call(call->client, "AddHost", &req.base, cli_flag(call, 'j'), print_added);

@@ -135,7 +135,9 @@ static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_r
                        .ip = req->ip,
                        .site = req->site,
                        .os_profile = req->os_profile,
-                       .auto_onboard = req->auto_onboard};
+                       .auto_onboard = req->auto_onboard,
+                       .tpm_ek = req->tpm_ek.data,
+                       .tpm_ek_len = req->tpm_ek.len};
   ep_inv_host *host = NULL;
   int r = ep_inventory_add_host(inv, &spec, &host);
   reply_host(reply, r, host);

@@ -14,6 +14,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
+#include "base/tpm_credential.h"
 #include "base/redact.h"
 #include "base/figures.h"
 #include "base/log.h"
@@ -423,6 +424,14 @@ static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_inv_hos
     if (ep_validate_name("os_profile", spec->os_profile) < 0) return EP_EINVAL;
     host->os_profile = (char *)spec->os_profile;
   }
+  if (spec->tpm_ek_len) {
+    ep_tpm_ek ek;
+    if (ep_tpm_ek_from_bytes(&ek, spec->tpm_ek, spec->tpm_ek_len, "tpm_ek") < 0) return EP_EINVAL;
+    if (ek.der_len != spec->tpm_ek_len || memcmp(ek.der, spec->tpm_ek, ek.der_len) != 0)
+      return ep_error_set(EP_EINVAL, "tpm_ek: not in its canonical form (DER SubjectPublicKeyInfo)");
+    host->tpm_ek.data = (uint8_t *)spec->tpm_ek;
+    host->tpm_ek.len = spec->tpm_ek_len;
+  }
   host->auto_onboard = spec->auto_onboard;
   host->desired_state = spec->auto_onboard ? EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED
                                            : EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED;
@@ -654,6 +663,32 @@ static int change_used(ep_inv_host *host, void *data) {
   return 0;
 }
 
+typedef struct tpm_ek_change {
+  const uint8_t *der;
+  size_t der_len;
+} tpm_ek_change;
+
+static int change_tpm_ek(ep_inv_host *host, void *data) {
+  const tpm_ek_change *c = data;
+  if (host->tpm_ek.len) /* the same one: nothing changes, nothing is written */
+    return host->tpm_ek.len == c->der_len && memcmp(host->tpm_ek.data, c->der, c->der_len) == 0
+               ? 0
+               : ep_error_set(EP_EEXIST, "host %s: another TPM endorsement key is recorded", host->uuid);
+  uint8_t *copy = malloc(c->der_len); /* freed with the record */
+  if (!copy) return ep_error_set(EP_ENOMEM, "out of memory");
+  memcpy(copy, c->der, c->der_len);
+  free(host->tpm_ek.data);
+  host->tpm_ek.data = copy;
+  host->tpm_ek.len = c->der_len;
+  host->tpm_ek_first_use = true;
+  return 0;
+}
+
+int ep_inventory_record_tpm_ek(ep_inventory *inv, const char *uuid, const uint8_t *der, size_t der_len) {
+  tpm_ek_change c = {der, der_len};
+  return update_host(inv, uuid, change_tpm_ek, &c, NULL);
+}
+
 int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid) {
   return update_host(inv, uuid, change_used, NULL, NULL);
 }
@@ -679,6 +714,12 @@ static int change_desired(ep_inv_host *host, void *data) {
     host->current_state = c->state;
     host->credentials_unused = false; /* revoked with the host */
     host->artifact_fetched_at = host->first_contact_at = host->onboarded_at = 0; /* its next onboarding starts afresh */
+    if (host->tpm_ek_first_use) { /* trusted on first use: the next node proves its TPM afresh */
+      free(host->tpm_ek.data);
+      host->tpm_ek.data = NULL;
+      host->tpm_ek.len = 0;
+      host->tpm_ek_first_use = false;
+    }
     return set_status(&host->host_status, c->status, c->indicator);
   }
   return 0;

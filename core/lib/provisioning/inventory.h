@@ -39,6 +39,8 @@ typedef struct ep_inv_host_spec {
   const char *site;
   const char *os_profile;
   bool auto_onboard;
+  const uint8_t *tpm_ek; /* DER SubjectPublicKeyInfo of the node's TPM endorsement key, or NULL */
+  size_t tpm_ek_len;
 } ep_inv_host_spec;
 
 /* Opens the inventory on the first active edgeprov.storage/1 plugin of plugins, which must
@@ -89,6 +91,12 @@ int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, const ep_inv
 
 /* Records that the node of host uuid used its credentials (an authenticated call): clears
  * credentials_unused; writes nothing when it is clear already. */
+/* Records the TPM endorsement key (DER) of host uuid's node as the first node to prove it held
+ * a TPM gave it (onboarding.tpm_identity = "first_use"). EP_EEXIST when the host has another EK
+ * already (recorded meanwhile by a concurrent onboarding, or registered); 0 when it has this
+ * one. */
+int ep_inventory_record_tpm_ek(ep_inventory *inv, const char *uuid, const uint8_t *der, size_t der_len);
+
 int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid);
 
 /* Sets what the operator wants of a host: ONBOARDED approves it, REGISTERED holds it,

@@ -153,6 +153,12 @@ static const char *check_mode(const char *v) {
                                                                      : "must be \"nztp\" or \"non-ztp\"";
 }
 
+static const char *check_tpm_identity(const char *v) {
+  return strcmp(v, "off") == 0 || strcmp(v, "first_use") == 0 || strcmp(v, "required") == 0
+             ? NULL
+             : "must be \"off\", \"first_use\" or \"required\"";
+}
+
 static const char *check_https_url(const char *v) {
   if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://127.", 11) != 0 && strncmp(v, "http://localhost", 16) != 0)
     return "must be an https:// URL (http:// only on loopback)";
@@ -281,6 +287,7 @@ static const core_key core_keys[] = {
     {"artifacts", "signing_cert", KEY_STRING, offsetof(ep_config, artifacts.signing_cert), check_readable_file},
     {"artifacts", "modules", KEY_LIST, offsetof(ep_config, artifacts.modules), check_module_name},
     {"onboarding", "create_nodes", KEY_BOOL, offsetof(ep_config, onboarding_create_nodes), NULL},
+    {"onboarding", "tpm_identity", KEY_STRING, 0, check_tpm_identity},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
     {"storage", "change_log_retention", KEY_INT, offsetof(ep_config, change_log_retention), NULL,
@@ -523,6 +530,12 @@ static int read_core_key(ep_config *c, const config_setting_t *s, const core_key
     if (!check_core_string(s, key, value, path, diags)) return 0;
     if (strcmp(key->group, "provisioning") == 0 && strcmp(key->name, "mode") == 0) {
       c->mode = strcasecmp(value, "nztp") == 0 ? EP_MODE_NZTP : EP_MODE_NON_ZTP;
+      return 0;
+    }
+    if (strcmp(key->group, "onboarding") == 0 && strcmp(key->name, "tpm_identity") == 0) {
+      c->tpm_identity = strcmp(value, "required") == 0    ? EP_TPM_IDENTITY_REQUIRED
+                        : strcmp(value, "first_use") == 0 ? EP_TPM_IDENTITY_FIRST_USE
+                                                          : EP_TPM_IDENTITY_OFF;
       return 0;
     }
     return replace_string((char **)((char *)c + key->offset), value);

@@ -24,6 +24,14 @@
 
 typedef enum { EP_MODE_NZTP, EP_MODE_NON_ZTP } ep_provisioning_mode;
 
+/* onboarding.tpm_identity: which nodes must prove they hold their host's TPM before they get
+ * credentials. A host registered with an EK (host add --ek) always must. */
+typedef enum {
+  EP_TPM_IDENTITY_OFF,       /* "off" (default): only hosts registered with an EK */
+  EP_TPM_IDENTITY_FIRST_USE, /* "first_use": a host without one records the EK of the first node that proves it */
+  EP_TPM_IDENTITY_REQUIRED,  /* "required": every host needs a registered EK; others are refused */
+} ep_tpm_identity_mode;
+
 typedef struct ep_strv {
   char **items;
   size_t count;
@@ -143,6 +151,7 @@ typedef struct ep_config {
   ep_config_limits limits;       /* limits.* */
   ep_config_southbound southbound; /* southbound.* */
   ep_config_https https;         /* https.* */
+  ep_tpm_identity_mode tpm_identity; /* onboarding.tpm_identity */
   bool onboarding_create_nodes;  /* onboarding.create_nodes: serve CreateNodes on listen.grpc (default false) */
   int64_t change_log_retention;  /* storage.change_log_retention, EP_CONFIG_RETENTION_MIN..MAX */
   _Atomic int64_t log_max_bytes_per_host; /* logs.max_bytes_per_host, EP_CONFIG_LOG_MAX_BYTES_MIN..MAX; reloaded */

@@ -3,6 +3,7 @@
 #include "southbound/onboarding.h"
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,11 @@
 #include "net/rpc.h"
 #include "base/validate.h"
 #include "base/secret.h"
+#include "base/tpm_credential.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 
 typedef Onboardingmgr__V1__OnboardNodeStreamRequest stream_request;
 typedef Onboardingmgr__V1__OnboardNodeStreamResponse stream_response;
@@ -58,9 +64,10 @@ struct ep_onboarding {
 };
 
 /* Sends one response on the stream; status is a gRPC code with its message. */
-static int send_response(ep_rpc_call *call, int status, const char *message,
-                         Onboardingmgr__V1__OnboardNodeStreamResponse__NodeState state, const char *client_id,
-                         const char *client_secret, const char *project_id) {
+static int send_response_with(ep_rpc_call *call, int status, const char *message,
+                              Onboardingmgr__V1__OnboardNodeStreamResponse__NodeState state, const char *client_id,
+                              const char *client_secret, const char *project_id,
+                              Onboardingmgr__V1__TpmChallenge *challenge) {
   Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
   st.code = status;
   st.message = (char *)(message ? message : "");
@@ -70,6 +77,7 @@ static int send_response(ep_rpc_call *call, int status, const char *message,
   if (client_id) resp.client_id = (char *)client_id;
   if (client_secret) resp.client_secret = (char *)client_secret;
   if (project_id) resp.project_id = (char *)project_id;
+  resp.tpm_challenge = challenge;
   size_t len = onboardingmgr__v1__onboard_node_stream_response__get_packed_size(&resp);
   uint8_t *data = malloc(len ? len : 1);
   if (!data) return EP_ENOMEM;
@@ -78,6 +86,12 @@ static int send_response(ep_rpc_call *call, int status, const char *message,
   explicit_bzero(data, len); /* it may hold the node's secret */
   free(data);
   return r;
+}
+
+static int send_response(ep_rpc_call *call, int status, const char *message,
+                         Onboardingmgr__V1__OnboardNodeStreamResponse__NodeState state, const char *client_id,
+                         const char *client_secret, const char *project_id) {
+  return send_response_with(call, status, message, state, client_id, client_secret, project_id, NULL);
 }
 
 /* Takes one from peer's budget; when it is spent, ends the call RESOURCE_EXHAUSTED saying when
@@ -264,6 +278,13 @@ typedef struct onboarding_stream {
   ep_onboarding *ob;
   char peer[EP_IP_TEXT_MAX + 1]; /* the address the transport saw, "" for none */
   bool unknown;                  /* counted in ob->unknown_streams */
+  /* The TPM challenge sent on this stream and not answered yet: for which host, its secret,
+   * and the SHA-256 of the EK and AK public areas it was made for. One answer each. */
+  bool challenged;
+  char challenge_host[EP_UUID_TEXT_LEN + 1];
+  uint8_t challenge_secret[EP_TPM_SECRET_LEN];
+  uint8_t challenge_binding[32];
+  int refusal_status; /* the gRPC status of the last refusal (refuse_node), 0: none */
 } onboarding_stream;
 
 /* Counts st as a stream of an unknown node, when there is room. Returns false, after ending
@@ -295,6 +316,112 @@ static void forget_unknown(onboarding_stream *st) {
   st->unknown = false;
 }
 
+/* Refuses st's node (host) with the gRPC status and the message (which names the host),
+ * recording it as the host's registration status so that `edgeprov host show` says why;
+ * returns an error (EP_EPERM, the message) for the caller to finish the call with
+ * st->refusal_status. */
+static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_status, const char *fmt, ...) {
+  ep_onboarding *ob = st->ob;
+  const char *peer = st->peer;
+  char message[EP_ERROR_MESSAGE_MAX];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(message, sizeof message, fmt, ap);
+  va_end(ap);
+  char status[EP_ERROR_MESSAGE_MAX + 32];
+  snprintf(status, sizeof status, "Onboarding refused: %s", message);
+  ep_inventory_set_registration_status(ob->inv, host->uuid, status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR,
+                                       NULL, NULL);
+  ep_log(EP_LOG_WARN, "onboarding", "host %s: refused the node from %s: %s", host->uuid, peer[0] ? peer : "-", message);
+  st->refusal_status = grpc_status;
+  return ep_error_set(EP_EPERM, "%s", message);
+}
+
+/* The statuses of refusals: another TPM or no proof; what the site asks for is missing. */
+#define TPM_REFUSED EP_STATUS_PERMISSION_DENIED
+#define TPM_MISSING EP_STATUS_FAILED_PRECONDITION
+
+/* Before host's node gets credentials: the proof that it holds the host's TPM, when the host
+ * has an EK registered or the site asks for one (onboarding.tpm_identity). tpm is what the
+ * node sent (NULL: nothing, as every client of the reference contract). Returns 0 when the
+ * node may be given credentials (*first_use: record its EK on the host first), 1 when a
+ * challenge went out on the stream (the node answers with its next message), or a refusal
+ * (the error's code and message are the call's status; the host's status records it). */
+static int prove_tpm(onboarding_stream *st, ep_rpc_call *call, const ep_inv_host *host,
+                     const Onboardingmgr__V1__TpmIdentity *tpm, ep_tpm_ek *ek, bool *first_use) {
+  ep_onboarding *ob = st->ob;
+  bool registered = host->tpm_ek.len > 0;
+  *first_use = false;
+  if (!registered && ob->config->tpm_identity == EP_TPM_IDENTITY_OFF) return 0;
+  if (!registered && ob->config->tpm_identity == EP_TPM_IDENTITY_REQUIRED)
+    return refuse_node(st, host, TPM_MISSING,
+                       "host %s has no registered TPM endorsement key and this site requires one "
+                       "(onboarding.tpm_identity = \"required\"): register it with edgeprov host add ... --ek FILE",
+                       host->uuid);
+  if (!tpm || !tpm->ek_public.len)
+    return refuse_node(st, host, TPM_MISSING,
+                       "host %s must prove it holds %s TPM, and its node sent no TPM identity "
+                       "(edgeprov-agent finds the TPM at /dev/tpmrm0, or --tpm)",
+                       host->uuid, registered ? "its registered" : "a");
+  int r = ep_tpm_ek_from_public(ek, tpm->ek_public.data, tpm->ek_public.len, "tpm.ek_public");
+  uint8_t name[EP_TPM_NAME_MAX];
+  size_t name_len = 0;
+  if (r == 0) r = ep_tpm_ak_name(name, &name_len, tpm->ak_public.data, tpm->ak_public.len, "tpm.ak_public");
+  if (r < 0) return refuse_node(st, host, EP_STATUS_INVALID_ARGUMENT, "host %s: %s", host->uuid, ep_error_message());
+  if (registered && (host->tpm_ek.len != ek->der_len || memcmp(host->tpm_ek.data, ek->der, ek->der_len) != 0)) {
+    char want[EP_TPM_FINGERPRINT_LEN + 1], got[EP_TPM_FINGERPRINT_LEN + 1];
+    ep_tpm_ek_fingerprint(want, host->tpm_ek.data, host->tpm_ek.len);
+    ep_tpm_ek_fingerprint(got, ek->der, ek->der_len);
+    return refuse_node(st, host, TPM_REFUSED,
+                       "the node's TPM is not the one registered for host %s (its endorsement key is %s, the host's %s)",
+                       host->uuid, got, want);
+  }
+  /* The challenge is bound to the EK and AK it was made for: an answer counts for those only. */
+  uint8_t binding[32];
+  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  bool hashed = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) && EVP_DigestUpdate(md, tpm->ek_public.data, tpm->ek_public.len) &&
+                EVP_DigestUpdate(md, tpm->ak_public.data, tpm->ak_public.len) && EVP_DigestFinal_ex(md, binding, NULL);
+  EVP_MD_CTX_free(md);
+  if (!hashed) return ep_error_set(EP_EIO, "SHA-256 failed");
+  if (tpm->activated_secret.len) {
+    bool asked = st->challenged && strcmp(st->challenge_host, host->uuid) == 0 &&
+                 memcmp(st->challenge_binding, binding, sizeof binding) == 0;
+    bool right = asked && tpm->activated_secret.len == EP_TPM_SECRET_LEN &&
+                 CRYPTO_memcmp(tpm->activated_secret.data, st->challenge_secret, EP_TPM_SECRET_LEN) == 0;
+    st->challenged = false; /* one answer per challenge */
+    explicit_bzero(st->challenge_secret, sizeof st->challenge_secret);
+    if (!right)
+      return refuse_node(st, host, TPM_REFUSED,
+                         asked ? "the node could not prove it holds the TPM it named for host %s (wrong answer to the challenge)"
+                               : "the node answered no challenge of this stream for host %s (ask without an answer first)",
+                         host->uuid);
+    *first_use = !registered;
+    return 0;
+  }
+  uint8_t *blob = NULL, *seed = NULL;
+  size_t blob_len = 0, seed_len = 0;
+  r = RAND_bytes(st->challenge_secret, sizeof st->challenge_secret) == 1 ? 0 : ep_error_set(EP_EIO, "no random bytes");
+  if (r == 0)
+    r = ep_tpm_make_credential(tpm->ek_public.data, tpm->ek_public.len, name, name_len, st->challenge_secret,
+                               sizeof st->challenge_secret, &blob, &blob_len, &seed, &seed_len);
+  if (r == 0) {
+    Onboardingmgr__V1__TpmChallenge challenge = ONBOARDINGMGR__V1__TPM_CHALLENGE__INIT;
+    challenge.credential_blob = (ProtobufCBinaryData){blob_len, blob};
+    challenge.encrypted_secret = (ProtobufCBinaryData){seed_len, seed};
+    st->challenged = true;
+    snprintf(st->challenge_host, sizeof st->challenge_host, "%s", host->uuid);
+    memcpy(st->challenge_binding, binding, sizeof binding);
+    r = send_response_with(call, EP_STATUS_OK, "prove the TPM: answer the challenge",
+                           ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_REGISTERED, NULL, NULL,
+                           NULL, &challenge);
+  }
+  free(blob);
+  free(seed);
+  return r < 0 ? r : 1;
+}
+
 static void *stream_open(void *data, ep_rpc_call *call) {
   onboarding_stream *st = calloc(1, sizeof *st);
   if (!st) {
@@ -309,6 +436,7 @@ static void *stream_open(void *data, ep_rpc_call *call) {
 static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes, size_t len) {
   onboarding_stream *st = state;
   if (!st) return;
+  st->refusal_status = 0;
   ep_onboarding *ob = st->ob;
   const char *peer = st->peer;
   stream_request *req = onboardingmgr__v1__onboard_node_stream_request__unpack(NULL, len, bytes);
@@ -351,22 +479,40 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
   }
   char host_ip[EP_IP_TEXT_MAX + 1] = "";
   snprintf(host_ip, sizeof host_ip, "%s", req->host_ip); /* validated by check_request */
-  onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
   ep_inv_contact contact = {host_ip, peer, ep_boot_fetches_first(peer, (int64_t)time(NULL))};
   if (host->desired_state == EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED) {
-    r = onboard(ob, call, host, &contact);
+    ep_tpm_ek ek;
+    bool first_use = false;
+    r = prove_tpm(st, call, host, req->tpm, &ek, &first_use);
+    onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
+    if (r == 1) { /* challenged: the node answers on this stream (its contact is recorded once it proved its TPM) */
+      ep_inv_host_free(host);
+      return;
+    }
+    if (r == 0 && first_use) {
+      r = ep_inventory_record_tpm_ek(ob->inv, host->uuid, ek.der, ek.der_len);
+      if (r == EP_EEXIST)
+        r = refuse_node(st, host, TPM_REFUSED, "another node proved a different TPM for host %s first", host->uuid);
+      else if (r == 0)
+        ep_log(EP_LOG_INFO, "onboarding", "host %s: recorded the TPM of its first node (onboarding.tpm_identity = first_use)",
+               host->uuid);
+    }
+    if (r == 0) r = onboard(ob, call, host, &contact);
     char refusal[EP_ERROR_MESSAGE_MAX] = "";
     if (r < 0) snprintf(refusal, sizeof refusal, "%s", ep_error_message()); /* what the node is told */
-    /* Onboarded, the contact went with it; refused, it is recorded by itself. */
-    if (r < 0) ep_inventory_node_connected(ob->inv, host->uuid, &contact);
+    /* Onboarded, the contact went with it; refused, it is recorded by itself, unless the node
+     * failed to prove it holds the host's TPM: then it may be anyone, and the refusal is what
+     * the host's record keeps. */
+    if (r < 0 && !st->refusal_status) ep_inventory_node_connected(ob->inv, host->uuid, &contact);
     ep_figures_onboarding(r == 0);
     ep_inv_host_free(host);
     if (r < 0)
-      ep_rpc_call_finish(call, ep_status_from_error(r), refusal, NULL, 0);
+      ep_rpc_call_finish(call, st->refusal_status ? st->refusal_status : ep_status_from_error(r), refusal, NULL, 0);
     else
       ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
     return;
   }
+  onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
   ep_inventory_node_connected(ob->inv, host->uuid, &contact);
   if (host->current_state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
     r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
