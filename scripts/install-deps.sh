@@ -40,6 +40,9 @@ packages=(
   # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
   # UEFI HTTPS boot test
   qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base
+  # the node's TPM identity: tpm2-tss (the agent's ESAPI and TCTI loader; its marshalling library
+  # in edgeprovd), tpm2-tools for operators' EKs and the tests' check of TPM2_MakeCredential
+  libtss2-dev tpm2-tools
   # the Debian packages (cmake/Packaging.cmake, tests/integration/package.sh): dpkg-shlibdeps
   # (dpkg-dev) computes their dependencies, lintian checks them, systemd-analyze (systemd)
   # verifies the unit, libsystemd-dev gives edgeprovd sd_notify (Type=notify); the test's

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/error.h"
@@ -38,6 +39,25 @@ static int add_library(ep_initramfs *fs, const char *found_as) {
   return ep_initramfs_add_symlink(fs, link, target);
 }
 
+/* Libraries that load others by name at run time (dlopen), which no listing of needed
+ * libraries shows: tpm2-tss's TCTI loader opens the TCTI of /dev/tpmrm0 (the agent's TPM
+ * identity). The module is taken from the loader's own directory. */
+static const char *const run_time_modules[][2] = {{"libtss2-tctildr.so.0", "libtss2-tcti-device.so.0"}};
+
+static int add_run_time_modules(ep_initramfs *fs, const char *library) {
+  const char *base = strrchr(library, '/');
+  for (size_t i = 0; base && i < sizeof run_time_modules / sizeof run_time_modules[0]; i++) {
+    if (strcmp(base + 1, run_time_modules[i][0]) != 0) continue;
+    char module_path[PATH_MAX];
+    snprintf(module_path, sizeof module_path, "%.*s/%s", (int)(base - library), library, run_time_modules[i][1]);
+    if (access(module_path, R_OK) != 0)
+      return ep_error_set(EP_ENOENT, "%s loads %s at run time, which is not installed (%s)", library,
+                          run_time_modules[i][1], module_path);
+    return ep_microos_add_elf(fs, module_path, module_path);
+  }
+  return 0;
+}
+
 int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image) {
   char *out = malloc(LDD_OUTPUT_MAX);
   if (!out) return ep_error_set(EP_ENOMEM, "out of memory");
@@ -57,6 +77,7 @@ int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in
     char *space = strchr(path, ' ');
     if (space) *space = '\0';
     r = add_library(fs, path);
+    if (r == 0) r = add_run_time_modules(fs, path);
   }
   free(out);
   return r;

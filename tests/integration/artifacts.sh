@@ -67,7 +67,8 @@ for f in init usr/bin/busybox usr/bin/edgeprov-agent usr/lib/edgeprov/plugins/ac
   lib64 usr/lib64/ld-linux-x86-64.so.2; do
   check "  holds $f" grep -qx "$f" "$tmp/initrd.list"
 done
-for lib in libgrpc.so libcurl.so libprotobuf-c.so libconfig.so libc.so.6 libssl.so libjansson.so; do
+# libtss2-tcti-device: what tpm2-tss opens at run time for /dev/tpmrm0 (the TPM identity).
+for lib in libgrpc.so libcurl.so libprotobuf-c.so libconfig.so libc.so.6 libssl.so libjansson.so libtss2-esys.so libtss2-tcti-device.so; do
   check "  holds the agent's $lib" grep -q "/$lib" "$tmp/initrd.list"
 done
 for m in virtio_net virtio_blk virtio_pci e1000e igb ixgbe i40e ice nvme ahci tg3 net_failover; do
