@@ -149,3 +149,57 @@ int ep_discover(ep_discovery *out, const char *sysroot) {
   *out = d;
   return 0;
 }
+
+/* ---- disk protection ------------------------------------------------------------------------ */
+
+/* Appends "what" to the detail text, "; " between items, cut (never overflowing) at its size. */
+static void add_detail(ep_disk_protection *p, const char *what) {
+  size_t used = strlen(p->detail), room = sizeof p->detail - 1 - used;
+  const char *sep = used ? "; " : "";
+  size_t sep_len = strlen(sep), what_len = strlen(what);
+  if (sep_len >= room) return;
+  memcpy(p->detail + used, sep, sep_len);
+  size_t take = what_len < room - sep_len ? what_len : room - sep_len;
+  memcpy(p->detail + used + sep_len, what, take);
+  p->detail[used + sep_len + take] = '\0';
+}
+
+int ep_discover_disk_protection(ep_disk_protection *out, const char *sysroot) {
+  ep_disk_protection p;
+  memset(&p, 0, sizeof p);
+  char path[1024];
+  snprintf(path, sizeof path, "%s/proc/self/mountinfo", sysroot);
+  FILE *f = fopen(path, "r");
+  if (!f) return ep_error_set(EP_ENOENT, "%s: cannot be read: no mount table", path);
+  char line[LINE_MAX_BYTES * 2];
+  size_t mounts = 0;
+  while (fgets(line, sizeof line, f) && mounts < 256) {
+    unsigned major = 0, minor = 0;
+    char mount_point[256];
+    /* mount ID, parent ID, major:minor, root, mount point, ... (proc(5)) */
+    if (sscanf(line, "%*u %*u %u:%u %*s %255s", &major, &minor, mount_point) != 3 || major == 0) continue;
+    mounts++;
+    char uuid[160], name[128] = "";
+    snprintf(path, sizeof path, "sys/dev/block/%u:%u/dm/uuid", major, minor);
+    if (read_line(sysroot, path, uuid, sizeof uuid) < 0) continue; /* not a device-mapper device */
+    snprintf(path, sizeof path, "sys/dev/block/%u:%u/dm/name", major, minor);
+    read_line(sysroot, path, name, sizeof name);
+    bool root = strcmp(mount_point, "/") == 0;
+    const char *kind = NULL;
+    if (strncmp(uuid, "CRYPT-VERITY-", 13) == 0) {
+      kind = "dm-verity";
+      p.verified_root |= root;
+    } else if (strncmp(uuid, "CRYPT-LUKS2-", 12) == 0 || strncmp(uuid, "CRYPT-LUKS1-", 12) == 0) {
+      kind = uuid[10] == '2' ? "dm-crypt LUKS2" : "dm-crypt LUKS1";
+      p.encrypted = true;
+    }
+    if (!kind) continue;
+    char what[512];
+    snprintf(what, sizeof what, "%s on %.120s (%s)", mount_point, name[0] ? name : "device-mapper", kind);
+    add_detail(&p, what);
+  }
+  fclose(f);
+  if (!p.detail[0]) add_detail(&p, "no mounted file system is on dm-crypt or dm-verity");
+  *out = p;
+  return 0;
+}

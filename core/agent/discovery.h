@@ -3,6 +3,7 @@
 #ifndef EP_CORE_DISCOVERY_H
 #define EP_CORE_DISCOVERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,5 +42,19 @@ typedef struct ep_discovery {
  * is the first physical one that is up (else the first), sorted by name; the primary IP
  * the first local non-loopback IPv4 address in proc/net/fib_trie. Returns 0 or -errno. */
 int ep_discover(ep_discovery *out, const char *sysroot);
+
+/* What protects the disk the node runs from, read from the mount table
+ * (sysroot/proc/self/mountinfo) and device-mapper's sysfs (sys/dev/block/M:m/dm/uuid): a file
+ * system on "CRYPT-LUKS1-"/"CRYPT-LUKS2-" is on dm-crypt, one on "CRYPT-VERITY-" on dm-verity
+ * (the names cryptsetup and veritysetup give). encrypted: any mounted file system is on
+ * dm-crypt (the root of a mutable OS, the data partition of an immutable one); verified_root:
+ * "/" is on dm-verity. detail says which (printable as the mount table's escapes are; cut to
+ * its size). Returns 0, or EP_ENOENT when there is no mount table. */
+typedef struct ep_disk_protection {
+  bool encrypted;
+  bool verified_root;
+  char detail[256];
+} ep_disk_protection;
+int ep_discover_disk_protection(ep_disk_protection *out, const char *sysroot);
 
 #endif

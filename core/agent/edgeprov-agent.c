@@ -356,7 +356,23 @@ static int report_status(const agent *a, const char *token, const char *status, 
   ep_text_escape(text, sizeof text, status, 0); /* what node_service.c accepts (ep_validate_text) */
   req.status = text;
   req.phase = installed ? EDGEPROV__V1__NODE_PHASE__NODE_PHASE_INSTALLED_OS : EDGEPROV__V1__NODE_PHASE__NODE_PHASE_UNSPECIFIED;
-  uint8_t buf[256];
+  /* The installed OS says what protects its disk (host show prints it). */
+  Edgeprov__V1__DiskProtection protection = EDGEPROV__V1__DISK_PROTECTION__INIT;
+  ep_disk_protection found;
+  char detail[sizeof found.detail];
+  if (installed && ep_discover_disk_protection(&found, a->opt.sysroot) == 0) {
+    protection.encrypted = found.encrypted ? EDGEPROV__V1__PROTECTION__PROTECTION_YES : EDGEPROV__V1__PROTECTION__PROTECTION_NO;
+    protection.verified_root =
+        found.verified_root ? EDGEPROV__V1__PROTECTION__PROTECTION_YES : EDGEPROV__V1__PROTECTION__PROTECTION_NO;
+    ep_text_escape(detail, sizeof detail, found.detail, 0);
+    protection.detail = detail;
+    req.disk_protection = &protection;
+    ep_log(EP_LOG_INFO, "agent", "disk: %s, root %s (%s)", found.encrypted ? "encrypted" : "not encrypted",
+           found.verified_root ? "verified" : "not verified", detail);
+  } else if (installed) {
+    ep_log(EP_LOG_WARN, "agent", "what protects the disk is not reported: %s", ep_error_message());
+  }
+  uint8_t buf[1024];
   size_t len = edgeprov__v1__report_status_request__pack(&req, buf);
   ep_rpc_result result;
   r = ep_rpc_unary(channel, EP_NODE_SERVICE_REPORT_STATUS, &auth, 1, buf, len, 15000, &result);

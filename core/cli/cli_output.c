@@ -70,6 +70,17 @@ json_t *cli_status_json(const Edgeprov__V1__Status *s) {
                    ep_status_indicator_name(s->indicator), "time", when);
 }
 
+/* A Protection as JSON: true, false, or null when not reported. */
+static json_t *protection_json(int value) {
+  return value == EDGEPROV__V1__PROTECTION__PROTECTION_YES  ? json_true()
+         : value == EDGEPROV__V1__PROTECTION__PROTECTION_NO ? json_false()
+                                                            : json_null();
+}
+
+const char *cli_protection_text(int value, const char *yes, const char *no) {
+  return value == EDGEPROV__V1__PROTECTION__PROTECTION_YES ? yes : value == EDGEPROV__V1__PROTECTION__PROTECTION_NO ? no : "-";
+}
+
 json_t *cli_host_json(const ep_inv_host *h) {
   json_t *macs = json_array();
   for (size_t i = 0; macs && i < h->n_macs; i++)
@@ -85,14 +96,22 @@ json_t *cli_host_json(const ep_inv_host *h) {
     ep_tpm_ek_fingerprint(fingerprint, h->tpm_ek.data, h->tpm_ek.len);
     tpm_ek = json_pack("{s:s, s:b}", "fingerprint", fingerprint, "first_use", h->tpm_ek_first_use);
   }
-  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+  json_t *disk = json_null();
+  const Edgeprov__V1__DiskProtection *p = h->disk_protection;
+  if (p) {
+    char reported[32];
+    cli_time_text(p->reported_at, reported, sizeof reported);
+    disk = json_pack("{s:o, s:o, s:o, s:s}", "encrypted", protection_json(p->encrypted), "verified_root",
+                     protection_json(p->verified_root), "detail", ep_json_text(p->detail), "reported_at", reported);
+  }
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
                    ep_json_text(h->uuid), "serial", ep_json_text(h->serial), "macs", macs, "ip", ep_json_text(h->ip), "peer_ip",
                    ep_json_text(h->peer_ip), "site",
                    ep_json_text(h->site), "os_profile", ep_json_text(h->os_profile), "desired_state",
                    ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
                    "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", ep_json_text(h->instance_id), "host_status",
                    cli_status_json(h->host_status), "onboarding_status", cli_status_json(h->onboarding_status),
-                   "registration_status", cli_status_json(h->registration_status), "tpm_ek", tpm_ek, "created_at", created,
+                   "registration_status", cli_status_json(h->registration_status), "tpm_ek", tpm_ek, "disk_protection", disk, "created_at", created,
                    "revision", (json_int_t)h->revision);
 }
 

@@ -33,6 +33,8 @@ void cli_time_text(int64_t t, char *buf, size_t len);
 
 /* JSON values of stored text and records; NULL when out of memory (cli_print_json reports it). */
 json_t *cli_status_json(const Edgeprov__V1__Status *s);
+/* A reported Protection as words: yes, no, or "-" when the node did not report it. */
+const char *cli_protection_text(int value, const char *yes, const char *no);
 json_t *cli_host_json(const ep_inv_host *h);
 json_t *cli_instance_json(const ep_inv_instance *i);
 json_t *cli_action_json(const Edgeprov__V1__WorkflowAction *a, bool with_params);

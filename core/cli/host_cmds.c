@@ -37,6 +37,16 @@ static void print_host(const ep_inv_host *h) {
   char ek[EP_TPM_FINGERPRINT_LEN + 1] = "-";
   if (h->tpm_ek.len) ep_tpm_ek_fingerprint(ek, h->tpm_ek.data, h->tpm_ek.len);
   printf("tpm ek:        %s%s\n", ek, !h->tpm_ek.len ? "" : h->tpm_ek_first_use ? " (recorded on first use)" : " (registered)");
+  const Edgeprov__V1__DiskProtection *p = h->disk_protection;
+  if (p) {
+    char reported[32];
+    cli_time_text(p->reported_at, reported, sizeof reported);
+    printf("disk:          %s, root %s: %s (reported %s)\n", cli_protection_text(p->encrypted, "encrypted", "not encrypted"),
+           cli_protection_text(p->verified_root, "verified", "not verified"), p->detail[0] ? cli_shown(p->detail) : "-",
+           reported);
+  } else {
+    printf("disk:          - (reported by the installed OS)\n");
+  }
   printf("instance:      %s\n", h->instance_id[0] ? cli_shown(h->instance_id) : "-");
   printf("created:       %s (revision %" PRIu64 ")\n", created, h->revision);
 }

@@ -159,8 +159,31 @@ check "ubuntu: its unit too" sh -c "debugfs -R 'cat /etc/systemd/system/edgeprov
 check "ubuntu: the installed OS boots first" test "$(boot_order "$tmp/a-efivars")" = "0002,0001"
 check "ubuntu: the secret is not in the daemon log" lacks "$tmp/daemon.log" "$secret"
 check "ubuntu: nor in the store" absent -raF -- "$secret" "$tmp/data"
+# fake_mounts DIR ROOT_DM_UUID [DATA_DM_UUID]: the mount table and device-mapper's sysfs of an
+# installed OS whose root (and /data) are device-mapper devices, as cryptsetup/veritysetup name them.
+fake_mounts() {
+  mkdir -p "$1/proc/self" "$1/sys/dev/block/253:0/dm" "$1/sys/dev/block/253:1/dm" "$1/sys/dev/block/254:1"
+  printf '22 1 253:0 / / ro,relatime shared:1 - ext4 /dev/mapper/root ro\n' >"$1/proc/self/mountinfo"
+  printf '23 22 0:5 / /dev rw,nosuid - devtmpfs udev rw\n24 22 254:1 / /boot/efi rw - vfat /dev/vda1 rw\n' >>"$1/proc/self/mountinfo"
+  echo "$2" >"$1/sys/dev/block/253:0/dm/uuid" && echo root >"$1/sys/dev/block/253:0/dm/name"
+  if [ -n "${3:-}" ]; then
+    printf '26 22 253:1 / /data rw,relatime - ext4 /dev/mapper/data rw\n' >>"$1/proc/self/mountinfo"
+    echo "$3" >"$1/sys/dev/block/253:1/dm/uuid" && echo data >"$1/sys/dev/block/253:1/dm/name"
+  fi
+}
+$E host show $UA >"$tmp/a-show0"
+check "ubuntu: before the installed OS reports, its disk protection is unknown" contains "$tmp/a-show0" "disk:          - (reported by the installed OS)"
+fake_mounts "$tmp/a" CRYPT-LUKS2-0f1e2d3c4b5a69788796a5b4c3d2e1f0-root
 check "ubuntu: the installed OS reports in" run_status 0 "$tmp/out" agent a --installed
 check "ubuntu: the instance is RUNNING" sh -c "$E instance list | grep -qE '$IA .*RUNNING'"
+$E host show $UA >"$tmp/a-show"
+check "ubuntu: host show: its root is encrypted, not verified" contains "$tmp/a-show" \
+  "disk:          encrypted, root not verified: / on root (dm-crypt LUKS2) (reported "
+$E host show $UA --json >"$tmp/a-show.json"
+check "ubuntu: host show --json: disk_protection" /usr/bin/python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["disk_protection"]
+assert p["encrypted"] is True and p["verified_root"] is False and p["detail"] == "/ on root (dm-crypt LUKS2)", p' "$tmp/a-show.json"
 
 # ---- b: the os-microvisor workflow ------------------------------------------------------------
 UB=eeeeeeee-0000-4000-8000-00000000000b
@@ -187,7 +210,11 @@ seeded() { "$build/bin/edgeprov-agent" --installed --sysroot "$tmp/b" --state-di
 check "microvisor: --seed wants --installed" run_status 2 "$tmp/out" "$build/bin/edgeprov-agent" --seed "$tmp/b-user-data"
 check "microvisor: a seed readable by others is refused" run_status 1 "$tmp/out" seeded --seed "$tmp/b-user-data-0644"
 check "microvisor: ... saying why" grep -q -- "--seed: .*b-user-data-0644" "$tmp/out"
+fake_mounts "$tmp/b" CRYPT-VERITY-7a6b5c4d3e2f10011223344556677889-root CRYPT-LUKS2-00112233445566778899aabbccddeeff-data
 check "microvisor: the installed OS reports in with only its seed" run_status 0 "$tmp/out" seeded --seed "$tmp/b-user-data"
+$E host show $UB >"$tmp/b-show"
+check "microvisor: host show: data encrypted, root verified" contains "$tmp/b-show" \
+  "disk:          encrypted, root verified: / on root (dm-verity); /data on data (dm-crypt LUKS2) (reported "
 check "microvisor: the seed's credentials were stored 0600" sh -c "stat -c %a '$tmp/b/installed/credentials' | grep -qx 600"
 check "microvisor: the secret is not in the agent's output" lacks "$tmp/out" "$(sed -n 's/^client_secret=//p' "$tmp/b/installed/credentials")"
 check "microvisor: RUNNING after its report" sh -c "$E instance list | grep -qE '$IB .*RUNNING'"

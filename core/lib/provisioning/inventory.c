@@ -663,6 +663,40 @@ static int change_used(ep_inv_host *host, void *data) {
   return 0;
 }
 
+typedef struct protection_change {
+  int encrypted, verified_root;
+  const char *detail;
+} protection_change;
+
+static int change_protection(ep_inv_host *host, void *data) {
+  const protection_change *c = data;
+  Edgeprov__V1__DiskProtection *p = host->disk_protection;
+  if (p && (int)p->encrypted == c->encrypted && (int)p->verified_root == c->verified_root &&
+      strcmp(p->detail, c->detail) == 0)
+    return 0; /* a report that changes nothing writes nothing */
+  Edgeprov__V1__DiskProtection *fresh = malloc(sizeof *fresh);
+  char *detail = strdup(c->detail);
+  if (!fresh || !detail) {
+    free(fresh);
+    free(detail);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  edgeprov__v1__disk_protection__init(fresh);
+  fresh->encrypted = (Edgeprov__V1__Protection)c->encrypted;
+  fresh->verified_root = (Edgeprov__V1__Protection)c->verified_root;
+  fresh->detail = detail;
+  fresh->reported_at = (int64_t)time(NULL);
+  if (p) edgeprov__v1__disk_protection__free_unpacked(p, NULL);
+  host->disk_protection = fresh;
+  return 0;
+}
+
+int ep_inventory_set_disk_protection(ep_inventory *inv, const char *uuid, int encrypted, int verified_root,
+                                     const char *detail) {
+  protection_change c = {encrypted, verified_root, detail ? detail : ""};
+  return update_host(inv, uuid, change_protection, &c, NULL);
+}
+
 typedef struct tpm_ek_change {
   const uint8_t *der;
   size_t der_len;

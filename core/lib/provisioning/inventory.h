@@ -97,6 +97,13 @@ int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, const ep_inv
  * one. */
 int ep_inventory_record_tpm_ek(ep_inventory *inv, const char *uuid, const uint8_t *der, size_t der_len);
 
+/* What protects host uuid's installed disk, as its installed OS reported it (values
+ * EDGEPROV__V1__PROTECTION__*; detail validated by the caller). Writes only when something
+ * changed; reported_at is then now. */
+#define EP_DISK_PROTECTION_DETAIL_MAX 256
+int ep_inventory_set_disk_protection(ep_inventory *inv, const char *uuid, int encrypted, int verified_root,
+                                     const char *detail);
+
 int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid);
 
 /* Sets what the operator wants of a host: ONBOARDED approves it, REGISTERED holds it,

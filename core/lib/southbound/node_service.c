@@ -38,6 +38,24 @@ static int report_running(ep_node_service *ns, const ep_inv_host *host, const ch
   return r;
 }
 
+/* What protects the installed disk, as the installed OS found it: checked, then kept on the
+ * host (only a change is written). */
+static int record_protection(ep_node_service *ns, const char *uuid, const Edgeprov__V1__DiskProtection *p) {
+  const int known[] = {EDGEPROV__V1__PROTECTION__PROTECTION_UNREPORTED, EDGEPROV__V1__PROTECTION__PROTECTION_NO,
+                       EDGEPROV__V1__PROTECTION__PROTECTION_YES};
+  bool encrypted_ok = false, verified_ok = false;
+  for (size_t i = 0; i < 3; i++) {
+    encrypted_ok |= (int)p->encrypted == known[i];
+    verified_ok |= (int)p->verified_root == known[i];
+  }
+  if (!encrypted_ok) return ep_error_set(EP_EINVAL, "disk_protection.encrypted: %d is not a Protection value", (int)p->encrypted);
+  if (!verified_ok)
+    return ep_error_set(EP_EINVAL, "disk_protection.verified_root: %d is not a Protection value", (int)p->verified_root);
+  if (p->detail[0] && ep_validate_text("disk_protection.detail", p->detail, EP_DISK_PROTECTION_DETAIL_MAX) < 0)
+    return EP_EINVAL;
+  return ep_inventory_set_disk_protection(ns->inv, uuid, p->encrypted, p->verified_root, p->detail);
+}
+
 static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *request, size_t len) {
   ep_node_service *ns = data;
   char node_id[EP_IDENTITY_NODE_ID_MAX + 1];
@@ -62,6 +80,7 @@ static void handle_report_status(void *data, ep_rpc_call *call, const uint8_t *r
                                      &host);
   /* The node has its credentials: a lost onboarding answer can no longer be made good. */
   if (r == 0 && host->credentials_unused) r = ep_inventory_credentials_used(ns->inv, node_id);
+  if (r == 0 && installed && req->disk_protection) r = record_protection(ns, node_id, req->disk_protection);
   if (r == 0 && installed) r = report_running(ns, host, req->status);
   edgeprov__v1__report_status_request__free_unpacked(req, NULL);
   if (r < 0) {
