@@ -438,6 +438,12 @@ static int publish(build *b, const char *dir) {
     return 0;
   }
   if (errno != EEXIST && errno != ENOTEMPTY) return ep_error_set(EP_EIO, "cannot move the build to %s: %s", dir, strerror(errno));
+  /* Only a previous build is replaced (and then removed): never a directory of anything else. */
+  if (access(old_sums, F_OK) != 0)
+    return ep_error_set(EP_EEXIST,
+                        "%s exists and holds no previous build (no SHA256SUMS): not replaced; give --out an empty or new "
+                        "directory",
+                        dir);
   if (renameat2(AT_FDCWD, b->stage, AT_FDCWD, dir, RENAME_EXCHANGE) < 0)
     return ep_error_set(EP_EIO, "cannot replace %s: %s", dir, strerror(errno));
   return 0; /* b->stage now holds the previous build, removed by the caller */
@@ -454,6 +460,13 @@ int ep_artifacts_build(const ep_site *site, const char *out_dir, ep_artifacts_re
   int n = snprintf(dir, sizeof dir, "%s", absolute);
   free(absolute);
   if (n >= (int)sizeof dir) return ep_error_set(EP_EINVAL, "the artifact directory's path is too long: %s", given);
+  /* The current directory, or one holding it, is never swapped away under the caller. */
+  char cwd[PATH_MAX], real_dir[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd) && realpath(dir, real_dir)) {
+    size_t len = strlen(real_dir);
+    if (strncmp(cwd, real_dir, len) == 0 && (cwd[len] == '\0' || cwd[len] == '/' || len == 1))
+      return ep_error_set(EP_EINVAL, "%s is the current directory or holds it: give --out a directory of its own", given);
+  }
   snprintf(report->directory, sizeof report->directory, "%s", dir);
   r = resolve_inputs(site->config, &b.in, report);
   if (r < 0) return r;

@@ -186,11 +186,29 @@ e2e_orchestrator_mode() {
 
 e2e_cli() { "$BUILD/bin/edgeprov" --config "$E2E_CONF" "$@"; }
 
+# tpm_new DIR: a software TPM 2.0's state in DIR (a machine's TPM of its own), and its
+# endorsement key as the operator reads it, DIR/ek.pem (tpm2_createek -G rsa -f pem).
+tpm_new() {
+  local port
+  mkdir -p "$1"
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  swtpm socket --tpm2 --tpmstate dir="$1" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
+    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear >"$1/swtpm-setup.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+  tpm2_createek -T "swtpm:host=127.0.0.1,port=$port" -G rsa -u "$1/ek.pem" -f pem -c "$1/ek.ctx" >>"$1/swtpm-setup.log" 2>&1
+  local status=$?
+  kill "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return $status
+}
+
 # vm_start NAME UUID SERIAL BOOT [secureboot]: starts a VM booting BOOT (net: UEFI HTTP boot
 # from QEMU's DHCP, of $VM_BOOTFILE when set; usb: the USB image $E2E/usb.img as a USB stick,
 # removable) with a blank 4 GiB
 # target disk (bootindex 0: blank, OVMF falls through to the boot medium; once written, it
-# boots the installed OS). Console: $E2E/NAME/console.log.
+# boots the installed OS). Console: $E2E/NAME/console.log. With VM_TPM=DIR (tpm_new's) the VM
+# has that TPM 2.0 (swtpm, TIS interface).
 vm_start() {
   local name=$1 uuid=$2 serial=$3 boot=$4 sb=${5:-}
   local d=$E2E/$name
@@ -212,6 +230,13 @@ vm_start() {
     -device "usb-storage,drive=usb,removable=on,bootindex=1") ;;
   *) e2e_die "vm_start: unknown boot method $boot" ;;
   esac
+  if [ -n "${VM_TPM:-}" ]; then
+    swtpm socket --tpm2 --tpmstate dir="$VM_TPM" --ctrl "type=unixio,path=$d/swtpm.sock" --terminate \
+      --log "file=$d/swtpm.log" &
+    e2e_pids+=($!)
+    for _ in $(seq 100); do [ -S "$d/swtpm.sock" ] && break; sleep 0.05; done
+    extra+=(-chardev "socket,id=chrtpm,path=$d/swtpm.sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0)
+  fi
   VM_T0[$name]=$(e2e_now)
   qemu-system-x86_64 -accel tcg -M "$machine" -m 1536 -smp 2 -display none -monitor none -no-user-config \
     -drive "if=pflash,format=raw,readonly=on,file=$code" -drive "if=pflash,format=raw,file=$d/vars.fd" \
@@ -226,7 +251,7 @@ vm_start() {
   e2e_pids+=($!)
   : >"$d/timeline"
   echo "$uuid" >"$d/uuid"
-  e2e_log "$name: started (uuid $uuid, serial $serial, boot $boot${sb:+, Secure Boot})"
+  e2e_log "$name: started (uuid $uuid, serial $serial, boot $boot${sb:+, Secure Boot}${VM_TPM:+, TPM $VM_TPM})"
 }
 declare -A VM_T0 VM_PID VM_CONF # VM_CONF: the site config of the node's orchestrator, when not $E2E_CONF
 

@@ -35,7 +35,7 @@ src=$(cd "$here/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two ha)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two ha identity)
 . "$src/tests/integration/lib.sh"
 . "$here/lib.sh"
 . "$here/network.sh"
@@ -173,6 +173,30 @@ scenario_nonztp() {
   report_total ntz1 nonztp
   vm_stop ntz1
   e2e_orchestrator_mode nztp
+}
+
+# A node identity that cannot be copied: the host is registered with the endorsement key of its
+# node's TPM (swtpm, read with tpm2_createek as an operator would); the Micro-OS agent proves it
+# holds that TPM (/dev/tpmrm0) and onboards; a second machine with the same UUID and serial but
+# a TPM of its own is refused, and host show says why.
+two_tpms() { tpm_new "$E2E/tpm-a" && tpm_new "$E2E/tpm-b"; }
+scenario_identity() {
+  local u
+  u=$(uuid_of 8)
+  check "identity: two machines' TPMs (swtpm), their EKs read" two_tpms
+  check "identity: host registered with TPM A's EK" run_status 0 "$E2E/add.out" e2e_cli host add --uuid "$u" \
+    --serial E2ENODE08 --os microvisor --auto-onboard --ek "$E2E/tpm-a/ek.pem"
+  VM_TPM=$E2E/tpm-a vm_start id1 "$u" E2ENODE08 net
+  check "identity: the Micro-OS agent answers the TPM challenge" vm_wait id1 "TPM challenge answered" 240 \
+    "answering the orchestrator's TPM challenge"
+  check "identity: ... and onboards" vm_wait id1 "onboarded" 60 'onboarded as'
+  vm_stop id1
+  VM_TPM=$E2E/tpm-b vm_start id2 "$u" E2ENODE08 net
+  check "identity: a copy with another TPM is refused" vm_wait id2 "refused" 240 \
+    "PERMISSION_DENIED: the node's TPM is not the one registered"
+  vm_stop id2
+  e2e_cli host show "$u" >"$E2E/id-show.out"
+  check "identity: host show says why" grep -q "Onboarding refused: the node's TPM is not the one registered" "$E2E/id-show.out"
 }
 
 # Two nodes at once.

@@ -150,6 +150,16 @@ check "a second build gives the same bytes" run_status 0 "$tmp/build2.out" $E --
 check "  and says so" contains "$tmp/build2.out" "unchanged: same bytes as before"
 check "  SHA256SUMS is identical" cmp -s "$tmp/sums.1" "$A/SHA256SUMS"
 check "a build into another directory gives the same bytes" run_status 0 "$tmp/build3.out" $E --config "$tmp/site.conf" artifacts build --out "$tmp/other"
+# Only a previous build is ever replaced: not the current directory, nor a directory of anything else.
+mkdir -p "$tmp/mine" && echo keep >"$tmp/mine/notes.txt"
+check "--out . (the current directory) is refused" run_status 1 "$tmp/dot.out" \
+  sh -c "cd '$tmp/mine' && $E --config '$tmp/site.conf' artifacts build --out ."
+check "  saying why" contains "$tmp/dot.out" "is the current directory or holds it"
+check "--out naming a directory of other files is refused" run_status 1 "$tmp/mine.out" \
+  $E --config "$tmp/site.conf" artifacts build --out "$tmp/mine"
+check "  saying why" contains "$tmp/mine.out" "holds no previous build (no SHA256SUMS): not replaced"
+check "  and the files are still there" test "$(cat "$tmp/mine/notes.txt")" = keep
+check "--out '' is refused" run_status 1 "$tmp/empty.out" $E --config "$tmp/site.conf" artifacts build --out ""
 check "  SHA256SUMS is identical" cmp -s "$tmp/sums.1" "$tmp/other/SHA256SUMS"
 
 # ---- bad values: refused with the field named, nothing replaced ----------------------------

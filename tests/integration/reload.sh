@@ -122,13 +122,16 @@ sed -e "s|https = \"127.0.0.1:$https\"|https = \"127.0.0.1:$other_https\"|" \
 check "the moved site names another HTTPS port" contains "$tmp/moved.conf" "127.0.0.1:$other_https"
 check "and another OS image URL" contains "$tmp/moved.conf" 'image_url = "https://127.0.0.1:2/'
 
-{ cat "$tmp/moved.conf"; echo 'logs = { level = "warn"; };'; echo 'southbound = { unknown_streams_max = 0; };'; } \
-  >"$tmp/site.conf"
+{ cat "$tmp/moved.conf"; echo 'logs = { level = "warn"; };'; echo 'southbound = { unknown_streams_max = 0; };'
+  echo 'onboarding = { tpm_identity = "required"; };'; } >"$tmp/site.conf"
 check "SIGHUP again: the reload ends" hup 3
 check "it warns that listen.https takes effect at restart" contains "$tmp/daemon.log" \
   'level=warn component=reload msg="listen.https changed: takes effect at restart"'
 check "and that the os-microvisor section does too" contains "$tmp/daemon.log" \
   'level=warn component=reload msg="os-microvisor changed: takes effect at restart"'
+check "and that onboarding.tpm_identity does too" contains "$tmp/daemon.log" \
+  'level=warn component=reload msg="onboarding.tpm_identity changed: takes effect at restart"'
+check "provisioning.mode is not said to have changed" lacks "$tmp/daemon.log" "provisioning.mode changed"
 check "the old HTTPS listener still serves" test "$(healthz $https)" = 200
 check "nothing serves on the new port" test "$(healthz $other_https)" = 000
 

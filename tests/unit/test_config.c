@@ -132,7 +132,7 @@ static void core_errors_name_line_and_reason(void **state) {
                         "  https = \"unix:/run/https.sock\";\n" /* 4: unix not allowed */
                         "};\n"
                         "paths = { data = 5; plugins = \"/one\"; };\n" /* 6: wrong types */
-                        "provisioning = { mode = \"zero\"; };\n"       /* 7: bad enum */
+                        "provisioning = { mode = \"zero\"; }; onboarding = { tpm_identity = \"sometimes\"; };\n" /* 7 */
                         "plugins = { enabled = [ \"Bad_ID\" ]; required = [ \"other\" ]; };\n" /* 8 */
                         "tls = { ca = \"relative.pem\"; key = \"/etc/passwd\"; };\n"); /* 9 */
   ep_diags diags = {0};
@@ -144,11 +144,12 @@ static void core_errors_name_line_and_reason(void **state) {
   assert_true(tu_has_diag(&diags, 6, "'paths.data': expected a string, got an integer"));
   assert_true(tu_has_diag(&diags, 6, "'paths.plugins': expected a list of strings"));
   assert_true(tu_has_diag(&diags, 7, "must be \"nztp\" or \"non-ztp\""));
+  assert_true(tu_has_diag(&diags, 7, "'onboarding.tpm_identity': must be \"off\", \"first_use\" or \"required\""));
   assert_true(tu_has_diag(&diags, 8, "not a plugin ID"));
   assert_true(tu_has_diag(&diags, 8, "plugin 'other' is required but not in plugins.enabled"));
   assert_true(tu_has_diag(&diags, 9, "must be an absolute path"));
   assert_true(tu_has_diag(&diags, 0, "cert and key must be set together"));
-  assert_int_equal(diags.errors, 10);
+  assert_int_equal(diags.errors, 11);
   assert_string_equal(c->data_dir, "/var/lib/edgeprov"); /* a bad value keeps its default */
   ep_config_free(c);
   ep_diags_clear(&diags);

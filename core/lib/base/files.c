@@ -45,6 +45,7 @@ int ep_read_text_file(char **out, const char *path, size_t max, ep_file_access a
 
 int ep_path_absolute(char **out, const char *path) {
   char *copy = NULL;
+  if (!path[0]) return ep_error_set(EP_EINVAL, "an empty path names no file or directory");
   if (path[0] == '/') {
     copy = strdup(path);
   } else {

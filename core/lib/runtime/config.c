@@ -148,17 +148,6 @@ static const char *check_readable_file(const char *v) {
   return access(v, R_OK) == 0 ? NULL : "file cannot be read";
 }
 
-static const char *check_mode(const char *v) {
-  return strcasecmp(v, "nztp") == 0 || strcasecmp(v, "non-ztp") == 0 ? NULL
-                                                                     : "must be \"nztp\" or \"non-ztp\"";
-}
-
-static const char *check_tpm_identity(const char *v) {
-  return strcmp(v, "off") == 0 || strcmp(v, "first_use") == 0 || strcmp(v, "required") == 0
-             ? NULL
-             : "must be \"off\", \"first_use\" or \"required\"";
-}
-
 static const char *check_https_url(const char *v) {
   if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://127.", 11) != 0 && strncmp(v, "http://localhost", 16) != 0)
     return "must be an https:// URL (http:// only on loopback)";
@@ -233,8 +222,10 @@ static const char *check_plugin_id(const char *v) {
 
 /* ---- the core schema ------------------------------------------------------------------ */
 
-/* KEY_LEVEL: a log level's name in the file ("info"), an EP_LOG_* held as an int64_t. */
-typedef enum { KEY_STRING, KEY_LIST, KEY_INT, KEY_BOOL, KEY_LEVEL } key_kind;
+/* KEY_LEVEL: a log level's name in the file ("info"), an EP_LOG_* held as an int64_t.
+ * KEY_CHOICE: one of the key's choices (case-insensitive) in the file, held as its index in
+ * an int-sized enum whose values are those indexes (provisioning.mode, onboarding.tpm_identity). */
+typedef enum { KEY_STRING, KEY_LIST, KEY_INT, KEY_BOOL, KEY_LEVEL, KEY_CHOICE } key_kind;
 
 typedef struct core_key {
   const char *group;
@@ -246,7 +237,16 @@ typedef struct core_key {
   int64_t min, max; /* KEY_INT: the accepted range */
   bool reload;      /* ep_config_reload applies it to a running daemon: a KEY_INT or KEY_LEVEL whose field is
                        an _Atomic int64_t, read by its users on any thread (see ep_config) */
+  const char *const *choices; /* KEY_CHOICE: the names, NULL-terminated, in the enum's order */
 } core_key;
+
+static const char *const mode_choices[] = {"nztp", "non-ztp", NULL};            /* ep_provisioning_mode */
+static const char *const tpm_identity_choices[] = {"off", "first_use", "required", NULL}; /* ep_tpm_identity_mode */
+_Static_assert(sizeof(ep_provisioning_mode) == sizeof(int) && EP_MODE_NZTP == 0 && EP_MODE_NON_ZTP == 1,
+               "provisioning.mode: its enum is the index of mode_choices");
+_Static_assert(sizeof(ep_tpm_identity_mode) == sizeof(int) && EP_TPM_IDENTITY_OFF == 0 && EP_TPM_IDENTITY_FIRST_USE == 1 &&
+                   EP_TPM_IDENTITY_REQUIRED == 2,
+               "onboarding.tpm_identity: its enum is the index of tpm_identity_choices");
 
 /* String and list keys leave min and max out (zero): keep -Wextra quiet about that here only. */
 #pragma GCC diagnostic push
@@ -265,7 +265,7 @@ static const core_key core_keys[] = {
     {"tls", "cert", KEY_STRING, offsetof(ep_config, tls_cert), check_readable_file},
     {"tls", "key", KEY_STRING, offsetof(ep_config, tls_key), check_readable_file},
     {"tls", "ca", KEY_STRING, offsetof(ep_config, tls_ca), check_readable_file},
-    {"provisioning", "mode", KEY_STRING, 0, check_mode},
+    {"provisioning", "mode", KEY_CHOICE, offsetof(ep_config, mode), NULL, 0, 0, false, mode_choices},
     {"provisioning", "orchestrator", KEY_STRING, offsetof(ep_config, orchestrator), check_network},
     {"provisioning", "token_url", KEY_STRING, offsetof(ep_config, token_url), check_https_url},
     {"cloudinit", "fragments", KEY_LIST, offsetof(ep_config, cloudinit_fragments), check_readable_file},
@@ -287,7 +287,8 @@ static const core_key core_keys[] = {
     {"artifacts", "signing_cert", KEY_STRING, offsetof(ep_config, artifacts.signing_cert), check_readable_file},
     {"artifacts", "modules", KEY_LIST, offsetof(ep_config, artifacts.modules), check_module_name},
     {"onboarding", "create_nodes", KEY_BOOL, offsetof(ep_config, onboarding_create_nodes), NULL},
-    {"onboarding", "tpm_identity", KEY_STRING, 0, check_tpm_identity},
+    {"onboarding", "tpm_identity", KEY_CHOICE, offsetof(ep_config, tpm_identity), NULL, 0, 0, false,
+     tpm_identity_choices},
     {"plugins", "enabled", KEY_LIST, offsetof(ep_config, plugins_enabled), check_plugin_id},
     {"plugins", "required", KEY_LIST, offsetof(ep_config, plugins_required), check_plugin_id},
     {"storage", "change_log_retention", KEY_INT, offsetof(ep_config, change_log_retention), NULL,
@@ -520,6 +521,22 @@ static int read_core_key(ep_config *c, const config_setting_t *s, const core_key
     key_int_set(c, key, level);
     return 0;
   }
+  if (key->kind == KEY_CHOICE) {
+    const char *value = type == CONFIG_TYPE_STRING ? config_setting_get_string(s) : NULL;
+    int index = -1;
+    for (int i = 0; value && key->choices[i]; i++)
+      if (strcasecmp(value, key->choices[i]) == 0) index = i;
+    if (index < 0) {
+      char names[160] = "";
+      for (int i = 0; key->choices[i]; i++)
+        snprintf(names + strlen(names), sizeof names - strlen(names), "%s\"%s\"", i == 0 ? "" : key->choices[i + 1] ? ", " : " or ",
+                 key->choices[i]);
+      DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': must be %s", key->group, key->name, names);
+      return 0;
+    }
+    *(int *)((char *)c + key->offset) = index;
+    return 0;
+  }
   if (key->kind == KEY_STRING) {
     if (type != CONFIG_TYPE_STRING) {
       DIAG_AT(diags, EP_DIAG_ERROR, s, path, "'%s.%s': expected a string, got %s", key->group, key->name,
@@ -528,16 +545,6 @@ static int read_core_key(ep_config *c, const config_setting_t *s, const core_key
     }
     const char *value = config_setting_get_string(s);
     if (!check_core_string(s, key, value, path, diags)) return 0;
-    if (strcmp(key->group, "provisioning") == 0 && strcmp(key->name, "mode") == 0) {
-      c->mode = strcasecmp(value, "nztp") == 0 ? EP_MODE_NZTP : EP_MODE_NON_ZTP;
-      return 0;
-    }
-    if (strcmp(key->group, "onboarding") == 0 && strcmp(key->name, "tpm_identity") == 0) {
-      c->tpm_identity = strcmp(value, "required") == 0    ? EP_TPM_IDENTITY_REQUIRED
-                        : strcmp(value, "first_use") == 0 ? EP_TPM_IDENTITY_FIRST_USE
-                                                          : EP_TPM_IDENTITY_OFF;
-      return 0;
-    }
     return replace_string((char **)((char *)c + key->offset), value);
   }
 
@@ -940,9 +947,8 @@ static bool core_key_equal(const ep_config *a, const ep_config *b, const core_ke
   case KEY_INT:
   case KEY_LEVEL: return key_int(a, key) == key_int(b, key);
   case KEY_BOOL: return *(const bool *)x == *(const bool *)y;
-  case KEY_STRING:
-    if (key->offset == 0) return a->mode == b->mode; /* provisioning.mode */
-    return strings_equal(*(char *const *)x, *(char *const *)y);
+  case KEY_CHOICE: return *(const int *)x == *(const int *)y;
+  case KEY_STRING: return strings_equal(*(char *const *)x, *(char *const *)y);
   case KEY_LIST:
     if (key->offset == 0) return users_equal(a, b); /* cloudinit.users */
     return strv_equal((const ep_strv *)x, (const ep_strv *)y);
