@@ -44,6 +44,8 @@ static int add_library(ep_initramfs *fs, const char *found_as) {
  * identity). The module is taken from the loader's own directory. */
 static const char *const run_time_modules[][2] = {{"libtss2-tctildr.so.0", "libtss2-tcti-device.so.0"}};
 
+static int add_needed(ep_initramfs *fs, const char *source);
+
 static int add_run_time_modules(ep_initramfs *fs, const char *library) {
   const char *base = strrchr(library, '/');
   for (size_t i = 0; base && i < sizeof run_time_modules / sizeof run_time_modules[0]; i++) {
@@ -53,19 +55,22 @@ static int add_run_time_modules(ep_initramfs *fs, const char *library) {
     if (access(module_path, R_OK) != 0)
       return ep_error_set(EP_ENOENT, "%s loads %s at run time, which is not installed (%s)", library,
                           run_time_modules[i][1], module_path);
-    return ep_microos_add_elf(fs, module_path, module_path);
+    int r = add_library(fs, module_path); /* where the loader looks for it, as on this machine */
+    return r < 0 ? r : add_needed(fs, module_path);
   }
   return 0;
 }
 
-int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image) {
+/* Adds every shared library source needs (as the dynamic loader lists them), and the modules
+ * those load at run time. */
+static int add_needed(ep_initramfs *fs, const char *source) {
   char *out = malloc(LDD_OUTPUT_MAX);
   if (!out) return ep_error_set(EP_ENOMEM, "out of memory");
   const char *argv[] = {LOADER, "--list", source, NULL};
   int r = ep_run(argv, out, LDD_OUTPUT_MAX);
   if (r < 0) r = ep_error_prefix(r, "cannot list the libraries of %s", source);
-  if (r == 0) r = ep_initramfs_add_file(fs, path_in_image, source, 0755);
-  for (char *save = NULL, *line = strtok_r(out, "\n", &save); r == 0 && line; line = strtok_r(NULL, "\n", &save)) {
+  for (char *save = NULL, *line = r == 0 ? strtok_r(out, "\n", &save) : NULL; r == 0 && line;
+       line = strtok_r(NULL, "\n", &save)) {
     while (*line == '\t' || *line == ' ') line++;
     char *arrow = strstr(line, " => ");
     char *path = arrow ? arrow + 4 : line;
@@ -81,6 +86,11 @@ int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in
   }
   free(out);
   return r;
+}
+
+int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image) {
+  int r = ep_initramfs_add_file(fs, path_in_image, source, 0755);
+  return r < 0 ? r : add_needed(fs, source);
 }
 
 /* ---- kernel modules ------------------------------------------------------------------- */

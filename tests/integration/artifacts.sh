@@ -68,9 +68,12 @@ for f in init usr/bin/busybox usr/bin/edgeprov-agent usr/lib/edgeprov/plugins/ac
   check "  holds $f" grep -qx "$f" "$tmp/initrd.list"
 done
 # libtss2-tcti-device: what tpm2-tss opens at run time for /dev/tpmrm0 (the TPM identity).
-for lib in libgrpc.so libcurl.so libprotobuf-c.so libconfig.so libc.so.6 libssl.so libjansson.so libtss2-esys.so libtss2-tcti-device.so; do
+for lib in libgrpc.so libcurl.so libprotobuf-c.so libconfig.so libc.so.6 libssl.so libjansson.so libtss2-esys.so; do
   check "  holds the agent's $lib" grep -q "/$lib" "$tmp/initrd.list"
 done
+check "  holds tpm2-tss's device TCTI where the loader finds it (a link to its file)" \
+  grep -qE '^usr/lib/[^/]+/libtss2-tcti-device\.so\.0\.[0-9.]+$' "$tmp/initrd.list"
+check "  ... under its soname" grep -qE '^usr/lib/[^/]+/libtss2-tcti-device\.so\.0$' "$tmp/initrd.list"
 for m in virtio_net virtio_blk virtio_pci e1000e igb ixgbe i40e ice nvme ahci tg3 net_failover; do
   check "  holds module $m" grep -q "/$m.ko$" "$tmp/initrd.list"
 done
