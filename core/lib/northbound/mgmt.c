@@ -293,9 +293,11 @@ static void get_recovery_key(const mgmt_site *site, const ProtobufCMessage *m, e
   if (r == 0) r = ep_inventory_get_host(site->inv, uuid, &host); /* an unknown host is NOT_FOUND as such */
   ep_inv_host_free(host);
   if (r == 0 && config && config->recovery_key_file) r = ep_recovery_site_key_load(&key, config->recovery_key_file);
-  if (r == 0) r = ep_recovery_key_read(site->inv, key, uuid, &resp.recovery_key, &resp.stored_at);
+  char *recovery_key = NULL;
+  if (r == 0) r = ep_recovery_key_read(site->inv, key, uuid, &recovery_key, &resp.stored_at);
   ep_recovery_site_key_free(key);
   if (r == 0) {
+    resp.recovery_key = recovery_key;
     ep_log(EP_LOG_WARN, "mgmt", "host %s: recovery key read by an operator", uuid);
     char *lines[] = {"recovery key read by an operator (management API)"};
     uint64_t max_bytes = config ? (uint64_t)config->log_max_bytes_per_host : EP_CONFIG_LOG_MAX_BYTES_DEFAULT;
@@ -303,9 +305,9 @@ static void get_recovery_key(const mgmt_site *site, const ProtobufCMessage *m, e
       ep_log(EP_LOG_WARN, "mgmt", "host %s: its log does not say its recovery key was read: %s", uuid, ep_error_message());
   }
   reply_result(reply, r, &resp.base);
-  if (resp.recovery_key) {
-    explicit_bzero(resp.recovery_key, strlen(resp.recovery_key));
-    free(resp.recovery_key);
+  if (recovery_key) {
+    explicit_bzero(recovery_key, strlen(recovery_key));
+    free(recovery_key);
   }
 }
 
