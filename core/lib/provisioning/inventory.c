@@ -20,7 +20,6 @@
 #include "base/log.h"
 #include "runtime/plugin_loader.h"
 #include "base/validate.h"
-#include "provisioning/recovery_keys.h"
 
 #define HOSTS_PREFIX "hosts/"
 #define INSTANCES_PREFIX "instances/"
@@ -28,6 +27,7 @@
 #define WORKFLOWS_PREFIX "workflows/"
 #define LOGS_PREFIX "logs/" /* node_log.c: "logs/<uuid>/head" and "logs/<uuid>/<slot>" */
 #define LOG_HEAD_SUFFIX "/head"
+#define RECOVERY_PREFIX "recovery/" /* recovery_keys.c: "recovery/<uuid>", deleted with its host; never an event */
 #define CAS_RETRIES 16 /* read-modify-write attempts before giving up under contention */
 
 /* Waiting for changes. With a store that can be waited on (ABI 1.4 wait), one follower
@@ -586,8 +586,8 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
     char *serial_key = host->serial[0] ? key_of(SERIALS_PREFIX, host->serial) : NULL;
     /* Its disk's recovery key goes with it, in the same transaction (deleting an absent key
      * writes nothing): a host added again under the UUID never finds the old one. */
-    char recovery_key[sizeof EP_RECOVERY_KEYS_PREFIX + EP_UUID_TEXT_LEN];
-    ep_recovery_key_record_name(recovery_key, host->uuid);
+    char recovery_key[sizeof RECOVERY_PREFIX + EP_UUID_TEXT_LEN];
+    snprintf(recovery_key, sizeof recovery_key, RECOVERY_PREFIX "%s", host->uuid);
     ep_storage_op ops[3] = {
         {.kind = EP_STORAGE_DELETE, .key = host_key, .expect_mod_revision = host->revision},
         {.kind = EP_STORAGE_DELETE, .key = recovery_key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY},

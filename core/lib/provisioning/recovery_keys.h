@@ -21,7 +21,7 @@
 #include "base/validate.h"
 #include "provisioning/inventory.h"
 
-#define EP_RECOVERY_KEYS_PREFIX "recovery/"       /* "recovery/<uuid>": inventory.c deletes it with the host */
+#define EP_RECOVERY_KEYS_PREFIX "recovery/" /* "recovery/<uuid>": inventory.c's RECOVERY_PREFIX deletes it with the host */
 #define EP_RECOVERY_HKDF_INFO "edgeprov recovery keys v1"
 #define EP_RECOVERY_SITE_KEY_MIN 32               /* characters of the site key file's secret text, at least */
 #define EP_RECOVERY_SITE_KEY_MAX 4096             /* and at most */
