@@ -119,6 +119,7 @@ int ep_cli_host_show(cli_call *call);
 int ep_cli_host_approve(cli_call *call);
 int ep_cli_host_invalidate(cli_call *call);
 int ep_cli_host_delete(cli_call *call);
+int ep_cli_host_recovery_key(cli_call *call);
 /* instance_cmds.c */
 int ep_cli_instance_create(cli_call *call);
 int ep_cli_instance_list(cli_call *call);

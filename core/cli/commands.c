@@ -38,6 +38,8 @@ static const cli_option host_add_options[] = {
 static const cli_option host_list_options[] = {JSON_OPTION("the hosts"), END_OPTIONS};
 static const cli_option host_show_options[] = {JSON_OPTION("the host and its timeline"), END_OPTIONS};
 static const cli_option host_state_options[] = {JSON_OPTION("the host"), END_OPTIONS};
+static const cli_option host_recovery_key_options[] = {JSON_OPTION("the host's UUID, the key and when it was stored"),
+                                                       END_OPTIONS};
 
 /* ---- instance (instance_cmds.c) ------------------------------------------------------------ */
 
@@ -126,6 +128,11 @@ const cli_command cli_commands[] = {
      "revoke a node's credentials (desired UNTRUSTED)", NULL},
     {"host", "delete", CLI_NEEDS_DAEMON, ep_cli_host_delete, "UUID", 1, 1, no_options,
      "delete a host (delete its instance first)", NULL},
+    {"host", "recovery-key", CLI_NEEDS_DAEMON, ep_cli_host_recovery_key, "UUID|SERIAL", 1, 1, host_recovery_key_options,
+     "print the recovery key of a host's encrypted disk (the read is logged)",
+     "Prints the key its node stored when it encrypted its disk (kept sealed under the site key,\n"
+     "secrets.recovery_key_file). Every read is logged: a warning in edgeprovd's log and a line\n"
+     "in the host's log (edgeprov logs HOST_UUID)."},
     {"instance", "create", CLI_NEEDS_DAEMON, ep_cli_instance_create, "HOST_UUID", 1, 1, instance_create_options,
      "give a host an instance: its workflow starts", NULL},
     {"instance", "list", CLI_NEEDS_DAEMON, ep_cli_instance_list, NULL, 0, 0, instance_list_options,

@@ -1,5 +1,6 @@
-/* edgeprov CLI: the host commands (add, list, show, approve, invalidate, delete) over the management API. */
-#define _GNU_SOURCE /* strndup */
+/* edgeprov CLI: the host commands (add, list, show, approve, invalidate, delete, recovery-key) over the
+ * management API. */
+#define _GNU_SOURCE /* strndup, explicit_bzero */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -179,3 +180,39 @@ int ep_cli_host_delete(cli_call *call) {
 }
 
 int ep_cli_host_list(cli_call *call) { return cli_list_all(call->client, &hosts, cli_flag(call, 'j')); }
+
+/* The recovery key of a host's encrypted disk (edgeprovd logs the read, in its log and the
+ * host's). The host by UUID, or by serial through GetHost. */
+int ep_cli_host_recovery_key(cli_call *call) {
+  const char *which = call->args[0];
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  if (ep_validate_uuid(uuid, "uuid", which) < 0) {
+    Edgeprov__V1__GetHostRequest get = EDGEPROV__V1__GET_HOST_REQUEST__INIT;
+    get.serial = (char *)which;
+    Edgeprov__V1__HostResponse *host = NULL;
+    if (ep_mgmt_client_call(call->client, "GetHost", &get.base, &edgeprov__v1__host_response__descriptor,
+                            (ProtobufCMessage **)&host) < 0)
+      return cli_fail();
+    snprintf(uuid, sizeof uuid, "%s", host->host->uuid);
+    protobuf_c_message_free_unpacked(&host->base, NULL);
+  }
+  Edgeprov__V1__GetRecoveryKeyRequest req = EDGEPROV__V1__GET_RECOVERY_KEY_REQUEST__INIT;
+  req.uuid = uuid;
+  Edgeprov__V1__GetRecoveryKeyResponse *resp = NULL;
+  if (ep_mgmt_client_call(call->client, "GetRecoveryKey", &req.base, &edgeprov__v1__get_recovery_key_response__descriptor,
+                          (ProtobufCMessage **)&resp) < 0)
+    return cli_fail();
+  int status = EXIT_SUCCESS;
+  if (cli_flag(call, 'j')) {
+    /* The key as it is: printable ASCII, which edgeprovd checked when the node sent it. */
+    json_t *o = json_pack("{s:s, s:s, s:I}", "uuid", uuid, "recovery_key", resp->recovery_key, "stored_at",
+                          (json_int_t)resp->stored_at);
+    status = cli_print_json(o, JSON_INDENT(2));
+  } else {
+    printf("%s\n", cli_shown(resp->recovery_key));
+  }
+  fflush(stdout);
+  explicit_bzero(resp->recovery_key, strlen(resp->recovery_key));
+  protobuf_c_message_free_unpacked(&resp->base, NULL);
+  return status;
+}

@@ -88,6 +88,30 @@ static void https_limits(void **state) {
   free(path);
 }
 
+/* secrets.recovery_key_file: an absolute path to a file that can be read (its rules, owner-only
+ * and long enough, are checked where it is read: provisioning/recovery_keys.c). */
+static void the_recovery_key_file_is_an_absolute_readable_path(void **state) {
+  const char *bad[] = {"secrets = { recovery_key_file = \"recovery.key\"; };\n",
+                       "secrets = { recovery_key_file = \"/nonexistent/recovery.key\"; };\n",
+                       "secrets = { recovery_keyfile = \"/etc/hostname\"; };\n"};
+  const char *why[] = {"must be an absolute path", "file cannot be read", "did you mean 'recovery_key_file'"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char *path = tu_write(*state, "bad.conf", bad[i]);
+    ep_diags diags = {0};
+    ep_config *c = NULL;
+    assert_int_equal(ep_config_load(&c, path, "/default", &diags), 0);
+    assert_int_equal(diags.errors, 1);
+    assert_true(tu_has_diag(&diags, 1, why[i]));
+    ep_config_free(c);
+    ep_diags_clear(&diags);
+    free(path);
+  }
+  ep_config *c = NULL;
+  assert_int_equal(ep_config_new_defaults(&c, "/default"), 0);
+  assert_null(c->recovery_key_file); /* none by default: the site keeps no recovery keys */
+  ep_config_free(c);
+}
+
 static void reads_every_core_key(void **state) {
   char *cert = tu_write(*state, "cert.pem", "x");
   char *key = tu_write(*state, "key.pem", "x");
@@ -98,8 +122,9 @@ static void reads_every_core_key(void **state) {
            "tls = { cert = \"%s\"; key = \"%s\"; };\n"
            "provisioning = { mode = \"non-ZTP\"; };\n"
            "plugins = { enabled = [ \"beta\", \"alpha\" ]; required = [ \"alpha\" ]; };\n"
-           "auth = { operator_token_file = \"%s\"; };\n",
-           cert, key, key);
+           "auth = { operator_token_file = \"%s\"; };\n"
+           "secrets = { recovery_key_file = \"%s\"; };\n",
+           cert, key, key, key);
   char *path = tu_write(*state, "good.conf", text);
   ep_diags diags = {0};
   ep_config *c = NULL;
@@ -112,6 +137,7 @@ static void reads_every_core_key(void **state) {
   assert_string_equal(c->plugin_dirs.items[1], "/b");
   assert_string_equal(c->tls_cert, cert);
   assert_string_equal(c->operator_token_file, key);
+  assert_string_equal(c->recovery_key_file, key);
   assert_int_equal(c->mode, EP_MODE_NON_ZTP);
   assert_true(c->plugins_enabled_set);
   assert_string_equal(c->plugins_enabled.items[0], "beta");
@@ -373,6 +399,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(dashboard_needs_the_operator_token_and_tls_off_loopback, setup, teardown),
       cmocka_unit_test_setup_teardown(tcp_management_needs_tls_and_a_token, setup, teardown),
       cmocka_unit_test_setup_teardown(syntax_and_io_errors, setup, teardown),
+      cmocka_unit_test_setup_teardown(the_recovery_key_file_is_an_absolute_readable_path, setup, teardown),
       cmocka_unit_test_setup_teardown(plugin_sections_follow_declared_settings, setup, teardown),
       cmocka_unit_test_setup_teardown(good_plugin_section_reaches_the_plugin, setup, teardown),
       cmocka_unit_test_setup_teardown(missing_section_and_missing_plugins, setup, teardown),

@@ -73,6 +73,27 @@ static void secrets_anywhere_in_a_line(void **state) {
   expect("see https://example.org/path and a:b\n", "see https://example.org/path and a:b\n", 0);
 }
 
+/* Disk recovery keys: systemd-cryptenroll's form anywhere in a line, and keys named so. */
+#define MODHEX_KEY "fjbhnveg-rknrdtrg-jllvkhiu-ctbucdgf-lkcerjhb-nnvijdkn-ulhrtrek-bivhbdcb"
+static void recovery_keys_are_masked(void **state) {
+  (void)state;
+  expect("cryptenroll: " MODHEX_KEY "\n", "cryptenroll: " EP_REDACTED "\n", 1);
+  expect("A NEW RECOVERY KEY: " MODHEX_KEY " (keep it)", "A NEW RECOVERY KEY: " EP_REDACTED " (keep it)", 1);
+  expect("[" MODHEX_KEY "][" MODHEX_KEY "]", "[" EP_REDACTED "][" EP_REDACTED "]", 2);
+  expect("FJBHNVEG-RKNRDTRG-JLLVKHIU-CTBUCDGF-LKCERJHB-NNVIJDKN-ULHRTREK-BIVHBDCB\n", EP_REDACTED "\n", 1);
+  expect("recovery_key=s3cr3t-of-any-form\n", "recovery_key=" EP_REDACTED "\n", 1);
+  expect("{\"host\":\"a\",\"recovery-key\":\"abc\"}\n", "{\"host\":\"a\",\"recovery-key\":\"" EP_REDACTED "\"}\n", 1);
+  /* near misses: a group of 7, a letter outside modhex (a), 7 groups, uuids and hex */
+  const char *kept[] = {
+      "fjbhnve-rknrdtrg-jllvkhiu-ctbucdgf-lkcerjhb-nnvijdkn-ulhrtrek-bivhbdcb\n",
+      "fjbhnvea-rknrdtrg-jllvkhiu-ctbucdgf-lkcerjhb-nnvijdkn-ulhrtrek-bivhbdcb\n",
+      "fjbhnveg-rknrdtrg-jllvkhiu-ctbucdgf-lkcerjhb-nnvijdkn-ulhrtrek\n",
+      "11111111-1111-4111-8111-111111111111 deadbeef-deadbeef\n",
+  };
+  for (size_t i = 0; i < sizeof kept / sizeof kept[0]; i++) expect(kept[i], kept[i], 0);
+  assert_true(ep_redact_is_secret_name("luks_recovery_key"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(names_that_are_secrets),
@@ -80,6 +101,7 @@ int main(void) {
       cmocka_unit_test(yaml_blocks_are_masked),
       cmocka_unit_test(private_keys_and_bearer_tokens),
       cmocka_unit_test(secrets_anywhere_in_a_line),
+      cmocka_unit_test(recovery_keys_are_masked),
   };
   return cmocka_run_group_tests_name("redact", tests, NULL, NULL);
 }

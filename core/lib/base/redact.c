@@ -13,7 +13,7 @@
 
 static const char *const secret_words[] = {"password", "passwd", "passphrase", "pass", "pwd", "secret", "token",
                                            "private_key", "privatekey", "api_key", "apikey", "credential", "psk",
-                                           "auth", "luks"};
+                                           "auth", "luks", "recovery_key", "recovery-key", "recoverykey"};
 
 bool ep_redact_is_secret_name(const char *name) {
   for (size_t i = 0; name && i < sizeof secret_words / sizeof secret_words[0]; i++)
@@ -153,6 +153,37 @@ static size_t mask_inline(const char *line, size_t len, char **out) {
   return count;
 }
 
+/* systemd-cryptenroll's recovery keys: 8 groups of 8 "modhex" characters joined by dashes. */
+#define MODHEX "cbdefghijklnrtuv"
+#define MODHEX_KEY_LEN (8 * 8 + 7)
+
+static bool modhex_key_at(const char *p) {
+  for (size_t i = 0; i < MODHEX_KEY_LEN; i++) {
+    char c = (char)tolower((unsigned char)p[i]);
+    if (i % 9 == 8 ? c != '-' : !c || !strchr(MODHEX, c)) return false;
+  }
+  return true;
+}
+
+/* Replaces in text, in place, each recovery key of systemd-cryptenroll's form by EP_REDACTED
+ * (shorter: the text only shrinks); returns how many. */
+static size_t mask_modhex_keys(char *text) {
+  size_t count = 0, w = 0, len = strlen(text);
+  for (size_t r = 0; r < len;) {
+    if (len - r >= MODHEX_KEY_LEN && modhex_key_at(text + r)) {
+      memcpy(text + w, EP_REDACTED, strlen(EP_REDACTED));
+      w += strlen(EP_REDACTED);
+      r += MODHEX_KEY_LEN;
+      count++;
+    } else {
+      text[w++] = text[r++];
+    }
+  }
+  if (count) explicit_bzero(text + w, len - w); /* what was beyond holds pieces of a key */
+  text[w] = '\0';
+  return count;
+}
+
 char *ep_redact_text(const char *text, size_t *ret_count) {
   ep_buf out;
   ep_buf_init(&out, "redacted text", SIZE_MAX, EP_BUF_WIPE);
@@ -237,6 +268,7 @@ char *ep_redact_text(const char *text, size_t *ret_count) {
   }
   char *result = r == 0 ? ep_buf_take(&out, NULL) : NULL;
   ep_buf_free(&out);
+  if (result) count += mask_modhex_keys(result); /* wherever one is, whatever masking it went through */
   if (result && ret_count) *ret_count = count;
   return result;
 }

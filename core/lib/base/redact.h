@@ -11,8 +11,8 @@
 #define EP_REDACTED "********"
 
 /* True when name (a parameter, setting or key name) names a secret: it holds, in any case,
- * password, passwd, passphrase, secret, token, private_key, privatekey, api_key, apikey,
- * credential or psk. */
+ * password, passwd, passphrase, pass, pwd, secret, token, private_key, privatekey, api_key,
+ * apikey, credential, psk, auth, luks, recovery_key, recovery-key or recoverykey. */
 bool ep_redact_is_secret_name(const char *name);
 
 /* A malloc'd copy of text with each secret replaced by EP_REDACTED, line by line:
@@ -21,7 +21,9 @@ bool ep_redact_is_secret_name(const char *name);
  *   ">") masks the lines indented under KEY. A value that is only a ${node.*} reference is
  *   kept (the node fills it in; it is not the secret);
  * - the lines between "-----BEGIN ... PRIVATE KEY-----" and its END line become one line;
- * - "Bearer X": X is masked.
+ * - "Bearer X": X is masked;
+ * - a disk recovery key as systemd-cryptenroll makes it (8 groups of 8 of the "modhex" letters
+ *   cbdefghijklnrtuv, joined by dashes), anywhere.
  * *ret_count (may be NULL) gets the number of secrets masked. NULL when out of memory. */
 char *ep_redact_text(const char *text, size_t *ret_count);
 

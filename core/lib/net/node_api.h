@@ -8,6 +8,7 @@
 #define EP_ONBOARDING_SERVICE_CREATE "/onboardingmgr.v1.InteractiveOnboardingService/CreateNodes"
 /* edgeprov.v1: calls an onboarded node makes with its bearer token. */
 #define EP_NODE_SERVICE_REPORT_STATUS "/edgeprov.v1.NodeService/ReportStatus"
+#define EP_NODE_SERVICE_STORE_RECOVERY_KEY "/edgeprov.v1.NodeService/StoreRecoveryKey" /* see node.proto */
 #define EP_WORKFLOW_SERVICE_RUN "/edgeprov.v1.WorkflowService/Run"
 /* edgeprov.v1: no token; a node whose onboarding failed names itself (see node.proto). */
 #define EP_NODE_SERVICE_UPLOAD_BOOT_LOG "/edgeprov.v1.NodeService/UploadBootLog"

@@ -1,4 +1,5 @@
 /* core: the management API without its transport, see mgmt.h. */
+#define _GNU_SOURCE /* explicit_bzero */
 #include "northbound/mgmt.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "base/redact.h"
 #include "base/validate.h"
 #include "provisioning/node_log.h"
+#include "provisioning/recovery_keys.h"
 #include "provisioning/workflow.h"
 
 void ep_mgmt_reply_clear(ep_mgmt_reply *reply) {
@@ -278,6 +280,37 @@ static void get_logs(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_r
   free(l.lines);
 }
 
+/* The site key is read for each call (reads are rare, and nothing of it stays in memory between
+ * them); the node side reads it once at start (southbound/node_service.c). */
+static void get_recovery_key(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_reply *reply) {
+  const Edgeprov__V1__GetRecoveryKeyRequest *req = (const void *)m;
+  const ep_config *config = site->plugins ? site->plugins->config : NULL;
+  char uuid[EP_UUID_TEXT_LEN + 1];
+  ep_recovery_site_key *key = NULL;
+  ep_inv_host *host = NULL;
+  Edgeprov__V1__GetRecoveryKeyResponse resp = EDGEPROV__V1__GET_RECOVERY_KEY_RESPONSE__INIT;
+  int r = ep_validate_uuid(uuid, "uuid", req->uuid);
+  if (r == 0) r = ep_inventory_get_host(site->inv, uuid, &host); /* an unknown host is NOT_FOUND as such */
+  ep_inv_host_free(host);
+  if (r == 0 && config && config->recovery_key_file) r = ep_recovery_site_key_load(&key, config->recovery_key_file);
+  char *recovery_key = NULL;
+  if (r == 0) r = ep_recovery_key_read(site->inv, key, uuid, &recovery_key, &resp.stored_at);
+  ep_recovery_site_key_free(key);
+  if (r == 0) {
+    resp.recovery_key = recovery_key;
+    ep_log(EP_LOG_WARN, "mgmt", "host %s: recovery key read by an operator", uuid);
+    char *lines[] = {"recovery key read by an operator (management API)"};
+    uint64_t max_bytes = config ? (uint64_t)config->log_max_bytes_per_host : EP_CONFIG_LOG_MAX_BYTES_DEFAULT;
+    if (ep_node_log_append(site->inv, uuid, 0, 0, "operator", lines, 1, max_bytes, NULL) < 0)
+      ep_log(EP_LOG_WARN, "mgmt", "host %s: its log does not say its recovery key was read: %s", uuid, ep_error_message());
+  }
+  reply_result(reply, r, &resp.base);
+  if (recovery_key) {
+    explicit_bzero(recovery_key, strlen(recovery_key));
+    free(recovery_key);
+  }
+}
+
 #define SAMPLE_HOST_UUID "00000000-0000-4000-8000-000000000000"
 #define DRY_RUN_INSTANCE_ID "00000000-0000-4000-8000-000000000001"
 
@@ -338,7 +371,8 @@ static void render_workflow(const mgmt_site *site, const ProtobufCMessage *m, ep
   X("RetryInstance", retry_instance_request, retry_instance)          \
   X("GetInstance", get_instance_request, get_instance)                \
   X("RenderWorkflow", render_workflow_request, render_workflow)       \
-  X("GetLogs", get_logs_request, get_logs)
+  X("GetLogs", get_logs_request, get_logs)                            \
+  X("GetRecoveryKey", get_recovery_key_request, get_recovery_key)
 
 typedef struct method {
   const char *name;

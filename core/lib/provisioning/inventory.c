@@ -27,6 +27,7 @@
 #define WORKFLOWS_PREFIX "workflows/"
 #define LOGS_PREFIX "logs/" /* node_log.c: "logs/<uuid>/head" and "logs/<uuid>/<slot>" */
 #define LOG_HEAD_SUFFIX "/head"
+#define RECOVERY_PREFIX "recovery/" /* recovery_keys.c: "recovery/<uuid>", deleted with its host; never an event */
 #define CAS_RETRIES 16 /* read-modify-write attempts before giving up under contention */
 
 /* Waiting for changes. With a store that can be waited on (ABI 1.4 wait), one follower
@@ -583,11 +584,16 @@ int ep_inventory_delete_host(ep_inventory *inv, const char *uuid, uint64_t *ret_
     }
     char *host_key = key_of(HOSTS_PREFIX, host->uuid);
     char *serial_key = host->serial[0] ? key_of(SERIALS_PREFIX, host->serial) : NULL;
-    ep_storage_op ops[2] = {
+    /* Its disk's recovery key goes with it, in the same transaction (deleting an absent key
+     * writes nothing): a host added again under the UUID never finds the old one. */
+    char recovery_key[sizeof RECOVERY_PREFIX + EP_UUID_TEXT_LEN];
+    snprintf(recovery_key, sizeof recovery_key, RECOVERY_PREFIX "%s", host->uuid);
+    ep_storage_op ops[3] = {
         {.kind = EP_STORAGE_DELETE, .key = host_key, .expect_mod_revision = host->revision},
+        {.kind = EP_STORAGE_DELETE, .key = recovery_key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY},
         {.kind = EP_STORAGE_DELETE, .key = serial_key, .expect_mod_revision = EP_STORAGE_EXPECT_ANY},
     };
-    r = host_key && (serial_key || !host->serial[0]) ? commit(inv, ops, serial_key ? 2 : 1, ret_revision, NULL)
+    r = host_key && (serial_key || !host->serial[0]) ? commit(inv, ops, serial_key ? 3 : 2, ret_revision, NULL)
                                                       : ep_error_set(EP_ENOMEM, "out of memory");
     free(host_key);
     free(serial_key);

@@ -272,6 +272,7 @@ static const core_key core_keys[] = {
     {"cloudinit", "users", KEY_LIST, 0, NULL}, /* a list of groups: read by read_users */
     {"auth", "operator_token_file", KEY_STRING, offsetof(ep_config, operator_token_file), check_readable_file},
     {"auth", "token_audiences", KEY_LIST, offsetof(ep_config, token_audiences), check_audience},
+    {"secrets", "recovery_key_file", KEY_STRING, offsetof(ep_config, recovery_key_file), check_readable_file},
     {"artifacts", "directory", KEY_STRING, offsetof(ep_config, artifacts.directory), check_absolute_path},
     {"artifacts", "base_url", KEY_STRING, offsetof(ep_config, artifacts.base_url), check_boot_url},
     {"artifacts", "kernel", KEY_STRING, offsetof(ep_config, artifacts.kernel), check_readable_file},
@@ -329,7 +330,7 @@ static const core_key core_keys[] = {
 #pragma GCC diagnostic pop
 #define CORE_KEY_COUNT (sizeof core_keys / sizeof core_keys[0])
 
-static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https", "metrics", "dashboard"};
+static const char *const core_groups[] = {"listen", "paths", "tls", "provisioning", "cloudinit", "auth", "secrets", "artifacts", "plugins", "storage", "limits", "logs", "onboarding", "southbound", "https", "metrics", "dashboard"};
 #define CORE_GROUP_COUNT (sizeof core_groups / sizeof core_groups[0])
 
 static bool is_core_group(const char *name) {
@@ -394,6 +395,7 @@ void ep_config_free(ep_config *c) {
   free(c->cloudinit_users);
   strv_free(&c->cloudinit_fragments);
   free(c->operator_token_file);
+  free(c->recovery_key_file);
   strv_free(&c->token_audiences);
   ep_config_artifacts *a = &c->artifacts;
   char **paths[] = {&a->directory, &a->base_url, &a->kernel, &a->modules_dir, &a->busybox, &a->agent, &a->ipxe_efi,

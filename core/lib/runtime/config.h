@@ -139,6 +139,8 @@ typedef struct ep_config {
   char *tls_key;
   char *tls_ca;
   char *operator_token_file; /* bearer token operators present over TCP; NULL when unset */
+  char *recovery_key_file;   /* secrets.recovery_key_file: the site key nodes' disk recovery keys are stored under
+                                (provisioning/recovery_keys.h); NULL when unset (none are taken). Restart-only */
   ep_strv token_audiences;   /* auth.token_audiences: what the token endpoint issues tokens for; default
                                 [ EP_CONFIG_AUDIENCE_DEFAULT ], never empty */
   ep_provisioning_mode mode;

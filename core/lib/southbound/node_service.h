@@ -12,8 +12,9 @@ struct ep_plugin_set;
 typedef struct ep_node_service ep_node_service;
 
 /* Creates the service over inv and plugins (both must outlive it). Each node's ReportStatus
- * calls are held to limits.node_reports_* of plugins->config (defaults without one); a call
- * over budget gets RESOURCE_EXHAUSTED saying when to retry. */
+ * and StoreRecoveryKey calls are held to limits.node_reports_* of plugins->config (defaults
+ * without one); a call over budget gets RESOURCE_EXHAUSTED saying when to retry. The site key of
+ * secrets.recovery_key_file is read here (an unusable file fails the creation, naming why). */
 int ep_node_service_new(ep_node_service **out, ep_inventory *inv, const struct ep_plugin_set *plugins);
 
 /* Registers the service's methods on server (before it starts). */
