@@ -61,7 +61,7 @@ typedef struct agent {
   int refused;            /* the last onboarding attempt was refused (its gRPC status), 0: it was not */
   time_t boot_log_sent;   /* when the boot log last went to the orchestrator */
   ep_agent_tpm *tpm;      /* the TPM proving the node's identity; NULL: none (see open_tpm) */
-  bool tpm_tried;         /* open_tpm ran */
+  bool tpm_settled;       /* open_tpm found there is no TPM to use (off, or none at auto's device) */
 } agent;
 
 static const char *orchestrator(const agent *a) { return a->orchestrators[a->current]; }
@@ -161,21 +161,21 @@ static int restore_credentials(const agent *a) {
   return r;
 }
 
-/* The node's TPM, opened once (--tpm: a TCTI; auto: EP_AGENT_TPM_AUTO_DEVICE when it exists;
- * off). Without one the agent onboards as clients of the reference contract do; a site or host
- * that asks for the proof then refuses it, saying so. */
+/* The node's TPM (--tpm: a TCTI; auto: EP_AGENT_TPM_AUTO_DEVICE when it exists; off). Without
+ * one the agent onboards as clients of the reference contract do; a site or host that asks for
+ * the proof then refuses it, saying so. Opened once; a TPM that is there but failed to open
+ * (busy, not ready yet) is tried again at the next attempt, which comes with the backoff. */
 static ep_agent_tpm *open_tpm(agent *a) {
-  if (a->tpm_tried) return a->tpm;
-  a->tpm_tried = true;
+  if (a->tpm || a->tpm_settled) return a->tpm;
   const char *tcti = a->opt.tpm ? a->opt.tpm : "auto";
-  if (strcmp(tcti, "off") == 0) return NULL;
   bool automatic = strcmp(tcti, "auto") == 0;
-  if (automatic && access(EP_AGENT_TPM_AUTO_DEVICE, R_OK | W_OK) != 0) {
-    ep_log(EP_LOG_INFO, "agent", "no TPM at %s: onboarding without a TPM identity", EP_AGENT_TPM_AUTO_DEVICE);
+  if (strcmp(tcti, "off") == 0 || (automatic && access(EP_AGENT_TPM_AUTO_DEVICE, F_OK) != 0)) {
+    a->tpm_settled = true; /* no TPM now means none later */
+    if (automatic) ep_log(EP_LOG_INFO, "agent", "no TPM at %s: onboarding without a TPM identity", EP_AGENT_TPM_AUTO_DEVICE);
     return NULL;
   }
   if (ep_agent_tpm_open(&a->tpm, automatic ? "device:" EP_AGENT_TPM_AUTO_DEVICE : tcti) < 0) {
-    ep_log(EP_LOG_WARN, "agent", "%s: onboarding without a TPM identity", ep_error_message());
+    ep_log(EP_LOG_WARN, "agent", "%s: this attempt goes without a TPM identity; the next tries again", ep_error_message());
     return NULL;
   }
   ep_log(EP_LOG_INFO, "agent", "TPM identity ready (endorsement key and attestation key made)");

@@ -103,12 +103,18 @@ static int make_keys(ep_agent_tpm *t) {
   if (r == 0) {
     rc = Esys_Create(t->esys, t->ek, session, ESYS_TR_NONE, ESYS_TR_NONE, &no_sensitive, &ak_template, &no_outside_info,
                      &no_pcrs, &ak_private, &ak_public, NULL, NULL, NULL);
-    if (rc != TSS2_RC_SUCCESS) r = tpm_error(rc, "making the attestation key (Create)");
+    if (rc != TSS2_RC_SUCCESS) {
+      Esys_FlushContext(t->esys, session); /* a failed command leaves the session loaded */
+      r = tpm_error(rc, "making the attestation key (Create)");
+    }
   }
   if (r == 0) r = ek_policy_session(t, &session);
   if (r == 0) {
     rc = Esys_Load(t->esys, t->ek, session, ESYS_TR_NONE, ESYS_TR_NONE, ak_private, ak_public, &t->ak);
-    if (rc != TSS2_RC_SUCCESS) r = tpm_error(rc, "loading the attestation key (Load)");
+    if (rc != TSS2_RC_SUCCESS) {
+      Esys_FlushContext(t->esys, session);
+      r = tpm_error(rc, "loading the attestation key (Load)");
+    }
   }
   if (r == 0) r = marshal_public(t->ak_public, sizeof t->ak_public, &t->ak_public_len, ak_public);
   Esys_Free(ek_public);
@@ -122,14 +128,14 @@ int ep_agent_tpm_open(ep_agent_tpm **out, const char *tcti) {
   if (!t) return ep_error_set(EP_ENOMEM, "out of memory");
   t->ek = t->ak = ESYS_TR_NONE;
   TSS2_RC rc = Tss2_TctiLdr_Initialize(tcti, &t->tcti);
-  int r = rc == TSS2_RC_SUCCESS ? 0 : ep_error_set(EP_EIO, "TPM %s: cannot be opened: %s", tcti, Tss2_RC_Decode(rc));
+  int r = rc == TSS2_RC_SUCCESS ? 0 : ep_error_set(EP_EIO, "cannot be opened: %s", Tss2_RC_Decode(rc));
   if (r == 0 && (rc = Esys_Initialize(&t->esys, t->tcti, NULL)) != TSS2_RC_SUCCESS)
-    r = ep_error_set(EP_EIO, "TPM %s: %s", tcti, Tss2_RC_Decode(rc));
+    r = ep_error_set(EP_EIO, "%s", Tss2_RC_Decode(rc));
   if (r == 0) {
     /* Firmware has started a real TPM (TPM2_RC_INITIALIZE then); a bare simulator has not. */
     rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
     if (rc != TSS2_RC_SUCCESS && (rc & 0xfff) != TPM2_RC_INITIALIZE)
-      r = ep_error_set(EP_EIO, "TPM %s: Startup failed: %s", tcti, Tss2_RC_Decode(rc));
+      r = ep_error_set(EP_EIO, "Startup failed: %s", Tss2_RC_Decode(rc));
   }
   if (r == 0) r = make_keys(t);
   if (r < 0) {
@@ -168,7 +174,10 @@ int ep_agent_tpm_activate(ep_agent_tpm *tpm, const uint8_t *blob, size_t blob_le
   TPM2B_DIGEST *out = NULL;
   TSS2_RC rc = Esys_ActivateCredential(tpm->esys, tpm->ak, tpm->ek, ESYS_TR_PASSWORD, session, ESYS_TR_NONE, &credential,
                                        &seed, &out);
-  if (rc != TSS2_RC_SUCCESS) return tpm_error(rc, "ActivateCredential");
+  if (rc != TSS2_RC_SUCCESS) {
+    Esys_FlushContext(tpm->esys, session);
+    return tpm_error(rc, "ActivateCredential");
+  }
   memcpy(secret, out->buffer, out->size);
   *secret_len = out->size;
   explicit_bzero(out->buffer, out->size);

@@ -76,6 +76,10 @@ static int parse_options(cli_call *call, int argc, char **argv) {
       return EXIT_SUCCESS;
     }
     if (ch == '?') {
+      /* glibc's '?' with optopt set: a flag given a value (--json=x), or an unknown letter. */
+      for (const cli_option *f = command->options; optopt && f->name; f++)
+        if (f->key == optopt && !f->arg && strncmp(argv[optind - 1], "--", 2) == 0)
+          return cli_usage_error(call, "--%s takes no value (got '%s')", f->name, argv[optind - 1]);
       if (optopt && optopt != '?') return cli_usage_error(call, "unknown option '-%c'", optopt);
       return cli_usage_error(call, "unknown option '%s'", argv[optind - 1]);
     }

@@ -103,7 +103,11 @@ int ep_cli_host_add(cli_call *call) {
   req.auto_onboard = cli_flag(call, 'a');
   ep_tpm_ek ek;
   if (cli_value(call, 'e')) { /* sent as its DER public key, whatever form the file has */
-    if (ep_tpm_ek_from_file(&ek, cli_value(call, 'e')) < 0) return cli_usage_error(call, "--ek: %s", ep_error_message());
+    int r = ep_tpm_ek_from_file(&ek, cli_value(call, 'e'));
+    if (r < 0) {
+      ep_error_prefix(r, "--ek");
+      return cli_fail();
+    }
     req.tpm_ek = (ProtobufCBinaryData){ek.der_len, ek.der};
   }
   req.n_macs = n_macs;

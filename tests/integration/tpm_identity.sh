@@ -47,19 +47,23 @@ tpm_agent() {
     --backoff-ms 100 --backoff-max-ms 400 --onboard-only --tpm "$tcti" "$@"
 }
 
-# refused NODE TCTI LOG TEXT: the agent is still refused after a few attempts (killed after 4 s),
-# its log names TEXT, and it stored no credentials. A killed agent leaves its keys loaded in
+# refused NODE TCTI LOG TEXT: the agent is refused: its log names TEXT (waited for up to 60 s),
+# and it stored no credentials. It is then stopped. A stopped agent leaves its keys loaded in
 # swtpm, a TPM without the kernel's resource manager (/dev/tpmrm0 flushes what a closed
 # connection loaded): they are flushed as the kernel would.
 refused() {
   tpm_agent "$1" "$2" >"$3" 2>&1 &
-  local pid=$!
-  sleep 4
+  local pid=$! seen=1
+  for _ in $(seq 600); do grep -qF -- "$4" "$3" && { seen=0; break; }; sleep 0.1; done
   kill "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   [ "$2" = off ] || tpm2_flushcontext -t -T "$2" >/dev/null 2>&1
-  contains "$3" "$4" && [ ! -e "$tmp/$1/state/credentials" ]
+  [ $seen = 0 ] || { echo "---- $3 never said: $4"; sed 's/^/    /' "$3"; }
+  [ $seen = 0 ] && [ ! -e "$tmp/$1/state/credentials" ]
 }
+
+# keep_secret NODE: notes the secret node NODE received, for the final check that no log holds one.
+keep_secret() { sed -n 's/^client_secret=//p' "$tmp/$1/state/credentials" >>"$tmp/secrets"; }
 
 # site MODE: (re)starts edgeprovd with onboarding.tpm_identity = MODE on a fresh inventory.
 site() {
@@ -96,13 +100,16 @@ node_sysroot "$tmp/n1" $U1 TPMSER01
 check "the node with the registered TPM onboards" run_status 0 "$tmp/a1.log" tpm_agent n1 "$tpm_a_tcti"
 check "it answered the orchestrator's TPM challenge" contains "$tmp/a1.log" "answering the orchestrator's TPM challenge"
 check "its credentials are stored" test -s "$tmp/n1/state/credentials"
+keep_secret n1
 
 # A copy of node 1 (same UUID and serial) on another machine: its TPM is not the one registered.
 node_sysroot "$tmp/copy1" $U1 TPMSER01
 check "a copy with another TPM is refused (PERMISSION_DENIED)" refused copy1 "$tpm_b_tcti" "$tmp/copy1.log" "PERMISSION_DENIED"
 $E host show $U1 >"$tmp/show1b.out"
 check "host show says the node's TPM is not the registered one" contains "$tmp/show1b.out" \
-  "Onboarding refused: the node's TPM is not the one registered for host $U1 (its endorsement key is $fp_b"
+  "Onboarding refused: the node's TPM is not the one registered (see the daemon log)"
+check "the daemon log names both endorsement keys" contains "$tmp/edgeprovd-off.log" \
+  "the node's TPM is not the one registered for host $U1 (its endorsement key is $fp_b, the host's $fp_a)"
 check "the daemon log names the refused node's address" contains "$tmp/edgeprovd-off.log" "refused the node from 127.0.0.1"
 $E host show $U1 --json >"$tmp/show1.json"
 check "host show --json has the EK" python3 -c "import json,sys; h=json.load(open('$tmp/show1.json')); \
@@ -115,11 +122,12 @@ check "a node without a TPM is refused (FAILED_PRECONDITION)" refused n2 off "$t
 check "and told its host must prove its TPM" contains "$tmp/a2.log" "must prove it holds its registered TPM"
 check "a host without an EK onboards a node without a TPM (site: off)" \
   enroll_node $U3 TPMSER03
-check "host add --ek refuses a file that is no key, naming it" run_status 2 "$tmp/badek.out" \
+keep_secret node
+check "host add --ek refuses a file that is no key, naming it" run_status 1 "$tmp/badek.out" \
   $E host add --uuid cccccccc-0000-4000-8000-000000000009 --ek "$tmp/site.conf"
 check "... with the reason" contains "$tmp/badek.out" "--ek: $tmp/site.conf: neither a PEM public key"
 openssl genrsa -out "$tmp/small.key" 1024 2>/dev/null && openssl rsa -in "$tmp/small.key" -pubout -out "$tmp/small.pem" 2>/dev/null
-check "host add --ek refuses an RSA 1024 key" run_status 2 "$tmp/smallek.out" \
+check "host add --ek refuses an RSA 1024 key" run_status 1 "$tmp/smallek.out" \
   $E host add --uuid cccccccc-0000-4000-8000-000000000009 --ek "$tmp/small.pem"
 
 # ---- first use ----------------------------------------------------------------------------------
@@ -127,6 +135,7 @@ site first_use
 $E host add --uuid $U1 --serial TPMSER01 --os microvisor --auto-onboard >/dev/null
 rm -rf "$tmp/n1/state"
 check "first_use: the first node onboards with its TPM" run_status 0 "$tmp/f1.log" tpm_agent n1 "$tpm_b_tcti"
+keep_secret n1
 $E host show $U1 >"$tmp/showf.out"
 check "first_use: its EK is recorded on the host" contains "$tmp/showf.out" "tpm ek:        $fp_b (recorded on first use)"
 rm -rf "$tmp/copy1/state"
@@ -146,6 +155,12 @@ check "required: a host without a registered EK is refused" refused n1 "$tpm_a_t
 $E host add --uuid $U2 --serial TPMSER02 --os microvisor --auto-onboard --ek "$tmp/ek_a.pem" >/dev/null
 rm -rf "$tmp/n2/state"
 check "required: a host with its EK onboards its node" run_status 0 "$tmp/r2.log" tpm_agent n2 "$tpm_a_tcti"
-check "no secret in any daemon log" absent -r client_secret= "$tmp"/edgeprovd-*.log
+keep_secret n2
+# Every secret a node received, and none of them in a daemon log.
+mapfile -t secrets <"$tmp/secrets"
+check "four nodes onboarded, each with a secret" test ${#secrets[@]} -eq 4 -a -n "${secrets[3]:-}"
+for secret in "${secrets[@]}"; do
+  check "  a node's secret is in no daemon log" absent -rF -- "$secret" "$tmp"/edgeprovd-*.log
+done
 stop_daemon
 finish

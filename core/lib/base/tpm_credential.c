@@ -9,6 +9,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
@@ -93,7 +94,7 @@ static int ek_from_key(ep_tpm_ek *out, EVP_PKEY *key, const char *what) {
   return 0;
 }
 
-int ep_tpm_ek_from_public(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *field) {
+static int ek_from_public(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *field) {
   TPM2B_PUBLIC pub;
   int r = parse_public(&pub, data, len, field);
   if (r == 0) r = check_ek_area(&pub.publicArea, field);
@@ -104,7 +105,7 @@ int ep_tpm_ek_from_public(ep_tpm_ek *out, const uint8_t *data, size_t len, const
   return r;
 }
 
-int ep_tpm_ak_name(uint8_t name[EP_TPM_NAME_MAX], size_t *name_len, const uint8_t *data, size_t len, const char *field) {
+static int ak_name_of_public(uint8_t name[EP_TPM_NAME_MAX], size_t *name_len, const uint8_t *data, size_t len, const char *field) {
   TPM2B_PUBLIC pub;
   int r = parse_public(&pub, data, len, field);
   if (r < 0) return r;
@@ -130,7 +131,7 @@ int ep_tpm_ak_name(uint8_t name[EP_TPM_NAME_MAX], size_t *name_len, const uint8_
   return 0;
 }
 
-int ep_tpm_ek_from_bytes(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *what) {
+static int ek_from_bytes(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *what) {
   BIO *bio = BIO_new_mem_buf(data, (int)len);
   if (!bio) return ep_error_set(EP_ENOMEM, "out of memory");
   EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
@@ -214,7 +215,7 @@ static int encrypt_seed(uint8_t *out, size_t *out_len, EVP_PKEY *ek, const uint8
   return ok ? 0 : ep_error_set(EP_EIO, "the seed's encryption to the EK failed");
 }
 
-int ep_tpm_make_credential(const uint8_t *ek_public, size_t ek_public_len, const uint8_t *name, size_t name_len,
+static int make_credential(const uint8_t *ek_public, size_t ek_public_len, const uint8_t *name, size_t name_len,
                            const uint8_t *secret, size_t secret_len, uint8_t **ret_blob, size_t *ret_blob_len,
                            uint8_t **ret_encrypted_seed, size_t *ret_encrypted_seed_len) {
   if (secret_len == 0 || secret_len > SHA256_LEN) return ep_error_set(EP_EINVAL, "secret: 1 to %d bytes", SHA256_LEN);
@@ -284,4 +285,40 @@ int ep_tpm_make_credential(const uint8_t *ek_public, size_t ek_public_len, const
   *ret_encrypted_seed = seed_out;
   *ret_encrypted_seed_len = seed_out_len;
   return 0;
+}
+
+/* ---- the entry points: OpenSSL's error queue is left as it was found ----------------------- */
+/* Failed parses (a DER key tried as PEM first, a malformed key from a node) queue OpenSSL
+ * errors on the calling thread; left there, a later TLS call on that thread (a gRPC worker)
+ * would take them for its own. Everything queued here is dropped. */
+
+int ep_tpm_ek_from_public(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *field) {
+  ERR_set_mark();
+  int r = ek_from_public(out, data, len, field);
+  ERR_pop_to_mark();
+  return r;
+}
+
+int ep_tpm_ak_name(uint8_t name[EP_TPM_NAME_MAX], size_t *name_len, const uint8_t *data, size_t len, const char *field) {
+  ERR_set_mark();
+  int r = ak_name_of_public(name, name_len, data, len, field);
+  ERR_pop_to_mark();
+  return r;
+}
+
+int ep_tpm_ek_from_bytes(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *what) {
+  ERR_set_mark();
+  int r = ek_from_bytes(out, data, len, what);
+  ERR_pop_to_mark();
+  return r;
+}
+
+int ep_tpm_make_credential(const uint8_t *ek_public, size_t ek_public_len, const uint8_t *name, size_t name_len,
+                           const uint8_t *secret, size_t secret_len, uint8_t **ret_blob, size_t *ret_blob_len,
+                           uint8_t **ret_encrypted_seed, size_t *ret_encrypted_seed_len) {
+  ERR_set_mark();
+  int r = make_credential(ek_public, ek_public_len, name, name_len, secret, secret_len, ret_blob,
+                                          ret_blob_len, ret_encrypted_seed, ret_encrypted_seed_len);
+  ERR_pop_to_mark();
+  return r;
 }

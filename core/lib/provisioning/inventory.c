@@ -724,11 +724,6 @@ static int change_tpm_ek(ep_inv_host *host, void *data) {
   return 0;
 }
 
-int ep_inventory_record_tpm_ek(ep_inventory *inv, const char *uuid, const uint8_t *der, size_t der_len) {
-  tpm_ek_change c = {der, der_len};
-  return update_host(inv, uuid, change_tpm_ek, &c, NULL);
-}
-
 int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid) {
   return update_host(inv, uuid, change_used, NULL, NULL);
 }
@@ -829,12 +824,14 @@ int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const ep_in
 
 typedef struct onboarded {
   state_change state;
-  registration *contact; /* NULL: none */
+  registration *contact;      /* NULL: none */
+  tpm_ek_change first_use_ek; /* der NULL: none */
 } onboarded;
 
 static int change_onboarded(ep_inv_host *host, void *data) {
   onboarded *o = data;
-  int r = o->contact ? change_registration(host, o->contact) : 0;
+  int r = o->first_use_ek.der ? change_tpm_ek(host, &o->first_use_ek) : 0;
+  if (r == 0 && o->contact) r = change_registration(host, o->contact);
   if (r == 0) r = change_current(host, &o->state);
   if (r == 0) {
     host->credentials_unused = true;
@@ -844,10 +841,10 @@ static int change_onboarded(ep_inv_host *host, void *data) {
 }
 
 int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact,
-                               ep_inv_host **ret_host) {
+                               const uint8_t *first_use_ek, size_t first_use_ek_len, ep_inv_host **ret_host) {
   registration g;
   onboarded o = {{EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE},
-                 contact ? &g : NULL};
+                 contact ? &g : NULL, {first_use_ek, first_use_ek_len}};
   if (contact && contact_registration(contact, &g) < 0) return EP_EINVAL;
   return update_host(inv, uuid, change_onboarded, &o, ret_host);
 }

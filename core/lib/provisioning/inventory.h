@@ -85,17 +85,12 @@ int ep_inventory_node_connected(ep_inventory *inv, const char *uuid, const ep_in
 
 /* Records that onboarding handed host uuid its credentials: current state ONBOARDED (status
  * "Onboarded"), onboarded_at, and credentials_unused set until ep_inventory_credentials_used;
- * with contact (may be NULL), what ep_inventory_node_connected records, in the same write. */
+ * with contact (may be NULL), what ep_inventory_node_connected records, and with first_use_ek
+ * (DER, may be NULL) the endorsement key of the node trusted on first use
+ * (onboarding.tpm_identity = "first_use": tpm_ek_first_use is set; EP_EEXIST when the host has
+ * another by then, recorded by a concurrent onboarding or registered), all in the same write. */
 int ep_inventory_set_onboarded(ep_inventory *inv, const char *uuid, const ep_inv_contact *contact,
-                               ep_inv_host **ret_host);
-
-/* Records that the node of host uuid used its credentials (an authenticated call): clears
- * credentials_unused; writes nothing when it is clear already. */
-/* Records the TPM endorsement key (DER) of host uuid's node as the first node to prove it held
- * a TPM gave it (onboarding.tpm_identity = "first_use"). EP_EEXIST when the host has another EK
- * already (recorded meanwhile by a concurrent onboarding, or registered); 0 when it has this
- * one. */
-int ep_inventory_record_tpm_ek(ep_inventory *inv, const char *uuid, const uint8_t *der, size_t der_len);
+                               const uint8_t *first_use_ek, size_t first_use_ek_len, ep_inv_host **ret_host);
 
 /* What protects host uuid's installed disk, as its installed OS reported it (values
  * EDGEPROV__V1__PROTECTION__*; detail validated by the caller). Writes only when something
@@ -104,6 +99,8 @@ int ep_inventory_record_tpm_ek(ep_inventory *inv, const char *uuid, const uint8_
 int ep_inventory_set_disk_protection(ep_inventory *inv, const char *uuid, int encrypted, int verified_root,
                                      const char *detail);
 
+/* Records that the node of host uuid used its credentials (an authenticated call): clears
+ * credentials_unused; writes nothing when it is clear already. */
 int ep_inventory_credentials_used(ep_inventory *inv, const char *uuid);
 
 /* Sets what the operator wants of a host: ONBOARDED approves it, REGISTERED holds it,

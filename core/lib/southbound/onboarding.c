@@ -216,9 +216,11 @@ static int may_replace_credentials(ep_onboarding *ob, const char *uuid, int64_t 
   return 0;
 }
 
-/* Onboards host: issues credentials and replies ONBOARDED. Returns 0 when the stream is
+/* Onboards host: issues credentials and replies ONBOARDED; first_use_ek (or NULL) is recorded
+ * on the host with it (EP_EEXIST when the host has another by then). Returns 0 when the stream is
  * done, or a negative code with the status to finish with. */
-static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host, const ep_inv_contact *contact) {
+static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host, const ep_inv_contact *contact,
+                   const ep_tpm_ek *first_use_ek) {
   void *id_state = NULL;
   ep_plugin *provider = NULL;
   const ep_identity *identity = ep_plugins_capability(ob->plugins, EP_CAP_IDENTITY, &provider);
@@ -249,7 +251,12 @@ static int onboard(ep_onboarding *ob, ep_rpc_call *call, ep_inv_host *host, cons
   }
   if (r < 0) return ep_error_prefix(r, "host %s: credentials", host->uuid);
   ep_inv_host *updated = NULL;
-  r = ep_inventory_set_onboarded(ob->inv, host->uuid, contact, &updated); /* with the contact: one write */
+  /* With the contact, and the EK recorded on first use: one write, only when the credentials go out. */
+  r = ep_inventory_set_onboarded(ob->inv, host->uuid, contact, first_use_ek ? first_use_ek->der : NULL,
+                                 first_use_ek ? first_use_ek->der_len : 0, &updated);
+  if (r == 0 && first_use_ek)
+    ep_log(EP_LOG_INFO, "onboarding", "host %s: recorded the endorsement key of its first node (onboarding.tpm_identity = first_use)",
+           host->uuid);
   if (r == 0) {
     r = send_response(call, EP_STATUS_OK, "", ONBOARDINGMGR__V1__ONBOARD_NODE_STREAM_RESPONSE__NODE_STATE__NODE_STATE_ONBOARDED,
                       creds.client_id, creds.client_secret, creds.project_id);
@@ -316,13 +323,16 @@ static void forget_unknown(onboarding_stream *st) {
   st->unknown = false;
 }
 
-/* Refuses st's node (host) with the gRPC status and the message (which names the host),
- * recording it as the host's registration status so that `edgeprov host show` says why;
- * returns an error (EP_EPERM, the message) for the caller to finish the call with
- * st->refusal_status. */
-static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_status, const char *fmt, ...) {
+/* Refuses st's node (host) with the gRPC status and the message (which names the host; it
+ * goes to the node and the daemon log), recording "Onboarding refused: <recorded>" as the
+ * host's registration status so that `edgeprov host show` says why. recorded is a fixed text
+ * per kind of refusal, nothing the node sent: a node varying what it sends never makes the
+ * host's record change more than the kinds do. Returns an error (EP_EPERM, the message) for
+ * the caller to finish the call with st->refusal_status. */
+static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_status, const char *recorded,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_status, const char *recorded,
+                       const char *fmt, ...) {
   ep_onboarding *ob = st->ob;
   const char *peer = st->peer;
   char message[EP_ERROR_MESSAGE_MAX];
@@ -330,8 +340,8 @@ static int refuse_node(onboarding_stream *st, const ep_inv_host *host, int grpc_
   va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
-  char status[EP_ERROR_MESSAGE_MAX + 32];
-  snprintf(status, sizeof status, "Onboarding refused: %s", message);
+  char status[256];
+  snprintf(status, sizeof status, "Onboarding refused: %s", recorded);
   ep_inventory_set_registration_status(ob->inv, host->uuid, status, EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_ERROR,
                                        NULL, NULL);
   ep_log(EP_LOG_WARN, "onboarding", "host %s: refused the node from %s: %s", host->uuid, peer[0] ? peer : "-", message);
@@ -356,12 +366,12 @@ static int prove_tpm(onboarding_stream *st, ep_rpc_call *call, const ep_inv_host
   *first_use = false;
   if (!registered && ob->config->tpm_identity == EP_TPM_IDENTITY_OFF) return 0;
   if (!registered && ob->config->tpm_identity == EP_TPM_IDENTITY_REQUIRED)
-    return refuse_node(st, host, TPM_MISSING,
+    return refuse_node(st, host, TPM_MISSING, "this site requires a registered TPM endorsement key (host add --ek)",
                        "host %s has no registered TPM endorsement key and this site requires one "
                        "(onboarding.tpm_identity = \"required\"): register it with edgeprov host add ... --ek FILE",
                        host->uuid);
   if (!tpm || !tpm->ek_public.len)
-    return refuse_node(st, host, TPM_MISSING,
+    return refuse_node(st, host, TPM_MISSING, "the node sent no TPM identity",
                        "host %s must prove it holds %s TPM, and its node sent no TPM identity "
                        "(edgeprov-agent finds the TPM at /dev/tpmrm0, or --tpm)",
                        host->uuid, registered ? "its registered" : "a");
@@ -369,12 +379,14 @@ static int prove_tpm(onboarding_stream *st, ep_rpc_call *call, const ep_inv_host
   uint8_t name[EP_TPM_NAME_MAX];
   size_t name_len = 0;
   if (r == 0) r = ep_tpm_ak_name(name, &name_len, tpm->ak_public.data, tpm->ak_public.len, "tpm.ak_public");
-  if (r < 0) return refuse_node(st, host, EP_STATUS_INVALID_ARGUMENT, "host %s: %s", host->uuid, ep_error_message());
+  if (r < 0)
+    return refuse_node(st, host, EP_STATUS_INVALID_ARGUMENT, "the node sent an unusable TPM identity", "host %s: %s",
+                       host->uuid, ep_error_message());
   if (registered && (host->tpm_ek.len != ek->der_len || memcmp(host->tpm_ek.data, ek->der, ek->der_len) != 0)) {
     char want[EP_TPM_FINGERPRINT_LEN + 1], got[EP_TPM_FINGERPRINT_LEN + 1];
     ep_tpm_ek_fingerprint(want, host->tpm_ek.data, host->tpm_ek.len);
     ep_tpm_ek_fingerprint(got, ek->der, ek->der_len);
-    return refuse_node(st, host, TPM_REFUSED,
+    return refuse_node(st, host, TPM_REFUSED, "the node's TPM is not the one registered (see the daemon log)",
                        "the node's TPM is not the one registered for host %s (its endorsement key is %s, the host's %s)",
                        host->uuid, got, want);
   }
@@ -393,7 +405,7 @@ static int prove_tpm(onboarding_stream *st, ep_rpc_call *call, const ep_inv_host
     st->challenged = false; /* one answer per challenge */
     explicit_bzero(st->challenge_secret, sizeof st->challenge_secret);
     if (!right)
-      return refuse_node(st, host, TPM_REFUSED,
+      return refuse_node(st, host, TPM_REFUSED, "the node could not prove it holds the TPM it named",
                          asked ? "the node could not prove it holds the TPM it named for host %s (wrong answer to the challenge)"
                                : "the node answered no challenge of this stream for host %s (ask without an answer first)",
                          host->uuid);
@@ -420,6 +432,16 @@ static int prove_tpm(onboarding_stream *st, ep_rpc_call *call, const ep_inv_host
   free(blob);
   free(seed);
   return r < 0 ? r : 1;
+}
+
+/* Whether the node's TPM identity names host's registered EK (true when the host has none). */
+static bool shows_registered_ek(const ep_inv_host *host, const Onboardingmgr__V1__TpmIdentity *tpm) {
+  if (!host->tpm_ek.len) return true;
+  ep_tpm_ek ek;
+  bool same = tpm && ep_tpm_ek_from_public(&ek, tpm->ek_public.data, tpm->ek_public.len, "tpm.ek_public") == 0 &&
+              ek.der_len == host->tpm_ek.len && memcmp(ek.der, host->tpm_ek.data, ek.der_len) == 0;
+  ep_error_clear();
+  return same;
 }
 
 static void *stream_open(void *data, ep_rpc_call *call) {
@@ -489,15 +511,10 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
       ep_inv_host_free(host);
       return;
     }
-    if (r == 0 && first_use) {
-      r = ep_inventory_record_tpm_ek(ob->inv, host->uuid, ek.der, ek.der_len);
-      if (r == EP_EEXIST)
-        r = refuse_node(st, host, TPM_REFUSED, "another node proved a different TPM for host %s first", host->uuid);
-      else if (r == 0)
-        ep_log(EP_LOG_INFO, "onboarding", "host %s: recorded the TPM of its first node (onboarding.tpm_identity = first_use)",
-               host->uuid);
-    }
-    if (r == 0) r = onboard(ob, call, host, &contact);
+    if (r == 0) r = onboard(ob, call, host, &contact, first_use ? &ek : NULL);
+    if (r == EP_EEXIST && first_use) /* (recorded by a concurrent onboarding meanwhile) */
+      r = refuse_node(st, host, TPM_REFUSED, "another node's key was recorded first",
+                      "another node's endorsement key was recorded for host %s first", host->uuid);
     char refusal[EP_ERROR_MESSAGE_MAX] = "";
     if (r < 0) snprintf(refusal, sizeof refusal, "%s", ep_error_message()); /* what the node is told */
     /* Onboarded, the contact went with it; refused, it is recorded by itself, unless the node
@@ -512,8 +529,11 @@ static void stream_message(void *state, ep_rpc_call *call, const uint8_t *bytes,
       ep_rpc_call_finish(call, EP_STATUS_OK, "", NULL, 0);
     return;
   }
+  /* A host bound to a TPM keeps the contact of a node that shows that TPM's EK only (the proof
+   * comes at onboarding): an operator approving it reads the right node's address. */
+  bool shows_ek = shows_registered_ek(host, req->tpm);
   onboardingmgr__v1__onboard_node_stream_request__free_unpacked(req, NULL);
-  ep_inventory_node_connected(ob->inv, host->uuid, &contact);
+  if (shows_ek) ep_inventory_node_connected(ob->inv, host->uuid, &contact);
   if (host->current_state != EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED)
     r = ep_inventory_set_host_state(ob->inv, host->uuid, EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED,
                                     "Registered, waiting for approval", EDGEPROV__V1__STATUS_INDICATOR__STATUS_INDICATOR_IDLE,
