@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# proto/build-debian.sh: the Debian bookworm image of debian-image.sh, FDE-ready (issue 20, part A).
+# docs/design/fde-proto/build-debian.sh: the Debian bookworm image of debian-image.sh, FDE-ready (issue 20, part A).
 # Differences from tests/e2e/images/debian-image.sh:
 #   + packages cryptsetup-initramfs (cryptsetup, dmsetup, busybox in the initramfs, the
 #     cryptroot scripts) and libtss2-esys-3.0.2-0 libtss2-rc0 libtss2-mu0 (dlopen()ed by

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# proto/build-provisioner.sh: a stand-in for the Micro-OS (issue 20, parts B, C, D): Debian's
+# docs/design/fde-proto/build-provisioner.sh: a stand-in for the Micro-OS (issue 20, parts B, C, D): Debian's
 # kernel that `edgeprov artifacts build` uses, a busybox initramfs with /init =
-# proto/provisioner-init, and only these extra programs with the shared libraries ldd finds
+# docs/design/fde-proto/provisioner-init, and only these extra programs with the shared libraries ldd finds
 # plus the ones they dlopen(): cryptsetup, veritysetup, systemd-cryptenroll (+
 # libcryptsetup-token-systemd-tpm2.so and libtss2-{esys,rc,mu,tctildr,tcti-device}), tpm2
 # (tpm2-tools, for tpm2_pcrread only). Signed UKI on its own boot disk ($P/prov/boot.img).

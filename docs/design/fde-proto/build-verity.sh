@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# proto/build-verity.sh: part D's disk: an EROFS image (a 4 MiB random "blob" and a small file)
+# docs/design/fde-proto/build-verity.sh: part D's disk: an EROFS image (a 4 MiB random "blob" and a small file)
 # followed by its dm-verity hash tree in the same partition-sized file (veritysetup format
 # --hash-offset), root hash in $P/verity/verity.env (build-provisioner.sh puts it on the signed
 # UKI command line), and the byte offset of blob data to corrupt in the test.

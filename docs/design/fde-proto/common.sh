@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# proto/common.sh: shared settings of the FDE / dm-verity feasibility prototype (issue 20).
-# Sourced by the other proto/ scripts. Big files live in $P (not in git).
+# docs/design/fde-proto/common.sh: shared settings of the FDE / dm-verity feasibility prototype (issue 20).
+# Sourced by the other docs/design/fde-proto/ scripts. Big files live in $P (not in git).
 P=${FDE_PROTO_DIR:-/var/tmp/fde-proto}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# proto/run-all.sh: the prototype's VM runs, one at a time (TCG, -smp 2 -m 1024, nice 19):
+# docs/design/fde-proto/run-all.sh: the prototype's VM runs, one at a time (TCG, -smp 2 -m 1024, nice 19):
 #   1 prov     the Micro-OS stand-in, TPM "A": writes the Debian image to target.img with the
 #              root through dm-crypt, enrolls TPM2/PCR 7 + recovery key, dm-verity test, timings
 #   2 deb-a    target.img with TPM "A": must unlock by itself and reach the marker unit
