@@ -1436,6 +1436,7 @@ void ep_rpc_result_clear(ep_rpc_result *result) {
 /* A client call in progress with its queue and metadata. */
 typedef struct client_call {
   grpc_call *grpc;
+  grpc_channel *channel; /* the call's: asked whether an UNAVAILABLE came from the server */
   grpc_completion_queue *cq;
   grpc_metadata *metadata;
   size_t metadata_count;
@@ -1450,6 +1451,7 @@ typedef struct client_call {
 static int client_call_start(client_call *cc, ep_rpc_channel *channel, const char *path, const ep_rpc_metadata *metadata,
                              size_t metadata_count, int timeout_ms) {
   memset(cc, 0, sizeof *cc);
+  cc->channel = channel->grpc;
   cc->cq = grpc_completion_queue_create_for_pluck(NULL);
   grpc_slice method = grpc_slice_from_copied_string(path);
   cc->grpc = grpc_channel_create_call(channel->grpc, NULL, GRPC_PROPAGATE_DEFAULTS, cc->cq, method, NULL,
@@ -1475,6 +1477,10 @@ static void client_call_end(client_call *cc, ep_rpc_result *out) {
   if (out) {
     out->status = cc->status;
     copy_slice(out->message, sizeof out->message, cc->details);
+    /* gRPC gives UNAVAILABLE both for "no connection" and for a server that answered so (a
+     * replica whose database is down): only with a connection up did the server answer. */
+    out->unreachable = cc->status == GRPC_STATUS_UNAVAILABLE && cc->channel &&
+                       grpc_channel_check_connectivity_state(cc->channel, 0) != GRPC_CHANNEL_READY;
   }
   for (size_t i = 0; i < cc->metadata_count; i++) {
     grpc_slice_unref(cc->metadata[i].key);

@@ -202,6 +202,7 @@ typedef struct ep_rpc_metadata {
  * reply (malloc'd; ep_rpc_result_clear frees it). */
 typedef struct ep_rpc_result {
   int status;
+  bool unreachable; /* status UNAVAILABLE because no connection to the server could be made or kept */
   char message[512];
   uint8_t *data;
   size_t len;

@@ -60,7 +60,7 @@ void ep_mgmt_client_free(ep_mgmt_client *client) {
 
 /* Turns a failed status into an error for the operator. */
 static int call_failed(const ep_mgmt_client *client, const char *method, const ep_rpc_result *result) {
-  if (result->status == EP_STATUS_UNAVAILABLE)
+  if (result->status == EP_STATUS_UNAVAILABLE && result->unreachable)
     return ep_error_set(EP_EIO,
                         EP_MGMT_UNREACHABLE_PREFIX "%s (%s). Is it running? Start it with: edgeprovd [--config FILE] "
                         "(or ./scripts/quickstart.sh)",
