@@ -86,7 +86,7 @@ static void kdfa_by_hand(uint8_t *out, size_t out_len, const uint8_t *key, size_
     input[n++] = (uint8_t)(i >> 24), input[n++] = (uint8_t)(i >> 16), input[n++] = (uint8_t)(i >> 8), input[n++] = (uint8_t)i;
     memcpy(input + n, label, strlen(label) + 1);
     n += strlen(label) + 1;
-    memcpy(input + n, context, context_len);
+    if (context_len) memcpy(input + n, context, context_len); /* (none for "INTEGRITY") */
     n += context_len;
     input[n++] = (uint8_t)(bits >> 24), input[n++] = (uint8_t)(bits >> 16), input[n++] = (uint8_t)(bits >> 8), input[n++] = (uint8_t)bits;
     uint8_t block[32];
