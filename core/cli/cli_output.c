@@ -83,11 +83,7 @@ const char *cli_protection_text(int value, const char *yes, const char *no) {
 
 json_t *cli_host_json(const ep_inv_host *h) {
   json_t *macs = json_array();
-  for (size_t i = 0; macs && i < h->n_macs; i++)
-    if (json_array_append_new(macs, ep_json_text(h->macs[i])) < 0) {
-      json_decref(macs);
-      macs = NULL;
-    }
+  for (size_t i = 0; macs && i < h->n_macs; i++) ep_json_push(&macs, ep_json_text(h->macs[i]));
   char created[32];
   cli_time_text(h->created_at, created, sizeof created);
   json_t *tpm_ek = json_null();
@@ -182,11 +178,7 @@ json_t *cli_action_json(const Edgeprov__V1__WorkflowAction *a, bool with_params)
 json_t *cli_workflow_json(const ep_workflow *w, bool with_params) {
   if (!w) return json_null();
   json_t *actions = json_array();
-  for (size_t i = 0; actions && i < w->n_actions; i++)
-    if (json_array_append_new(actions, cli_action_json(w->actions[i], with_params)) < 0) {
-      json_decref(actions);
-      actions = NULL;
-    }
+  for (size_t i = 0; actions && i < w->n_actions; i++) ep_json_push(&actions, cli_action_json(w->actions[i], with_params));
   char created[32];
   cli_time_text(w->created_at, created, sizeof created);
   return json_pack("{s:o, s:o, s:i, s:s, s:s, s:o}", "os_profile", ep_json_text(w->os_profile), "host_uuid",

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h> /* EXIT_SUCCESS, EXIT_FAILURE */
 
-#include "base/json_text.h" /* ep_json_text: stored text as JSON */
+#include "base/json_text.h" /* ep_json_text: stored text as JSON; ep_json_push */
 #include "northbound/mgmt_client.h"
 #include "provisioning/inventory.h"
 

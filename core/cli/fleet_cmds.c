@@ -105,10 +105,7 @@ json_t *cli_timeline_json(const ep_inv_host *h, const ep_inv_instance *i, const 
       json_decref(o);
       o = NULL;
     }
-    if (!o || json_array_append_new(list, o) < 0) {
-      json_decref(list);
-      list = NULL;
-    }
+    ep_json_push(&list, o);
   }
   return list;
 }

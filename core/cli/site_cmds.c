@@ -70,10 +70,7 @@ static void capabilities_text(const ep_plugin *p, char *buf, size_t len) {
 static json_t *capabilities_json(const ep_plugin *p) {
   json_t *list = json_array();
   for (size_t i = 0; list && p->entry && p->entry->capabilities && p->entry->capabilities[i]; i++)
-    if (json_array_append_new(list, ep_json_text(p->entry->capabilities[i])) < 0) {
-      json_decref(list);
-      list = NULL;
-    }
+    ep_json_push(&list, ep_json_text(p->entry->capabilities[i]));
   return list;
 }
 
@@ -91,11 +88,7 @@ int ep_cli_plugins_list(cli_call *call) {
   if (started < 0) fprintf(stderr, "edgeprov: startup would stop: %s\n", ep_error_message());
   if (json) {
     json_t *list = json_array();
-    for (size_t i = 0; list && i < site->plugins->count; i++)
-      if (json_array_append_new(list, plugin_json(site->plugins->items[i])) < 0) {
-        json_decref(list);
-        list = NULL;
-      }
+    for (size_t i = 0; list && i < site->plugins->count; i++) ep_json_push(&list, plugin_json(site->plugins->items[i]));
     int status = cli_print_json(list, JSON_INDENT(2));
     return started < 0 ? EXIT_FAILURE : status;
   }
@@ -147,10 +140,7 @@ static json_t *fields_json(const ep_fields *fields) {
       json_decref(o);
       o = NULL;
     }
-    if (!o || json_array_append_new(list, o) < 0) {
-      json_decref(list);
-      list = NULL;
-    }
+    ep_json_push(&list, o);
   }
   return list;
 }
@@ -216,10 +206,7 @@ static void action_json(void *data, const ep_action_ref *ref) {
                           ep_json_text(ref->plugin->entry->id), "description", ep_json_text(ref->action->description),
                           "params", fields_json(&params));
   ep_fields_free(&params);
-  if (!o || json_array_append_new(*list, o) < 0) {
-    json_decref(*list);
-    *list = NULL;
-  }
+  ep_json_push(list, o);
 }
 
 int ep_cli_actions_list(cli_call *call) {

@@ -32,3 +32,14 @@ json_t *ep_json_text(const char *text) {
   free(fixed);
   return j;
 }
+
+bool ep_json_push(json_t **array, json_t *item) {
+  if (!*array) {
+    json_decref(item);
+    return false;
+  }
+  if (item && json_array_append_new(*array, item) == 0) return true; /* (which drops item when it fails) */
+  json_decref(*array);
+  *array = NULL;
+  return false;
+}

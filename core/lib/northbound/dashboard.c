@@ -162,11 +162,11 @@ static json_t *timeline_json(const ep_inv_host *h, const ep_inv_instance *i, con
               put(o, "state", p[k].state ? json_string(p[k].state) : json_null()) &&
               put(o, "bytes_done", json_integer((json_int_t)p[k].bytes_done)) &&
               put(o, "bytes_total", json_integer((json_int_t)p[k].bytes_total));
-    if (!ok || json_array_append_new(list, o) < 0) {
-      if (!ok) json_decref(o);
-      json_decref(list);
-      list = NULL;
+    if (!ok) {
+      json_decref(o);
+      o = NULL;
     }
+    ep_json_push(&list, o);
   }
   return list;
 }
@@ -181,11 +181,11 @@ static json_t *actions_json(const ep_workflow *w) {
               put(o, "bytes_done", json_integer((json_int_t)a->bytes_done)) &&
               put(o, "bytes_total", json_integer((json_int_t)a->bytes_total)) &&
               put(o, "started_at", time_json(a->started_at)) && put(o, "finished_at", time_json(a->finished_at));
-    if (!ok || json_array_append_new(list, o) < 0) {
-      if (!ok) json_decref(o);
-      json_decref(list);
-      list = NULL;
+    if (!ok) {
+      json_decref(o);
+      o = NULL;
     }
+    ep_json_push(&list, o);
   }
   return list;
 }
