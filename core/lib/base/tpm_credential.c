@@ -80,6 +80,11 @@ static int check_ek_area(const TPMT_PUBLIC *area, const char *field) {
     return ep_error_set(EP_EINVAL, "%s: its symmetric algorithm is not AES-128-CFB (the default EK template's)", field);
   if (area->parameters.rsaDetail.keyBits != EK_RSA_BITS || area->unique.rsa.size != EK_RSA_BITS / 8)
     return ep_error_set(EP_EINVAL, "%s: not an RSA 2048 key", field);
+  /* What a TPM makes: the default exponent, a modulus of full length, odd (a product of primes). */
+  uint32_t exponent = area->parameters.rsaDetail.exponent;
+  const uint8_t *modulus = area->unique.rsa.buffer;
+  if ((exponent != 0 && exponent != 65537) || !(modulus[0] & 0x80) || !(modulus[EK_RSA_BITS / 8 - 1] & 1))
+    return ep_error_set(EP_EINVAL, "%s: not an RSA key a TPM makes (exponent 65537, a full-length odd modulus)", field);
   return 0;
 }
 
@@ -132,16 +137,18 @@ static int ak_name_of_public(uint8_t name[EP_TPM_NAME_MAX], size_t *name_len, co
 }
 
 static int ek_from_bytes(ep_tpm_ek *out, const uint8_t *data, size_t len, const char *what) {
+  if (len > EK_FILE_MAX) return ep_error_set(EP_EINVAL, "%s: %zu bytes, at most %u: not an EK", what, len, EK_FILE_MAX);
   BIO *bio = BIO_new_mem_buf(data, (int)len);
   if (!bio) return ep_error_set(EP_ENOMEM, "out of memory");
   EVP_PKEY *key = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
   X509 *cert = NULL;
-  if (!key && BIO_reset(bio) == 1 && (cert = PEM_read_bio_X509(bio, NULL, NULL, NULL))) key = X509_get_pubkey(cert);
-  if (!key) {
+  if (!key && BIO_reset(bio) == 1) cert = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+  if (!key && !cert) {
     const unsigned char *p = data;
-    if ((cert = d2i_X509(NULL, &p, (long)len))) key = X509_get_pubkey(cert);
+    cert = d2i_X509(NULL, &p, (long)len);
   }
-  if (!key) {
+  if (!key && cert) key = X509_get_pubkey(cert);
+  if (!key && !cert) {
     const unsigned char *p = data;
     key = d2i_PUBKEY(NULL, &p, (long)len);
   }
