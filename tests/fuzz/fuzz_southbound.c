@@ -730,17 +730,29 @@ typedef struct watch {
   int32_t *kinds;
 } watch;
 
+/* The records the change log turns into events: hosts, instances, workflows and log heads (not
+ * indexes, log slots or recovery keys). */
+static bool is_event_key(const char *key) {
+  size_t len = strlen(key);
+  return strncmp(key, "hosts/", 6) == 0 || strncmp(key, "instances/", 10) == 0 || strncmp(key, "workflows/", 10) == 0 ||
+         (strncmp(key, "logs/", 5) == 0 && len > 5 + 5 && strcmp(key + len - 5, "/head") == 0);
+}
+
 static int watch_visit(void *data, const ep_inv_event *event) {
   watch *w = data;
   check(event->revision > w->after || (event->revision == w->after && w->seen > 0), "an event out of order");
   check(event->revision <= w->head, "an event past the store revision");
   check(w->seen < w->expected_n && w->expected[w->seen] == event->revision && w->kinds[w->seen] == (int32_t)event->kind,
         "an event not in the change log, twice, or skipped over");
-  bool host = event->resource_case == EDGEPROV__V1__EVENT__RESOURCE_HOST;
-  check(host ? event->host && event->host->uuid[0]
-             : event->resource_case == EDGEPROV__V1__EVENT__RESOURCE_INSTANCE && event->instance &&
-                   event->instance->id[0],
-        "an event without its resource");
+  bool named = false;
+  switch (event->resource_case) {
+  case EDGEPROV__V1__EVENT__RESOURCE_HOST: named = event->host && event->host->uuid[0]; break;
+  case EDGEPROV__V1__EVENT__RESOURCE_INSTANCE: named = event->instance && event->instance->id[0]; break;
+  case EDGEPROV__V1__EVENT__RESOURCE_WORKFLOW: named = event->workflow && event->workflow->instance_id[0]; break;
+  case EDGEPROV__V1__EVENT__RESOURCE_LOG: named = event->log && event->log->host_uuid[0]; break;
+  default: break;
+  }
+  check(named, "an event without its resource");
   size_t len = edgeprov__v1__event__get_packed_size(event); /* what the stream sends */
   uint8_t *bytes = malloc(len ? len : 1);
   check(bytes && edgeprov__v1__event__pack(event, bytes) == len, "packing an event");
@@ -761,8 +773,7 @@ static void run_watch(uint8_t aux, const uint8_t *request, size_t len) {
   check(w.expected && w.kinds, "out of memory");
   for (size_t i = 0; i < store.log_count; i++) {
     const mem_change *c = &store.log[i];
-    if (c->revision <= w.after || (strncmp(c->key, "hosts/", 6) != 0 && strncmp(c->key, "instances/", 10) != 0))
-      continue;
+    if (c->revision <= w.after || !is_event_key(c->key)) continue;
     w.kinds[w.expected_n] =
         c->kind == EP_STORAGE_PUT ? EDGEPROV__V1__EVENT__KIND__KIND_PUT : EDGEPROV__V1__EVENT__KIND__KIND_DELETE;
     w.expected[w.expected_n++] = c->revision;
