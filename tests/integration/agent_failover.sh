@@ -10,10 +10,8 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port) dead=$(free_port)
-one_action_site "$tmp"
+loopback_site
+dead=$(free_port)
 check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 agent() { # ORCHESTRATORS ARGS...: the agent on this test's node

@@ -12,14 +12,12 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY # (before npm too)
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/hostile_call.mjs" "$modules/"
 
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port)
 # One action (disk.erase), whose log line holds the target disk's path, given to the agent below.
-one_action_site "$tmp"
+loopback_site
 start_daemon() {
   "$build/bin/edgeprovd" --config "$tmp/site.conf" >>"$tmp/daemon.log" 2>&1 &
   daemon=$!

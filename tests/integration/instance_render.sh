@@ -8,10 +8,7 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port)
-one_action_site "$tmp"
+loopback_site
 # The site adds a cloud-config fragment holding a password, and os-ubuntu, whose built-in
 # template writes the cloud-init seed (with that fragment) to the node's disk.
 secret=site-password-$RANDOM$RANDOM

@@ -125,6 +125,16 @@ os-microvisor = { image_url = "https://127.0.0.1:1/microvisor.img.zst"; image_sh
 CONF
 }
 
+# loopback_site: how a test with an edgeprovd of its own starts: no CLI settings or proxies
+# inherited from the caller, a throwaway CA and server certificate in $tmp (make_test_tls), free
+# ports $grpc and $https, and $tmp/site.conf (one_action_site).
+loopback_site() {
+  unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+  make_test_tls "$tmp"
+  grpc=$(free_port) https=$(free_port)
+  one_action_site "$tmp"
+}
+
 # node_sysroot DIR UUID SERIAL: a node's fake sysfs (DMI UUID and serial) under DIR.
 node_sysroot() {
   mkdir -p "$1/sys/class/dmi/id"

@@ -9,12 +9,10 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 command -v promtool >/dev/null || { echo "FAIL promtool is missing: run scripts/install-deps.sh (Debian's prometheus)"; exit 1; }
 
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port) metrics=$(free_port)
-one_action_site "$tmp"
+loopback_site
+metrics=$(free_port)
 sed -i "s|^listen = { |listen = { metrics = \"127.0.0.1:$metrics\"; |" "$tmp/site.conf"
 check "the site sets listen.metrics" contains "$tmp/site.conf" "metrics = \"127.0.0.1:$metrics\""
 check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"

@@ -12,11 +12,8 @@ set -u
 src=$1 build=$2 client=$3
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port)
-one_action_site "$tmp"
+loopback_site
 cp "$tmp/site.conf" "$tmp/plain.conf" # the same site without a site key
 head -c 48 /dev/urandom | base64 >"$tmp/recovery.key"
 chmod 600 "$tmp/recovery.key"

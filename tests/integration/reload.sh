@@ -11,11 +11,9 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port) other_https=$(free_port)
-one_action_site "$tmp"
+loopback_site
+other_https=$(free_port)
 cp "$tmp/site.conf" "$tmp/base.conf"
 # site EXTRA...: site.conf = the base site plus the lines given (written in place: a reload
 # reads whatever the file holds when the signal arrives).

@@ -11,13 +11,11 @@ set -u
 src=$1 build=$2
 . "$src/tests/integration/lib.sh"
 scratch
-unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY # (before npm too)
 . "$src/tests/interop/npm_install.sh"
 cp "$src/tests/interop/flood_call.mjs" "$modules/"
 
-make_test_tls "$tmp"
-grpc=$(free_port) https=$(free_port)
-one_action_site "$tmp"
+loopback_site
 # EP_FLOOD_LIMITS: extra settings for a run by hand, e.g. 'limits = { node_reports_per_s = 0; node_log_lines_per_s = 0; };'
 # shows the old, unlimited behaviour (the test then fails).
 [ -n "${EP_FLOOD_LIMITS:-}" ] && printf '%s\n' "$EP_FLOOD_LIMITS" >>"$tmp/site.conf"
