@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <libcryptsetup.h>
 #include <linux/blkpg.h>
+#include <linux/dm-ioctl.h>
 #include <linux/fs.h>
 #include <poll.h>
 #include <signal.h>
@@ -221,6 +222,20 @@ int32_t fde_plan(fde_job *f, const uint8_t *buf, size_t len, fde_route *route) {
   ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: partition %u '%s' (image bytes %llu-%llu) is encrypted as /dev/mapper/%s", f->part.number,
           f->part_name, (unsigned long long)f->part.start, (unsigned long long)f->part.end, f->mapping);
   return 0;
+}
+
+/* Why device-mapper cannot be used here, into why (cap bytes); false when it can (DM_VERSION answers). */
+static bool dm_unusable(char *why, size_t cap) {
+  int fd = open("/dev/mapper/control", O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(why, cap, "/dev/mapper/control: %s", strerror(errno));
+    return true;
+  }
+  struct dm_ioctl io = {.version = {DM_VERSION_MAJOR, 0, 0}, .data_size = sizeof io};
+  bool bad = ioctl(fd, DM_VERSION, &io) < 0;
+  if (bad) snprintf(why, cap, "DM_VERSION on /dev/mapper/control: %s", strerror(errno));
+  close(fd);
+  return bad;
 }
 
 /* ---- the partition's device ------------------------------------------------------------------ */
@@ -539,10 +554,14 @@ int32_t fde_prepare(fde_job *f, fde_route *route) {
   if (r == 0) {
     crypt_last[0] = '\0';
     int rc = crypt_activate_by_passphrase(cd, f->mapping, 0, key, strlen(key), 0);
-    if (rc < 0)
+    char why[200];
+    if (rc < 0 && dm_unusable(why, sizeof why)) /* libcryptsetup then blames the name */
       r = ep_failf(host, ctx, EP_EFAILED,
-                   "fde: cannot open %s as /dev/mapper/%s: device-mapper is not usable here: %s%s: nothing of the image "
-                   "written into it",
+                   "fde: cannot open %s as /dev/mapper/%s: device-mapper is not usable on this node (%s; dm_mod and "
+                   "dm_crypt loaded?): nothing of the image written into it",
+                   f->part_dev, f->mapping, why);
+    else if (rc < 0)
+      r = ep_failf(host, ctx, EP_EFAILED, "fde: cannot open %s as /dev/mapper/%s: %s%s: nothing of the image written into it",
                    f->part_dev, f->mapping, strerror(-rc), crypt_detail(detail, sizeof detail));
     else
       f->activated = true;
