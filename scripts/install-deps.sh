@@ -43,6 +43,9 @@ packages=(
   # the node's TPM identity: tpm2-tss (the agent's ESAPI and TCTI loader; its marshalling library
   # in edgeprovd), tpm2-tools for operators' EKs and the tests' check of TPM2_MakeCredential
   libtss2-dev tpm2-tools
+  # full-disk encryption (image.stream fde=true): libcryptsetup for LUKS2 in actions-core;
+  # cryptsetup-bin (cryptsetup, veritysetup) and erofs-utils for the tests and the image scripts
+  libcryptsetup-dev cryptsetup-bin erofs-utils
   # the Debian packages (cmake/Packaging.cmake, tests/integration/package.sh): dpkg-shlibdeps
   # (dpkg-dev) computes their dependencies, lintian checks them, systemd-analyze (systemd)
   # verifies the unit, libsystemd-dev gives edgeprovd sd_notify (Type=notify); the test's

@@ -43,6 +43,14 @@ part_start=$((18432 * 512)) part_len=$(((100352 - 18432) * 512))
 dd if="$tmp/fde.img" of="$tmp/superblock" bs=1 skip=$((part_start + 1024)) count=1024 status=none
 check "the image's file system is ext4 (magic 0xEF53)" test "$(od -An -tx1 -j56 -N2 "$tmp/superblock" | tr -d ' ')" = 53ef
 
+# ---- outside a node (edgeprov actions run): no node TPM, nothing written --------------------------
+printf 'paths = { data = "%s/cli-data"; plugins = [ "%s/lib/edgeprov/plugins" ]; };\n' "$tmp" "$build" >"$tmp/cli.conf"
+check "actions run: fde fails" run_status 1 "$tmp/cli.out" env -u EDGEPROV_CONFIG -u EDGEPROV_SERVER \
+  "$build/bin/edgeprov" --config "$tmp/cli.conf" actions run image.stream url="file://$tmp/fde.img.zst" sha256="$sha" \
+  target="$tmp/cli.img" fde=true fde_partition=cloudimg-rootfs
+check "actions run: naming the missing TPM" contains "$tmp/cli.out" "fde: no TPM 2.0 on this node"
+check "actions run: the target was not even created" test ! -e "$tmp/cli.img"
+
 # ---- the site: its workflow is the one image.stream with fde, onto the node's target disk ---------
 loopback_site
 head -c 48 /dev/urandom | base64 >"$tmp/recovery-site.key"
