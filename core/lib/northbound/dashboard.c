@@ -250,7 +250,8 @@ int ep_dashboard_node_json(ep_inventory *inv, const char *uuid_text, unsigned li
   json_t *instance = i ? json_object() : json_null();
   if (ok && i)
     ok = put(instance, "id", ep_json_text(i->id)) && put(instance, "os_profile", ep_json_text(i->os_profile)) &&
-         put(instance, "fde", json_boolean(i->fde)) && put(instance, "state", json_string(ep_inv_instance_state_name(i->current_state))) &&
+         put(instance, "fde", json_boolean(i->fde)) &&
+         put(instance, "state", json_string(ep_inv_instance_state_name(i->current_state))) &&
          put(instance, "status", ep_json_text(i->provisioning_status ? i->provisioning_status->message : "")) &&
          put(instance, "running_at", time_json(i->running_at));
   ok = put(o, "instance", instance) && ok;
