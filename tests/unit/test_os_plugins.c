@@ -480,7 +480,8 @@ static void instance_fde_is_true_when_the_profile_the_host_or_the_instance_asks(
   char sections[2048];
   for (int profile_fde = 0; profile_fde <= 1; profile_fde++) {
     snprintf(sections, sizeof sections,
-             "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\"; template_file = \"%s\";%s };\n"
+             "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\";"
+             " template_file = \"%s\";%s };\n"
              MICROVISOR_SECTION,
              path, profile_fde ? " fde = true;" : "");
     assert_int_equal(open_site(f, sections), 0);
