@@ -111,7 +111,7 @@ curl -sS -N --max-time 25 --cacert "$tmp/ca.pem" "${auth[@]}" "$base/api/events"
 events_pid=$!
 pids+=($events_pid)
 sleep 0.5
-$E host add --uuid $U1 --serial DASHNODE01 --site lab-1 --os osact-1 --auto-onboard >/dev/null
+$E host add --uuid $U1 --serial DASHNODE01 --site lab-1 --os osact-1 --auto-onboard --fde >/dev/null
 node_sysroot "$tmp/node" $U1 DASHNODE01
 mkdir -p "$tmp/nodeplugins" && cp "$node_plugins/osact.so" "$tmp/nodeplugins/"
 agent() {
@@ -197,6 +197,7 @@ import json, sys
 b = json.load(open(sys.argv[1]))
 assert b["host"]["uuid"] == sys.argv[2] and b["host"]["state"] == "RUNNING", b["host"]
 assert b["instance"]["state"] == "RUNNING" and b["workflow"]["generation"] >= 1, b
+assert b["host"]["fde"] is True and b["instance"]["fde"] is False, (b["host"], b["instance"])
 acts = [a for a in b["workflow"]["actions"]]
 assert [a["state"] for a in acts] == ["SUCCESS", "SUCCESS"], acts
 assert all("params" not in a for a in acts)
@@ -275,6 +276,7 @@ assert re.search(r'<g class="axis">.*?<text[^>]*>\+0s</text>', svg, re.S), "no t
 assert "Micro-OS connected, onboarding" in svg and "test.count" in svg
 assert re.search(r'<div class="line"><span class="meta">[^<]*test\.count </span>step 1: copying; password=\*+</div>', dom), "no log line"
 assert sys.argv[2] in dom and ">RUNNING<" in dom
+assert "<dt>disk encryption</dt><dd>asked by the host</dd>" in dom, "no disk encryption fact"
 PY
 check "the pages name no other origin in a src or href" python3 - "$tmp/dashboard-fleet.html" "$tmp/dashboard.html" "$dash" <<'PY'
 import re, sys

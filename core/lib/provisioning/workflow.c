@@ -56,8 +56,9 @@ typedef struct variables {
  * workflow. */
 static const char *const template_variables[] = {
     "host.uuid",          "host.serial",          "host.hostname",        "host.ip",
-    "instance.id",        "profile.name",         "profile.image_url",    "profile.image_sha256",
-    "profile.image_format", "profile.os_type",    "site.orchestrator",    "site.token_url",
+    "instance.id",        "instance.fde",         "profile.name",         "profile.image_url",
+    "profile.image_sha256", "profile.image_format", "profile.os_type",    "site.orchestrator",
+    "site.token_url",
     "cloudinit.user_data", "cloudinit.meta_data",
     "node.target_disk",   "node.ca_file",         "node.efivars_dir",     "node.client_id",
     "node.client_secret",
@@ -151,6 +152,7 @@ typedef struct found_profile {
   const char *wanted;
   const char *plugin_id; /* of the plugin being visited */
   bool found;
+  bool fde; /* the profile asks for full-disk encryption (ABI 1.6) */
   char name[64], os_type[16], format[8], sha256[65];
   char origin[TEMPLATE_ORIGIN_MAX];
   char *url, *description;
@@ -161,6 +163,7 @@ static int32_t keep_profile(void *data, const ep_os_profile *p) {
   if (f->found || !p->name || strcmp(p->name, f->wanted) != 0) return 0;
   f->found = true;
   template_origin(p, f->plugin_id, f->origin);
+  f->fde = p->struct_size >= offsetof(ep_os_profile, fde) + sizeof p->fde && p->fde;
   snprintf(f->name, sizeof f->name, "%s", p->name);
   snprintf(f->os_type, sizeof f->os_type, "%s", p->os_type ? p->os_type : "");
   snprintf(f->format, sizeof f->format, "%s", p->image_format ? p->image_format : "auto");
@@ -557,6 +560,8 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
   if (r == 0) r = set_var(&v, "host.hostname", hostname);
   if (r == 0) r = set_var(&v, "host.ip", host->ip);
   if (r == 0) r = set_var(&v, "instance.id", instance->id);
+  /* Full-disk encryption is opt-in, asked for by the OS profile, the host or the instance. */
+  if (r == 0) r = set_var(&v, "instance.fde", profile.fde || host->fde || instance->fde ? "true" : "false");
   if (r == 0) r = set_var(&v, "profile.name", profile.name);
   if (r == 0) r = set_var(&v, "profile.image_url", profile.url);
   if (r == 0) r = set_var(&v, "profile.image_sha256", profile.sha256);
