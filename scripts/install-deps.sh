@@ -37,6 +37,11 @@ packages=(
   # (sbverify in the tests) under faketime, which pins the signature's time for reproducible
   # output; file identifies the EFI binaries
   libarchive-dev busybox-static linux-image-amd64 systemd-boot-efi binutils sbsigntool faketime file
+  # full-disk encryption and dm-verity (docs/design/fde.md): the Micro-OS carries this machine's
+  # cryptsetup and veritysetup (cryptsetup-bin) and systemd-cryptenroll with systemd's LUKS2
+  # TPM2 token plugin (systemd, below; tpm2-tss from libtss2-dev); the microvisor image's
+  # verified root is EROFS (mkfs.erofs)
+  cryptsetup-bin erofs-utils
   # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
   # UEFI HTTPS boot test
   qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base
