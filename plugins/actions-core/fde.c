@@ -206,6 +206,9 @@ int32_t fde_plan(fde_job *f, const uint8_t *buf, size_t len, fde_route *route) {
   char message[700];
   int rc = gpt_find_partition(buf, len, f->part_name, &f->part, message, sizeof message);
   if (rc < 0) return ep_failf(f->host, f->ctx, rc == EP_ENOENT ? EP_ENOENT : EP_EINVAL, "fde_partition: %s", message);
+  if (f->part.end <= f->part.start) /* gpt.c refuses it: kept so the subtraction below cannot wrap */
+    return ep_failf(f->host, f->ctx, EP_EINVAL, "fde_partition: partition %u '%s' ends (byte %llu) before it starts (byte %llu)",
+                    f->part.number, f->part_name, (unsigned long long)f->part.end, (unsigned long long)f->part.start);
   uint64_t size = f->part.end - f->part.start;
   if (size <= FDE_HEADER_ROOM + (UINT64_C(1) << 20))
     return ep_failf(f->host, f->ctx, EP_EINVAL,
@@ -221,6 +224,17 @@ int32_t fde_plan(fde_job *f, const uint8_t *buf, size_t len, fde_route *route) {
   f->planned = true;
   ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: partition %u '%s' (image bytes %llu-%llu) is encrypted as /dev/mapper/%s", f->part.number,
           f->part_name, (unsigned long long)f->part.start, (unsigned long long)f->part.end, f->mapping);
+  return 0;
+}
+
+int32_t fde_replan(fde_job *f, const uint8_t *buf, size_t len) {
+  char message[700];
+  int rc = gpt_same_partition(buf, len, &f->part, message, sizeof message);
+  if (rc < 0)
+    return ep_failf(f->host, f->ctx, rc == EP_ENOENT ? EP_ENOENT : EP_EINVAL,
+                    "fde: the download started over from byte 0 and %s: nothing of the new download written", message);
+  ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: the image read again from byte 0 has partition %u '%s' as before", f->part.number,
+          f->part_name);
   return 0;
 }
 

@@ -46,6 +46,11 @@ int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *
  * the disk's fd and names). Returns 0 or a negative code with the message set. */
 int32_t fde_plan(fde_job *f, const uint8_t *buf, size_t len, fde_route *route);
 
+/* After a download started over from byte 0 (a server that ignores Range): reads the GPT in the
+ * new first len bytes and fails unless it gives the planned partition (number, start, end, name).
+ * Call before any of the new bytes is routed. Returns 0 or a negative code with the message set. */
+int32_t fde_replan(fde_job *f, const uint8_t *buf, size_t len);
+
 /* Encrypts the partition and opens its mapping (see the file's comment); sets route->mapping_fd.
  * Call once the writer has written every byte before the partition's first one. Returns 0 or a
  * negative code with the message set; nothing of the image is in the partition then. */
