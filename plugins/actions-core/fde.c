@@ -151,13 +151,32 @@ static int32_t close_stale_mapping(fde_job *f) {
   return r;
 }
 
+int32_t fde_tpm_check(const ep_host *host, ep_ctx *ctx, char tcti_out[FDE_TCTI_MAX]) {
+  const char *tcti = NULL;
+  int32_t r = host->site_string(ctx, "run.tpm", &tcti);
+  if (r < 0 || !tcti || !*tcti)
+    return ep_failf(host, ctx, EP_EFAILED,
+                    "fde: no TPM 2.0 on this node (the agent has none: --tpm off, or no /dev/tpmrm0 for --tpm auto): "
+                    "nothing written");
+  if (strlen(tcti) >= FDE_TCTI_MAX) return ep_failf(host, ctx, EP_EINVAL, "fde: run.tpm is longer than %d bytes", FDE_TCTI_MAX - 1);
+  tpm t = {0};
+  const char *what = "";
+  TSS2_RC rc = tpm_open(&t, tcti, &what);
+  if (rc != TSS2_RC_SUCCESS)
+    return ep_failf(host, ctx, EP_EFAILED, "fde: no TPM 2.0 on this node (%s: %s failed: %s): nothing written", tcti, what,
+                    Tss2_RC_Decode(rc));
+  tpm_close(&t); /* systemd-cryptenroll talks to it later: a TPM without a resource manager takes one client */
+  snprintf(tcti_out, FDE_TCTI_MAX, "%s", tcti);
+  return 0;
+}
+
 int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *disk) {
   memset(f, 0, sizeof *f);
   f->host = host;
   f->ctx = ctx;
   f->mapping_fd = -1;
   crypt_set_log_callback(NULL, crypt_log_collect, NULL);
-  const char *part = "", *mapping = "", *tcti = NULL;
+  const char *part = "", *mapping = "";
   host->param_string(ctx, "fde_partition", &part);
   host->param_string(ctx, "fde_mapping", &mapping);
   if (!*part) return ep_failf(host, ctx, EP_EINVAL, "fde_partition: required when fde is true (the GPT name of the partition to encrypt)");
@@ -172,20 +191,8 @@ int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *
   snprintf(f->disk, sizeof f->disk, "%s", disk);
 
   /* A node asked for FDE without a TPM never gets a clear copy of the image. */
-  int32_t r = host->site_string(ctx, "run.tpm", &tcti);
-  if (r < 0 || !tcti || !*tcti)
-    return ep_failf(host, ctx, EP_EFAILED,
-                    "fde: no TPM 2.0 on this node (the agent has none: --tpm off, or no /dev/tpmrm0 for --tpm auto): "
-                    "nothing written");
-  if (strlen(tcti) >= sizeof f->tpm) return ep_failf(host, ctx, EP_EINVAL, "fde: run.tpm is longer than %zu bytes", sizeof f->tpm - 1);
-  snprintf(f->tpm, sizeof f->tpm, "%s", tcti);
-  tpm t = {0};
-  const char *what = "";
-  TSS2_RC rc = tpm_open(&t, f->tpm, &what);
-  if (rc != TSS2_RC_SUCCESS)
-    return ep_failf(host, ctx, EP_EFAILED, "fde: no TPM 2.0 on this node (%s: %s failed: %s): nothing written", f->tpm, what,
-                    Tss2_RC_Decode(rc));
-  tpm_close(&t); /* systemd-cryptenroll talks to it later: a TPM without a resource manager takes one client */
+  int32_t r = fde_tpm_check(host, ctx, f->tpm);
+  if (r < 0) return r;
 
   struct stat st;
   if (stat(disk, &st) < 0 || !S_ISBLK(st.st_mode))

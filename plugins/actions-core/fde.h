@@ -18,6 +18,7 @@
 #include "target_disk.h"
 
 #define FDE_MAPPING_MAX 127
+#define FDE_TCTI_MAX 256 /* run.tpm, with its NUL */
 
 typedef struct fde_job {
   const ep_host *host;
@@ -25,7 +26,7 @@ typedef struct fde_job {
   char disk[TARGET_PATH_MAX];      /* the target (a block device) */
   char part_name[GPT_NAME_MAX + 1]; /* fde_partition */
   char mapping[FDE_MAPPING_MAX + 1]; /* fde_mapping */
-  char tpm[256];                   /* run.tpm */
+  char tpm[FDE_TCTI_MAX];          /* run.tpm */
   gpt_partition part;              /* once planned */
   char part_dev[PATH_MAX];         /* the partition's block device node, once the kernel knows it */
   char mapping_dev[PATH_MAX];      /* /dev/mapper/<mapping>, once open */
@@ -34,6 +35,12 @@ typedef struct fde_job {
   bool activated;                  /* the mapping is open (ours) */
   int mapping_fd;
 } fde_job;
+
+/* The node's TPM 2.0 (site value run.tpm) opens and answers a question; its TCTI into tcti_out.
+ * Else fails "fde: no TPM 2.0 on this node (...): nothing written". image.stream's and
+ * disk.erase's (fde=true) check before they touch the disk. Returns 0 or a negative code with
+ * the message set. */
+int32_t fde_tpm_check(const ep_host *host, ep_ctx *ctx, char tcti_out[FDE_TCTI_MAX]);
 
 /* Reads the parameters fde_partition and fde_mapping and checks, before anything is written:
  * the node's TPM (run.tpm) opens and answers ("fde: no TPM 2.0 on this node (...): nothing

@@ -2,9 +2,9 @@
 # Integration test of image.stream's full-disk encryption (issue 20) on a real edgeprovd (with a
 # site key for recovery keys) and real edgeprov-agent processes whose workflow is one image.stream
 # with fde=true of a GPT image (an ESP and a "cloudimg-rootfs" ext4 16 MiB smaller than its
-# partition) onto a loop device (losetup -P):
-#  (a) a node without a TPM (--tpm off): the run fails, naming the missing TPM, and the target
-#      holds no byte of the image (all zeros);
+# partition), after a disk.erase with fde=true, onto a loop device (losetup -P):
+#  (a) a node without a TPM (--tpm off): disk.erase fails, naming the missing TPM, before erasing
+#      anything: the target keeps its old bytes (and holds none of the image);
 #  (b) a node with a software TPM (swtpm): the recovery key reaches the orchestrator (edgeprov host
 #      recovery-key) and opens the LUKS2 header (cryptsetup --test-passphrase), luksDump shows the
 #      systemd-tpm2 token bound to PCR 7, the ESP is on the disk, and nothing of the file system is
@@ -50,6 +50,15 @@ check "actions run: fde fails" run_status 1 "$tmp/cli.out" env -u EDGEPROV_CONFI
   target="$tmp/cli.img" fde=true fde_partition=cloudimg-rootfs
 check "actions run: naming the missing TPM" contains "$tmp/cli.out" "fde: no TPM 2.0 on this node"
 check "actions run: the target was not even created" test ! -e "$tmp/cli.img"
+head -c 3M /dev/urandom >"$tmp/cli-old.img"
+cp "$tmp/cli-old.img" "$tmp/cli-erase.img"
+check "actions run: disk.erase with fde fails" run_status 1 "$tmp/cli-erase.out" env -u EDGEPROV_CONFIG -u EDGEPROV_SERVER \
+  "$build/bin/edgeprov" --config "$tmp/cli.conf" actions run disk.erase target="$tmp/cli-erase.img" fde=true
+check "actions run: disk.erase names the missing TPM" contains "$tmp/cli-erase.out" "fde: no TPM 2.0 on this node"
+check "actions run: disk.erase left the target's bytes as they were" cmp -s "$tmp/cli-old.img" "$tmp/cli-erase.img"
+check "actions run: disk.erase without fde does erase" run_status 0 "$tmp/cli-erase.out" env -u EDGEPROV_CONFIG \
+  -u EDGEPROV_SERVER "$build/bin/edgeprov" --config "$tmp/cli.conf" actions run disk.erase target="$tmp/cli-erase.img"
+check "... (its first MiB is zeros now)" cmp -s -n 1048576 "$tmp/cli-erase.img" /dev/zero
 
 # ---- the site: its workflow is the one image.stream with fde, onto the node's target disk ---------
 loopback_site
@@ -58,6 +67,7 @@ chmod 600 "$tmp/recovery-site.key"
 printf 'secrets = { recovery_key_file = "%s"; };\n' "$tmp/recovery-site.key" >>"$tmp/site.conf"
 cat >"$tmp/workflow.conf" <<CONF
 actions = (
+  { action = "disk.erase"; timeout_s = 60; retries = 0; params = { target = "\${node.target_disk}"; fde = "true"; }; },
   { action = "image.stream"; timeout_s = 300; retries = 0;
     params = { url = "file://$tmp/fde.img.zst"; sha256 = "$sha"; target = "\${node.target_disk}";
                fde = "true"; fde_partition = "cloudimg-rootfs"; fde_mapping = "cryptroot-test"; }; }
@@ -66,10 +76,12 @@ CONF
 check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 
-truncate -s 64M "$tmp/target.img"
+# The target holds an old disk's bytes: a node that cannot encrypt keeps them.
+yes OLD-DISK-BYTES | head -c 64M >"$tmp/target.img" # a pattern: no ext4 magic by chance
+cp "$tmp/target.img" "$tmp/target-old.img"
 loop=$(losetup -P -f --show "$tmp/target.img") || { echo "skipped: no loop device"; exit 77; }
-target_zero() { cmp -s -n $((64 << 20)) "$loop" /dev/zero; }
-check "the target starts all zeros" target_zero
+target_old() { cmp -s -n $((64 << 20)) "$loop" "$tmp/target-old.img"; }
+check "the target starts with its old bytes" target_old
 
 # fde_agent NODE UUID SERIAL TPM LOG: the node's agent runs its workflow until it has failed (or,
 # with device-mapper, succeeded); at most 120 s.
@@ -97,11 +109,11 @@ fde_agent() {
 U1=fdefdefd-0000-4000-8000-000000000001 U2=fdefdefd-0000-4000-8000-000000000002
 fde_agent a $U1 FDESER01 off "$tmp/a.log"
 check "no TPM: the agent says the node has none for actions" contains "$tmp/a.log" "actions see the node's TPM as none"
-check "no TPM: image.stream fails, naming the missing TPM" contains "$tmp/a.log" \
+check "no TPM: disk.erase fails, naming the missing TPM" contains "$tmp/a.log" \
   "fde: no TPM 2.0 on this node (the agent has none: --tpm off, or no /dev/tpmrm0 for --tpm auto): nothing written"
 $E instance list >"$tmp/a.list" 2>&1
-check "no TPM: the instance's status says so" contains "$tmp/a.list" "Provisioning Failed: image.stream: fde: no TPM 2.0 on this node"
-check "no TPM: the target holds no byte of the image" target_zero
+check "no TPM: the instance's status says so" contains "$tmp/a.list" "Provisioning Failed: disk.erase: fde: no TPM 2.0 on this node"
+check "no TPM: the target keeps its old bytes (nothing erased, no byte of the image)" target_old
 check "no TPM: no recovery key was stored" run_status 1 "$tmp/a.key2" $E host recovery-key $U1
 
 # ---- (b) a software TPM --------------------------------------------------------------------------
