@@ -6,6 +6,8 @@
 
 #include <dirent.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,4 +64,63 @@ int crypt_holder_find(const char *sysroot, const char *disk_name, int number, ch
   }
   closedir(dir);
   return found;
+}
+
+int sysfs_block_name(const char *sysroot, unsigned major, unsigned minor, char *out, size_t cap) {
+  char path[PATH_MAX], link[PATH_MAX];
+  snprintf(path, sizeof path, "%s/sys/dev/block/%u:%u", sysroot, major, minor);
+  ssize_t n = readlink(path, link, sizeof link - 1);
+  if (n <= 0) return -1;
+  link[n] = '\0';
+  const char *name = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+  if (!*name || (size_t)snprintf(out, cap, "%s", name) >= cap) return -1;
+  return 0;
+}
+
+/* The dm-N whose dm/name is mapping, into out; false when none. */
+static int dm_by_name(const char *sysroot, const char *mapping, char *out, size_t cap) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/sys/class/block", sysroot);
+  DIR *dir = opendir(path);
+  if (!dir) return 0;
+  int found = 0;
+  struct dirent *e;
+  while (!found && (e = readdir(dir))) {
+    if (strncmp(e->d_name, "dm-", 3) != 0 || strlen(e->d_name) > 16) continue;
+    char name_path[PATH_MAX + 32], name[160];
+    snprintf(name_path, sizeof name_path, "%s/%s/dm/name", path, e->d_name);
+    if (read_first_line(name_path, name, sizeof name) == 0 && strcmp(name, mapping) == 0) {
+      snprintf(out, cap, "%s", e->d_name);
+      found = 1;
+    }
+  }
+  closedir(dir);
+  return found;
+}
+
+int crypt_mapping_on_disk(const char *sysroot, const char *mapping, const char *disk_name, char *other, size_t cap) {
+  char dm[32], path[PATH_MAX];
+  if (!dm_by_name(sysroot, mapping, dm, sizeof dm)) return -1;
+  bool disk_ok = disk_name && *disk_name && !strchr(disk_name, '/');
+  snprintf(path, sizeof path, "%s/sys/class/block/%s/slaves", sysroot, dm);
+  DIR *dir = opendir(path);
+  int result = 1, slaves = 0;
+  struct dirent *e;
+  while (dir && result == 1 && (e = readdir(dir))) {
+    if (e->d_name[0] == '.') continue;
+    slaves++;
+    /* A partition is a directory of its disk in sysfs (/sys/class/block/sda/sda2). */
+    char part[PATH_MAX + 300];
+    snprintf(part, sizeof part, "%s/sys/class/block/%s/%s/partition", sysroot, disk_ok ? disk_name : "", e->d_name);
+    if (!disk_ok || access(part, F_OK) != 0) {
+      snprintf(other, cap, "%s", e->d_name);
+      result = 0;
+    }
+  }
+  if (dir) closedir(dir);
+  if (result == 1 && !slaves) { /* nothing below it that sysfs shows: not provably ours */
+    if (cap) other[0] = '\0';
+    result = 0;
+  }
+  return result;
 }

@@ -24,13 +24,14 @@ typedef struct fde_job {
   const ep_host *host;
   ep_ctx *ctx;
   char disk[TARGET_PATH_MAX];      /* the target (a block device) */
+  char disk_name[NAME_MAX + 1];    /* its sysfs name, found by its device numbers ("sda") */
   char part_name[GPT_NAME_MAX + 1]; /* fde_partition */
   char mapping[FDE_MAPPING_MAX + 1]; /* fde_mapping */
   char tpm[FDE_TCTI_MAX];          /* run.tpm */
   gpt_partition part;              /* once planned */
   char part_dev[PATH_MAX];         /* the partition's block device node, once the kernel knows it */
   char mapping_dev[PATH_MAX];      /* /dev/mapper/<mapping>, once open */
-  char private_dir[PATH_MAX];      /* 0700, for the key file (and device nodes when /dev lacks them) */
+  char private_dir[PATH_MAX];      /* 0700 under /run, for the key file when memfd_create is missing */
   bool planned;                    /* the GPT is read and the route set */
   bool activated;                  /* the mapping is open (ours) */
   int mapping_fd;
