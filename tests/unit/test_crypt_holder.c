@@ -35,6 +35,13 @@ static void put(const char *root, const char *rel, const char *text) {
   fclose(f);
 }
 
+static void rm_tree(char *root) {
+  char cmd[1100];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+  assert_int_equal(system(cmd), 0);
+  free(root);
+}
+
 static void finds_the_luks_mapping_of_a_partition(void **state) {
   (void)state;
   char *root = tu_mkdtemp();
@@ -60,10 +67,7 @@ static void finds_the_luks_mapping_of_a_partition(void **state) {
   assert_int_equal(crypt_holder_find(root, "sda", 2, out, sizeof out), 0);
   assert_int_equal(crypt_holder_find(root, "../loop0", 2, out, sizeof out), 0);
   assert_int_equal(crypt_holder_find(root, "", 2, out, sizeof out), 0);
-  char cmd[1100];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-  assert_int_equal(system(cmd), 0);
-  free(root);
+  rm_tree(root);
 }
 
 static void link_to(const char *root, const char *rel, const char *target) {
@@ -104,10 +108,7 @@ static void a_mapping_is_ours_only_on_a_partition_of_the_disk(void **state) {
   mkdirs(root, "sys/class/block/dm-1/slaves/sdb");
   assert_int_equal(crypt_mapping_on_disk(root, "cryptdata", "sdb", other, sizeof other), 0);
   assert_int_equal(crypt_mapping_on_disk(root, "cryptroot", "../sda", other, sizeof other), 0);
-  char cmd[1100];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-  assert_int_equal(system(cmd), 0);
-  free(root);
+  rm_tree(root);
 }
 
 /* A disk is named by its device numbers, not by the path the operator gave (a udev symlink). */
@@ -125,10 +126,7 @@ static void a_block_device_is_named_by_its_numbers(void **state) {
   assert_int_equal(sysfs_block_name(root, 8, 16, name, sizeof name), -1);
   char small[3];
   assert_int_equal(sysfs_block_name(root, 8, 0, small, sizeof small), -1);
-  char cmd[1100];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-  assert_int_equal(system(cmd), 0);
-  free(root);
+  rm_tree(root);
 }
 
 int main(void) {
