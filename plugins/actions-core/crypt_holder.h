@@ -11,4 +11,14 @@
  * and writes "/dev/dm-N" to out (cap bytes), or 0 when none is. */
 int crypt_holder_find(const char *sysroot, const char *disk_name, int number, char *out, size_t cap);
 
+/* The sysfs name of block device major:minor ("sda", "loop0p2"): the last component of the link
+ * sysroot/sys/dev/block/MAJ:MIN, into out (cap bytes). Returns 0, or -1 when there is none. */
+int sysfs_block_name(const char *sysroot, unsigned major, unsigned minor, char *out, size_t cap);
+
+/* Where the device-mapper device named mapping (its dm/name) reads from, under sysroot + /sys:
+ * returns 1 when every device below it (its slaves) is a partition of disk_name, 0 when one is
+ * not (that one's name into other, cap bytes: "sdb2"; "" when sysfs shows none below it), -1 when no
+ * dm device has that name. */
+int crypt_mapping_on_disk(const char *sysroot, const char *mapping, const char *disk_name, char *other, size_t cap);
+
 #endif

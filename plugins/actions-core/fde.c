@@ -1,5 +1,5 @@
 /* actions-core: image.stream's full-disk encryption, see fde.h. */
-#define _GNU_SOURCE /* explicit_bzero, pipe2, mkdtemp */
+#define _GNU_SOURCE /* explicit_bzero, pipe2, mkdtemp, memfd_create, close_range */
 #include "fde.h"
 
 #include <dirent.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -26,11 +27,16 @@
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "crypt_holder.h"
+
 #define RECOVERY_KEY_BYTES 32        /* 256 random bits, as 64 hex digits: LUKS2 keyslot 0 */
 #define RECOVERY_KEY_ITERATIONS 1000 /* pbkdf2: the key has full entropy, slow hashing buys nothing */
 #define LUKS_DATA_OFFSET_SECTORS (FDE_HEADER_ROOM / 512)
 #define ENROLL_OUTPUT_MAX 2048       /* systemd-cryptenroll's stderr kept for the message */
 #define ENROLL_TIMEOUT_S 300
+#define ENROLL_KEY_FD 3              /* the recovery key's fd in systemd-cryptenroll: /proc/self/fd/3 */
+#define KEY_DIR_BASE "/run"          /* tmpfs: a key file there (no memfd) never reaches a disk */
+#define KEY_DIR_PREFIX "edgeprov-fde."
 #define DEVICE_WAIT_MS 3000          /* for devtmpfs to show a new partition's node */
 #define DA_MAX_TRIES 32              /* the TPM's dictionary-attack settings (fde.md, pitfall 1) */
 #define DA_RECOVERY_S 60
@@ -88,14 +94,39 @@ static TSS2_RC tpm_open(tpm *t, const char *tcti, const char **what) {
   return rc;
 }
 
+/* TPM2_PT_PERMANENT's lockoutAuthSet: someone took the TPM's lockout hierarchy (an owner's
+ * policy). rc is set when the question fails. */
+static bool tpm_lockout_auth_set(tpm *t, TSS2_RC *rc) {
+  TPMI_YES_NO more = 0;
+  TPMS_CAPABILITY_DATA *data = NULL;
+  *rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES, TPM2_PT_PERMANENT, 1,
+                           &more, &data);
+  bool set = *rc == TSS2_RC_SUCCESS && data && data->data.tpmProperties.count >= 1 &&
+             data->data.tpmProperties.tpmProperty[0].property == TPM2_PT_PERMANENT &&
+             (data->data.tpmProperties.tpmProperty[0].value & TPMA_PERMANENT_LOCKOUTAUTHSET);
+  free(data);
+  return set;
+}
+
 /* A node's TPM counts the unclean power-offs of an unsealed boot as authorization failures; three
  * locked the prototype's disk (fde.md, pitfall 1). There is no PIN, so the counter protects
  * nothing: reset it and allow more, with the empty lockout authorization of a TPM nobody took.
- * A failure is a warning: the disk still unlocks while the TPM is not in lockout. */
+ * A TPM whose lockout authorization is set keeps its owner's policy. A failure is a warning: the
+ * disk still unlocks while the TPM is not in lockout. */
 static void tpm_relax_lockout(fde_job *f) {
   tpm t = {0};
   const char *what = "";
   TSS2_RC rc = tpm_open(&t, f->tpm, &what);
+  if (rc == TSS2_RC_SUCCESS) {
+    what = "reading TPM2_PT_PERMANENT";
+    if (tpm_lockout_auth_set(&t, &rc)) {
+      tpm_close(&t);
+      ep_logf(f->host, f->ctx, EP_LOG_INFO,
+              "fde: the TPM's lockout authorization is set (its owner took it): its dictionary-attack policy is left as "
+              "the owner set it");
+      return;
+    }
+  }
   if (rc == TSS2_RC_SUCCESS) {
     what = "TPM2_DictionaryAttackLockReset";
     rc = Esys_DictionaryAttackLockReset(t.esys, ESYS_TR_RH_LOCKOUT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
@@ -131,13 +162,28 @@ static bool find_program(const char *name, char *out, size_t cap) {
   return false;
 }
 
-/* Closes a mapping of that name (an earlier attempt's), so the partition can be told anew. */
+static void sweep_stale_key_dirs(fde_job *f);
+
+/* Closes a mapping of that name left by an earlier attempt on this disk, so the partition can be
+ * told anew; one that reads anything but a partition of the target is another device's: never
+ * closed, the run fails. */
 static int32_t close_stale_mapping(fde_job *f) {
   struct crypt_device *cd = NULL;
   if (crypt_init_by_name(&cd, f->mapping) < 0) return 0; /* none (or no device-mapper: nothing to close) */
   crypt_status_info status = crypt_status(cd, f->mapping);
   int32_t r = 0;
-  if (status == CRYPT_ACTIVE || status == CRYPT_BUSY) {
+  char other[NAME_MAX + 1] = "";
+  int ours = status == CRYPT_ACTIVE || status == CRYPT_BUSY ? crypt_mapping_on_disk("", f->mapping, f->disk_name, other, sizeof other) : 1;
+  if (ours != 1) {
+    const char *device = crypt_get_device_name(cd);
+    char reads[NAME_MAX + 16];
+    if (other[0]) snprintf(reads, sizeof reads, "/dev/%s", other);
+    else snprintf(reads, sizeof reads, "%.250s", device ? device : "a device sysfs does not show");
+    r = ep_failf(f->host, f->ctx, EP_EFAILED,
+                 "fde: fde_mapping %s is in use by another device (/dev/mapper/%s reads %s, not a partition of %s): "
+                 "choose another fde_mapping or close it: nothing written",
+                 f->mapping, f->mapping, reads, f->disk);
+  } else if (status == CRYPT_ACTIVE || status == CRYPT_BUSY) {
     int rc = crypt_deactivate(cd, f->mapping);
     char detail[300];
     if (rc < 0)
@@ -151,13 +197,32 @@ static int32_t close_stale_mapping(fde_job *f) {
   return r;
 }
 
+int32_t fde_tpm_check(const ep_host *host, ep_ctx *ctx, char tcti_out[FDE_TCTI_MAX]) {
+  const char *tcti = NULL;
+  int32_t r = host->site_string(ctx, "run.tpm", &tcti);
+  if (r < 0 || !tcti || !*tcti)
+    return ep_failf(host, ctx, EP_EFAILED,
+                    "fde: no TPM 2.0 on this node (the agent has none: --tpm off, or no /dev/tpmrm0 for --tpm auto): "
+                    "nothing written");
+  if (strlen(tcti) >= FDE_TCTI_MAX) return ep_failf(host, ctx, EP_EINVAL, "fde: run.tpm is longer than %d bytes", FDE_TCTI_MAX - 1);
+  tpm t = {0};
+  const char *what = "";
+  TSS2_RC rc = tpm_open(&t, tcti, &what);
+  if (rc != TSS2_RC_SUCCESS)
+    return ep_failf(host, ctx, EP_EFAILED, "fde: no TPM 2.0 on this node (%s: %s failed: %s): nothing written", tcti, what,
+                    Tss2_RC_Decode(rc));
+  tpm_close(&t); /* systemd-cryptenroll talks to it later: a TPM without a resource manager takes one client */
+  snprintf(tcti_out, FDE_TCTI_MAX, "%s", tcti);
+  return 0;
+}
+
 int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *disk) {
   memset(f, 0, sizeof *f);
   f->host = host;
   f->ctx = ctx;
   f->mapping_fd = -1;
   crypt_set_log_callback(NULL, crypt_log_collect, NULL);
-  const char *part = "", *mapping = "", *tcti = NULL;
+  const char *part = "", *mapping = "";
   host->param_string(ctx, "fde_partition", &part);
   host->param_string(ctx, "fde_mapping", &mapping);
   if (!*part) return ep_failf(host, ctx, EP_EINVAL, "fde_partition: required when fde is true (the GPT name of the partition to encrypt)");
@@ -172,24 +237,16 @@ int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *
   snprintf(f->disk, sizeof f->disk, "%s", disk);
 
   /* A node asked for FDE without a TPM never gets a clear copy of the image. */
-  int32_t r = host->site_string(ctx, "run.tpm", &tcti);
-  if (r < 0 || !tcti || !*tcti)
-    return ep_failf(host, ctx, EP_EFAILED,
-                    "fde: no TPM 2.0 on this node (the agent has none: --tpm off, or no /dev/tpmrm0 for --tpm auto): "
-                    "nothing written");
-  if (strlen(tcti) >= sizeof f->tpm) return ep_failf(host, ctx, EP_EINVAL, "fde: run.tpm is longer than %zu bytes", sizeof f->tpm - 1);
-  snprintf(f->tpm, sizeof f->tpm, "%s", tcti);
-  tpm t = {0};
-  const char *what = "";
-  TSS2_RC rc = tpm_open(&t, f->tpm, &what);
-  if (rc != TSS2_RC_SUCCESS)
-    return ep_failf(host, ctx, EP_EFAILED, "fde: no TPM 2.0 on this node (%s: %s failed: %s): nothing written", f->tpm, what,
-                    Tss2_RC_Decode(rc));
-  tpm_close(&t); /* systemd-cryptenroll talks to it later: a TPM without a resource manager takes one client */
+  int32_t r = fde_tpm_check(host, ctx, f->tpm);
+  if (r < 0) return r;
 
   struct stat st;
   if (stat(disk, &st) < 0 || !S_ISBLK(st.st_mode))
     return ep_failf(host, ctx, EP_EINVAL, "fde: target %s is not a block device: the encrypted partition needs one: nothing written", disk);
+  /* sysfs names the disk by its numbers: a udev link (/dev/disk/by-id/...) names nothing there. */
+  if (sysfs_block_name("", major(st.st_rdev), minor(st.st_rdev), f->disk_name, sizeof f->disk_name) < 0)
+    return ep_failf(host, ctx, EP_EIO, "fde: target %s (%u:%u) is not in /sys/dev/block: nothing written", disk, major(st.st_rdev),
+                    minor(st.st_rdev));
   /* devtmpfs makes the node once dm_mod is loaded; a static /dev may have one without the driver,
    * which then fails where the mapping is opened, with libcryptsetup's reason. */
   if (stat("/dev/mapper/control", &st) < 0 || !S_ISCHR(st.st_mode))
@@ -199,6 +256,7 @@ int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *
   char program[PATH_MAX];
   if (!find_program("systemd-cryptenroll", program, sizeof program))
     return ep_failf(host, ctx, EP_EFAILED, "fde: systemd-cryptenroll is not installed on this node (it enrolls the TPM): nothing written");
+  sweep_stale_key_dirs(f);
   return close_stale_mapping(f);
 }
 
@@ -206,6 +264,9 @@ int32_t fde_plan(fde_job *f, const uint8_t *buf, size_t len, fde_route *route) {
   char message[700];
   int rc = gpt_find_partition(buf, len, f->part_name, &f->part, message, sizeof message);
   if (rc < 0) return ep_failf(f->host, f->ctx, rc == EP_ENOENT ? EP_ENOENT : EP_EINVAL, "fde_partition: %s", message);
+  if (f->part.end <= f->part.start) /* gpt.c refuses it: kept so the subtraction below cannot wrap */
+    return ep_failf(f->host, f->ctx, EP_EINVAL, "fde_partition: partition %u '%s' ends (byte %llu) before it starts (byte %llu)",
+                    f->part.number, f->part_name, (unsigned long long)f->part.end, (unsigned long long)f->part.start);
   uint64_t size = f->part.end - f->part.start;
   if (size <= FDE_HEADER_ROOM + (UINT64_C(1) << 20))
     return ep_failf(f->host, f->ctx, EP_EINVAL,
@@ -221,6 +282,17 @@ int32_t fde_plan(fde_job *f, const uint8_t *buf, size_t len, fde_route *route) {
   f->planned = true;
   ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: partition %u '%s' (image bytes %llu-%llu) is encrypted as /dev/mapper/%s", f->part.number,
           f->part_name, (unsigned long long)f->part.start, (unsigned long long)f->part.end, f->mapping);
+  return 0;
+}
+
+int32_t fde_replan(fde_job *f, const uint8_t *buf, size_t len) {
+  char message[700];
+  int rc = gpt_same_partition(buf, len, &f->part, message, sizeof message);
+  if (rc < 0)
+    return ep_failf(f->host, f->ctx, rc == EP_ENOENT ? EP_ENOENT : EP_EINVAL,
+                    "fde: the download started over from byte 0 and %s: nothing of the new download written", message);
+  ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: the image read again from byte 0 has partition %u '%s' as before", f->part.number,
+          f->part_name);
   return 0;
 }
 
@@ -325,7 +397,8 @@ static int find_number(void *data, const char *name, uint64_t number, uint64_t s
 }
 
 /* A block device node for sysfs block device name: /dev/<name> once devtmpfs shows it with the
- * right numbers, else one made in the private directory. */
+ * right numbers, else made there (a static /dev; /run is nodev on a node, a node made there
+ * would not open). */
 static int32_t device_node(fde_job *f, const char *name, char *out, size_t cap) {
   char path[PATH_MAX], dev[32];
   snprintf(path, sizeof path, "/sys/class/block/%s/dev", name);
@@ -339,11 +412,10 @@ static int32_t device_node(fde_job *f, const char *name, char *out, size_t cap) 
     if (stat(out, &st) == 0 && S_ISBLK(st.st_mode) && st.st_rdev == want) return 0;
     nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
   }
-  if ((size_t)snprintf(out, cap, "%s/%s", f->private_dir, name) >= cap)
-    return ep_failf(f->host, f->ctx, EP_ERANGE, "fde: /dev/%s did not appear", name);
-  unlink(out);
-  if (mknod(out, S_IFBLK | 0600, want) < 0)
-    return ep_failf(f->host, f->ctx, -errno, "fde: /dev/%s did not appear and %s cannot be made: %s", name, out, strerror(errno));
+  if (mknod(out, S_IFBLK | 0600, want) < 0) /* EEXIST: something else of that name, never replaced */
+    return ep_failf(f->host, f->ctx, -errno, "fde: %s did not appear as block device %u:%u and cannot be made: %s", out, major_n,
+                    minor_n, strerror(errno));
+  ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: made %s (%u:%u): devtmpfs did not show it", out, major_n, minor_n);
   return 0;
 }
 
@@ -353,9 +425,7 @@ static int32_t device_node(fde_job *f, const char *name, char *out, size_t cap) 
  * is at the image's end, not the disk's), and drops the other partitions; BLKPG adds exactly the
  * bytes the GPT was read for, whatever the rest of the disk holds. */
 static int32_t partition_device(fde_job *f) {
-  char real[PATH_MAX];
-  if (!realpath(f->disk, real)) return ep_failf(f->host, f->ctx, -errno, "fde: %s: %s", f->disk, strerror(errno));
-  const char *disk_name = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
+  const char *disk_name = f->disk_name, *real = f->disk;
   int fd = open(real, O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ep_failf(f->host, f->ctx, -errno, "fde: cannot open %s: %s", real, strerror(errno));
   part_state s = {.f = f, .fd = fd};
@@ -378,39 +448,148 @@ static int32_t partition_device(fde_job *f) {
 
 /* ---- enrollment ------------------------------------------------------------------------------ */
 
-/* Runs systemd-cryptenroll for the TPM (PCR 7) with the recovery key in a 0600 file of the private
- * directory, removed as soon as it ends: its LUKS2 token is what the installed OS's initramfs
- * (and the microvisor's /init) unlock with, so its own program makes it. Its stderr is the
- * message on failure; it never prints the key. */
-static int32_t enroll_tpm(fde_job *f, const char *key) {
-  char key_file[PATH_MAX + 16], program[PATH_MAX];
-  snprintf(key_file, sizeof key_file, "%s/recovery.key", f->private_dir);
-  if (!find_program("systemd-cryptenroll", program, sizeof program))
-    return ep_failf(f->host, f->ctx, EP_EFAILED, "fde: systemd-cryptenroll is not installed");
-  int fd = open(key_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return ep_failf(f->host, f->ctx, -errno, "fde: cannot make the key file %s: %s", key_file, strerror(errno));
+static bool write_all(int fd, const char *data, size_t len) {
+  while (len) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n, len -= (size_t)n;
+  }
+  return true;
+}
+
+/* A private directory for the key file where memfd_create is missing: under /run only (tmpfs,
+ * gone at the next boot), never a persistent scratch directory. */
+static int32_t private_dir(fde_job *f) {
+  snprintf(f->private_dir, sizeof f->private_dir, "%s/%sXXXXXX", KEY_DIR_BASE, KEY_DIR_PREFIX);
+  if (!mkdtemp(f->private_dir)) { /* 0700 */
+    int err = errno;
+    f->private_dir[0] = '\0';
+    return ep_failf(f->host, f->ctx, -err, "fde: cannot make a private directory under %s for the key file: %s", KEY_DIR_BASE,
+                    strerror(err));
+  }
+  return 0;
+}
+
+static void remove_dir_files(const char *path) {
+  DIR *dir = opendir(path);
+  struct dirent *e;
+  while (dir && (e = readdir(dir)))
+    if (e->d_name[0] != '.') unlinkat(dirfd(dir), e->d_name, 0);
+  if (dir) closedir(dir);
+  rmdir(path);
+}
+
+static void remove_private_dir(fde_job *f) {
+  if (!f->private_dir[0]) return;
+  remove_dir_files(f->private_dir);
+  f->private_dir[0] = '\0';
+}
+
+/* Removes the private directories a run that died left (a key file may be in one): in /run,
+ * and in run.scratch_dir where earlier versions made them. Only directories of ours. */
+static void sweep_stale_key_dirs(fde_job *f) {
+  const char *scratch = NULL;
+  const char *bases[2] = {KEY_DIR_BASE, NULL};
+  if (f->host->site_string(f->ctx, "run.scratch_dir", &scratch) == 0 && scratch && *scratch && strcmp(scratch, KEY_DIR_BASE))
+    bases[1] = scratch;
+  for (int b = 0; b < 2 && bases[b]; b++) {
+    DIR *dir = opendir(bases[b]);
+    struct dirent *e;
+    while (dir && (e = readdir(dir))) {
+      struct stat st;
+      char path[PATH_MAX];
+      if (strncmp(e->d_name, KEY_DIR_PREFIX, strlen(KEY_DIR_PREFIX)) != 0 ||
+          (size_t)snprintf(path, sizeof path, "%s/%s", bases[b], e->d_name) >= sizeof path)
+        continue;
+      if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) continue;
+      remove_dir_files(path);
+      ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: removed %s, left by an earlier run", path);
+    }
+    if (dir) closedir(dir);
+  }
+}
+
+/* Puts the recovery key where systemd-cryptenroll reads it and nothing outlives the run: a
+ * memfd (made 0600: systemd 252 warns of a 0777 key file), passed as fd ENROLL_KEY_FD; where
+ * memfd_create is missing, a 0600 file in a private directory under /run, removed right after.
+ * *ret_fd is the memfd (-1 for the file); arg gets the --unlock-key-file= argument. */
+static int32_t key_source(fde_job *f, const char *key, int *ret_fd, char *arg, size_t cap) {
   size_t len = strlen(key);
-  bool written = write(fd, key, len) == (ssize_t)len;
+  int fd = memfd_create("edgeprov-recovery-key", MFD_CLOEXEC);
+  if (fd >= 0) {
+    if (fchmod(fd, 0600) < 0 || !write_all(fd, key, len)) {
+      int err = errno;
+      close(fd);
+      return ep_failf(f->host, f->ctx, EP_EIO, "fde: cannot write the recovery key into a memfd: %s", strerror(err));
+    }
+    *ret_fd = fd;
+    snprintf(arg, cap, "--unlock-key-file=/proc/self/fd/%d", ENROLL_KEY_FD);
+    return 0;
+  }
+  if (errno != ENOSYS && errno != EINVAL)
+    return ep_failf(f->host, f->ctx, -errno, "fde: memfd_create for the recovery key: %s", strerror(errno));
+  int32_t r = private_dir(f);
+  if (r < 0) return r;
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/recovery.key", f->private_dir);
+  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) {
+    int err = errno;
+    remove_private_dir(f);
+    return ep_failf(f->host, f->ctx, -err, "fde: cannot make the key file %s: %s", path, strerror(err));
+  }
+  bool written = write_all(fd, key, len);
+  int err = errno;
   close(fd);
   if (!written) {
-    unlink(key_file);
-    return ep_failf(f->host, f->ctx, EP_EIO, "fde: cannot write the key file %s", key_file);
+    remove_private_dir(f);
+    return ep_failf(f->host, f->ctx, EP_EIO, "fde: cannot write the key file %s: %s", path, strerror(err));
   }
-  char device_arg[300], unlock_arg[PATH_MAX + 40];
+  *ret_fd = -1;
+  snprintf(arg, cap, "--unlock-key-file=%s", path);
+  return 0;
+}
+
+/* In the child, between fork and exec (async-signal-safe calls only): stdin /dev/null, stdout
+ * and stderr the pipe, the key's memfd (if any) as ENROLL_KEY_FD without close-on-exec, every
+ * other descriptor closed. */
+static void child_fds(int out, int key_fd) {
+  int null = open("/dev/null", O_RDONLY);
+  if (null >= 0 && null != 0) dup2(null, 0);
+  dup2(out, 1);
+  dup2(out, 2);
+  if (key_fd == ENROLL_KEY_FD) fcntl(key_fd, F_SETFD, 0); /* dup2 onto itself would keep FD_CLOEXEC */
+  else if (key_fd >= 0 && dup2(key_fd, ENROLL_KEY_FD) < 0) _exit(126);
+  unsigned first = key_fd >= 0 ? ENROLL_KEY_FD + 1 : 3;
+  if (close_range(first, ~0U, 0) < 0)
+    for (int fd = (int)first; fd < 1024; fd++) close(fd);
+}
+
+/* Runs systemd-cryptenroll for the TPM (PCR 7) with the recovery key (key_source): its LUKS2
+ * token is what the installed OS's initramfs (and the microvisor's /init) unlock with, so its
+ * own program makes it. Its stderr is the message on failure; it never prints the key. */
+static int32_t enroll_tpm(fde_job *f, const char *key) {
+  char program[PATH_MAX], unlock_arg[PATH_MAX + 40];
+  if (!find_program("systemd-cryptenroll", program, sizeof program))
+    return ep_failf(f->host, f->ctx, EP_EFAILED, "fde: systemd-cryptenroll is not installed");
+  int key_fd = -1;
+  int32_t r = key_source(f, key, &key_fd, unlock_arg, sizeof unlock_arg);
+  if (r < 0) return r;
+  char device_arg[300];
   snprintf(device_arg, sizeof device_arg, "--tpm2-device=%s", f->tpm);
-  snprintf(unlock_arg, sizeof unlock_arg, "--unlock-key-file=%s", key_file);
   char *argv[] = {program, device_arg, "--tpm2-pcrs=7", unlock_arg, f->part_dev, NULL};
   int out[2];
   if (pipe2(out, O_CLOEXEC) < 0) {
-    unlink(key_file);
-    return ep_failf(f->host, f->ctx, -errno, "fde: pipe: %s", strerror(errno));
+    int err = errno;
+    if (key_fd >= 0) close(key_fd);
+    remove_private_dir(f);
+    return ep_failf(f->host, f->ctx, -err, "fde: pipe: %s", strerror(err));
   }
   pid_t pid = fork();
+  int fork_err = errno;
   if (pid == 0) {
-    int null = open("/dev/null", O_RDONLY);
-    if (null >= 0) dup2(null, 0);
-    dup2(out[1], 1);
-    dup2(out[1], 2);
+    child_fds(out[1], key_fd);
     execv(program, argv);
     _exit(127);
   }
@@ -424,10 +603,12 @@ static int32_t enroll_tpm(fde_job *f, const char *key) {
     for (;;) {
       struct pollfd p = {.fd = out[0], .events = POLLIN};
       int n = poll(&p, 1, 200);
+      if (n < 0 && errno != EINTR) break;
       if (n > 0) {
         char chunk[512];
         ssize_t got = read(out[0], chunk, sizeof chunk);
-        if (got <= 0) break;
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (got <= 0) break; /* the end: every copy of the pipe's write end is closed */
         size_t take = (size_t)got < sizeof text - 1 - used ? (size_t)got : sizeof text - 1 - used;
         memcpy(text + used, chunk, take);
         used += take;
@@ -441,8 +622,9 @@ static int32_t enroll_tpm(fde_job *f, const char *key) {
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   }
   close(out[0]);
-  unlink(key_file); /* right away: the key stays only in the orchestrator and the LUKS2 keyslot */
-  if (pid < 0) return ep_failf(f->host, f->ctx, -errno, "fde: cannot start systemd-cryptenroll: %s", strerror(errno));
+  if (key_fd >= 0) close(key_fd); /* the memfd's pages go with its last descriptor */
+  remove_private_dir(f); /* right away: the key stays only in the orchestrator and the LUKS2 keyslot */
+  if (pid < 0) return ep_failf(f->host, f->ctx, -fork_err, "fde: cannot start systemd-cryptenroll: %s", strerror(fork_err));
   /* One line of text for the message: newlines to "; " and no trailing separator. */
   for (char *c = text; *c; c++)
     if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
@@ -459,32 +641,6 @@ static int32_t enroll_tpm(fde_job *f, const char *key) {
 }
 
 /* ---- the whole preparation ------------------------------------------------------------------- */
-
-static int32_t private_dir(fde_job *f) {
-  const char *scratch = NULL;
-  const char *base = f->host->site_string(f->ctx, "run.scratch_dir", &scratch) == 0 && scratch && *scratch &&
-                             access(scratch, W_OK) == 0
-                         ? scratch
-                         : access("/run", W_OK) == 0 ? "/run" : "/tmp";
-  snprintf(f->private_dir, sizeof f->private_dir, "%s/edgeprov-fde.XXXXXX", base);
-  if (!mkdtemp(f->private_dir)) { /* 0700 */
-    int err = errno;
-    f->private_dir[0] = '\0';
-    return ep_failf(f->host, f->ctx, -err, "fde: cannot make a private directory under %s: %s", base, strerror(err));
-  }
-  return 0;
-}
-
-static void remove_private_dir(fde_job *f) {
-  if (!f->private_dir[0]) return;
-  DIR *dir = opendir(f->private_dir);
-  struct dirent *e;
-  while (dir && (e = readdir(dir)))
-    if (e->d_name[0] != '.') unlinkat(dirfd(dir), e->d_name, 0);
-  if (dir) closedir(dir);
-  rmdir(f->private_dir);
-  f->private_dir[0] = '\0';
-}
 
 /* The recovery key: 32 bytes from the kernel's random generator as 64 lowercase hex digits. */
 static int32_t make_recovery_key(fde_job *f, char key[2 * RECOVERY_KEY_BYTES + 1]) {
@@ -537,8 +693,7 @@ int32_t fde_prepare(fde_job *f, fde_route *route) {
   struct crypt_device *cd = NULL;
   char detail[300];
   host->progress(ctx, 0, 0, "fde: encrypting the partition");
-  int32_t r = private_dir(f);
-  if (r == 0) r = partition_device(f);
+  int32_t r = partition_device(f);
   if (r == 0) r = make_recovery_key(f, key);
   if (r == 0) r = luks_format(f, &cd, key);
   /* The orchestrator has the key before a byte of the image goes in: a disk nobody can open

@@ -25,6 +25,17 @@ static int write_all(int fd, const char *name, const uint8_t *data, size_t len, 
 
 int fde_route_write(const fde_route *r, const uint8_t *data, size_t len, uint64_t offset, char *message, size_t cap) {
   if (!r->split) return write_all(r->disk_fd, r->disk_name, data, len, offset, message, cap);
+  /* part_start < data_end <= part_end, or the pieces below overlap and wrap: a route from a
+   * table that says otherwise is refused, whatever made it. */
+  if (r->part_end <= r->part_start || r->part_end - r->part_start <= FDE_HEADER_ROOM) {
+    snprintf(message, cap, "fde: partition '%.108s' (image bytes %llu-%llu) has no room for data before LUKS2's 16 MiB",
+             r->part_name, (unsigned long long)r->part_start, (unsigned long long)r->part_end);
+    return EP_EINVAL;
+  }
+  if (len > UINT64_MAX - offset) {
+    snprintf(message, cap, "fde: %zu bytes at image byte %llu pass the end of any disk", len, (unsigned long long)offset);
+    return EP_EINVAL;
+  }
   uint64_t end = offset + len;
   uint64_t data_end = r->part_end - FDE_HEADER_ROOM; /* the mapping's last byte + 1, as image offsets */
   /* Pieces in order: [.., part_start) disk, [part_start, data_end) mapping, [data_end, part_end)
@@ -43,7 +54,7 @@ int fde_route_write(const fde_route *r, const uint8_t *data, size_t len, uint64_
     case 3: rc = write_all(r->disk_fd, r->disk_name, p, n, from, message, cap); break;
     case 1:
       if (r->mapping_fd < 0) {
-        snprintf(message, cap, "fde: byte %llu belongs to partition '%.72s' but its mapping is not open",
+        snprintf(message, cap, "fde: byte %llu belongs to partition '%.108s' but its mapping is not open",
                  (unsigned long long)from, r->part_name);
         return EP_EIO;
       }
@@ -53,7 +64,7 @@ int fde_route_write(const fde_route *r, const uint8_t *data, size_t len, uint64_
       for (size_t i = 0; i < n; i++)
         if (p[i]) {
           snprintf(message, cap,
-                   "image not built for FDE: byte %llu of partition '%.72s' is not zero, but its last 16 MiB must be "
+                   "image not built for FDE: byte %llu of partition '%.108s' is not zero, but its last 16 MiB must be "
                    "(LUKS2's header takes that room: the partition must be 16 MiB larger than its file system)",
                    (unsigned long long)(from + i - r->part_start), r->part_name);
           return EP_EINVAL;

@@ -28,7 +28,8 @@ typedef struct fde_route {
 
 /* Writes len bytes that belong at byte offset of the image where r sends them. Returns 0, or
  * EP_EIO (a write failed, or a partition byte came before the mapping was open) or EP_EINVAL
- * (a byte of the partition's last FDE_HEADER_ROOM is not zero: "image not built for FDE"),
+ * (a byte of the partition's last FDE_HEADER_ROOM is not zero: "image not built for FDE"; a split
+ * route whose partition is not part_start < part_end - FDE_HEADER_ROOM <= part_end),
  * with message (cap bytes) saying which byte. */
 int fde_route_write(const fde_route *r, const uint8_t *data, size_t len, uint64_t offset, char *message, size_t cap);
 

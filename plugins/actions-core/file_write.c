@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -307,11 +308,10 @@ static int32_t open_disk(const ep_host *host, ep_ctx *ctx, const char *disk, mou
   if (stat(disk, &st) < 0) return ep_failf(host, ctx, -errno, "target: cannot open %s: %s", disk, strerror(errno));
   if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
     return ep_failf(host, ctx, EP_EINVAL, "target: %s is neither a block device nor an image file", disk);
-  char real[4096], holder[32];
-  if (S_ISBLK(st.st_mode) && realpath(disk, real)) {
-    const char *name = strrchr(real, '/') ? strrchr(real, '/') + 1 : real;
-    snprintf(m->disk_name, sizeof m->disk_name, "%.63s", name);
-  }
+  char holder[32];
+  /* sysfs names the disk by its numbers (a udev link's basename names nothing there). */
+  if (S_ISBLK(st.st_mode) && sysfs_block_name("", major(st.st_rdev), minor(st.st_rdev), m->disk_name, sizeof m->disk_name) < 0)
+    m->disk_name[0] = '\0';
   int fd = open(disk, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
   if (fd < 0 && errno == EBUSY && crypt_holder_find("", m->disk_name, 0, holder, sizeof holder)) {
     fd = open(disk, O_RDONLY | O_CLOEXEC);

@@ -46,7 +46,7 @@ static bool name_utf8(const uint8_t *raw, char out[GPT_NAME_MAX + 1]) {
     else
       bytes[0] = (uint8_t)(0xf0 | c >> 18), bytes[1] = (uint8_t)(0x80 | (c >> 12 & 0x3f)),
       bytes[2] = (uint8_t)(0x80 | (c >> 6 & 0x3f)), bytes[3] = (uint8_t)(0x80 | (c & 0x3f)), n = 4;
-    if (o + n > GPT_NAME_MAX) return false; /* cannot happen: 36 units make at most 72 bytes */
+    if (o + n > GPT_NAME_MAX) return false; /* cannot happen: 36 units make at most 108 bytes */
     memcpy(out + o, bytes, n);
     o += n;
   }
@@ -84,7 +84,8 @@ int gpt_find_partition(const uint8_t *buf, size_t len, const char *name, gpt_par
     return fail(EP_EINVAL, message, cap, "GPT entry size %u is not a multiple of 8 between 128 and 4096", entry_size);
   if (count == 0 || count > GPT_ENTRIES_MAX)
     return fail(EP_EINVAL, message, cap, "GPT has %u partition entries (1 to %u read)", count, GPT_ENTRIES_MAX);
-  if (first_usable > last_usable || last_usable > UINT64_MAX / sector)
+  /* (last_usable + 1) * sector is a partition's end at most: it must not wrap. */
+  if (first_usable > last_usable || last_usable >= UINT64_MAX / sector)
     return fail(EP_EINVAL, message, cap, "GPT usable range %llu-%llu is not valid", (unsigned long long)first_usable,
                 (unsigned long long)last_usable);
   if (entries_lba < 2 || entries_lba > (uint64_t)SIZE_MAX / sector)
@@ -121,11 +122,28 @@ int gpt_find_partition(const uint8_t *buf, size_t len, const char *name, gpt_par
     match.number = i + 1;
     match.sector_size = sector;
     match.start = first * sector;
-    match.end = (last + 1) * sector;
+    match.end = (last + 1) * sector; /* last <= last_usable < UINT64_MAX / sector: no wrap */
+    if (match.end <= match.start)
+      return fail(EP_EINVAL, message, cap, "GPT partition %u '%s': its bytes %llu-%llu are not a range", i + 1, entry_name,
+                  (unsigned long long)match.start, (unsigned long long)match.end);
     memcpy(match.name, entry_name, sizeof match.name);
   }
   if (!found)
     return fail(EP_ENOENT, message, cap, "no GPT partition is named '%s' (the image has: %s)", name, names_used ? names : "none");
   *out = match;
+  return 0;
+}
+
+int gpt_same_partition(const uint8_t *buf, size_t len, const gpt_partition *want, char *message, size_t cap) {
+  gpt_partition now;
+  char why[400];
+  int rc = gpt_find_partition(buf, len, want->name, &now, why, sizeof why);
+  if (rc < 0) return fail(rc, message, cap, "the image read again from byte 0 has no partition '%s' as before: %s", want->name, why);
+  if (now.number != want->number || now.sector_size != want->sector_size || now.start != want->start || now.end != want->end)
+    return fail(EP_EINVAL, message, cap,
+                "the image read again from byte 0 is not the same: partition '%s' was %u (bytes %llu-%llu, %u-byte "
+                "sectors), now %u (bytes %llu-%llu, %u-byte sectors)",
+                want->name, want->number, (unsigned long long)want->start, (unsigned long long)want->end,
+                want->sector_size, now.number, (unsigned long long)now.start, (unsigned long long)now.end, now.sector_size);
   return 0;
 }

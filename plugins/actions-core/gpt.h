@@ -10,7 +10,7 @@
 #include <edgeprov/abi.h>
 
 #define GPT_ENTRIES_MAX 1024u   /* most partition entries read (the usual table has 128) */
-#define GPT_NAME_MAX 72         /* a GPT name: 36 UTF-16 code units, at most 72 bytes of UTF-8 here */
+#define GPT_NAME_MAX 108        /* a GPT name: 36 UTF-16 code units, at most 108 bytes of UTF-8 (3 per BMP unit) */
 
 typedef struct gpt_partition {
   uint32_t number;          /* 1-based, as the kernel numbers it (entry index + 1) */
@@ -25,5 +25,10 @@ typedef struct gpt_partition {
  * entry array lies past len, EP_ENOENT when no entry has that name (the names found are
  * listed), EP_EINVAL when two have it. message (cap bytes) says why; never touched on success. */
 int gpt_find_partition(const uint8_t *buf, size_t len, const char *name, gpt_partition *out, char *message, size_t cap);
+
+/* Reads the GPT at the start of buf again (a download started over from byte 0) and checks that
+ * it gives the partition want as it was planned: same number, sector size, start, end and name.
+ * Returns 0; EP_EINVAL (or what gpt_find_partition returned) with message saying what differs. */
+int gpt_same_partition(const uint8_t *buf, size_t len, const gpt_partition *want, char *message, size_t cap);
 
 #endif

@@ -94,6 +94,7 @@ typedef struct stream_job {
   writer w;
   fde_route route;   /* where the writer puts each byte: the disk, or around an encrypted partition */
   bool fde;
+  bool fde_recheck; /* started over from byte 0 after the GPT was read: the new one must match */
   fde_job fde_job;
 } stream_job;
 
@@ -171,6 +172,11 @@ static void writer_stop(stream_job *j) {
 static int32_t fde_step(stream_job *j) {
   if (!j->fde) return 0;
   int32_t r = 0;
+  if (j->fde_recheck) { /* the first buffer of a download started over: its table before any byte goes */
+    r = fde_replan(&j->fde_job, j->buf, j->used);
+    if (r < 0) return r;
+    j->fde_recheck = false;
+  }
   if (!j->fde_job.planned) r = fde_plan(&j->fde_job, j->buf, j->used, &j->route);
   if (r == 0 && j->route.mapping_fd < 0 && j->written + j->used > j->route.part_start) {
     r = writer_drain(j);
@@ -385,6 +391,7 @@ static int32_t restart(stream_job *j) {
   j->magic_len = j->used = 0;
   j->written = j->received = 0;
   j->zstd_pending = 0;
+  j->fde_recheck = j->fde && j->fde_job.planned; /* the route was made from the first download's table */
   return EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) == 1 ? 0 : ep_failf(j->host, j->ctx, EP_EIO, "SHA-256 failed");
 }
 

@@ -4,7 +4,9 @@
 # flag, as an old client sends it, false), and the workflow's ${instance.fde} renders "true"
 # when the host, the instance (render --fde) or the OS profile (setting fde) asks, else
 # "false". On a real edgeprovd, once on storage-sqlite and once on storage-postgres (a
-# throwaway cluster of its own, tests/pg_cluster.sh). No node runs the workflow.
+# throwaway cluster of its own, tests/pg_cluster.sh). No node runs the workflow. With fde asked,
+# the render fails, naming why, when the template's image.stream does not take fde =
+# "${instance.fde}" or the site keeps no recovery keys (secrets.recovery_key_file).
 # Usage: fde_optin.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -12,10 +14,17 @@ if [ -z "${PG_TEST_DIR:-}" ]; then exec bash "$src/tests/pg_cluster.sh" run bash
 . "$src/tests/integration/lib.sh"
 scratch
 loopback_site
-# The profile's workflow writes what it got for ${instance.fde} (rendered only, never run).
+# A site that asks for fde keeps the nodes' recovery keys.
+head -c 48 /dev/urandom | base64 >"$tmp/recovery-site.key"
+chmod 600 "$tmp/recovery-site.key"
+printf 'secrets = { recovery_key_file = "%s"; };\n' "$tmp/recovery-site.key" >>"$tmp/site.conf"
+# The profile's workflow encrypts when asked and writes what it got for ${instance.fde}
+# (rendered only, never run).
 cat >"$tmp/workflow.conf" <<'CONF'
 actions = (
-  { action = "disk.erase"; params = { target = "${node.target_disk}"; }; },
+  { action = "disk.erase"; params = { target = "${node.target_disk}"; fde = "${instance.fde}"; }; },
+  { action = "image.stream"; params = { url = "${profile.image_url}"; sha256 = "${profile.image_sha256}";
+      target = "${node.target_disk}"; fde = "${instance.fde}"; fde_partition = "data"; }; },
   { action = "file.write"; params = { target = "${node.target_disk}"; path = "/fde"; content = "fde=${instance.fde}"; }; }
 );
 CONF
@@ -101,6 +110,27 @@ storage-postgres = { conninfo = "host=$PG_TEST_DIR dbname=edgeprov user=edgeprov
 CONF
 check "pg: the config uses storage-postgres" contains "$tmp/pg.conf" '"storage-postgres", "auth-local"'
 scenario pg 2
+
+# ---- fde asked where it cannot be done: the render fails, naming why (sqlite) --------------------
+E="$build/bin/edgeprov --config $tmp/sqlite.conf"
+# The profile still asks (sed above): a template whose image.stream does not take fde.
+cp "$tmp/workflow.conf" "$tmp/workflow-fde.conf"
+sed -i 's/ fde = "${instance.fde}"; fde_partition = "data";//' "$tmp/workflow.conf"
+check "clear template: the image.stream has no fde any more" absent -F 'fde_partition' "$tmp/workflow.conf"
+check "clear template: edgeprovd starts" start_daemon "$tmp/sqlite.conf" "$tmp/sqlite-3.log"
+check "clear template: render fails" run_status 1 "$tmp/out" $E instance render --os microvisor
+check "... naming the profile, the template and why" contains "$tmp/out" \
+  "profile microvisor (template $tmp/workflow.conf): fde asked (host/instance/profile: the OS profile) but the workflow template has no image.stream with fde = \"\${instance.fde}\""
+check "clear template: edgeprovd stops" stop_daemon
+# The template encrypts, but the site keeps no recovery keys.
+cp "$tmp/workflow-fde.conf" "$tmp/workflow.conf"
+grep -v '^secrets = ' "$tmp/sqlite.conf" >"$tmp/nokeys.conf"
+check "no site key: the config has no secrets.recovery_key_file" absent -F recovery_key_file "$tmp/nokeys.conf"
+check "no site key: edgeprovd starts" start_daemon "$tmp/nokeys.conf" "$tmp/nokeys.log"
+check "no site key: render fails" run_status 1 "$tmp/out" $build/bin/edgeprov --config "$tmp/nokeys.conf" instance render --os microvisor
+check "... naming secrets.recovery_key_file" contains "$tmp/out" \
+  "profile microvisor: fde asked (host/instance/profile: the OS profile) but secrets.recovery_key_file is not set"
+check "no site key: edgeprovd stops" stop_daemon
 
 check "plugins describe os-microvisor lists fde" run_status 0 "$tmp/out" $build/bin/edgeprov --config "$tmp/sqlite.conf" plugins describe os-microvisor
 check "... with its help" contains "$tmp/out" "every instance of the profile encrypts its disk"

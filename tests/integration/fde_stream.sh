@@ -2,9 +2,9 @@
 # Integration test of image.stream's full-disk encryption (issue 20) on a real edgeprovd (with a
 # site key for recovery keys) and real edgeprov-agent processes whose workflow is one image.stream
 # with fde=true of a GPT image (an ESP and a "cloudimg-rootfs" ext4 16 MiB smaller than its
-# partition) onto a loop device (losetup -P):
-#  (a) a node without a TPM (--tpm off): the run fails, naming the missing TPM, and the target
-#      holds no byte of the image (all zeros);
+# partition), after a disk.erase with fde=true, onto a loop device (losetup -P):
+#  (a) a node without a TPM (--tpm off): disk.erase fails, naming the missing TPM, before erasing
+#      anything: the target keeps its old bytes (and holds none of the image);
 #  (b) a node with a software TPM (swtpm): the recovery key reaches the orchestrator (edgeprov host
 #      recovery-key) and opens the LUKS2 header (cryptsetup --test-passphrase), luksDump shows the
 #      systemd-tpm2 token bound to PCR 7, the ESP is on the disk, and nothing of the file system is
@@ -12,7 +12,10 @@
 #      Where the kernel has device-mapper, the partition's bytes are in /dev/mapper/cryptroot
 #      (the file system, the same bytes as the image's) and the run succeeds; where it has not
 #      (this sandbox), the run fails saying device-mapper is not usable, after the key was stored;
-#  the recovery key is in no log, neither the daemon's nor the agents'.
+#  the recovery key is in no log, neither the daemon's nor the agents'; it reaches
+#  systemd-cryptenroll as a memfd, so no key file is ever made (a stale private directory of an
+#  earlier run in /run is removed); the TPM's dictionary-attack settings are relaxed, unless its
+#  lockout authorization is set (an owner's policy is left alone).
 # Needs root (loop devices, BLKPG). Exit 77 (skipped) without root or loop devices.
 # Usage: fde_stream.sh SOURCE_DIR BUILD_DIR
 set -u
@@ -24,7 +27,7 @@ on_exit() {
   [ -e /dev/mapper/cryptroot-test ] && cryptsetup close cryptroot-test 2>/dev/null
   [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
 }
-for tool in swtpm cryptsetup systemd-cryptenroll sgdisk mkfs.ext4 mkfs.vfat zstd losetup; do
+for tool in swtpm cryptsetup systemd-cryptenroll sgdisk mkfs.ext4 mkfs.vfat zstd losetup tpm2_changeauth tpm2_getcap tpm2_flushcontext tpm2_dictionarylockout; do
   command -v $tool >/dev/null || { echo "FAIL $tool not found: run scripts/install-deps.sh"; exit 1; }
 done
 if [ "$(id -u)" -ne 0 ]; then echo "skipped: needs root (loop devices, partitions told to the kernel)"; exit 77; fi
@@ -50,6 +53,15 @@ check "actions run: fde fails" run_status 1 "$tmp/cli.out" env -u EDGEPROV_CONFI
   target="$tmp/cli.img" fde=true fde_partition=cloudimg-rootfs
 check "actions run: naming the missing TPM" contains "$tmp/cli.out" "fde: no TPM 2.0 on this node"
 check "actions run: the target was not even created" test ! -e "$tmp/cli.img"
+head -c 3M /dev/urandom >"$tmp/cli-old.img"
+cp "$tmp/cli-old.img" "$tmp/cli-erase.img"
+check "actions run: disk.erase with fde fails" run_status 1 "$tmp/cli-erase.out" env -u EDGEPROV_CONFIG -u EDGEPROV_SERVER \
+  "$build/bin/edgeprov" --config "$tmp/cli.conf" actions run disk.erase target="$tmp/cli-erase.img" fde=true
+check "actions run: disk.erase names the missing TPM" contains "$tmp/cli-erase.out" "fde: no TPM 2.0 on this node"
+check "actions run: disk.erase left the target's bytes as they were" cmp -s "$tmp/cli-old.img" "$tmp/cli-erase.img"
+check "actions run: disk.erase without fde does erase" run_status 0 "$tmp/cli-erase.out" env -u EDGEPROV_CONFIG \
+  -u EDGEPROV_SERVER "$build/bin/edgeprov" --config "$tmp/cli.conf" actions run disk.erase target="$tmp/cli-erase.img"
+check "... (its first MiB is zeros now)" cmp -s -n 1048576 "$tmp/cli-erase.img" /dev/zero
 
 # ---- the site: its workflow is the one image.stream with fde, onto the node's target disk ---------
 loopback_site
@@ -58,6 +70,7 @@ chmod 600 "$tmp/recovery-site.key"
 printf 'secrets = { recovery_key_file = "%s"; };\n' "$tmp/recovery-site.key" >>"$tmp/site.conf"
 cat >"$tmp/workflow.conf" <<CONF
 actions = (
+  { action = "disk.erase"; timeout_s = 60; retries = 0; params = { target = "\${node.target_disk}"; fde = "true"; }; },
   { action = "image.stream"; timeout_s = 300; retries = 0;
     params = { url = "file://$tmp/fde.img.zst"; sha256 = "$sha"; target = "\${node.target_disk}";
                fde = "true"; fde_partition = "cloudimg-rootfs"; fde_mapping = "cryptroot-test"; }; }
@@ -66,10 +79,12 @@ CONF
 check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 
-truncate -s 64M "$tmp/target.img"
+# The target holds an old disk's bytes: a node that cannot encrypt keeps them.
+yes OLD-DISK-BYTES | head -c 64M >"$tmp/target.img" # a pattern: no ext4 magic by chance
+cp "$tmp/target.img" "$tmp/target-old.img"
 loop=$(losetup -P -f --show "$tmp/target.img") || { echo "skipped: no loop device"; exit 77; }
-target_zero() { cmp -s -n $((64 << 20)) "$loop" /dev/zero; }
-check "the target starts all zeros" target_zero
+target_old() { cmp -s -n $((64 << 20)) "$loop" "$tmp/target-old.img"; }
+check "the target starts with its old bytes" target_old
 
 # fde_agent NODE UUID SERIAL TPM LOG: the node's agent runs its workflow until it has failed (or,
 # with device-mapper, succeeded); at most 120 s.
@@ -97,11 +112,11 @@ fde_agent() {
 U1=fdefdefd-0000-4000-8000-000000000001 U2=fdefdefd-0000-4000-8000-000000000002
 fde_agent a $U1 FDESER01 off "$tmp/a.log"
 check "no TPM: the agent says the node has none for actions" contains "$tmp/a.log" "actions see the node's TPM as none"
-check "no TPM: image.stream fails, naming the missing TPM" contains "$tmp/a.log" \
+check "no TPM: disk.erase fails, naming the missing TPM" contains "$tmp/a.log" \
   "fde: no TPM 2.0 on this node (the agent has none: --tpm off, or no /dev/tpmrm0 for --tpm auto): nothing written"
 $E instance list >"$tmp/a.list" 2>&1
-check "no TPM: the instance's status says so" contains "$tmp/a.list" "Provisioning Failed: image.stream: fde: no TPM 2.0 on this node"
-check "no TPM: the target holds no byte of the image" target_zero
+check "no TPM: the instance's status says so" contains "$tmp/a.list" "Provisioning Failed: disk.erase: fde: no TPM 2.0 on this node"
+check "no TPM: the target keeps its old bytes (nothing erased, no byte of the image)" target_old
 check "no TPM: no recovery key was stored" run_status 1 "$tmp/a.key2" $E host recovery-key $U1
 
 # ---- (b) a software TPM --------------------------------------------------------------------------
@@ -118,7 +133,18 @@ for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break;
 tcti="swtpm:host=127.0.0.1,port=$port"
 dm=no
 grep -qw device-mapper /proc/misc && dm=yes
+# A private directory an earlier run that died left in /run (where the key file went without memfd).
+stale=$(mktemp -d /run/edgeprov-fde.XXXXXX)
+echo "not a real key" >"$stale/recovery.key"
 fde_agent b $U2 FDESER02 "$tcti" "$tmp/b.log"
+check "swtpm: the stale private directory in /run was removed" test ! -e "$stale"
+check "... and the log says so" contains "$tmp/b.log" "fde: removed $stale, left by an earlier run"
+check "swtpm: systemd-cryptenroll read the key from a 0600 memfd, without a warning" absent -F "too permissive" "$tmp/b.log"
+check "... whose path it names on failure only: no key file path in the log" absent -F "recovery.key" "$tmp/b.log"
+check "swtpm: the TPM's dictionary-attack settings relaxed, logged with the values" contains "$tmp/b.log" \
+  "fde: TPM dictionary-attack lockout reset (max tries 32, recovery 60 s, lockout recovery 600 s)"
+tpm2_getcap -T "$tcti" properties-variable >"$tmp/tpmvar" 2>&1
+check "... the TPM says max tries 32" grep -qE "TPM2_PT_MAX_AUTH_FAIL: +0x20$" "$tmp/tpmvar"
 check "swtpm: the agent hands the TPM to actions" contains "$tmp/b.log" "actions see the node's TPM as $tcti"
 check "swtpm: the recovery key is stored with the orchestrator" contains "$tmp/b.log" \
   "the disk's recovery key is stored with the orchestrator"
@@ -188,8 +214,25 @@ else
   check "retry: it fails where the first attempt did" contains "$tmp/b2.log" "device-mapper is not usable on this node ("
 fi
 
+# ---- (b) once more, with the TPM's lockout authorization set: its owner's DA policy stays ---------
+# swtpm has no resource manager (a node's /dev/tpmrm0 has): flush the sessions systemd-cryptenroll left.
+tpm2_flushcontext -T "$tcti" -l >/dev/null 2>&1
+tpm2_flushcontext -T "$tcti" -s >/dev/null 2>&1
+check "the TPM's lockout authorization is set" run_status 0 "$tmp/changeauth.out" tpm2_changeauth -T "$tcti" -c lockout lockout-secret
+check "... and its max tries set by the owner to 7" run_status 0 "$tmp/dalock.out" \
+  tpm2_dictionarylockout -T "$tcti" -s -n 7 -t 1000 -l 1000 -p lockout-secret
+$E instance retry "$($E host show $U2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])')" >/dev/null
+fde_agent b $U2 FDESER02 "$tcti" "$tmp/b3.log"
+check "lockout auth set: the DA policy is left as the owner set it" contains "$tmp/b3.log" \
+  "fde: the TPM's lockout authorization is set (its owner took it): its dictionary-attack policy is left as the owner set it"
+check "... no reset tried" absent -F "dictionary-attack lockout reset" "$tmp/b3.log"
+tpm2_getcap -T "$tcti" properties-variable >"$tmp/tpmvar" 2>&1
+check "... the TPM still says max tries 7" grep -qE "TPM2_PT_MAX_AUTH_FAIL: +0x7$" "$tmp/tpmvar"
+check "... and the disk is still enrolled" contains "$tmp/b3.log" "fde: TPM enrolled for $part (PCR 7)"
+
 check "the key file is gone, and its private directory" test -z "$(find "$tmp/b/state" "$tmp/a/state" -name 'edgeprov-fde.*')"
+check "no key file went through /run either" test -z "$(find /run -maxdepth 1 -name 'edgeprov-fde.*' -newer "$tmp/fde.img")"
 check "the recovery keys are in no log" absent -rF -e "$key" -e "$key2" -- "$tmp/daemon.log" "$tmp/a.log" "$tmp/b.log" \
-  "$tmp/b2.log" "$tmp/a.list" "$tmp/b.list" "$tmp/swtpm.log"
+  "$tmp/b2.log" "$tmp/b3.log" "$tmp/a.list" "$tmp/b.list" "$tmp/swtpm.log"
 
 finish

@@ -153,6 +153,40 @@ static void without_a_mapping_no_partition_byte_goes_anywhere(void **state) {
   assert_int_equal(lseek(f->mapping, 0, SEEK_END), 0);
 }
 
+/* A route whose partition is not part_start < part_end - 16 MiB <= part_end (a wrapped end from a
+ * crafted table, or a partition no larger than LUKS2's room) writes nothing anywhere. */
+static void a_partition_without_room_for_data_is_refused(void **state) {
+  fixture *f = *state;
+  static const struct {
+    uint64_t start, end;
+  } bad[] = {
+      {PART_START, 0},                                 /* (last + 1) * sector wrapped to 0 */
+      {PART_START, PART_START},                        /* empty */
+      {PART_START, PART_START + FDE_HEADER_ROOM},      /* only the header's room */
+      {UINT64_MAX - MIB, UINT64_MAX - 2 * MIB},        /* ends before it starts */
+      {PART_START, FDE_HEADER_ROOM - 1},               /* data_end would wrap below zero */
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    fde_route r = route_of(f);
+    r.part_start = bad[i].start, r.part_end = bad[i].end;
+    char message[512] = "";
+    if (fde_route_write(&r, f->image, 4096, 0, message, sizeof message) != EP_EINVAL)
+      fail_msg("case %zu (%llu-%llu): not refused (%s)", i, (unsigned long long)bad[i].start,
+               (unsigned long long)bad[i].end, message);
+    if (!strstr(message, "partition 'cloudimg-rootfs'") || !strstr(message, "has no room for data before LUKS2's 16 MiB"))
+      fail_msg("case %zu: '%s'", i, message);
+  }
+  uint8_t disk[4096];
+  assert_int_equal(pread(f->disk, disk, sizeof disk, 0), (ssize_t)sizeof disk);
+  for (size_t i = 0; i < sizeof disk; i++) assert_int_equal(disk[i], UNTOUCHED);
+  assert_int_equal(lseek(f->mapping, 0, SEEK_END), 0);
+  /* The smallest partition that has room: one byte of data. */
+  fde_route r = route_of(f);
+  r.part_end = PART_START + FDE_HEADER_ROOM + 1;
+  char message[512] = "";
+  assert_int_equal(fde_route_write(&r, f->image, 4096, 0, message, sizeof message), 0);
+}
+
 static void without_a_split_everything_goes_to_the_disk(void **state) {
   fixture *f = *state;
   fde_route r = {.disk_fd = f->disk, .mapping_fd = -1, .disk_name = "disk"};
@@ -181,6 +215,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(buffers_out_of_order_land_the_same, setup, teardown),
       cmocka_unit_test_setup_teardown(a_non_zero_byte_in_the_luks_room_fails_the_image, setup, teardown),
       cmocka_unit_test_setup_teardown(without_a_mapping_no_partition_byte_goes_anywhere, setup, teardown),
+      cmocka_unit_test_setup_teardown(a_partition_without_room_for_data_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(without_a_split_everything_goes_to_the_disk, setup, teardown),
       cmocka_unit_test_setup_teardown(a_failed_write_names_the_device_and_byte, setup, teardown),
   };

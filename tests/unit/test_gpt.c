@@ -33,12 +33,13 @@ static void put64(uint8_t *p, uint64_t v) {
   put32(p + 4, (uint32_t)(v >> 32));
 }
 
-/* UTF-8 (1 or 2 byte sequences) to UTF-16LE. */
+/* UTF-8 (1 to 3 byte sequences: the BMP) to UTF-16LE. */
 static void put_name(uint8_t *p, const char *name) {
   const unsigned char *s = (const unsigned char *)name;
   for (size_t o = 0; *s && o < 72; o += 2) {
     uint32_t c = *s++;
-    if (c >= 0xc0) c = (c & 0x1f) << 6 | (*s++ & 0x3f);
+    if (c >= 0xe0) c = (c & 0x0f) << 12 | (uint32_t)(s[0] & 0x3f) << 6 | (s[1] & 0x3f), s += 2;
+    else if (c >= 0xc0) c = (c & 0x1f) << 6 | (*s++ & 0x3f);
     p[o] = (uint8_t)c, p[o + 1] = (uint8_t)(c >> 8);
   }
 }
@@ -129,6 +130,24 @@ static void reads_4k_sectors_and_non_ascii_names(void **state) {
   assert_int_equal(p.sector_size, 4096);
   assert_int_equal(p.start, UINT64_C(2304) * 4096);
   assert_int_equal(p.end, UINT64_C(9001) * 4096);
+  free(img);
+}
+
+/* 36 UTF-16 units of CJK are 108 bytes of UTF-8: the longest name a GPT holds is found. */
+static void a_full_length_cjk_name_is_found(void **state) {
+  (void)state;
+  char name[GPT_NAME_MAX + 1] = "";
+  for (int i = 0; i < 36; i++) strcat(name, "\xe6\x95\xb0"); /* U+6570 */
+  assert_int_equal(strlen(name), 108);
+  assert_int_equal(GPT_NAME_MAX, 108);
+  layout l = {.sector = 512, .names = {"ESP", name}, .first = {2048, 18432}, .last = {18431, 100000}};
+  size_t len;
+  uint8_t *img = make_gpt(&l, &len);
+  gpt_partition p;
+  char message[512];
+  if (find(img, len, name, &p, message) != 0) fail_msg("not found: %s", message);
+  assert_int_equal(p.number, 2);
+  assert_string_equal(p.name, name);
   free(img);
 }
 
@@ -254,6 +273,68 @@ static void bad_partitions_are_refused(void **state) {
   assert_int_equal(gpt_find_partition(NULL, 0, "ESP", &p, message, sizeof message), EP_EINVAL);
 }
 
+/* A crafted table whose last usable sector makes (last + 1) * sector wrap to 0: refused, never a
+ * partition that ends before it starts. */
+static void a_partition_end_that_wraps_is_refused(void **state) {
+  (void)state;
+  static const uint32_t sectors[] = {512, 4096};
+  for (size_t k = 0; k < 2; k++) {
+    uint32_t sector = sectors[k];
+    uint64_t top = UINT64_MAX / sector; /* (top + 1) * sector == 2^64 */
+    layout l = {.sector = sector, .names = {"ESP", "data"}, .first = {256, top - 100000}, .last = {2303, top}};
+    size_t len;
+    uint8_t *img = make_gpt(&l, &len);
+    put64(img + sector + 48, top); /* last usable */
+    fix_crcs_len(img, sector, len);
+    gpt_partition p = {.number = 77};
+    char message[512];
+    assert_int_equal(find(img, len, "data", &p, message), EP_EINVAL);
+    if (!strstr(message, "usable range")) fail_msg("sector %u: '%s'", sector, message);
+    assert_int_equal(p.number, 77);
+    /* One sector less: the end is the last byte a uint64_t counts, and it is after the start. */
+    put64(img + sector + 48, top - 1);
+    uint8_t *e = img + 2 * sector + ENTRY_SIZE;
+    put64(e + 40, top - 1);
+    fix_crcs_len(img, sector, len);
+    assert_int_equal(find(img, len, "data", &p, message), 0);
+    assert_true(p.end > p.start);
+    assert_int_equal(p.end, top * sector);
+    free(img);
+  }
+}
+
+/* A download started over from byte 0 must bring the same table: the partition planned before. */
+static void the_same_partition_is_checked_after_a_restart(void **state) {
+  (void)state;
+  size_t len, len2;
+  uint8_t *img = make_gpt(&debian, &len);
+  gpt_partition planned;
+  char message[512];
+  assert_int_equal(find(img, len, "cloudimg-rootfs", &planned, message), 0);
+  assert_int_equal(gpt_same_partition(img, len, &planned, message, sizeof message), 0);
+  layout moved = debian;
+  moved.last[1] = 100001;
+  uint8_t *other = make_gpt(&moved, &len2);
+  assert_int_equal(gpt_same_partition(other, len2, &planned, message, sizeof message), EP_EINVAL);
+  assert_string_equal(message, "the image read again from byte 0 is not the same: partition 'cloudimg-rootfs' was 2 (bytes "
+                               "9437184-51200512, 512-byte sectors), now 2 (bytes 9437184-51201024, 512-byte sectors)");
+  free(other);
+  layout renamed = debian;
+  renamed.names[1] = "rootfs";
+  other = make_gpt(&renamed, &len2);
+  assert_int_equal(gpt_same_partition(other, len2, &planned, message, sizeof message), EP_ENOENT);
+  assert_non_null(strstr(message, "has no partition 'cloudimg-rootfs' as before: no GPT partition is named"));
+  free(other);
+  layout renumbered = {.sector = 512, .names = {"cloudimg-rootfs", "ESP"}, .first = {18432, 2048}, .last = {100000, 18431}};
+  other = make_gpt(&renumbered, &len2);
+  assert_int_equal(gpt_same_partition(other, len2, &planned, message, sizeof message), EP_EINVAL);
+  assert_non_null(strstr(message, "was 2 (bytes"));
+  free(other);
+  memset(img, 0, len); /* not a GPT at all */
+  assert_int_equal(gpt_same_partition(img, len, &planned, message, sizeof message), EP_EINVAL);
+  free(img);
+}
+
 /* Every single-byte change of the header and the first entries: refused or read, never a crash. */
 static void flipped_bytes_never_read_outside(void **state) {
   (void)state;
@@ -278,10 +359,13 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(finds_a_partition_by_its_gpt_name),
       cmocka_unit_test(reads_4k_sectors_and_non_ascii_names),
+      cmocka_unit_test(a_full_length_cjk_name_is_found),
       cmocka_unit_test(a_missing_name_lists_the_names_there_are),
       cmocka_unit_test(broken_tables_are_refused_with_the_reason),
       cmocka_unit_test(entries_past_the_buffer_are_out_of_range),
       cmocka_unit_test(bad_partitions_are_refused),
+      cmocka_unit_test(a_partition_end_that_wraps_is_refused),
+      cmocka_unit_test(the_same_partition_is_checked_after_a_restart),
       cmocka_unit_test(flipped_bytes_never_read_outside),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -467,23 +467,33 @@ static void template_file_replaces_the_built_in_one(void **state) {
 }
 
 /* ${instance.fde}: "true" when the OS profile (setting fde), the host or the instance asks for
- * full-disk encryption, "false" when none does. */
+ * full-disk encryption, "false" when none does. The template encrypts when asked (its
+ * image.stream takes fde = "${instance.fde}"), and the site keeps recovery keys. */
 static const char fde_template[] =
     "actions = (\n"
+    "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\";\n"
+    "      target = \"${node.target_disk}\"; fde = \"${instance.fde}\"; fde_partition = \"cloudimg-rootfs\"; }; },\n"
     "  { action = \"file.write\"; params = { target = \"${node.target_disk}\"; path = \"/fde\";\n"
     "      content = \"fde=${instance.fde}\"; }; }\n"
     ");\n";
 
+/* A site key for recovery keys (secrets.recovery_key_file), as a section of the site config. */
+static const char *recovery_section(fixture *f, char *out, size_t cap) {
+  free(tu_write(f->dir, "recovery.key", "0123456789abcdef0123456789abcdef0123456789abcdef\n"));
+  snprintf(out, cap, "secrets = { recovery_key_file = \"%s/recovery.key\"; };\n", f->dir);
+  return out;
+}
+
 static void instance_fde_is_true_when_the_profile_the_host_or_the_instance_asks(void **state) {
   fixture *f = *state;
   char *path = tu_write(f->dir, "fde.conf", fde_template);
-  char sections[2048];
+  char sections[3072], secrets[1024];
   for (int profile_fde = 0; profile_fde <= 1; profile_fde++) {
     snprintf(sections, sizeof sections,
              "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\";"
              " template_file = \"%s\";%s };\n"
-             MICROVISOR_SECTION,
-             path, profile_fde ? " fde = true;" : "");
+             MICROVISOR_SECTION "%s",
+             path, profile_fde ? " fde = true;" : "", recovery_section(f, secrets, sizeof secrets));
     assert_int_equal(open_site(f, sections), 0);
     /* The profile carries the setting to the core (ep_os_profile.fde, ABI 1.6). */
     void *st = NULL;
@@ -510,6 +520,102 @@ static void instance_fde_is_true_when_the_profile_the_host_or_the_instance_asks(
   assert_int_equal(os->profiles(st, keep_profile, &s), 0);
   assert_int_equal(s.fde, 0);
   free(path);
+}
+
+/* Renders profile for a host asking fde or not; returns the render's code (its message in
+ * ep_error_message()), the workflow freed. */
+static int render_code(fixture *f, const char *profile, bool host_fde) {
+  Edgeprov__V1__Host host = EDGEPROV__V1__HOST__INIT;
+  Edgeprov__V1__Instance instance = EDGEPROV__V1__INSTANCE__INIT;
+  host.uuid = HOST_UUID;
+  host.fde = host_fde;
+  instance.id = INSTANCE_ID;
+  instance.host_uuid = HOST_UUID;
+  instance.os_profile = (char *)profile;
+  ep_workflow *w = NULL;
+  int r = ep_workflow_render(&w, f->site->plugins, f->site->config, &host, &instance, 1);
+  if (r < 0) assert_null(w);
+  ep_workflow_free(w);
+  return r;
+}
+
+/* fde asked, but the template does not pass it to an image.stream (a site's template_file copied
+ * before FDE, a vendor's template without the params): the render fails, naming the profile, the
+ * template and why, rather than a node writing a clear disk. Unasked, the same template renders. */
+static void fde_asked_without_an_encrypting_image_stream_fails_the_render(void **state) {
+  fixture *f = *state;
+  static const char *const templates[] = {
+      /* no fde param at all (the custom template above) */
+      "actions = (\n"
+      "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\";\n"
+      "      target = \"${node.target_disk}\"; fde_partition = \"cloudimg-rootfs\"; }; }\n"
+      ");\n",
+      /* fde on something else than image.stream */
+      "actions = (\n"
+      "  { action = \"disk.erase\"; params = { target = \"${node.target_disk}\"; fde = \"${instance.fde}\"; }; },\n"
+      "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\"; }; }\n"
+      ");\n",
+      /* fde written as false */
+      "actions = (\n"
+      "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\";\n"
+      "      fde = \"false\"; fde_partition = \"cloudimg-rootfs\"; }; }\n"
+      ");\n",
+  };
+  char secrets[1024], sections[3072];
+  recovery_section(f, secrets, sizeof secrets);
+  for (size_t i = 0; i < sizeof templates / sizeof templates[0]; i++) {
+    char *path = tu_write(f->dir, "nofde.conf", templates[i]);
+    snprintf(sections, sizeof sections,
+             "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\"; template_file = \"%s\"; };\n"
+             MICROVISOR_SECTION "%s",
+             path, secrets);
+    assert_int_equal(open_site(f, sections), 0);
+    assert_int_equal(render_code(f, "ubuntu-22.04", false), 0);
+    assert_int_equal(render_code(f, "ubuntu-22.04", true), EP_EINVAL);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "profile ubuntu-22.04 (template %s): fde asked (host/instance/profile: the host) but the workflow template "
+             "has no image.stream with fde = \"${instance.fde}\"",
+             path);
+    if (!strstr(ep_error_message(), want)) fail_msg("template %zu: '%s' does not say '%s'", i, ep_error_message(), want);
+    free(path);
+  }
+}
+
+/* fde asked on a site that keeps no recovery keys: the render fails naming the setting (a node
+ * would otherwise fail only after luksFormat, when it hands over the key). */
+static void fde_asked_without_a_recovery_key_file_fails_the_render(void **state) {
+  fixture *f = *state;
+  assert_int_equal(open_site(f, UBUNTU_SECTION MICROVISOR_SECTION), 0);
+  const char *const profiles[] = {"ubuntu-22.04", "emt-3.0"};
+  for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(render_code(f, profiles[i], false), 0);
+    assert_int_equal(render_code(f, profiles[i], true), EP_EPERM);
+    if (!strstr(ep_error_message(), "fde asked (host/instance/profile: the host) but secrets.recovery_key_file is not set"))
+      fail_msg("%s: '%s'", profiles[i], ep_error_message());
+  }
+  /* With a site key, both built-in templates encrypt when asked. */
+  char secrets[1024], sections[3072];
+  snprintf(sections, sizeof sections, UBUNTU_SECTION MICROVISOR_SECTION "%s", recovery_section(f, secrets, sizeof secrets));
+  assert_int_equal(open_site(f, sections), 0);
+  for (size_t i = 0; i < 2; i++) {
+    for (int host_fde = 0; host_fde <= 1; host_fde++) {
+      ep_workflow *w = render_fde(f, profiles[i], host_fde, false);
+      /* disk.erase and image.stream both get it: a node without a TPM keeps its old disk. */
+      int seen_fde = 0;
+      for (size_t k = 0; k < w->n_actions; k++) {
+        const Edgeprov__V1__WorkflowAction *a = w->actions[k];
+        for (size_t p = 0; p < a->n_params; p++)
+          if (strcmp(a->params[p]->name, "fde") == 0) {
+            assert_true(strcmp(a->action, "disk.erase") == 0 || strcmp(a->action, "image.stream") == 0);
+            assert_string_equal(a->params[p]->value, host_fde ? "true" : "false");
+            seen_fde |= strcmp(a->action, "disk.erase") == 0 ? 1 : 2;
+          }
+      }
+      if (seen_fde != 3) fail_msg("%s: fde passed to %s", profiles[i], seen_fde == 1 ? "disk.erase only" : "image.stream only");
+      ep_workflow_free(w);
+    }
+  }
 }
 
 /* The copy installed for operators is the built-in template, and loads as a template_file. */
@@ -839,6 +945,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(templates_follow_the_contract, setup, teardown),
       cmocka_unit_test_setup_teardown(the_core_renders_both_templates, setup, teardown),
       cmocka_unit_test_setup_teardown(template_file_replaces_the_built_in_one, setup, teardown),
+      cmocka_unit_test_setup_teardown(fde_asked_without_an_encrypting_image_stream_fails_the_render, setup, teardown),
+      cmocka_unit_test_setup_teardown(fde_asked_without_a_recovery_key_file_fails_the_render, setup, teardown),
       cmocka_unit_test_setup_teardown(instance_fde_is_true_when_the_profile_the_host_or_the_instance_asks, setup,
                                       teardown),
       cmocka_unit_test_setup_teardown(installed_copy_is_the_built_in_template, setup, teardown),
