@@ -217,6 +217,11 @@ static int build_initramfs(build *b, const char *out_path) {
   if (r == 0) r = ep_initramfs_add_file(fs, "/usr/bin/busybox", b->in.busybox, 0755);
   if (r == 0) r = ep_microos_add_elf(fs, b->in.agent, "/usr/bin/edgeprov-agent");
   if (r == 0) r = add_node_plugins(fs, b->site);
+  /* veritysetup and cryptsetup (package cryptsetup-bin) when this machine has them: an installed
+   * microvisor image's /init opens its verified root and its data partition with them. */
+  const char *const dm_tools[] = {"/usr/sbin/veritysetup", "/usr/sbin/cryptsetup"};
+  for (size_t i = 0; r == 0 && i < sizeof dm_tools / sizeof dm_tools[0]; i++)
+    if (access(dm_tools[i], X_OK) == 0) r = ep_microos_add_elf(fs, dm_tools[i], dm_tools[i]);
   if (r == 0) r = ep_initramfs_add_file(fs, "/etc/edgeprov/ca.pem", b->in.ca, 0644);
   char env[4096];
   int n = r == 0 ? agent_env(c, &b->in, env, sizeof env) : 0;

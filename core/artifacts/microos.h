@@ -10,12 +10,14 @@
 
 /* Modules every Micro-OS carries (plus artifacts.modules): virtio for VMs, the common Intel
  * NICs, NVMe, AHCI, USB sticks, the file systems the workflow writes and the loop device it
- * writes them through (file.write), and a USB keyboard for the rescue shell. Dependencies
- * are added. */
+ * writes them through (file.write), a USB keyboard for the rescue shell, and device-mapper's
+ * dm-verity with EROFS for the verified root of an installed microvisor image. Dependencies
+ * are added (dm_bufio, reed_solomon, libcrc32c). */
 #define EP_MICROOS_MODULES                                                                      \
   "virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e", "igb", "igc",     \
       "ixgbe", "i40e", "ice", "nvme", "ahci", "sd_mod", "crc32c_generic", "ext4", "vfat",          \
-      "nls_cp437", "nls_iso8859_1", "efivarfs", "loop", "xhci_pci", "usb_storage", "usbhid", "hid_generic"
+      "nls_cp437", "nls_iso8859_1", "efivarfs", "loop", "xhci_pci", "usb_storage", "usbhid", "hid_generic", \
+      "dm_mod", "dm_verity", "erofs"
 
 /* Adds an ELF program or library at path_in_image, with every shared library it needs (as
  * the dynamic loader resolves them here) at their own paths, symlinks included. */
