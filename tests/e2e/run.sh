@@ -130,6 +130,8 @@ scenario_usb() {
 # Secure Boot with Debian's snakeoil keys: the artifacts and the microvisor image are signed
 # with the snakeoil db key (e2e_snakeoil_keys), so the node boots signed code from power-on to
 # RUNNING: iPXE, the Micro-OS, and after the reboot the installed image.
+# root_verified UUID: host show's disk line says the installed OS runs on its dm-verity root.
+root_verified() { e2e_cli host show "$1" | grep -E '^disk:' | tee /dev/stderr | grep -qE 'root verified: .*/ on vroot \(dm-verity\)'; }
 secure_boot_seen_twice() { [ "$(vm_console "$1" | grep -cE 'Secure boot enabled')" -ge 2 ]; }
 
 scenario_secureboot() {
@@ -143,9 +145,12 @@ scenario_secureboot() {
   check "secureboot: the kernel sees Secure Boot on" vm_wait sb1 "Secure Boot enabled" 60 'Secure boot enabled|secureboot: Secure boot enabled'
   check "secureboot: the Micro-OS agent onboards" vm_wait sb1 "agent reports in" 180 'reported in on the node API'
   check "secureboot: the workflow ends, the node reboots" vm_wait sb1 "workflow done, rebooting" 300 'workflow done; restarting'
-  check "secureboot: the signed installed image boots" vm_wait sb1 "installed OS reads its seed" 150 'edgeprov-microos: seed on'
+  check "secureboot: the signed installed image mounts its dm-verity root" vm_wait sb1 "installed OS mounts its verified root" 150 \
+    'edgeprov-microos: verified root on'
+  check "secureboot: ... and reads its seed" vm_wait sb1 "installed OS reads its seed" 30 'edgeprov-microos: seed on'
   check "secureboot: ... with Secure Boot on (both kernels said so)" secure_boot_seen_twice sb1
   check "secureboot: RUNNING in the inventory" vm_wait sb1 "RUNNING in the inventory" 120 @running
+  check "secureboot: the installed OS reports its root verified (dm-verity on /)" root_verified "$u"
   vm_timeline sb1
   vm_stop sb1
   # The unsigned iPXE binary as Debian ships it: the firmware must refuse it.
