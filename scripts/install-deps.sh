@@ -42,6 +42,8 @@ packages=(
   # TPM2 token plugin (systemd, below; tpm2-tss from libtss2-dev); the microvisor image's
   # verified root is EROFS (mkfs.erofs)
   cryptsetup-bin erofs-utils
+  # the microvisor image script unpacks the Micro-OS initramfs into its verified root
+  cpio
   # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
   # UEFI HTTPS boot test
   qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base

@@ -130,6 +130,8 @@ scenario_usb() {
 # Secure Boot with Debian's snakeoil keys: the artifacts and the microvisor image are signed
 # with the snakeoil db key (e2e_snakeoil_keys), so the node boots signed code from power-on to
 # RUNNING: iPXE, the Micro-OS, and after the reboot the installed image.
+# root_verified UUID: host show's disk line says the installed OS runs on its dm-verity root.
+root_verified() { e2e_cli host show "$1" | grep -E '^disk:' | tee /dev/stderr | grep -qE 'root verified: .*/ on vroot \(dm-verity\)'; }
 secure_boot_seen_twice() { [ "$(vm_console "$1" | grep -cE 'Secure boot enabled')" -ge 2 ]; }
 # The Micro-OS started neither shell (the one edgeprov.shell asks for, the rescue one) nor the
 # debug trace. (grep reads a pipe here: its status 1 is "absent", nothing else.)
@@ -161,9 +163,12 @@ scenario_secureboot() {
   check "secureboot: the Micro-OS agent onboards" vm_wait sb1 "agent reports in" 180 'reported in on the node API'
   check "secureboot: ... with no shell and no debug trace" no_shell_no_debug sb1
   check "secureboot: the workflow ends, the node reboots" vm_wait sb1 "workflow done, rebooting" 300 'workflow done; restarting'
-  check "secureboot: the signed installed image boots" vm_wait sb1 "installed OS reads its seed" 150 'edgeprov-microos: seed on'
+  check "secureboot: the signed installed image mounts its dm-verity root" vm_wait sb1 "installed OS mounts its verified root" 150 \
+    'edgeprov-microos: verified root on'
+  check "secureboot: ... and reads its seed" vm_wait sb1 "installed OS reads its seed" 30 'edgeprov-microos: seed on'
   check "secureboot: ... with Secure Boot on (both kernels said so)" secure_boot_seen_twice sb1
   check "secureboot: RUNNING in the inventory" vm_wait sb1 "RUNNING in the inventory" 120 @running
+  check "secureboot: the installed OS reports its root verified (dm-verity on /)" root_verified "$u"
   vm_timeline sb1
   vm_stop sb1
   # The unsigned iPXE binary as Debian ships it: the firmware must refuse it.

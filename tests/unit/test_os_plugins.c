@@ -374,7 +374,7 @@ static void templates_follow_the_contract(void **state) {
   check_template(f, text, microvisor, 6);
   p = file_write_of(&lc, text, "/user-data");
   assert_non_null(p);
-  expect_param(p, "partition_label", "cidata");
+  expect_param(p, "partition_label", "data");
   expect_param(p, "mode", "0600");
   config_destroy(&lc);
   free(text);
@@ -461,7 +461,7 @@ static void template_file_replaces_the_built_in_one(void **state) {
   ep_workflow_free(w);
   /* The other plugin keeps its built-in template. */
   text = template_of(f, "os-microvisor", "emt-3.0");
-  assert_non_null(strstr(text, "partition_label = \"cidata\""));
+  assert_non_null(strstr(text, "partition_label = \"data\""));
   free(text);
   free(path);
 }
