@@ -2,14 +2,16 @@
 # docs/design/fde-proto/prove-e2e-image.sh: the e2e Debian image (tests/e2e/images/debian-image.sh)
 # boots encrypted, without the product's encrypting writer (issue 20, part A on the real image).
 # Usage: prove-e2e-image.sh DEBIAN_IMG_ZST [STEP...]    steps (default all, in this order):
-#   prep    decompress the image, sign its UKI with the snakeoil db key (the e2e image is
-#           unsigned; Secure Boot needs it signed, PCR 7 needs the same db key as the
-#           enroller's), the layout; the enrollment stand-in (Debian's 6.1 kernel, busybox,
-#           cryptsetup, systemd-cryptenroll, tpm2 from this host) with /init = enroll-init
+#   prep    decompress the image, add a NoCloud seed (its runcmd prints the root's source),
+#           sign its UKI with the snakeoil db key (the e2e image is unsigned; Secure Boot needs
+#           it signed, PCR 7 the same db key as the enroller's), the layout; the enrollment
+#           stand-in (Debian's 6.1 kernel, busybox, cryptsetup, systemd-cryptenroll, tpm2 from
+#           this host) with /init = enroll-init
 #   enroll  the stand-in, TPM "A": GPT + ESP to target.img, luksFormat the root partition
 #           (recovery key, keyslot 0), the image's file system into /dev/mapper/cryptroot,
 #           systemd-cryptenroll --tpm2-pcrs=7 (keyslot 1 + token 0)
-#   fde-a   target.img with TPM "A": must unlock by itself and start systemd and cloud-init
+#   fde-a   a copy of target.img (never booted itself) with TPM "A": must unlock by itself,
+#           start systemd and cloud-init; the seed's runcmd prints root=/dev/mapper/cryptroot
 #   fde-b   a copy of target.img with a fresh TPM "B" (another machine): must stop in the
 #           initramfs with edgeprov-fde's line, and systemd must never start
 #   clear   the signed image written clear (what image.stream writes today), TPM "C": baseline
@@ -39,6 +41,26 @@ prep() {
   fs_mib=$((fs_bytes >> 20))
   [ $(( (root_end + 1 - root_start) * 512 - fs_bytes )) -eq $((16 << 20)) ] || die "the root partition is not the file system + 16 MiB"
   printf 'root_start=%s\nroot_end=%s\nfs_mib=%s\n' "$root_start" "$root_end" "$fs_mib" >"$P/layout.env"
+  # a NoCloud seed whose runcmd prints the root's source and its dm table on the console (what
+  # the agent's status reads from the mount table), written with debugfs before the enrollment
+  local seed=$P/seed
+  mkdir -p "$seed"
+  printf 'instance-id: fde-proof\nlocal-hostname: debian\n' >"$seed/meta-data"
+  cat >"$seed/user-data" <<'UD'
+#cloud-config
+runcmd:
+  - echo "FDE-CHECK root=$(findmnt -no SOURCE /) dm=$(dmsetup table cryptroot 2>/dev/null | cut -d' ' -f3,4) uptime=$(cut -d' ' -f1 /proc/uptime)" >/dev/console
+UD
+  dd if="$img" of="$P/fs.img" bs=1M skip=$((root_start / 2048)) count="$fs_mib" status=none
+  debugfs -w -f - "$P/fs.img" >/dev/null 2>&1 <<DBG
+mkdir /var/lib/cloud
+mkdir /var/lib/cloud/seed
+mkdir /var/lib/cloud/seed/nocloud
+write $seed/meta-data /var/lib/cloud/seed/nocloud/meta-data
+write $seed/user-data /var/lib/cloud/seed/nocloud/user-data
+DBG
+  debugfs -R 'ls /var/lib/cloud/seed/nocloud' "$P/fs.img" 2>/dev/null | grep -q user-data || die "the seed is not in the file system"
+  dd if="$P/fs.img" of="$img" bs=1M seek=$((root_start / 2048)) conv=notrunc status=none; rm -f "$P/fs.img"
   db_keys
   export MTOOLS_SKIP_CHECK=1
   mcopy -o -i "$img@@$esp_off" ::/EFI/BOOT/BOOTX64.EFI "$uki.efi" || die "mcopy"
@@ -93,8 +115,9 @@ for s in "${steps[@]}"; do
     printf '%s' "$key" | cryptsetup open --test-passphrase -v --key-file - "$P/luks-header.img" 2>&1 | sed 's/^/recovery key: /' | tee -a "$res"
     cryptsetup luksDump "$P/luks-header.img" | grep -E '^\s+[0-9]+: (luks2|systemd-tpm2)|tpm2-hash-pcrs|Label' | sed 's/^/dump: /' | tee -a "$res" ;;
   fde-a)
-    vm fde-a "$P/tpm-A" 400 "running 'modules:final'|finished at" "$P/target.img" | tee -a "$res"
-    grep -aE 'edgeprov-fde|Welcome|EFI stub: UEFI|Cloud-init v' "$P/fde-a.log" | tr -d '\r' | tee -a "$res" ;;
+    cp --sparse=always "$P/target.img" "$P/fde-a.img"   # the enrolled disk, never booted: a first boot each time, as clear
+    vm fde-a "$P/tpm-A" 400 "running 'modules:final'|finished at" "$P/fde-a.img" | tee -a "$res"
+    grep -aE 'edgeprov-fde|Welcome|EFI stub: UEFI|Cloud-init v|FDE-CHECK' "$P/fde-a.log" | tr -d '\r' | tee -a "$res" ;;
   fde-b)
     rm -rf "$P/tpm-B"; cp --sparse=always "$P/target.img" "$P/target-copy.img"
     vm fde-b "$P/tpm-B" 150 'Welcome to Debian' "$P/target-copy.img" | tee -a "$res"
@@ -102,7 +125,7 @@ for s in "${steps[@]}"; do
   clear)
     cp --sparse=always "$P/src.img" "$P/clear.img"; rm -rf "$P/tpm-C"
     vm clear "$P/tpm-C" 400 "running 'modules:final'|finished at" "$P/clear.img" | tee -a "$res"
-    grep -aE 'edgeprov-fde|Welcome|EFI stub: UEFI|Cloud-init v' "$P/clear.log" | tr -d '\r' | tee -a "$res" ;;
+    grep -aE 'edgeprov-fde|Welcome|EFI stub: UEFI|Cloud-init v|FDE-CHECK' "$P/clear.log" | tr -d '\r' | tee -a "$res" ;;
   *) die "unknown step $s" ;;
   esac
 done

@@ -10,10 +10,29 @@
 # The image boots on its own through the UEFI removable-media path (OVMF, q35, virtio-blk):
 #   1. ESP (FAT32, mkfs.vfat + mtools): \EFI\BOOT\BOOTX64.EFI, a unified kernel image
 #      (systemd-boot-efi's stub + Debian's cloud kernel + an initramfs-tools initramfs +
-#      the command line "root=PARTLABEL=cloudimg-rootfs ro console=ttyS0,115200 ...").
-#   2. ext4 root, GPT partition name and filesystem label "cloudimg-rootfs" (made with
-#      mkfs.ext4 -d: no mounting, no loop devices), where the workflow's file.write writes the
-#      NoCloud seed (/var/lib/cloud/seed/nocloud/) and the installer and its unit.
+#      the command line "root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 ..."; unsigned).
+#   2. root partition, GPT name "cloudimg-rootfs", 16 MiB larger than the ext4 file system
+#      at its start (label "cloudimg-rootfs", made with mkfs.ext4 -d: no mounting, no loop
+#      devices), where the workflow's file.write writes the NoCloud seed
+#      (/var/lib/cloud/seed/nocloud/) and the installer and its unit. The last 16 MiB are
+#      zeros (checked here): LUKS2's header room.
+# One image, two modes (issue 20; docs/design/fde.md part A):
+#   clear  image.stream writes it as it is; the 16 MiB stay unused.
+#   FDE    image.stream (fde, fde_partition "cloudimg-rootfs") luksFormats the partition and
+#          writes the ext4 into /dev/mapper/cryptroot (the LUKS2 header takes the 16 MiB; the
+#          writer drops the zeros and refuses non-zero bytes there); systemd-cryptenroll
+#          --tpm2-pcrs=7 adds the TPM keyslot + token. At boot the initramfs's local-top script
+#          (initramfs/local-top/edgeprov-fde, with initramfs/hooks/edgeprov-fde: cryptsetup,
+#          systemd 252's token plugin libcryptsetup-token-systemd-tpm2.so, the tpm2-tss
+#          libraries it dlopen()s, dm-crypt and the xts/ecb/aes modules) finds a LUKS2
+#          partition (cryptsetup isLuks; ext4: nothing to do), waits up to 10 s for
+#          /dev/tpmrm0 and runs `cryptsetup open --token-only --token-type systemd-tpm2`. When
+#          the TPM refuses it prints "edgeprov-fde: the TPM did not unlock the root file
+#          system: ..." and halts (panic, no shell): the node never reaches RUNNING.
+#   root=LABEL= and fstab's LABEL= find the ext4 in both modes (the partition in clear mode,
+#   the mapping with FDE; initramfs-tools resolves LABEL= with blkid). No crypttab and no
+#   cryptsetup-initramfs: a static crypttab entry would prompt forever in clear mode. The LUKS2
+#   header itself must not carry the label "cloudimg-rootfs".
 # The root is Debian bookworm (debootstrap --variant=minbase) with systemd, udev, dbus,
 # cloud-init 22.4 (datasources NoCloud, None; a short module list; network rendered as
 # ifupdown "eni" with DHCP on the first NIC by isc-dhcp-client), ca-certificates, the
@@ -40,7 +59,9 @@
 # EDGEPROV_E2E_MOZILLA_CAS=1 (keep Debian's public CAs trusted; costs 50 s of first boot).
 #
 # Console markers (serial, after stripping ANSI escapes): "EFI stub: Loaded initrd" (the
-# kernel has control), "Welcome to Debian GNU/Linux 12 (bookworm)!" (systemd), and cloud-init's
+# kernel has control), FDE only: "edgeprov-fde: the root file system was unlocked with the TPM
+# in N s" (or "edgeprov-fde: the TPM did not unlock ..." and "edgeprov-fde: boot stopped"),
+# "Welcome to Debian GNU/Linux 12 (bookworm)!" (systemd), and cloud-init's
 # "Cloud-init v. 22.4.2 running 'init-local'", "... running 'modules:final'" and
 # "Cloud-init v. 22.4.2 finished at" (all stages done, runcmd output printed before it).
 #
