@@ -24,6 +24,7 @@ export FDE_PROTO_DIR=${FDE_PROTO_DIR:-/var/tmp/deb-fde/proof}
 src_zst=$1; shift
 steps=("$@"); [ ${#steps[@]} -gt 0 ] || steps=(prep enroll fde-a fde-b clear)
 res=$P/results.txt
+# shellcheck disable=SC2034 # read by common.sh's vm
 VM_MARKS=('EFI stub: UEFI Secure Boot is enabled' 'edgeprov-fde: ' 'Welcome to Debian' "running 'init-local'"
   "running 'modules:final'|finished at")
 
