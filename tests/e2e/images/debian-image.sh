@@ -66,19 +66,19 @@
 # "Cloud-init v. 22.4.2 finished at" (all stages done, runcmd output printed before it).
 #
 # Measured on 2 cores (AMD EPYC):
-#   first build (uncached) 248 s (99 s with a warm mirror cache); cached rebuild 23-25 s
+#   first build (uncached) 248 s (88-99 s with a warm mirror cache); cached rebuild 17-25 s
 #   raw image 514 MiB (ESP 64 MiB, root partition 447 MiB = ext4 431 MiB with 74 MiB free +
 #   16 MiB), debian.img.zst 105 MiB; initramfs 9.2 MB (5.6 MB without the FDE parts)
-#   FDE (docs/design/fde-proto/prove-e2e-image.sh: Secure Boot OVMF, swtpm, TCG, the UKI signed
-#   with the snakeoil db key, a seed): the unlock in the initramfs 1.3-2.5 s (4.0 s at load 7);
-#   QEMU start to "Welcome to Debian" median 17.0 s clear / 24 s FDE, to cloud-init's
-#   "finished at" median 46.3 / 48.1 s (best 30.0 / 42.0 s; runs vary by +-15 s on the shared
-#   machine); a clear boot pays one `cryptsetup isLuks` (not measurable).
 #   QEMU start to cloud-init's "finished at" line under TCG: 64 s (86 s with another TCG VM
 #   on the machine): OVMF and the UKI load 7 s, kernel + initramfs 9 s, systemd to
 #   cloud-init-local 14 s, the four cloud-init stages 4-5 s of Python start-up each.
 #   qemu-system-x86_64 -accel tcg -M q35 -m 1024 -smp 2 -nographic, OVMF_CODE_4M + a copy of
 #   OVMF_VARS_4M as pflash, virtio-blk-pci (bootindex=0), virtio-net-pci on user networking.
+#   FDE (docs/design/fde-proto/prove-e2e-image.sh: Secure Boot OVMF, swtpm, TCG, the UKI signed
+#   with the snakeoil db key, a seed): the unlock in the initramfs 1.3-2.5 s (4.0 s at load 7);
+#   QEMU start to "Welcome to Debian" median 17.0 s clear / 22.4 s FDE (best 13.0 / 15.6 s), to
+#   cloud-init's "finished at" median 46.3 / 46.4 s (best 30.0 / 34.1 s; runs vary by +-15 s on
+#   the shared machine); a clear boot pays one `cryptsetup isLuks` (not measurable).
 set -euo pipefail
 
 suite=${EDGEPROV_E2E_SUITE:-bookworm}
