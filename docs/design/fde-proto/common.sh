@@ -3,7 +3,7 @@
 # Sourced by the other docs/design/fde-proto/ scripts. Big files live in $P (not in git).
 P=${FDE_PROTO_DIR:-/var/tmp/fde-proto}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/.." && pwd)
+REPO=$(cd "$HERE/../../.." && pwd)
 STUB=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
 SB_CODE=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd
 SB_VARS=/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd
@@ -54,7 +54,8 @@ make_esp() {
 # Boot with the snakeoil keys, swtpm TPM 2.0 from TPMSTATE_DIR (kept between runs: the same
 # "machine"), the disks as virtio-blk, the first one bootindex 0), console in $P/NAME.log.
 # Returns when the console matches DONE_REGEX, the VM exits, or TIMEOUT_S; then stops it.
-# Prints the seconds from QEMU start to the match.
+# Prints the seconds from QEMU start to the match, and (VM_MARKS, an array of extended regexes)
+# the seconds at which each mark first showed on the console (".. s  REGEX", "-" when never).
 vm() {
   local name=$1 tpm=$2 limit=$3 done_re=$4; shift 4
   local log=$P/$name.log vars=$P/$name.vars.fd sock=$tpm/swtpm.sock i=0 d
@@ -75,8 +76,15 @@ vm() {
     -chardev "socket,id=chrtpm,path=$sock" -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0 \
     "${drives[@]}" -nic none -serial "file:$log" </dev/null >"$P/$name.qemu.out" 2>&1 &
   local qpid=$!
-  local rc=1 t=""
+  local rc=1 t="" k marks=() seen=()
+  [ -n "${VM_MARKS+x}" ] && marks=("${VM_MARKS[@]}")
+  for k in "${!marks[@]}"; do seen[$k]=-; done
   while kill -0 "$qpid" 2>/dev/null; do
+    for k in "${!marks[@]}"; do
+      [ "${seen[$k]}" = - ] || continue
+      sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r//g' "$log" 2>/dev/null | grep -Eq "${marks[$k]}" &&
+        seen[$k]=$(echo "$(date +%s.%N) - $t0" | bc | xargs printf '%.1f')
+    done
     if sed 's/\x1b\[[0-9;?]*[A-Za-z]//g; s/\r//g' "$log" 2>/dev/null | grep -Eq "$done_re"; then
       t=$(echo "$(date +%s.%N) - $t0" | bc); rc=0; break
     fi
@@ -91,5 +99,6 @@ vm() {
   kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
   kill "$swtpm_pid" 2>/dev/null; wait "$swtpm_pid" 2>/dev/null
   echo "$name: $( [ $rc = 0 ] && echo matched || echo 'NO MATCH (timeout or exit)') after ${t} s"
+  for k in "${!marks[@]}"; do printf '%s:   %6s s  %s\n' "$name" "${seen[$k]}" "${marks[$k]}"; done
   return $rc
 }

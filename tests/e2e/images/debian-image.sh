@@ -10,10 +10,29 @@
 # The image boots on its own through the UEFI removable-media path (OVMF, q35, virtio-blk):
 #   1. ESP (FAT32, mkfs.vfat + mtools): \EFI\BOOT\BOOTX64.EFI, a unified kernel image
 #      (systemd-boot-efi's stub + Debian's cloud kernel + an initramfs-tools initramfs +
-#      the command line "root=PARTLABEL=cloudimg-rootfs ro console=ttyS0,115200 ...").
-#   2. ext4 root, GPT partition name and filesystem label "cloudimg-rootfs" (made with
-#      mkfs.ext4 -d: no mounting, no loop devices), where the workflow's file.write writes the
-#      NoCloud seed (/var/lib/cloud/seed/nocloud/) and the installer and its unit.
+#      the command line "root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 ..."; unsigned).
+#   2. root partition, GPT name "cloudimg-rootfs", 16 MiB larger than the ext4 file system
+#      at its start (label "cloudimg-rootfs", made with mkfs.ext4 -d: no mounting, no loop
+#      devices), where the workflow's file.write writes the NoCloud seed
+#      (/var/lib/cloud/seed/nocloud/) and the installer and its unit. The last 16 MiB are
+#      zeros (checked here): LUKS2's header room.
+# One image, two modes (issue 20; docs/design/fde.md part A):
+#   clear  image.stream writes it as it is; the 16 MiB stay unused.
+#   FDE    image.stream (fde, fde_partition "cloudimg-rootfs") luksFormats the partition and
+#          writes the ext4 into /dev/mapper/cryptroot (the LUKS2 header takes the 16 MiB; the
+#          writer drops the zeros and refuses non-zero bytes there); systemd-cryptenroll
+#          --tpm2-pcrs=7 adds the TPM keyslot + token. At boot the initramfs's local-top script
+#          (initramfs/local-top/edgeprov-fde, with initramfs/hooks/edgeprov-fde: cryptsetup,
+#          systemd 252's token plugin libcryptsetup-token-systemd-tpm2.so, the tpm2-tss
+#          libraries it dlopen()s, dm-crypt and the xts/ecb/aes modules) finds a LUKS2
+#          partition (cryptsetup isLuks; ext4: nothing to do), waits up to 10 s for
+#          /dev/tpmrm0 and runs `cryptsetup open --token-only --token-type systemd-tpm2`. When
+#          the TPM refuses it prints "edgeprov-fde: the TPM did not unlock the root file
+#          system: ..." and halts (panic, no shell): the node never reaches RUNNING.
+#   root=LABEL= and fstab's LABEL= find the ext4 in both modes (the partition in clear mode,
+#   the mapping with FDE; initramfs-tools resolves LABEL= with blkid). No crypttab and no
+#   cryptsetup-initramfs: a static crypttab entry would prompt forever in clear mode. The LUKS2
+#   header itself must not carry the label "cloudimg-rootfs".
 # The root is Debian bookworm (debootstrap --variant=minbase) with systemd, udev, dbus,
 # cloud-init 22.4 (datasources NoCloud, None; a short module list; network rendered as
 # ifupdown "eni" with DHCP on the first NIC by isc-dhcp-client), ca-certificates, the
@@ -40,25 +59,34 @@
 # EDGEPROV_E2E_MOZILLA_CAS=1 (keep Debian's public CAs trusted; costs 50 s of first boot).
 #
 # Console markers (serial, after stripping ANSI escapes): "EFI stub: Loaded initrd" (the
-# kernel has control), "Welcome to Debian GNU/Linux 12 (bookworm)!" (systemd), and cloud-init's
+# kernel has control), FDE only: "edgeprov-fde: the root file system was unlocked with the TPM
+# in N s" (or "edgeprov-fde: the TPM did not unlock ..." and "edgeprov-fde: boot stopped"),
+# "Welcome to Debian GNU/Linux 12 (bookworm)!" (systemd), and cloud-init's
 # "Cloud-init v. 22.4.2 running 'init-local'", "... running 'modules:final'" and
 # "Cloud-init v. 22.4.2 finished at" (all stages done, runcmd output printed before it).
 #
 # Measured on 2 cores (AMD EPYC):
-#   first build (uncached) 248 s; cached rebuild 23 s
-#   raw image 496 MiB (ESP 64 MiB, root 429 MiB with 74 MiB free), debian.img.zst 101 MiB
+#   first build (uncached) 248 s (88-99 s with a warm mirror cache); cached rebuild 17-25 s
+#   raw image 514 MiB (ESP 64 MiB, root partition 447 MiB = ext4 431 MiB with 74 MiB free +
+#   16 MiB), debian.img.zst 105 MiB; initramfs 9.2 MB (5.6 MB without the FDE parts)
 #   QEMU start to cloud-init's "finished at" line under TCG: 64 s (86 s with another TCG VM
 #   on the machine): OVMF and the UKI load 7 s, kernel + initramfs 9 s, systemd to
 #   cloud-init-local 14 s, the four cloud-init stages 4-5 s of Python start-up each.
 #   qemu-system-x86_64 -accel tcg -M q35 -m 1024 -smp 2 -nographic, OVMF_CODE_4M + a copy of
 #   OVMF_VARS_4M as pflash, virtio-blk-pci (bootindex=0), virtio-net-pci on user networking.
+#   FDE (docs/design/fde-proto/prove-e2e-image.sh: Secure Boot OVMF, swtpm, TCG, the UKI signed
+#   with the snakeoil db key, a seed): the unlock in the initramfs 1.3-2.5 s (4.0 s at load 7);
+#   QEMU start to "Welcome to Debian" median 17.0 s clear / 22.4 s FDE (best 13.0 / 15.6 s), to
+#   cloud-init's "finished at" median 46.3 / 46.4 s (best 30.0 / 34.1 s; runs vary by +-15 s on
+#   the shared machine); a clear boot pays one `cryptsetup isLuks` (not measurable).
 set -euo pipefail
 
 suite=${EDGEPROV_E2E_SUITE:-bookworm}
 cache_dir=${EDGEPROV_E2E_CACHE:-/var/cache/edgeprov-e2e}
-cmdline="root=PARTLABEL=cloudimg-rootfs ro console=ttyS0,115200 loglevel=5 systemd.show_status=1 net.ifnames=0"
+cmdline="root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 loglevel=5 systemd.show_status=1 net.ifnames=0"
 esp_mib=64       # FAT32 needs at least 65525 clusters: 33 MiB with 512-byte clusters
 free_mib=64      # free space left in the root filesystem
+luks_mib=16      # the root partition is this much larger than its filesystem: LUKS2's header room
 zstd_level=${EDGEPROV_E2E_ZSTD_LEVEL:-6}
 
 die() { echo "debian-image: error: $*" >&2; exit 1; }
@@ -66,6 +94,10 @@ say() { echo "debian-image: $*" >&2; }
 
 [ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR OUT_DIR" >&2; exit 2; }
 build_dir=$(readlink -f "$1") || die "BUILD_DIR $1 does not exist"
+here=$(cd "$(dirname "$0")" && pwd)
+for f in initramfs/hooks/edgeprov-fde initramfs/local-top/edgeprov-fde; do
+  [ -r "$here/$f" ] || die "$here/$f is missing"
+done
 out_dir=$2
 agent=$build_dir/bin/edgeprov-agent
 [ -x "$agent" ] || die "$agent not found or not executable (build the project first)"
@@ -127,6 +159,10 @@ packages=(
   ca-certificates openssl
   # fsck of the root at boot
   e2fsprogs
+  # FDE: the initramfs opens a LUKS2 root with systemd 252's TPM2 token plugin (shipped by
+  # systemd) through cryptsetup; the plugin dlopen()s these tpm2-tss libraries. busybox: the
+  # initramfs's shell utilities (cut, awk) for initramfs/local-top/edgeprov-fde
+  cryptsetup-bin libtss2-esys-3.0.2-0 libtss2-rc0 libtss2-mu0 libtss2-tcti-device0 busybox
 )
 
 # The Debian packages of the agent's shared libraries on this machine (ldd + dpkg -S), so the
@@ -159,8 +195,13 @@ done
 mapfile -t all_pkgs < <(printf '%s\n' "${packages[@]}" "${agent_pkgs[@]}" | sort -u)
 
 # The key: what makes the root filesystem (this script's build_rootfs function, as bash prints
-# it, so edits to the assembly below do not throw the cache away), the suite, the package list.
-rootfs_key() { declare -f build_rootfs; echo "suite=$suite"; printf '%s\n' "${all_pkgs[@]}"; }
+# it, so edits to the assembly below do not throw the cache away), the initramfs files it
+# installs, the suite, the package list.
+rootfs_key() {
+  declare -f build_rootfs
+  cat "$here/initramfs/hooks/edgeprov-fde" "$here/initramfs/local-top/edgeprov-fde"
+  echo "suite=$suite"; printf '%s\n' "${all_pkgs[@]}"
+}
 
 # --- the cached root filesystem ------------------------------------------------------------------
 
@@ -191,7 +232,8 @@ build_rootfs() {
   # fstab first: the initramfs's fsck hook takes the root's type from it (fsck.ext4 goes in)
   echo 'LABEL=cloudimg-rootfs / ext4 defaults,errors=remount-ro 0 1' >"$root/etc/fstab"
   # The initramfs: the modules that reach a virtio, SATA or NVMe root on ext4, root found by
-  # PARTLABEL through udev's /dev/disk/by-partlabel; zstd.
+  # its ext4 label (blkid); zstd. FDE: the hook and local-top script that open a LUKS2 root
+  # partition with the TPM (tests/e2e/images/initramfs/, see their comments).
   cat >"$root/etc/initramfs-tools/conf.d/edgeprov.conf" <<'EOF'
 MODULES=list
 COMPRESS=zstd
@@ -207,6 +249,8 @@ nvme
 ext4
 crc32c_generic
 EOF
+  install -m 0755 "$here/initramfs/hooks/edgeprov-fde" "$root/etc/initramfs-tools/hooks/edgeprov-fde"
+  install -m 0755 "$here/initramfs/local-top/edgeprov-fde" "$root/etc/initramfs-tools/scripts/local-top/edgeprov-fde"
   chroot "$root" update-initramfs -u -k all >"$work/initramfs.log" 2>&1 ||
     { cat "$work/initramfs.log" >&2; die "update-initramfs in the chroot failed"; }
 
@@ -353,14 +397,16 @@ mkfs.ext4 -q -F -b 4096 -L cloudimg-rootfs -N "$inodes" -m 0 -E root_owner=0:0 -
 free_kib=$(dumpe2fs -h "$work/root.img" 2>/dev/null | awk -F: '/^Free blocks/ { f = $2 } /^Block size/ { b = $2 } END { print int(f * b / 1024) }')
 [ "$free_kib" -ge $((free_mib * 1024 / 2)) ] || die "the root filesystem has only $((free_kib / 1024)) MiB free"
 
-# GPT: 1 MiB, ESP, root, 2 MiB for the backup table (which needs the last 33 sectors)
+# GPT: 1 MiB, ESP, root partition (the filesystem + $luks_mib MiB of zeros), 2 MiB for the
+# backup table (which needs the last 33 sectors)
 img=$work/debian.img
-total_mib=$((1 + esp_mib + root_mib + 2))
+part_mib=$((root_mib + luks_mib))
+total_mib=$((1 + esp_mib + part_mib + 2))
 truncate -s ${total_mib}M "$img"
 sgdisk -q -Z "$img" >/dev/null 2>&1 || true
 sgdisk -a 2048 \
   -n 1:2048:+${esp_mib}M -t 1:ef00 -c 1:"EFI System Partition" \
-  -n 2:0:+${root_mib}M -t 2:8300 -c 2:cloudimg-rootfs "$img" >/dev/null || die "sgdisk failed"
+  -n 2:0:+${part_mib}M -t 2:8300 -c 2:cloudimg-rootfs "$img" >/dev/null || die "sgdisk failed"
 sgdisk -v "$img" | grep -q 'No problems found' || die "sgdisk -v finds problems in the partition table"
 esp_start=$(sgdisk -i 1 "$img" | awk '/^First sector/ { print $3 }')
 root_start=$(sgdisk -i 2 "$img" | awk '/^First sector/ { print $3 }')
@@ -368,6 +414,11 @@ root_start=$(sgdisk -i 2 "$img" | awk '/^First sector/ { print $3 }')
 dd if="$work/esp.img" of="$img" bs=512 seek="$esp_start" conv=notrunc,sparse status=none
 dd if="$work/root.img" of="$img" bs=1M seek=$((root_start / 2048)) conv=notrunc,sparse status=none
 [ $((root_start % 2048)) -eq 0 ] || die "the root partition is not MiB-aligned"
+# the FDE writer drops the partition's last $luks_mib MiB and refuses anything but zeros there
+root_end=$(sgdisk -i 2 "$img" | awk '/^Last sector/ { print $3 }')
+[ $((root_end + 1 - root_start)) -eq $((part_mib * 2048)) ] || die "the root partition is not $part_mib MiB"
+cmp -s -n $((luks_mib << 20)) <(dd if="$img" bs=1M skip=$((root_start / 2048 + root_mib)) count=$luks_mib status=none) /dev/zero ||
+  die "the last $luks_mib MiB of the root partition are not zeros"
 rm -f "$work/esp.img" "$work/root.img"
 
 sha=$(sha256sum "$img" | cut -d' ' -f1)
