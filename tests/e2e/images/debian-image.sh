@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # debian-image.sh: the target OS image of the end-to-end tests (os-ubuntu-style provisioning).
 #
-# Usage: tests/e2e/images/debian-image.sh BUILD_DIR OUT_DIR
+# Usage: tests/e2e/images/debian-image.sh BUILD_DIR OUT_DIR [DB_KEY DB_CERT]
+#
+# With DB_KEY/DB_CERT the unified kernel image is signed with them (sbsign), so it boots under
+# Secure Boot (the e2e harness signs with the snakeoil db key OVMF's snakeoil variables trust:
+# the fde scenario seals disks to PCR 7 under Secure Boot). Signing happens after the cache.
 #
 # Writes OUT_DIR/debian.img.zst, a zstd-compressed raw GPT disk image, and
 # OUT_DIR/debian.img.zst.sha256, the hex SHA-256 of the *decompressed* raw image (what
@@ -92,8 +96,13 @@ zstd_level=${EDGEPROV_E2E_ZSTD_LEVEL:-6}
 die() { echo "debian-image: error: $*" >&2; exit 1; }
 say() { echo "debian-image: $*" >&2; }
 
-[ $# -eq 2 ] || { echo "usage: $0 BUILD_DIR OUT_DIR" >&2; exit 2; }
+[ $# -eq 2 ] || [ $# -eq 4 ] || { echo "usage: $0 BUILD_DIR OUT_DIR [DB_KEY DB_CERT]" >&2; exit 2; }
 build_dir=$(readlink -f "$1") || die "BUILD_DIR $1 does not exist"
+sign_key=${3:-} sign_cert=${4:-}
+if [ -n "$sign_key" ]; then
+  command -v sbsign >/dev/null || die "sbsign not found: run scripts/install-deps.sh"
+  [ -r "$sign_key" ] && [ -r "$sign_cert" ] || die "cannot read the signing key $sign_key or certificate $sign_cert"
+fi
 here=$(cd "$(dirname "$0")" && pwd)
 for f in initramfs/hooks/edgeprov-fde initramfs/local-top/edgeprov-fde; do
   [ -r "$here/$f" ] || die "$here/$f is missing"
@@ -375,6 +384,11 @@ objcopy \
   --add-section .linux="$work/vmlinuz" --change-section-vma ".linux=$(printf '0x%x' $linux_vma)" \
   --add-section .initrd="$work/initrd.img" --change-section-vma ".initrd=$(printf '0x%x' $initrd_vma)" \
   "$stub" "$work/BOOTX64.EFI" || die "objcopy could not assemble the unified kernel image"
+if [ -n "$sign_key" ]; then
+  sbsign --key "$sign_key" --cert "$sign_cert" --output "$work/BOOTX64.signed" "$work/BOOTX64.EFI" >/dev/null 2>&1 ||
+    die "sbsign could not sign the unified kernel image"
+  mv "$work/BOOTX64.signed" "$work/BOOTX64.EFI"
+fi
 
 # ESP: FAT32 with \EFI\BOOT\BOOTX64.EFI
 uki_mib=$(( ($(stat -c %s "$work/BOOTX64.EFI") >> 20) + 1 ))
