@@ -208,7 +208,8 @@ tpm_new() {
 # removable) with a blank 4 GiB
 # target disk (bootindex 0: blank, OVMF falls through to the boot medium; once written, it
 # boots the installed OS). Console: $E2E/NAME/console.log. With VM_TPM=DIR (tpm_new's) the VM
-# has that TPM 2.0 (swtpm, TIS interface).
+# has that TPM 2.0 (swtpm, TIS interface). With VM_DISK=FILE the target disk starts as a copy
+# of FILE (another machine given a node's disk) and the firmware's variables are fresh.
 vm_start() {
   local name=$1 uuid=$2 serial=$3 boot=$4 sb=${5:-}
   local d=$E2E/$name
@@ -220,7 +221,11 @@ vm_start() {
     extra+=(-global driver=cfi.pflash01,property=secure,value=on)
   fi
   cp "$vars" "$d/vars.fd"
-  truncate -s 4G "$d/target.img"
+  if [ -n "${VM_DISK:-}" ]; then
+    cp --sparse=always "$VM_DISK" "$d/target.img" || e2e_die "vm_start: cannot copy the disk $VM_DISK"
+  else
+    truncate -s 4G "$d/target.img"
+  fi
   local mac
   mac=$(printf '52:54:00:e2:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)))
   local net=(-netdev "user,id=n0,bootfile=${VM_BOOTFILE:-$E2E_NETBOOT_URL}" -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")
