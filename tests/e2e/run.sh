@@ -78,8 +78,10 @@ main_orchestrator() {
     cp "$E2E_IMAGE" "$E2E/images/debian.img.zst" && cp "$E2E_IMAGE.sha256" "$E2E/images/debian.img.zst.sha256" ||
       e2e_die "E2E_IMAGE: cannot read $E2E_IMAGE and $E2E_IMAGE.sha256"
   else
+    # Signed with the snakeoil db key, so it boots under Secure Boot too (the fde scenario).
     e2e_log "the Debian target image (tests/e2e/images/debian-image.sh, cached)"
-    "$here/images/debian-image.sh" "$BUILD" "$E2E/images" >"$E2E/image.out" 2>&1 ||
+    e2e_snakeoil_keys "$E2E/sb"
+    "$here/images/debian-image.sh" "$BUILD" "$E2E/images" "$E2E/sb/db.key" "$E2E/sb/db.crt" >"$E2E/image.out" 2>&1 ||
       { tail -n 40 "$E2E/image.out"; e2e_die "the target image could not be built"; }
   fi
   e2e_orchestrator_start nztp "$E2E/images/debian.img.zst" "$(cut -d' ' -f1 "$E2E/images/debian.img.zst.sha256")"
