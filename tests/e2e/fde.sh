@@ -22,10 +22,10 @@
 # clear scenarios' timelines (README, "Full-disk encryption").
 
 # Console lines of the installed OSes (the Debian image's initramfs and micro-os/init).
-FDE_DEB_UNLOCKED='cryptroot unlocked with the TPM'
-FDE_DEB_REFUSED='the TPM did not unlock the root file system'
-FDE_MV_VERIFIED='root verified by dm-verity'
-FDE_MV_UNLOCKED='cryptdata unlocked with the TPM'
+FDE_DEB_UNLOCKED='edgeprov-fde: the root file system was unlocked with the TPM'
+FDE_DEB_REFUSED='edgeprov-fde: the TPM did not unlock the root file system'
+FDE_MV_VERIFIED='verified root on /dev/[^ ]+ \(dm-verity'
+FDE_MV_UNLOCKED='seed on /dev/mapper/cryptdata'
 FDE_CORRUPTED='device-mapper: verity: .*(data|metadata) block [0-9]+ is corrupted'
 
 # fde_disk_line NAME PATTERN: host show's disk line for NAME's host matches PATTERN (grep -E).
@@ -182,13 +182,13 @@ scenario_fde() {
 
   # (b) one byte of the agent in the microvisor's verified root, on a copy of its disk, same TPM.
   local offset
-  offset=$(sed -n 's/^agent_byte_offset=//p' "$E2E/images/microvisor.img.verity.env")
+  offset=$(sed -n 's/^AGENT_OFFSET=//p' "$E2E/images/microvisor.img.verity.env")
   cp --sparse=always "$E2E/fdeM/target.img" "$E2E/fdeM-tampered.img"
   check "fde: (b) one byte of the verified root changed (disk offset $offset)" fde_flip "$E2E/fdeM-tampered.img" "$offset"
   VM_DISK=$E2E/fdeM-tampered.img VM_TPM=$E2E/tpm-fde-mv vm_start fdeB "$um" E2ENODE11 net secureboot
   check "fde: (b) the kernel refuses the corrupted block" vm_wait fdeB "verity refuses a block" 240 "$FDE_CORRUPTED"
   sleep 10
-  check "fde: (b) ... and the node never says it runs" fde_console_lacks fdeB 'installed OS running|reported in on the node API'
+  check "fde: (b) ... and the node never says it runs" fde_console_lacks fdeB 'installed OS running|reported in on the node API|agent starting'
 
   vm_stop fdeB
 }
