@@ -37,12 +37,22 @@ packages=(
   # (sbverify in the tests) under faketime, which pins the signature's time for reproducible
   # output; file identifies the EFI binaries
   libarchive-dev busybox-static linux-image-amd64 systemd-boot-efi binutils sbsigntool faketime file
+  # full-disk encryption and dm-verity (docs/design/fde.md): the Micro-OS carries this machine's
+  # cryptsetup and veritysetup (cryptsetup-bin) and systemd-cryptenroll with systemd's LUKS2
+  # TPM2 token plugin (systemd, below; tpm2-tss from libtss2-dev); the microvisor image's
+  # verified root is EROFS (mkfs.erofs)
+  cryptsetup-bin erofs-utils
+  # the microvisor image script unpacks the Micro-OS initramfs into its verified root
+  cpio
   # the QEMU boot tests: a UEFI firmware (OVMF), a software TPM, and dnsmasq's DHCP for the
   # UEFI HTTPS boot test
   qemu-system-x86 ovmf swtpm swtpm-tools dnsmasq-base
   # the node's TPM identity: tpm2-tss (the agent's ESAPI and TCTI loader; its marshalling library
   # in edgeprovd), tpm2-tools for operators' EKs and the tests' check of TPM2_MakeCredential
   libtss2-dev tpm2-tools
+  # full-disk encryption (image.stream fde=true): libcryptsetup for LUKS2 in actions-core;
+  # cryptsetup-bin (cryptsetup, veritysetup) and erofs-utils for the tests and the image scripts
+  libcryptsetup-dev cryptsetup-bin erofs-utils
   # the Debian packages (cmake/Packaging.cmake, tests/integration/package.sh): dpkg-shlibdeps
   # (dpkg-dev) computes their dependencies, lintian checks them, systemd-analyze (systemd)
   # verifies the unit, libsystemd-dev gives edgeprovd sd_notify (Type=notify); the test's

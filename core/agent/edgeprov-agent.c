@@ -182,6 +182,15 @@ static ep_agent_tpm *open_tpm(agent *a) {
   return a->tpm;
 }
 
+/* The node's TPM for its workflow's actions (host service run.tpm), as --tpm names it: a TCTI as
+ * given; auto: device:EP_AGENT_TPM_AUTO_DEVICE when that exists; "" for off or none. */
+static const char *node_tpm(const agent *a) {
+  const char *tcti = a->opt.tpm ? a->opt.tpm : "auto";
+  if (strcmp(tcti, "off") == 0) return "";
+  if (strcmp(tcti, "auto") == 0) return access(EP_AGENT_TPM_AUTO_DEVICE, F_OK) == 0 ? "device:" EP_AGENT_TPM_AUTO_DEVICE : "";
+  return tcti;
+}
+
 /* The onboarding request: the node's identifiers, and its TPM's keys (and the answer to a
  * challenge, answer_len > 0) when it has one. Returns the length packed into buf. */
 static size_t pack_request(agent *a, uint8_t *buf, size_t size, const uint8_t *answer, size_t answer_len) {
@@ -455,6 +464,8 @@ static int run_workflow(agent *a, const credentials *c, char *token) {
   snprintf(scratch, sizeof scratch, "%s/scratch", a->opt.state_dir);
   if (mkdir(scratch, 0700) < 0 && errno != EEXIST) ep_log(EP_LOG_WARN, "agent", "cannot create %s: %s", scratch, strerror(errno));
   node.scratch_dir = scratch;
+  node.tpm = node_tpm(a);
+  ep_log(EP_LOG_INFO, "agent", "actions see the node's TPM as %s", node.tpm[0] ? node.tpm : "none (run.tpm unset)");
   char reboot_mode[16] = "";
   for (int attempt = 0;; attempt++) {
     ep_rpc_channel *channel = NULL;

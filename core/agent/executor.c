@@ -11,6 +11,7 @@
 
 #include "runtime/action.h"
 #include "runtime/site.h"
+#include "edgeprov/v1/node.pb-c.h"
 #include "edgeprov/v1/workflow.pb-c.h"
 #include "base/clock.h"
 #include "base/error.h"
@@ -18,6 +19,7 @@
 #include "base/validate.h"
 #include "provisioning/workflow.h"
 #include "net/node_api.h"
+#include "net/status.h"
 
 typedef Edgeprov__V1__WorkflowAction wf_action;
 
@@ -29,6 +31,8 @@ typedef Edgeprov__V1__WorkflowAction wf_action;
 
 typedef struct run {
   ep_rpc_stream *stream;
+  ep_rpc_channel *channel; /* the workflow stream's: secrets go to the orchestrator on it */
+  const char *token;       /* the node's bearer token */
   const ep_workflow *workflow;
   uint32_t index;
   uint32_t attempts;
@@ -101,6 +105,39 @@ static void on_progress(void *data, uint64_t done, uint64_t total, const char *m
   rn->bytes_total = total;
   if (since_ms(&rn->last_report) >= EP_EXECUTOR_REPORT_INTERVAL_MS && !rn->send_error)
     send_report(rn, EDGEPROV__V1__ACTION_STATE__ACTION_STATE_RUNNING, message ? message : "");
+}
+
+/* host->store_secret on the node: NodeService/StoreRecoveryKey with the node's token, so the
+ * orchestrator keeps the key for this node's own host. The key is wiped from the request buffer
+ * and never logged; a failure names the call and the orchestrator's answer. */
+static int32_t store_secret(void *data, const char *kind, const char *value) {
+  const run *rn = data;
+  if (strcmp(kind, "recovery_key") != 0) return ep_error_set(EP_EINVAL, "store_secret: kind must be 'recovery_key'");
+  char bearer[EP_NODE_TOKEN_MAX + 16];
+  snprintf(bearer, sizeof bearer, "Bearer %s", rn->token);
+  ep_rpc_metadata auth = {"authorization", bearer};
+  Edgeprov__V1__StoreRecoveryKeyRequest req = EDGEPROV__V1__STORE_RECOVERY_KEY_REQUEST__INIT;
+  req.recovery_key = (char *)value;
+  size_t len = edgeprov__v1__store_recovery_key_request__get_packed_size(&req);
+  uint8_t *buf = malloc(len ? len : 1);
+  if (!buf) {
+    explicit_bzero(bearer, sizeof bearer);
+    return ep_error_set(EP_ENOMEM, "out of memory");
+  }
+  edgeprov__v1__store_recovery_key_request__pack(&req, buf);
+  ep_rpc_result result;
+  int r = ep_rpc_unary(rn->channel, EP_NODE_SERVICE_STORE_RECOVERY_KEY, &auth, 1, buf, len, 15000, &result);
+  explicit_bzero(buf, len);
+  free(buf);
+  explicit_bzero(bearer, sizeof bearer);
+  if (r < 0) return ep_error_prefix(EP_EIO, "the recovery key did not reach the orchestrator: StoreRecoveryKey");
+  if (result.status != EP_STATUS_OK)
+    r = ep_error_set(ep_error_from_status(result.status),
+                     "the recovery key did not reach the orchestrator: StoreRecoveryKey: %s: %s", ep_status_name(result.status),
+                     result.message);
+  ep_rpc_result_clear(&result);
+  if (r == 0) ep_log(EP_LOG_INFO, "agent", "the disk's recovery key is stored with the orchestrator");
+  return r;
 }
 
 /* Cancels a run when its deadline passes. */
@@ -205,7 +242,8 @@ static int attempt_action(run *rn, const wf_action *a, const ep_plugin_set *plug
   ep_action_run_opts opts = {.progress = on_progress, .progress_data = rn, .cancel = &w.cancel,
                              .log_line = keep_line, .log_data = rn,
                              .target_disk = node->target_disk, .scratch_dir = node->scratch_dir,
-                             .deadline = (int64_t)time(NULL) + w.timeout_s};
+                             .deadline = (int64_t)time(NULL) + w.timeout_s, .tpm = node->tpm,
+                             .store_secret = store_secret, .store_secret_data = rn};
   r = ep_action_run(&ref, &params, &opts);
   pthread_mutex_lock(&w.lock);
   w.done = true;
@@ -307,7 +345,7 @@ int ep_executor_run(ep_rpc_channel *channel, const char *token, const ep_plugin_
   }
   const ep_workflow *w = resp->workflow;
   ep_log(EP_LOG_INFO, "agent", "workflow for instance %s (%s): %zu actions", w->instance_id, w->os_profile, w->n_actions);
-  run rn = {.stream = stream, .workflow = w};
+  run rn = {.stream = stream, .channel = channel, .token = token, .workflow = w};
   char reboot[16] = "";
   r = 0;
   for (uint32_t i = 0; r == 0 && i < w->n_actions; i++) {

@@ -1,7 +1,8 @@
 /* edgeprov-agent: the workflow executor. Receives the node's workflow on the workflow
  * stream and runs every action not yet SUCCESS, in order, with its timeout and retries,
  * reporting state and progress; an agent that restarts (crash, reboot) resumes where the
- * reports left off. */
+ * reports left off. Actions hand the secrets they make (host->store_secret: a disk's recovery
+ * key) to the orchestrator on the same channel with the same token. */
 #ifndef EP_AGENT_EXECUTOR_H
 #define EP_AGENT_EXECUTOR_H
 
@@ -16,6 +17,7 @@ typedef struct ep_executor_node {
   const char *ca_file;       /* the orchestrator CA file, "" when none */
   const char *efivars_dir;   /* the firmware's variables (efivarfs) */
   const char *scratch_dir;   /* a directory actions may use (host service run.scratch_dir) */
+  const char *tpm;           /* the node's TPM as a TCTI (host service run.tpm), "" when none */
 } ep_executor_node;
 
 #define EP_EXECUTOR_REPORT_INTERVAL_MS 500 /* progress reports at most this often */

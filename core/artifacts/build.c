@@ -217,6 +217,7 @@ static int build_initramfs(build *b, const char *out_path) {
   if (r == 0) r = ep_initramfs_add_file(fs, "/usr/bin/busybox", b->in.busybox, 0755);
   if (r == 0) r = ep_microos_add_elf(fs, b->in.agent, "/usr/bin/edgeprov-agent");
   if (r == 0) r = add_node_plugins(fs, b->site);
+  if (r == 0) r = ep_microos_add_fde_tools(fs);
   if (r == 0) r = ep_initramfs_add_file(fs, "/etc/edgeprov/ca.pem", b->in.ca, 0644);
   char env[4096];
   int n = r == 0 ? agent_env(c, &b->in, env, sizeof env) : 0;

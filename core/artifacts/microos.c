@@ -93,6 +93,56 @@ int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in
   return r < 0 ? r : add_needed(fs, source);
 }
 
+/* ---- full-disk encryption and dm-verity ------------------------------------------------ */
+
+#define MULTIARCH_LIB "/usr/lib/x86_64-linux-gnu"
+
+typedef struct host_file {
+  const char *path;
+  const char *package; /* the Debian package that installs it */
+} host_file;
+
+/* Programs, at the same path in the Micro-OS. */
+static const host_file fde_programs[] = {
+    {"/usr/sbin/cryptsetup", "cryptsetup-bin"},
+    {"/usr/sbin/veritysetup", "cryptsetup-bin"},
+    {"/usr/bin/systemd-cryptenroll", "systemd"},
+};
+
+/* Libraries loaded by dlopen(): systemd's TPM2 code (cryptenroll, the token plugin) opens
+ * tpm2-tss by soname and its TCTI by name; libcryptsetup opens token plugins from its plugin
+ * directory (/lib/x86_64-linux-gnu/cryptsetup, /lib being a link to usr/lib). */
+static const host_file fde_run_time[] = {
+    {MULTIARCH_LIB "/libtss2-esys.so.0", "libtss2-esys-3.0.2-0"},
+    {MULTIARCH_LIB "/libtss2-rc.so.0", "libtss2-rc0"},
+    {MULTIARCH_LIB "/libtss2-mu.so.0", "libtss2-mu0"},
+    {MULTIARCH_LIB "/libtss2-tcti-device.so.0", "libtss2-tcti-device0"},
+    {MULTIARCH_LIB "/cryptsetup/libcryptsetup-token-systemd-tpm2.so", "systemd"},
+};
+
+static int host_file_missing(const host_file *f) {
+  return ep_error_set(EP_ENOENT,
+                      "the Micro-OS needs %s for full-disk encryption and dm-verity: %s (install the Debian package "
+                      "%s; scripts/install-deps.sh does)",
+                      f->path, strerror(errno), f->package);
+}
+
+int ep_microos_add_fde_tools(ep_initramfs *fs) {
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < sizeof fde_programs / sizeof fde_programs[0]; i++) {
+    const host_file *f = &fde_programs[i];
+    if (access(f->path, X_OK) != 0) return host_file_missing(f);
+    r = ep_microos_add_elf(fs, f->path, f->path);
+  }
+  for (size_t i = 0; r == 0 && i < sizeof fde_run_time / sizeof fde_run_time[0]; i++) {
+    const host_file *f = &fde_run_time[i];
+    if (access(f->path, R_OK) != 0) return host_file_missing(f);
+    r = add_library(fs, f->path);
+    if (r == 0) r = add_needed(fs, f->path);
+  }
+  return r;
+}
+
 /* ---- kernel modules ------------------------------------------------------------------- */
 
 typedef struct module {

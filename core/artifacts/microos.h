@@ -10,16 +10,26 @@
 
 /* Modules every Micro-OS carries (plus artifacts.modules): virtio for VMs, the common Intel
  * NICs, NVMe, AHCI, USB sticks, the file systems the workflow writes and the loop device it
- * writes them through (file.write), and a USB keyboard for the rescue shell. Dependencies
- * are added. */
+ * writes them through (file.write), a USB keyboard for the rescue shell, and device-mapper
+ * for full-disk encryption (dm-crypt: xts(ecb(aes)), AES-NI where the CPU has it, else the
+ * built-in aes-generic) and the verified root (dm-verity, EROFS). Nothing runs modprobe
+ * there, so what the kernel would request on demand is named too (ecb, xts, crc32c_generic
+ * before libcrc32c and erofs). Dependencies are added. */
 #define EP_MICROOS_MODULES                                                                      \
   "virtio_pci", "virtio_net", "virtio_blk", "virtio_scsi", "e1000", "e1000e", "igb", "igc",     \
       "ixgbe", "i40e", "ice", "nvme", "ahci", "sd_mod", "crc32c_generic", "ext4", "vfat",          \
-      "nls_cp437", "nls_iso8859_1", "efivarfs", "loop", "xhci_pci", "usb_storage", "usbhid", "hid_generic"
+      "nls_cp437", "nls_iso8859_1", "efivarfs", "loop", "xhci_pci", "usb_storage", "usbhid", "hid_generic", \
+      "dm_mod", "dm_crypt", "ecb", "xts", "aesni_intel", "dm_bufio", "reed_solomon", "dm_verity", "libcrc32c", "erofs"
 
 /* Adds an ELF program or library at path_in_image, with every shared library it needs (as
  * the dynamic loader resolves them here) at their own paths, symlinks included. */
 int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image);
+
+/* Adds what full-disk encryption and dm-verity need, from this machine: cryptsetup,
+ * veritysetup and systemd-cryptenroll with their libraries, and what they load with dlopen()
+ * (no library listing shows it): tpm2-tss's ESAPI, RC, MU and device TCTI, and libcryptsetup's
+ * systemd-tpm2 token plugin. A missing file is an error naming its Debian package. */
+int ep_microos_add_fde_tools(ep_initramfs *fs);
 
 /* Adds the named modules with their dependencies from modules_dir (which has modules.dep)
  * under /usr/lib/modules/<version>/, and /etc/edgeprov/modules listing them in load order,

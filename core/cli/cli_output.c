@@ -100,10 +100,12 @@ json_t *cli_host_json(const ep_inv_host *h) {
     disk = json_pack("{s:o, s:o, s:o, s:s}", "encrypted", protection_json(p->encrypted), "verified_root",
                      protection_json(p->verified_root), "detail", ep_json_text(p->detail), "reported_at", reported);
   }
-  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:I}", "uuid",
+  return json_pack("{s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:b, s:s, s:s, s:b, s:b, s:o, s:o, s:o, s:o, s:o, s:o, s:s, "
+                   "s:I}",
+                   "uuid",
                    ep_json_text(h->uuid), "serial", ep_json_text(h->serial), "macs", macs, "ip", ep_json_text(h->ip), "peer_ip",
                    ep_json_text(h->peer_ip), "site",
-                   ep_json_text(h->site), "os_profile", ep_json_text(h->os_profile), "desired_state",
+                   ep_json_text(h->site), "os_profile", ep_json_text(h->os_profile), "fde", h->fde, "desired_state",
                    ep_inv_host_state_name(h->desired_state), "current_state", ep_inv_host_state_name(h->current_state),
                    "auto_onboard", h->auto_onboard, "credentials_unused", h->credentials_unused, "instance_id", ep_json_text(h->instance_id), "host_status",
                    cli_status_json(h->host_status), "onboarding_status", cli_status_json(h->onboarding_status),
@@ -114,8 +116,9 @@ json_t *cli_host_json(const ep_inv_host *h) {
 json_t *cli_instance_json(const ep_inv_instance *i) {
   char created[32];
   cli_time_text(i->created_at, created, sizeof created);
-  return json_pack("{s:o, s:o, s:o, s:s, s:s, s:o, s:s, s:I}", "id", ep_json_text(i->id), "host_uuid",
-                   ep_json_text(i->host_uuid), "os_profile", ep_json_text(i->os_profile), "desired_state",
+  return json_pack("{s:o, s:o, s:o, s:b, s:s, s:s, s:o, s:s, s:I}", "id", ep_json_text(i->id), "host_uuid",
+                   ep_json_text(i->host_uuid), "os_profile", ep_json_text(i->os_profile), "fde", i->fde,
+                   "desired_state",
                    ep_inv_instance_state_name(i->desired_state), "current_state", ep_inv_instance_state_name(i->current_state),
                    "provisioning_status", cli_status_json(i->provisioning_status), "created_at", created, "revision",
                    (json_int_t)i->revision);

@@ -33,6 +33,9 @@ static const cli_option host_add_options[] = {
     {"ek", 'e', false, "FILE", 0, NULL,
      "its TPM's endorsement key (a PEM public key as `tpm2_createek -f pem` writes it, or its EK certificate, PEM or "
      "DER): its node must prove it holds that TPM to onboard"},
+    {"fde", 'F', false, NULL, 0, NULL,
+     "encrypt the disk of every instance it gets (full-disk encryption, key sealed in its TPM 2.0; a node "
+     "without one fails instead of writing a clear disk)"},
     JSON_OPTION("the host added"),
     END_OPTIONS};
 static const cli_option host_list_options[] = {JSON_OPTION("the hosts"), END_OPTIONS};
@@ -45,6 +48,9 @@ static const cli_option host_recovery_key_options[] = {JSON_OPTION("the host's U
 
 static const cli_option instance_create_options[] = {
     {"os", 'o', false, "PROFILE", 0, NULL, "the OS profile (default: the host's)"},
+    {"fde", 'F', false, NULL, 0, NULL,
+     "encrypt its disk (full-disk encryption, key sealed in the node's TPM 2.0; also when the host or the OS "
+     "profile asks)"},
     JSON_OPTION("the instance created"),
     END_OPTIONS};
 static const cli_option instance_list_options[] = {JSON_OPTION("the instances"), END_OPTIONS};
@@ -52,6 +58,7 @@ static const cli_option instance_show_options[] = {JSON_OPTION("the instance and
 static const cli_option instance_render_options[] = {
     {"os", 'o', false, "PROFILE", 0, NULL, "the OS profile to render (default: the host's)"},
     {"host", 'H', false, "UUID", 0, NULL, "render for this host (default: a sample host)"},
+    {"fde", 'F', false, NULL, 0, NULL, "render as for an instance created with --fde"},
     JSON_OPTION("the workflow"),
     END_OPTIONS};
 static const cli_option instance_retry_options[] = {JSON_OPTION("the instance re-armed"), END_OPTIONS};

@@ -28,6 +28,8 @@ static void print_host(const ep_inv_host *h) {
   printf("peer ip:       %s (seen by edgeprovd)\n", h->peer_ip[0] ? cli_shown(h->peer_ip) : "-");
   printf("site:          %s\n", h->site[0] ? cli_shown(h->site) : "-");
   printf("os profile:    %s\n", h->os_profile[0] ? cli_shown(h->os_profile) : "-");
+  printf("fde:           %s\n",
+         h->fde ? "yes (every instance encrypts its disk)" : "no (unless its OS profile or instance asks)");
   printf("state:         desired %s, current %s%s\n", ep_inv_host_state_name(h->desired_state),
          ep_inv_host_state_name(h->current_state), h->auto_onboard ? " (auto-onboard)" : "");
   printf("host status:   %s [%s]\n", cli_status_text(h->host_status),
@@ -101,6 +103,7 @@ int ep_cli_host_add(cli_call *call) {
   if (cli_value(call, 'S')) req.site = (char *)cli_value(call, 'S');
   if (cli_value(call, 'o')) req.os_profile = (char *)cli_value(call, 'o');
   req.auto_onboard = cli_flag(call, 'a');
+  req.fde = cli_flag(call, 'F');
   ep_tpm_ek ek;
   if (cli_value(call, 'e')) { /* sent as its DER public key, whatever form the file has */
     int r = ep_tpm_ek_from_file(&ek, cli_value(call, 'e'));

@@ -16,6 +16,7 @@ static void print_instance(const ep_inv_instance *i) {
   printf("id:            %s\n", cli_shown(i->id));
   printf("host:          %s\n", cli_shown(i->host_uuid));
   printf("os profile:    %s\n", cli_shown(i->os_profile));
+  printf("fde:           %s\n", i->fde ? "yes (asked by the instance)" : "no (unless its host or OS profile asks)");
   printf("state:         desired %s, current %s\n", ep_inv_instance_state_name(i->desired_state),
          ep_inv_instance_state_name(i->current_state));
   printf("provisioning:  %s\n", cli_status_text(i->provisioning_status));
@@ -83,6 +84,7 @@ int ep_cli_instance_render(cli_call *call) {
   Edgeprov__V1__RenderWorkflowRequest req = EDGEPROV__V1__RENDER_WORKFLOW_REQUEST__INIT;
   if (cli_value(call, 'o')) req.os_profile = (char *)cli_value(call, 'o');
   if (cli_value(call, 'H')) req.host_uuid = (char *)cli_value(call, 'H');
+  req.fde = cli_flag(call, 'F');
   if (!req.os_profile[0] && !req.host_uuid[0]) return cli_usage_error(call, "needs --os PROFILE, --host UUID or both");
   Edgeprov__V1__RenderWorkflowResponse *resp = NULL;
   if (ep_mgmt_client_call(client, "RenderWorkflow", &req.base, &edgeprov__v1__render_workflow_response__descriptor,
@@ -117,6 +119,7 @@ int ep_cli_instance_create(cli_call *call) {
   Edgeprov__V1__CreateInstanceRequest req = EDGEPROV__V1__CREATE_INSTANCE_REQUEST__INIT;
   req.host_uuid = call->args[0];
   if (cli_value(call, 'o')) req.os_profile = (char *)cli_value(call, 'o');
+  req.fde = cli_flag(call, 'F');
   Edgeprov__V1__InstanceResponse *resp = NULL;
   if (ep_mgmt_client_call(client, "CreateInstance", &req.base, &edgeprov__v1__instance_response__descriptor,
                           (ProtobufCMessage **)&resp) < 0)

@@ -165,6 +165,9 @@
     fact(dl, "host state", h.host_state + " (desired " + h.desired_state + ")");
     fact(dl, "site", h.site);
     fact(dl, "OS profile", h.os_profile);
+    // Full-disk encryption as the inventory asks for it (the OS profile's own setting is the site's).
+    const fdeBy = [h.fde ? "the host" : "", n.instance && n.instance.fde ? "the instance" : ""].filter(Boolean);
+    fact(dl, "disk encryption", fdeBy.length ? "asked by " + fdeBy.join(" and ") : "not asked by the host or instance");
     fact(dl, "address", h.ip + (h.peer_ip && h.peer_ip !== h.ip ? " (seen from " + h.peer_ip + ")" : ""));
     fact(dl, "instance", n.instance ? n.instance.id + " " + n.instance.state : null);
     fact(dl, "action", h.action ? h.action + " (" + h.action_index + "/" + h.actions + ")" : null);

@@ -13,7 +13,7 @@ static ep_action core_actions[] = {
      .description = "wipe the target disk's partition tables and filesystem signatures", .run = disk_erase_run},
     {.struct_size = sizeof(ep_action), .name = "image.stream",
      .description = "stream an OS image (raw, zstd or gzip) onto the target disk, resuming broken downloads, "
-                    "SHA-256 checked",
+                    "SHA-256 checked; with fde, one partition encrypted as it is written (LUKS2, TPM 2.0)",
      .run = image_stream_run},
     {.struct_size = sizeof(ep_action), .name = "file.write",
      .description = "write one file (content, mode, owner) into a filesystem on the target disk, found by partition number "

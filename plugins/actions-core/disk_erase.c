@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "actions_core.h"
+#include "fde.h"
 #include "target_disk.h"
 
 #define WIPE_BYTES (1u << 20)
@@ -22,6 +23,9 @@
 const ep_field_decl disk_erase_params[] = {
     EP_FIELD_STRING_DECL("target", "", EP_FIELD_OPTIONAL, 255, "disk or image file to erase; empty: target_serial or the first fixed disk"),
     EP_FIELD_STRING_DECL("target_serial", "", EP_FIELD_OPTIONAL, 64, "choose the disk with this serial number"),
+    EP_FIELD_BOOL_DECL("fde", "false", EP_FIELD_OPTIONAL,
+                       "the disk is to be encrypted (image.stream fde): fail before erasing on a node without a TPM 2.0, "
+                       "so it keeps its old disk"),
 };
 const uint32_t disk_erase_params_count = sizeof disk_erase_params / sizeof disk_erase_params[0];
 
@@ -64,8 +68,14 @@ static int32_t wipe_partitions(const ep_host *host, ep_ctx *ctx, int fd, const c
 int32_t disk_erase_run(void *plugin_state, ep_ctx *ctx) {
   const ep_host *host = ((actions_core_state *)plugin_state)->host;
   char path[TARGET_PATH_MAX];
+  int32_t fde = 0;
+  host->param_bool(ctx, "fde", &fde);
   int32_t r = target_disk_resolve(host, ctx, "", path);
   if (r < 0) return r;
+  /* A node asked for FDE that cannot do it keeps the disk it has: image.stream would refuse it
+   * only after this erase. */
+  char tcti[FDE_TCTI_MAX];
+  if (fde && (r = fde_tpm_check(host, ctx, tcti)) < 0) return r;
   int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) return ep_failf(host, ctx, -errno, "target: cannot open %s: %s", path, strerror(errno));
   struct stat st;

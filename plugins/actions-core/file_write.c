@@ -15,11 +15,13 @@
 #include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "actions_core.h"
+#include "crypt_holder.h"
 #include "target_disk.h"
 
 #define CONTENT_MAX (1u << 20) /* longest content written (the host may cap parameters lower) */
@@ -51,6 +53,7 @@ typedef struct part_info {
   char type[16];         /* filesystem type, "" when none was recognised */
   char label[64];        /* filesystem LABEL */
   char partlabel[80];    /* GPT PARTLABEL */
+  char holder[32];       /* the LUKS mapping that holds it ("/dev/dm-N"): type and label are its file system's */
 } part_info;
 
 /* What has been set up to reach the filesystem, undone in reverse by release_fs. */
@@ -60,6 +63,8 @@ typedef struct mounted_fs {
   char loop_path[32];
   char dir[64]; /* the private mount point */
   bool dir_made, mounted;
+  bool shared;  /* the disk is open without O_EXCL: a LUKS mapping holds one of its partitions */
+  char disk_name[64]; /* the block device's kernel name ("sda"), "" for an image file */
 } mounted_fs;
 
 /* Checks path (absolute, no '.' or '..', no trailing '/') and stores it in rel without its
@@ -208,8 +213,8 @@ static void probe_filesystem(int fd, part_info *p) {
 }
 
 /* Lists the partitions of the table on the disk itself (libblkid), with their filesystems. */
-static int32_t list_partitions(const ep_host *host, ep_ctx *ctx, int fd, const char *disk, const char *param, part_info *parts,
-                               int *ret_count) {
+static int32_t list_partitions(const ep_host *host, ep_ctx *ctx, int fd, const char *disk, const char *disk_name,
+                               const char *param, part_info *parts, int *ret_count) {
   blkid_probe probe = blkid_new_probe();
   if (!probe) return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
   blkid_partlist list = blkid_probe_set_device(probe, fd, 0, 0) == 0 ? blkid_probe_get_partitions(probe) : NULL;
@@ -224,6 +229,17 @@ static int32_t list_partitions(const ep_host *host, ep_ctx *ctx, int fd, const c
     const char *name = blkid_partition_get_name(part);
     snprintf(p->partlabel, sizeof p->partlabel, "%s", name ? name : "");
     probe_filesystem(fd, p);
+    /* Opened with LUKS (image.stream's fde): the file system and its label are inside the mapping. */
+    if (*disk_name && crypt_holder_find("", disk_name, p->number, p->holder, sizeof p->holder)) {
+      int holder_fd = open(p->holder, O_RDONLY | O_CLOEXEC);
+      part_info inside = {0};
+      if (holder_fd >= 0) {
+        probe_filesystem(holder_fd, &inside); /* offset and size 0: the whole mapping */
+        close(holder_fd);
+      }
+      memcpy(p->type, inside.type, sizeof p->type);
+      memcpy(p->label, inside.label, sizeof p->label);
+    }
   }
   blkid_free_probe(probe);
   if (n == 0) return ep_failf(host, ctx, EP_ENOENT, "%s: %s has no partition table (or no partitions)", param, disk);
@@ -284,18 +300,28 @@ static int32_t select_partition(const ep_host *host, ep_ctx *ctx, const char *di
 }
 
 /* Opens the target read-write; a block device exclusively, so it fails while any of its
- * partitions is mounted and nobody mounts one while the loop device is in use. */
-static int32_t open_disk(const ep_host *host, ep_ctx *ctx, const char *disk, int *ret_fd) {
+ * partitions is mounted and nobody mounts one while the loop device is in use. A disk one of
+ * whose partitions a LUKS mapping holds (it is open for this workflow) is opened shared, read
+ * only: then only a partition inside such a mapping may be written (m->shared). */
+static int32_t open_disk(const ep_host *host, ep_ctx *ctx, const char *disk, mounted_fs *m) {
   struct stat st;
   if (stat(disk, &st) < 0) return ep_failf(host, ctx, -errno, "target: cannot open %s: %s", disk, strerror(errno));
   if (!S_ISBLK(st.st_mode) && !S_ISREG(st.st_mode))
     return ep_failf(host, ctx, EP_EINVAL, "target: %s is neither a block device nor an image file", disk);
+  char holder[32];
+  /* sysfs names the disk by its numbers (a udev link's basename names nothing there). */
+  if (S_ISBLK(st.st_mode) && sysfs_block_name("", major(st.st_rdev), minor(st.st_rdev), m->disk_name, sizeof m->disk_name) < 0)
+    m->disk_name[0] = '\0';
   int fd = open(disk, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
+  if (fd < 0 && errno == EBUSY && crypt_holder_find("", m->disk_name, 0, holder, sizeof holder)) {
+    fd = open(disk, O_RDONLY | O_CLOEXEC);
+    m->shared = fd >= 0;
+  }
   if (fd < 0 && errno == EBUSY)
     return ep_failf(host, ctx, -EBUSY, "target: %s is in use (is one of its partitions mounted?); file.write will not mount a filesystem twice",
                     disk);
   if (fd < 0) return ep_failf(host, ctx, -errno, "target: cannot open %s: %s", disk, strerror(errno));
-  *ret_fd = fd;
+  m->disk_fd = fd;
   return 0;
 }
 
@@ -456,16 +482,23 @@ int32_t file_write_run(void *plugin_state, ep_ctx *ctx) {
   part_info chosen = {0};
   int count = 0;
   if (!parts) return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
-  r = open_disk(host, ctx, disk, &m.disk_fd);
-  if (r == 0) r = list_partitions(host, ctx, m.disk_fd, disk, param, parts, &count);
+  r = open_disk(host, ctx, disk, &m);
+  if (r == 0) r = list_partitions(host, ctx, m.disk_fd, disk, m.disk_name, param, parts, &count);
   if (r == 0) r = select_partition(host, ctx, disk, parts, count, number, label, &chosen);
   free(parts);
-  if (r == 0) r = attach_loop(host, ctx, &m, disk, &chosen, param);
+  if (r == 0 && m.shared && !chosen.holder[0])
+    r = ep_failf(host, ctx, -EBUSY, "target: %s is in use (a LUKS mapping holds one of its partitions, not partition %d); file.write "
+                 "will not write beside it", disk, chosen.number);
+  if (r == 0 && chosen.holder[0]) /* mounted as it is: the mapping is the partition's clear view */
+    snprintf(m.loop_path, sizeof m.loop_path, "%s", chosen.holder);
+  else if (r == 0)
+    r = attach_loop(host, ctx, &m, disk, &chosen, param);
   if (r == 0) r = mount_fs(host, ctx, &m, disk, &chosen, param);
   char where[TARGET_PATH_MAX + 128] = "";
   bool owners = r == 0 && strcmp(chosen.type, "vfat") != 0; /* FAT keeps neither owners nor modes */
   if (r == 0) {
-    snprintf(where, sizeof where, "partition %d of %s (%s)", chosen.number, disk, chosen.type);
+    snprintf(where, sizeof where, "partition %d of %s (%s%s%s)", chosen.number, disk, chosen.type,
+             chosen.holder[0] ? " inside LUKS, through " : "", chosen.holder);
     if (!owners && (mode != 0644 || uid || gid))
       ep_logf(host, ctx, EP_LOG_WARN, "%s: vfat keeps no owner or mode: mode, uid and gid are ignored", where);
     int root = open(m.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

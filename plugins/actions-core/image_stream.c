@@ -17,6 +17,8 @@
 #include <zstd.h>
 
 #include "actions_core.h"
+#include "fde.h"
+#include "fde_route.h"
 #include "target_disk.h"
 
 #define WRITE_CHUNK (1u << 20) /* bytes per write: large and aligned, small enough to stay in cache */
@@ -33,6 +35,13 @@ const ep_field_decl image_stream_params[] = {
     EP_FIELD_INT_DECL("retries", "5", EP_FIELD_OPTIONAL, 0, 100, "times a broken or failed download is resumed"),
     EP_FIELD_INT_DECL("retry_delay_ms", "1000", EP_FIELD_OPTIONAL, 0, 600000, "first wait before a retry (doubles)"),
     EP_FIELD_INT_DECL("stall_timeout_ms", "30000", EP_FIELD_OPTIONAL, 1000, 3600000, "a download with no data this long is broken"),
+    EP_FIELD_BOOL_DECL("fde", "false", EP_FIELD_OPTIONAL,
+                       "encrypt fde_partition as it is written (LUKS2, TPM 2.0 PCR 7, recovery key to the orchestrator); "
+                       "fails before writing on a node without a TPM"),
+    EP_FIELD_STRING_DECL("fde_partition", "", EP_FIELD_OPTIONAL, GPT_NAME_MAX,
+                         "GPT name of the partition to encrypt (16 MiB larger than its file system); required with fde"),
+    EP_FIELD_STRING_DECL("fde_mapping", "cryptroot", EP_FIELD_OPTIONAL, FDE_MAPPING_MAX,
+                         "device-mapper name of the opened partition (/dev/mapper/NAME), left open for file.write"),
 };
 const uint32_t image_stream_params_count = sizeof image_stream_params / sizeof image_stream_params[0];
 
@@ -59,7 +68,7 @@ typedef struct writer {
   size_t queue_head, queue_count;
   bool closing;     /* no more writes: the thread ends once the queue is empty */
   int32_t error;    /* the first failure, 0 when none */
-  char message[256];
+  char message[512];
 } writer;
 
 typedef struct stream_job {
@@ -83,6 +92,10 @@ typedef struct stream_job {
   const ep_fetch_status *live; /* the running fetch's status (its total) */
   EVP_MD_CTX *sha;   /* of every byte handed to the writer */
   writer w;
+  fde_route route;   /* where the writer puts each byte: the disk, or around an encrypted partition */
+  bool fde;
+  bool fde_recheck; /* started over from byte 0 after the GPT was read: the new one must match */
+  fde_job fde_job;
 } stream_job;
 
 static void *writer_main(void *arg) {
@@ -94,18 +107,8 @@ static void *writer_main(void *arg) {
     if (!w->queue_count) break;
     pending_write p = w->queue[w->queue_head];
     pthread_mutex_unlock(&w->lock);
-    int32_t error = 0;
-    char message[256] = "";
-    for (size_t done = 0; !error && done < p.len;) {
-      ssize_t n = pwrite(j->fd, p.data + done, p.len - done, (off_t)(p.offset + done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error = EP_EIO;
-        snprintf(message, sizeof message, "%.120s: write at byte %llu failed: %.80s", j->target,
-                 (unsigned long long)(p.offset + done), n < 0 ? strerror(errno) : "no space");
-      }
-      done += n > 0 ? (size_t)n : 0;
-    }
+    char message[sizeof w->message] = "";
+    int32_t error = fde_route_write(&j->route, p.data, p.len, p.offset, message, sizeof message);
     pthread_mutex_lock(&w->lock);
     if (error && !w->error) w->error = error, memcpy(w->message, message, sizeof message);
     w->queue_head = (w->queue_head + 1) % WRITE_BUFFERS;
@@ -163,11 +166,32 @@ static void writer_stop(stream_job *j) {
   pthread_cond_destroy(&w->changed);
 }
 
+/* With fde, before the buffer goes to the writer: the GPT is read from the first one, and the
+ * partition is encrypted and its mapping opened once every byte before it is written. The writer
+ * only reads the route for buffers queued after these changes (the queue's lock orders them). */
+static int32_t fde_step(stream_job *j) {
+  if (!j->fde) return 0;
+  int32_t r = 0;
+  if (j->fde_recheck) { /* the first buffer of a download started over: its table before any byte goes */
+    r = fde_replan(&j->fde_job, j->buf, j->used);
+    if (r < 0) return r;
+    j->fde_recheck = false;
+  }
+  if (!j->fde_job.planned) r = fde_plan(&j->fde_job, j->buf, j->used, &j->route);
+  if (r == 0 && j->route.mapping_fd < 0 && j->written + j->used > j->route.part_start) {
+    r = writer_drain(j);
+    if (r == 0) r = fde_prepare(&j->fde_job, &j->route);
+  }
+  return r;
+}
+
 /* Hands the filled buffer to the writer and takes a free one (waiting while all are busy). */
 static int32_t flush(stream_job *j) {
   if (!j->used) return 0;
   /* Hashed here, while the data is still in the cache; the writer only writes. */
   if (EVP_DigestUpdate(j->sha, j->buf, j->used) != 1) return ep_failf(j->host, j->ctx, EP_EIO, "SHA-256 failed");
+  int32_t r = fde_step(j);
+  if (r < 0) return r;
   writer *w = &j->w;
   pthread_mutex_lock(&w->lock);
   while (!w->free_count && !w->error) pthread_cond_wait(&w->changed, &w->lock);
@@ -309,7 +333,12 @@ static int32_t finish(stream_job *j, const char *expected) {
   if (!complete(j))
     return ep_failf(j->host, j->ctx, EP_EFAILED, "the image ends in the middle of its %s stream (truncated at byte %llu)",
                     j->format == FORMAT_ZSTD ? "zstd" : "gzip", (unsigned long long)j->received);
+  if (j->fde && j->route.mapping_fd < 0)
+    return ep_failf(j->host, j->ctx, EP_EFAILED, "fde: the image ends at byte %llu, before partition '%s' (byte %llu)",
+                    (unsigned long long)j->written, j->fde_job.part_name, (unsigned long long)j->route.part_start);
   if (fsync(j->fd) < 0) return ep_failf(j->host, j->ctx, EP_EIO, "%s: fsync: %s", j->target, strerror(errno));
+  if (j->fde && fsync(j->route.mapping_fd) < 0)
+    return ep_failf(j->host, j->ctx, EP_EIO, "%s: fsync: %s", j->route.mapping_name, strerror(errno));
   unsigned char digest[32];
   unsigned int len = 0;
   char got[65];
@@ -321,8 +350,9 @@ static int32_t finish(stream_job *j, const char *expected) {
   char message[64];
   snprintf(message, sizeof message, "%llu MiB written, sha256 verified", (unsigned long long)(j->written >> 20));
   j->host->progress(j->ctx, j->received, j->total ? j->total : j->received, message);
-  ep_logf(j->host, j->ctx, EP_LOG_INFO, "%s: %llu bytes written from %llu received, sha256 %s", j->target,
-          (unsigned long long)j->written, (unsigned long long)j->received, got);
+  ep_logf(j->host, j->ctx, EP_LOG_INFO, "%s: %llu bytes written from %llu received, sha256 %s%s%s", j->target,
+          (unsigned long long)j->written, (unsigned long long)j->received, got,
+          j->fde ? "; partition encrypted, open as " : "", j->fde ? j->route.mapping_name : "");
   return 0;
 }
 
@@ -361,6 +391,7 @@ static int32_t restart(stream_job *j) {
   j->magic_len = j->used = 0;
   j->written = j->received = 0;
   j->zstd_pending = 0;
+  j->fde_recheck = j->fde && j->fde_job.planned; /* the route was made from the first download's table */
   return EVP_DigestInit_ex(j->sha, EVP_sha256(), NULL) == 1 ? 0 : ep_failf(j->host, j->ctx, EP_EIO, "SHA-256 failed");
 }
 
@@ -368,6 +399,7 @@ int32_t image_stream_run(void *plugin_state, ep_ctx *ctx) {
   const ep_host *host = ((actions_core_state *)plugin_state)->host;
   const char *url = NULL, *sha256 = NULL, *format = NULL, *ca_file = NULL, *proxy = NULL;
   int64_t retries = 0, delay = 0, stall = 0;
+  int32_t fde = 0;
   host->param_string(ctx, "url", &url);
   host->param_string(ctx, "sha256", &sha256);
   host->param_string(ctx, "format", &format);
@@ -376,6 +408,7 @@ int32_t image_stream_run(void *plugin_state, ep_ctx *ctx) {
   host->param_int(ctx, "retries", &retries);
   host->param_int(ctx, "retry_delay_ms", &delay);
   host->param_int(ctx, "stall_timeout_ms", &stall);
+  host->param_bool(ctx, "fde", &fde);
   if (!hex64(sha256)) return ep_failf(host, ctx, EP_EINVAL, "sha256: must be 64 hex digits");
   stream_job j = {.host = host, .ctx = ctx, .fd = -1};
   if (!strcmp(format, "auto")) j.format = FORMAT_DETECT;
@@ -386,9 +419,16 @@ int32_t image_stream_run(void *plugin_state, ep_ctx *ctx) {
   image_format asked = j.format;
   int32_t r = target_disk_resolve(host, ctx, "", j.target);
   if (r < 0) return r;
+  j.fde = fde != 0;
+  j.fde_job.mapping_fd = -1;
+  if (j.fde && (r = fde_preflight(&j.fde_job, host, ctx, j.target)) < 0) {
+    fde_finish(&j.fde_job, false);
+    return r;
+  }
   if (!(j.sha = EVP_MD_CTX_new()) || EVP_DigestInit_ex(j.sha, EVP_sha256(), NULL) != 1)
     r = ep_failf(host, ctx, EP_ENOMEM, "out of memory");
   if (r == 0) r = open_target(&j);
+  j.route = (fde_route){.disk_fd = j.fd, .disk_name = j.target, .mapping_fd = -1};
   if (r == 0) r = writer_start(&j);
   if (r == 0 && j.format != FORMAT_DETECT && j.format != FORMAT_RAW) {
     j.magic_len = 0;
@@ -427,6 +467,7 @@ int32_t image_stream_run(void *plugin_state, ep_ctx *ctx) {
   if (r == 0) r = finish(&j, sha256);
   writer_stop(&j); /* after a failure it still writes what it holds, then ends */
   if (j.fd >= 0) close(j.fd);
+  if (j.fde) fde_finish(&j.fde_job, r == 0); /* success leaves the mapping open for file.write */
   ZSTD_freeDCtx(j.zstd);
   if (j.gz_ready) inflateEnd(&j.gz);
   EVP_MD_CTX_free(j.sha);

@@ -11,7 +11,9 @@ extern const uint32_t image_stream_params_count;
  * auto, raw, zstd or gzip), writes it to the target in large aligned writes, fsyncs, and
  * checks the SHA-256 of what was written against "sha256" (EP_ECHECKSUM naming both). A
  * broken connection resumes with a Range request from the last byte received, up to
- * "retries" times. Progress: bytes received of the image's size. */
+ * "retries" times. Progress: bytes received of the image's size. With "fde" true, partition
+ * "fde_partition" of the image is encrypted as it is written (fde.h) and left open as
+ * /dev/mapper/"fde_mapping"; on a node without a TPM 2.0 nothing is written. */
 int32_t image_stream_run(void *plugin_state, ep_ctx *ctx);
 
 #endif

@@ -23,6 +23,7 @@ typedef struct os_state {
   const char *template_text; /* def->builtin_template or file_text */
   char *file_text;          /* template_file's contents (host allocator), or NULL */
   const char *template_file; /* the setting (host-owned), NULL for the built-in template */
+  int32_t fde;               /* the setting: every instance encrypts its disk */
 } os_state;
 
 /* ---- checks of settings ------------------------------------------------------------------------ */
@@ -91,6 +92,8 @@ static int32_t read_settings(os_state *s) {
                     s->image_format ? s->image_format : "");
   if (h->setting_string(s->ctx, "description", &s->description) < 0 || has_control_chars(s->description))
     return ep_failf(h, s->ctx, EP_EINVAL, "setting 'description': must be one line of text");
+  if (h->setting_bool(s->ctx, "fde", &s->fde) < 0)
+    return ep_failf(h, s->ctx, EP_EINVAL, "setting 'fde' is unavailable");
   return 0;
 }
 
@@ -251,7 +254,8 @@ static int32_t os_profiles(void *state, ep_os_profile_fn visit, void *data) {
                      .image_sha256 = s->image_sha256,
                      .image_format = s->image_format,
                      .description = s->description,
-                     .template_file = s->template_file};
+                     .template_file = s->template_file,
+                     .fde = s->fde != 0};
   return visit ? visit(data, &p) : 0;
 }
 

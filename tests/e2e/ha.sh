@@ -22,7 +22,7 @@
 # its established connection on the replicas' gRPC port, `ss`: the node is the only gRPC
 # client), and the first kill is deterministic. The instance is then created through a
 # survivor; as soon as the workflow's first action shows on the console, the replica now
-# holding the stream is killed too (the microvisor workflow takes 2-7 s; the check "the
+# holding the stream is killed too (the microvisor workflow takes 5-10 s; the check "the
 # workflow still runs" says whether the kill came in time), and the last replica serves the
 # rest. Checks: each time the agent saw its stream break and reconnected, on a survivor; the
 # workflow runs to RUNNING; HAProxy marked the killed replicas down; the instance has exactly
@@ -242,7 +242,7 @@ scenario_ha() {
     check "ha: instance created through r$survivor" run_status 0 "$HA_DIR/create.out" \
       "${cli[@]}" instance create "$u" --os microvisor
     # The second kill: the replica now holding the stream, as soon as the workflow runs (its
-    # first action shows on the console; the whole workflow takes 2-7 s under TCG).
+    # first action shows on the console; the whole workflow takes 5-10 s under TCG).
     if check "ha: the workflow starts" ha_console_fast $name 'disk\.erase' 60; then
       ha_note $name "workflow received"
       second=$survivor

@@ -131,7 +131,9 @@ e2e_orchestrator_start() {
 # e2e_netboot_start PORT [DIR ART]: plain-HTTP nginx on 127.0.0.1:PORT answering /netboot.efi
 # by User-Agent (OVMF takes a file for an EFI binary by its .efi name or type; iPXE recognises
 # its script by the #!ipxe line whatever the name) from the artifact directory ART, its files
-# (config, logs) in DIR; by default the main orchestrator's ($E2E, $E2E_ART).
+# (config, logs) in DIR; by default the main orchestrator's ($E2E, $E2E_ART). /edited/netboot.efi
+# answers the same way from DIR/edited/ (ipxe.efi, boot.ipxe), where a scenario puts a script
+# of its own.
 e2e_netboot_start() {
   local d=${2:-$E2E} art=${3:-$E2E_ART}
   chmod 755 "$E2E" "$d" "$d/data" "$art"
@@ -148,6 +150,7 @@ http {
     listen 127.0.0.1:$1;
     location = /netboot.efi { root $art; default_type application/octet-stream; try_files \$netboot_file =404; }
     location = /unsigned/ipxe.efi { alias $d/unsigned-ipxe.efi; default_type application/efi; }
+    location = /edited/netboot.efi { root $d/edited; default_type application/octet-stream; try_files \$netboot_file =404; }
   }
 }
 CONF

@@ -13,8 +13,9 @@
 # imports the same CA and fetches boot.ipxe, the kernel and the initramfs over HTTPS; the
 # Micro-OS agent onboards (nZTP), runs the os-microvisor workflow (the small immutable image of
 # tests/e2e/images/microvisor-image.sh streamed to the virtio disk, the NoCloud seed written
-# to its cidata partition, the boot order set), the node reboots from the disk into the
-# installed image, whose baked-in agent reports it RUNNING. The harness prints power-on to
+# to its data partition, the boot order set), the node reboots from the disk into the
+# installed image, which mounts its dm-verity root and runs its agent from there; the agent
+# reports it RUNNING and the root as verified (host show's disk line). The harness prints power-on to
 # RUNNING against issue 7's target of 60 s.
 #
 # OVMF 2022.11's HTTP boot driver sends HEAD then GET for ipxe.efi on one connection and
@@ -213,14 +214,14 @@ hb_wait_or_break() {
 }
 
 # hb_disk_holds NAME IMAGE: the VM's target disk holds the raw image IMAGE (zstd) up to its
-# last partition (the seed, which the workflow wrote into).
+# last partition (data, where the workflow wrote the seed and the node mounts read-write).
 hb_disk_holds() {
   local raw=$E2E/$1/expected.img n
   zstd -q -f -dc "$2" >"$raw" || return 1
-  n=$(($(sgdisk -i 2 "$raw" | awk '/^First sector/ { print $3 }') * 512))
+  n=$(($(sgdisk -i 3 "$raw" | awk '/^First sector/ { print $3 }') * 512))
   rm -f "$raw"
   [ "$n" -gt 0 ] && zstd -dc "$2" | cmp -s -n "$n" - "$E2E/$1/target.img" && return 0
-  echo "---- $E2E/$1/target.img differs from $2 in its first $n bytes (partition table and ESP)"
+  echo "---- $E2E/$1/target.img differs from $2 in its first $n bytes (partition table, ESP, verified root)"
   return 1
 }
 
@@ -281,7 +282,9 @@ scenario_network() {
   hb_stage "network: Micro-OS agent onboards (nZTP)" "agent onboarded" 120 'onboarded as'
   hb_stage "network: the workflow starts" "workflow received" 120 'disk\.erase'
   hb_stage "network: the workflow ends, the node reboots" "workflow done, rebooting" 300 'workflow done; restarting'
-  hb_stage "network: the installed image boots from the disk" "installed OS reads its seed" 120 'edgeprov-microos: seed on'
+  hb_stage "network: the installed image boots from the disk, its dm-verity root mounted" "installed OS mounts its verified root" \
+    120 'edgeprov-microos: verified root on'
+  hb_stage "network: ... and reads its seed from the data partition" "installed OS reads its seed" 30 'edgeprov-microos: seed on'
   hb_stage "network: its agent reports it running" "installed OS running" 120 'edgeprov-microos: installed OS running'
   if [ -z "$HB_BROKEN" ]; then
     check "network: RUNNING in the inventory" vm_wait "$name" "RUNNING in the inventory" 60 @running
@@ -289,7 +292,11 @@ scenario_network() {
     tail -n 3 "$d/watch.out" | sed 's/^/  watch: /'
     check "network: edgeprov logs holds a line of each action of the node's workflow" \
       hb_logs_cover_workflow "$d" "$u" "${cli[@]}"
-    "${cli[@]}" host show "$u" | sed -n '/^timeline/,$p' | sed 's/^/  /'
+    "${cli[@]}" host show "$u" >"$d/show.out"
+    grep '^disk:' "$d/show.out" | sed 's/^/  /'
+    check "network: the installed OS reports its root verified (dm-verity on /)" \
+      grep -qE '^disk: .*root verified: .*/ on vroot \(dm-verity\)' "$d/show.out"
+    sed -n '/^timeline/,$p' "$d/show.out" | sed 's/^/  /'
     check "network: its timeline starts at the firmware's first fetch" sh -c \
       "'${cli[0]}' --config '$HB_CONF' host show '$u' | grep -q 'first boot artifact fetched'"
   fi

@@ -140,22 +140,45 @@ scenario_usb() {
 # Secure Boot with Debian's snakeoil keys: the artifacts and the microvisor image are signed
 # with the snakeoil db key (e2e_snakeoil_keys), so the node boots signed code from power-on to
 # RUNNING: iPXE, the Micro-OS, and after the reboot the installed image.
+# root_verified UUID: host show's disk line says the installed OS runs on its dm-verity root.
+root_verified() { e2e_cli host show "$1" | grep -E '^disk:' | tee /dev/stderr | grep -qE 'root verified: .*/ on vroot \(dm-verity\)'; }
 secure_boot_seen_twice() { [ "$(vm_console "$1" | grep -cE 'Secure boot enabled')" -ge 2 ]; }
+# The Micro-OS started neither shell (the one edgeprov.shell asks for, the rescue one) nor the
+# debug trace. (grep reads a pipe here: its status 1 is "absent", nothing else.)
+no_shell_no_debug() { vm_console "$1" | absent -E 'starting a shell|edgeprov-microos: debug:|^\+ say '; }
+# edited_boot_script: $E2E/edited/ (see e2e_netboot_start) holds the signed iPXE and the site's
+# boot.ipxe with "edgeprov.shell edgeprov.debug" added to the Micro-OS's command line, as anyone
+# who can answer the node's DHCP or edit the unsigned script could.
+edited_boot_script() {
+  mkdir -p "$E2E/edited" && cp "$E2E_ART/ipxe.efi" "$E2E/edited/ipxe.efi" &&
+    sed 's| initrd=initrd.img | initrd=initrd.img edgeprov.shell edgeprov.debug |' "$E2E_ART/boot.ipxe" >"$E2E/edited/boot.ipxe" &&
+    chmod 755 "$E2E/edited" && chmod 644 "$E2E/edited/ipxe.efi" "$E2E/edited/boot.ipxe" &&
+    grep -q '^kernel .* initrd=initrd.img edgeprov.shell edgeprov.debug ' "$E2E/edited/boot.ipxe"
+}
 
 scenario_secureboot() {
   local u
   u=$(uuid_of 3)
   check "secureboot: host registered (os-microvisor profile)" run_status 0 "$E2E/add.out" e2e_cli host add --uuid "$u" \
     --serial E2ENODE03 --os microvisor --auto-onboard
-  vm_start sb1 "$u" E2ENODE03 net secureboot
+  check "secureboot: a boot script that adds edgeprov.shell edgeprov.debug" edited_boot_script
+  VM_BOOTFILE=${E2E_NETBOOT_URL%/*}/edited/netboot.efi vm_start sb1 "$u" E2ENODE03 net secureboot
   check "secureboot: the signed iPXE runs" vm_wait sb1 "signed iPXE runs" 120 'iPXE initialising devices|iPXE 1\.'
   check "secureboot: the signed kernel starts" vm_wait sb1 "signed Micro-OS kernel starts" 120 'Linux version'
   check "secureboot: the kernel sees Secure Boot on" vm_wait sb1 "Secure Boot enabled" 60 'Secure boot enabled|secureboot: Secure boot enabled'
+  check "secureboot: ... with edgeprov.shell edgeprov.debug on its command line" vm_wait sb1 "shell asked for" 30 \
+    'Kernel command line: .* edgeprov.shell edgeprov.debug '
+  check "secureboot: the Micro-OS ignores them, saying so" vm_wait sb1 "shell and debug ignored" 120 \
+    'edgeprov-microos: Secure Boot is on: ignoring edgeprov.shell edgeprov.debug \(this signed Micro-OS'
   check "secureboot: the Micro-OS agent onboards" vm_wait sb1 "agent reports in" 180 'reported in on the node API'
+  check "secureboot: ... with no shell and no debug trace" no_shell_no_debug sb1
   check "secureboot: the workflow ends, the node reboots" vm_wait sb1 "workflow done, rebooting" 300 'workflow done; restarting'
-  check "secureboot: the signed installed image boots" vm_wait sb1 "installed OS reads its seed" 150 'edgeprov-microos: seed on'
+  check "secureboot: the signed installed image mounts its dm-verity root" vm_wait sb1 "installed OS mounts its verified root" 150 \
+    'edgeprov-microos: verified root on'
+  check "secureboot: ... and reads its seed" vm_wait sb1 "installed OS reads its seed" 30 'edgeprov-microos: seed on'
   check "secureboot: ... with Secure Boot on (both kernels said so)" secure_boot_seen_twice sb1
   check "secureboot: RUNNING in the inventory" vm_wait sb1 "RUNNING in the inventory" 120 @running
+  check "secureboot: the installed OS reports its root verified (dm-verity on /)" root_verified "$u"
   vm_timeline sb1
   vm_stop sb1
   # The unsigned iPXE binary as Debian ships it: the firmware must refuse it.

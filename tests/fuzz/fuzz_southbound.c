@@ -405,7 +405,7 @@ static void fixture(void) {
   check(ep_inventory_add_host(inv, &b, &host) == 0, "fixture: host B");
   ep_inv_host_free(host);
   ep_inv_instance *instance = NULL;
-  check(ep_inventory_create_instance(inv, HOST_A, NULL, &instance) == 0, "fixture: instance");
+  check(ep_inventory_create_instance(inv, HOST_A, NULL, false, &instance) == 0, "fixture: instance");
   memcpy(fixture_instance, instance->id, sizeof fixture_instance);
   ep_inv_instance_free(instance);
   check(ep_inventory_set_instance_state(inv, fixture_instance, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_ERROR,

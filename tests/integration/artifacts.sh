@@ -77,6 +77,37 @@ check "  ... under its soname" grep -qE '^usr/lib/[^/]+/libtss2-tcti-device\.so\
 for m in virtio_net virtio_blk virtio_pci e1000e igb ixgbe i40e ice nvme ahci tg3 net_failover; do
   check "  holds module $m" grep -q "/$m.ko$" "$tmp/initrd.list"
 done
+# Full-disk encryption and dm-verity (docs/design/fde.md, B): the tools, what they dlopen()
+# (tpm2-tss by soname, libcryptsetup's token plugin from its directory), the modules.
+for f in usr/sbin/cryptsetup usr/sbin/veritysetup usr/bin/systemd-cryptenroll \
+  usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-tpm2.so; do
+  check "  holds $f (FDE)" grep -qx "$f" "$tmp/initrd.list"
+done
+for lib in libtss2-esys.so.0 libtss2-rc.so.0 libtss2-mu.so.0 libtss2-tcti-device.so.0 libcryptsetup.so.12 libdevmapper.so.1.02.1; do
+  check "  holds $lib under its soname (FDE)" grep -qx "usr/lib/x86_64-linux-gnu/$lib" "$tmp/initrd.list"
+done
+check "  holds systemd-cryptenroll's libsystemd-shared (its RUNPATH)" \
+  grep -qE '^usr/lib/x86_64-linux-gnu/systemd/libsystemd-shared-[0-9]+\.so$' "$tmp/initrd.list"
+for m in dm-mod dm-crypt ecb xts aesni-intel crypto_simd cryptd dm-bufio reed_solomon dm-verity libcrc32c erofs; do
+  check "  holds module $m (FDE, dm-verity)" grep -q "/$m.ko$" "$tmp/initrd.list"
+done
+# Every ELF of the archive finds each library it needs (DT_NEEDED) in the archive: in the
+# multiarch directory, or the RUNPATH directory of systemd's programs, or the loader's.
+rm -rf "$tmp/root" && mkdir -p "$tmp/root" && (cd "$tmp/root" && zstd -dc "$A/initrd.img" | cpio -id --quiet 2>/dev/null)
+needed_present() {
+  local f lib missing=0 elves=0
+  while IFS= read -r f; do
+    f=$tmp/root/$f
+    head -c 4 "$f" | grep -q 'ELF' || continue
+    elves=$((elves + 1))
+    for lib in $(readelf -d "$f" 2>/dev/null | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p'); do
+      [ -e "$tmp/root/usr/lib/x86_64-linux-gnu/$lib" ] || [ -e "$tmp/root/usr/lib/x86_64-linux-gnu/systemd/$lib" ] ||
+        [ -e "$tmp/root/usr/lib64/$lib" ] || { echo "---- ${f#$tmp/root/} needs $lib, which the initramfs lacks"; missing=1; }
+    done
+  done < <(cd "$tmp/root" && find usr -type f \( -path 'usr/bin/*' -o -path 'usr/sbin/*' -o -name '*.so*' \) ! -path 'usr/bin/busybox')
+  [ "$missing" = 0 ] && [ "$elves" -ge 40 ] || { echo "---- $elves ELF files checked"; return 1; }
+}
+check "  every ELF's needed libraries are in it (cryptsetup, veritysetup, cryptenroll, the plugin...)" needed_present
 check "  has no boot-https or auth plugin (node-side plugins only)" absent 'plugins/\(boot\|auth\|storage\)' "$tmp/initrd.list"
 mkdir -p "$tmp/x" && (cd "$tmp/x" && zstd -dc "$A/initrd.img" | cpio -id --quiet etc/edgeprov/ca.pem etc/edgeprov/agent.env etc/edgeprov/modules \
   etc/edgeprov/modules.pci init 2>/dev/null)
@@ -84,6 +115,15 @@ check "  its CA is the site's tls.ca" cmp -s "$tmp/x/etc/edgeprov/ca.pem" "$tmp/
 check "  agent.env names the orchestrator" contains "$tmp/x/etc/edgeprov/agent.env" "EDGEPROV_ORCHESTRATOR=10.0.2.2:$grpc"
 check "  /init is micro-os/init" cmp -s "$tmp/x/init" "$src/micro-os/init"
 check "  modules load after their dependencies" sh -c "test \$(grep -n '/virtio.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1) -lt \$(grep -n '/virtio_net.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1)"
+before() { # FILE A B: module A is loaded before module B
+  test "$(grep -n "/$2.ko$" "$1" | cut -d: -f1)" -lt "$(grep -n "/$3.ko$" "$1" | cut -d: -f1)"
+}
+M=$tmp/x/etc/edgeprov/modules
+check "  crc32c_generic loads before libcrc32c, libcrc32c before erofs (nothing runs modprobe)" \
+  eval 'before "$M" crc32c_generic libcrc32c && before "$M" libcrc32c erofs'
+check "  dm-mod before dm-crypt; dm-bufio and reed_solomon before dm-verity" \
+  eval 'before "$M" dm-mod dm-crypt && before "$M" dm-bufio dm-verity && before "$M" reed_solomon dm-verity'
+check "  the FDE modules are not PCI-gated" absent -E '^[^|]*/(dm-mod|dm-crypt|aesni-intel|dm-verity|erofs)\.ko\|' "$tmp/x/etc/edgeprov/modules.pci"
 check "  igb's dependency dca is listed before it" sh -c "test \$(grep -n '/dca.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1) -lt \$(grep -n '/igb.ko$' '$tmp/x/etc/edgeprov/modules' | cut -d: -f1)"
 # PCI gates: a NIC driver is loaded only for its PCI IDs, with what only such drivers need;
 # modules with other aliases (virtio_net, ext4) always load.

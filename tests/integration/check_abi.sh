@@ -38,7 +38,7 @@ PY
 }
 last_response='  const char *content_type;    /* "" when none */'
 request_url='  const char *url;             /* http:// or https:// */'
-last_host='  int32_t (*publish_directory)(ep_ctx *ctx, const char *url_path, const char *directory);'
+last_host='  int32_t (*store_secret)(ep_ctx *ctx, const char *kind, const char *value);'
 
 # (1) unchanged: passes.
 fresh

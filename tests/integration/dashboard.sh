@@ -192,11 +192,18 @@ PY
 check "GET /api/fleet?limit=1: a page" test "$(get page /api/fleet?limit=1 "${auth[@]}")" = 200
 check "GET /api/fleet?limit=100000: 400" test "$(get bigpage /api/fleet?limit=100000 "${auth[@]}")" = 400
 check "GET /api/node/UUID: 200" test "$(get nodejson /api/node/$U1 "${auth[@]}")" = 200
+# A host that asks for full-disk encryption (it never provisions: osact-1's template encrypts nothing).
+UF=dddddddd-0000-4000-8000-0000000000f1
+$E host add --uuid $UF --serial DASHNODEF1 --site lab-1 --os osact-1 --fde >/dev/null
+check "GET /api/node/UUID of a host added with --fde: its fde is true" sh -c \
+  "test \"\$1\" = 200 && python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))[\"host\"][\"fde\"] is True' '$tmp/nodefde'" \
+  _ "$(get nodefde /api/node/$UF "${auth[@]}")"
 check "... host, instance, workflow, timeline (moments and actions with bytes) and log" python3 - "$tmp/nodejson" "$U1" <<'PY'
 import json, sys
 b = json.load(open(sys.argv[1]))
 assert b["host"]["uuid"] == sys.argv[2] and b["host"]["state"] == "RUNNING", b["host"]
 assert b["instance"]["state"] == "RUNNING" and b["workflow"]["generation"] >= 1, b
+assert b["host"]["fde"] is False and b["instance"]["fde"] is False, (b["host"], b["instance"])
 acts = [a for a in b["workflow"]["actions"]]
 assert [a["state"] for a in acts] == ["SUCCESS", "SUCCESS"], acts
 assert all("params" not in a for a in acts)
@@ -275,6 +282,7 @@ assert re.search(r'<g class="axis">.*?<text[^>]*>\+0s</text>', svg, re.S), "no t
 assert "Micro-OS connected, onboarding" in svg and "test.count" in svg
 assert re.search(r'<div class="line"><span class="meta">[^<]*test\.count </span>step 1: copying; password=\*+</div>', dom), "no log line"
 assert sys.argv[2] in dom and ">RUNNING<" in dom
+assert "<dt>disk encryption</dt><dd>not asked by the host or instance</dd>" in dom, "no disk encryption fact"
 PY
 check "the pages name no other origin in a src or href" python3 - "$tmp/dashboard-fleet.html" "$tmp/dashboard.html" "$dash" <<'PY'
 import re, sys

@@ -14,6 +14,11 @@
 #   installed  edgeprov.installed=cidata (an os-microvisor image): the seed partition mounted,
 #           the agent run with --installed --seed, the host name from meta-data, the OS stays up
 #   noseed  the same without the partition: FAILED naming it, the shell
+#   secureboot  UEFI (OVMF) enforcing Secure Boot, the kernel signed with its snakeoil db key,
+#           edgeprov.shell and edgeprov.debug on the command line, the agent fails: both words
+#           ignored (said once), FAILED and the log's tail, then no shell: the node halts
+#   efi     the same UEFI without Secure Boot, edgeprov.debug: debug on, FAILED, the shell as
+#           before (the SecureBoot variable read, efivarfs loaded ahead of the other modules)
 # Usage: microos_init.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -21,7 +26,7 @@ src=$1 build=$2
 scratch
 : "$build"
 
-for tool in qemu-system-x86_64 zstd busybox timeout; do
+for tool in qemu-system-x86_64 zstd busybox timeout sbsign sbattach openssl; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (scripts/install-deps.sh)"; exit 1; }
 done
 kernel=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1)
@@ -48,6 +53,9 @@ loadable_count=${#order[@]}
 # A module whose hardware QEMU lacks: insmod fails (ENODEV), /init goes on.
 absent=$(module_path acpi-cpufreq)
 order+=("$absent")
+# efivarfs: /init loads it ahead of the rest under UEFI to read the SecureBoot variable; without
+# UEFI its insmod fails (ENODEV) like the absent one's.
+order+=("$(module_path efivarfs)")
 # PCI gates (etc/edgeprov/modules.pci, as the builder writes it): e1000 is skipped (QEMU has no
 # such NIC here); virtio_pci and its two dependencies load (a virtio device matches).
 e1000=$(module_path e1000)
@@ -95,15 +103,31 @@ AGENT
 make_initrd fail 3
 make_initrd ok 0
 
+# UEFI: OVMF (Secure Boot: its snakeoil variables, which trust the snakeoil db key) boots the
+# kernel given with -kernel only when it is signed with a key of db: a copy signed with it.
+ovmf_sb_code=/usr/share/OVMF/OVMF_CODE_4M.secboot.fd ovmf_sb_vars=/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd
+ovmf_code=/usr/share/OVMF/OVMF_CODE_4M.fd ovmf_vars=/usr/share/OVMF/OVMF_VARS_4M.fd
+for f in "$ovmf_sb_code" "$ovmf_sb_vars" "$ovmf_code" "$ovmf_vars" /usr/share/ovmf/PkKek-1-snakeoil.key; do
+  [ -r "$f" ] || { echo "FAIL: $f is missing (package ovmf)"; exit 1; }
+done
+openssl pkey -in /usr/share/ovmf/PkKek-1-snakeoil.key -passin pass:snakeoil -out "$tmp/sb.key" 2>/dev/null
+cp "$kernel" "$tmp/vmlinuz.efi" && sbattach --remove "$tmp/vmlinuz.efi" >/dev/null 2>&1
+sbsign --key "$tmp/sb.key" --cert /usr/share/ovmf/PkKek-1-snakeoil.pem --output "$tmp/vmlinuz.signed" "$tmp/vmlinuz.efi" >/dev/null 2>&1 ||
+  { echo "FAIL: cannot sign a copy of $kernel with the snakeoil key"; exit 1; }
+cp "$ovmf_sb_vars" "$tmp/sb-vars.fd" && cp "$ovmf_vars" "$tmp/efi-vars.fd"
+
 # ---- boots ---------------------------------------------------------------------------------
 # boot NAME INITRD APPEND [QEMU ARGS...]: boots with the serial console in $tmp/NAME.out (CRs
 # stripped) and QEMU's exit status in $tmp/NAME.rc (124: killed at the time limit). When /init
 # offers its shell, types two commands into it: one whose output proves it ran, then exit.
+# A halted guest (no shell under Secure Boot) is stopped once it says so. KERNEL=FILE boots
+# another kernel file.
 boot() {
   local name=$1 initrd=$2 append=$3 raw=$tmp/$1.raw
   shift 3
   local t0=$SECONDS limit=${BOOT_LIMIT:-75}
   : >"$raw"
+  rm -f "$tmp/$name.pid"
   {
     while [ ! -e "$tmp/$name.rc" ] && [ $((SECONDS - t0)) -lt 80 ]; do
       if grep -qF "leaving it reboots" "$raw"; then
@@ -113,12 +137,18 @@ boot() {
         printf 'exit\n'
         break
       fi
+      if grep -qF "reboot: System halted" "$raw"; then
+        sleep 2 # time for anything the guest still writes (there must be nothing)
+        kill "$(cat "$tmp/$name.pid")" 2>/dev/null
+        break
+      fi
       sleep 0.2
     done
   } | {
     # no_timer_check: on a loaded host a TCG guest can miss the kernel's IO-APIC timer check and
     # panic ("IO-APIC + timer doesn't work"); the check proves nothing about the Micro-OS.
-    timeout "$limit" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -kernel "$kernel" -initrd "$initrd" \
+    timeout "$limit" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -pidfile "$tmp/$name.pid" \
+      -kernel "${KERNEL:-$kernel}" -initrd "$initrd" \
       -append "console=ttyS0 panic=-1 no_timer_check $append" "$@" >"$raw" 2>&1
     echo $? >"$tmp/$name.rc"
   }
@@ -162,6 +192,16 @@ BOOT_LIMIT=35 boot installed "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 
 pids+=($!)
 boot noseed "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 $mac) \
   -drive "if=none,id=d0,format=raw,file=$tmp/noseed.disk" -device virtio-blk-pci,drive=d0 &
+pids+=($!)
+wait
+pids=()
+# UEFI, with and without Secure Boot (q35: OVMF's Secure Boot build needs SMM).
+KERNEL=$tmp/vmlinuz.signed boot secureboot "$tmp/fail.img" "edgeprov.shell edgeprov.debug edgeprov.mac=$mac edgeprov.shell=1" \
+  -M q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_sb_code" -drive "if=pflash,format=raw,file=$tmp/sb-vars.fd" $(nic n0 $mac) &
+pids+=($!)
+KERNEL=$tmp/vmlinuz.signed boot efi "$tmp/fail.img" "edgeprov.debug edgeprov.mac=$mac" -M q35 \
+  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" -drive "if=pflash,format=raw,file=$tmp/efi-vars.fd" $(nic n0 $mac) &
 pids+=($!)
 wait
 pids=()
@@ -237,5 +277,31 @@ o=$tmp/noseed.out
 check "noseed: FAILED naming the missing partition" contains "$o" "edgeprov-microos: FAILED: installed: no partition named cidata (the NoCloud seed)"
 check "  agent not started" lacks "$o" "agent starting"
 check "  shell, then reboot" line "$o" "SHELL-42"
+
+o=$tmp/secureboot.out
+check "secureboot: the kernel booted under Secure Boot" contains "$o" "secureboot: Secure boot enabled"
+check "  edgeprov.shell and edgeprov.debug ignored, saying why" contains "$o" \
+  "edgeprov-microos: Secure Boot is on: ignoring edgeprov.shell edgeprov.debug (this signed Micro-OS can have the TPM unlock"
+check "  ... once" test "$(grep -c 'ignoring edgeprov' "$o")" = 1
+check "  the SecureBoot variable was read (not counted on for want of it)" lacks "$o" "counting Secure Boot as on"
+check "  no debug trace" absent -E 'edgeprov-microos: debug:|^\+ ' "$o"
+check "  no shell before the agent" lacks "$o" "starting a shell before the agent"
+check "  the agent ran without --log-level debug" grep -qE '^FAKE-AGENT ARGS: .*--plugins /usr/lib/edgeprov/plugins$' "$o"
+check "  FAILED marker" contains "$o" "edgeprov-microos: FAILED: agent exited 3"
+after "$o" "edgeprov-microos: FAILED" >"$tmp/secureboot.tail"
+check "  the log's tail" line "$tmp/secureboot.tail" "fake agent line 60"
+check "  no rescue shell: halting, saying so" contains "$tmp/secureboot.tail" \
+  "edgeprov-microos: no rescue shell under Secure Boot: halting"
+check "  the node halted" contains "$tmp/secureboot.tail" "reboot: System halted"
+check "  no shell ran" absent -E 'leaving it reboots|SHELL-42' "$o"
+
+o=$tmp/efi.out
+check "efi: the kernel booted without Secure Boot" contains "$o" "secureboot: Secure boot disabled"
+check "  nothing ignored" lacks "$o" "ignoring edgeprov"
+check "  debug on" contains "$o" "edgeprov-microos: debug: command line:"
+check "  efivarfs loaded ahead, not again" absent -E 'insmod .*efivarfs.* failed' "$o"
+check "  the SecureBoot variable was read" lacks "$o" "counting Secure Boot as on"
+check "  FAILED, then the shell as before" line "$o" "SHELL-42"
+check "  leaving it rebooted (QEMU exited)" ended efi
 
 finish

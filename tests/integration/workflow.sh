@@ -21,9 +21,8 @@ make_test_tls "$tmp"
 cp "$tmp/tls.key" "$tmp/web.key" && chmod 644 "$tmp/web.key" # nginx's workers run as nobody
 
 # The OS images: a GPT disk with an EFI system partition and the OS's own partitions, as the
-# real images have (ubuntu: root ext4 "cloudimg-rootfs"; microvisor: root ext4 and a NoCloud
-# seed partition "cidata" — ext4 here, where a real image has vfat, because this sandbox's
-# kernel cannot mount vfat).
+# real images have (ubuntu: root ext4 "cloudimg-rootfs"; microvisor: a root and the ext4 data
+# partition "data" that holds the NoCloud seed).
 mkdir -p "$tmp/www"
 make_image() { # FILE ROOT_LABEL [SEED_LABEL]
   truncate -s 64M "$1"
@@ -38,7 +37,7 @@ make_image() { # FILE ROOT_LABEL [SEED_LABEL]
   head -c 8M /dev/urandom | dd of="$1" bs=1M seek=48 conv=notrunc 2>/dev/null # "OS content" past the partitions
 }
 make_image "$tmp/ubuntu.img" cloudimg-rootfs
-make_image "$tmp/microvisor.img" microvisor-root cidata
+make_image "$tmp/microvisor.img" microvisor-root data
 zstd -q "$tmp/ubuntu.img" -o "$tmp/www/ubuntu.img.zst"
 zstd -q "$tmp/microvisor.img" -o "$tmp/www/microvisor.img.zst"
 ubuntu_sha=$(sha256sum "$tmp/ubuntu.img" | cut -d' ' -f1)
@@ -198,7 +197,7 @@ IB=$(instance_of $UB)
 check "microvisor: instance status reads N/M" sh -c "$E instance list | grep -qE '$IB .*PROVISIONING +[0-9]+/[0-9]+: done, rebooting into microvisor'"
 partition "$tmp/b.disk" 3 "$tmp/b-seed.img"
 debugfs -R 'cat /user-data' "$tmp/b-seed.img" >"$tmp/b-user-data" 2>/dev/null
-check "microvisor: user-data is on the cidata partition" grep -q '^#cloud-config' "$tmp/b-user-data"
+check "microvisor: user-data is on the data partition" grep -q '^#cloud-config' "$tmp/b-user-data"
 check "microvisor: cloud-init schema accepts it" run_status 0 "$tmp/out" cloud-init schema --config-file "$tmp/b-user-data"
 check "microvisor: no installer on an immutable OS" absent edgeprov-install "$tmp/b.log"
 check "microvisor: the installed OS boots first" test "$(boot_order "$tmp/b-efivars")" = "0002,0001"

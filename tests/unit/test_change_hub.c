@@ -54,7 +54,7 @@ static void a_change_reaches_its_host_and_everyone_only(void **state) {
   await_calls(&b, 1); /* the host (first: the hub calls once per page it reads, which could hold both) */
   int b_before = atomic_load(&b.calls);
   ep_inv_instance *instance = NULL;
-  assert_int_equal(ep_inventory_create_instance(t->inv, HOST_B, TU_PROFILE, &instance), 0);
+  assert_int_equal(ep_inventory_create_instance(t->inv, HOST_B, TU_PROFILE, false, &instance), 0);
   ep_inv_instance_free(instance);
   await_calls(&b, b_before + 1); /* then its instance */
   settle();

@@ -171,6 +171,10 @@ static void site_strings_by_name(void **state) {
   snprintf(f->ctx.run_deadline, sizeof f->ctx.run_deadline, "%s", "1700000000");
   assert_int_equal(f->host->site_string(&f->ctx, "run.deadline", &s), 0);
   assert_string_equal(s, "1700000000");
+  assert_int_equal(f->host->site_string(&f->ctx, "run.tpm", &s), EP_ENOENT); /* the node has none */
+  f->ctx.run_tpm = "swtpm:host=127.0.0.1,port=2321";
+  assert_int_equal(f->host->site_string(&f->ctx, "run.tpm", &s), 0);
+  assert_string_equal(s, "swtpm:host=127.0.0.1,port=2321");
   s = "untouched";
   const char *unknown[] = {"run.other", "run.", "paths", "paths.data.x", "tls.key", "PATHS.DATA", ""};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++)
@@ -283,6 +287,52 @@ static void capability_lookup_goes_through_the_context(void **state) {
   assert_ptr_equal(provider, (void *)0x1); /* untouched when none */
   assert_null(f->host->capability(&f->ctx, NULL, &provider));
   assert_string_equal(f->host->capability(&f->ctx, "com.example.widget/1", NULL), "widget table");
+}
+
+typedef struct stored {
+  int calls;
+  char kind[32], value[128];
+  int32_t answer;
+} stored;
+
+static int32_t store_into(void *data, const char *kind, const char *value) {
+  stored *st = data;
+  st->calls++;
+  snprintf(st->kind, sizeof st->kind, "%s", kind);
+  snprintf(st->value, sizeof st->value, "%s", value);
+  return st->answer < 0 ? ep_error_set(st->answer, "StoreRecoveryKey: UNAVAILABLE: no orchestrator") : 0;
+}
+
+static void secrets_are_stored_only_in_a_node_run(void **state) {
+  fixture *f = *state;
+  stored st = {0};
+  /* Outside a run: EP_EINVAL, and the callback is never reached. */
+  f->ctx.store_secret = store_into;
+  f->ctx.store_secret_data = &st;
+  assert_int_equal(f->host->store_secret(&f->ctx, "recovery_key", "00ff"), EP_EINVAL);
+  assert_string_equal(f->ctx.error_message, "store_secret: only during an action run on a node");
+  assert_int_equal(f->host->store_secret(NULL, "recovery_key", "00ff"), EP_EINVAL);
+  /* In a run: only the kind recovery_key, and a value. */
+  f->ctx.params = &f->params;
+  assert_int_equal(f->host->store_secret(&f->ctx, "password", "00ff"), EP_EINVAL);
+  assert_string_equal(f->ctx.error_message, "store_secret: kind must be 'recovery_key'");
+  assert_int_equal(f->host->store_secret(&f->ctx, NULL, "00ff"), EP_EINVAL);
+  assert_int_equal(f->host->store_secret(&f->ctx, "recovery_key", ""), EP_EINVAL);
+  assert_int_equal(st.calls, 0);
+  /* A node's run hands it to the agent's callback, whose failure is the plugin's error. */
+  assert_int_equal(f->host->store_secret(&f->ctx, "recovery_key", "00ff"), 0);
+  assert_int_equal(st.calls, 1);
+  assert_string_equal(st.kind, "recovery_key");
+  assert_string_equal(st.value, "00ff");
+  st.answer = EP_EIO;
+  assert_int_equal(f->host->store_secret(&f->ctx, "recovery_key", "00ff"), EP_EIO);
+  assert_string_equal(f->ctx.error_message, "StoreRecoveryKey: UNAVAILABLE: no orchestrator");
+  /* A run that is not a node's (edgeprov actions run): EP_ENOTSUP, saying why. */
+  f->ctx.store_secret = NULL;
+  assert_int_equal(f->host->store_secret(&f->ctx, "recovery_key", "00ff"), EP_ENOTSUP);
+  assert_non_null(strstr(f->ctx.error_message, "only the node agent"));
+  assert_int_equal(st.calls, 2);
+  assert_true(EP_HOST_HAS(f->host, store_secret));
 }
 
 static void reboot_is_requested_only_during_a_run(void **state) {
@@ -496,6 +546,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(alloc_is_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(progress_and_cancellation, setup, teardown),
       cmocka_unit_test_setup_teardown(capability_lookup_goes_through_the_context, setup, teardown),
+      cmocka_unit_test_setup_teardown(secrets_are_stored_only_in_a_node_run, setup, teardown),
       cmocka_unit_test_setup_teardown(reboot_is_requested_only_during_a_run, setup, teardown),
       cmocka_unit_test_setup_teardown(directories_are_published_only_during_init, setup, teardown),
       cmocka_unit_test_setup_teardown(log_lines_carry_the_plugin_name, setup, teardown),

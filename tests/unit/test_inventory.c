@@ -30,7 +30,8 @@ static void adds_and_reads_hosts(void **state) {
   fixture *f = *state;
   const char *macs[] = {"52-54-00-AA-BB-01", "52:54:00:aa:bb:02"};
   ep_inv_host_spec spec = {.uuid = "11111111-2222-4333-8444-55555555555A", .serial = "SER001", .macs = macs, .mac_count = 2,
-                       .ip = "10.0.0.5", .site = "lab-1", .os_profile = "ubuntu-22.04", .auto_onboard = true};
+                       .ip = "10.0.0.5", .site = "lab-1", .os_profile = "ubuntu-22.04", .auto_onboard = true,
+                       .fde = true};
   ep_inv_host *host = NULL;
   assert_int_equal(ep_inventory_add_host(f->inv, &spec, &host), 0);
   assert_string_equal(host->uuid, "11111111-2222-4333-8444-55555555555a");
@@ -44,6 +45,7 @@ static void adds_and_reads_hosts(void **state) {
   assert_string_equal(host->serial, "SER001");
   assert_string_equal(host->site, "lab-1");
   assert_string_equal(host->registration_status->message, "Pre-registered, waiting for the node");
+  assert_true(host->fde); /* stored: every instance of it encrypts its disk */
   ep_inv_host_free(host);
   assert_int_equal(ep_inventory_find_host_by_serial(f->inv, "SER001", &host), 0);
   assert_string_equal(host->uuid, "11111111-2222-4333-8444-55555555555a");
@@ -163,21 +165,23 @@ static void instances_belong_to_one_host(void **state) {
   ep_inv_host_spec bare = {.uuid = UUID2, .macs = macs, .mac_count = 1};
   ep_inv_host *host = NULL;
   assert_int_equal(ep_inventory_add_host(f->inv, &bare, &host), 0);
+  assert_false(host->fde);
   ep_inv_host_free(host);
   ep_inv_instance *instance = NULL;
-  assert_int_equal(ep_inventory_create_instance(f->inv, UUID2, NULL, &instance), EP_EINVAL);
+  assert_int_equal(ep_inventory_create_instance(f->inv, UUID2, NULL, false, &instance), EP_EINVAL);
   assert_non_null(strstr(ep_error_message(), "os_profile: host " UUID2 " has no OS profile"));
 
   add_host_ok(f, UUID1, "SER001", false);
-  assert_int_equal(ep_inventory_create_instance(f->inv, UUID1, NULL, &instance), 0);
+  assert_int_equal(ep_inventory_create_instance(f->inv, UUID1, NULL, false, &instance), 0);
   assert_string_equal(instance->os_profile, "ubuntu-22.04");
   assert_string_equal(instance->host_uuid, UUID1);
   assert_int_equal(instance->desired_state, EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING);
+  assert_false(instance->fde);
   char id[64];
   snprintf(id, sizeof id, "%s", instance->id);
   ep_inv_instance_free(instance);
 
-  assert_int_equal(ep_inventory_create_instance(f->inv, UUID1, "other", &instance), EP_EEXIST);
+  assert_int_equal(ep_inventory_create_instance(f->inv, UUID1, "other", false, &instance), EP_EEXIST);
   assert_int_equal(ep_inventory_get_host(f->inv, UUID1, &host), 0);
   assert_string_equal(host->instance_id, id);
   ep_inv_host_free(host);
@@ -198,6 +202,15 @@ static void instances_belong_to_one_host(void **state) {
   assert_int_equal(ep_inventory_get_host(f->inv, UUID1, &host), EP_ENOENT);
   assert_int_equal(ep_inventory_find_host_by_serial(f->inv, "SER001", &host), EP_ENOENT);
   add_host_ok(f, UUID1, "SER001", false); /* the serial is free again */
+
+  /* An instance that asks for full-disk encryption keeps asking once stored. */
+  assert_int_equal(ep_inventory_create_instance(f->inv, UUID1, NULL, true, &instance), 0);
+  snprintf(id, sizeof id, "%s", instance->id);
+  assert_true(instance->fde);
+  ep_inv_instance_free(instance);
+  assert_int_equal(ep_inventory_get_instance(f->inv, id, &instance), 0);
+  assert_true(instance->fde);
+  ep_inv_instance_free(instance);
 }
 
 typedef struct recorded {

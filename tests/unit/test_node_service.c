@@ -159,7 +159,7 @@ static void installed_os_runs_only_after_its_workflow_succeeded(void **state) {
   fixture *f = *state;
   report(f, f->header_a, NODE_A, "Up", INSTALLED, EP_STATUS_FAILED_PRECONDITION, "host " NODE_A " has no instance");
   ep_inv_instance *instance = NULL;
-  assert_int_equal(ep_inventory_create_instance(f->t->inv, NODE_A, NULL, &instance), 0);
+  assert_int_equal(ep_inventory_create_instance(f->t->inv, NODE_A, NULL, false, &instance), 0);
   char id[64];
   snprintf(id, sizeof id, "%s", instance->id);
   ep_inv_instance_free(instance);

@@ -38,7 +38,7 @@
 
 /* The variables of the template contract: the core's, then the node agent's. */
 static const char *const variables[] = {
-    "host.uuid", "host.serial", "host.hostname", "host.ip", "instance.id",
+    "host.uuid", "host.serial", "host.hostname", "host.ip", "instance.id", "instance.fde",
     "profile.name", "profile.image_url", "profile.image_sha256", "profile.image_format", "profile.os_type",
     "site.orchestrator", "site.token_url", "cloudinit.user_data", "cloudinit.meta_data",
     "node.target_disk", "node.ca_file", "node.efivars_dir", "node.client_id", "node.client_secret",
@@ -121,6 +121,7 @@ static const ep_os *os_of(fixture *f, const char *id, void **ret_state) {
 typedef struct seen {
   int profiles;
   char name[64], os_type[16], url[256], sha256[65], format[8], description[128];
+  uint32_t fde;
   int texts;
   char *text[4];
 } seen;
@@ -135,6 +136,7 @@ static int32_t keep_profile(void *data, const ep_os_profile *p) {
   snprintf(s->sha256, sizeof s->sha256, "%s", p->image_sha256);
   snprintf(s->format, sizeof s->format, "%s", p->image_format);
   snprintf(s->description, sizeof s->description, "%s", p->description);
+  s->fde = p->fde;
   return 0;
 }
 
@@ -177,6 +179,7 @@ static void plugins_are_active_with_their_settings(void **state) {
   assert_string_equal(s.sha256, SHA_UBUNTU);
   assert_string_equal(s.format, "zstd");
   assert_string_equal(s.description, "Ubuntu for the stores");
+  assert_int_equal(s.fde, 0); /* full-disk encryption is opt-in */
   /* Its fragment enables the installer, and the core's cloud-init renderer takes it. */
   assert_int_equal(os->cloudinit_fragments(st, "ubuntu-22.04", keep_text, &s), 0);
   assert_int_equal(s.texts, 1);
@@ -371,28 +374,33 @@ static void templates_follow_the_contract(void **state) {
   check_template(f, text, microvisor, 6);
   p = file_write_of(&lc, text, "/user-data");
   assert_non_null(p);
-  expect_param(p, "partition_label", "cidata");
+  expect_param(p, "partition_label", "data");
   expect_param(p, "mode", "0600");
   config_destroy(&lc);
   free(text);
 }
 
 /* Renders profile with the core's renderer (which checks actions, parameters and variables
- * itself) for a sample host. Free with ep_workflow_free. */
-static ep_workflow *render(fixture *f, const char *profile) {
+ * itself) for a sample host and instance, each asking for full-disk encryption or not. Free
+ * with ep_workflow_free. */
+static ep_workflow *render_fde(fixture *f, const char *profile, bool host_fde, bool instance_fde) {
   Edgeprov__V1__Host host = EDGEPROV__V1__HOST__INIT;
   Edgeprov__V1__Instance instance = EDGEPROV__V1__INSTANCE__INIT;
   host.uuid = HOST_UUID;
   host.serial = "SN0042";
   host.ip = "192.0.2.10";
+  host.fde = host_fde;
   instance.id = INSTANCE_ID;
   instance.host_uuid = HOST_UUID;
   instance.os_profile = (char *)profile;
+  instance.fde = instance_fde;
   ep_workflow *w = NULL;
   if (ep_workflow_render(&w, f->site->plugins, f->site->config, &host, &instance, 1) < 0)
     fail_msg("rendering %s: %s", profile, ep_error_message());
   return w;
 }
+
+static ep_workflow *render(fixture *f, const char *profile) { return render_fde(f, profile, false, false); }
 
 /* The value of parameter name of the rendered action writing path. */
 static const char *rendered_param(const ep_workflow *w, const char *path, const char *name) {
@@ -453,9 +461,161 @@ static void template_file_replaces_the_built_in_one(void **state) {
   ep_workflow_free(w);
   /* The other plugin keeps its built-in template. */
   text = template_of(f, "os-microvisor", "emt-3.0");
-  assert_non_null(strstr(text, "partition_label = \"cidata\""));
+  assert_non_null(strstr(text, "partition_label = \"data\""));
   free(text);
   free(path);
+}
+
+/* ${instance.fde}: "true" when the OS profile (setting fde), the host or the instance asks for
+ * full-disk encryption, "false" when none does. The template encrypts when asked (its
+ * image.stream takes fde = "${instance.fde}"), and the site keeps recovery keys. */
+static const char fde_template[] =
+    "actions = (\n"
+    "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\";\n"
+    "      target = \"${node.target_disk}\"; fde = \"${instance.fde}\"; fde_partition = \"cloudimg-rootfs\"; }; },\n"
+    "  { action = \"file.write\"; params = { target = \"${node.target_disk}\"; path = \"/fde\";\n"
+    "      content = \"fde=${instance.fde}\"; }; }\n"
+    ");\n";
+
+/* A site key for recovery keys (secrets.recovery_key_file), as a section of the site config. */
+static const char *recovery_section(fixture *f, char *out, size_t cap) {
+  free(tu_write(f->dir, "recovery.key", "0123456789abcdef0123456789abcdef0123456789abcdef\n"));
+  snprintf(out, cap, "secrets = { recovery_key_file = \"%s/recovery.key\"; };\n", f->dir);
+  return out;
+}
+
+static void instance_fde_is_true_when_the_profile_the_host_or_the_instance_asks(void **state) {
+  fixture *f = *state;
+  char *path = tu_write(f->dir, "fde.conf", fde_template);
+  char sections[3072], secrets[1024];
+  for (int profile_fde = 0; profile_fde <= 1; profile_fde++) {
+    snprintf(sections, sizeof sections,
+             "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\";"
+             " template_file = \"%s\";%s };\n"
+             MICROVISOR_SECTION "%s",
+             path, profile_fde ? " fde = true;" : "", recovery_section(f, secrets, sizeof secrets));
+    assert_int_equal(open_site(f, sections), 0);
+    /* The profile carries the setting to the core (ep_os_profile.fde, ABI 1.6). */
+    void *st = NULL;
+    seen s = {0};
+    const ep_os *os = os_of(f, "os-ubuntu", &st);
+    assert_int_equal(os->profiles(st, keep_profile, &s), 0);
+    assert_int_equal(s.fde, (uint32_t)profile_fde);
+    assert_int_equal(ep_workflow_check_templates(f->site->plugins, &f->diags), 0);
+    for (int host_fde = 0; host_fde <= 1; host_fde++)
+      for (int instance_fde = 0; instance_fde <= 1; instance_fde++) {
+        ep_workflow *w = render_fde(f, "ubuntu-22.04", host_fde, instance_fde);
+        const char *want = profile_fde || host_fde || instance_fde ? "fde=true" : "fde=false";
+        const char *have = rendered_param(w, "/fde", "content");
+        if (strcmp(have, want) != 0)
+          fail_msg("profile %d, host %d, instance %d: rendered '%s', want '%s'", profile_fde, host_fde, instance_fde,
+                   have, want);
+        ep_workflow_free(w);
+      }
+  }
+  /* The setting is the profile's: os-microvisor's, not set, does not ask. */
+  void *st = NULL;
+  seen s = {0};
+  const ep_os *os = os_of(f, "os-microvisor", &st);
+  assert_int_equal(os->profiles(st, keep_profile, &s), 0);
+  assert_int_equal(s.fde, 0);
+  free(path);
+}
+
+/* Renders profile for a host asking fde or not; returns the render's code (its message in
+ * ep_error_message()), the workflow freed. */
+static int render_code(fixture *f, const char *profile, bool host_fde) {
+  Edgeprov__V1__Host host = EDGEPROV__V1__HOST__INIT;
+  Edgeprov__V1__Instance instance = EDGEPROV__V1__INSTANCE__INIT;
+  host.uuid = HOST_UUID;
+  host.fde = host_fde;
+  instance.id = INSTANCE_ID;
+  instance.host_uuid = HOST_UUID;
+  instance.os_profile = (char *)profile;
+  ep_workflow *w = NULL;
+  int r = ep_workflow_render(&w, f->site->plugins, f->site->config, &host, &instance, 1);
+  if (r < 0) assert_null(w);
+  ep_workflow_free(w);
+  return r;
+}
+
+/* fde asked, but the template does not pass it to an image.stream (a site's template_file copied
+ * before FDE, a vendor's template without the params): the render fails, naming the profile, the
+ * template and why, rather than a node writing a clear disk. Unasked, the same template renders. */
+static void fde_asked_without_an_encrypting_image_stream_fails_the_render(void **state) {
+  fixture *f = *state;
+  static const char *const templates[] = {
+      /* no fde param at all (the custom template above) */
+      "actions = (\n"
+      "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\";\n"
+      "      target = \"${node.target_disk}\"; fde_partition = \"cloudimg-rootfs\"; }; }\n"
+      ");\n",
+      /* fde on something else than image.stream */
+      "actions = (\n"
+      "  { action = \"disk.erase\"; params = { target = \"${node.target_disk}\"; fde = \"${instance.fde}\"; }; },\n"
+      "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\"; }; }\n"
+      ");\n",
+      /* fde written as false */
+      "actions = (\n"
+      "  { action = \"image.stream\"; params = { url = \"${profile.image_url}\"; sha256 = \"${profile.image_sha256}\";\n"
+      "      fde = \"false\"; fde_partition = \"cloudimg-rootfs\"; }; }\n"
+      ");\n",
+  };
+  char secrets[1024], sections[3072];
+  recovery_section(f, secrets, sizeof secrets);
+  for (size_t i = 0; i < sizeof templates / sizeof templates[0]; i++) {
+    char *path = tu_write(f->dir, "nofde.conf", templates[i]);
+    snprintf(sections, sizeof sections,
+             "os-ubuntu = { image_url = \"" URL_UBUNTU "\"; image_sha256 = \"" SHA_UBUNTU "\"; template_file = \"%s\"; };\n"
+             MICROVISOR_SECTION "%s",
+             path, secrets);
+    assert_int_equal(open_site(f, sections), 0);
+    assert_int_equal(render_code(f, "ubuntu-22.04", false), 0);
+    assert_int_equal(render_code(f, "ubuntu-22.04", true), EP_EINVAL);
+    char want[1200];
+    snprintf(want, sizeof want,
+             "profile ubuntu-22.04 (template %s): fde asked (host/instance/profile: the host) but the workflow template "
+             "has no image.stream with fde = \"${instance.fde}\"",
+             path);
+    if (!strstr(ep_error_message(), want)) fail_msg("template %zu: '%s' does not say '%s'", i, ep_error_message(), want);
+    free(path);
+  }
+}
+
+/* fde asked on a site that keeps no recovery keys: the render fails naming the setting (a node
+ * would otherwise fail only after luksFormat, when it hands over the key). */
+static void fde_asked_without_a_recovery_key_file_fails_the_render(void **state) {
+  fixture *f = *state;
+  assert_int_equal(open_site(f, UBUNTU_SECTION MICROVISOR_SECTION), 0);
+  const char *const profiles[] = {"ubuntu-22.04", "emt-3.0"};
+  for (size_t i = 0; i < 2; i++) {
+    assert_int_equal(render_code(f, profiles[i], false), 0);
+    assert_int_equal(render_code(f, profiles[i], true), EP_EPERM);
+    if (!strstr(ep_error_message(), "fde asked (host/instance/profile: the host) but secrets.recovery_key_file is not set"))
+      fail_msg("%s: '%s'", profiles[i], ep_error_message());
+  }
+  /* With a site key, both built-in templates encrypt when asked. */
+  char secrets[1024], sections[3072];
+  snprintf(sections, sizeof sections, UBUNTU_SECTION MICROVISOR_SECTION "%s", recovery_section(f, secrets, sizeof secrets));
+  assert_int_equal(open_site(f, sections), 0);
+  for (size_t i = 0; i < 2; i++) {
+    for (int host_fde = 0; host_fde <= 1; host_fde++) {
+      ep_workflow *w = render_fde(f, profiles[i], host_fde, false);
+      /* disk.erase and image.stream both get it: a node without a TPM keeps its old disk. */
+      int seen_fde = 0;
+      for (size_t k = 0; k < w->n_actions; k++) {
+        const Edgeprov__V1__WorkflowAction *a = w->actions[k];
+        for (size_t p = 0; p < a->n_params; p++)
+          if (strcmp(a->params[p]->name, "fde") == 0) {
+            assert_true(strcmp(a->action, "disk.erase") == 0 || strcmp(a->action, "image.stream") == 0);
+            assert_string_equal(a->params[p]->value, host_fde ? "true" : "false");
+            seen_fde |= strcmp(a->action, "disk.erase") == 0 ? 1 : 2;
+          }
+      }
+      if (seen_fde != 3) fail_msg("%s: fde passed to %s", profiles[i], seen_fde == 1 ? "disk.erase only" : "image.stream only");
+      ep_workflow_free(w);
+    }
+  }
 }
 
 /* The copy installed for operators is the built-in template, and loads as a template_file. */
@@ -785,6 +945,10 @@ int main(void) {
       cmocka_unit_test_setup_teardown(templates_follow_the_contract, setup, teardown),
       cmocka_unit_test_setup_teardown(the_core_renders_both_templates, setup, teardown),
       cmocka_unit_test_setup_teardown(template_file_replaces_the_built_in_one, setup, teardown),
+      cmocka_unit_test_setup_teardown(fde_asked_without_an_encrypting_image_stream_fails_the_render, setup, teardown),
+      cmocka_unit_test_setup_teardown(fde_asked_without_a_recovery_key_file_fails_the_render, setup, teardown),
+      cmocka_unit_test_setup_teardown(instance_fde_is_true_when_the_profile_the_host_or_the_instance_asks, setup,
+                                      teardown),
       cmocka_unit_test_setup_teardown(installed_copy_is_the_built_in_template, setup, teardown),
       cmocka_unit_test_setup_teardown(bad_template_file_fails_init_naming_it, setup, teardown),
       cmocka_unit_test_setup_teardown(built_in_templates_pass_the_check, setup, teardown),

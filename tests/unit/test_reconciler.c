@@ -44,7 +44,7 @@ static int pass(tu_site *t) { return ep_reconciler_pass(t->inv, t->site->plugins
 static void host_with_instance(tu_site *t, const char *host, bool onboarded, char id[64]) {
   assert_int_equal(tu_add_host(t, host, NULL, PROFILE, true), 0);
   ep_inv_instance *instance = NULL;
-  assert_int_equal(ep_inventory_create_instance(t->inv, host, NULL, &instance), 0);
+  assert_int_equal(ep_inventory_create_instance(t->inv, host, NULL, false, &instance), 0);
   snprintf(id, 64, "%s", instance->id);
   ep_inv_instance_free(instance);
   if (onboarded)

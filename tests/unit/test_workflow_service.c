@@ -31,7 +31,7 @@ typedef struct fixture {
 static void onboarded_host_with_instance(tu_site *t, const char *node, char id[64]) {
   assert_int_equal(tu_add_host(t, node, NULL, TU_PROFILE, true), 0);
   ep_inv_instance *instance = NULL;
-  assert_int_equal(ep_inventory_create_instance(t->inv, node, NULL, &instance), 0);
+  assert_int_equal(ep_inventory_create_instance(t->inv, node, NULL, false, &instance), 0);
   snprintf(id, 64, "%s", instance->id);
   ep_inv_instance_free(instance);
   assert_int_equal(ep_inventory_set_host_state(t->inv, node, EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED, "Onboarded",

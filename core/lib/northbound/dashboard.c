@@ -243,13 +243,14 @@ int ep_dashboard_node_json(ep_inventory *inv, const char *uuid_text, unsigned li
   json_t *o = json_object(), *host = fleet_row(h, i, w, now);
   bool ok = o && host && l.lines && !l.failed;
   ok = ok && put(host, "ip", ep_json_text(h->ip)) && put(host, "peer_ip", ep_json_text(h->peer_ip)) &&
-       put(host, "os_profile", ep_json_text(h->os_profile)) &&
+       put(host, "os_profile", ep_json_text(h->os_profile)) && put(host, "fde", json_boolean(h->fde)) &&
        put(host, "desired_state", json_string(ep_inv_host_state_name(h->desired_state))) &&
        put(host, "created_at", time_json(h->created_at));
   ok = put(o, "host", host) && ok;
   json_t *instance = i ? json_object() : json_null();
   if (ok && i)
     ok = put(instance, "id", ep_json_text(i->id)) && put(instance, "os_profile", ep_json_text(i->os_profile)) &&
+         put(instance, "fde", json_boolean(i->fde)) &&
          put(instance, "state", json_string(ep_inv_instance_state_name(i->current_state))) &&
          put(instance, "status", ep_json_text(i->provisioning_status ? i->provisioning_status->message : "")) &&
          put(instance, "running_at", time_json(i->running_at));

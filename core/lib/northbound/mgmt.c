@@ -139,7 +139,8 @@ static void add_host(const mgmt_site *site, const ProtobufCMessage *m, ep_mgmt_r
                        .os_profile = req->os_profile,
                        .auto_onboard = req->auto_onboard,
                        .tpm_ek = req->tpm_ek.data,
-                       .tpm_ek_len = req->tpm_ek.len};
+                       .tpm_ek_len = req->tpm_ek.len,
+                       .fde = req->fde};
   ep_inv_host *host = NULL;
   int r = ep_inventory_add_host(inv, &spec, &host);
   reply_host(reply, r, host);
@@ -188,7 +189,7 @@ static void create_instance(const mgmt_site *site, const ProtobufCMessage *m, ep
   ep_inventory *inv = site->inv;
   const Edgeprov__V1__CreateInstanceRequest *req = (const void *)m;
   ep_inv_instance *instance = NULL;
-  int r = ep_inventory_create_instance(inv, req->host_uuid, req->os_profile, &instance);
+  int r = ep_inventory_create_instance(inv, req->host_uuid, req->os_profile, req->fde, &instance);
   reply_instance(reply, r, instance);
 }
 
@@ -350,6 +351,7 @@ static void render_workflow(const mgmt_site *site, const ProtobufCMessage *m, ep
   instance.id = DRY_RUN_INSTANCE_ID;
   instance.host_uuid = host ? host->uuid : sample.uuid;
   instance.os_profile = (char *)profile;
+  instance.fde = req->fde;
   if (r == 0) r = ep_workflow_render(&resp.workflow, site->plugins, site->plugins->config, host ? host : &sample, &instance, 0);
   if (r == 0) r = mask_secrets(resp.workflow, &resp.masked);
   reply_result(reply, r, &resp.base);

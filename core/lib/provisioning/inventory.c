@@ -434,6 +434,7 @@ static int host_from_spec(ep_inv_host *host, host_canon *canon, const ep_inv_hos
     host->tpm_ek.len = spec->tpm_ek_len;
   }
   host->auto_onboard = spec->auto_onboard;
+  host->fde = spec->fde;
   host->desired_state = spec->auto_onboard ? EDGEPROV__V1__HOST_STATE__HOST_STATE_ONBOARDED
                                            : EDGEPROV__V1__HOST_STATE__HOST_STATE_REGISTERED;
   host->current_state = EDGEPROV__V1__HOST_STATE__HOST_STATE_UNSPECIFIED;
@@ -894,7 +895,7 @@ static int commit_instance_and_host(ep_inventory *inv, const ep_inv_instance *in
   return r;
 }
 
-int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile,
+int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile, bool fde,
                                  ep_inv_instance **ret_instance) {
   if (os_profile && *os_profile && ep_validate_name("os_profile", os_profile) < 0) return EP_EINVAL;
   for (int attempt = 0; attempt < CAS_RETRIES; attempt++) {
@@ -920,6 +921,7 @@ int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const
     instance.id = id;
     instance.host_uuid = host->uuid;
     instance.os_profile = (char *)profile;
+    instance.fde = fde;
     instance.desired_state = EDGEPROV__V1__INSTANCE_STATE__INSTANCE_STATE_RUNNING;
     instance.created_at = (int64_t)time(NULL);
     status.message = "Waiting for the host to onboard";

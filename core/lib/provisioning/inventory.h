@@ -41,6 +41,7 @@ typedef struct ep_inv_host_spec {
   bool auto_onboard;
   const uint8_t *tpm_ek; /* DER SubjectPublicKeyInfo of the node's TPM endorsement key, or NULL */
   size_t tpm_ek_len;
+  bool fde; /* every instance of the host encrypts its disk */
 } ep_inv_host_spec;
 
 /* Opens the inventory on the first active edgeprov.storage/1 plugin of plugins, which must
@@ -118,8 +119,8 @@ int ep_inventory_set_registration_status(ep_inventory *inv, const char *uuid, co
                                          ep_status_indicator indicator, const char *ip, const char *peer_ip);
 
 /* Creates the host's instance (one per host) with os_profile, or the host's profile when
- * os_profile is NULL or "". */
-int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile,
+ * os_profile is NULL or "", asking for full-disk encryption when fde (Instance.fde). */
+int ep_inventory_create_instance(ep_inventory *inv, const char *host_uuid, const char *os_profile, bool fde,
                                  ep_inv_instance **ret_instance);
 int ep_inventory_get_instance(ep_inventory *inv, const char *id, ep_inv_instance **ret_instance);
 int ep_inventory_delete_instance(ep_inventory *inv, const char *id, uint64_t *ret_revision);

@@ -17,6 +17,7 @@
 
 #include "runtime/action.h"
 #include "provisioning/cloudinit.h"
+#include "provisioning/recovery_keys.h"
 #include "base/buf.h"
 #include "base/error.h"
 #include "base/suggest.h"
@@ -56,8 +57,9 @@ typedef struct variables {
  * workflow. */
 static const char *const template_variables[] = {
     "host.uuid",          "host.serial",          "host.hostname",        "host.ip",
-    "instance.id",        "profile.name",         "profile.image_url",    "profile.image_sha256",
-    "profile.image_format", "profile.os_type",    "site.orchestrator",    "site.token_url",
+    "instance.id",        "instance.fde",         "profile.name",         "profile.image_url",
+    "profile.image_sha256", "profile.image_format", "profile.os_type",    "site.orchestrator",
+    "site.token_url",
     "cloudinit.user_data", "cloudinit.meta_data",
     "node.target_disk",   "node.ca_file",         "node.efivars_dir",     "node.client_id",
     "node.client_secret",
@@ -151,6 +153,7 @@ typedef struct found_profile {
   const char *wanted;
   const char *plugin_id; /* of the plugin being visited */
   bool found;
+  bool fde; /* the profile asks for full-disk encryption (ABI 1.6) */
   char name[64], os_type[16], format[8], sha256[65];
   char origin[TEMPLATE_ORIGIN_MAX];
   char *url, *description;
@@ -161,6 +164,7 @@ static int32_t keep_profile(void *data, const ep_os_profile *p) {
   if (f->found || !p->name || strcmp(p->name, f->wanted) != 0) return 0;
   f->found = true;
   template_origin(p, f->plugin_id, f->origin);
+  f->fde = p->struct_size >= offsetof(ep_os_profile, fde) + sizeof p->fde && p->fde;
   snprintf(f->name, sizeof f->name, "%s", p->name);
   snprintf(f->os_type, sizeof f->os_type, "%s", p->os_type ? p->os_type : "");
   snprintf(f->format, sizeof f->format, "%s", p->image_format ? p->image_format : "auto");
@@ -540,6 +544,40 @@ static int render_action(Edgeprov__V1__WorkflowAction *a, const config_setting_t
   return 0;
 }
 
+/* Who asks for full-disk encryption, for messages: "the OS profile, the host", or "" when none does. */
+static void fde_askers(const found_profile *profile, const ep_inv_host *host, const ep_inv_instance *instance, char out[64]) {
+  snprintf(out, 64, "%s%s%s%s%s", profile->fde ? "the OS profile" : "", profile->fde && (host->fde || instance->fde) ? ", " : "",
+           host->fde ? "the host" : "", host->fde && instance->fde ? ", " : "", instance->fde ? "the instance" : "");
+}
+
+/* With fde asked: the rendered workflow must encrypt (an image.stream whose fde rendered "true":
+ * a site's copied template_file or a vendor's template without the fde params would otherwise
+ * write a clear disk), and the site must keep the recovery key the node hands over (else the node
+ * fails only after luksFormat). */
+static int check_fde(const ep_workflow *w, const ep_config *config, const found_profile *profile, const char *askers) {
+  bool encrypts = false;
+  for (size_t i = 0; i < w->n_actions && !encrypts; i++) {
+    const Edgeprov__V1__WorkflowAction *a = w->actions[i];
+    if (strcmp(a->action, "image.stream") != 0) continue;
+    for (size_t k = 0; k < a->n_params; k++)
+      if (strcmp(a->params[k]->name, "fde") == 0 && strcmp(a->params[k]->value, "true") == 0) encrypts = true;
+  }
+  if (!encrypts)
+    return ep_error_set(EP_EINVAL,
+                        "profile %s (template %s): fde asked (host/instance/profile: %s) but the workflow template has no "
+                        "image.stream with fde = \"${instance.fde}\": the disk would be written in the clear (add "
+                        "fde = \"${instance.fde}\" and fde_partition to its image.stream, or do not ask for fde)",
+                        profile->name, profile->origin, askers);
+  if (!config->recovery_key_file || !config->recovery_key_file[0])
+    return ep_error_set(EP_EPERM,
+                        "profile %s: fde asked (host/instance/profile: %s) but secrets.recovery_key_file is not set: this "
+                        "site keeps no recovery keys, and a node refuses to encrypt a disk whose key nobody keeps (set "
+                        "secrets.recovery_key_file to a file of at least %d secret characters, mode 0600, and restart "
+                        "edgeprovd)",
+                        profile->name, askers, EP_RECOVERY_SITE_KEY_MIN);
+  return 0;
+}
+
 int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep_config *config, const ep_inv_host *host,
                        const ep_inv_instance *instance, uint32_t generation) {
   found_profile profile = {0};
@@ -557,6 +595,8 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
   if (r == 0) r = set_var(&v, "host.hostname", hostname);
   if (r == 0) r = set_var(&v, "host.ip", host->ip);
   if (r == 0) r = set_var(&v, "instance.id", instance->id);
+  /* Full-disk encryption is opt-in, asked for by the OS profile, the host or the instance. */
+  if (r == 0) r = set_var(&v, "instance.fde", profile.fde || host->fde || instance->fde ? "true" : "false");
   if (r == 0) r = set_var(&v, "profile.name", profile.name);
   if (r == 0) r = set_var(&v, "profile.image_url", profile.url);
   if (r == 0) r = set_var(&v, "profile.image_sha256", profile.sha256);
@@ -601,6 +641,9 @@ int ep_workflow_render(ep_workflow **out, const ep_plugin_set *plugins, const ep
     line = at.line;
   }
   if (template_mistake) ep_error_prefix(r, "template of profile %s (%s): line %d", profile.name, profile.origin, line);
+  char askers[64];
+  fde_askers(&profile, host, instance, askers);
+  if (r == 0 && askers[0]) r = check_fde(w, config, &profile, askers);
   config_destroy(&lc);
   free_vars(&v);
   free_texts(&template_text);

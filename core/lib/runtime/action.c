@@ -161,6 +161,9 @@ int ep_action_run(const ep_action_ref *ref, const ep_fields *params, ep_action_r
     ctx.log_data = opts->log_data;
     ctx.run_target_disk = opts->target_disk;
     ctx.run_scratch_dir = opts->scratch_dir;
+    ctx.run_tpm = opts->tpm;
+    ctx.store_secret = opts->store_secret;
+    ctx.store_secret_data = opts->store_secret_data;
     if (opts->deadline > 0) snprintf(ctx.run_deadline, sizeof ctx.run_deadline, "%lld", (long long)opts->deadline);
   }
   int32_t r = ref->action->run(p->instance, &ctx);

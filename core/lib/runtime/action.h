@@ -34,6 +34,9 @@ typedef struct ep_action_run_opts {
   const char *target_disk; /* the run.* site values the action may read; NULL/0 when unknown */
   const char *scratch_dir;
   int64_t deadline;        /* Unix seconds */
+  const char *tpm;         /* run.tpm: the node's TPM as a TCTI; NULL or "" when it has none */
+  ep_store_secret_fn store_secret; /* host->store_secret on a node; NULL elsewhere */
+  void *store_secret_data;
   char reboot[16]; /* out: the restart the action asked for ("reboot", "kexec"), "" when none */
 } ep_action_run_opts;
 

@@ -98,6 +98,7 @@ static int32_t host_site_string(ep_ctx *ctx, const char *name, const char **out)
     if (strcmp(name, "run.target_disk") == 0) value = ctx->run_target_disk;
     else if (strcmp(name, "run.scratch_dir") == 0) value = ctx->run_scratch_dir;
     else if (strcmp(name, "run.deadline") == 0) value = ctx->run_deadline;
+    else if (strcmp(name, "run.tpm") == 0) value = ctx->run_tpm;
     else return EP_EINVAL;
     if (!ctx->params || !value || !*value) return EP_ENOENT;
     *out = value;
@@ -200,6 +201,18 @@ static int32_t host_publish_directory(ep_ctx *ctx, const char *url_path, const c
   return 0;
 }
 
+static int32_t host_store_secret(ep_ctx *ctx, const char *kind, const char *value) {
+  if (!ctx || !ctx->params) return plugin_error(ctx, EP_EINVAL, "store_secret: only during an action run on a node");
+  if (!kind || strcmp(kind, "recovery_key") != 0)
+    return plugin_error(ctx, EP_EINVAL, "store_secret: kind must be 'recovery_key'");
+  if (!value || !*value) return plugin_error(ctx, EP_EINVAL, "store_secret: empty value");
+  if (!ctx->store_secret)
+    return plugin_error(ctx, EP_ENOTSUP,
+                        "store_secret: only the node agent hands secrets to the orchestrator (this run is not a node's)");
+  int32_t r = ctx->store_secret(ctx->store_secret_data, kind, value);
+  return r < 0 ? plugin_error(ctx, r, ep_error_message()) : 0;
+}
+
 static const ep_host host_table = {
     .struct_size = sizeof(ep_host),
     .abi_major = EP_ABI_MAJOR,
@@ -222,6 +235,7 @@ static const ep_host host_table = {
     .fetch = host_fetch,
     .request_reboot = host_request_reboot,
     .publish_directory = host_publish_directory,
+    .store_secret = host_store_secret,
 };
 
 const ep_host *ep_host_table(void) { return &host_table; }

@@ -29,6 +29,10 @@ typedef void (*ep_log_line_fn)(void *data, int32_t level, const char *message);
 /* Receives progress reports of an action run (from the plugin's thread). */
 typedef void (*ep_progress_fn)(void *data, uint64_t done, uint64_t total, const char *message);
 
+/* Hands a secret an action made to the orchestrator (host->store_secret): 0 once stored, or a
+ * negative code with the error API's message set. Called on the plugin's thread during its run. */
+typedef int32_t (*ep_store_secret_fn)(void *data, const char *kind, const char *value);
+
 /* A context: one per loaded plugin (settings, log name) and one per action run (adds
  * parameters, progress and cancellation). Owned by the core; plugins see it as opaque. */
 #define EP_CTX_PUBLISHED_MAX 4
@@ -54,6 +58,9 @@ struct ep_ctx {
   const char *run_target_disk;        /* run.* site values of an action run, NULL when unknown */
   const char *run_scratch_dir;
   char run_deadline[24];
+  const char *run_tpm;                /* the node's TPM (TCTI) for run.tpm, NULL or "" when none */
+  ep_store_secret_fn store_secret;    /* NULL: the run is not a node's (store_secret is EP_ENOTSUP) */
+  void *store_secret_data;
   bool publishing;                     /* true during init: publish_directory is allowed */
   ep_published_dir published[EP_CTX_PUBLISHED_MAX];
   size_t published_count;

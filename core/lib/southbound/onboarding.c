@@ -171,7 +171,7 @@ static int32_t keep_issue_time(void *data, const ep_identity_credentials *c) {
 static void create_instance_if_zero_touch(ep_onboarding *ob, const ep_inv_host *host) {
   if (ob->config->mode != EP_MODE_NZTP || host->instance_id[0] || !host->os_profile[0]) return;
   ep_inv_instance *instance = NULL;
-  if (ep_inventory_create_instance(ob->inv, host->uuid, NULL, &instance) == 0) {
+  if (ep_inventory_create_instance(ob->inv, host->uuid, NULL, false, &instance) == 0) {
     ep_log(EP_LOG_INFO, "onboarding", "host %s: instance %s created (nZTP, %s)", host->uuid, instance->id,
            instance->os_profile);
     ep_inv_instance_free(instance);

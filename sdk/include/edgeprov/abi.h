@@ -15,7 +15,7 @@ extern "C" {
  * or whose minor is newer than its own. Structs are append-only: a minor bump may add
  * fields at the end of a struct, never move, retype or remove one. */
 #define EP_ABI_MAJOR 1
-#define EP_ABI_MINOR 5
+#define EP_ABI_MINOR 6
 
 /* Build signature: the sizes that decide struct layout and calling convention on this
  * target. A plugin built for another data model (for example 32-bit, or a 32-bit time_t)

@@ -129,8 +129,11 @@ typedef struct ep_host {
    * also "run.target_disk" (the disk the workflow provisions), "run.scratch_dir" (a
    * directory of the node's the action may use) and "run.deadline" (Unix seconds by which
    * the run must end). "artifacts.directory" (ABI 1.2) is where `edgeprov artifacts build`
-   * writes the boot artifacts. Same contract as the setting lookups: EP_ENOENT when the host has no
-   * such value here, EP_EINVAL for an unknown name. */
+   * writes the boot artifacts. "run.tpm" (ABI 1.6, during an action run on a node): the TCTI of
+   * the node's TPM 2.0 as the agent resolved its --tpm option ("device:/dev/tpmrm0",
+   * "swtpm:host=127.0.0.1,port=2321"), EP_ENOENT when the node has none or --tpm is off. Same
+   * contract as the setting lookups: EP_ENOENT when the host has no such value here, EP_EINVAL
+   * for an unknown name. */
   int32_t (*site_string)(ep_ctx *ctx, const char *name, const char **out);
 
   /* ---- ABI 1.1 ---- */
@@ -164,6 +167,17 @@ typedef struct ep_host {
    * (a rename) takes effect at once. Only during init; at most 4 per plugin. In a program
    * without an HTTPS server (the CLI, the agent) it is recorded and does nothing. */
   int32_t (*publish_directory)(ep_ctx *ctx, const char *url_path, const char *directory);
+
+  /* ---- ABI 1.6 ---- */
+
+  /* Hands a secret the node made to the orchestrator over the node's authenticated channel;
+   * kind "recovery_key" (a disk's recovery key: NodeService/StoreRecoveryKey, kept for the
+   * node's own host). value is NUL-terminated text; the host copies it, never logs it, and
+   * the plugin wipes its own copy. Blocking; on the thread the host called. Returns 0 once
+   * the orchestrator stored it; EP_EINVAL outside an action run or for another kind;
+   * EP_ENOTSUP in a run that is not a node's (`edgeprov actions run`); else the call's
+   * failure (EP_EIO, EP_EPERM, ...). Message set in every failure. */
+  int32_t (*store_secret)(ep_ctx *ctx, const char *kind, const char *value);
 } ep_host;
 
 /* True when the host table is new enough to carry the named member. */

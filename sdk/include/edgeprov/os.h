@@ -24,6 +24,10 @@ typedef struct ep_os_profile {
    * host's template checks: an absolute path when an operator's file, NULL when built into the
    * plugin. The host reads it only when struct_size covers it. */
   const char *template_file;
+  /* Since ABI 1.6: non-zero when every instance of the profile encrypts its disk (full-disk
+   * encryption; the workflow's ${instance.fde} is then "true"). The host reads it only when
+   * struct_size covers it: an older plugin's profiles ask for none. */
+  uint32_t fde;
 } ep_os_profile;
 
 typedef int32_t (*ep_os_profile_fn)(void *data, const ep_os_profile *profile);

@@ -43,7 +43,12 @@ typedef struct ep_os_image_def {
       EP_FIELD_STRING_DECL("template_file", "", EP_FIELD_OPTIONAL, 1023,                                               \
                            "workflow template (libconfig, absolute path) instead of the built-in one, "                \
                            "e.g. an edited copy of " EP_OS_WORKFLOWS_DIR "/" plugin_id ".conf; empty: built-in"),     \
-      EP_FIELD_STRING_DECL("description", description_, EP_FIELD_OPTIONAL, 255, "what the profile installs, for people")
+      EP_FIELD_STRING_DECL("description", description_, EP_FIELD_OPTIONAL, 255,                                        \
+                           "what the profile installs, for people"),                                                   \
+      EP_FIELD_BOOL_DECL("fde", "false", EP_FIELD_OPTIONAL,                                                            \
+                         "every instance of the profile encrypts its disk (full-disk encryption, the key "             \
+                         "sealed in the node's TPM 2.0; a node without one fails instead of writing a "                \
+                         "clear disk)")
 
 /* init for a plugin described by def: reads and checks the settings (messages name the
  * setting), reads and checks the template. Same contract as ep_plugin_entry.init. */
