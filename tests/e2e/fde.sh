@@ -192,3 +192,4 @@ scenario_fde() {
 
   vm_stop fdeB
 }
+

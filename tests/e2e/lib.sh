@@ -64,6 +64,7 @@ e2e_snakeoil_keys() {
 # for an orchestrator kept in DIR (DIR/pki, DIR/sb, DIR/data) that nodes reach at ADDR, in
 # provisioning MODE (nztp or non-ztp). Each further argument enables an OS plugin whose
 # PROFILE installs FILE, served from the artifact directory, whose raw image has SHA256.
+# Recovery keys of encrypted nodes are sealed under DIR/recovery.key.
 e2e_site_conf() {
   local d=$1 addr=$2 grpc=$3 https=$4 mode=$5
   shift 5
@@ -81,6 +82,7 @@ tls = { cert = "$d/pki/tls.pem"; key = "$d/pki/tls.key"; ca = "$d/pki/ca.pem"; }
 provisioning = { mode = "$mode"; orchestrator = "$addr:$grpc"; token_url = "https://$addr:$https/oauth2/token"; };
 plugins = { enabled = [ $plugins ]; };
 artifacts = { base_url = "https://$addr:$https/boot"; signing_key = "$d/sb/db.key"; signing_cert = "$d/sb/db.crt"; };
+secrets = { recovery_key_file = "$d/recovery.key"; };
 $profiles
 CONF
 }
@@ -96,6 +98,8 @@ e2e_orchestrator_prepare() {
   mkdir -p "$d"
   e2e_pki "$d/pki" "$addr" || { echo "cannot create the test PKI in $d/pki"; return 1; }
   e2e_snakeoil_keys "$d/sb"
+  # The site key that seals the recovery keys of encrypted nodes (secrets.recovery_key_file).
+  (umask 077 && head -c 48 /dev/urandom | base64 >"$d/recovery.key")
   e2e_site_conf "$d" "$addr" "$PREP_GRPC" "$PREP_HTTPS" "$mode"
   e2e_log "building the boot artifacts for $addr (edgeprov artifacts build)"
   "$BUILD/bin/edgeprov" --config "$d/site.conf" artifacts build >"$d/artifacts.out" 2>&1 ||
