@@ -64,6 +64,7 @@ e2e_snakeoil_keys() {
 # for an orchestrator kept in DIR (DIR/pki, DIR/sb, DIR/data) that nodes reach at ADDR, in
 # provisioning MODE (nztp or non-ztp). Each further argument enables an OS plugin whose
 # PROFILE installs FILE, served from the artifact directory, whose raw image has SHA256.
+# Recovery keys of encrypted nodes are sealed under DIR/recovery.key.
 e2e_site_conf() {
   local d=$1 addr=$2 grpc=$3 https=$4 mode=$5
   shift 5
@@ -81,6 +82,7 @@ tls = { cert = "$d/pki/tls.pem"; key = "$d/pki/tls.key"; ca = "$d/pki/ca.pem"; }
 provisioning = { mode = "$mode"; orchestrator = "$addr:$grpc"; token_url = "https://$addr:$https/oauth2/token"; };
 plugins = { enabled = [ $plugins ]; };
 artifacts = { base_url = "https://$addr:$https/boot"; signing_key = "$d/sb/db.key"; signing_cert = "$d/sb/db.crt"; };
+secrets = { recovery_key_file = "$d/recovery.key"; };
 $profiles
 CONF
 }
@@ -96,6 +98,8 @@ e2e_orchestrator_prepare() {
   mkdir -p "$d"
   e2e_pki "$d/pki" "$addr" || { echo "cannot create the test PKI in $d/pki"; return 1; }
   e2e_snakeoil_keys "$d/sb"
+  # The site key that seals the recovery keys of encrypted nodes (secrets.recovery_key_file).
+  (umask 077 && head -c 48 /dev/urandom | base64 >"$d/recovery.key")
   e2e_site_conf "$d" "$addr" "$PREP_GRPC" "$PREP_HTTPS" "$mode"
   e2e_log "building the boot artifacts for $addr (edgeprov artifacts build)"
   "$BUILD/bin/edgeprov" --config "$d/site.conf" artifacts build >"$d/artifacts.out" 2>&1 ||
@@ -211,7 +215,8 @@ tpm_new() {
 # removable) with a blank 4 GiB
 # target disk (bootindex 0: blank, OVMF falls through to the boot medium; once written, it
 # boots the installed OS). Console: $E2E/NAME/console.log. With VM_TPM=DIR (tpm_new's) the VM
-# has that TPM 2.0 (swtpm, TIS interface).
+# has that TPM 2.0 (swtpm, TIS interface). With VM_DISK=FILE the target disk starts as a copy
+# of FILE (another machine given a node's disk) and the firmware's variables are fresh.
 vm_start() {
   local name=$1 uuid=$2 serial=$3 boot=$4 sb=${5:-}
   local d=$E2E/$name
@@ -223,7 +228,11 @@ vm_start() {
     extra+=(-global driver=cfi.pflash01,property=secure,value=on)
   fi
   cp "$vars" "$d/vars.fd"
-  truncate -s 4G "$d/target.img"
+  if [ -n "${VM_DISK:-}" ]; then
+    cp --sparse=always "$VM_DISK" "$d/target.img" || e2e_die "vm_start: cannot copy the disk $VM_DISK"
+  else
+    truncate -s 4G "$d/target.img"
+  fi
   local mac
   mac=$(printf '52:54:00:e2:%02x:%02x' $((RANDOM % 256)) $((RANDOM % 256)))
   local net=(-netdev "user,id=n0,bootfile=${VM_BOOTFILE:-$E2E_NETBOOT_URL}" -device "virtio-net-pci,netdev=n0,mac=$mac,romfile=")

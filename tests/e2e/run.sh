@@ -21,13 +21,20 @@
 #               boots and provisions through HAProxy (os-microvisor), the replica holding its
 #               workflow stream is killed while it waits, then the next while the workflow runs;
 #               the node reconnects to a survivor each time and reaches RUNNING
+#   identity    a node proves it holds the TPM registered for its host; a copy with another TPM
+#               is refused
+#   fde         Secure Boot + swtpm: a Debian node (encrypted root) and a microvisor node
+#               (verified root, encrypted data) provisioned with FDE reach RUNNING; tamper
+#               checks (the disk in another machine, a changed byte of the verified root, the
+#               recovery key), and a node without a TPM ends FAILED with nothing written
+#               (tests/e2e/fde.sh)
 # Each stage is a console marker waited for with its own timeout; each node's timeline is
 # printed, and the final inventory. KEEP=1 keeps the scratch directory.
 # Target images: tests/e2e/images/debian-image.sh (os-ubuntu style, cloud-init; cached between
 # runs) and tests/e2e/images/microvisor-image.sh (os-microvisor, made from each run's artifacts).
 set -u
 if [ $# -lt 1 ]; then
-  sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
   exit 2
 fi
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,11 +42,12 @@ src=$(cd "$here/../.." && pwd)
 BUILD=$(cd "$1" && pwd)
 shift
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two ha identity)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(network usb secureboot nonztp two ha identity fde)
 . "$src/tests/integration/lib.sh"
 . "$here/lib.sh"
 . "$here/network.sh"
 . "$here/ha.sh"
+. "$here/fde.sh"
 unset EDGEPROV_CONFIG EDGEPROV_SERVER http_proxy https_proxy HTTP_PROXY HTTPS_PROXY SOURCE_DATE_EPOCH
 
 for tool in qemu-system-x86_64 nginx curl zstd sgdisk mcopy bc; do
@@ -70,8 +78,10 @@ main_orchestrator() {
     cp "$E2E_IMAGE" "$E2E/images/debian.img.zst" && cp "$E2E_IMAGE.sha256" "$E2E/images/debian.img.zst.sha256" ||
       e2e_die "E2E_IMAGE: cannot read $E2E_IMAGE and $E2E_IMAGE.sha256"
   else
+    # Signed with the snakeoil db key, so it boots under Secure Boot too (the fde scenario).
     e2e_log "the Debian target image (tests/e2e/images/debian-image.sh, cached)"
-    "$here/images/debian-image.sh" "$BUILD" "$E2E/images" >"$E2E/image.out" 2>&1 ||
+    e2e_snakeoil_keys "$E2E/sb"
+    "$here/images/debian-image.sh" "$BUILD" "$E2E/images" "$E2E/sb/db.key" "$E2E/sb/db.crt" >"$E2E/image.out" 2>&1 ||
       { tail -n 40 "$E2E/image.out"; e2e_die "the target image could not be built"; }
   fi
   e2e_orchestrator_start nztp "$E2E/images/debian.img.zst" "$(cut -d' ' -f1 "$E2E/images/debian.img.zst.sha256")"
