@@ -87,7 +87,9 @@ set -euo pipefail
 
 suite=${EDGEPROV_E2E_SUITE:-bookworm}
 cache_dir=${EDGEPROV_E2E_CACHE:-/var/cache/edgeprov-e2e}
-cmdline="root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 loglevel=5 systemd.show_status=1 net.ifnames=0"
+# panic=0: every initramfs panic halts instead of opening its (initramfs) shell, which in FDE mode
+# would sit beside an unlocked root.
+cmdline="root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 loglevel=5 systemd.show_status=1 net.ifnames=0 panic=0"
 esp_mib=64       # FAT32 needs at least 65525 clusters: 33 MiB with 512-byte clusters
 free_mib=64      # free space left in the root filesystem
 luks_mib=16      # the root partition is this much larger than its filesystem: LUKS2's header room
