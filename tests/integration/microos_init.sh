@@ -19,6 +19,10 @@
 #           ignored (said once), FAILED and the log's tail, then no shell: the node halts
 #   efi     the same UEFI without Secure Boot, edgeprov.debug: debug on, FAILED, the shell as
 #           before (the SecureBoot variable read, efivarfs loaded ahead of the other modules)
+#   sbinstalled  Secure Boot, the signed bare kernel with an installed-mode command line
+#           (edgeprov.installed/root/roothash, as an attacker would pass them through iPXE): not
+#           started by a signed unified kernel image, so refused before any partition is looked
+#           at; the node halts
 # Usage: microos_init.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -114,7 +118,7 @@ openssl pkey -in /usr/share/ovmf/PkKek-1-snakeoil.key -passin pass:snakeoil -out
 cp "$kernel" "$tmp/vmlinuz.efi" && sbattach --remove "$tmp/vmlinuz.efi" >/dev/null 2>&1
 sbsign --key "$tmp/sb.key" --cert /usr/share/ovmf/PkKek-1-snakeoil.pem --output "$tmp/vmlinuz.signed" "$tmp/vmlinuz.efi" >/dev/null 2>&1 ||
   { echo "FAIL: cannot sign a copy of $kernel with the snakeoil key"; exit 1; }
-cp "$ovmf_sb_vars" "$tmp/sb-vars.fd" && cp "$ovmf_vars" "$tmp/efi-vars.fd"
+cp "$ovmf_sb_vars" "$tmp/sb-vars.fd" && cp "$ovmf_sb_vars" "$tmp/sbi-vars.fd" && cp "$ovmf_vars" "$tmp/efi-vars.fd"
 
 # ---- boots ---------------------------------------------------------------------------------
 # boot NAME INITRD APPEND [QEMU ARGS...]: boots with the serial console in $tmp/NAME.out (CRs
@@ -205,6 +209,10 @@ KERNEL=$tmp/vmlinuz.signed boot efi "$tmp/fail.img" "edgeprov.debug edgeprov.mac
 pids+=($!)
 wait
 pids=()
+KERNEL=$tmp/vmlinuz.signed boot sbinstalled "$tmp/fail.img" \
+  "edgeprov.installed=data edgeprov.root=root edgeprov.roothash=$(printf '%064d' 0) edgeprov.mac=$mac" \
+  -M q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_sb_code" -drive "if=pflash,format=raw,file=$tmp/sbi-vars.fd" $(nic n0 $mac)
 echo "all boots: $((SECONDS - t_all)) s"
 
 # after FILE MARKER: the part of FILE after the first line holding MARKER.
@@ -294,6 +302,13 @@ check "  no rescue shell: halting, saying so" contains "$tmp/secureboot.tail" \
   "edgeprov-microos: no rescue shell under Secure Boot: halting"
 check "  the node halted" contains "$tmp/secureboot.tail" "reboot: System halted"
 check "  no shell ran" absent -E 'leaving it reboots|SHELL-42' "$o"
+
+o=$tmp/sbinstalled.out
+check "sbinstalled: the kernel booted under Secure Boot" contains "$o" "secureboot: Secure boot enabled"
+check "  installed-mode words from an unsigned command line refused" contains "$o" \
+  "installed mode (edgeprov.installed/root/roothash) under Secure Boot needs the signed unified kernel image's own command line"
+check "  no partition looked at, no agent" absent -E 'verified root on|seed on|agent starting|no partition named' "$o"
+check "  the node halted" contains "$o" "reboot: System halted"
 
 o=$tmp/efi.out
 check "efi: the kernel booted without Secure Boot" contains "$o" "secureboot: Secure boot disabled"
