@@ -120,17 +120,8 @@ check "no TPM: the target keeps its old bytes (nothing erased, no byte of the im
 check "no TPM: no recovery key was stored" run_status 1 "$tmp/a.key2" $E host recovery-key $U1
 
 # ---- (b) a software TPM --------------------------------------------------------------------------
-port=
-for _ in $(seq 20); do
-  port=$(free_port)
-  python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', $port + 1))" 2>/dev/null && break
-done
-mkdir -p "$tmp/tpm"
-swtpm socket --tpm2 --tpmstate dir="$tmp/tpm" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
-  --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear >"$tmp/swtpm.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-tcti="swtpm:host=127.0.0.1,port=$port"
+swtpm_start tpm
+tcti=$tpm_tcti
 dm=no
 grep -qw device-mapper /proc/misc && dm=yes
 # A private directory an earlier run that died left in /run (where the key file went without memfd).
@@ -233,6 +224,6 @@ check "... and the disk is still enrolled" contains "$tmp/b3.log" "fde: TPM enro
 check "the key file is gone, and its private directory" test -z "$(find "$tmp/b/state" "$tmp/a/state" -name 'edgeprov-fde.*')"
 check "no key file went through /run either" test -z "$(find /run -maxdepth 1 -name 'edgeprov-fde.*' -newer "$tmp/fde.img")"
 check "the recovery keys are in no log" absent -rF -e "$key" -e "$key2" -- "$tmp/daemon.log" "$tmp/a.log" "$tmp/b.log" \
-  "$tmp/b2.log" "$tmp/b3.log" "$tmp/a.list" "$tmp/b.list" "$tmp/swtpm.log"
+  "$tmp/b2.log" "$tmp/b3.log" "$tmp/a.list" "$tmp/b.list" "$tmp/tpm.log"
 
 finish

@@ -84,6 +84,23 @@ run_status() {
 # free_port: prints a TCP port free on 127.0.0.1 now.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
+# swtpm_start NAME: a software TPM 2.0 of its own (state in $tmp/NAME, log $tmp/NAME.log; its pid
+# in $pids), ready when this returns; sets NAME_tcti to its tpm2-tss TCTI. The swtpm TCTI finds
+# the control channel on the port after the command port, so both must be free.
+swtpm_start() {
+  local port
+  for _ in $(seq 20); do
+    port=$(free_port)
+    python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', $port + 1))" 2>/dev/null && break
+  done
+  mkdir -p "$tmp/$1"
+  swtpm socket --tpm2 --tpmstate dir="$tmp/$1" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
+    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear >"$tmp/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+  eval "${1}_tcti=swtpm:host=127.0.0.1,port=$port"
+}
+
 # make_test_tls DIR: a throwaway CA (DIR/ca.pem, ca.key) and a server certificate for
 # 127.0.0.1-127.0.0.4 (replicas on addresses of their own) and localhost signed by it (DIR/tls.pem, DIR/tls.key, mode 0600).
 make_test_tls() {

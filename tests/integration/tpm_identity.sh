@@ -21,22 +21,6 @@ for tool in swtpm tpm2_createek; do
   command -v $tool >/dev/null || { echo "FAIL $tool not found: run scripts/install-deps.sh"; exit 1; }
 done
 
-# start_swtpm NAME: a TPM 2.0 of its own (state in $tmp/NAME); sets NAME_tcti. tpm2-tss's swtpm
-# TCTI finds the control channel on the port after the command port.
-start_swtpm() {
-  local port
-  for _ in $(seq 20); do
-    port=$(free_port)
-    python3 -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', $port + 1))" 2>/dev/null && break
-  done
-  mkdir -p "$tmp/$1"
-  swtpm socket --tpm2 --tpmstate dir="$tmp/$1" --server type=tcp,port=$port,bindaddr=127.0.0.1 \
-    --ctrl type=tcp,port=$((port + 1)),bindaddr=127.0.0.1 --flags not-need-init,startup-clear >"$tmp/$1.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
-  eval "${1}_tcti=swtpm:host=127.0.0.1,port=$port"
-}
-
 # tpm_agent NODE TCTI [ARGS...]: the agent of node NODE (sysroot $tmp/NODE) with that TPM (at
 # most 60 s: one that is never let in must not hang the test).
 tpm_agent() {
@@ -74,8 +58,8 @@ site() {
   start_daemon "$tmp/site.conf" "$tmp/edgeprovd-$1.log"
 }
 
-start_swtpm tpm_a
-start_swtpm tpm_b
+swtpm_start tpm_a
+swtpm_start tpm_b
 check "the operator reads TPM A's EK (tpm2_createek)" run_status 0 "$tmp/ek_a.out" \
   tpm2_createek -T "$tpm_a_tcti" -G rsa -u "$tmp/ek_a.pem" -f pem -c "$tmp/ek_a.ctx"
 check "... and TPM B's" run_status 0 "$tmp/ek_b.out" tpm2_createek -T "$tpm_b_tcti" -G rsa -u "$tmp/ek_b.pem" -f pem -c "$tmp/ek_b.ctx"
