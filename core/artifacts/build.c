@@ -128,6 +128,10 @@ static int resolve_inputs(const ep_config *c, inputs *in, ep_artifacts_report *r
   else note(report, "no iPXE binary at %s (scripts/fetch-ipxe.sh installs one): ipxe.efi left out", ipxe);
   const char *stub = a->efi_stub ? a->efi_stub : DEFAULT_STUB;
   if (access(stub, R_OK) == 0) snprintf(in->stub, sizeof in->stub, "%s", stub);
+  else if (a->signing_key)
+    return ep_error_set(EP_ENOENT, "artifacts.signing_key: a signed build boots the Micro-OS only as a signed unified "
+                                   "kernel image (a signed bare kernel would boot any initramfs), and there is no EFI "
+                                   "stub at %s (install systemd-boot-efi or set artifacts.efi_stub)", stub);
   else note(report, "no EFI stub at %s (install systemd-boot-efi): micro-os.efi left out", stub);
   if (!c->tls_ca)
     return ep_error_set(EP_EINVAL, "tls.ca is not set: the Micro-OS must carry the CA that signed the orchestrator's "
@@ -293,7 +297,7 @@ static int curate_boot_plugins(build *b) {
   char kernel_args[CMDLINE_MAX];
   snprintf(kernel_args, sizeof kernel_args, "%s", b->in.kernel_args);
   ep_boot_build info = {.struct_size = sizeof info, .is_signed = b->in.key != NULL, .base_url = b->in.base_url,
-                        .kernel = KERNEL_NAME, .initrd = INITRD_NAME, .uki = b->report->uki ? UKI_NAME : "",
+                        .kernel = b->in.key ? "" : KERNEL_NAME, .initrd = INITRD_NAME, .uki = b->report->uki ? UKI_NAME : "",
                         .ipxe_efi = b->report->ipxe ? IPXE_NAME : "", .kernel_args = kernel_args};
   for (size_t i = 0; i < b->site->plugins->started_count; i++) {
     const ep_plugin *p = b->site->plugins->started[i];
@@ -320,6 +324,24 @@ static int place_efi(build *b, const char *source, const char *name) {
   if (!b->in.key) return copy_file(source, path);
   r = ep_efi_sign(b->in.key, b->in.cert, source, path, b->work, b->in.epoch);
   return r == 0 ? ep_efi_verify(b->in.cert, path) : r;
+}
+
+/* The bare kernel. A signed build never signs it: signed, it would boot under Secure Boot with any initramfs and
+ * command line (rdinit=/bin/sh), and the TPM (PCR 7 unchanged) would unseal a node's disk; the signed UKI carries
+ * both inside its signature. It is still placed, with every signature removed (the distribution's too), for tools
+ * that build their own images from it; Secure Boot firmware refuses to start it, and no iPXE script names it. */
+static int place_kernel(build *b) {
+  if (!b->in.key) return place_efi(b, b->in.kernel, KERNEL_NAME);
+  char path[PATH_MAX];
+  int r = stage_path(b, KERNEL_NAME, path, sizeof path);
+  if (r < 0 || (r = copy_file(b->in.kernel, path)) < 0) return r;
+  const char *detach[] = {"sbattach", "--remove", path, NULL};
+  for (int i = 0; i < 8 && ep_run(detach, NULL, 0) == 0; i++) { /* one signature a run; fails once none is left */
+  }
+  const char *list[] = {"sh", "-c", "sbverify --list \"$0\" 2>/dev/null | grep -q '^signature [0-9]'", path, NULL};
+  return ep_run(list, NULL, 0) == 0
+             ? ep_error_set(EP_EIO, "%s: a signature is left on the kernel after sbattach --remove", b->in.kernel)
+             : 0;
 }
 
 /* ---- the record: SHA256SUMS and manifest.json ------------------------------------------ */
@@ -386,6 +408,9 @@ static int write_record(build *b) {
   json_object_set_new(manifest, "base_url", json_string(b->in.base_url));
   json_object_set_new(manifest, "kernel_cmdline", json_string(b->in.kernel_args));
   json_object_set_new(manifest, "signed", json_boolean(b->in.key != NULL));
+  /* What boots the Micro-OS: a signed build only the signed UKI (no bare kernel is offered). */
+  json_object_set_new(manifest, "micro_os", json_string(b->in.key ? "uki" : b->report->uki ? "kernel+uki" : "kernel"));
+  json_object_set_new(manifest, "kernel_signed", json_false()); /* vmlinuz: never signed, see place_kernel */
   json_object_set_new(manifest, "source_date_epoch", json_integer(b->in.epoch));
   json_object_set_new(manifest, "inputs", in);
   json_object_set_new(manifest, "files", files);
@@ -493,7 +518,7 @@ int ep_artifacts_build(const ep_site *site, const char *out_dir, ep_artifacts_re
   chmod(b.stage, 0755);
   char path[PATH_MAX], initrd[PATH_MAX];
   if ((r = stage_path(&b, INITRD_NAME, initrd, sizeof initrd)) < 0 || (r = build_initramfs(&b, initrd)) < 0) goto out;
-  if ((r = place_efi(&b, b.in.kernel, KERNEL_NAME)) < 0) goto out;
+  if ((r = place_kernel(&b)) < 0) goto out;
   if (b.in.stub[0]) {
     char cmdline[CMDLINE_MAX], unsigned_uki[PATH_MAX + 32];
     snprintf(cmdline, sizeof cmdline, "%s", b.in.kernel_args);

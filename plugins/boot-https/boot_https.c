@@ -13,15 +13,24 @@ typedef struct boot_https {
   const ep_host *host;
   ep_ctx *ctx;
   ep_ipxe_options script;
+  int kernel_only; /* payload = "kernel" set: refused for a signed build */
 } boot_https;
 
 static int32_t https_curate(void *state, const ep_boot_build *build, ep_boot_add_fn add, void *data) {
   boot_https *b = state;
   char *script = b->host->alloc(b->ctx, SCRIPT_MAX);
   if (!script) return ep_failf(b->host, b->ctx, EP_ENOMEM, "out of memory");
+  if (b->kernel_only && build->is_signed) {
+    b->host->free(b->ctx, script);
+    return ep_failf(b->host, b->ctx, EP_EINVAL,
+                    "setting payload: 'kernel' boots a bare kernel with an unsigned initramfs and command line, which "
+                    "Secure Boot would not check; this site signs its artifacts, so its Micro-OS boots only as the "
+                    "signed UKI: set payload = \"uki\" (or leave it unset)");
+  }
   int len = ep_ipxe_script(script, SCRIPT_MAX, build, &b->script);
   int32_t r = len < 0 ? ep_failf(b->host, b->ctx, EP_EINVAL,
-                                 b->script.use_uki ? "payload uki: this build has no unified kernel image (set artifacts.efi_stub)"
+                                 b->script.use_uki || build->is_signed
+                                     ? "payload uki: this build has no unified kernel image (set artifacts.efi_stub)"
                                                    : "the iPXE script does not fit in %d bytes", SCRIPT_MAX)
                       : add(data, "boot.ipxe", (const uint8_t *)script, (uint64_t)len);
   b->host->free(b->ctx, script);
@@ -42,14 +51,15 @@ static int32_t https_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   if (!b) return ep_failf(host, ctx, EP_ENOMEM, "out of memory");
   b->host = host;
   b->ctx = ctx;
-  const char *url_path = "/boot", *directory = "", *payload = "kernel";
+  const char *url_path = "/boot", *directory = "", *payload = "auto";
   host->setting_string(ctx, "url_path", &url_path);
   host->setting_string(ctx, "directory", &directory);
   host->setting_string(ctx, "payload", &payload);
   int32_t r = ep_ipxe_options_read(host, ctx, &b->script);
-  if (r == 0 && strcmp(payload, "kernel") != 0 && strcmp(payload, "uki") != 0)
-    r = ep_failf(host, ctx, EP_EINVAL, "setting payload: '%.32s' is neither 'kernel' nor 'uki'", payload);
-  b->script.use_uki = strcmp(payload, "uki") == 0;
+  if (r == 0 && strcmp(payload, "auto") != 0 && strcmp(payload, "kernel") != 0 && strcmp(payload, "uki") != 0)
+    r = ep_failf(host, ctx, EP_EINVAL, "setting payload: '%.32s' is none of 'auto', 'kernel' and 'uki'", payload);
+  b->script.use_uki = strcmp(payload, "uki") == 0; /* auto: the build decides (signed: uki) */
+  b->kernel_only = strcmp(payload, "kernel") == 0;
   if (r == 0 && !directory[0] && host->site_string(ctx, "artifacts.directory", &directory) < 0)
     r = ep_failf(host, ctx, EP_EINVAL, "setting directory: unset, and the host has no artifacts.directory");
   if (r == 0) r = host->publish_directory(ctx, url_path, directory); /* message set by the host */
@@ -73,8 +83,9 @@ static const ep_field_decl https_settings[] = {
                          "where the artifacts appear on the HTTPS server (artifacts.base_url ends with it)"),
     EP_FIELD_STRING_DECL("directory", "", EP_FIELD_OPTIONAL, 1024,
                          "the directory served; empty: the site's artifacts.directory"),
-    EP_FIELD_STRING_DECL("payload", "kernel", EP_FIELD_OPTIONAL, 16,
-                         "what iPXE boots: kernel (signed kernel + initrd) or uki (one signed EFI file)"),
+    EP_FIELD_STRING_DECL("payload", "auto", EP_FIELD_OPTIONAL, 16,
+                         "what iPXE boots: auto (uki when the site signs its artifacts, else kernel), kernel "
+                         "(unsigned builds only: kernel + initrd) or uki (one EFI file, signed when the site signs)"),
     EP_IPXE_SETTINGS,
 };
 

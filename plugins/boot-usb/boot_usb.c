@@ -52,7 +52,7 @@ static int32_t usb_init(const ep_host *host, ep_ctx *ctx, void **ret_state) {
   memset(s, 0, sizeof *s);
   s->host = host;
   s->ctx = ctx;
-  s->ipxe = ipxe; /* kernel + initrd: iPXE passes them the command line, which a signed UKI would ignore */
+  s->ipxe = ipxe; /* a signed build: autoexec.ipxe chains the signed UKI (ep_ipxe_script) */
   snprintf(s->payload, sizeof s->payload, "%s", payload);
   *ret_state = s;
   return 0;

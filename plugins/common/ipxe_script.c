@@ -47,7 +47,9 @@ int32_t ep_ipxe_options_read(const ep_host *host, ep_ctx *ctx, ep_ipxe_options *
 
 int ep_ipxe_script(char *buf, size_t size, const ep_boot_build *build, const ep_ipxe_options *opt) {
   if (!buf || size == 0) return -1;
-  if (opt->use_uki && !build->uki[0]) return -1;
+  /* A signed build boots only its signed UKI: it offers no bare kernel (core/artifacts/build.c). */
+  int use_uki = opt->use_uki || build->is_signed;
+  if (use_uki && !build->uki[0]) return -1;
   script_buf o = {buf, size, 0, 0};
   buf[0] = '\0';
   put(&o, "#!ipxe\n"
@@ -72,7 +74,7 @@ int ep_ipxe_script(char *buf, size_t size, const ep_boot_build *build, const ep_
                             "ip=${net${edgeprov-nic}/ip}::${net${edgeprov-nic}/gateway}:${net${edgeprov-nic}/netmask}:::off:${dns}"
                           : "edgeprov.mac=${net${edgeprov-nic}/mac} edgeprov.ip=${net${edgeprov-nic}/ip}");
   /* Each fetch is tried three times before the next NIC. */
-  if (opt->use_uki) {
+  if (use_uki) {
     put(&o,
         "set edgeprov-try:int32 0\n"
         ":fetch-uki\n"

@@ -34,7 +34,8 @@ int32_t ep_ipxe_options_read(const ep_host *host, ep_ctx *ctx, ep_ipxe_options *
  * passes build->kernel_args, initrd=<name>, edgeprov.mac= and edgeprov.ip= (the NIC it
  * booted from) on the kernel command line; after `attempts` rounds it says so and drops to
  * the iPXE shell. Strings in build are validated by the core (see ep_boot_build).
- * Returns the length, or -1 when buf is too small or use_uki is set without a UKI. */
+ * Returns the length, or -1 when buf is too small or use_uki is set (or the build
+ * is signed: a signed build boots only its UKI) without a UKI. */
 int ep_ipxe_script(char *buf, size_t size, const ep_boot_build *build, const ep_ipxe_options *options);
 
 #endif

@@ -213,9 +213,8 @@ scenario_ha() {
   VM_CONF[$name]=$HA_DIR/r1/site.conf
   E2E_ART=$HA_ART VM_BOOTFILE=$HA_NETBOOT_URL vm_start "$name" "$u" "$serial" net
   if check "ha: iPXE runs" vm_wait $name "iPXE runs" 90 'iPXE initialising devices|iPXE 1\.' &&
-    check "ha: iPXE fetches the kernel through HAProxy" vm_wait $name "vmlinuz through HAProxy" 90 \
-      "$front/vmlinuz\.\.\..* ok" &&
-    check "ha: ... and the initramfs" vm_wait $name "initrd through HAProxy" 90 "$front/initrd\.img\.\.\..* ok" &&
+    check "ha: iPXE fetches the signed UKI through HAProxy" vm_wait $name "micro-os.efi through HAProxy" 90 \
+      "$front/micro-os\.efi\.\.\..* ok" &&
     check "ha: Micro-OS kernel starts" vm_wait $name "Micro-OS kernel starts" 90 'Linux version' &&
     check "ha: the agent onboards through HAProxy" vm_wait $name "onboarded" 120 'onboarded as' &&
     check "ha: its workflow stream waits" vm_wait $name "workflow stream waits" 60 'waiting for a workflow' &&

@@ -275,8 +275,8 @@ scenario_network() {
   # firmware's HTTP boot for it, printing nothing), else boot.ipxe from DHCP (printed).
   hb_stage "network: iPXE runs edgeprov's script, fetched over HTTPS" "iPXE script runs" 60 'edgeprov: round 1/'
 
-  hb_stage "network: iPXE fetches the kernel over HTTPS" "vmlinuz fetched" 90 "$base/vmlinuz\.\.\..* ok"
-  hb_stage "network: iPXE fetches the initramfs over HTTPS" "initrd fetched" 90 "$base/initrd\.img\.\.\..* ok"
+  # The site signs its artifacts: iPXE boots the signed UKI (kernel, initramfs and command line in one signature).
+  hb_stage "network: iPXE fetches the signed UKI over HTTPS" "micro-os.efi fetched" 90 "$base/micro-os\.efi\.\.\..* ok"
   hb_stage "network: Micro-OS kernel starts" "Micro-OS kernel starts" 90 'Linux version'
   hb_stage "network: Micro-OS network up" "Micro-OS network up" 90 'edgeprov-microos: network up'
   hb_stage "network: Micro-OS agent onboards (nZTP)" "agent onboarded" 120 'onboarded as'

@@ -147,13 +147,25 @@ secure_boot_seen_twice() { [ "$(vm_console "$1" | grep -cE 'Secure boot enabled'
 # debug trace. (grep reads a pipe here: its status 1 is "absent", nothing else.)
 no_shell_no_debug() { vm_console "$1" | absent -E 'starting a shell|edgeprov-microos: debug:|^\+ say '; }
 # edited_boot_script: $E2E/edited/ (see e2e_netboot_start) holds the signed iPXE and the site's
-# boot.ipxe with "edgeprov.shell edgeprov.debug" added to the Micro-OS's command line, as anyone
-# who can answer the node's DHCP or edit the unsigned script could.
+# boot.ipxe with "edgeprov.shell edgeprov.debug" added to the command line it passes the signed
+# UKI, as anyone who can answer the node's DHCP or edit the unsigned script could.
 edited_boot_script() {
   mkdir -p "$E2E/edited" && cp "$E2E_ART/ipxe.efi" "$E2E/edited/ipxe.efi" &&
-    sed 's| initrd=initrd.img | initrd=initrd.img edgeprov.shell edgeprov.debug |' "$E2E_ART/boot.ipxe" >"$E2E/edited/boot.ipxe" &&
+    sed 's|^chain micro-os.efi |chain micro-os.efi edgeprov.shell edgeprov.debug |' "$E2E_ART/boot.ipxe" >"$E2E/edited/boot.ipxe" &&
     chmod 755 "$E2E/edited" && chmod 644 "$E2E/edited/ipxe.efi" "$E2E/edited/boot.ipxe" &&
-    grep -q '^kernel .* initrd=initrd.img edgeprov.shell edgeprov.debug ' "$E2E/edited/boot.ipxe"
+    grep -q '^chain micro-os.efi edgeprov.shell edgeprov.debug ' "$E2E/edited/boot.ipxe" &&
+    ! grep -qE 'vmlinuz|initrd' "$E2E/edited/boot.ipxe"
+}
+# uki_cmdline_only NAME: the kernel ran with the UKI's own signed command line (the site's
+# edgeprov.orchestrator=), none of the words the edited script passed (edgeprov.shell, and iPXE's
+# edgeprov.mac=), and /init never saw them (it would say it ignores them).
+uki_cmdline_only() {
+  local line
+  line=$(vm_console "$1" | grep -m1 'Kernel command line:') || return 1
+  echo "$line" >&2
+  case $line in *edgeprov.orchestrator=*) ;; *) return 1 ;; esac
+  case $line in *edgeprov.shell* | *edgeprov.debug* | *edgeprov.mac=*) return 1 ;; esac
+  vm_console "$1" | absent 'ignoring edgeprov.shell'
 }
 
 scenario_secureboot() {
@@ -164,12 +176,12 @@ scenario_secureboot() {
   check "secureboot: a boot script that adds edgeprov.shell edgeprov.debug" edited_boot_script
   VM_BOOTFILE=${E2E_NETBOOT_URL%/*}/edited/netboot.efi vm_start sb1 "$u" E2ENODE03 net secureboot
   check "secureboot: the signed iPXE runs" vm_wait sb1 "signed iPXE runs" 120 'iPXE initialising devices|iPXE 1\.'
-  check "secureboot: the signed kernel starts" vm_wait sb1 "signed Micro-OS kernel starts" 120 'Linux version'
+  check "secureboot: the signed iPXE chains the signed UKI" vm_wait sb1 "signed UKI chained" 120 'edgeprov: booting micro-os\.efi'
+  check "secureboot: the UKI's kernel starts" vm_wait sb1 "signed Micro-OS kernel starts" 120 'Linux version'
   check "secureboot: the kernel sees Secure Boot on" vm_wait sb1 "Secure Boot enabled" 60 'Secure boot enabled|secureboot: Secure boot enabled'
-  check "secureboot: ... with edgeprov.shell edgeprov.debug on its command line" vm_wait sb1 "shell asked for" 30 \
-    'Kernel command line: .* edgeprov.shell edgeprov.debug '
-  check "secureboot: the Micro-OS ignores them, saying so" vm_wait sb1 "shell and debug ignored" 120 \
-    'edgeprov-microos: Secure Boot is on: ignoring edgeprov.shell edgeprov.debug \(this signed Micro-OS'
+  check "secureboot: the Micro-OS network comes up (DHCP, no edgeprov.mac)" vm_wait sb1 "Micro-OS network up" 120 \
+    'edgeprov-microos: network up'
+  check "secureboot: ... with the UKI's own command line: the edited script's words never reach /init" uki_cmdline_only sb1
   check "secureboot: the Micro-OS agent onboards" vm_wait sb1 "agent reports in" 180 'reported in on the node API'
   check "secureboot: ... with no shell and no debug trace" no_shell_no_debug sb1
   check "secureboot: the workflow ends, the node reboots" vm_wait sb1 "workflow done, rebooting" 300 'workflow done; restarting'

@@ -133,11 +133,16 @@ check "  ... and ahci by its class too" grep -qE '^kernel/drivers/ata/ahci\.ko\|
 check "  virtio_net and ext4 are not gated" absent -E '^[^|]*/(virtio_net|ext4)\.ko\|' "$P"
 check "  no gated module's dependency is one an ungated module needs (jbd2)" absent 'jbd2' "$P"
 
-for f in vmlinuz ipxe.efi micro-os.efi; do
+for f in ipxe.efi micro-os.efi; do
   check "sbverify: $f is signed with the site's db key" sh -c "sbverify --cert '$tmp/keys/db.crt' '$A/$f' 2>&1 | grep -q 'Signature verification OK'"
   check "sbverify: $f does not verify against another key" sh -c "! sbverify --cert '$tmp/keys/KEK.crt' '$A/$f' >/dev/null 2>&1"
 done
-check "the kernel carries one signature (Debian's is replaced)" sh -c "sbverify --list '$A/vmlinuz' 2>&1 | grep -c '^signature [0-9]' | grep -qx 1"
+# A signed bare kernel would boot under Secure Boot with any initramfs and command line: a signed
+# build offers none. vmlinuz is there for image tools, with no signature at all (Debian's removed).
+check "the bare kernel is not signed with the db key" sh -c "! sbverify --cert '$tmp/keys/db.crt' '$A/vmlinuz' >/dev/null 2>&1"
+check "  and carries no signature at all" sh -c "! sbverify --list '$A/vmlinuz' 2>&1 | grep -q '^signature [0-9]'"
+check "  the manifest says the Micro-OS boots as the UKI" grep -q '"micro_os": "uki"' "$A/manifest.json"
+check "  and that the kernel is unsigned" grep -q '"kernel_signed": false' "$A/manifest.json"
 check "published db certificate is the signing certificate" cmp -s "$A/db.crt" "$tmp/keys/db.crt"
 
 # cacerts.esl: one EFI_SIGNATURE_LIST of type EFI_CERT_X509_GUID holding the CA's DER.
@@ -157,7 +162,8 @@ check "cacerts.esl holds the CA in an EFI signature list" esl_ok "$A/cacerts.esl
 
 check "boot.ipxe is an iPXE script" sh -c "head -1 '$A/boot.ipxe' | grep -qx '#!ipxe'"
 check "  fetches from artifacts.base_url" contains "$A/boot.ipxe" "set edgeprov-base https://10.0.2.2:$https/boot"
-check "  names the initrd on the EFI kernel line" contains "$A/boot.ipxe" 'initrd=initrd.img'
+check "  chains the signed UKI (the build is signed)" contains "$A/boot.ipxe" 'chain micro-os.efi '
+check "  never names the bare kernel or the initrd" sh -c "! grep -qE 'vmlinuz|initrd' '$A/boot.ipxe'"
 check "  passes the orchestrator" contains "$A/boot.ipxe" "edgeprov.orchestrator=10.0.2.2:$grpc"
 check "  passes the NIC's MAC and IP" contains "$A/boot.ipxe" 'edgeprov.mac=${net${edgeprov-nic}/mac} edgeprov.ip=${net${edgeprov-nic}/ip}'
 check "  loops over the NICs" contains "$A/boot.ipxe" 'isset ${net${edgeprov-nic}/mac} || goto round-failed'
@@ -226,6 +232,13 @@ check "  and no staging directory is left" sh -c "! ls -d '$tmp/data/'artifacts.
 write_conf "" '[ "no_such_module" ]'
 check "an unknown kernel module is refused" run_status 1 "$tmp/bad5.out" $E --config "$tmp/site.conf" artifacts build
 check "  naming it" contains "$tmp/bad5.out" "no_such_module"
+check "  the artifacts are untouched" cmp -s "$tmp/sums.1" "$A/SHA256SUMS"
+
+write_conf ""
+printf 'boot-https = { payload = "kernel"; };\n' >>"$tmp/site.conf"
+check "boot-https payload=kernel is refused for a signed build" run_status 1 "$tmp/bad6.out" $E --config "$tmp/site.conf" artifacts build
+check "  naming the setting" contains "$tmp/bad6.out" "setting payload: 'kernel'"
+check "  and why" contains "$tmp/bad6.out" "Secure Boot would not check"
 check "  the artifacts are untouched" cmp -s "$tmp/sums.1" "$A/SHA256SUMS"
 
 # ---- CA rotation ----------------------------------------------------------------------------
