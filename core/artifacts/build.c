@@ -297,7 +297,8 @@ static int curate_boot_plugins(build *b) {
   char kernel_args[CMDLINE_MAX];
   snprintf(kernel_args, sizeof kernel_args, "%s", b->in.kernel_args);
   ep_boot_build info = {.struct_size = sizeof info, .is_signed = b->in.key != NULL, .base_url = b->in.base_url,
-                        .kernel = b->in.key ? "" : KERNEL_NAME, .initrd = INITRD_NAME, .uki = b->report->uki ? UKI_NAME : "",
+                        .kernel = b->in.key ? "" : KERNEL_NAME, /* signed: no bare kernel to boot (place_kernel) */
+                        .initrd = INITRD_NAME, .uki = b->report->uki ? UKI_NAME : "",
                         .ipxe_efi = b->report->ipxe ? IPXE_NAME : "", .kernel_args = kernel_args};
   for (size_t i = 0; i < b->site->plugins->started_count; i++) {
     const ep_plugin *p = b->site->plugins->started[i];
@@ -410,7 +411,7 @@ static int write_record(build *b) {
   json_object_set_new(manifest, "signed", json_boolean(b->in.key != NULL));
   /* What boots the Micro-OS: a signed build only the signed UKI (no bare kernel is offered). */
   json_object_set_new(manifest, "micro_os", json_string(b->in.key ? "uki" : b->report->uki ? "kernel+uki" : "kernel"));
-  json_object_set_new(manifest, "kernel_signed", json_false()); /* vmlinuz: never signed, see place_kernel */
+  json_object_set_new(manifest, "kernel_signed", json_false()); /* vmlinuz never carries the site's signature */
   json_object_set_new(manifest, "source_date_epoch", json_integer(b->in.epoch));
   json_object_set_new(manifest, "inputs", in);
   json_object_set_new(manifest, "files", files);

@@ -28,10 +28,10 @@ static int32_t https_curate(void *state, const ep_boot_build *build, ep_boot_add
                     "signed UKI: set payload = \"uki\" (or leave it unset)");
   }
   int len = ep_ipxe_script(script, SCRIPT_MAX, build, &b->script);
+  int uki = b->script.use_uki || build->is_signed; /* a signed build boots only its UKI */
   int32_t r = len < 0 ? ep_failf(b->host, b->ctx, EP_EINVAL,
-                                 b->script.use_uki || build->is_signed
-                                     ? "payload uki: this build has no unified kernel image (set artifacts.efi_stub)"
-                                                   : "the iPXE script does not fit in %d bytes", SCRIPT_MAX)
+                                 uki ? "payload uki: this build has no unified kernel image (set artifacts.efi_stub)"
+                                     : "the iPXE script does not fit in %d bytes", SCRIPT_MAX)
                       : add(data, "boot.ipxe", (const uint8_t *)script, (uint64_t)len);
   b->host->free(b->ctx, script);
   return r;
