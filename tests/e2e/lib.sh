@@ -137,7 +137,7 @@ e2e_orchestrator_start() {
 # its script by the #!ipxe line whatever the name) from the artifact directory ART, its files
 # (config, logs) in DIR; by default the main orchestrator's ($E2E, $E2E_ART). /edited/netboot.efi
 # answers the same way from DIR/edited/ (ipxe.efi, boot.ipxe), where a scenario puts a script
-# of its own.
+# of its own; /edited/FILE is any other file there.
 e2e_netboot_start() {
   local d=${2:-$E2E} art=${3:-$E2E_ART}
   chmod 755 "$E2E" "$d" "$d/data" "$art"
@@ -155,6 +155,7 @@ http {
     location = /netboot.efi { root $art; default_type application/octet-stream; try_files \$netboot_file =404; }
     location = /unsigned/ipxe.efi { alias $d/unsigned-ipxe.efi; default_type application/efi; }
     location = /edited/netboot.efi { root $d/edited; default_type application/octet-stream; try_files \$netboot_file =404; }
+    location /edited/ { root $d; default_type application/octet-stream; }
   }
 }
 CONF

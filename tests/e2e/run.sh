@@ -168,6 +168,51 @@ uki_cmdline_only() {
   vm_console "$1" | absent 'ignoring edgeprov.shell'
 }
 
+# attacker_boot_script: $E2E/edited/ holds what an attacker who holds an FDE node and can reach
+# the boot URL would try: the signed iPXE with a script of theirs that boots the site's bare
+# vmlinuz, then the kernel taken out of the signed UKI (its .linux section), each with the site's
+# initramfs and rdinit=/bin/sh; then, as the control that the script, the network and iPXE work,
+# the signed UKI itself. Each refusal is echoed with iPXE's error.
+attacker_boot_script() {
+  local d=$E2E/edited url=${E2E_NETBOOT_URL%/*}/edited
+  rm -f "$d"/* && cp "$E2E_ART/ipxe.efi" "$E2E_ART/vmlinuz" "$E2E_ART/initrd.img" "$E2E_ART/micro-os.efi" "$d/" &&
+    objcopy -O binary --only-section=.linux "$E2E_ART/micro-os.efi" "$d/linux.efi" && [ -s "$d/linux.efi" ] &&
+    cat >"$d/boot.ipxe" <<IPXE &&
+#!ipxe
+dhcp || goto fail
+kernel $url/vmlinuz initrd=initrd.img rdinit=/bin/sh console=ttyS0,115200 edgeprov-attack=bare || goto fail
+initrd $url/initrd.img || goto fail
+echo edgeprov-attack: booting the bare kernel
+boot || echo edgeprov-attack: the bare kernel refused: \${errno}
+imgfree
+kernel $url/linux.efi initrd=initrd.img rdinit=/bin/sh console=ttyS0,115200 edgeprov-attack=inner || goto fail
+initrd $url/initrd.img || goto fail
+echo edgeprov-attack: booting the UKI's inner kernel
+boot || echo edgeprov-attack: the UKI's inner kernel refused: \${errno}
+imgfree
+echo edgeprov-attack: control: chaining the signed UKI
+chain $url/micro-os.efi || echo edgeprov-attack: the signed UKI refused: \${errno}
+:fail
+echo edgeprov-attack: script failed: \${errno}
+shell
+IPXE
+    chmod 755 "$d" && chmod 644 "$d"/*
+}
+# attack_refused NAME: the firmware refused both attacker kernels: iPXE's error 0x7f04818f is
+# EEFI_LOAD ("could not load image", disambiguator 1) carrying EFI status 15, EFI_ACCESS_DENIED,
+# what edk2's image verification answers for an image no db key signed (a broken image would
+# give another code); no kernel ran with rdinit=/bin/sh; the one kernel that did start is the
+# signed UKI's (the control).
+attack_refused() {
+  local c
+  c=$(vm_console "$1")
+  printf '%s\n' "$c" | grep -E 'edgeprov-attack:|Could not|Kernel command line' >&2
+  printf '%s\n' "$c" | grep -q 'edgeprov-attack: the bare kernel refused: 0x7f04818f' &&
+    printf '%s\n' "$c" | grep -q "edgeprov-attack: the UKI's inner kernel refused: 0x7f04818f" &&
+    printf '%s\n' "$c" | absent -E 'rdinit=/bin/sh|edgeprov-attack=|edgeprov-attack: (script failed|the signed UKI refused)' &&
+    [ "$(printf '%s\n' "$c" | grep -c 'Linux version')" = 1 ]
+}
+
 scenario_secureboot() {
   local u
   u=$(uuid_of 3)
@@ -198,6 +243,16 @@ scenario_secureboot() {
   check "secureboot: an unsigned iPXE is refused" vm_wait sb2 "unsigned iPXE refused" 120 'Access Denied|Security Violation'
   vm_stop sb2
   check "secureboot: ... and never ran" sh -c "! grep -q 'iPXE initialising devices' '$E2E/sb2/console.log'"
+  # An attacker's script in front of the signed iPXE: the site's bare kernel and the UKI's inner
+  # kernel with rdinit=/bin/sh are refused (neither carries the db key's signature), the signed UKI
+  # boots (the control).
+  check "secureboot: an attacker's boot script (bare kernel, the UKI's inner kernel, rdinit=/bin/sh)" attacker_boot_script
+  VM_BOOTFILE=${E2E_NETBOOT_URL%/*}/edited/netboot.efi vm_start sb3 "$(uuid_of 4)" E2ENODE04 net secureboot
+  check "secureboot: ... its control, the signed UKI, starts" vm_wait sb3 "the control UKI starts" 240 \
+    'edgeprov-attack: control: chaining the signed UKI'
+  check "secureboot: ... (its kernel runs)" vm_wait sb3 "a kernel starts" 120 'Linux version'
+  vm_stop sb3
+  check "secureboot: ... both attacker kernels were refused, none ran with rdinit=/bin/sh" attack_refused sb3
 }
 
 # non-ZTP: the node onboards and waits in the Micro-OS until an operator creates its Instance.

@@ -16,13 +16,15 @@ extern "C" {
  * so a plugin may write it into a script or a command line as it is. Valid during the call.
  *
  * base_url: where nodes fetch the artifacts ("https://10.0.2.2:8443/boot"), no trailing "/".
- * kernel, initrd: file names of the Micro-OS kernel and initramfs in the artifact directory.
+ * kernel, initrd: file names of the Micro-OS kernel and initramfs in the artifact directory;
+ *   kernel is "" in a signed build, which offers no bare kernel to boot (a signed one would run
+ *   any initramfs and command line under Secure Boot): boot its uki.
  * uki: file name of the Micro-OS as one (signed) EFI executable, "" when none was built.
  * ipxe_efi: file name of the (signed) iPXE EFI binary, "" when none was curated.
  * kernel_args: what the core wants on the Micro-OS kernel command line, space-separated
  *   key=value words ("console=ttyS0,115200 edgeprov.orchestrator=10.0.2.2:7443 ..."); the
  *   plugin adds initrd=<initrd> and what only it knows (iPXE's ${netX/mac}, ...).
- * signed: 1 when kernel, uki and ipxe_efi carry the site's Secure Boot signature. */
+ * signed: 1 when uki and ipxe_efi carry the site's Secure Boot signature (and kernel is ""). */
 typedef struct ep_boot_build {
   uint32_t struct_size;
   uint32_t is_signed;
