@@ -2,8 +2,9 @@
  * encrypted partition, with files for the disk and the mapping: the partition's bytes land in
  * the mapping at (offset - start), the rest on the disk at its own offset, whatever the buffers'
  * sizes and wherever they cross a boundary; the partition's raw bytes on the disk are never
- * written; a non-zero byte in the last 16 MiB fails the image; and without a mapping nothing of
- * the partition goes anywhere. */
+ * written; a non-zero byte in the last 16 MiB fails the image, and so does an ext4 superblock
+ * that says its file system is larger than the mapping; and without a mapping nothing of the
+ * partition goes anywhere. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -72,7 +73,7 @@ static fde_route route_of(fixture *f) {
 }
 
 /* Streams the image through the route in buffers of chunk bytes; returns the first failure. */
-static int stream(fixture *f, const fde_route *r, uint64_t chunk, char *message) {
+static int stream(fixture *f, fde_route *r, uint64_t chunk, char *message) {
   for (uint64_t at = 0; at < IMAGE_LEN; at += chunk) {
     uint64_t n = IMAGE_LEN - at < chunk ? IMAGE_LEN - at : chunk;
     int rc = fde_route_write(r, f->image + at, (size_t)n, at, message, 512);
@@ -135,6 +136,71 @@ static void a_non_zero_byte_in_the_luks_room_fails_the_image(void **state) {
   uint8_t after;
   assert_int_equal(pread(f->disk, &after, 1, PART_END), 1);
   assert_int_equal(after, UNTOUCHED);
+}
+
+/* An ext4 superblock at the partition's byte 1024: blocks of 1024 << log_block bytes; with
+ * sixty_four the INCOMPAT_64BIT feature and blocks' high half in s_blocks_count_hi. */
+static void put_ext4_superblock(fixture *f, uint64_t blocks, uint32_t log_block, int sixty_four) {
+  uint8_t *sb = f->image + PART_START + FDE_EXT4_SB_AT;
+  memset(sb, 0, FDE_EXT4_SB_LEN);
+  for (int i = 0; i < 4; i++) {
+    sb[0x04 + i] = (uint8_t)(blocks >> (8 * i));
+    sb[0x18 + i] = (uint8_t)(log_block >> (8 * i));
+    if (sixty_four) sb[0x150 + i] = (uint8_t)(blocks >> (32 + 8 * i));
+  }
+  sb[0x38] = 0x53, sb[0x39] = 0xef;
+  if (sixty_four) sb[0x60] = 0x80;
+}
+
+/* Streams the image with the superblock cut in two: the image up to its byte 100, then the rest
+ * of it first, then everything (as a restarted stream would). */
+static int stream_split_superblock(fixture *f, fde_route *r, char *message) {
+  uint64_t cut = PART_START + FDE_EXT4_SB_AT + 100;
+  int rc = fde_route_write(r, f->image, (size_t)cut, 0, message, 512);
+  if (rc == 0) rc = fde_route_write(r, f->image + cut, 4096, cut, message, 512);
+  return rc ? rc : stream(f, r, MIB, message);
+}
+
+static void an_ext4_file_system_that_fits_the_mapping_passes(void **state) {
+  fixture *f = *state;
+  put_ext4_superblock(f, DATA_LEN / 4096, 2, 0); /* exactly the mapping */
+  fde_route r = route_of(f);
+  char message[512] = "";
+  assert_int_equal(stream_split_superblock(f, &r, message), 0);
+  check_result(f);
+  put_ext4_superblock(f, DATA_LEN / 1024, 0, 1); /* 64-bit, 1 KiB blocks, high half zero */
+  r = route_of(f);
+  assert_int_equal(stream(f, &r, 4093, message), 0);
+  check_result(f);
+}
+
+static void an_ext4_file_system_larger_than_the_mapping_fails_the_image(void **state) {
+  fixture *f = *state;
+  /* One block too many, with the last 16 MiB zero all the same: the zero tail alone passes it. */
+  put_ext4_superblock(f, DATA_LEN / 4096 + 1, 2, 0);
+  fde_route r = route_of(f);
+  char message[512] = "";
+  assert_int_equal(stream_split_superblock(f, &r, message), EP_EINVAL);
+  char expected[300];
+  snprintf(expected, sizeof expected, "image not built for FDE: partition 'cloudimg-rootfs' holds an ext4 file system of %llu "
+           "blocks of 4096 bytes, larger than the %llu bytes its LUKS2 mapping has", (unsigned long long)(DATA_LEN / 4096 + 1),
+           (unsigned long long)DATA_LEN);
+  if (!strstr(message, expected)) fail_msg("'%s'", message);
+  /* The buffer that completed the superblock was not written. */
+  assert_int_equal(lseek(f->mapping, 0, SEEK_END), FDE_EXT4_SB_AT + 100);
+  /* 64-bit: the high half counts (2^32 blocks of 1 KiB is 4 TiB). */
+  put_ext4_superblock(f, UINT64_C(1) << 32, 0, 1);
+  r = route_of(f);
+  assert_int_equal(stream(f, &r, MIB, message), EP_EINVAL);
+  assert_non_null(strstr(message, "holds an ext4 file system of 4294967296 blocks of 1024 bytes"));
+  /* The largest count times the largest block size: no overflow lets it through. */
+  put_ext4_superblock(f, UINT64_MAX, 6, 1);
+  r = route_of(f);
+  assert_int_equal(stream(f, &r, MIB, message), EP_EINVAL);
+  put_ext4_superblock(f, 1, 7, 0);
+  r = route_of(f);
+  assert_int_equal(stream(f, &r, MIB, message), EP_EINVAL);
+  assert_non_null(strstr(message, "holds an ext4 superblock with s_log_block_size 7"));
 }
 
 static void without_a_mapping_no_partition_byte_goes_anywhere(void **state) {
@@ -214,6 +280,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(buffers_of_every_size_land_where_they_belong, setup, teardown),
       cmocka_unit_test_setup_teardown(buffers_out_of_order_land_the_same, setup, teardown),
       cmocka_unit_test_setup_teardown(a_non_zero_byte_in_the_luks_room_fails_the_image, setup, teardown),
+      cmocka_unit_test_setup_teardown(an_ext4_file_system_that_fits_the_mapping_passes, setup, teardown),
+      cmocka_unit_test_setup_teardown(an_ext4_file_system_larger_than_the_mapping_fails_the_image, setup, teardown),
       cmocka_unit_test_setup_teardown(without_a_mapping_no_partition_byte_goes_anywhere, setup, teardown),
       cmocka_unit_test_setup_teardown(a_partition_without_room_for_data_is_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(without_a_split_everything_goes_to_the_disk, setup, teardown),
