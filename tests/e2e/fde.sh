@@ -5,7 +5,7 @@
 #   1. A Debian node (os-ubuntu workflow, host add --fde) and a microvisor node (os-microvisor,
 #      host add --fde) provision at once and reach RUNNING. The Debian root and the microvisor's
 #      data partition are written through dm-crypt (image.stream fde), their LUKS2 key sealed to
-#      the TPM (PCR 7); each installed OS unlocks by itself with its TPM and reports what
+#      the TPM (PCRs 7+15); each installed OS unlocks by itself with its TPM and reports what
 #      protects its disk: host show's "disk:" line names dm-crypt, and dm-verity for the
 #      microvisor's root.
 #   2. Tamper checks: (a) the Debian disk, copied to another machine (fresh firmware variables and
@@ -16,6 +16,12 @@
 #      on this machine with cryptsetup (a real open and mount where this kernel has
 #      device-mapper, else the key checked against the volume's header with --test-passphrase),
 #      and a wrong key does not.
+#      (d) the stolen Debian node itself (its own TPM and firmware), its LUKS2 partition renamed in
+#      the GPT (names are not signed) and a stick with an ext4 labelled cloudimg-rootfs holding
+#      an attacker's /sbin/init: the signed UKI's initramfs finds no root partition of its own and
+#      lets the boot go on to the stick's root (root=LABEL=), whose init runs with PCR 7 unchanged
+#      and asks the TPM to unseal the real disk's key: refused, because the key is sealed to
+#      PCRs 7+15 and the initramfs extended PCR 15 before it let anything from a disk run.
 #   3. A node without a TPM asked for FDE fails (disk.erase FAILED before erasing, the Instance in
 #      ERROR) with a status naming the missing TPM, and its disk holds nothing of the image (all
 #      zeros: no clear copy).
@@ -40,6 +46,60 @@ fde_wait_disk_line() {
   for i in $(seq "$3"); do fde_disk_line "$1" "$2" && return 0; sleep 1; done
   e2e_cli host show "$(vm_uuid "$1")" | grep '^disk:'
   return 1
+}
+
+# fde_attacker_stick FILE: an attacker's stick: the root partition of the site's own clear
+# Debian image ($E2E/images/debian.img.zst: an ext4 labelled cloudimg-rootfs, the kernel's
+# modules, cryptsetup with systemd's TPM2 token plugin, tpm2-tools), written whole to FILE (no
+# partition table), its /usr/sbin/init replaced (debugfs, no mount) by a script that finds the
+# node's LUKS2 partition and asks the TPM for its key (cryptsetup --test-passphrase --token-only:
+# the unseal and the keyslot check, no mapping), saying what it got on the console.
+fde_attacker_stick() {
+  local raw=$E2E/attacker-src.img init=$E2E/attacker-init n start sectors
+  zstd -q -d -f --sparse -o "$raw" "$E2E/images/debian.img.zst" || return 1
+  n=$(sgdisk -p "$raw" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && $NF == "cloudimg-rootfs" { print $1 }')
+  start=$(sgdisk -i "$n" "$raw" | awk '/^First sector/ { print $3 }')
+  sectors=$(sgdisk -i "$n" "$raw" | awk '/^Partition size/ { print $3 }')
+  [ -n "$start" ] && [ -n "$sectors" ] || return 1
+  dd if="$raw" of="$1" bs=512 skip="$start" count="$sectors" conv=sparse status=none && rm -f "$raw" || return 1
+  cat >"$init" <<'INIT'
+#!/bin/sh
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sys /sys
+mountpoint -q /dev || mount -t devtmpfs dev /dev
+mountpoint -q /run || mount -t tmpfs run /run
+mkdir -p /run/cryptsetup
+echo "edgeprov-attack: the attacker's init runs"
+for m in af_alg algif_skcipher dm_mod dm_crypt ecb xts aesni_intel; do modprobe -q "$m" 2>/dev/null; done
+command -v tpm2 >/dev/null && TPM2TOOLS_TCTI=device:/dev/tpmrm0 tpm2 pcrread sha256:7,15 2>&1 | sed 's/^/edgeprov-attack: /'
+dev=
+for p in /dev/vd?[0-9]*; do cryptsetup isLuks "$p" 2>/dev/null && dev=$p; done
+if [ -z "$dev" ]; then
+  echo "edgeprov-attack: no LUKS2 partition found"
+elif cryptsetup open --test-passphrase --token-only --token-type systemd-tpm2 "$dev" </dev/null >/run/out 2>&1; then
+  echo "edgeprov-attack: UNSEALED: the TPM gave the key of $dev"
+else
+  echo "edgeprov-attack: the TPM refused to unseal $dev: $(grep -v '^$' /run/out | tail -n 1)"
+fi
+echo "edgeprov-attack: done"
+sync
+echo o >/proc/sysrq-trigger
+sleep 60
+INIT
+  chmod 755 "$init"
+  printf 'rm /usr/sbin/init\ncd /usr/sbin\nwrite %s init\nsif /usr/sbin/init mode 0100755\n' "$init" >"$init.cmds"
+  debugfs -w -f "$init.cmds" "$1" >"$init.out" 2>&1 || return 1
+  e2fsck -fy "$1" >>"$init.out" 2>&1
+  [ $? -le 1 ] && debugfs -R 'cat /usr/sbin/init' "$1" 2>/dev/null | cmp -s - "$init" &&
+    [ "$(e2label "$1" 2>/dev/null)" = cloudimg-rootfs ]
+}
+
+# fde_rename_root DISK: renames the GPT partition cloudimg-rootfs of DISK (a copy) to "stolen".
+fde_rename_root() {
+  local n
+  n=$(sgdisk -p "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && $NF == "cloudimg-rootfs" { print $1 }')
+  [ -n "$n" ] && sgdisk -c "$n:stolen" "$1" >/dev/null && sgdisk -p "$1" | grep -qw stolen
 }
 
 # fde_instance_state NAME: the current state of the node's Instance (instance list).
@@ -207,5 +267,23 @@ scenario_fde() {
   check "fde: (b) ... and the node never says it runs" fde_console_lacks fdeB 'installed OS running|reported in on the node API'
 
   vm_stop fdeB
+
+  # (d) the stolen Debian node itself: its own TPM and firmware, its root partition renamed, an
+  # attacker's stick with a root file system labelled cloudimg-rootfs.
+  cp --sparse=always "$E2E/fdeD/target.img" "$E2E/fdeD-renamed.img"
+  check "fde: (d) the Debian disk's LUKS2 partition renamed in its GPT" fde_rename_root "$E2E/fdeD-renamed.img"
+  check "fde: (d) an attacker's stick: the Debian image's root (labelled cloudimg-rootfs), an init that asks the TPM" \
+    fde_attacker_stick "$E2E/attacker.img"
+  VM_DISK=$E2E/fdeD-renamed.img VM_EXTRA_DISK=$E2E/attacker.img VM_TPM=$E2E/tpm-fde-deb vm_start fdeS "$ud" E2ENODE10 net secureboot
+  check "fde: (d) the signed initramfs locks the TPM (PCR 15) before it lets the boot go on" vm_wait fdeS "PCR 15 extended" 240 \
+    'edgeprov-fde: PCR 15 extended'
+  check "fde: (d) ... under Secure Boot (PCR 7 as enrolled)" vm_wait fdeS "Secure Boot on" 30 'Secure boot enabled'
+  check "fde: (d) the attacker's init runs" vm_wait fdeS "attacker's init" 180 "edgeprov-attack: the attacker's init runs"
+  check "fde: (d) ... and the TPM refuses to unseal the node's disk" vm_wait fdeS "TPM refuses the attacker" 120 \
+    'edgeprov-attack: (the TPM refused|UNSEALED|no LUKS2)'
+  vm_stop fdeS
+  vm_console fdeS | grep 'edgeprov-attack:' >&2
+  check "fde: (d) ... refused, never unsealed" fde_console_has fdeS 'edgeprov-attack: the TPM refused to unseal /dev/vda'
+  check "fde: (d) ... (never 'UNSEALED')" fde_console_lacks fdeS 'edgeprov-attack: UNSEALED'
 }
 

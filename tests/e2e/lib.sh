@@ -217,7 +217,9 @@ tpm_new() {
 # target disk (bootindex 0: blank, OVMF falls through to the boot medium; once written, it
 # boots the installed OS). Console: $E2E/NAME/console.log. With VM_TPM=DIR (tpm_new's) the VM
 # has that TPM 2.0 (swtpm, TIS interface). With VM_DISK=FILE the target disk starts as a copy
-# of FILE (another machine given a node's disk) and the firmware's variables are fresh.
+# of FILE (another machine given a node's disk) and the firmware's variables are fresh. With
+# VM_EXTRA_DISK=FILE the VM also has FILE as a second virtio disk, never a boot entry: a stick
+# an attacker plugged in.
 vm_start() {
   local name=$1 uuid=$2 serial=$3 boot=$4 sb=${5:-}
   local d=$E2E/$name
@@ -243,6 +245,8 @@ vm_start() {
     -device "usb-storage,drive=usb,removable=on,bootindex=1") ;;
   *) e2e_die "vm_start: unknown boot method $boot" ;;
   esac
+  [ -n "${VM_EXTRA_DISK:-}" ] && extra+=(-drive "if=none,id=extra,format=raw,file=$VM_EXTRA_DISK"
+    -device "virtio-blk-pci,drive=extra,serial=EPEXTRA00001")
   if [ -n "${VM_TPM:-}" ]; then
     swtpm socket --tpm2 --tpmstate dir="$VM_TPM" --ctrl "type=unixio,path=$d/swtpm.sock" --terminate \
       --log "file=$d/swtpm.log" &
