@@ -83,7 +83,8 @@
 # Measured on 2 cores (AMD EPYC):
 #   first build (uncached) 248 s (88-99 s with a warm mirror cache); cached rebuild 17-25 s
 #   raw image 514 MiB (ESP 64 MiB, root partition 447 MiB = ext4 431 MiB with 74 MiB free +
-#   16 MiB), debian.img.zst 105 MiB; initramfs 9.2 MB (5.6 MB without the FDE parts)
+#   16 MiB), debian.img.zst 105 MiB; initramfs 13.6 MB (9.2 MB without tpm2-tools,
+#   5.6 MB without any FDE part)
 #   QEMU start to cloud-init's "finished at" line under TCG: 64 s (86 s with another TCG VM
 #   on the machine): OVMF and the UKI load 7 s, kernel + initramfs 9 s, systemd to
 #   cloud-init-local 14 s, the four cloud-init stages 4-5 s of Python start-up each.
