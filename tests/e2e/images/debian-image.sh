@@ -25,21 +25,30 @@
 #   FDE    image.stream (fde, fde_partition "cloudimg-rootfs") luksFormats the partition and
 #          writes the ext4 into /dev/mapper/cryptroot (the LUKS2 header takes the 16 MiB; the
 #          writer drops the zeros and refuses non-zero bytes there); systemd-cryptenroll
-#          --tpm2-pcrs=7 adds the TPM keyslot + token. At boot the initramfs's local-top script
+#          --tpm2-pcrs=7+15 adds the TPM keyslot + token. At boot the initramfs's local-top script
 #          (initramfs/local-top/edgeprov-fde, with initramfs/hooks/edgeprov-fde: cryptsetup,
 #          systemd 252's token plugin libcryptsetup-token-systemd-tpm2.so, the tpm2-tss
-#          libraries it dlopen()s, dm-crypt and the xts/ecb/aes modules) finds a LUKS2
-#          partition (cryptsetup isLuks; ext4: nothing to do), waits up to 10 s for
+#          libraries it dlopen()s, tpm2-tools' tpm2, dm-crypt and the xts/ecb/aes modules) finds
+#          a LUKS2 partition (cryptsetup isLuks; ext4: nothing to open), waits up to 10 s for
 #          /dev/tpmrm0 and runs `cryptsetup open --token-only --token-type systemd-tpm2`. When
 #          the TPM refuses it prints "edgeprov-fde: the TPM did not unlock the root file
 #          system: ..." and halts (panic, no shell): the node never reaches RUNNING.
+#   PCR 15 lock (docs/design/fde.md, pitfall 2): the key is sealed to PCR 7+15 (15 zero at
+#   enrolment); the local-top script extends PCR 15 (`tpm2 pcrextend`) before anything from the
+#   disk runs, on every path that continues the boot (unlocked, clear, no such partition), so
+#   nothing booted after it (an attacker's stick labelled cloudimg-rootfs under this signed
+#   kernel) can unseal; a TPM that refuses the extend halts the boot. No /dev/tpmrm0 within 1 s
+#   (clear mode): no TPM, nothing to lock (TIS and CRB are built into the cloud kernel).
+#   Also closed for the unlocked OS: systemd.gpt_auto=0 on the command line (no partitions
+#   mounted by GPT type) and cloud-init's NoCloud reads only the seed directory (no cidata stick).
 #   root=LABEL= and fstab's LABEL= find the ext4 in both modes (the partition in clear mode,
 #   the mapping with FDE; initramfs-tools resolves LABEL= with blkid). No crypttab and no
 #   cryptsetup-initramfs: a static crypttab entry would prompt forever in clear mode. The LUKS2
 #   header itself must not carry the label "cloudimg-rootfs".
 # The root is Debian bookworm (debootstrap --variant=minbase) with systemd, udev, dbus,
-# cloud-init 22.4 (datasources NoCloud, None; a short module list; network rendered as
-# ifupdown "eni" with DHCP on the first NIC by isc-dhcp-client), ca-certificates, the
+# cloud-init 22.4 (datasources NoCloud, reading the seed directory only, and None; a short
+# module list; network rendered as ifupdown "eni" with DHCP on the first NIC by
+# isc-dhcp-client), ca-certificates, the
 # runtime libraries BUILD_DIR/bin/edgeprov-agent needs (found at build time with ldd and
 # dpkg -S on this machine) and the agent itself as /usr/local/bin/edgeprov-agent (the agent
 # loads no plugins in --installed mode, so none are copied). No growpart: the root keeps
@@ -65,6 +74,8 @@
 # Console markers (serial, after stripping ANSI escapes): "EFI stub: Loaded initrd" (the
 # kernel has control), FDE only: "edgeprov-fde: the root file system was unlocked with the TPM
 # in N s" (or "edgeprov-fde: the TPM did not unlock ..." and "edgeprov-fde: boot stopped"),
+# with a TPM (either mode): "edgeprov-fde: PCR 15 extended: the TPM unseals nothing more in this
+# boot" (or "edgeprov-fde: cannot extend PCR 15 ..." and "edgeprov-fde: boot stopped"),
 # "Welcome to Debian GNU/Linux 12 (bookworm)!" (systemd), and cloud-init's
 # "Cloud-init v. 22.4.2 running 'init-local'", "... running 'modules:final'" and
 # "Cloud-init v. 22.4.2 finished at" (all stages done, runcmd output printed before it).
@@ -72,7 +83,8 @@
 # Measured on 2 cores (AMD EPYC):
 #   first build (uncached) 248 s (88-99 s with a warm mirror cache); cached rebuild 17-25 s
 #   raw image 514 MiB (ESP 64 MiB, root partition 447 MiB = ext4 431 MiB with 74 MiB free +
-#   16 MiB), debian.img.zst 105 MiB; initramfs 9.2 MB (5.6 MB without the FDE parts)
+#   16 MiB), debian.img.zst 105 MiB; initramfs 13.6 MB (9.2 MB without tpm2-tools,
+#   5.6 MB without any FDE part)
 #   QEMU start to cloud-init's "finished at" line under TCG: 64 s (86 s with another TCG VM
 #   on the machine): OVMF and the UKI load 7 s, kernel + initramfs 9 s, systemd to
 #   cloud-init-local 14 s, the four cloud-init stages 4-5 s of Python start-up each.
@@ -88,8 +100,10 @@ set -euo pipefail
 suite=${EDGEPROV_E2E_SUITE:-bookworm}
 cache_dir=${EDGEPROV_E2E_CACHE:-/var/cache/edgeprov-e2e}
 # panic=0: every initramfs panic halts instead of opening its (initramfs) shell, which in FDE mode
-# would sit beside an unlocked root.
-cmdline="root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 loglevel=5 systemd.show_status=1 net.ifnames=0 panic=0"
+# would sit beside an unlocked root. systemd.gpt_auto=0: systemd-gpt-auto-generator would mount
+# /home, /srv, /var/tmp or swap partitions found by type in the (unauthenticated) GPT into the
+# unlocked OS.
+cmdline="root=LABEL=cloudimg-rootfs ro console=ttyS0,115200 loglevel=5 systemd.show_status=1 net.ifnames=0 panic=0 systemd.gpt_auto=0"
 esp_mib=64       # FAT32 needs at least 65525 clusters: 33 MiB with 512-byte clusters
 free_mib=64      # free space left in the root filesystem
 luks_mib=16      # the root partition is this much larger than its filesystem: LUKS2's header room
@@ -171,9 +185,10 @@ packages=(
   # fsck of the root at boot
   e2fsprogs
   # FDE: the initramfs opens a LUKS2 root with systemd 252's TPM2 token plugin (shipped by
-  # systemd) through cryptsetup; the plugin dlopen()s these tpm2-tss libraries. busybox: the
-  # initramfs's shell utilities (cut, awk) for initramfs/local-top/edgeprov-fde
-  cryptsetup-bin libtss2-esys-3.0.2-0 libtss2-rc0 libtss2-mu0 libtss2-tcti-device0 busybox
+  # systemd) through cryptsetup; the plugin dlopen()s these tpm2-tss libraries. tpm2-tools:
+  # `tpm2 pcrextend` locks PCR 15 in the initramfs. busybox: the initramfs's shell utilities
+  # (cut, awk) for initramfs/local-top/edgeprov-fde
+  cryptsetup-bin libtss2-esys-3.0.2-0 libtss2-rc0 libtss2-mu0 libtss2-tcti-device0 tpm2-tools busybox
 )
 
 # The Debian packages of the agent's shared libraries on this machine (ldd + dpkg -S), so the
@@ -266,9 +281,15 @@ EOF
     { cat "$work/initramfs.log" >&2; die "update-initramfs in the chroot failed"; }
 
   # cloud-init: NoCloud only (no probing), the network as ifupdown config, few modules.
+  # NoCloud reads the seed directory only: fs_label null (DataSourceNoCloud skips the search when
+  # the label is None) keeps it from merging a vfat/iso9660 file system labelled cidata (a stick
+  # of anyone's) over the seed, as root, in the unlocked OS.
   cat >"$root/etc/cloud/cloud.cfg.d/10_edgeprov.cfg" <<'EOF'
 # edgeprov e2e image (tests/e2e/images/debian-image.sh)
 datasource_list: [ NoCloud, None ]
+datasource:
+  NoCloud:
+    fs_label: null
 system_info:
   network:
     renderers: [ eni ]
