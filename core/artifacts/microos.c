@@ -102,11 +102,13 @@ typedef struct host_file {
   const char *package; /* the Debian package that installs it */
 } host_file;
 
-/* Programs, at the same path in the Micro-OS. */
+/* Programs, at the same path in the Micro-OS. tpm2 (tpm2-tools' multi-call program): the installed
+ * microvisor's /init extends PCR 15 with it once its data partition is unlocked (docs/design/fde.md). */
 static const host_file fde_programs[] = {
     {"/usr/sbin/cryptsetup", "cryptsetup-bin"},
     {"/usr/sbin/veritysetup", "cryptsetup-bin"},
     {"/usr/bin/systemd-cryptenroll", "systemd"},
+    {"/usr/bin/tpm2", "tpm2-tools"},
 };
 
 /* Libraries loaded by dlopen(): systemd's TPM2 code (cryptenroll, the token plugin) opens

@@ -26,7 +26,8 @@
 int ep_microos_add_elf(ep_initramfs *fs, const char *source, const char *path_in_image);
 
 /* Adds what full-disk encryption and dm-verity need, from this machine: cryptsetup,
- * veritysetup and systemd-cryptenroll with their libraries, and what they load with dlopen()
+ * veritysetup, systemd-cryptenroll and tpm2 (tpm2-tools: /init's PCR 15 lock in installed mode)
+ * with their libraries, and what they load with dlopen()
  * (no library listing shows it): tpm2-tss's ESAPI, RC, MU and device TCTI, and libcryptsetup's
  * systemd-tpm2 token plugin. A missing file is an error naming its Debian package. */
 int ep_microos_add_fde_tools(ep_initramfs *fs);

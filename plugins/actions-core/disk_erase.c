@@ -24,8 +24,11 @@ const ep_field_decl disk_erase_params[] = {
     EP_FIELD_STRING_DECL("target", "", EP_FIELD_OPTIONAL, 255, "disk or image file to erase; empty: target_serial or the first fixed disk"),
     EP_FIELD_STRING_DECL("target_serial", "", EP_FIELD_OPTIONAL, 64, "choose the disk with this serial number"),
     EP_FIELD_BOOL_DECL("fde", "false", EP_FIELD_OPTIONAL,
-                       "the disk is to be encrypted (image.stream fde): fail before erasing on a node without a TPM 2.0, "
-                       "so it keeps its old disk"),
+                       "the disk is to be encrypted (image.stream fde): fail before erasing on a node without a TPM 2.0 "
+                       "or without Secure Boot enforcing, so it keeps its old disk"),
+    EP_FIELD_BOOL_DECL("fde_without_secure_boot", "false", EP_FIELD_OPTIONAL,
+                       "encrypt even where the firmware does not enforce Secure Boot (off, setup mode, no UEFI); weakens "
+                       "the protection: PCR 7 then records Secure Boot off: any OS booted with Secure Boot off opens the disk"),
 };
 const uint32_t disk_erase_params_count = sizeof disk_erase_params / sizeof disk_erase_params[0];
 
@@ -76,6 +79,7 @@ int32_t disk_erase_run(void *plugin_state, ep_ctx *ctx) {
    * only after this erase. */
   char tcti[FDE_TCTI_MAX];
   if (fde && (r = fde_tpm_check(host, ctx, tcti)) < 0) return r;
+  if (fde && (r = fde_secure_boot_check(host, ctx, "nothing erased")) < 0) return r;
   int fd = open(path, O_RDWR | O_CLOEXEC);
   if (fd < 0) return ep_failf(host, ctx, -errno, "target: cannot open %s: %s", path, strerror(errno));
   struct stat st;

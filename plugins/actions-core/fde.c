@@ -28,6 +28,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "crypt_holder.h"
+#include "secure_boot.h"
 
 #define RECOVERY_KEY_BYTES 32        /* 256 random bits, as 64 hex digits: LUKS2 keyslot 0 */
 #define RECOVERY_KEY_ITERATIONS 1000 /* pbkdf2: the key has full entropy, slow hashing buys nothing */
@@ -41,6 +42,8 @@
 #define DA_MAX_TRIES 32              /* the TPM's dictionary-attack settings (fde.md, pitfall 1) */
 #define DA_RECOVERY_S 60
 #define DA_LOCKOUT_RECOVERY_S 600
+#define LOCK_PCR 15                  /* sealed at zero with PCR 7; the unlocking stage extends it (fde.md) */
+#define ENROLL_PCRS "7+15"
 
 /* libcryptsetup's last error line, for the messages (it never logs keys). */
 static __thread char crypt_last[256];
@@ -106,6 +109,30 @@ static bool tpm_lockout_auth_set(tpm *t, TSS2_RC *rc) {
              (data->data.tpmProperties.tpmProperty[0].value & TPMA_PERMANENT_LOCKOUTAUTHSET);
   free(data);
   return set;
+}
+
+/* Whether the sha256 bank's PCR LOCK_PCR is all zeros (*ret_found false when the TPM returns no
+ * such PCR: no sha256 bank). Returns the TPM's answer code. */
+static TSS2_RC tpm_lock_pcr_zero(tpm *t, bool *ret_found, bool *ret_zero) {
+  TPML_PCR_SELECTION want = {.count = 1,
+                             .pcrSelections = {{.hash = TPM2_ALG_SHA256, .sizeofSelect = 3, .pcrSelect = {0, 0, 0}}}};
+  want.pcrSelections[0].pcrSelect[LOCK_PCR / 8] = (uint8_t)(1u << (LOCK_PCR % 8));
+  UINT32 counter = 0;
+  TPML_PCR_SELECTION *got = NULL;
+  TPML_DIGEST *values = NULL;
+  TSS2_RC rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want, &counter, &got, &values);
+  *ret_found = rc == TSS2_RC_SUCCESS && got && got->count == 1 && got->pcrSelections[0].hash == TPM2_ALG_SHA256 &&
+               (got->pcrSelections[0].pcrSelect[LOCK_PCR / 8] & (1u << (LOCK_PCR % 8))) && values && values->count == 1 &&
+               values->digests[0].size == 32;
+  *ret_zero = false;
+  if (*ret_found) {
+    uint8_t any = 0;
+    for (size_t i = 0; i < 32; i++) any |= values->digests[0].buffer[i];
+    *ret_zero = any == 0;
+  }
+  free(got);
+  free(values);
+  return rc;
 }
 
 /* A node's TPM counts the unclean power-offs of an unsealed boot as authorization failures; three
@@ -211,8 +238,41 @@ int32_t fde_tpm_check(const ep_host *host, ep_ctx *ctx, char tcti_out[FDE_TCTI_M
   if (rc != TSS2_RC_SUCCESS)
     return ep_failf(host, ctx, EP_EFAILED, "fde: no TPM 2.0 on this node (%s: %s failed: %s): nothing written", tcti, what,
                     Tss2_RC_Decode(rc));
+  /* systemd-cryptenroll seals to PCR 15's value now: it must be the zero the installed OS's
+   * unlocking stage finds before it extends it. */
+  bool found = false, zero = false;
+  rc = tpm_lock_pcr_zero(&t, &found, &zero);
   tpm_close(&t); /* systemd-cryptenroll talks to it later: a TPM without a resource manager takes one client */
+  if (rc != TSS2_RC_SUCCESS)
+    return ep_failf(host, ctx, EP_EFAILED, "fde: cannot read PCR 15 of this node's TPM (%s: TPM2_PCR_Read failed: %s): nothing written",
+                    tcti, Tss2_RC_Decode(rc));
+  if (!found)
+    return ep_failf(host, ctx, EP_EFAILED,
+                    "fde: this node's TPM returned no sha256 PCR 15 (no sha256 PCR bank?): the disk is sealed to PCRs 7+15 "
+                    "of that bank: nothing written");
+  if (!zero)
+    return ep_failf(host, ctx, EP_EFAILED,
+                    "fde: PCR 15 of this node's TPM is not zero (something in this boot extended it), so the installed OS "
+                    "could not unseal what would be enrolled now: nothing written");
   snprintf(tcti_out, FDE_TCTI_MAX, "%s", tcti);
+  return 0;
+}
+
+int32_t fde_secure_boot_check(const ep_host *host, ep_ctx *ctx, const char *outcome) {
+  int32_t without = 0;
+  host->param_bool(ctx, "fde_without_secure_boot", &without);
+  char why[SECURE_BOOT_WHY_MAX];
+  if (secure_boot_read(SECURE_BOOT_EFI_DIR, why, sizeof why) == SECURE_BOOT_ENFORCING) return 0;
+  if (!without)
+    return ep_failf(host, ctx, EP_EFAILED,
+                    "fde: Secure Boot is not enforcing on this node (%s): its PCR 7 records Secure Boot off, which any OS "
+                    "booted with Secure Boot off reproduces, and would open the disk; turn Secure Boot on (or set "
+                    "fde_without_secure_boot): %s",
+                    why, outcome);
+  ep_logf(host, ctx, EP_LOG_WARN,
+          "fde: Secure Boot is not enforcing on this node (%s), and fde_without_secure_boot is set: PCR 7 then records "
+          "Secure Boot off: any OS booted with Secure Boot off opens the disk",
+          why);
   return 0;
 }
 
@@ -239,6 +299,8 @@ int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *
   /* A node asked for FDE without a TPM never gets a clear copy of the image. */
   int32_t r = fde_tpm_check(host, ctx, f->tpm);
   if (r < 0) return r;
+  /* Nor does one whose PCR 7 would say nothing of what it boots. */
+  if ((r = fde_secure_boot_check(host, ctx, "nothing written")) < 0) return r;
 
   struct stat st;
   if (stat(disk, &st) < 0 || !S_ISBLK(st.st_mode))
@@ -566,7 +628,7 @@ static void child_fds(int out, int key_fd) {
     for (int fd = (int)first; fd < 1024; fd++) close(fd);
 }
 
-/* Runs systemd-cryptenroll for the TPM (PCR 7) with the recovery key (key_source): its LUKS2
+/* Runs systemd-cryptenroll for the TPM (PCRs 7+15, PCR 15 at zero: fde_tpm_check) with the recovery key (key_source): its LUKS2
  * token is what the installed OS's initramfs (and the microvisor's /init) unlock with, so its
  * own program makes it. Its stderr is the message on failure; it never prints the key. */
 static int32_t enroll_tpm(fde_job *f, const char *key) {
@@ -578,7 +640,7 @@ static int32_t enroll_tpm(fde_job *f, const char *key) {
   if (r < 0) return r;
   char device_arg[300];
   snprintf(device_arg, sizeof device_arg, "--tpm2-device=%s", f->tpm);
-  char *argv[] = {program, device_arg, "--tpm2-pcrs=7", unlock_arg, f->part_dev, NULL};
+  char *argv[] = {program, device_arg, "--tpm2-pcrs=" ENROLL_PCRS, unlock_arg, f->part_dev, NULL};
   int out[2];
   if (pipe2(out, O_CLOEXEC) < 0) {
     int err = errno;
@@ -633,10 +695,10 @@ static int32_t enroll_tpm(fde_job *f, const char *key) {
     return ep_failf(f->host, f->ctx, f->host->cancelled(f->ctx) ? EP_ECANCELED : EP_ETIMEDOUT,
                     "fde: systemd-cryptenroll did not finish (stopped): %s", text);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return ep_failf(f->host, f->ctx, EP_EFAILED, "fde: systemd-cryptenroll --tpm2-device=%s --tpm2-pcrs=7 %s failed (%s %d): %s",
+    return ep_failf(f->host, f->ctx, EP_EFAILED, "fde: systemd-cryptenroll --tpm2-device=%s --tpm2-pcrs=" ENROLL_PCRS " %s failed (%s %d): %s",
                     f->tpm, f->part_dev, WIFEXITED(status) ? "exit status" : "signal",
                     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status), text[0] ? text : "no output");
-  ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: TPM enrolled for %s (PCR 7): %s", f->part_dev, text[0] ? text : "done");
+  ep_logf(f->host, f->ctx, EP_LOG_INFO, "fde: TPM enrolled for %s (PCRs " ENROLL_PCRS "): %s", f->part_dev, text[0] ? text : "done");
   return 0;
 }
 
@@ -737,7 +799,7 @@ int32_t fde_prepare(fde_job *f, fde_route *route) {
   if (r == 0) {
     route->mapping_fd = f->mapping_fd;
     route->mapping_name = f->mapping_dev;
-    ep_logf(host, ctx, EP_LOG_INFO, "fde: writing partition '%s' through %s (TPM %s, PCR 7)", f->part_name, f->mapping_dev, f->tpm);
+    ep_logf(host, ctx, EP_LOG_INFO, "fde: writing partition '%s' through %s (TPM %s, PCRs " ENROLL_PCRS ")", f->part_name, f->mapping_dev, f->tpm);
   }
   return r;
 }

@@ -3,8 +3,10 @@
  * written (a TPM 2.0 that opens, device-mapper, systemd-cryptenroll), then, before the first byte
  * of the partition: the kernel told of the partition (BLKPG), LUKS2 on it with a recovery key
  * that the orchestrator stores (host->store_secret) before anything else, the TPM's
- * dictionary-attack lockout relaxed, the TPM enrolled with systemd-cryptenroll (PCR 7), and the
- * mapping opened for the partition's bytes (fde_route). Run thread only. */
+ * dictionary-attack lockout relaxed, the TPM enrolled with systemd-cryptenroll (PCRs 7+15: PCR 15
+ * is zero here and the installed OS's unlocking stage extends it once it is done, so nothing
+ * booted after it unseals; docs/design/fde.md), and the mapping opened for the partition's bytes
+ * (fde_route). Run thread only. */
 #ifndef EP_ACTIONS_CORE_FDE_H
 #define EP_ACTIONS_CORE_FDE_H
 
@@ -37,15 +39,23 @@ typedef struct fde_job {
   int mapping_fd;
 } fde_job;
 
-/* The node's TPM 2.0 (site value run.tpm) opens and answers a question; its TCTI into tcti_out.
- * Else fails "fde: no TPM 2.0 on this node (...): nothing written". image.stream's and
- * disk.erase's (fde=true) check before they touch the disk. Returns 0 or a negative code with
- * the message set. */
+/* The node's TPM 2.0 (site value run.tpm) opens and answers a question, and its sha256 PCR 15 is
+ * all zeros (what enrolment seals to); its TCTI into tcti_out. Else fails "fde: no TPM 2.0 on this
+ * node (...): nothing written" or "fde: PCR 15 of this node's TPM is not zero (...): nothing
+ * written". image.stream's and disk.erase's (fde=true) check before they touch the disk. Returns
+ * 0 or a negative code with the message set. */
 int32_t fde_tpm_check(const ep_host *host, ep_ctx *ctx, char tcti_out[FDE_TCTI_MAX]);
+
+/* The firmware enforces Secure Boot (efivarfs: SecureBoot=1, SetupMode=0), or the action's
+ * parameter fde_without_secure_boot is true (then a warning is logged). Else fails "fde: Secure
+ * Boot is not enforcing on this node (why): ...: <outcome>". Call after fde_tpm_check, before the
+ * disk is touched. Returns 0 or a negative code with the message set. */
+int32_t fde_secure_boot_check(const ep_host *host, ep_ctx *ctx, const char *outcome);
 
 /* Reads the parameters fde_partition and fde_mapping and checks, before anything is written:
  * the node's TPM (run.tpm) opens and answers ("fde: no TPM 2.0 on this node (...): nothing
- * written" otherwise), disk is a block device, device-mapper is there (/dev/mapper/control),
+ * written" otherwise) with PCR 15 at zero, Secure Boot is enforcing (fde_secure_boot_check), disk
+ * is a block device, device-mapper is there (/dev/mapper/control),
  * systemd-cryptenroll is installed; closes a mapping of that name left by an earlier attempt.
  * Returns 0 or a negative code with the message set. */
 int32_t fde_preflight(fde_job *f, const ep_host *host, ep_ctx *ctx, const char *disk);

@@ -36,12 +36,15 @@ const ep_field_decl image_stream_params[] = {
     EP_FIELD_INT_DECL("retry_delay_ms", "1000", EP_FIELD_OPTIONAL, 0, 600000, "first wait before a retry (doubles)"),
     EP_FIELD_INT_DECL("stall_timeout_ms", "30000", EP_FIELD_OPTIONAL, 1000, 3600000, "a download with no data this long is broken"),
     EP_FIELD_BOOL_DECL("fde", "false", EP_FIELD_OPTIONAL,
-                       "encrypt fde_partition as it is written (LUKS2, TPM 2.0 PCR 7, recovery key to the orchestrator); "
-                       "fails before writing on a node without a TPM"),
+                       "encrypt fde_partition as it is written (LUKS2, TPM 2.0 PCRs 7+15, recovery key to the "
+                       "orchestrator); fails before writing on a node without a TPM or without Secure Boot enforcing"),
     EP_FIELD_STRING_DECL("fde_partition", "", EP_FIELD_OPTIONAL, GPT_NAME_MAX,
                          "GPT name of the partition to encrypt (16 MiB larger than its file system); required with fde"),
     EP_FIELD_STRING_DECL("fde_mapping", "cryptroot", EP_FIELD_OPTIONAL, FDE_MAPPING_MAX,
                          "device-mapper name of the opened partition (/dev/mapper/NAME), left open for file.write"),
+    EP_FIELD_BOOL_DECL("fde_without_secure_boot", "false", EP_FIELD_OPTIONAL,
+                       "encrypt even where the firmware does not enforce Secure Boot (off, setup mode, no UEFI); weakens "
+                       "the protection: PCR 7 then records Secure Boot off: any OS booted with Secure Boot off opens the disk"),
 };
 const uint32_t image_stream_params_count = sizeof image_stream_params / sizeof image_stream_params[0];
 

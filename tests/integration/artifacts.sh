@@ -79,7 +79,9 @@ for m in virtio_net virtio_blk virtio_pci e1000e igb ixgbe i40e ice nvme ahci tg
 done
 # Full-disk encryption and dm-verity (docs/design/fde.md, B): the tools, what they dlopen()
 # (tpm2-tss by soname, libcryptsetup's token plugin from its directory), the modules.
-for f in usr/sbin/cryptsetup usr/sbin/veritysetup usr/bin/systemd-cryptenroll \
+# tpm2 (tpm2-tools): /init's PCR 15 lock in installed mode; its libraries (libcurl's...) are in the
+# needed-libraries check below.
+for f in usr/sbin/cryptsetup usr/sbin/veritysetup usr/bin/systemd-cryptenroll usr/bin/tpm2 \
   usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-tpm2.so; do
   check "  holds $f (FDE)" grep -qx "$f" "$tmp/initrd.list"
 done

@@ -5,9 +5,14 @@
 # partition), after a disk.erase with fde=true, onto a loop device (losetup -P):
 #  (a) a node without a TPM (--tpm off): disk.erase fails, naming the missing TPM, before erasing
 #      anything: the target keeps its old bytes (and holds none of the image);
-#  (b) a node with a software TPM (swtpm): the recovery key reaches the orchestrator (edgeprov host
+#  (s) a node with a software TPM but, like this host, no UEFI Secure Boot, whose workflow does not
+#      set fde_without_secure_boot: disk.erase fails naming Secure Boot, nothing erased (the target
+#      keeps its old bytes); with disk.erase's set (a warning logged, the disk erased) image.stream
+#      fails the same way: nothing written, no recovery key stored;
+#  (b) that node with fde_without_secure_boot set (the warning that PCR 7 then records Secure Boot
+#      off logged): the recovery key reaches the orchestrator (edgeprov host
 #      recovery-key) and opens the LUKS2 header (cryptsetup --test-passphrase), luksDump shows the
-#      systemd-tpm2 token bound to PCR 7, the ESP is on the disk, and nothing of the file system is
+#      systemd-tpm2 token bound to PCRs 7+15, the ESP is on the disk, and nothing of the file system is
 #      in the clear partition (no copy of its superblock, no marker file's text, no ext4 magic).
 #      Where the kernel has device-mapper, the partition's bytes are in /dev/mapper/cryptroot
 #      (the file system, the same bytes as the image's) and the run succeeds; where it has not
@@ -15,7 +20,9 @@
 #  the recovery key is in no log, neither the daemon's nor the agents'; it reaches
 #  systemd-cryptenroll as a memfd, so no key file is ever made (a stale private directory of an
 #  earlier run in /run is removed); the TPM's dictionary-attack settings are relaxed, unless its
-#  lockout authorization is set (an owner's policy is left alone).
+#  lockout authorization is set (an owner's policy is left alone); once PCR 15 of the TPM is
+#  extended (as an installed OS's unlocking stage does), disk.erase refuses before erasing: what
+#  would be enrolled then could never be unsealed.
 # Needs root (loop devices, BLKPG). Exit 77 (skipped) without root or loop devices.
 # Usage: fde_stream.sh SOURCE_DIR BUILD_DIR
 set -u
@@ -68,14 +75,34 @@ loopback_site
 head -c 48 /dev/urandom | base64 >"$tmp/recovery-site.key"
 chmod 600 "$tmp/recovery-site.key"
 printf 'secrets = { recovery_key_file = "%s"; };\n' "$tmp/recovery-site.key" >>"$tmp/site.conf"
-cat >"$tmp/workflow.conf" <<CONF
+# workflow ERASE_WITHOUT STREAM_WITHOUT: the workflow, disk.erase and image.stream with fde, each
+# with fde_without_secure_boot (this host has no UEFI Secure Boot) when its word is "true".
+workflow() {
+  local erase='' stream=''
+  [ "$1" = true ] && erase=' fde_without_secure_boot = "true";'
+  [ "$2" = true ] && stream=' fde_without_secure_boot = "true";'
+  cat >"$tmp/workflow.conf" <<CONF
 actions = (
-  { action = "disk.erase"; timeout_s = 60; retries = 0; params = { target = "\${node.target_disk}"; fde = "true"; }; },
+  { action = "disk.erase"; timeout_s = 60; retries = 0; params = { target = "\${node.target_disk}"; fde = "true";$erase }; },
   { action = "image.stream"; timeout_s = 300; retries = 0;
     params = { url = "file://$tmp/fde.img.zst"; sha256 = "$sha"; target = "\${node.target_disk}";
-               fde = "true"; fde_partition = "cloudimg-rootfs"; fde_mapping = "cryptroot-test"; }; }
+               fde = "true"; fde_partition = "cloudimg-rootfs"; fde_mapping = "cryptroot-test";$stream }; }
 );
 CONF
+}
+# restart_with ERASE_WITHOUT STREAM_WITHOUT: edgeprovd again with that workflow (it reads its
+# template when it starts); logs in $tmp/daemon.N.log.
+daemon_logs=("$tmp/daemon.log")
+restart_with() {
+  stop_daemon
+  workflow "$1" "$2"
+  daemon_logs+=("$tmp/daemon.${#daemon_logs[@]}.log")
+  start_daemon "$tmp/site.conf" "${daemon_logs[-1]}"
+}
+retry_instance() {
+  $E instance retry "$($E host show "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])')" >/dev/null
+}
+workflow true true
 check "edgeprovd starts" start_daemon "$tmp/site.conf" "$tmp/daemon.log"
 E="$build/bin/edgeprov --config $tmp/site.conf"
 
@@ -119,15 +146,43 @@ check "no TPM: the instance's status says so" contains "$tmp/a.list" "Provisioni
 check "no TPM: the target keeps its old bytes (nothing erased, no byte of the image)" target_old
 check "no TPM: no recovery key was stored" run_status 1 "$tmp/a.key2" $E host recovery-key $U1
 
-# ---- (b) a software TPM --------------------------------------------------------------------------
+# ---- (s) a software TPM, no Secure Boot here, fde_without_secure_boot not set ----------------------
 swtpm_start tpm
 tcti=$tpm_tcti
+nosb="no EFI: the node did not boot from UEFI (no /sys/firmware/efi)"
+check "no Secure Boot: edgeprovd restarts with a workflow that does not accept it" restart_with false false
+fde_agent b $U2 FDESER02 "$tcti" "$tmp/s1.log"
+check "no Secure Boot: disk.erase fails, naming it, nothing erased" contains "$tmp/s1.log" \
+  "fde: Secure Boot is not enforcing on this node ($nosb): its PCR 7 records Secure Boot off, which any OS booted with Secure Boot off reproduces, and would open the disk; turn Secure Boot on (or set fde_without_secure_boot): nothing erased"
+$E instance list >"$tmp/s1.list" 2>&1
+check "no Secure Boot: the instance's status says so" contains "$tmp/s1.list" \
+  "Provisioning Failed: disk.erase: fde: Secure Boot is not enforcing on this node"
+check "no Secure Boot: the target keeps its old bytes" target_old
+check "no Secure Boot: no recovery key was stored" run_status 1 "$tmp/s1.key" $E host recovery-key $U2
+check "no Secure Boot: disk.erase only, edgeprovd restarts" restart_with true false
+retry_instance $U2
+fde_agent b $U2 FDESER02 "$tcti" "$tmp/s2.log"
+check "disk.erase with fde_without_secure_boot: the warning logged" contains "$tmp/s2.log" \
+  "fde: Secure Boot is not enforcing on this node ($nosb), and fde_without_secure_boot is set: PCR 7 then records Secure Boot off: any OS booted with Secure Boot off opens the disk"
+check "... and it erased the disk" contains "$tmp/s2.log" "partition tables and signatures erased"
+check "no Secure Boot: image.stream fails, naming it, nothing written" contains "$tmp/s2.log" \
+  "fde: Secure Boot is not enforcing on this node ($nosb): its PCR 7 records Secure Boot off, which any OS booted with Secure Boot off reproduces, and would open the disk; turn Secure Boot on (or set fde_without_secure_boot): nothing written"
+check "... the target's first MiB is the erase's zeros (no GPT of the image)" cmp -s -n 1048576 "$loop" /dev/zero
+check "... no recovery key was stored" run_status 1 "$tmp/s2.key" $E host recovery-key $U2
+check "... no LUKS2 header anywhere on the disk" absent -aF "LUKS" "$loop"
+
+# ---- (b) a software TPM, fde_without_secure_boot set ----------------------------------------------
+check "fde_without_secure_boot on both actions, edgeprovd restarts" restart_with true true
+retry_instance $U2
 dm=no
 grep -qw device-mapper /proc/misc && dm=yes
 # A private directory an earlier run that died left in /run (where the key file went without memfd).
 stale=$(mktemp -d /run/edgeprov-fde.XXXXXX)
 echo "not a real key" >"$stale/recovery.key"
 fde_agent b $U2 FDESER02 "$tcti" "$tmp/b.log"
+check "image.stream with fde_without_secure_boot: the warning logged" contains "$tmp/b.log" \
+  "fde: Secure Boot is not enforcing on this node ($nosb), and fde_without_secure_boot is set: PCR 7 then records Secure Boot off: any OS booted with Secure Boot off opens the disk"
+check "... by both actions" test "$(grep -c 'and fde_without_secure_boot is set: PCR 7 then records' "$tmp/b.log")" -ge 2
 check "swtpm: the stale private directory in /run was removed" test ! -e "$stale"
 check "... and the log says so" contains "$tmp/b.log" "fde: removed $stale, left by an earlier run"
 check "swtpm: systemd-cryptenroll read the key from a 0600 memfd, without a warning" absent -F "too permissive" "$tmp/b.log"
@@ -153,7 +208,7 @@ check "a wrong key does not" run_status 2 "$tmp/wrong.out" cryptsetup open --tes
 cryptsetup luksDump "$part" >"$tmp/dump" 2>&1
 check "luksDump: LUKS2" grep -qE "^Version:\s+2$" "$tmp/dump"
 check "luksDump: a systemd-tpm2 token" contains "$tmp/dump" "systemd-tpm2"
-check "luksDump: bound to PCR 7" grep -qE "tpm2-(hash-)?pcrs: +7$" "$tmp/dump"
+check "luksDump: bound to PCRs 7+15" grep -qE "tpm2-(hash-)?pcrs: +7\+15$" "$tmp/dump"
 check "luksDump: the data starts 16 MiB in" grep -qE "offset: 16777216 \[bytes\]" "$tmp/dump"
 check "luksDump: the recovery key's keyslot 0 is pbkdf2" python3 - "$tmp/dump" <<'PY'
 import re, sys
@@ -190,7 +245,7 @@ else
 fi
 
 # ---- (b) again: an operator retries; the partition is told anew, formatted with a new key ----------
-$E instance retry "$($E host show $U2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])')" >/dev/null
+retry_instance $U2
 fde_agent b $U2 FDESER02 "$tcti" "$tmp/b2.log"
 key2=$($E host recovery-key $U2 2>/dev/null)
 check "retry: the node stored a new recovery key" test -n "$key2" -a "$key2" != "$key"
@@ -212,18 +267,33 @@ tpm2_flushcontext -T "$tcti" -s >/dev/null 2>&1
 check "the TPM's lockout authorization is set" run_status 0 "$tmp/changeauth.out" tpm2_changeauth -T "$tcti" -c lockout lockout-secret
 check "... and its max tries set by the owner to 7" run_status 0 "$tmp/dalock.out" \
   tpm2_dictionarylockout -T "$tcti" -s -n 7 -t 1000 -l 1000 -p lockout-secret
-$E instance retry "$($E host show $U2 --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["instance_id"])')" >/dev/null
+retry_instance $U2
 fde_agent b $U2 FDESER02 "$tcti" "$tmp/b3.log"
 check "lockout auth set: the DA policy is left as the owner set it" contains "$tmp/b3.log" \
   "fde: the TPM's lockout authorization is set (its owner took it): its dictionary-attack policy is left as the owner set it"
 check "... no reset tried" absent -F "dictionary-attack lockout reset" "$tmp/b3.log"
 tpm2_getcap -T "$tcti" properties-variable >"$tmp/tpmvar" 2>&1
 check "... the TPM still says max tries 7" grep -qE "TPM2_PT_MAX_AUTH_FAIL: +0x7$" "$tmp/tpmvar"
-check "... and the disk is still enrolled" contains "$tmp/b3.log" "fde: TPM enrolled for $part (PCR 7)"
+check "... and the disk is still enrolled" contains "$tmp/b3.log" "fde: TPM enrolled for $part (PCRs 7+15)"
+
+# ---- (b) with PCR 15 extended, as an installed OS's unlocking stage does: nothing erased --------------
+tpm2_flushcontext -T "$tcti" -t >/dev/null 2>&1
+tpm2_flushcontext -T "$tcti" -l >/dev/null 2>&1
+tpm2_flushcontext -T "$tcti" -s >/dev/null 2>&1
+check "PCR 15 of the TPM extended" run_status 0 "$tmp/extend.out" tpm2_pcrextend -T "$tcti" \
+  15:sha256=bb42bdae040ebfb2743bcbcd77a3f9cddbd1792f5b49084128f461f1d583818d
+head -c $((64 << 20)) "$loop" >"$tmp/target-b3.img"
+retry_instance $U2
+fde_agent b $U2 FDESER02 "$tcti" "$tmp/b4.log"
+check "PCR 15 not zero: disk.erase fails, saying why" contains "$tmp/b4.log" \
+  "fde: PCR 15 of this node's TPM is not zero (something in this boot extended it), so the installed OS could not unseal what would be enrolled now: nothing written"
+check "... before erasing anything" cmp -s -n $((64 << 20)) "$loop" "$tmp/target-b3.img"
+check "... the last attempt's key still opens the header" run_status 0 "$tmp/open4.out" \
+  cryptsetup open --test-passphrase --key-file <($E host recovery-key $U2 2>/dev/null | tr -d '\n') "$part"
 
 check "the key file is gone, and its private directory" test -z "$(find "$tmp/b/state" "$tmp/a/state" -name 'edgeprov-fde.*')"
 check "no key file went through /run either" test -z "$(find /run -maxdepth 1 -name 'edgeprov-fde.*' -newer "$tmp/fde.img")"
-check "the recovery keys are in no log" absent -rF -e "$key" -e "$key2" -- "$tmp/daemon.log" "$tmp/a.log" "$tmp/b.log" \
-  "$tmp/b2.log" "$tmp/b3.log" "$tmp/a.list" "$tmp/b.list" "$tmp/tpm.log"
+check "the recovery keys are in no log" absent -rF -e "$key" -e "$key2" -- "${daemon_logs[@]}" "$tmp/a.log" "$tmp/b.log" \
+  "$tmp/b2.log" "$tmp/b3.log" "$tmp/b4.log" "$tmp/s1.log" "$tmp/s2.log" "$tmp/a.list" "$tmp/b.list" "$tmp/tpm.log"
 
 finish

@@ -3,7 +3,7 @@
 # (micro-os/udhcpc.script): Debian's kernel boots under QEMU (TCG) an initramfs made here by
 # hand in the layout `edgeprov artifacts build` produces (static busybox, the virtio modules
 # in dependency order, agent.env, a CA), with a fake edgeprov-agent that prints how it was
-# started. Six boots, two at a time:
+# started. The boots, two at a time:
 #   dhcp    DHCP on the NIC named by edgeprov.mac, command-line orchestrator over agent.env, the
 #           agent fails (exit 3): FAILED, the log's tail, a working shell on the console whose
 #           exit reboots
@@ -11,9 +11,13 @@
 #           edgeprov.debug, edgeprov.proxy; the agent exits 0: reboot, no shell
 #   nonic   no NIC at all: FAILED: network, then the shell
 #   twonics no edgeprov.mac, eth0 on a dead network: DHCP gives up on it and takes eth1
-#   installed  edgeprov.installed=cidata (an os-microvisor image): the seed partition mounted,
-#           the agent run with --installed --seed, the host name from meta-data, the OS stays up
+#   installed  edgeprov.installed=cidata (an os-microvisor image), a TPM 2.0 (swtpm) and tpm2 in
+#           the initramfs: PCR 15 extended before the seed partition is mounted (the agent sees
+#           it extended), the agent run with --installed --seed, the host name from meta-data, the
+#           OS stays up
 #   noseed  the same without the partition: FAILED naming it, the shell
+#   notpm2  installed mode with a TPM but no tpm2 to extend PCR 15: FAILED before the seed is
+#           mounted, no agent
 #   secureboot  UEFI (OVMF) enforcing Secure Boot, the kernel signed with its snakeoil db key,
 #           edgeprov.shell and edgeprov.debug on the command line, the agent fails: both words
 #           ignored (said once), FAILED and the log's tail, then no shell: the node halts
@@ -23,6 +27,11 @@
 #           (edgeprov.installed/root/roothash, as an attacker would pass them through iPXE): not
 #           started by a signed unified kernel image, so refused before any partition is looked
 #           at; the node halts
+#   sbuki   Secure Boot, a signed unified kernel image (systemd's stub, its own command line
+#           edgeprov.installed=cidata) on the disk's ESP: StubInfo set by the stub (volatile), so
+#           installed mode is accepted; no TPM: nothing to lock; the seed mounted, the OS stays up
+#   sbnvstub  as sbinstalled, with a non-volatile StubInfo made before /init runs (as an OS
+#           booted with Secure Boot off could leave one): refused, saying so; the node halts
 # Usage: microos_init.sh SOURCE_DIR BUILD_DIR
 set -u
 src=$1 build=$2
@@ -30,7 +39,7 @@ src=$1 build=$2
 scratch
 : "$build"
 
-for tool in qemu-system-x86_64 zstd busybox timeout sbsign sbattach openssl; do
+for tool in qemu-system-x86_64 zstd busybox timeout sbsign sbattach openssl swtpm tpm2 objcopy mkfs.vfat mmd mcopy sgdisk; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is missing (scripts/install-deps.sh)"; exit 1; }
 done
 kernel=$(ls /boot/vmlinuz-*-amd64 2>/dev/null | sort -V | tail -n 1)
@@ -97,6 +106,7 @@ echo "FAKE-AGENT NET: \$(echo \$(ip route | grep default)) | \$(echo \$(grep nam
 echo "FAKE-AGENT ENV: \$(echo \$(env | cut -d= -f1 | sort))"
 echo "FAKE-AGENT STATE: \$(ls -ld /var/lib/edgeprov-agent | cut -c1-10)"
 echo "FAKE-AGENT HOST: \$(hostname)"
+echo "FAKE-AGENT PCR15: \$(cat /sys/class/tpm/tpm0/pcr-sha256/15 2>/dev/null || echo none)"
 i=1
 while [ \$i -le 60 ]; do echo "fake agent line \$i"; i=\$((i + 1)); done
 exit $2
@@ -106,6 +116,29 @@ AGENT
 }
 make_initrd fail 3
 make_initrd ok 0
+# nvstub: a non-volatile StubInfo (attributes 0x7) is made, then the real /init runs.
+mv "$root/init" "$root/init.real"
+cat >"$root/init" <<INIT
+#!/bin/busybox sh
+/bin/busybox mkdir -p /proc /sys
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox insmod /lib/modules/$kver/$(module_path efivarfs)
+/bin/busybox mount -t efivarfs efivarfs /sys/firmware/efi/efivars
+printf '\007\000\000\000e\000v\000i\000l\000\000\000' >/sys/firmware/efi/efivars/StubInfo-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+/bin/busybox umount /sys/firmware/efi/efivars
+/bin/busybox umount /sys
+exec /init.real
+INIT
+chmod 0755 "$root/init"
+make_initrd nvstub 3
+mv "$root/init.real" "$root/init"
+# tpm: with tpm2 (tpm2-tools) and its libraries, and the TCTI it loads, as the builder adds them.
+for f in /usr/bin/tpm2 /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0; do
+  for g in "$f" $(ldd "$f" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\/lib64\// { print $1 }'); do
+    install -D -m 0755 "$(readlink -f "$g")" "$root$g"
+  done
+done
+make_initrd tpm 0
 
 # UEFI: OVMF (Secure Boot: its snakeoil variables, which trust the snakeoil db key) boots the
 # kernel given with -kernel only when it is signed with a key of db: a copy signed with it.
@@ -119,13 +152,31 @@ cp "$kernel" "$tmp/vmlinuz.efi" && sbattach --remove "$tmp/vmlinuz.efi" >/dev/nu
 sbsign --key "$tmp/sb.key" --cert /usr/share/ovmf/PkKek-1-snakeoil.pem --output "$tmp/vmlinuz.signed" "$tmp/vmlinuz.efi" >/dev/null 2>&1 ||
   { echo "FAIL: cannot sign a copy of $kernel with the snakeoil key"; exit 1; }
 cp "$ovmf_sb_vars" "$tmp/sb-vars.fd" && cp "$ovmf_sb_vars" "$tmp/sbi-vars.fd" && cp "$ovmf_vars" "$tmp/efi-vars.fd"
+cp "$ovmf_sb_vars" "$tmp/sbu-vars.fd" && cp "$ovmf_sb_vars" "$tmp/sbn-vars.fd"
+# PCR 15 after /init's one extend (sha256 of "edgeprov: no more unsealing in this boot"), as sysfs shows it.
+pcr15=$(python3 -c 'import hashlib; d = hashlib.sha256(b"edgeprov: no more unsealing in this boot").digest(); print(hashlib.sha256(bytes(32) + d).hexdigest().upper())')
+check "the lock's digest is the contract's" test "$(printf 'edgeprov: no more unsealing in this boot' | sha256sum | cut -c1-64)" = \
+  bb42bdae040ebfb2743bcbcd77a3f9cddbd1792f5b49084128f461f1d583818d
+# tpm_start NAME: a software TPM 2.0 of its own for one boot (swtpm, state $tmp/NAME.tpm; it ends
+# with QEMU's connection, or at the end of the test); tpm_args NAME: QEMU's arguments for it.
+tpms=()
+on_exit() { [ ${#tpms[@]} -eq 0 ] || kill "${tpms[@]}" 2>/dev/null; }
+tpm_start() {
+  mkdir -p "$tmp/$1.tpm"
+  swtpm socket --tpm2 --tpmstate dir="$tmp/$1.tpm" --ctrl type=unixio,path="$tmp/$1.tpm/sock" --terminate \
+    >"$tmp/$1.swtpm.log" 2>&1 &
+  tpms+=($!)
+  for _ in $(seq 100); do [ -S "$tmp/$1.tpm/sock" ] && break; sleep 0.05; done
+}
+tpm_args() { echo "-chardev socket,id=chrtpm,path=$tmp/$1.tpm/sock -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0"; }
 
 # ---- boots ---------------------------------------------------------------------------------
 # boot NAME INITRD APPEND [QEMU ARGS...]: boots with the serial console in $tmp/NAME.out (CRs
 # stripped) and QEMU's exit status in $tmp/NAME.rc (124: killed at the time limit). When /init
 # offers its shell, types two commands into it: one whose output proves it ran, then exit.
-# A halted guest (no shell under Secure Boot) is stopped once it says so. KERNEL=FILE boots
-# another kernel file.
+# A halted guest (no shell under Secure Boot), or an installed OS once it runs, is stopped once it
+# says so. KERNEL=FILE boots another kernel file; KERNEL=disk boots what the firmware finds on the
+# disks (INITRD and APPEND unused).
 boot() {
   local name=$1 initrd=$2 append=$3 raw=$tmp/$1.raw
   shift 3
@@ -141,9 +192,9 @@ boot() {
         printf 'exit\n'
         break
       fi
-      if grep -qF "reboot: System halted" "$raw"; then
+      if grep -qF "reboot: System halted" "$raw" || grep -qF "edgeprov-microos: installed OS running" "$raw"; then
         sleep 2 # time for anything the guest still writes (there must be nothing)
-        kill "$(cat "$tmp/$name.pid")" 2>/dev/null
+        kill "$(cat "$tmp/$name.pid" 2>/dev/null)" 2>/dev/null # (gone when QEMU has ended by itself)
         break
       fi
       sleep 0.2
@@ -151,9 +202,10 @@ boot() {
   } | {
     # no_timer_check: on a loaded host a TCG guest can miss the kernel's IO-APIC timer check and
     # panic ("IO-APIC + timer doesn't work"); the check proves nothing about the Micro-OS.
-    timeout "$limit" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -pidfile "$tmp/$name.pid" \
-      -kernel "${KERNEL:-$kernel}" -initrd "$initrd" \
-      -append "console=ttyS0 panic=-1 no_timer_check $append" "$@" >"$raw" 2>&1
+    if [ "${KERNEL:-}" = disk ]; then set -- "$@"; else
+      set -- -kernel "${KERNEL:-$kernel}" -initrd "$initrd" -append "console=ttyS0 panic=-1 no_timer_check $append" "$@"
+    fi
+    timeout "$limit" qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot -pidfile "$tmp/$name.pid" "$@" >"$raw" 2>&1
     echo $? >"$tmp/$name.rc"
   }
   tr -d '\r' <"$raw" >"$tmp/$name.out"
@@ -169,17 +221,17 @@ pids+=($!)
 boot static "$tmp/ok.img" "ip=10.0.2.50::10.0.2.2:255.255.255.0::eth0:off:10.0.2.3 edgeprov.orchestrator=a;reboot \
 edgeprov.debug edgeprov.proxy=http://10.0.2.2:3128 edgeprov.mac=$mac" $(nic n0 $mac) &
 pids+=($!)
-wait
+wait "${pids[@]}"
 pids=()
 boot nonic "$tmp/ok.img" "edgeprov.net_timeout=3 edgeprov.mac=zz:00" -nic none &
 pids+=($!)
 boot twonics "$tmp/ok.img" "edgeprov.net_timeout=30" -netdev hubport,id=dead,hubid=1 \
   -device virtio-net-pci,netdev=dead,mac=52:54:00:00:00:01 $(nic n1 52:54:00:00:00:02) &
 pids+=($!)
-wait
+wait "${pids[@]}"
 pids=()
 # Installed mode (an os-microvisor image): a disk whose GPT partition "cidata" holds the
-# NoCloud seed. The OS stays up after its agent, so QEMU is stopped at BOOT_LIMIT.
+# NoCloud seed. The OS stays up after its agent: QEMU is stopped once it says it runs.
 seed_disk() { # OUT WITH_SEED_PARTITION
   mkdir -p "$tmp/seed"
   printf '#cloud-config\n' >"$tmp/seed/user-data" && chmod 600 "$tmp/seed/user-data"
@@ -191,13 +243,14 @@ seed_disk() { # OUT WITH_SEED_PARTITION
 }
 seed_disk "$tmp/installed.disk" yes
 seed_disk "$tmp/noseed.disk" no
-BOOT_LIMIT=35 boot installed "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 $mac) \
+tpm_start installed
+boot installed "$tmp/tpm.img" "edgeprov.installed=cidata" $(nic n0 $mac) $(tpm_args installed) \
   -drive "if=none,id=d0,format=raw,file=$tmp/installed.disk" -device virtio-blk-pci,drive=d0 &
 pids+=($!)
 boot noseed "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 $mac) \
   -drive "if=none,id=d0,format=raw,file=$tmp/noseed.disk" -device virtio-blk-pci,drive=d0 &
 pids+=($!)
-wait
+wait "${pids[@]}"
 pids=()
 # UEFI, with and without Secure Boot (q35: OVMF's Secure Boot build needs SMM).
 KERNEL=$tmp/vmlinuz.signed boot secureboot "$tmp/fail.img" "edgeprov.shell edgeprov.debug edgeprov.mac=$mac edgeprov.shell=1" \
@@ -207,12 +260,53 @@ pids+=($!)
 KERNEL=$tmp/vmlinuz.signed boot efi "$tmp/fail.img" "edgeprov.debug edgeprov.mac=$mac" -M q35 \
   -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" -drive "if=pflash,format=raw,file=$tmp/efi-vars.fd" $(nic n0 $mac) &
 pids+=($!)
-wait
+wait "${pids[@]}"
 pids=()
 KERNEL=$tmp/vmlinuz.signed boot sbinstalled "$tmp/fail.img" \
   "edgeprov.installed=data edgeprov.root=root edgeprov.roothash=$(printf '%064d' 0) edgeprov.mac=$mac" \
   -M q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
-  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_sb_code" -drive "if=pflash,format=raw,file=$tmp/sbi-vars.fd" $(nic n0 $mac)
+  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_sb_code" -drive "if=pflash,format=raw,file=$tmp/sbi-vars.fd" $(nic n0 $mac) &
+pids+=($!)
+cp "$tmp/installed.disk" "$tmp/notpm2.disk"
+tpm_start notpm2
+boot notpm2 "$tmp/ok.img" "edgeprov.installed=cidata" $(nic n0 $mac) $(tpm_args notpm2) \
+  -drive "if=none,id=d0,format=raw,file=$tmp/notpm2.disk" -device virtio-blk-pci,drive=d0 &
+pids+=($!)
+wait "${pids[@]}"
+pids=()
+# A unified kernel image (systemd's stub, as microvisor-image.sh lays it out) signed with the
+# snakeoil db key, on the ESP of a disk whose second partition is the seed.
+printf 'ID=edgeprov-test\n' >"$tmp/osrel"
+printf '%s' "console=ttyS0 panic=-1 no_timer_check edgeprov.installed=cidata edgeprov.mac=$mac" >"$tmp/uki.cmdline"
+initrd_vma=$(((0x1000000 + $(stat -c %s "$kernel") + 0xfffff) / 0x100000 * 0x100000))
+objcopy --add-section .osrel="$tmp/osrel" --change-section-vma .osrel=0x20000 \
+  --add-section .cmdline="$tmp/uki.cmdline" --change-section-vma .cmdline=0x30000 \
+  --add-section .linux="$kernel" --change-section-vma .linux=0x1000000 \
+  --add-section .initrd="$tmp/ok.img" --change-section-vma ".initrd=$(printf '0x%x' $initrd_vma)" \
+  /usr/lib/systemd/boot/efi/linuxx64.efi.stub "$tmp/uki.efi" &&
+  sbsign --key "$tmp/sb.key" --cert /usr/share/ovmf/PkKek-1-snakeoil.pem --output "$tmp/uki.signed" "$tmp/uki.efi" >/dev/null 2>&1 ||
+  { echo "FAIL: cannot make and sign the unified kernel image"; exit 1; }
+esp_mib=$((($(stat -c %s "$tmp/uki.signed") >> 20) + 8))
+truncate -s ${esp_mib}M "$tmp/esp.img" && mkfs.vfat -n EFI "$tmp/esp.img" >/dev/null &&
+  mmd -i "$tmp/esp.img" ::/EFI ::/EFI/BOOT && mcopy -i "$tmp/esp.img" "$tmp/uki.signed" ::/EFI/BOOT/BOOTX64.EFI ||
+  { echo "FAIL: cannot make the ESP"; exit 1; }
+truncate -s $((esp_mib + 12))M "$tmp/uki.disk"
+sgdisk -n 1:2048:+${esp_mib}M -t 1:ef00 -c 1:ESP -n 2:0:+8M -c 2:cidata "$tmp/uki.disk" >/dev/null
+dd if="$tmp/esp.img" of="$tmp/uki.disk" bs=512 seek=2048 conv=notrunc status=none
+dd if="$tmp/seed.fs" of="$tmp/uki.disk" bs=512 seek=$(sgdisk -i 2 "$tmp/uki.disk" | awk '/^First sector/ { print $3 }') conv=notrunc status=none
+# No option ROM on the NIC: the firmware boots the disk, not the network.
+KERNEL=disk BOOT_LIMIT=100 boot sbuki "" "" -M q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_sb_code" -drive "if=pflash,format=raw,file=$tmp/sbu-vars.fd" \
+  -netdev user,id=n0 -device virtio-net-pci,netdev=n0,mac=$mac,romfile= \
+  -drive "if=none,id=d0,format=raw,file=$tmp/uki.disk" -device virtio-blk-pci,drive=d0,bootindex=0 &
+pids+=($!)
+KERNEL=$tmp/vmlinuz.signed boot sbnvstub "$tmp/nvstub.img" \
+  "edgeprov.installed=data edgeprov.root=root edgeprov.roothash=$(printf '%064d' 0) edgeprov.mac=$mac" \
+  -M q35,smm=on -global driver=cfi.pflash01,property=secure,value=on \
+  -drive "if=pflash,format=raw,readonly=on,file=$ovmf_sb_code" -drive "if=pflash,format=raw,file=$tmp/sbn-vars.fd" $(nic n0 $mac) &
+pids+=($!)
+wait "${pids[@]}"
+pids=()
 echo "all boots: $((SECONDS - t_all)) s"
 
 # after FILE MARKER: the part of FILE after the first line holding MARKER.
@@ -276,6 +370,10 @@ check "  QEMU exited" ended twonics
 
 o=$tmp/installed.out
 check "installed: the seed partition is found and mounted" contains "$o" "edgeprov-microos: seed on /dev/vda1"
+check "  PCR 15 extended" contains "$o" "edgeprov-microos: PCR 15 extended: the TPM unseals nothing more in this boot"
+check "  ... before the seed was mounted" test "$(grep -n 'PCR 15 extended' "$o" | cut -d: -f1)" -lt \
+  "$(grep -n 'seed on /dev/vda1' "$o" | cut -d: -f1)"
+check "  the agent sees PCR 15 extended once" grep -qix "FAKE-AGENT PCR15: $pcr15" "$o"
 check "  the agent reports from the seed, nothing else" contains "$o" \
   "FAKE-AGENT ARGS: --installed --seed /run/seed/user-data --state-dir /var/lib/edgeprov-agent --plugins /usr/lib/edgeprov/plugins"
 check "  the host name comes from meta-data" contains "$o" "FAKE-AGENT HOST: node-7.site.example"
@@ -285,6 +383,12 @@ o=$tmp/noseed.out
 check "noseed: FAILED naming the missing partition" contains "$o" "edgeprov-microos: FAILED: installed: no partition named cidata (the NoCloud seed)"
 check "  agent not started" lacks "$o" "agent starting"
 check "  shell, then reboot" line "$o" "SHELL-42"
+
+o=$tmp/notpm2.out
+check "notpm2: FAILED: no tpm2 to extend PCR 15" contains "$o" \
+  "edgeprov-microos: FAILED: installed: cannot extend PCR 15: no tpm2 (tpm2-tools) in this initramfs"
+check "  the seed not mounted, no agent" absent -E 'seed on|agent starting' "$o"
+check "  (no Secure Boot:) the shell" line "$o" "SHELL-42"
 
 o=$tmp/secureboot.out
 check "secureboot: the kernel booted under Secure Boot" contains "$o" "secureboot: Secure boot enabled"
@@ -309,6 +413,21 @@ check "  installed-mode words from an unsigned command line refused" contains "$
   "installed mode (edgeprov.installed/root/roothash) under Secure Boot needs the signed unified kernel image's own command line"
 check "  no partition looked at, no agent" absent -E 'verified root on|seed on|agent starting|no partition named' "$o"
 check "  the node halted" contains "$o" "reboot: System halted"
+
+o=$tmp/sbnvstub.out
+check "sbnvstub: the kernel booted under Secure Boot" contains "$o" "secureboot: Secure boot enabled"
+check "  a non-volatile StubInfo refused, saying so" contains "$o" \
+  "under Secure Boot needs the signed unified kernel image's own command line; the StubInfo variable is non-volatile (not set by systemd's stub in this boot): refused"
+check "  no partition looked at, no agent" absent -E 'verified root on|seed on|agent starting|no partition named' "$o"
+check "  the node halted" contains "$o" "reboot: System halted"
+
+o=$tmp/sbuki.out
+check "sbuki: the unified kernel image booted under Secure Boot" contains "$o" "secureboot: Secure boot enabled"
+check "  installed mode accepted (StubInfo set by the stub, volatile)" absent -E 'refused|FAILED' "$o"
+check "  no TPM: nothing to lock" contains "$o" "edgeprov-microos: no TPM (/dev/tpmrm0): nothing to lock"
+check "  the seed partition mounted" contains "$o" "edgeprov-microos: seed on /dev/vda2"
+check "  the agent ran from the seed" contains "$o" "FAKE-AGENT ARGS: --installed --seed /run/seed/user-data"
+check "  the OS stays up" contains "$o" "edgeprov-microos: installed OS running"
 
 o=$tmp/efi.out
 check "efi: the kernel booted without Secure Boot" contains "$o" "secureboot: Secure boot disabled"
