@@ -277,13 +277,19 @@ scenario_fde() {
   VM_DISK=$E2E/fdeD-renamed.img VM_EXTRA_DISK=$E2E/attacker.img VM_TPM=$E2E/tpm-fde-deb vm_start fdeS "$ud" E2ENODE10 net secureboot
   check "fde: (d) the signed initramfs locks the TPM (PCR 15) before it lets the boot go on" vm_wait fdeS "PCR 15 extended" 240 \
     'edgeprov-fde: PCR 15 extended'
-  check "fde: (d) ... under Secure Boot (PCR 7 as enrolled)" vm_wait fdeS "Secure Boot on" 30 'Secure boot enabled'
+  check "fde: (d) ... under Secure Boot (PCR 7 as enrolled)" vm_wait fdeS "Secure Boot on" 30 \
+    'UEFI Secure Boot is enabled|Secure boot enabled'
   check "fde: (d) the attacker's init runs" vm_wait fdeS "attacker's init" 180 "edgeprov-attack: the attacker's init runs"
   check "fde: (d) ... and the TPM refuses to unseal the node's disk" vm_wait fdeS "TPM refuses the attacker" 120 \
     'edgeprov-attack: (the TPM refused|UNSEALED|no LUKS2)'
   vm_stop fdeS
   vm_console fdeS | grep 'edgeprov-attack:' >&2
   check "fde: (d) ... refused, never unsealed" fde_console_has fdeS 'edgeprov-attack: the TPM refused to unseal /dev/vda'
+  # The refusal is the policy's (not a missing TPM or a broken token), and PCR 15 holds exactly the
+  # initramfs's one extension: sha256(32 zero bytes || sha256("edgeprov: no more unsealing in this boot")).
+  check "fde: (d) ... by the PCR policy" fde_console_has fdeS 'edgeprov-attack: the TPM refused .*policy digest does not match'
+  check "fde: (d) ... PCR 15 extended once, by the initramfs" fde_console_has fdeS \
+    'edgeprov-attack: +15 *: 0xC03D847184C6A56C1B58E17A54409A3C90FCF4DEA8A3EFBC22402B79E9AC8DDC'
   check "fde: (d) ... (never 'UNSEALED')" fde_console_lacks fdeS 'edgeprov-attack: UNSEALED'
 }
 

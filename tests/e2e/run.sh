@@ -141,7 +141,7 @@ scenario_usb() {
 # with the snakeoil db key (e2e_snakeoil_keys), so the node boots signed code from power-on to
 # RUNNING: iPXE, the Micro-OS, and after the reboot the installed image.
 # root_verified UUID: host show's disk line says the installed OS runs on its dm-verity root.
-root_verified() { e2e_cli host show "$1" | grep -E '^disk:' | tee /dev/stderr | grep -qE 'root verified: .*/ on vroot \(dm-verity\)'; }
+root_verified() { e2e_cli host show "$1" | grep -E '^disk:' | tee -a /dev/stderr | grep -qE 'root verified: .*/ on vroot \(dm-verity\)'; }
 secure_boot_seen_twice() { [ "$(vm_console "$1" | grep -cE 'Secure boot enabled')" -ge 2 ]; }
 # The Micro-OS started neither shell (the one edgeprov.shell asks for, the rescue one) nor the
 # debug trace. (grep reads a pipe here: its status 1 is "absent", nothing else.)
