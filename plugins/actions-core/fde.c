@@ -111,24 +111,53 @@ static bool tpm_lockout_auth_set(tpm *t, TSS2_RC *rc) {
   return set;
 }
 
-/* Whether the sha256 bank's PCR LOCK_PCR is all zeros (*ret_found false when the TPM returns no
- * such PCR: no sha256 bank). Returns the TPM's answer code. */
-static TSS2_RC tpm_lock_pcr_zero(tpm *t, bool *ret_found, bool *ret_zero) {
+/* What systemd-cryptenroll will find in the sha256 bank, the one the unlocking stage's PCR 15
+ * lock extends. systemd 252 picks the bank itself (sha256 when complete and measured, else sha1
+ * when that one is): the token's tpm2-pcr-bank is checked after enrolment (enrolled_bank). */
+typedef struct sha256_bank {
+  bool complete;   /* TPM2_CAP_PCRS: sha256 with all 24 PCRs allocated, PCRs 7 and 15 readable */
+  bool pcr15_zero; /* PCR 15 all zeros: nothing extended it in this boot */
+} sha256_bank;
+
+static bool digest_is_all(const TPM2B_DIGEST *d, uint8_t byte) {
+  for (size_t i = 0; i < d->size; i++)
+    if (d->buffer[i] != byte) return false;
+  return true;
+}
+
+static TSS2_RC tpm_sha256_bank(tpm *t, sha256_bank *out) {
+  memset(out, 0, sizeof *out);
+  TPMI_YES_NO more = 0;
+  TPMS_CAPABILITY_DATA *caps = NULL;
+  TSS2_RC rc = Esys_GetCapability(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_PCRS, 0, 1, &more, &caps);
+  if (rc == TSS2_RC_SUCCESS && caps) {
+    const TPML_PCR_SELECTION *banks = &caps->data.assignedPCR;
+    for (UINT32 i = 0; i < banks->count && i < TPM2_NUM_PCR_BANKS; i++) {
+      const TPMS_PCR_SELECTION *b = &banks->pcrSelections[i];
+      if (b->hash == TPM2_ALG_SHA256 && b->sizeofSelect >= 3 && b->pcrSelect[0] == 0xff && b->pcrSelect[1] == 0xff &&
+          b->pcrSelect[2] == 0xff)
+        out->complete = true;
+    }
+  }
+  free(caps);
+  if (rc != TSS2_RC_SUCCESS) return rc;
   TPML_PCR_SELECTION want = {.count = 1,
                              .pcrSelections = {{.hash = TPM2_ALG_SHA256, .sizeofSelect = 3, .pcrSelect = {0, 0, 0}}}};
-  want.pcrSelections[0].pcrSelect[LOCK_PCR / 8] = (uint8_t)(1u << (LOCK_PCR % 8));
+  want.pcrSelections[0].pcrSelect[0] = 1u << 7;
+  want.pcrSelections[0].pcrSelect[LOCK_PCR / 8] |= (uint8_t)(1u << (LOCK_PCR % 8));
   UINT32 counter = 0;
   TPML_PCR_SELECTION *got = NULL;
   TPML_DIGEST *values = NULL;
-  TSS2_RC rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want, &counter, &got, &values);
-  *ret_found = rc == TSS2_RC_SUCCESS && got && got->count == 1 && got->pcrSelections[0].hash == TPM2_ALG_SHA256 &&
-               (got->pcrSelections[0].pcrSelect[LOCK_PCR / 8] & (1u << (LOCK_PCR % 8))) && values && values->count == 1 &&
-               values->digests[0].size == 32;
-  *ret_zero = false;
-  if (*ret_found) {
-    uint8_t any = 0;
-    for (size_t i = 0; i < 32; i++) any |= values->digests[0].buffer[i];
-    *ret_zero = any == 0;
+  rc = Esys_PCR_Read(t->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &want, &counter, &got, &values);
+  /* Both PCRs, in index order (7, then 15), 32 bytes each: anything less counts as not there. */
+  bool both = rc == TSS2_RC_SUCCESS && got && got->count == 1 && got->pcrSelections[0].hash == TPM2_ALG_SHA256 &&
+              got->pcrSelections[0].sizeofSelect >= 2 && (got->pcrSelections[0].pcrSelect[0] & (1u << 7)) &&
+              (got->pcrSelections[0].pcrSelect[LOCK_PCR / 8] & (1u << (LOCK_PCR % 8))) && values && values->count == 2 &&
+              values->digests[0].size == 32 && values->digests[1].size == 32;
+  if (both) {
+    out->pcr15_zero = digest_is_all(&values->digests[1], 0x00);
+  } else {
+    out->complete = false; /* no such PCRs in that bank: not one to seal to */
   }
   free(got);
   free(values);
@@ -239,18 +268,19 @@ int32_t fde_tpm_check(const ep_host *host, ep_ctx *ctx, char tcti_out[FDE_TCTI_M
     return ep_failf(host, ctx, EP_EFAILED, "fde: no TPM 2.0 on this node (%s: %s failed: %s): nothing written", tcti, what,
                     Tss2_RC_Decode(rc));
   /* systemd-cryptenroll seals to PCR 15's value now: it must be the zero the installed OS's
-   * unlocking stage finds before it extends it. */
-  bool found = false, zero = false;
-  rc = tpm_lock_pcr_zero(&t, &found, &zero);
+   * unlocking stage finds before it extends it; and to the sha256 bank, the one that stage locks. */
+  sha256_bank bank;
+  rc = tpm_sha256_bank(&t, &bank);
   tpm_close(&t); /* systemd-cryptenroll talks to it later: a TPM without a resource manager takes one client */
   if (rc != TSS2_RC_SUCCESS)
-    return ep_failf(host, ctx, EP_EFAILED, "fde: cannot read PCR 15 of this node's TPM (%s: TPM2_PCR_Read failed: %s): nothing written",
-                    tcti, Tss2_RC_Decode(rc));
-  if (!found)
     return ep_failf(host, ctx, EP_EFAILED,
-                    "fde: this node's TPM returned no sha256 PCR 15 (no sha256 PCR bank?): the disk is sealed to PCRs 7+15 "
-                    "of that bank: nothing written");
-  if (!zero)
+                    "fde: cannot read the sha256 PCRs 7 and 15 of this node's TPM (%s: %s): nothing written", tcti,
+                    Tss2_RC_Decode(rc));
+  if (!bank.complete)
+    return ep_failf(host, ctx, EP_EFAILED,
+                    "fde: this node's TPM has no complete sha256 PCR bank (all 24 PCRs): systemd-cryptenroll would seal to "
+                    "another bank, which the installed OS's PCR 15 lock does not touch: nothing written");
+  if (!bank.pcr15_zero)
     return ep_failf(host, ctx, EP_EFAILED,
                     "fde: PCR 15 of this node's TPM is not zero (something in this boot extended it), so the installed OS "
                     "could not unseal what would be enrolled now: nothing written");
@@ -702,6 +732,59 @@ static int32_t enroll_tpm(fde_job *f, const char *key) {
   return 0;
 }
 
+/* The string value of "key" at the top of a JSON object text (no escapes in it: systemd's token
+ * fields are plain names), into out (cap bytes); "" when absent or not a plain string. */
+static void json_plain_string(const char *json, const char *key, char *out, size_t cap) {
+  out[0] = '\0';
+  char quoted[64];
+  snprintf(quoted, sizeof quoted, "\"%s\"", key);
+  const char *p = strstr(json, quoted);
+  if (!p) return;
+  p += strlen(quoted);
+  p += strspn(p, " \t\r\n");
+  if (*p++ != ':') return;
+  p += strspn(p, " \t\r\n");
+  if (*p++ != '"') return;
+  size_t len = strcspn(p, "\"\\");
+  if (p[len] != '"' || len >= cap) return;
+  memcpy(out, p, len);
+  out[len] = '\0';
+}
+
+/* systemd-cryptenroll chose the PCR bank itself: the key must be sealed in the sha256 bank, the
+ * one the installed OS's PCR 15 lock extends (a sha1 seal would survive the lock). Reads the
+ * systemd-tpm2 token's tpm2-pcr-bank from the header it wrote. 0, or a negative code with the
+ * message set. */
+static int32_t check_enrolled_bank(fde_job *f) {
+  struct crypt_device *cd = NULL;
+  int rc = crypt_init(&cd, f->part_dev);
+  if (rc == 0) rc = crypt_load(cd, CRYPT_LUKS2, NULL);
+  char bank[32] = "";
+  bool found = false;
+  for (int i = 0; rc == 0 && !found && i < 32; i++) {
+    const char *type = NULL, *json = NULL;
+    crypt_token_info status = crypt_token_status(cd, i, &type);
+    if ((status != CRYPT_TOKEN_EXTERNAL && status != CRYPT_TOKEN_EXTERNAL_UNKNOWN) || !type || strcmp(type, "systemd-tpm2") != 0)
+      continue;
+    if (crypt_token_json_get(cd, i, &json) < 0 || !json) continue;
+    found = true;
+    json_plain_string(json, "tpm2-pcr-bank", bank, sizeof bank);
+  }
+  crypt_free(cd);
+  if (rc < 0)
+    return ep_failf(f->host, f->ctx, EP_EIO, "fde: cannot read the LUKS2 header of %s after enrolment: %s", f->part_dev,
+                    strerror(-rc));
+  if (!found)
+    return ep_failf(f->host, f->ctx, EP_EFAILED, "fde: no systemd-tpm2 token on %s after systemd-cryptenroll", f->part_dev);
+  if (strcmp(bank, "sha256") != 0)
+    return ep_failf(f->host, f->ctx, EP_EFAILED,
+                    "fde: systemd-cryptenroll sealed the key to the '%s' PCR bank, not sha256, the bank the installed "
+                    "OS's PCR 15 lock extends (this TPM's sha256 bank holds no measurements?): refused, nothing of the "
+                    "image written; the recovery key is stored",
+                    bank[0] ? bank : "(none named)");
+  return 0;
+}
+
 /* ---- the whole preparation ------------------------------------------------------------------- */
 
 /* The recovery key: 32 bytes from the kernel's random generator as 64 lowercase hex digits. */
@@ -767,6 +850,7 @@ int32_t fde_prepare(fde_job *f, fde_route *route) {
     ep_logf(host, ctx, EP_LOG_INFO, "fde: %s is LUKS2; its recovery key is stored with the orchestrator", f->part_dev);
     tpm_relax_lockout(f);
     r = enroll_tpm(f, key);
+    if (r == 0) r = check_enrolled_bank(f);
   }
   if (r == 0) {
     crypt_last[0] = '\0';

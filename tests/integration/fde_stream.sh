@@ -209,6 +209,7 @@ cryptsetup luksDump "$part" >"$tmp/dump" 2>&1
 check "luksDump: LUKS2" grep -qE "^Version:\s+2$" "$tmp/dump"
 check "luksDump: a systemd-tpm2 token" contains "$tmp/dump" "systemd-tpm2"
 check "luksDump: bound to PCRs 7+15" grep -qE "tpm2-(hash-)?pcrs: +7\+15$" "$tmp/dump"
+check "luksDump: sealed in the sha256 bank (the one the installed OS locks)" grep -qE "tpm2-pcr-bank: +sha256$" "$tmp/dump"
 check "luksDump: the data starts 16 MiB in" grep -qE "offset: 16777216 \[bytes\]" "$tmp/dump"
 check "luksDump: the recovery key's keyslot 0 is pbkdf2" python3 - "$tmp/dump" <<'PY'
 import re, sys
