@@ -20,6 +20,7 @@
 
 #include "actions_core.h"
 #include "boot_order_calc.h"
+#include "efivar.h"
 #include "target_disk.h"
 
 #define EFI_GLOBAL_GUID "8be4df61-93ca-11d2-aa0d-00e098032b8c"
@@ -49,33 +50,6 @@ const ep_field_decl efi_boot_order_params[] = {
 const uint32_t efi_boot_order_params_count = sizeof efi_boot_order_params / sizeof efi_boot_order_params[0];
 
 static uint16_t le16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
-
-/* Reads variable name (efivarfs layout) into raw, at most 4 + VAR_MAX bytes. Returns the
- * payload's length (it starts at raw + 4), or -errno (-ENOENT when absent, -EFBIG when too
- * large, -EINVAL when shorter than its attributes). */
-static int read_var(int dir, const char *name, uint8_t *raw) {
-  int fd = openat(dir, name, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -errno;
-  size_t len = 0;
-  int r = 0;
-  for (;;) {
-    if (len == 4 + VAR_MAX) {
-      uint8_t extra;
-      ssize_t n = read(fd, &extra, 1);
-      r = n > 0 ? -EFBIG : n < 0 ? -errno : 0;
-      break;
-    }
-    ssize_t n = read(fd, raw + len, 4 + VAR_MAX - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) r = -errno;
-    if (n <= 0) break;
-    len += (size_t)n;
-  }
-  close(fd);
-  if (r == 0 && len < 4) r = -EINVAL;
-  return r < 0 ? r : (int)(len - 4);
-}
 
 /* Copies NUL-terminated UCS-2 (little endian) as UTF-8, cut at cap; returns the number of
  * bytes of in used, terminator included, or 0 when in has no terminator. */
@@ -112,7 +86,7 @@ static void find_partition_guid(const uint8_t *path, size_t len, char out[37]) {
     if (node[0] == 0x7f && node[1] == 0xff) return; /* end of the entire path */
     if (node[0] == 0x04 && node[1] == 0x01 && node_len >= 42 && node[41] == 0x02) { /* media, hard drive, GUID signature */
       const uint8_t *g = node + 24;
-      snprintf(out, 37, "%08x-%04x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", (unsigned)le32(g), (unsigned)le16(g + 4), g[7], g[6],
+      snprintf(out, 37, "%08x-%04x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", (unsigned)efivar_le32(g), (unsigned)le16(g + 4), g[7], g[6],
                g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]);
       return;
     }
@@ -127,7 +101,7 @@ static void parse_load_option(const uint8_t *data, size_t len, boot_entry *e) {
   snprintf(e->description, sizeof e->description, "(malformed)");
   e->partition[0] = '\0';
   if (len < 6) return;
-  e->attributes = le32(data);
+  e->attributes = efivar_le32(data);
   size_t path_len = le16(data + 4);
   char description[BOOT_DESCRIPTION_MAX];
   size_t used = ucs2_to_utf8(data + 6, len - 6, description, sizeof description);
@@ -176,7 +150,7 @@ static int32_t read_entries(const ep_host *host, ep_ctx *ctx, int dir, const cha
     boot_entry *e = &entries[n];
     memset(e, 0, sizeof *e);
     e->number = number;
-    int len = read_var(dir, de->d_name, raw);
+    int len = efivar_read_at(dir, de->d_name, raw, VAR_MAX);
     if (len < 0) {
       ep_logf(host, ctx, EP_LOG_WARN, "%s/%s: unreadable (%s); skipped", dir_path, de->d_name, strerror(-len));
       continue;
@@ -289,7 +263,7 @@ static int32_t write_order(const ep_host *host, ep_ctx *ctx, int dir, const char
 
 /* Warns when BootNext will send the next boot elsewhere once. */
 static void check_boot_next(const ep_host *host, ep_ctx *ctx, int dir, const char *dir_path, uint8_t *raw, uint16_t first) {
-  int len = read_var(dir, BOOT_NEXT, raw);
+  int len = efivar_read_at(dir, BOOT_NEXT, raw, VAR_MAX);
   if (len == 2 && le16(raw + 4) != first)
     ep_logf(host, ctx, EP_LOG_WARN, "%s: BootNext is Boot%04X: the next boot goes there once, before BootOrder applies", dir_path,
             le16(raw + 4));
@@ -312,10 +286,10 @@ static int32_t read_order(order_job *j, size_t *ret_len, uint32_t *ret_attribute
   const ep_host *host = j->host;
   ep_ctx *ctx = j->ctx;
   uint32_t attributes = ATTRIBUTES_DEFAULT;
-  int len = read_var(j->dir, BOOT_ORDER, j->raw);
+  int len = efivar_read_at(j->dir, BOOT_ORDER, j->raw, VAR_MAX);
   if (len == -ENOENT) len = 0; /* no BootOrder yet: one is created */
   else if (len < 0) return ep_failf(host, ctx, len, "efivars_dir: cannot read %s/BootOrder: %s", j->dir_path, strerror(-len));
-  else attributes = le32(j->raw);
+  else attributes = efivar_le32(j->raw);
   if (len % 2 || len / 2 > ORDER_MAX)
     return ep_failf(host, ctx, EP_EINVAL, "efivars_dir: %s/BootOrder is not a list of at most %d entries (%d bytes)",
                     j->dir_path, ORDER_MAX, len);

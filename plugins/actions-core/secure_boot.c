@@ -4,6 +4,8 @@
 #endif
 #include "secure_boot.h"
 
+#include "efivar.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -16,40 +18,42 @@
 
 bool efivar_parse_u8(const uint8_t *buf, size_t len, uint32_t *ret_attributes, uint8_t *ret_value) {
   if (len != 5) return false;
-  *ret_attributes = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 | (uint32_t)buf[3] << 24;
+  *ret_attributes = efivar_le32(buf);
   *ret_value = buf[4];
   return true;
 }
 
-/* Reads the global variable name under efi_dir/efivars in one read (efivarfs cannot seek).
- * Returns 1 with *ret_value set, 0 when there is no such variable, -1 with why set. */
+/* Reads the global variable name under efi_dir/efivars. Returns 1 with *ret_value set, 0 when
+ * there is no such variable, -1 with why set. */
 static int read_u8_variable(const char *efi_dir, const char *name, uint8_t *ret_value, char *why, size_t cap) {
-  char path[4096];
-  if ((size_t)snprintf(path, sizeof path, "%s/efivars/%s-" GLOBAL_VARIABLE_GUID, efi_dir, name) >= sizeof path) {
+  char dir_path[4096], file[64];
+  if ((size_t)snprintf(dir_path, sizeof dir_path, "%s/efivars", efi_dir) >= sizeof dir_path) {
     snprintf(why, cap, "the path of the %s variable is too long", name);
     return -1;
   }
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) return 0;
-  if (fd < 0) {
+  snprintf(file, sizeof file, "%s-" GLOBAL_VARIABLE_GUID, name);
+  int dir = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0 && errno == ENOENT) return 0;
+  if (dir < 0) {
     snprintf(why, cap, "cannot read the %s variable: %s", name, strerror(errno));
     return -1;
   }
   uint8_t buf[EFIVAR_READ_MAX];
-  ssize_t n;
-  do n = read(fd, buf, sizeof buf);
-  while (n < 0 && errno == EINTR);
-  int err = errno;
-  close(fd);
-  uint32_t attributes = 0;
+  int n = efivar_read_at(dir, file, buf, sizeof buf - 4);
+  close(dir);
+  if (n == -ENOENT) return 0;
+  if (n == -EFBIG || n == -EINVAL || (n >= 0 && n != 1)) {
+    if (n >= 0) snprintf(why, cap, "the %s variable holds %d bytes, not 4 of attributes and 1 of value", name, n + 4);
+    else snprintf(why, cap, "the %s variable holds %s bytes, not 4 of attributes and 1 of value", name,
+                  n == -EFBIG ? "more than 16" : "fewer than 4");
+    return -1;
+  }
   if (n < 0) {
-    snprintf(why, cap, "cannot read the %s variable: %s", name, strerror(err));
+    snprintf(why, cap, "cannot read the %s variable: %s", name, strerror(-n));
     return -1;
   }
-  if (!efivar_parse_u8(buf, (size_t)n, &attributes, ret_value)) {
-    snprintf(why, cap, "the %s variable holds %zd bytes, not 4 of attributes and 1 of value", name, n);
-    return -1;
-  }
+  uint32_t attributes = 0;
+  efivar_parse_u8(buf, 5, &attributes, ret_value);
   return 1;
 }
 
